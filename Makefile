@@ -1,0 +1,42 @@
+# oidc-bridge. The two commands of the README: `make run` and `make test`.
+GO        ?= go
+BIN       := bin/oidc-bridge
+PKGS      := ./...
+STATICCHECK_VERSION := v0.8.2
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test lint bench fuzz postgres clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## Build bin/oidc-bridge (static)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/oidc-bridge
+
+postgres: ## Make sure PostgreSQL server binaries are installed (apt-get when missing)
+	@scripts/ensure-postgres.sh
+
+run: postgres build ## Start the service on the embedded default (or BRIDGE_DATABASE_URL)
+	./$(BIN) serve
+
+test: postgres ## Run every test: unit, Postgres integration, end to end, fuzz seeds
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+bench: postgres ## Run the benchmarks
+	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+FUZZTIME ?= 30s
+fuzz: ## Run each fuzz target for FUZZTIME (seed corpora run in `make test` anyway)
+	@for pkg in ./identity ./mapping; do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean: ## Remove build output (not the embedded database under .oidc-bridge)
+	rm -rf bin

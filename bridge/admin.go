@@ -1,0 +1,183 @@
+package bridge
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+)
+
+func (s *Server) listIssuers(c echo.Context) error {
+	is, err := s.opts.Store.ListIssuers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if is == nil {
+		is = []mapping.Issuer{}
+	}
+	return c.JSON(http.StatusOK, api.IssuerList{Issuers: is})
+}
+
+func (s *Server) getIssuer(c echo.Context) error {
+	is, err := s.opts.Store.GetIssuer(c.Request().Context(), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, is)
+}
+
+// readIssuer decodes and validates an issuer; pathName is the name in the
+// URL of a PUT, which the body may omit.
+func (s *Server) readIssuer(c echo.Context, pathName string) (mapping.Issuer, error) {
+	is := mapping.Issuer{Enabled: true}
+	if err := decodeStrict(c, &is); err != nil {
+		return is, err
+	}
+	if is.Name == "" {
+		is.Name = pathName
+	}
+	if err := mapping.ValidateIssuer(&is); err != nil {
+		return is, err
+	}
+	if err := identity.ValidateIssuerURL(is.URL, s.opts.AllowInsecureIssuers); err != nil {
+		return is, &mapping.ValidationError{Field: "url", Message: err.Error()}
+	}
+	return is, nil
+}
+
+func (s *Server) createIssuer(c echo.Context) error {
+	is, err := s.readIssuer(c, "")
+	if err != nil {
+		return err
+	}
+	out, err := s.opts.Store.CreateIssuer(c.Request().Context(), is)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/admin/issuers/"+url.PathEscape(out.Name))
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) updateIssuer(c echo.Context) error {
+	name := c.Param("name")
+	is, err := s.readIssuer(c, name)
+	if err != nil {
+		return err
+	}
+	// A change of kind must not leave a mapping the new kind refuses.
+	check := func(m mapping.Mapping) error {
+		return mapping.ValidateMapping(&m, identity.Kind(is.Kind))
+	}
+	out, err := s.opts.Store.UpdateIssuer(c.Request().Context(), name, is, check)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) deleteIssuer(c echo.Context) error {
+	if err := s.opts.Store.DeleteIssuer(c.Request().Context(), c.Param("name")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) listMappings(c echo.Context) error {
+	q := c.QueryParams()
+	f := mapping.Filter{Issuer: q.Get("issuer"), Provider: q.Get("provider")}
+	switch q.Get("enabled") {
+	case "":
+	case "true":
+		f.EnabledOnly = true
+	default:
+		return invalid("enabled", "enabled: the only filter value is true")
+	}
+	ms, err := s.opts.Store.ListMappings(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if ms == nil {
+		ms = []mapping.Mapping{}
+	}
+	return c.JSON(http.StatusOK, api.MappingList{Mappings: ms})
+}
+
+func (s *Server) getMapping(c echo.Context) error {
+	m, err := s.opts.Store.GetMapping(c.Request().Context(), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+// readMapping decodes a mapping and returns it with the check that the
+// store runs against its issuer's kind inside the write's transaction.
+func readMapping(c echo.Context, pathName string) (mapping.Mapping, func(identity.Kind) error, error) {
+	m := mapping.Mapping{Enabled: true}
+	if err := decodeStrict(c, &m); err != nil {
+		return m, nil, err
+	}
+	if m.Name == "" {
+		m.Name = pathName
+	}
+	mapping.Normalize(&m)
+	if m.Issuer == "" {
+		return m, nil, &mapping.ValidationError{Field: "issuer", Message: "issuer: required: the name of a registered issuer"}
+	}
+	check := func(k identity.Kind) error { return mapping.ValidateMapping(&m, k) }
+	return m, check, nil
+}
+
+func (s *Server) createMapping(c echo.Context) error {
+	m, check, err := readMapping(c, "")
+	if err != nil {
+		return err
+	}
+	out, err := s.opts.Store.CreateMapping(c.Request().Context(), m, check)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/admin/mappings/"+url.PathEscape(out.Name))
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) updateMapping(c echo.Context) error {
+	name := c.Param("name")
+	m, check, err := readMapping(c, name)
+	if err != nil {
+		return err
+	}
+	out, err := s.opts.Store.UpdateMapping(c.Request().Context(), name, m, check)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) deleteMapping(c echo.Context) error {
+	if err := s.opts.Store.DeleteMapping(c.Request().Context(), c.Param("name")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) mappingUsage(c echo.Context) error {
+	ctx := c.Request().Context()
+	m, err := s.opts.Store.GetMapping(ctx, c.Param("name"))
+	if err != nil {
+		return err
+	}
+	var perHour, perJob int
+	if m.Quota != nil {
+		perHour, perJob = m.Quota.PerHour, m.Quota.PerJob
+	}
+	u, err := s.opts.Usage.Usage(ctx, m.ID, m.Name, perHour, perJob)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, u)
+}

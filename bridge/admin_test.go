@@ -1,0 +1,705 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
+	"github.com/oidc-bridge/oidc-bridge/internal/database"
+	"github.com/oidc-bridge/oidc-bridge/ledger"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+const bootstrap = "bootstrap-token-0123456789-abcdefghij"
+
+type env struct {
+	t      *testing.T
+	pool   *pgxpool.Pool
+	srv    *bridge.Server
+	tokens *admintoken.Store
+	token  string
+}
+
+type envOption func(*bridge.Options)
+
+func insecureIssuers(o *bridge.Options) { o.AllowInsecureIssuers = true }
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	pool := pgtest.NewPool(t)
+	tokens := admintoken.New(pool, bootstrap)
+	o := bridge.Options{
+		Store:    mapping.NewPGStore(pool, 0),
+		Usage:    ledger.New(pool),
+		Admins:   tokens,
+		Ready:    func(ctx context.Context) error { return database.CheckCurrent(ctx, pool) },
+		Registry: prometheus.NewRegistry(),
+		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	return &env{t: t, pool: pool, srv: bridge.New(o), tokens: tokens, token: bootstrap}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) err(t *testing.T) api.Error {
+	t.Helper()
+	var e api.Error
+	if err := json.Unmarshal(r.body, &e); err != nil {
+		t.Fatalf("error body %q is not JSON: %v", r.body, err)
+	}
+	return e
+}
+
+func (e *env) do(method, path, body string, hdr ...string) response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+		} else {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+	}
+	rec := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+// must performs a request that must answer want, returning the body.
+func (e *env) must(want int, method, path, body string) []byte {
+	e.t.Helper()
+	r := e.do(method, path, body)
+	if r.status != want {
+		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, r.status, want, r.body)
+	}
+	return r.body
+}
+
+// wantError checks the status, the error code and, if given, the field.
+func (e *env) wantError(r response, status int, code, field string) api.Error {
+	e.t.Helper()
+	if r.status != status {
+		e.t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
+	}
+	got := r.err(e.t)
+	if got.Error != code {
+		e.t.Fatalf("error %q, want %q; body %s", got.Error, code, r.body)
+	}
+	if field != "" && got.Field != field {
+		e.t.Fatalf("field %q, want %q; body %s", got.Field, field, r.body)
+	}
+	if got.Message == "" {
+		e.t.Fatalf("error without a message: %s", r.body)
+	}
+	return got
+}
+
+// snapshot is the whole admin state, to prove that bad input changed nothing.
+func (e *env) snapshot() string {
+	e.t.Helper()
+	return string(e.must(200, "GET", "/v1/admin/issuers", "")) + string(e.must(200, "GET", "/v1/admin/mappings", ""))
+}
+
+const githubIssuer = `{"name": "github", "url": "https://token.actions.githubusercontent.com",
+	"audiences": ["https://bridge.example.com"], "kind": "github", "enabled": true}`
+
+const gitlabIssuer = `{"name": "gitlab", "url": "https://gitlab.com", "audiences": ["https://bridge.example.com"], "kind": "gitlab"}`
+
+const webMapping = `{
+  "name": "web-prod-deploy",
+  "issuer": "github",
+  "enabled": true,
+  "conditions": {
+    "repository": "acme/web",
+    "repository_id": "123456",
+    "ref": "refs/heads/main",
+    "environment": "production",
+    "event_name": ["push", "workflow_dispatch"],
+    "workflow_ref": "acme/web/.github/workflows/deploy.yml@refs/heads/main",
+    "claims": {"runner_environment": "github-hosted"}
+  },
+  "provider": "aws",
+  "target": {"role_arn": "arn:aws:iam::123456789012:role/deploy", "region": "eu-west-1"},
+  "max_duration_seconds": 3600,
+  "quota": {"per_hour": 100, "per_job": 5}
+}`
+
+func decode[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return v
+}
+
+func TestAdminAuth(t *testing.T) {
+	e := newEnv(t)
+	created, info, err := e.tokens.Create(context.Background(), "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, _, err := e.tokens.Create(context.Background(), "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tokens.Revoke(context.Background(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		header string
+		want   int
+	}{
+		{"bootstrap", "Bearer " + bootstrap, 200},
+		{"created token", "Bearer " + created, 200},
+		{"scheme is case-insensitive", "bearer " + created, 200},
+		{"missing", "", 401},
+		{"wrong scheme", "Basic " + bootstrap, 401},
+		{"empty bearer", "Bearer ", 401},
+		{"wrong token", "Bearer " + bootstrap + "x", 401},
+		{"prefix of the bootstrap", "Bearer " + bootstrap[:31], 401},
+		{"revoked token", "Bearer " + revoked, 401},
+		{"unknown token with the prefix", "Bearer obat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, path := range []string{"/v1/admin/issuers", "/v1/admin/mappings"} {
+				r := e.do("GET", path, "", "Authorization", tt.header)
+				if r.status != tt.want {
+					t.Fatalf("GET %s: status %d, want %d: %s", path, r.status, tt.want, r.body)
+				}
+				if tt.want == 401 {
+					e.wantError(r, 401, api.CodeUnauthorized, "")
+					if r.header.Get("WWW-Authenticate") == "" {
+						t.Error("401 without WWW-Authenticate")
+					}
+				}
+			}
+		})
+	}
+	// A write without a valid token changes nothing.
+	r := e.do("POST", "/v1/admin/issuers", githubIssuer, "Authorization", "Bearer nope")
+	e.wantError(r, 401, api.CodeUnauthorized, "")
+	if got := e.must(200, "GET", "/v1/admin/issuers", ""); string(got) != `{"issuers":[]}`+"\n" {
+		t.Fatalf("issuers after refused write: %s", got)
+	}
+	infos, err := e.tokens.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range infos {
+		if i.ID == info.ID && i.LastUsedAt == nil {
+			t.Error("last_used_at not recorded for a used token")
+		}
+	}
+}
+
+func TestIssuerLifecycle(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("POST", "/v1/admin/issuers", githubIssuer)
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if got := r.header.Get("Location"); got != "/v1/admin/issuers/github" {
+		t.Errorf("Location %q", got)
+	}
+	created := decode[mapping.Issuer](t, r.body)
+	want := mapping.Issuer{Name: "github", URL: "https://token.actions.githubusercontent.com",
+		Audiences: []string{"https://bridge.example.com"}, Kind: "github", Enabled: true}
+	if diff := cmp.Diff(want, created, ignoreTimes); diff != "" {
+		t.Errorf("created (-want +got):\n%s", diff)
+	}
+	if created.CreatedAt.IsZero() || created.UpdatedAt.IsZero() {
+		t.Error("timestamps missing")
+	}
+	got := decode[mapping.Issuer](t, e.must(200, "GET", "/v1/admin/issuers/github", ""))
+	if diff := cmp.Diff(created, got); diff != "" {
+		t.Errorf("get (-created +got):\n%s", diff)
+	}
+
+	// enabled defaults to true.
+	gl := decode[mapping.Issuer](t, e.must(201, "POST", "/v1/admin/issuers", gitlabIssuer))
+	if !gl.Enabled {
+		t.Error("enabled did not default to true")
+	}
+	list := decode[api.IssuerList](t, e.must(200, "GET", "/v1/admin/issuers", ""))
+	if len(list.Issuers) != 2 || list.Issuers[0].Name != "github" || list.Issuers[1].Name != "gitlab" {
+		t.Fatalf("list: %+v", list)
+	}
+
+	// PUT replaces; the body may omit the name.
+	upd := decode[mapping.Issuer](t, e.must(200, "PUT", "/v1/admin/issuers/gitlab",
+		`{"url": "https://gitlab.example.com", "audiences": ["a", "b"], "kind": "gitlab", "enabled": false}`))
+	if upd.Name != "gitlab" || upd.URL != "https://gitlab.example.com" || upd.Enabled || len(upd.Audiences) != 2 {
+		t.Fatalf("update: %+v", upd)
+	}
+	if !upd.UpdatedAt.After(gl.UpdatedAt) && !upd.UpdatedAt.Equal(gl.UpdatedAt) {
+		t.Error("updated_at went back")
+	}
+	// Rename through PUT.
+	e.must(200, "PUT", "/v1/admin/issuers/gitlab", `{"name": "gitlab-self", "url": "https://gitlab.example.com", "audiences": ["a"], "kind": "gitlab"}`)
+	e.wantError(e.do("GET", "/v1/admin/issuers/gitlab", ""), 404, api.CodeNotFound, "")
+	e.must(200, "GET", "/v1/admin/issuers/gitlab-self", "")
+
+	e.must(204, "DELETE", "/v1/admin/issuers/gitlab-self", "")
+	e.wantError(e.do("DELETE", "/v1/admin/issuers/gitlab-self", ""), 404, api.CodeNotFound, "")
+	e.wantError(e.do("GET", "/v1/admin/issuers/gitlab-self", ""), 404, api.CodeNotFound, "")
+	e.wantError(e.do("PUT", "/v1/admin/issuers/nope", gitlabIssuer), 404, api.CodeNotFound, "")
+}
+
+var ignoreTimes = cmp.FilterPath(func(p cmp.Path) bool {
+	s := p.String()
+	return s == "CreatedAt" || s == "UpdatedAt"
+}, cmp.Ignore())
+
+func TestIssuerConflicts(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	e.must(201, "POST", "/v1/admin/issuers", gitlabIssuer)
+	before := e.snapshot()
+	// Same name.
+	e.wantError(e.do("POST", "/v1/admin/issuers", strings.Replace(githubIssuer, "token.actions", "other", 1)), 409, api.CodeConflict, "")
+	// Same URL under another name.
+	e.wantError(e.do("POST", "/v1/admin/issuers", strings.Replace(githubIssuer, `"github"`, `"gh2"`, 1)), 409, api.CodeConflict, "")
+	// Renaming onto an existing name.
+	e.wantError(e.do("PUT", "/v1/admin/issuers/gitlab", strings.Replace(gitlabIssuer, `"gitlab"`, `"github"`, 1)), 409, api.CodeConflict, "")
+	// An issuer that mappings use cannot be deleted.
+	e.must(201, "POST", "/v1/admin/mappings", webMapping)
+	before = e.snapshot()
+	e.wantError(e.do("DELETE", "/v1/admin/issuers/github", ""), 409, api.CodeConflict, "")
+	// A change of kind that would leave an invalid mapping is refused: a
+	// generic issuer's mapping need not name a repository, a github one must.
+	e.must(201, "POST", "/v1/admin/issuers", `{"name": "corp", "url": "https://ci.corp.example", "audiences": ["x"], "kind": "generic"}`)
+	e.must(201, "POST", "/v1/admin/mappings", `{"name": "corp-jwt", "issuer": "corp", "conditions": {"claims": {"team": "infra"}},
+		"provider": "jwt", "target": {"audience": "https://internal.example"}}`)
+	before = e.snapshot()
+	r := e.do("PUT", "/v1/admin/issuers/corp", `{"url": "https://ci.corp.example", "audiences": ["x"], "kind": "github"}`)
+	got := e.wantError(r, 409, api.CodeConflict, "")
+	if !strings.Contains(got.Message, "corp-jwt") {
+		t.Errorf("message does not name the mapping: %q", got.Message)
+	}
+	if after := e.snapshot(); after != before {
+		t.Fatalf("a refused change changed state:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+func TestIssuerValidation(t *testing.T) {
+	tests := []struct {
+		name, body, field string
+		insecure          bool
+	}{
+		{"missing name", `{"url": "https://a.example", "audiences": ["x"], "kind": "github"}`, "name", false},
+		{"bad name", `{"name": "Git Hub", "url": "https://a.example", "audiences": ["x"], "kind": "github"}`, "name", false},
+		{"non-ASCII name", `{"name": "gïthub", "url": "https://a.example", "audiences": ["x"], "kind": "github"}`, "name", false},
+		{"missing url", `{"name": "a", "audiences": ["x"], "kind": "github"}`, "url", false},
+		{"http url", `{"name": "a", "url": "http://a.example", "audiences": ["x"], "kind": "github"}`, "url", false},
+		{"http loopback without the flag", `{"name": "a", "url": "http://127.0.0.1:9999", "audiences": ["x"], "kind": "github"}`, "url", false},
+		{"http non-loopback with the flag", `{"name": "a", "url": "http://a.example", "audiences": ["x"], "kind": "github"}`, "url", true},
+		{"url with query", `{"name": "a", "url": "https://a.example/?x=1", "audiences": ["x"], "kind": "github"}`, "url", false},
+		{"url with user", `{"name": "a", "url": "https://u:p@a.example", "audiences": ["x"], "kind": "github"}`, "url", false},
+		{"relative url", `{"name": "a", "url": "/issuer", "audiences": ["x"], "kind": "github"}`, "url", false},
+		{"bad kind", `{"name": "a", "url": "https://a.example", "audiences": ["x"], "kind": "bitbucket"}`, "kind", false},
+		{"missing kind", `{"name": "a", "url": "https://a.example", "audiences": ["x"]}`, "kind", false},
+		{"no audiences", `{"name": "a", "url": "https://a.example", "audiences": [], "kind": "github"}`, "audiences", false},
+		{"missing audiences", `{"name": "a", "url": "https://a.example", "kind": "github"}`, "audiences", false},
+		{"empty audience", `{"name": "a", "url": "https://a.example", "audiences": [""], "kind": "github"}`, "audiences[0]", false},
+		{"unknown field", `{"name": "a", "url": "https://a.example", "audiences": ["x"], "kind": "github", "jwks_uri": "https://evil"}`, "jwks_uri", false},
+		{"wrong type", `{"name": "a", "url": "https://a.example", "audiences": "x", "kind": "github"}`, "audiences", false},
+		{"wrong type enabled", `{"name": "a", "url": "https://a.example", "audiences": ["x"], "kind": "github", "enabled": "yes"}`, "enabled", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var e *env
+			if tt.insecure {
+				e = newEnv(t, insecureIssuers)
+			} else {
+				e = newEnv(t)
+			}
+			e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+			before := e.snapshot()
+			e.wantError(e.do("POST", "/v1/admin/issuers", tt.body), 400, api.CodeInvalidRequest, tt.field)
+			// The same body as a PUT over the existing issuer (where a
+			// missing name is the one in the path).
+			if tt.field != "name" || strings.Contains(tt.body, `"name"`) {
+				e.wantError(e.do("PUT", "/v1/admin/issuers/github", tt.body), 400, api.CodeInvalidRequest, tt.field)
+			}
+			if after := e.snapshot(); after != before {
+				t.Fatalf("bad input changed state:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}
+
+func TestInsecureIssuerOnLoopback(t *testing.T) {
+	e := newEnv(t, insecureIssuers)
+	e.must(201, "POST", "/v1/admin/issuers", `{"name": "local", "url": "http://127.0.0.1:5556/dex", "audiences": ["x"], "kind": "generic"}`)
+	e.must(201, "POST", "/v1/admin/issuers", `{"name": "local2", "url": "http://localhost:5556", "audiences": ["x"], "kind": "generic"}`)
+}
+
+func TestMalformedBodies(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	before := e.snapshot()
+	tests := []struct {
+		name, body string
+		hdr        []string
+		status     int
+		code       string
+	}{
+		{"empty body", "", nil, 400, api.CodeInvalidRequest},
+		{"not JSON", "name=github", nil, 400, api.CodeInvalidRequest},
+		{"truncated", `{"name": "x"`, nil, 400, api.CodeInvalidRequest},
+		{"array", `[1, 2]`, nil, 400, api.CodeInvalidRequest},
+		{"two objects", gitlabIssuer + gitlabIssuer, nil, 400, api.CodeInvalidRequest},
+		{"trailing garbage", gitlabIssuer + " x", nil, 400, api.CodeInvalidRequest},
+		{"form content type", gitlabIssuer, []string{"Content-Type", "application/x-www-form-urlencoded"}, 400, api.CodeInvalidRequest},
+		{"too large", `{"name": "` + strings.Repeat("a", 70<<10) + `"}`, nil, 413, api.CodeRequestTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, path := range []string{"/v1/admin/issuers", "/v1/admin/mappings"} {
+				r := e.do("POST", path, tt.body, tt.hdr...)
+				e.wantError(r, tt.status, tt.code, "")
+			}
+		})
+	}
+	if after := e.snapshot(); after != before {
+		t.Fatalf("bad input changed state")
+	}
+}
+
+func TestMappingLifecycle(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	r := e.do("POST", "/v1/admin/mappings", webMapping)
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if got := r.header.Get("Location"); got != "/v1/admin/mappings/web-prod-deploy" {
+		t.Errorf("Location %q", got)
+	}
+	// What was written reads back the same (strings stay strings, lists stay lists).
+	assertJSONSubset(t, webMapping, r.body)
+	assertJSONSubset(t, webMapping, e.must(200, "GET", "/v1/admin/mappings/web-prod-deploy", ""))
+
+	// Defaults: enabled true, max_duration_seconds 3600, no quota.
+	minimal := `{"name": "min", "issuer": "github", "conditions": {"repository": "acme/*"}, "provider": "aws",
+		"target": {"role_arn": "arn:aws:iam::123456789012:role/ro", "region": "us-east-1"}}`
+	m := decode[mapping.Mapping](t, e.must(201, "POST", "/v1/admin/mappings", minimal))
+	if !m.Enabled || m.MaxDurationSeconds != 3600 || m.Quota != nil {
+		t.Errorf("defaults: enabled=%v max=%d quota=%+v", m.Enabled, m.MaxDurationSeconds, m.Quota)
+	}
+
+	// Lists and filters.
+	e.must(201, "POST", "/v1/admin/issuers", gitlabIssuer)
+	e.must(201, "POST", "/v1/admin/mappings", `{"name": "gl", "issuer": "gitlab", "enabled": false, "conditions": {"repository": "platform/app"},
+		"provider": "gcp", "target": {"service_account": "deploy@proj.iam.gserviceaccount.com"}}`)
+	names := func(q string) []string {
+		l := decode[api.MappingList](t, e.must(200, "GET", "/v1/admin/mappings"+q, ""))
+		out := []string{}
+		for _, m := range l.Mappings {
+			out = append(out, m.Name)
+		}
+		return out
+	}
+	for q, want := range map[string][]string{
+		"":                            {"gl", "min", "web-prod-deploy"},
+		"?issuer=github":              {"min", "web-prod-deploy"},
+		"?provider=gcp":               {"gl"},
+		"?enabled=true":               {"min", "web-prod-deploy"},
+		"?issuer=nobody":              {},
+		"?provider=aws&issuer=gitlab": {},
+	} {
+		if diff := cmp.Diff(want, names(q)); diff != "" {
+			t.Errorf("list %q (-want +got):\n%s", q, diff)
+		}
+	}
+	e.wantError(e.do("GET", "/v1/admin/mappings?enabled=maybe", ""), 400, api.CodeInvalidRequest, "enabled")
+
+	// PUT replaces the whole mapping: omitted quota goes away, name may change.
+	upd := decode[mapping.Mapping](t, e.must(200, "PUT", "/v1/admin/mappings/min", strings.Replace(minimal, `"min"`, `"min2"`, 1)))
+	if upd.Name != "min2" {
+		t.Fatalf("rename: %+v", upd)
+	}
+	e.wantError(e.do("GET", "/v1/admin/mappings/min", ""), 404, api.CodeNotFound, "")
+	// Moving a mapping to another issuer.
+	moved := decode[mapping.Mapping](t, e.must(200, "PUT", "/v1/admin/mappings/min2", strings.Replace(strings.Replace(minimal, `"min"`, `"min2"`, 1), `"github"`, `"gitlab"`, 1)))
+	if moved.Issuer != "gitlab" {
+		t.Fatalf("move: %+v", moved)
+	}
+	e.wantError(e.do("PUT", "/v1/admin/mappings/absent", minimal), 404, api.CodeNotFound, "")
+	e.must(204, "DELETE", "/v1/admin/mappings/min2", "")
+	e.wantError(e.do("DELETE", "/v1/admin/mappings/min2", ""), 404, api.CodeNotFound, "")
+	e.wantError(e.do("GET", "/v1/admin/mappings/min2/usage", ""), 404, api.CodeNotFound, "")
+
+	// Duplicate name.
+	before := e.snapshot()
+	e.wantError(e.do("POST", "/v1/admin/mappings", webMapping), 409, api.CodeConflict, "")
+	e.wantError(e.do("PUT", "/v1/admin/mappings/gl", strings.Replace(webMapping, `"issuer": "github"`, `"issuer": "github"`, 1)), 409, api.CodeConflict, "")
+	if after := e.snapshot(); after != before {
+		t.Fatal("conflicts changed state")
+	}
+}
+
+// assertJSONSubset checks that every member of want appears in got with
+// the same value and JSON type.
+func assertJSONSubset(t *testing.T, want string, got []byte) {
+	t.Helper()
+	var w, g map[string]any
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range w {
+		if diff := cmp.Diff(v, g[k]); diff != "" {
+			t.Errorf("%s (-wrote +read):\n%s", k, diff)
+		}
+	}
+}
+
+func TestMappingValidation(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	e.must(201, "POST", "/v1/admin/mappings", webMapping)
+	before := e.snapshot()
+	// Each case edits the valid mapping.
+	var base map[string]any
+	if err := json.Unmarshal([]byte(webMapping), &base); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		edit  func(m map[string]any)
+		field string
+	}{
+		{"missing issuer", func(m map[string]any) { delete(m, "issuer") }, "issuer"},
+		{"unknown issuer", func(m map[string]any) { m["issuer"] = "nope" }, "issuer"},
+		{"bad name", func(m map[string]any) { m["name"] = "Web Prod" }, "name"},
+		{"bad provider", func(m map[string]any) { m["provider"] = "oracle" }, "provider"},
+		{"target of another provider", func(m map[string]any) { m["target"] = map[string]any{"service_account": "a@b.iam.gserviceaccount.com"} }, "target"},
+		{"bad role arn", func(m map[string]any) {
+			m["target"] = map[string]any{"role_arn": "arn:aws:iam::12:role/x", "region": "eu-west-1"}
+		}, "target.role_arn"},
+		{"unknown target field", func(m map[string]any) {
+			m["target"] = map[string]any{"role_arn": "arn:aws:iam::123456789012:role/deploy", "region": "eu-west-1", "admin": true}
+		}, "target"},
+		{"duration too long", func(m map[string]any) { m["max_duration_seconds"] = 86400 * 7 }, "max_duration_seconds"},
+		{"duration negative", func(m map[string]any) { m["max_duration_seconds"] = -1 }, "max_duration_seconds"},
+		{"negative quota", func(m map[string]any) { m["quota"] = map[string]any{"per_hour": -1} }, "quota.per_hour"},
+		{"unknown quota field", func(m map[string]any) { m["quota"] = map[string]any{"per_day": 1} }, "quota.per_day"},
+		{"unknown condition", func(m map[string]any) { cond(m)["branch"] = "main" }, "conditions.branch"},
+		{"condition of wrong type", func(m map[string]any) { cond(m)["ref"] = 7 }, "conditions.ref"},
+		{"empty condition list", func(m map[string]any) { cond(m)["event_name"] = []any{} }, "conditions.event_name"},
+		{"empty pattern", func(m map[string]any) { cond(m)["environment"] = "" }, "conditions.environment"},
+		{"repository without owner", func(m map[string]any) { cond(m)["repository"] = "*" }, "conditions.repository"},
+		{"repository wildcard owner", func(m map[string]any) { cond(m)["repository"] = "**/web" }, "conditions.repository"},
+		{"repository non-ASCII", func(m map[string]any) { cond(m)["repository"] = "аcme/web" }, "conditions.repository"},
+		{"repository_id not digits", func(m map[string]any) { cond(m)["repository_id"] = "12*" }, "conditions.repository_id"},
+		{"ref not full", func(m map[string]any) { cond(m)["ref"] = "main" }, "conditions.ref"},
+		{"newline in pattern", func(m map[string]any) { cond(m)["environment"] = "prod\nx" }, "conditions.environment"},
+		{"claims on sub", func(m map[string]any) { cond(m)["claims"] = map[string]any{"sub": "repo:acme/web:*"} }, "conditions.claims.sub"},
+		{"no repository constraint", func(m map[string]any) {
+			m["conditions"] = map[string]any{"ref": "refs/heads/main"}
+		}, "conditions"},
+		{"no conditions at all", func(m map[string]any) { delete(m, "conditions") }, "conditions"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := clone(t, base)
+			tt.edit(m)
+			b, _ := json.Marshal(m)
+			r := e.do("POST", "/v1/admin/mappings", strings.Replace(string(b), "web-prod-deploy", "other", 1))
+			got := e.wantError(r, 400, api.CodeInvalidRequest, "")
+			if !strings.HasPrefix(got.Field, tt.field) {
+				t.Errorf("field %q, want %q (message %q)", got.Field, tt.field, got.Message)
+			}
+			r = e.do("PUT", "/v1/admin/mappings/web-prod-deploy", string(b))
+			got = e.wantError(r, 400, api.CodeInvalidRequest, "")
+			if !strings.HasPrefix(got.Field, tt.field) {
+				t.Errorf("PUT field %q, want %q (message %q)", got.Field, tt.field, got.Message)
+			}
+		})
+	}
+	if after := e.snapshot(); after != before {
+		t.Fatalf("bad input changed state:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+func cond(m map[string]any) map[string]any { return m["conditions"].(map[string]any) }
+
+func clone(t *testing.T, m map[string]any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(m)
+	return decode[map[string]any](t, b)
+}
+
+func TestMappingUsage(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	e.must(201, "POST", "/v1/admin/mappings", webMapping)
+	var m mapping.Mapping
+	if err := e.pool.QueryRow(context.Background(), `SELECT id FROM mappings WHERE name = 'web-prod-deploy'`).Scan(&m.ID); err != nil {
+		t.Fatal(err)
+	}
+	u := decode[ledger.Usage](t, e.must(200, "GET", "/v1/admin/mappings/web-prod-deploy/usage", ""))
+	if u.Issued != 0 || len(u.Repositories) != 0 || u.PerHour != 100 || u.PerJob != 5 || u.WindowSeconds != 3600 {
+		t.Fatalf("empty usage: %+v", u)
+	}
+	// Ledger rows as the exchange will write them: counted outcomes in the
+	// window, plus rows that must not count (denied, too old, other mapping).
+	ctx := context.Background()
+	ins := func(ago time.Duration, outcome, repo, run, job string, mappingID int64) {
+		t.Helper()
+		var completed *time.Time
+		if outcome != "pending" {
+			c := time.Now().Add(-ago)
+			completed = &c
+		}
+		_, err := e.pool.Exec(ctx, `INSERT INTO issuances (id, requested_at, completed_at, outcome, issuer, repository,
+			run_id, run_attempt, job_id, mapping_id, mapping, provider)
+			VALUES (gen_random_uuid(), $1, $2, $3, 'https://token.actions.githubusercontent.com', $4, $5, '1', $6, $7, 'web-prod-deploy', 'aws')`,
+			time.Now().Add(-ago), completed, outcome, repo, run, job, mappingID)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins(time.Minute, "issued", "acme/web", "1", "10", m.ID)
+	ins(2*time.Minute, "issued", "Acme/Web", "1", "10", m.ID)
+	ins(3*time.Minute, "pending", "acme/web", "2", "20", m.ID)
+	ins(4*time.Minute, "issued", "acme/api", "3", "30", m.ID)
+	ins(5*time.Minute, "denied", "acme/web", "1", "10", m.ID)
+	ins(2*time.Hour, "issued", "acme/web", "1", "10", m.ID)
+	ins(time.Minute, "issued", "acme/web", "1", "10", m.ID+1000)
+	u = decode[ledger.Usage](t, e.must(200, "GET", "/v1/admin/mappings/web-prod-deploy/usage", ""))
+	p := func(i int) *int { return &i }
+	wantRepos := []ledger.RepositoryUsage{
+		{Repository: "acme/web", Issued: 3, Remaining: p(97)},
+		{Repository: "acme/api", Issued: 1, Remaining: p(99)},
+	}
+	if diff := cmp.Diff(wantRepos, u.Repositories); diff != "" {
+		t.Errorf("repositories (-want +got):\n%s", diff)
+	}
+	if u.Issued != 4 {
+		t.Errorf("issued %d, want 4", u.Issued)
+	}
+	if len(u.Jobs) != 3 || u.Jobs[0].RunID != "1" || u.Jobs[0].JobID != "10" || u.Jobs[0].Issued != 2 || *u.Jobs[0].Remaining != 3 {
+		t.Errorf("jobs: %+v", u.Jobs)
+	}
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		r := e.do("GET", p, "", "Authorization", "")
+		if r.status != 200 {
+			t.Errorf("%s: %d %s", p, r.status, r.body)
+		}
+	}
+	e.do("GET", "/v1/admin/issuers", "")
+	r := e.do("GET", "/metrics", "", "Authorization", "")
+	if r.status != 200 || !bytes.Contains(r.body, []byte(`oidc_bridge_http_requests_total{code="200",method="GET",route="/v1/admin/issuers"} 1`)) {
+		t.Fatalf("metrics: %d\n%s", r.status, r.body)
+	}
+	r = e.do("GET", "/nowhere", "")
+	e.wantError(r, 404, api.CodeNotFound, "")
+	r = e.do("POST", "/healthz", "{}")
+	e.wantError(r, 405, api.CodeMethodNotAllowed, "")
+}
+
+func TestReadyzSchemaBehind(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	url := pgtest.NewEmptyDatabase(t)
+	empty, err := database.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(empty.Close)
+	srv := bridge.New(bridge.Options{
+		Store: mapping.NewPGStore(pool, 0), Usage: ledger.New(pool), Admins: admintoken.New(pool, bootstrap),
+		Ready: func(ctx context.Context) error { return database.CheckCurrent(ctx, empty) },
+	})
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "schema") {
+		t.Fatalf("readyz on an unmigrated database: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestDatabaseDown: with the database refusing connections, admin calls
+// answer 503 unavailable, readyz answers 503, and nothing is written.
+func TestDatabaseDown(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	ctx := context.Background()
+	var db string
+	if err := e.pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	admin := pgtest.NewPool(t)
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS false`, db)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db); err != nil {
+		t.Fatal(err)
+	}
+	e.pool.Reset()
+	// The bootstrap token needs no database, so the handlers are reached.
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/v1/admin/issuers", ""},
+		{"GET", "/v1/admin/issuers/github", ""},
+		{"POST", "/v1/admin/issuers", gitlabIssuer},
+		{"DELETE", "/v1/admin/issuers/github", ""},
+		{"GET", "/v1/admin/mappings", ""},
+	} {
+		e.wantError(e.do(c.method, c.path, c.body), 503, api.CodeUnavailable, "")
+	}
+	r := e.do("GET", "/readyz", "")
+	if r.status != 503 {
+		t.Fatalf("readyz with the database down: %d %s", r.status, r.body)
+	}
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS true`, db)); err != nil {
+		t.Fatal(err)
+	}
+	list := decode[api.IssuerList](t, e.must(200, "GET", "/v1/admin/issuers", ""))
+	if len(list.Issuers) != 1 {
+		t.Fatalf("issuers after the outage: %+v", list)
+	}
+}

@@ -1,0 +1,58 @@
+// Package api holds the wire types of oidc-bridge's HTTP API, shared by the
+// server, the CLI and the Terraform provider so that the contract exists once
+// in code. The issuer and mapping objects are those of package mapping.
+package api
+
+import (
+	"github.com/oidc-bridge/oidc-bridge/ledger"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+)
+
+// Error codes of the contract.
+const (
+	CodeInvalidRequest    = "invalid_request"
+	CodeInvalidToken      = "invalid_token"
+	CodeUntrustedIssuer   = "untrusted_issuer"
+	CodeNoMatchingMapping = "no_matching_mapping"
+	CodeAmbiguousMapping  = "ambiguous_mapping"
+	CodeTokenReplayed     = "token_replayed"
+	CodeQuotaExceeded     = "quota_exceeded"
+	CodeRateLimited       = "rate_limited"
+	CodeProviderError     = "provider_error"
+	CodeUnavailable       = "unavailable"
+	CodeUnauthorized      = "unauthorized"
+	CodeNotFound          = "not_found"
+	CodeConflict          = "conflict"
+	// Codes of transport-level refusals, beyond the contract's table.
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeRequestTooLarge  = "request_too_large"
+	CodeInternal         = "internal_error"
+)
+
+// Error is every error response's body.
+type Error struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	// Field names the request field at fault, for invalid_request.
+	Field      string `json:"field,omitempty"`
+	IssuanceID string `json:"issuance_id,omitempty"`
+	// RequestID ties an internal error to the server's log.
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Issuer and Mapping are the admin API's objects.
+type (
+	Issuer  = mapping.Issuer
+	Mapping = mapping.Mapping
+	Usage   = ledger.Usage
+)
+
+// IssuerList is the body of GET /v1/admin/issuers.
+type IssuerList struct {
+	Issuers []Issuer `json:"issuers"`
+}
+
+// MappingList is the body of GET /v1/admin/mappings.
+type MappingList struct {
+	Mappings []Mapping `json:"mappings"`
+}

@@ -1,0 +1,213 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
+	"github.com/oidc-bridge/oidc-bridge/ledger"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+)
+
+// Authenticator checks admin bearer tokens and returns the token's name.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (string, error)
+}
+
+// UsageReader reports a mapping's quota counts.
+type UsageReader interface {
+	Usage(ctx context.Context, mappingID int64, name string, perHour, perJob int) (ledger.Usage, error)
+}
+
+// Options are the Server's dependencies and settings.
+type Options struct {
+	Store  mapping.Store
+	Usage  UsageReader
+	Admins Authenticator
+	// Ready reports whether the service can serve: the database answers
+	// and its schema is current. It backs GET /readyz.
+	Ready func(ctx context.Context) error
+	// AllowInsecureIssuers permits http:// issuer URLs on loopback hosts.
+	// For tests and demos only: never in production.
+	AllowInsecureIssuers bool
+	Logger               *slog.Logger
+	// Registry receives the server's metrics and serves GET /metrics.
+	Registry *prometheus.Registry
+}
+
+// Server is the HTTP service.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	echo *echo.Echo
+}
+
+// Body and time limits of every request.
+const (
+	maxBodyBytes      = 64 << 10
+	maxHeaderBytes    = 32 << 10
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	readyTimeout      = 2 * time.Second
+)
+
+// New builds the Server and its routes.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{opts: opts, log: opts.Logger, echo: echo.New()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	// The socket peer is the client: forwarded headers are not trusted.
+	e.IPExtractor = echo.ExtractIPDirect()
+
+	m := newHTTPMetrics(opts.Registry)
+	e.Use(
+		middleware.RequestID(),
+		m.middleware,
+		s.requestLog,
+		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
+		middleware.BodyLimit(strconv.Itoa(maxBodyBytes/1024)+"K"),
+	)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+
+	admin := e.Group("/v1/admin", s.requireAdmin)
+	admin.GET("/issuers", s.listIssuers)
+	admin.POST("/issuers", s.createIssuer)
+	admin.GET("/issuers/:name", s.getIssuer)
+	admin.PUT("/issuers/:name", s.updateIssuer)
+	admin.DELETE("/issuers/:name", s.deleteIssuer)
+	admin.GET("/mappings", s.listMappings)
+	admin.POST("/mappings", s.createMapping)
+	admin.GET("/mappings/:name", s.getMapping)
+	admin.PUT("/mappings/:name", s.updateMapping)
+	admin.DELETE("/mappings/:name", s.deleteMapping)
+	admin.GET("/mappings/:name/usage", s.mappingUsage)
+	return s
+}
+
+// Handler returns the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// HTTPServer returns an http.Server for the handler with every timeout
+// and size limit set (slow clients are cut off, huge headers refused).
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.echo,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			s.log.Warn("not ready", "err", err)
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": readyReason(err)})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyReason says, without internal detail, why the service is not ready.
+func readyReason(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) || unavailable(err) {
+		return "database unavailable"
+	}
+	if strings.Contains(err.Error(), "schema") {
+		return "database schema is not current; run oidc-bridge migrate"
+	}
+	return "database check failed"
+}
+
+// requireAdmin admits requests carrying a valid admin bearer token.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		if !ok || s.opts.Admins == nil {
+			return admintoken.ErrUnauthorized
+		}
+		name, err := s.opts.Admins.Authenticate(c.Request().Context(), token)
+		if err != nil {
+			return err
+		}
+		c.Set(adminKey, name)
+		return next(c)
+	}
+}
+
+const adminKey = "admin"
+
+// bearer extracts the token of an "Authorization: Bearer" header.
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			// Let the error handler write the response so the status is known.
+			c.Error(err)
+		}
+		req, res := c.Request(), c.Response()
+		attrs := []any{
+			"request_id", res.Header().Get(echo.HeaderXRequestID),
+			"method", req.Method, "route", c.Path(), "status", res.Status,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+			"client_ip", c.RealIP(), "bytes_out", res.Size,
+		}
+		if name, ok := c.Get(adminKey).(string); ok {
+			attrs = append(attrs, "admin", name)
+		}
+		level := slog.LevelInfo
+		if c.Path() == "/healthz" || c.Path() == "/readyz" || c.Path() == "/metrics" {
+			level = slog.LevelDebug
+		}
+		s.log.Log(req.Context(), level, "request", attrs...)
+		return nil
+	}
+}
+
+func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.log.Error("panic in handler", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+		"err", err, "stack", string(stack))
+	return err
+}

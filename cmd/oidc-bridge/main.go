@@ -1,0 +1,85 @@
+// Command oidc-bridge is the oidc-bridge service and its tools: serve,
+// migrate, admin-token, exchange (the client for any CI) and keys.
+//
+// Configuration comes from the environment; see internal/config and the
+// README's table.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot(os.Stdout, os.Stderr, os.Environ()).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "oidc-bridge:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError marks a command-line mistake (exit status 2).
+type usageError struct{ error }
+
+func newRoot(stdout, stderr io.Writer, environ []string) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "oidc-bridge",
+		Short: "Exchange CI OIDC tokens for short-lived cloud credentials",
+		Long: `oidc-bridge verifies the OIDC tokens that GitHub Actions, GitLab CI and other
+issuers hand to pipeline jobs, and exchanges them for short-lived cloud
+credentials under mappings kept in Postgres.
+
+Configuration is read from the environment (BRIDGE_DATABASE_URL,
+BRIDGE_DATA_DIR, BRIDGE_LISTEN_ADDR, BRIDGE_PUBLIC_URL, BRIDGE_ADMIN_TOKEN,
+BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	app := &app{stdout: stdout, stderr: stderr, environ: environ}
+	root.AddCommand(
+		app.serveCmd(),
+		app.migrateCmd(),
+		app.adminTokenCmd(),
+		notYet("exchange", "Exchange this job's OIDC token for credentials (the client for any CI)"),
+		notYet("keys", "List or rotate the bridge's own signing keys"),
+	)
+	return root
+}
+
+// app carries what every command shares.
+type app struct {
+	stdout, stderr io.Writer
+	environ        []string
+}
+
+func notYet(name, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:                name,
+		Short:              short + " (not yet available)",
+		DisableFlagParsing: true,
+		RunE: func(*cobra.Command, []string) error {
+			return fmt.Errorf("%s: not yet available in this version of oidc-bridge", name)
+		},
+	}
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
+	"github.com/oidc-bridge/oidc-bridge/internal/config"
+	"github.com/oidc-bridge/oidc-bridge/internal/database"
+	"github.com/oidc-bridge/oidc-bridge/ledger"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+)
+
+const (
+	shutdownTimeout = 15 * time.Second
+	// partitionMonths is how many months ahead the ledger's partitions exist.
+	partitionMonths   = 3
+	partitionInterval = 24 * time.Hour
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var noMigrate bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the HTTP service (applies pending migrations first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(a.environ)
+			if err != nil {
+				return err
+			}
+			return a.serve(cmd.Context(), cfg, !noMigrate)
+		},
+	}
+	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations (readyz answers 503 until the schema is current)")
+	return cmd
+}
+
+func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err error) {
+	log := newLogger(a.stderr, cfg.Level)
+	if cfg.AllowInsecureIssuers {
+		log.Warn("BRIDGE_ALLOW_INSECURE_ISSUERS is set: http:// issuers on loopback are accepted; never use this in production")
+	}
+	// Shutdown work must run even after the signal cancelled ctx.
+	bg := context.WithoutCancel(ctx)
+	db, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(bg, shutdownTimeout)
+		defer cancel()
+		err = errors.Join(err, db.Close(stopCtx))
+	}()
+
+	if migrate {
+		n, err := database.Migrate(ctx, db.pool, log)
+		if err != nil {
+			return err
+		}
+		log.Info("migrations applied", "count", n)
+	}
+	led := ledger.New(db.pool)
+	if err := database.CheckCurrent(ctx, db.pool); err == nil {
+		if err := led.EnsurePartitions(ctx, partitionMonths); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("database schema is not current; /readyz answers 503 until `oidc-bridge migrate` runs", "err", err)
+	}
+
+	srv := bridge.New(bridge.Options{
+		Store:                mapping.NewPGStore(db.pool, 0),
+		Usage:                led,
+		Admins:               admintoken.New(db.pool, cfg.AdminToken),
+		Ready:                func(ctx context.Context) error { return database.CheckCurrent(ctx, db.pool) },
+		AllowInsecureIssuers: cfg.AllowInsecureIssuers,
+		Logger:               log,
+		Registry:             prometheus.NewRegistry(),
+	})
+	hs := srv.HTTPServer(cfg.ListenAddr)
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on BRIDGE_LISTEN_ADDR: %w", err)
+	}
+	if cfg.AdminToken == "" {
+		log.Info("no BRIDGE_ADMIN_TOKEN: the admin API accepts only tokens made with `oidc-bridge admin-token create`")
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "embedded_database", db.embedded)
+
+	go maintainPartitions(ctx, led, log)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(bg, shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+// maintainPartitions keeps the ledger's months ahead in place while the
+// service runs.
+func maintainPartitions(ctx context.Context, led *ledger.Ledger, log *slog.Logger) {
+	t := time.NewTicker(partitionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := led.EnsurePartitions(ctx, partitionMonths); err != nil {
+				log.Error("ledger partitions", "err", err)
+			}
+		}
+	}
+}

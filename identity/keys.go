@@ -1,0 +1,355 @@
+package identity
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// issuerState is the per-issuer cache: discovery document and keys. It exists
+// only for issuers the IssuerSource returned, so its number is bounded by the
+// registry, and unknown kids never add entries to it.
+type issuerState struct {
+	url string
+
+	mu sync.Mutex
+	// disc is the last good discovery document; discErr the last failure and
+	// discErrAt when it happened (failures are cached for KeyRefreshInterval).
+	disc      *discovery
+	discErr   *Error
+	discErrAt time.Time
+
+	// keys are the usable keys of the last good JWKS, by kid.
+	keys        map[string][]jose.JSONWebKey
+	keysFetched time.Time // last successful fetch
+	lastAttempt time.Time // last fetch, successful or not
+	jwksErr     error     // last fetch error, nil after a success
+}
+
+func (v *Verifier) issuerState(url string) *issuerState {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.issuers[url]
+	if s == nil {
+		s = &issuerState{url: url}
+		v.issuers[url] = s
+	}
+	return s
+}
+
+// cachedDiscovery returns the cached answer when no fetch is due: a fresh
+// document, or a recent failure (with the stale document, if the failure was
+// an outage and one is cached).
+func (v *Verifier) cachedDiscovery(s *issuerState, now time.Time) (*discovery, *Error, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.disc != nil && now.Sub(s.disc.fetched) < v.cfg.CacheTTL {
+		return s.disc, nil, true
+	}
+	if s.discErr != nil && now.Sub(s.discErrAt) < v.cfg.KeyRefreshInterval {
+		if s.disc != nil && errors.Is(s.discErr, ErrUnavailable) {
+			return s.disc, nil, true
+		}
+		return nil, s.discErr, true
+	}
+	return nil, nil, false
+}
+
+type discoveryResult struct {
+	d *discovery
+	e *Error
+}
+
+// discovery returns the issuer's discovery document, fetching it when the
+// cache has none or it is older than CacheTTL. Concurrent fetches for one
+// issuer are shared. A failed refresh for an outage keeps the stale document;
+// a refresh that returns a document we refuse drops it.
+func (v *Verifier) discovery(ctx context.Context, s *issuerState) (*discovery, *Error) {
+	if d, e, ok := v.cachedDiscovery(s, v.cfg.Now()); ok {
+		return d, e
+	}
+	ch := v.flights.DoChan("discovery\x00"+s.url, func() (any, error) {
+		if d, e, ok := v.cachedDiscovery(s, v.cfg.Now()); ok {
+			return discoveryResult{d, e}, nil
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.client.Timeout)
+		defer cancel()
+		d, e := v.fetchDiscovery(fctx, s.url)
+		now := v.cfg.Now()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if e != nil {
+			v.cfg.Logger.Warn("identity: discovery failed", "issuer", s.url, "reason", e.Reason, "error", e.Err)
+			s.discErr, s.discErrAt = e, now
+			if errors.Is(e, ErrUnavailable) && s.disc != nil {
+				return discoveryResult{s.disc, nil}, nil
+			}
+			s.disc = nil
+			return discoveryResult{nil, e}, nil
+		}
+		v.cfg.Logger.Debug("identity: discovery fetched", "issuer", s.url, "jwks_uri", d.jwksURI, "algs", d.algs)
+		d.fetched = now
+		s.disc, s.discErr = d, nil
+		return discoveryResult{d, nil}, nil
+	})
+	select {
+	case r := <-ch:
+		dr := r.Val.(discoveryResult)
+		return dr.d, dr.e
+	case <-ctx.Done():
+		return nil, &Error{Reason: ReasonDiscoveryUnavailable, Err: fmt.Errorf("identity: waiting for discovery: %w", ctx.Err())}
+	}
+}
+
+// candidates returns the cached keys a token with this alg and kid may be
+// verified with. Without a kid every compatible key is a candidate.
+func (s *issuerState) candidates(alg, kid string, hasKID bool) []jose.JSONWebKey {
+	var out []jose.JSONWebKey
+	if hasKID {
+		for _, k := range s.keys[kid] {
+			if keyFits(alg, k) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	for _, ks := range s.keys {
+		for _, k := range ks {
+			if keyFits(alg, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// keysFor returns the keys to try for a token. An unknown kid, or a JWKS
+// older than CacheTTL, triggers a fetch, but at most one per
+// KeyRefreshInterval per issuer however many tokens ask, and concurrent
+// askers share it. Keys survive failed fetches.
+func (v *Verifier) keysFor(ctx context.Context, s *issuerState, d *discovery, alg, kid string, hasKID bool) ([]jose.JSONWebKey, *Error) {
+	now := v.cfg.Now()
+	s.mu.Lock()
+	cands := s.candidates(alg, kid, hasKID)
+	stale := s.keys == nil || now.Sub(s.keysFetched) >= v.cfg.CacheTTL
+	mayFetch := s.lastAttempt.IsZero() || now.Sub(s.lastAttempt) >= v.cfg.KeyRefreshInterval
+	s.mu.Unlock()
+
+	if (len(cands) > 0 && !stale) || !mayFetch {
+		return v.keysResult(s, cands, kid)
+	}
+
+	ch := v.flights.DoChan("jwks\x00"+s.url, func() (any, error) {
+		now := v.cfg.Now()
+		s.mu.Lock()
+		if !s.lastAttempt.IsZero() && now.Sub(s.lastAttempt) < v.cfg.KeyRefreshInterval {
+			s.mu.Unlock()
+			return nil, nil // another fetch just finished
+		}
+		s.lastAttempt = now
+		s.mu.Unlock()
+
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.client.Timeout)
+		defer cancel()
+		keys, err := v.fetchJWKS(fctx, d.jwksURI)
+
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			v.cfg.Logger.Warn("identity: JWKS fetch failed; keeping cached keys", "issuer", s.url, "error", err)
+			s.jwksErr = err
+			return nil, nil
+		}
+		v.cfg.Logger.Debug("identity: JWKS fetched", "issuer", s.url, "keys", len(keys))
+		s.keys, s.keysFetched, s.jwksErr = keys, now, nil
+		return nil, nil
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return nil, &Error{Reason: ReasonJWKSUnavailable, Err: fmt.Errorf("identity: waiting for JWKS: %w", ctx.Err())}
+	}
+	s.mu.Lock()
+	cands = s.candidates(alg, kid, hasKID)
+	s.mu.Unlock()
+	return v.keysResult(s, cands, kid)
+}
+
+func (v *Verifier) keysResult(s *issuerState, cands []jose.JSONWebKey, kid string) ([]jose.JSONWebKey, *Error) {
+	if len(cands) > 0 {
+		return cands, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		err := s.jwksErr
+		if err == nil {
+			err = errors.New("identity: no JWKS fetched yet")
+		}
+		return nil, &Error{Reason: ReasonJWKSUnavailable, Err: err}
+	}
+	return nil, fail(ReasonUnknownKey, "no usable key with kid %s", quote(kid))
+}
+
+// fetchJWKS fetches and parses a JWKS, keeping only keys fit for verifying
+// signatures: RSA (2048 bits or more) or ECDSA P-256/384/521 public keys
+// whose use, key_ops and alg do not exclude it. Keys go-jose cannot parse are
+// skipped rather than failing the set, as RFC 7517 §5 asks.
+func (v *Verifier) fetchJWKS(ctx context.Context, u string) (map[string][]jose.JSONWebKey, error) {
+	body, ferr := v.get(ctx, u)
+	if ferr != nil {
+		return nil, ferr
+	}
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("identity: JWKS at %s: %w", u, err)
+	}
+	keys := make(map[string][]jose.JSONWebKey)
+	n := 0
+	for _, raw := range set.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			v.cfg.Logger.Debug("identity: skipping unparsable JWKS key", "jwks_uri", u, "error", err)
+			continue
+		}
+		var extra struct {
+			KeyOps []string `json:"key_ops"`
+		}
+		_ = json.Unmarshal(raw, &extra)
+		if !keyUsable(k, extra.KeyOps) {
+			v.cfg.Logger.Debug("identity: skipping unusable JWKS key", "jwks_uri", u, "kid", quote(k.KeyID))
+			continue
+		}
+		keys[k.KeyID] = append(keys[k.KeyID], k)
+		n++
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("identity: JWKS at %s has no usable keys", u)
+	}
+	return keys, nil
+}
+
+func keyUsable(k jose.JSONWebKey, ops []string) bool {
+	if k.Use != "" && k.Use != "sig" {
+		return false
+	}
+	if ops != nil && !slices.Contains(ops, "verify") {
+		return false
+	}
+	if k.Algorithm != "" && !asymmetricAlgs[k.Algorithm] {
+		return false
+	}
+	if len(k.KeyID) > maxKIDLen {
+		return false
+	}
+	switch pub := k.Key.(type) {
+	case *rsa.PublicKey:
+		return pub.N.BitLen() >= 2048
+	case *ecdsa.PublicKey:
+		return curveAlg(pub.Curve) != ""
+	}
+	return false // private keys, symmetric keys, Ed25519, ...
+}
+
+func curveAlg(c elliptic.Curve) string {
+	switch c {
+	case elliptic.P256():
+		return "ES256"
+	case elliptic.P384():
+		return "ES384"
+	case elliptic.P521():
+		return "ES512"
+	}
+	return ""
+}
+
+// keyFits reports whether k may verify a signature made with alg: the key's
+// own alg (when it names one) must be alg, and its type must be alg's.
+func keyFits(alg string, k jose.JSONWebKey) bool {
+	if k.Algorithm != "" && k.Algorithm != alg {
+		return false
+	}
+	switch pub := k.Key.(type) {
+	case *rsa.PublicKey:
+		return alg[0] == 'R' || alg[0] == 'P'
+	case *ecdsa.PublicKey:
+		return curveAlg(pub.Curve) == alg
+	}
+	return false
+}
+
+// verifyCall carries one Verify call's state through go-oidc to keySet, so
+// typed errors survive go-oidc (which flattens its KeySet's errors with %v).
+type verifyCall struct {
+	tok      *parsedToken
+	err      *Error
+	verified []byte
+}
+
+type callKey struct{}
+
+// keySet is the oidc.KeySet for one issuer and one Verify call. It verifies
+// only against keys from the issuer's JWKS, with go-jose told exactly which
+// algorithm to expect; a key embedded in the token is never used.
+type keySet struct {
+	v    *Verifier
+	s    *issuerState
+	disc *discovery
+}
+
+var _ oidc.KeySet = (*keySet)(nil)
+
+func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	call, _ := ctx.Value(callKey{}).(*verifyCall)
+	if call == nil {
+		return nil, errors.New("identity: keySet used outside Verify")
+	}
+	payload, e := k.verify(ctx, call, jwt)
+	if e != nil {
+		call.err = e
+		return nil, e
+	}
+	call.verified = payload
+	return payload, nil
+}
+
+func (k *keySet) verify(ctx context.Context, call *verifyCall, jwt string) ([]byte, *Error) {
+	tok := call.tok
+	jws, err := jose.ParseSignedCompact(jwt, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(tok.alg)})
+	if err != nil {
+		return nil, fail(ReasonMalformedToken, "parse JWS: %v", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, fail(ReasonMalformedToken, "token has %d signatures", len(jws.Signatures))
+	}
+	h := jws.Signatures[0].Protected
+	// Our header parse and go-jose's must agree on what they read.
+	if h.Algorithm != tok.alg || h.KeyID != tok.kid || h.JSONWebKey != nil {
+		return nil, fail(ReasonMalformedToken, "header parsed inconsistently")
+	}
+	keys, e := k.v.keysFor(ctx, k.s, k.disc, tok.alg, tok.kid, tok.hasKID)
+	if e != nil {
+		return nil, e
+	}
+	for _, key := range keys {
+		// key.Key, not key: a *JSONWebKey or a JSONWebKeySet would let
+		// go-jose pick a key by the token's own header.
+		payload, err := jws.Verify(key.Key)
+		if err == nil {
+			return payload, nil
+		}
+	}
+	return nil, fail(ReasonBadSignature, "signature does not verify with the issuer's key %s", quote(tok.kid))
+}

@@ -1,0 +1,104 @@
+// Package config loads oidc-bridge's configuration from the environment
+// (the variables of the contract) and validates it in one place.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is the whole configuration of the oidc-bridge binary.
+type Config struct {
+	// DatabaseURL is the Postgres connection URL. Empty selects the
+	// embedded default: a private cluster under DataDir.
+	DatabaseURL string `env:"BRIDGE_DATABASE_URL"`
+	// DataDir is the state folder of the embedded default.
+	DataDir string `env:"BRIDGE_DATA_DIR" envDefault:"./.oidc-bridge"`
+	// ListenAddr is the HTTP listen address, host:port.
+	ListenAddr string `env:"BRIDGE_LISTEN_ADDR" envDefault:"127.0.0.1:8080"`
+	// PublicURL is the bridge's own external URL: the issuer of the tokens
+	// it signs. Defaults to http:// + ListenAddr.
+	PublicURL string `env:"BRIDGE_PUBLIC_URL"`
+	// AdminToken is the bootstrap admin bearer token, at least 32
+	// characters. Empty: only tokens made with `admin-token create`.
+	AdminToken string `env:"BRIDGE_ADMIN_TOKEN"`
+	// AllowInsecureIssuers lets issuers use http:// URLs on loopback hosts.
+	// For tests and demos only: never set it in production.
+	AllowInsecureIssuers bool `env:"BRIDGE_ALLOW_INSECURE_ISSUERS"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `env:"BRIDGE_LOG_LEVEL" envDefault:"info"`
+
+	// Level is LogLevel parsed.
+	Level slog.Level `env:"-"`
+}
+
+// MinAdminTokenLength is the shortest bootstrap admin token accepted.
+const MinAdminTokenLength = 32
+
+// Load reads the environment (environ, as os.Environ gives it) and
+// validates the result, naming the variable at fault.
+func Load(environ []string) (Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: env.ToMap(environ)}); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if err := c.Level.UnmarshalText([]byte(c.LogLevel)); err != nil || !validLevel(c.LogLevel) {
+		errs = append(errs, fmt.Errorf("BRIDGE_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenLength {
+		errs = append(errs, fmt.Errorf("BRIDGE_ADMIN_TOKEN: must be at least %d characters (it is %d)", MinAdminTokenLength, len(c.AdminToken)))
+	}
+	if strings.TrimSpace(c.AdminToken) != c.AdminToken {
+		errs = append(errs, errors.New("BRIDGE_ADMIN_TOKEN: must not start or end with whitespace"))
+	}
+	host, port, err := net.SplitHostPort(c.ListenAddr)
+	if err != nil || port == "" {
+		errs = append(errs, fmt.Errorf("BRIDGE_LISTEN_ADDR: %q is not host:port", c.ListenAddr))
+	}
+	if c.PublicURL == "" && err == nil {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		errs = append(errs, fmt.Errorf("BRIDGE_PUBLIC_URL: %q must be an absolute http(s) URL without query, fragment or user info", c.PublicURL))
+	} else {
+		c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	}
+	if c.DatabaseURL == "" {
+		if c.DataDir == "" {
+			errs = append(errs, errors.New("BRIDGE_DATA_DIR: must not be empty when BRIDGE_DATABASE_URL is unset"))
+		} else if abs, err := filepath.Abs(c.DataDir); err == nil {
+			c.DataDir = abs
+		}
+	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		// Do not echo the URL: it may hold a password.
+		errs = append(errs, errors.New("BRIDGE_DATABASE_URL: must be a postgres:// or postgresql:// URL"))
+	}
+	return errors.Join(errs...)
+}
+
+func validLevel(s string) bool {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,318 @@
+package pgcluster
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// tempDir returns a fresh folder that the server's user can reach: the
+// testing package makes its folders 0700.
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// start starts a cluster and stops it when the test ends.
+func start(t *testing.T, opts Options) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return c
+}
+
+func connect(t *testing.T, url string) (*pgx.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn, nil
+}
+
+func mustExec(t *testing.T, url, sql string) {
+	t.Helper()
+	conn, err := connect(t, url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	if _, err := conn.Exec(context.Background(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func TestFindBinaries(t *testing.T) {
+	t.Parallel()
+	dir, err := FindBinaries()
+	if err != nil {
+		t.Fatalf("FindBinaries: %v", err)
+	}
+	if want := "/usr/lib/postgresql/15/bin"; dir != want {
+		t.Errorf("FindBinaries() = %q, want %q", dir, want)
+	}
+}
+
+func TestFindBinariesHighestVersion(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for v, names := range map[string][]string{
+		"9.6": {"initdb", "pg_ctl", "postgres"},
+		"15":  {"initdb", "pg_ctl", "postgres"},
+		"16":  {"initdb", "pg_ctl"}, // incomplete: no server
+	} {
+		bin := filepath.Join(root, v, "bin")
+		if err := os.MkdirAll(bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if err := os.WriteFile(filepath.Join(bin, n), []byte("#!/bin/sh\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := findBinaries(filepath.Join(root, "no-pg_config"), root)
+	if err != nil {
+		t.Fatalf("findBinaries: %v", err)
+	}
+	if want := filepath.Join(root, "15", "bin"); got != want {
+		t.Errorf("findBinaries() = %q, want %q", got, want)
+	}
+}
+
+func TestFindBinariesNone(t *testing.T) {
+	t.Parallel()
+	_, err := findBinaries("/nonexistent/pg_config", t.TempDir())
+	if !errors.Is(err, ErrNoBinaries) {
+		t.Fatalf("findBinaries() error = %v, want ErrNoBinaries", err)
+	}
+	for _, want := range []string{"apt-get install postgresql", "BRIDGE_DATABASE_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestStartConnectStop(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(tempDir(t), "cluster") // Start creates it
+	c := start(t, Options{DataDir: dir, Unsafe: true})
+
+	url := c.URL("postgres")
+	if !strings.HasPrefix(url, "postgres://postgres@/postgres?") || !strings.Contains(url, "port=5432") ||
+		!strings.Contains(url, "sslmode=disable") {
+		t.Errorf("URL = %q, want a unix socket URL on port 5432", url)
+	}
+	conn, err := connect(t, url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	var one int
+	if err := conn.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("SELECT 1 = %d, %v", one, err)
+	}
+	var listen string
+	if err := conn.QueryRow(context.Background(), "SHOW listen_addresses").Scan(&listen); err != nil || listen != "" {
+		t.Errorf("listen_addresses = %q, %v; want no TCP", listen, err)
+	}
+	conn.Close(context.Background())
+
+	for _, name := range []string{dir, filepath.Join(dir, "pgdata"), filepath.Join(dir, "run")} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s has mode %v, want 0700", name, fi.Mode().Perm())
+		}
+	}
+
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if _, err := connect(t, url); err == nil {
+		t.Fatal("connect after Stop succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pgdata", "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("postmaster.pid after Stop: %v", err)
+	}
+}
+
+func TestRestartKeepsData(t *testing.T) {
+	t.Parallel()
+	dir := tempDir(t)
+	c := start(t, Options{DataDir: dir, Unsafe: true})
+	mustExec(t, c.URL("postgres"), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('run 1')")
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+
+	c = start(t, Options{DataDir: dir, Unsafe: true})
+	conn, err := connect(t, c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	var v string
+	if err := conn.QueryRow(context.Background(), "SELECT v FROM kept").Scan(&v); err != nil || v != "run 1" {
+		t.Fatalf("SELECT v FROM kept = %q, %v; want the row of run 1", v, err)
+	}
+}
+
+func TestStartReusesRunningServer(t *testing.T) {
+	t.Parallel()
+	dir := tempDir(t)
+	first := start(t, Options{DataDir: dir, Unsafe: true})
+	// Other options are ignored: the running server's address wins.
+	second := start(t, Options{DataDir: dir, Port: 1})
+	if first.URL("db") != second.URL("db") {
+		t.Errorf("reusing Cluster URL = %q, want %q", second.URL("db"), first.URL("db"))
+	}
+	mustExec(t, second.URL("postgres"), "SELECT 1")
+
+	if err := second.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop of the reusing Cluster: %v", err)
+	}
+	if _, err := connect(t, first.URL("postgres")); err != nil {
+		t.Fatalf("server gone after the reusing Cluster stopped: %v", err)
+	}
+	if err := first.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if _, err := connect(t, first.URL("postgres")); err == nil {
+		t.Fatal("server still up after the starting Cluster stopped")
+	}
+}
+
+func TestTCPPort(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	c := start(t, Options{DataDir: tempDir(t), Port: port, Unsafe: true, Settings: map[string]string{"cluster_name": "it's a test"}})
+	url := c.URL("postgres")
+	if !strings.Contains(url, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))) {
+		t.Errorf("URL = %q, want TCP on port %d", url, port)
+	}
+	conn, err := connect(t, url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	var fsync string
+	if err := conn.QueryRow(context.Background(), "SELECT current_setting('fsync')").Scan(&fsync); err != nil || fsync != "off" {
+		t.Errorf("fsync = %q, %v; want off with Unsafe", fsync, err)
+	}
+	var name string
+	if err := conn.QueryRow(context.Background(), "SELECT current_setting('cluster_name')").Scan(&name); err != nil || name != "it's a test" {
+		t.Errorf("cluster_name = %q, %v; want the value of Settings", name, err)
+	}
+}
+
+func TestLongDataDirUsesTempSocketDir(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(tempDir(t), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	c := start(t, Options{DataDir: dir, Unsafe: true})
+	if !strings.Contains(c.URL("x"), "oidc-bridge-pg-") {
+		t.Errorf("URL = %q, want a socket folder under the temporary folder", c.URL("x"))
+	}
+	mustExec(t, c.URL("postgres"), "SELECT 1")
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(c.socketDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary socket folder %s left behind: %v", c.socketDir, err)
+	}
+}
+
+func TestEnsureDatabase(t *testing.T) {
+	t.Parallel()
+	c := start(t, Options{DataDir: tempDir(t), Unsafe: true})
+	ctx := context.Background()
+	for range 2 {
+		if err := c.EnsureDatabase(ctx, `odd "name"`); err != nil {
+			t.Fatalf("EnsureDatabase: %v", err)
+		}
+	}
+	mustExec(t, c.URL(`odd "name"`), "SELECT 1")
+}
+
+func TestUnreachableDataDir(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs the server as another user, whose access can be missing")
+	}
+	closed := filepath.Join(tempDir(t), "closed")
+	if err := os.Mkdir(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), Options{DataDir: filepath.Join(closed, "cluster"), Unsafe: true})
+	if !errors.Is(err, ErrDataDirUnreachable) {
+		t.Fatalf("Start error = %v, want ErrDataDirUnreachable", err)
+	}
+	t.Log(err)
+	for _, want := range []string{closed + " (", "BRIDGE_DATA_DIR", `"postgres"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestStartFailureShowsLog(t *testing.T) {
+	t.Parallel()
+	dir := tempDir(t)
+	c := start(t, Options{DataDir: dir, Unsafe: true})
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A setting the server rejects makes it exit at start.
+	conf := filepath.Join(dir, "pgdata", "postgresql.auto.conf")
+	if err := os.WriteFile(conf, []byte("shared_buffers = 'lots'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), Options{DataDir: dir, Unsafe: true})
+	if err == nil {
+		t.Fatal("Start succeeded with a broken configuration")
+	}
+	t.Log(err)
+	if !strings.Contains(err.Error(), "shared_buffers") {
+		t.Errorf("error does not show the log's complaint: %v", err)
+	}
+}
+
+func TestStartWithoutDataDir(t *testing.T) {
+	t.Parallel()
+	if _, err := Start(context.Background(), Options{}); err == nil || !strings.HasPrefix(err.Error(), "pgcluster: ") {
+		t.Errorf("Start without DataDir error = %v", err)
+	}
+}

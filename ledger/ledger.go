@@ -1,0 +1,127 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Window is the sliding window of the per_hour quota.
+const Window = time.Hour
+
+// countedOutcomes are the outcomes a quota counts: every credential that was
+// or may have been issued.
+const countedOutcomes = `('issued', 'pending', 'unknown')`
+
+// Ledger is the issuance ledger over Postgres.
+type Ledger struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+}
+
+// New returns a Ledger on pool.
+func New(pool *pgxpool.Pool) *Ledger {
+	return &Ledger{pool: pool, timeout: 5 * time.Second}
+}
+
+// EnsurePartitions creates the ledger's monthly partitions from this month
+// to monthsAhead months ahead. serve calls it at start and daily.
+func (l *Ledger) EnsurePartitions(ctx context.Context, monthsAhead int) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	if _, err := l.pool.Exec(ctx, `SELECT ledger_ensure_partitions($1)`, monthsAhead); err != nil {
+		return fmt.Errorf("ledger: ensure partitions: %w", err)
+	}
+	return nil
+}
+
+// RepositoryUsage counts one repository's issuances in the window.
+type RepositoryUsage struct {
+	Repository string `json:"repository"`
+	Issued     int    `json:"issued"`
+	// Remaining is what per_hour leaves; absent without a per_hour quota.
+	Remaining *int `json:"remaining,omitempty"`
+}
+
+// JobUsage counts one job's issuances in the window.
+type JobUsage struct {
+	Issuer     string `json:"issuer"`
+	RunID      string `json:"run_id"`
+	RunAttempt string `json:"run_attempt,omitempty"`
+	JobID      string `json:"job_id,omitempty"`
+	Issued     int    `json:"issued"`
+	Remaining  *int   `json:"remaining,omitempty"`
+}
+
+// Usage is what a mapping's quotas have counted in the last hour.
+type Usage struct {
+	Mapping       string            `json:"mapping"`
+	WindowSeconds int               `json:"window_seconds"`
+	PerHour       int               `json:"per_hour,omitempty"`
+	PerJob        int               `json:"per_job,omitempty"`
+	Issued        int               `json:"issued"`
+	Repositories  []RepositoryUsage `json:"repositories"`
+	Jobs          []JobUsage        `json:"jobs"`
+}
+
+// maxJobs bounds the jobs listed in a Usage: the most active first.
+const maxJobs = 100
+
+// Usage reports the counts of the mapping (its id and name) for the quotas
+// perHour and perJob (0: no limit).
+func (l *Ledger) Usage(ctx context.Context, mappingID int64, name string, perHour, perJob int) (Usage, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	u := Usage{Mapping: name, WindowSeconds: int(Window / time.Second), PerHour: perHour, PerJob: perJob,
+		Repositories: []RepositoryUsage{}, Jobs: []JobUsage{}}
+	since := time.Now().Add(-Window)
+	rows, err := l.pool.Query(ctx, `
+		SELECT lower(coalesce(repository, '')), count(*)
+		FROM issuances
+		WHERE mapping_id = $1 AND requested_at > $2 AND outcome IN `+countedOutcomes+`
+		GROUP BY 1 ORDER BY 2 DESC, 1`, mappingID, since)
+	if err != nil {
+		return Usage{}, fmt.Errorf("ledger: usage of %q: %w", name, err)
+	}
+	u.Repositories, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RepositoryUsage, error) {
+		var ru RepositoryUsage
+		err := r.Scan(&ru.Repository, &ru.Issued)
+		ru.Remaining = remaining(perHour, ru.Issued)
+		return ru, err
+	})
+	if err != nil {
+		return Usage{}, fmt.Errorf("ledger: usage of %q: %w", name, err)
+	}
+	for _, r := range u.Repositories {
+		u.Issued += r.Issued
+	}
+	rows, err = l.pool.Query(ctx, `
+		SELECT issuer, coalesce(run_id, ''), coalesce(run_attempt, ''), coalesce(job_id, ''), count(*)
+		FROM issuances
+		WHERE mapping_id = $1 AND requested_at > $2 AND outcome IN `+countedOutcomes+`
+		GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT $3`, mappingID, since, maxJobs)
+	if err != nil {
+		return Usage{}, fmt.Errorf("ledger: usage of %q: %w", name, err)
+	}
+	u.Jobs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobUsage, error) {
+		var j JobUsage
+		err := r.Scan(&j.Issuer, &j.RunID, &j.RunAttempt, &j.JobID, &j.Issued)
+		j.Remaining = remaining(perJob, j.Issued)
+		return j, err
+	})
+	if err != nil {
+		return Usage{}, fmt.Errorf("ledger: usage of %q: %w", name, err)
+	}
+	return u, nil
+}
+
+func remaining(limit, used int) *int {
+	if limit <= 0 {
+		return nil
+	}
+	r := max(limit-used, 0)
+	return &r
+}

@@ -1,0 +1,16 @@
+// Package mapping holds the bridge's policy: registered issuers and the
+// mappings that say which verified pipeline tokens may obtain which cloud
+// target.
+//
+// It validates issuers and mappings as the admin API receives them
+// (ValidateIssuer, Normalize, ValidateMapping: errors are *ValidationError,
+// matching ErrInvalid, naming the field at fault), decides whether a mapping
+// admits a token's normalised claims (Mapping.Admits, Select) with the
+// contract's small pattern language (Match, MatchFold), and stores both in
+// Postgres (Store).
+//
+// Validation and matching are pure functions: no I/O, no clock, no
+// configuration. The package does not verify tokens (identity does), count
+// quotas or record issuances (ledger does), or call clouds (providers do);
+// it never imports net/http or echo.
+package mapping

@@ -1,0 +1,193 @@
+package mapping
+
+import (
+	"github.com/oidc-bridge/oidc-bridge/identity"
+)
+
+// Reasons Admits gives for a refusal. They are stable: logs, audit rows and
+// the reason label of metrics use them, so the set stays small and fixed (a
+// claims condition reports "claims", never the claim's name).
+const (
+	ReasonNoClaims      = "no_claims"
+	ReasonDisabled      = "disabled"
+	ReasonIssuer        = "issuer"
+	ReasonUnconstrained = "unconstrained"
+	ReasonRepository    = "repository"
+	ReasonRepositoryID  = "repository_id"
+	ReasonRef           = "ref"
+	ReasonEnvironment   = "environment"
+	ReasonEventName     = "event_name"
+	ReasonWorkflowRef   = "workflow_ref"
+	ReasonClaims        = "claims"
+	ReasonForkPipeline  = "fork_pipeline"
+	ReasonEventOptIn    = "event_requires_opt_in"
+)
+
+const (
+	reasonAdmitted      = ""
+	claimJobProjectPath = "job_project_path"
+	eventPullRequestTgt = "pull_request_target"
+	eventWorkflowRun    = "workflow_run"
+)
+
+// Admits reports whether the mapping admits the verified claims c and, when it
+// does not, a short stable reason (one of the Reason constants) for the log
+// and the audit row. It is pure: no I/O, no clock.
+//
+// Every condition present must hold, and a condition holds when any of its
+// patterns matches:
+//   - repository matches Claims.Repository, ASCII case-insensitively;
+//   - repository_id equals Claims.RepositoryID exactly: no patterns and no
+//     numeric normalisation ("0123" is not "123");
+//   - ref matches the full Claims.Ref byte-exactly (refs/heads/main never
+//     matches refs/tags/main, refs/heads/mainx or refs/heads/main/);
+//   - environment, event_name and workflow_ref (Claims.WorkflowRef) match
+//     case-sensitively;
+//   - each claims entry matches the named raw claim as Claims.RawString gives
+//     it; a missing claim, or one holding an array, object or null, never
+//     matches.
+//
+// An absent claim (an empty string) never matches any pattern, not even `*`
+// or `**`: a condition is a demand that the token say something.
+//
+// Beyond the conditions, these safety rules hold whatever the mapping says:
+//   - A disabled mapping admits nothing ("disabled").
+//   - A mapping admits only tokens of its own issuer: Claims.IssuerName must
+//     equal Mapping.Issuer ("issuer"), so a caller that forgets to filter
+//     mappings by issuer cannot let one issuer's tokens reach another's
+//     mappings.
+//   - A mapping that validation would refuse for being too broad admits
+//     nothing ("unconstrained"): for a generic token it must have at least
+//     one condition, for any other token (github, gitlab, or a kind this
+//     package does not know) a repository or repository_id condition (attack catalogue 25: such rows may predate the rule or come
+//     from outside the admin API).
+//   - GitLab fork merge-request pipelines ("fork_pipeline"): when a gitlab
+//     token's job_project_path (the project the job runs in) differs, ASCII
+//     case-insensitively, from its project_path, the job runs fork code with
+//     the parent project's pipeline, and the mapping admits it only if its
+//     claims conditions name job_project_path, that is only if the admin
+//     decided which projects' jobs may use it. A gitlab token without
+//     job_project_path counts as differing, so it fails closed too.
+//   - GitHub pull_request_target and workflow_run ("event_requires_opt_in"):
+//     these runs carry the base branch's context (ref refs/heads/main) but may
+//     execute code from a fork, so a github token with one of these event
+//     names is admitted only by a mapping whose event_name condition lists
+//     that event literally; a wildcard such as `*` or `pull_request*` does not
+//     count as opting in (attack catalogue 34).
+//
+// The conditions are checked before the safety rules, so a refusal names the
+// first condition that failed when there is one.
+func (m *Mapping) Admits(c *identity.Claims) (ok bool, reason string) {
+	if c == nil {
+		return false, ReasonNoClaims
+	}
+	if !m.Enabled {
+		return false, ReasonDisabled
+	}
+	if m.Issuer != c.IssuerName {
+		return false, ReasonIssuer
+	}
+	cond := &m.Conditions
+	if !cond.constrains(c.Kind) {
+		return false, ReasonUnconstrained
+	}
+	if r := cond.mismatch(c); r != reasonAdmitted {
+		return false, r
+	}
+	if isGitLabForkPipeline(c) {
+		if _, named := cond.Claims[claimJobProjectPath]; !named {
+			return false, ReasonForkPipeline
+		}
+	}
+	if requiresEventOptIn(c) && !cond.EventName.lists(c.EventName) {
+		return false, ReasonEventOptIn
+	}
+	return true, reasonAdmitted
+}
+
+// Select returns, in order, the mappings of ms that admit c.
+func Select(ms []Mapping, c *identity.Claims) []Mapping {
+	var out []Mapping
+	for i := range ms {
+		if ok, _ := ms[i].Admits(c); ok {
+			out = append(out, ms[i])
+		}
+	}
+	return out
+}
+
+// mismatch returns the reason of the first condition that does not hold, or
+// "" when all hold.
+func (cond *Conditions) mismatch(c *identity.Claims) string {
+	switch {
+	case cond.Repository != nil && !cond.Repository.matches(c.Repository, MatchFold):
+		return ReasonRepository
+	case cond.RepositoryID != nil && !cond.RepositoryID.matches(c.RepositoryID, equalString):
+		return ReasonRepositoryID
+	case cond.Ref != nil && !cond.Ref.matches(c.Ref, Match):
+		return ReasonRef
+	case cond.Environment != nil && !cond.Environment.matches(c.Environment, Match):
+		return ReasonEnvironment
+	case cond.EventName != nil && !cond.EventName.matches(c.EventName, Match):
+		return ReasonEventName
+	case cond.WorkflowRef != nil && !cond.WorkflowRef.matches(c.WorkflowRef, Match):
+		return ReasonWorkflowRef
+	}
+	for name, v := range cond.Claims {
+		s, ok := c.RawString(name)
+		if !ok || !v.matches(s, Match) {
+			return ReasonClaims
+		}
+	}
+	return reasonAdmitted
+}
+
+// constrains mirrors the breadth rule of ValidateMapping for kind k: a
+// generic issuer's mapping needs some condition, any other kind (an unknown
+// one included) a repository or repository_id condition.
+func (cond *Conditions) constrains(k identity.Kind) bool {
+	if k != identity.KindGeneric {
+		return cond.Repository != nil || cond.RepositoryID != nil
+	}
+	return cond.Repository != nil || cond.RepositoryID != nil || cond.Ref != nil ||
+		cond.Environment != nil || cond.EventName != nil || cond.WorkflowRef != nil ||
+		len(cond.Claims) > 0
+}
+
+// matches reports whether any pattern matches s. An empty s is an absent
+// claim and matches nothing; so does a Values with no patterns.
+func (v *Values) matches(s string, match func(pattern, s string) bool) bool {
+	if s == "" {
+		return false
+	}
+	for _, p := range v.Patterns {
+		if match(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// lists reports whether v names s literally, wildcards not counting.
+func (v *Values) lists(s string) bool {
+	if v == nil || s == "" {
+		return false
+	}
+	for _, p := range v.Patterns {
+		if p == s {
+			return true
+		}
+	}
+	return false
+}
+
+func equalString(a, b string) bool { return a == b }
+
+func isGitLabForkPipeline(c *identity.Claims) bool {
+	return c.Kind == identity.KindGitLab && !equalFoldASCII(c.JobProjectPath, c.Repository)
+}
+
+func requiresEventOptIn(c *identity.Claims) bool {
+	return c.Kind == identity.KindGitHub &&
+		(c.EventName == eventPullRequestTgt || c.EventName == eventWorkflowRun)
+}

@@ -1,0 +1,396 @@
+package mapping
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+)
+
+// Store errors. The bridge maps them to the admin API's codes.
+var (
+	// ErrNotFound: no issuer or mapping of that name.
+	ErrNotFound = errors.New("mapping: not found")
+	// ErrConflict: the name (or an issuer's URL) is already taken, or the
+	// object is still referenced.
+	ErrConflict = errors.New("mapping: conflict")
+)
+
+// Store reads and writes issuers and mappings. The Postgres implementation
+// is the only one; handlers' unit tests may fake it.
+type Store interface {
+	identity.IssuerSource
+
+	ListIssuers(ctx context.Context) ([]Issuer, error)
+	GetIssuer(ctx context.Context, name string) (Issuer, error)
+	CreateIssuer(ctx context.Context, is Issuer) (Issuer, error)
+	// UpdateIssuer replaces the issuer called name. check is called inside
+	// the transaction with every mapping of the issuer, so that a change of
+	// kind cannot leave a mapping that the new kind would refuse.
+	UpdateIssuer(ctx context.Context, name string, is Issuer, check func(Mapping) error) (Issuer, error)
+	DeleteIssuer(ctx context.Context, name string) error
+
+	ListMappings(ctx context.Context, f Filter) ([]Mapping, error)
+	GetMapping(ctx context.Context, name string) (Mapping, error)
+	// CreateMapping and UpdateMapping call check with the kind of the
+	// mapping's issuer, inside the transaction that writes the mapping.
+	CreateMapping(ctx context.Context, m Mapping, check func(identity.Kind) error) (Mapping, error)
+	UpdateMapping(ctx context.Context, name string, m Mapping, check func(identity.Kind) error) (Mapping, error)
+	DeleteMapping(ctx context.Context, name string) error
+}
+
+// Filter narrows ListMappings. Empty fields match everything.
+type Filter struct {
+	Issuer      string // issuer name
+	Provider    string
+	EnabledOnly bool
+}
+
+// ErrUnknownIssuer is returned when a mapping names an issuer that does not
+// exist. It is a ValidationError on the field "issuer".
+var ErrUnknownIssuer = &ValidationError{Field: "issuer", Message: "no issuer of that name is registered"}
+
+// PGStore is the Store over Postgres. Every query runs under its own
+// deadline, so a stuck database fails the request rather than hanging it.
+type PGStore struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+}
+
+// NewPGStore returns a store on pool; timeout bounds each operation
+// (default 5 s).
+func NewPGStore(pool *pgxpool.Pool, timeout time.Duration) *PGStore {
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	return &PGStore{pool: pool, timeout: timeout}
+}
+
+var _ Store = (*PGStore)(nil)
+
+func (s *PGStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+const issuerColumns = `name, url, kind, audiences, enabled, created_at, updated_at`
+
+func scanIssuer(row pgx.Row) (Issuer, error) {
+	var is Issuer
+	err := row.Scan(&is.Name, &is.URL, &is.Kind, &is.Audiences, &is.Enabled, &is.CreatedAt, &is.UpdatedAt)
+	return is, err
+}
+
+// IssuerByURL implements identity.IssuerSource: a byte-exact lookup.
+func (s *PGStore) IssuerByURL(ctx context.Context, url string) (identity.Issuer, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	is, err := scanIssuer(s.pool.QueryRow(ctx, `SELECT `+issuerColumns+` FROM issuers WHERE url = $1`, url))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return identity.Issuer{}, identity.ErrIssuerNotFound
+	}
+	if err != nil {
+		return identity.Issuer{}, fmt.Errorf("mapping: issuer by url: %w", err)
+	}
+	return identity.Issuer{Name: is.Name, URL: is.URL, Kind: identity.Kind(is.Kind), Audiences: is.Audiences, Enabled: is.Enabled}, nil
+}
+
+// ListIssuers returns all issuers ordered by name.
+func (s *PGStore) ListIssuers(ctx context.Context) ([]Issuer, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT `+issuerColumns+` FROM issuers ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("mapping: list issuers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Issuer, error) { return scanIssuer(r) })
+	if err != nil {
+		return nil, fmt.Errorf("mapping: list issuers: %w", err)
+	}
+	return out, nil
+}
+
+// GetIssuer returns the issuer called name.
+func (s *PGStore) GetIssuer(ctx context.Context, name string) (Issuer, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	is, err := scanIssuer(s.pool.QueryRow(ctx, `SELECT `+issuerColumns+` FROM issuers WHERE name = $1`, name))
+	if err != nil {
+		return Issuer{}, notFound(err, "get issuer", name)
+	}
+	return is, nil
+}
+
+// CreateIssuer inserts is.
+func (s *PGStore) CreateIssuer(ctx context.Context, is Issuer) (Issuer, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	out, err := scanIssuer(s.pool.QueryRow(ctx, `
+		INSERT INTO issuers (name, url, kind, audiences, enabled)
+		VALUES ($1, $2, $3, $4, $5)
+		RETURNING `+issuerColumns, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled))
+	if err != nil {
+		return Issuer{}, writeErr(err, "create issuer", is.Name)
+	}
+	return out, nil
+}
+
+// UpdateIssuer replaces the issuer called name with is (its name included).
+func (s *PGStore) UpdateIssuer(ctx context.Context, name string, is Issuer, check func(Mapping) error) (Issuer, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	var out Issuer
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = scanIssuer(tx.QueryRow(ctx, `
+			UPDATE issuers SET name = $2, url = $3, kind = $4, audiences = $5, enabled = $6, updated_at = now()
+			WHERE name = $1
+			RETURNING `+issuerColumns, name, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled))
+		if err != nil {
+			return err
+		}
+		if check == nil {
+			return nil
+		}
+		ms, err := listMappings(ctx, tx, Filter{Issuer: out.Name})
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if err := check(m); err != nil {
+				// A conflict, not a fault of the request's fields.
+				return fmt.Errorf("%w: mapping %q would no longer be valid: %v", ErrConflict, m.Name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Issuer{}, writeErr(err, "update issuer", name)
+	}
+	return out, nil
+}
+
+// DeleteIssuer removes the issuer called name. An issuer that mappings
+// still use is not removed (ErrConflict).
+func (s *PGStore) DeleteIssuer(ctx context.Context, name string) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `DELETE FROM issuers WHERE name = $1`, name)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+			return fmt.Errorf("%w: issuer %q is used by mappings; delete or move them first", ErrConflict, name)
+		}
+		return fmt.Errorf("mapping: delete issuer %q: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: issuer %q", ErrNotFound, name)
+	}
+	return nil
+}
+
+const mappingSelect = `
+	SELECT m.id, m.name, i.name, m.enabled, m.conditions, m.provider, m.target, m.max_duration_seconds,
+	       m.quota_per_hour, m.quota_per_job, m.created_at, m.updated_at
+	FROM mappings m JOIN issuers i ON i.id = m.issuer_id`
+
+func scanMapping(row pgx.Row) (Mapping, error) {
+	var (
+		m               Mapping
+		cond, target    []byte
+		perHour, perJob *int
+	)
+	if err := row.Scan(&m.ID, &m.Name, &m.Issuer, &m.Enabled, &cond, &m.Provider, &target, &m.MaxDurationSeconds,
+		&perHour, &perJob, &m.CreatedAt, &m.UpdatedAt); err != nil {
+		return Mapping{}, err
+	}
+	if err := json.Unmarshal(cond, &m.Conditions); err != nil {
+		return Mapping{}, fmt.Errorf("mapping: stored conditions of %q: %w", m.Name, err)
+	}
+	m.Target = json.RawMessage(target)
+	if perHour != nil || perJob != nil {
+		m.Quota = &Quota{}
+		if perHour != nil {
+			m.Quota.PerHour = *perHour
+		}
+		if perJob != nil {
+			m.Quota.PerJob = *perJob
+		}
+	}
+	return m, nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func listMappings(ctx context.Context, q querier, f Filter) ([]Mapping, error) {
+	rows, err := q.Query(ctx, mappingSelect+`
+		WHERE ($1 = '' OR i.name = $1) AND ($2 = '' OR m.provider = $2) AND (NOT $3 OR m.enabled)
+		ORDER BY m.name`, f.Issuer, f.Provider, f.EnabledOnly)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Mapping, error) { return scanMapping(r) })
+}
+
+// ListMappings returns the mappings that f selects, ordered by name. The
+// exchange reads them afresh for every request, so a change made on any
+// replica holds for the next exchange everywhere.
+func (s *PGStore) ListMappings(ctx context.Context, f Filter) ([]Mapping, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	ms, err := listMappings(ctx, s.pool, f)
+	if err != nil {
+		return nil, fmt.Errorf("mapping: list mappings: %w", err)
+	}
+	return ms, nil
+}
+
+// GetMapping returns the mapping called name.
+func (s *PGStore) GetMapping(ctx context.Context, name string) (Mapping, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	m, err := scanMapping(s.pool.QueryRow(ctx, mappingSelect+` WHERE m.name = $1`, name))
+	if err != nil {
+		return Mapping{}, notFound(err, "get mapping", name)
+	}
+	return m, nil
+}
+
+// issuerForMapping locks the named issuer's row (so its kind cannot change
+// under the write) and checks the mapping against its kind.
+func issuerForMapping(ctx context.Context, tx pgx.Tx, issuer string, check func(identity.Kind) error) (int64, error) {
+	var (
+		id   int64
+		kind string
+	)
+	err := tx.QueryRow(ctx, `SELECT id, kind FROM issuers WHERE name = $1 FOR SHARE`, issuer).Scan(&id, &kind)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, ErrUnknownIssuer
+	}
+	if err != nil {
+		return 0, err
+	}
+	if check != nil {
+		if err := check(identity.Kind(kind)); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
+
+func mappingArgs(m Mapping) (cond []byte, perHour, perJob *int, err error) {
+	cond, err = json.Marshal(m.Conditions)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if m.Quota != nil {
+		if m.Quota.PerHour > 0 {
+			perHour = &m.Quota.PerHour
+		}
+		if m.Quota.PerJob > 0 {
+			perJob = &m.Quota.PerJob
+		}
+	}
+	return cond, perHour, perJob, nil
+}
+
+// CreateMapping inserts m.
+func (s *PGStore) CreateMapping(ctx context.Context, m Mapping, check func(identity.Kind) error) (Mapping, error) {
+	return s.writeMapping(ctx, "create mapping", m.Name, false, m, check, `
+		INSERT INTO mappings (name, issuer_id, enabled, conditions, provider, target, max_duration_seconds,
+		                      quota_per_hour, quota_per_job)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		RETURNING name`)
+}
+
+// UpdateMapping replaces the mapping called name with m (its name included).
+func (s *PGStore) UpdateMapping(ctx context.Context, name string, m Mapping, check func(identity.Kind) error) (Mapping, error) {
+	return s.writeMapping(ctx, "update mapping", name, true, m, check, `
+		UPDATE mappings SET name = $1, issuer_id = $2, enabled = $3, conditions = $4, provider = $5,
+		       target = $6, max_duration_seconds = $7, quota_per_hour = $8, quota_per_job = $9,
+		       updated_at = now()
+		WHERE name = $10
+		RETURNING name`)
+}
+
+// writeMapping runs sql, an INSERT or (update) an UPDATE of the mapping
+// called name, whose parameters are the mapping's columns, then name.
+func (s *PGStore) writeMapping(ctx context.Context, op, name string, update bool, m Mapping, check func(identity.Kind) error, sql string) (Mapping, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	cond, perHour, perJob, err := mappingArgs(m)
+	if err != nil {
+		return Mapping{}, fmt.Errorf("mapping: %s %q: %w", op, name, err)
+	}
+	var out Mapping
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		issuerID, err := issuerForMapping(ctx, tx, m.Issuer, check)
+		if err != nil {
+			return err
+		}
+		var written string
+		args := []any{m.Name, issuerID, m.Enabled, cond, m.Provider, []byte(m.Target), m.MaxDurationSeconds, perHour, perJob}
+		if update {
+			args = append(args, name)
+		}
+		if err := tx.QueryRow(ctx, sql, args...).Scan(&written); err != nil {
+			return err
+		}
+		out, err = scanMapping(tx.QueryRow(ctx, mappingSelect+` WHERE m.name = $1`, written))
+		return err
+	})
+	if err != nil {
+		return Mapping{}, writeErr(err, op, name)
+	}
+	return out, nil
+}
+
+// DeleteMapping removes the mapping called name. Its ledger rows stay: the
+// ledger keeps the mapping's name and target as they were.
+func (s *PGStore) DeleteMapping(ctx context.Context, name string) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `DELETE FROM mappings WHERE name = $1`, name)
+	if err != nil {
+		return fmt.Errorf("mapping: delete mapping %q: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: mapping %q", ErrNotFound, name)
+	}
+	return nil
+}
+
+func notFound(err error, op, name string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	return fmt.Errorf("mapping: %s %q: %w", op, name, err)
+}
+
+// writeErr turns a write's error into ErrNotFound, ErrConflict or a
+// ValidationError where the database says so.
+func writeErr(err error, op, name string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		what := "name"
+		if pgErr.ConstraintName == "issuers_url_key" {
+			what = "url"
+		}
+		return fmt.Errorf("%w: an object with that %s already exists", ErrConflict, what)
+	}
+	return fmt.Errorf("mapping: %s %q: %w", op, name, err)
+}

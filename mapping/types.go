@@ -1,0 +1,162 @@
+package mapping
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"time"
+)
+
+// Issuer is a registered OIDC issuer, as the admin API reads and writes it.
+type Issuer struct {
+	Name      string   `json:"name"`
+	URL       string   `json:"url"`
+	Audiences []string `json:"audiences"`
+	Kind      string   `json:"kind"`
+	Enabled   bool     `json:"enabled"`
+
+	// Read-only: set by the store, ignored on input.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// Mapping says which tokens of an issuer may obtain which cloud target.
+type Mapping struct {
+	// ID is the store's key; the ledger records it so that quotas follow a
+	// mapping through renames. It is not part of the API.
+	ID         int64      `json:"-"`
+	Name       string     `json:"name"`
+	Issuer     string     `json:"issuer"`
+	Enabled    bool       `json:"enabled"`
+	Conditions Conditions `json:"conditions"`
+	Provider   string     `json:"provider"`
+	// Target is the provider's target object, kept as the admin wrote it
+	// once it has been validated against the provider's schema.
+	Target             json.RawMessage `json:"target"`
+	MaxDurationSeconds int             `json:"max_duration_seconds"`
+	Quota              *Quota          `json:"quota,omitempty"`
+
+	// Read-only: set by the store, ignored on input.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// Quota limits issuances of a mapping. A zero field means no limit.
+type Quota struct {
+	// PerHour counts issuances per mapping and repository in a sliding hour.
+	PerHour int `json:"per_hour,omitempty"`
+	// PerJob counts issuances per job: issuer, run id, run attempt and job id.
+	PerJob int `json:"per_job,omitempty"`
+}
+
+// Conditions must all hold for a mapping to admit a token. A nil field is
+// absent and imposes nothing.
+type Conditions struct {
+	Repository   *Values           `json:"repository,omitempty"`
+	RepositoryID *Values           `json:"repository_id,omitempty"`
+	Ref          *Values           `json:"ref,omitempty"`
+	Environment  *Values           `json:"environment,omitempty"`
+	EventName    *Values           `json:"event_name,omitempty"`
+	WorkflowRef  *Values           `json:"workflow_ref,omitempty"`
+	Claims       map[string]Values `json:"claims,omitempty"`
+}
+
+// Values is a condition's value: one pattern or a list of patterns, any of
+// which may match. It remembers which form it was written in, so that what an
+// admin wrote reads back the same.
+type Values struct {
+	Patterns []string
+	List     bool
+}
+
+// One returns a single-pattern Values.
+func One(p string) *Values { return &Values{Patterns: []string{p}} }
+
+// Any returns a list Values.
+func Any(p ...string) *Values { return &Values{Patterns: p, List: true} }
+
+// valuesTypeError lets encoding/json name the field at fault.
+func valuesTypeError(b []byte) error {
+	what := "value"
+	if len(b) > 0 {
+		switch b[0] {
+		case '{':
+			what = "object"
+		case '[':
+			what = "array"
+		case 't', 'f':
+			what = "bool"
+		case 'n':
+			what = "null"
+		default:
+			what = "number"
+		}
+	}
+	return &json.UnmarshalTypeError{Value: what, Type: reflect.TypeFor[Values]()}
+}
+
+// UnmarshalJSON accepts a string or an array of strings.
+func (v *Values) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '[' {
+		var list []string
+		if err := json.Unmarshal(b, &list); err != nil {
+			return valuesTypeError(b)
+		}
+		*v = Values{Patterns: list, List: true}
+		return nil
+	}
+	var s string
+	if len(b) == 0 || b[0] != '"' || json.Unmarshal(b, &s) != nil {
+		return valuesTypeError(b)
+	}
+	*v = Values{Patterns: []string{s}}
+	return nil
+}
+
+// MarshalJSON writes the form the value was given in.
+func (v Values) MarshalJSON() ([]byte, error) {
+	if !v.List && len(v.Patterns) == 1 {
+		return json.Marshal(v.Patterns[0])
+	}
+	if v.Patterns == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal(v.Patterns)
+}
+
+// The providers and their target objects.
+const (
+	ProviderAWS   = "aws"
+	ProviderGCP   = "gcp"
+	ProviderAzure = "azure"
+	ProviderJWT   = "jwt"
+)
+
+// AWSTarget is the target of an aws mapping.
+type AWSTarget struct {
+	RoleARN       string `json:"role_arn"`
+	Region        string `json:"region"`
+	SessionPolicy string `json:"session_policy,omitempty"`
+	ExternalID    string `json:"external_id,omitempty"`
+}
+
+// GCPTarget is the target of a gcp mapping.
+type GCPTarget struct {
+	ServiceAccount string   `json:"service_account"`
+	Scopes         []string `json:"scopes,omitempty"`
+	Delegates      []string `json:"delegates,omitempty"`
+}
+
+// AzureTarget is the target of an azure mapping.
+type AzureTarget struct {
+	TenantID string `json:"tenant_id"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+}
+
+// JWTTarget is the target of a jwt mapping: a token the bridge signs itself.
+type JWTTarget struct {
+	Audience string         `json:"audience"`
+	Claims   map[string]any `json:"claims,omitempty"`
+}

@@ -1,0 +1,71 @@
+// Package providers defines what the bridge asks of a cloud: mint a
+// short-lived credential for a mapping's target. Each cloud is a sibling
+// subpackage (providers/aws, providers/gcp, providers/azure, providers/jwt)
+// that alone imports its SDK.
+//
+// This package holds only the interface and the shared types; it does not
+// call any cloud.
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+)
+
+// Provider mints credentials on one cloud.
+type Provider interface {
+	// Name is the provider's name in mappings: aws, gcp, azure or jwt.
+	Name() string
+	// Mint returns a credential for req. Its errors wrap ErrRefused when
+	// the cloud said no (not retried) or ErrUnavailable when the cloud is
+	// failing (already retried within ctx's deadline).
+	Mint(ctx context.Context, req Request) (Credential, error)
+}
+
+// Request is one mint.
+type Request struct {
+	// IssuanceID is the ledger row this mint belongs to.
+	IssuanceID string
+	// Mapping is the mapping's name; Target its provider's target object.
+	Mapping string
+	Target  json.RawMessage
+	// Claims are the verified token's claims, for session names and tags.
+	Claims *identity.Claims
+	// Duration is the credential's requested lifetime.
+	Duration time.Duration
+}
+
+// Credential is what the exchange returns, with what the ledger records.
+type Credential struct {
+	// ID identifies the credential without revealing it (an AWS access key
+	// id, a hash prefix of a token). It is recorded in the ledger.
+	ID        string
+	ExpiresAt time.Time
+	// Body is the provider's `credentials` object of the contract. It is
+	// never logged or stored.
+	Body any
+}
+
+var (
+	// ErrRefused: the cloud refused the request (access denied, bad
+	// target). The bridge answers 502 provider_error and does not retry.
+	ErrRefused = errors.New("providers: refused")
+	// ErrUnavailable: the cloud failed or timed out after retries.
+	ErrUnavailable = errors.New("providers: unavailable")
+)
+
+// Error carries the provider's own error code for the client's message,
+// stripped of account details.
+type Error struct {
+	Provider string
+	Code     string
+	Err      error // ErrRefused or ErrUnavailable, possibly wrapped
+}
+
+func (e *Error) Error() string { return "providers: " + e.Provider + ": " + e.Code + ": " + e.Err.Error() }
+
+func (e *Error) Unwrap() error { return e.Err }
