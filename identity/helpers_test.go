@@ -86,7 +86,6 @@ type envOpt struct {
 	kind    Kind
 	issuer  []oidctest.Option
 	config  func(*Config)
-	noTLSok bool
 }
 
 func newEnv(t testing.TB, o envOpt) *env {

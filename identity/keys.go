@@ -33,6 +33,7 @@ type issuerState struct {
 	keys        map[string][]jose.JSONWebKey
 	keysFetched time.Time // last successful fetch
 	lastAttempt time.Time // last fetch, successful or not
+	fetching    bool      // a JWKS fetch is in flight
 	jwksErr     error     // last fetch error, nil after a success
 }
 
@@ -143,9 +144,12 @@ func (v *Verifier) keysFor(ctx context.Context, s *issuerState, d *discovery, al
 	cands := s.candidates(alg, kid, hasKID)
 	stale := s.keys == nil || now.Sub(s.keysFetched) >= v.cfg.CacheTTL
 	mayFetch := s.lastAttempt.IsZero() || now.Sub(s.lastAttempt) >= v.cfg.KeyRefreshInterval
+	fetching := s.fetching
 	s.mu.Unlock()
 
-	if (len(cands) > 0 && !stale) || !mayFetch {
+	// Join a fetch in flight rather than fail for want of keys it is about
+	// to bring; start one only when the interval allows.
+	if (len(cands) > 0 && !stale) || (!mayFetch && !fetching) {
 		return v.keysResult(s, cands, kid)
 	}
 
@@ -157,6 +161,7 @@ func (v *Verifier) keysFor(ctx context.Context, s *issuerState, d *discovery, al
 			return nil, nil // another fetch just finished
 		}
 		s.lastAttempt = now
+		s.fetching = true
 		s.mu.Unlock()
 
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.client.Timeout)
@@ -165,6 +170,7 @@ func (v *Verifier) keysFor(ctx context.Context, s *issuerState, d *discovery, al
 
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.fetching = false
 		if err != nil {
 			v.cfg.Logger.Warn("identity: JWKS fetch failed; keeping cached keys", "issuer", s.url, "error", err)
 			s.jwksErr = err

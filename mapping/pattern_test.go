@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -255,10 +256,10 @@ func refMatch(pattern, s string, fold bool) bool {
 			_, ps := utf8.DecodeRuneInString(p)
 			_, ss := utf8.DecodeRuneInString(s)
 			pc, sc := p[:ps], s[:ss]
-			same := pc == sc
-			if fold && ps == 1 && ss == 1 {
-				same = strings.ToLower(pc) == strings.ToLower(sc)
-			}
+			// Not strings.ToLower: it would turn invalid bytes into U+FFFD.
+			same := pc == sc || fold && ps == 1 && ss == 1 &&
+				pc[0] < utf8.RuneSelf && sc[0] < utf8.RuneSelf &&
+				unicode.ToLower(rune(pc[0])) == unicode.ToLower(rune(sc[0]))
 			res = same && rec(p[ps:], s[ss:])
 		}
 		memo[key] = res
@@ -285,6 +286,7 @@ func FuzzMatch(f *testing.F) {
 		{"", ""},
 		{"\x00", "\x00"},
 		{"A*b", "aXB"},
+		{"A*\x81B", "A\xfeB"}, // found by fuzzing: a bad reference folded invalid bytes together
 	}
 	for _, s := range seeds {
 		f.Add(s[0], s[1])

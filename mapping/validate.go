@@ -423,7 +423,8 @@ func validateTarget(provider string, raw json.RawMessage) error {
 	if err := dec.Decode(target); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return invalid("target."+te.Field, "must be a JSON %s", jsonKind(te.Type))
+			name, _, _ := strings.Cut(te.Field, ".")
+			return invalid("target."+name, "must be a JSON %s", jsonFieldKind(target, name))
 		}
 		return invalid("target", "is not a valid %s target object", provider)
 	}
@@ -488,16 +489,26 @@ func jsonFieldNames(v any) []string {
 	return names
 }
 
-func jsonKind(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "string"
-	case reflect.Slice:
-		return "array"
-	case reflect.Map, reflect.Struct:
-		return "object"
+// jsonFieldKind describes the JSON type of the field of struct *v named
+// name in JSON.
+func jsonFieldKind(v any, name string) string {
+	t := reflect.TypeOf(v).Elem()
+	for i := range t.NumField() {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); tag == name {
+			switch ft := t.Field(i).Type; ft.Kind() {
+			case reflect.String:
+				return "string"
+			case reflect.Slice:
+				if ft.Elem().Kind() == reflect.String {
+					return "list of strings"
+				}
+				return "list"
+			case reflect.Map, reflect.Struct:
+				return "object"
+			}
+		}
 	}
-	return t.String()
+	return "value of another type"
 }
 
 var awsPartitions = []string{"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/caarlos0/env/v11"
@@ -47,7 +48,7 @@ const MinAdminTokenLength = 32
 func Load(environ []string) (Config, error) {
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Environment: env.ToMap(environ)}); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %w", explain(err))
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
@@ -83,9 +84,8 @@ func (c *Config) validate() error {
 		c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	}
 	if c.DatabaseURL == "" {
-		if c.DataDir == "" {
-			errs = append(errs, errors.New("BRIDGE_DATA_DIR: must not be empty when BRIDGE_DATABASE_URL is unset"))
-		} else if abs, err := filepath.Abs(c.DataDir); err == nil {
+		// An empty BRIDGE_DATA_DIR takes the default (envDefault).
+		if abs, err := filepath.Abs(c.DataDir); err == nil {
 			c.DataDir = abs
 		}
 	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -101,4 +101,31 @@ func validLevel(s string) bool {
 		return true
 	}
 	return false
+}
+
+// explain rewrites the env library's parse errors to name the variable, not
+// the Go field, and to hide Go's parser detail.
+func explain(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			out = append(out, e)
+			continue
+		}
+		name := pe.Name
+		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+			name, _, _ = strings.Cut(f.Tag.Get("env"), ",")
+		}
+		what := "a valid " + pe.Type.String()
+		if pe.Type.Kind() == reflect.Bool {
+			what = "true or false"
+		}
+		out = append(out, fmt.Errorf("%s: must be %s", name, what))
+	}
+	return errors.Join(out...)
 }

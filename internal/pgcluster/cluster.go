@@ -66,10 +66,10 @@ type Cluster struct {
 	// tempSocketDir is set when socketDir is a folder under os.TempDir()
 	// that Stop removes.
 	tempSocketDir bool
-	host      string // TCP host when socketDir is empty
-	port      int
-	acct      account
-	logger    *slog.Logger
+	host          string // TCP host when socketDir is empty
+	port          int
+	acct          account
+	logger        *slog.Logger
 	// started is set when this Cluster started the server, which makes
 	// Stop stop it.
 	started bool
@@ -173,15 +173,19 @@ func (c *Cluster) initdb(ctx context.Context, unsafe bool) error {
 	return nil
 }
 
-// reuse adopts a server that already runs on the data directory.
+// reuse adopts a server that already runs on the data directory. It waits
+// for one that is starting up, and reports false when there is none or it
+// is shutting down.
 func (c *Cluster) reuse(ctx context.Context) (bool, error) {
-	if !c.running(ctx) {
-		return false, nil
-	}
-	// A server started by someone else may still be starting up.
 	deadline := time.Now().Add(startTimeout)
 	for {
+		if !c.running(ctx) {
+			return false, nil
+		}
 		pid, err := readPIDFile(c.pgData)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // it has just stopped
+		}
 		if err != nil {
 			return false, err
 		}

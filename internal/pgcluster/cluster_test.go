@@ -316,3 +316,30 @@ func TestStartWithoutDataDir(t *testing.T) {
 		t.Errorf("Start without DataDir error = %v", err)
 	}
 }
+
+func TestConcurrentStartsShareOneServer(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(tempDir(t), "cluster")
+	clusters := make([]*Cluster, 2)
+	errs := make([]error, 2)
+	done := make(chan int)
+	for i := range clusters {
+		go func() {
+			clusters[i], errs[i] = Start(context.Background(), Options{DataDir: dir, Unsafe: true})
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Start %d: %v", i, err)
+		}
+		c := clusters[i]
+		t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	}
+	if clusters[0].started == clusters[1].started {
+		t.Errorf("started = %v, %v; want exactly one Cluster to start the server", clusters[0].started, clusters[1].started)
+	}
+	mustExec(t, clusters[0].URL("postgres"), "SELECT 1")
+}

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	got, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs("./.oidc-bridge")
+	want := Config{
+		DataDir:    abs,
+		ListenAddr: "127.0.0.1:8080",
+		PublicURL:  "http://127.0.0.1:8080",
+		LogLevel:   "info",
+		Level:      slog.LevelInfo,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("defaults (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     []string
+		want    Config
+		wantErr string // a variable the error must name; "" for none
+	}{
+		{
+			name: "everything set",
+			env: []string{"BRIDGE_DATABASE_URL=postgres://u:p@db/bridge", "BRIDGE_LISTEN_ADDR=0.0.0.0:9000",
+				"BRIDGE_PUBLIC_URL=https://bridge.example.com/", "BRIDGE_ADMIN_TOKEN=" + strings.Repeat("x", 32),
+				"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_LOG_LEVEL=debug"},
+			want: Config{DatabaseURL: "postgres://u:p@db/bridge", ListenAddr: "0.0.0.0:9000",
+				PublicURL: "https://bridge.example.com", AdminToken: strings.Repeat("x", 32),
+				AllowInsecureIssuers: true, LogLevel: "debug", Level: slog.LevelDebug},
+		},
+		{
+			name: "public URL defaults to loopback for a wildcard listen address",
+			env:  []string{"BRIDGE_DATABASE_URL=postgres://db/x", "BRIDGE_LISTEN_ADDR=:8443"},
+			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: ":8443", PublicURL: "http://127.0.0.1:8443", LogLevel: "info"},
+		},
+		{name: "short admin token", env: []string{"BRIDGE_ADMIN_TOKEN=" + strings.Repeat("x", 31)}, wantErr: "BRIDGE_ADMIN_TOKEN"},
+		{name: "admin token with spaces", env: []string{"BRIDGE_ADMIN_TOKEN= " + strings.Repeat("x", 40)}, wantErr: "BRIDGE_ADMIN_TOKEN"},
+		{name: "log level", env: []string{"BRIDGE_LOG_LEVEL=verbose"}, wantErr: "BRIDGE_LOG_LEVEL"},
+		{name: "log level with offset", env: []string{"BRIDGE_LOG_LEVEL=info+2"}, wantErr: "BRIDGE_LOG_LEVEL"},
+		{name: "listen address", env: []string{"BRIDGE_LISTEN_ADDR=localhost"}, wantErr: "BRIDGE_LISTEN_ADDR"},
+		{name: "public URL scheme", env: []string{"BRIDGE_PUBLIC_URL=ftp://x"}, wantErr: "BRIDGE_PUBLIC_URL"},
+		{name: "public URL query", env: []string{"BRIDGE_PUBLIC_URL=https://x/?a=b"}, wantErr: "BRIDGE_PUBLIC_URL"},
+		{name: "insecure flag", env: []string{"BRIDGE_ALLOW_INSECURE_ISSUERS=yes please"}, wantErr: "BRIDGE_ALLOW_INSECURE_ISSUERS"},
+		{name: "database URL scheme", env: []string{"BRIDGE_DATABASE_URL=mysql://root:secret@db/x"}, wantErr: "BRIDGE_DATABASE_URL"},
+		{
+			name: "empty data dir takes the default",
+			env:  []string{"BRIDGE_DATA_DIR="},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Load(tt.env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Fatalf("error leaks the URL's password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(Config{}, "DataDir")); diff != "" {
+				t.Fatalf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

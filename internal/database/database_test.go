@@ -1,0 +1,304 @@
+package database_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/oidc-bridge/oidc-bridge/internal/database"
+	"github.com/oidc-bridge/oidc-bridge/migrations"
+	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// migrationCount is the number of embedded migrations.
+func migrationCount(t *testing.T) int {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("embedded migrations: %v, %d files", err, len(files))
+	}
+	return len(files)
+}
+
+// open opens a pool on url, closed when the test ends.
+func open(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := database.Open(context.Background(), url)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func migrate(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	n, err := database.Migrate(context.Background(), pool, nil)
+	if err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return n
+}
+
+func TestOpenPoolSettings(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	for _, tt := range []struct {
+		name   string
+		suffix string
+		want   int32
+	}{
+		{name: "default", want: 16},
+		{name: "from URL", suffix: "&pool_max_conns=3", want: 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pool := open(t, url+tt.suffix)
+			if got := pool.Config().MaxConns; got != tt.want {
+				t.Errorf("MaxConns = %d, want %d", got, tt.want)
+			}
+			var app string
+			if err := pool.QueryRow(context.Background(), "SELECT current_setting('application_name')").Scan(&app); err != nil || app != "oidc-bridge" {
+				t.Errorf("application_name = %q, %v", app, err)
+			}
+		})
+	}
+}
+
+func TestOpenErrorsHideThePassword(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-Pw"
+	for _, tt := range []struct {
+		name string
+		url  string
+	}{
+		{name: "unreachable", url: "postgres://bridge:" + secret + "@/db?host=/nonexistent&port=1"},
+		{name: "bad port", url: "postgres://bridge:" + secret + "@localhost:port/db"},
+		{name: "bad option", url: "postgres://bridge:" + secret + "@localhost/db?pool_max_conns=many"},
+		{name: "keyword value", url: "host=/nonexistent port=1 user=bridge password=" + secret + " dbname=db"},
+		{name: "keyword value bad", url: "host=/nonexistent port=x user=bridge password='" + secret + "' dbname=db"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			pool, err := database.Open(ctx, tt.url)
+			if err == nil {
+				pool.Close()
+				t.Fatal("Open succeeded")
+			}
+			t.Log(err)
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error shows the password: %v", err)
+			}
+			if !strings.HasPrefix(err.Error(), "database: ") {
+				t.Errorf("error lacks the package prefix: %v", err)
+			}
+		})
+	}
+}
+
+func TestMigrateFreshDatabase(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	pool := open(t, pgtest.NewEmptyDatabase(t))
+	ctx := context.Background()
+
+	n, err := database.Migrate(ctx, pool, logger)
+	if err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if want := migrationCount(t); n != want {
+		t.Errorf("Migrate applied %d, want %d", n, want)
+	}
+	if !strings.Contains(logs.String(), "version=1 ") {
+		t.Errorf("applied versions not logged:\n%s", logs.String())
+	}
+	if err := database.CheckCurrent(ctx, pool); err != nil {
+		t.Errorf("CheckCurrent after Migrate: %v", err)
+	}
+	if n := migrate(t, pool); n != 0 {
+		t.Errorf("second Migrate applied %d, want 0", n)
+	}
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewEmptyDatabase(t)
+	const replicas = 4
+	pools := make([]*pgxpool.Pool, replicas)
+	for i := range pools {
+		pools[i] = open(t, url)
+	}
+	var wg sync.WaitGroup
+	applied := make([]int, replicas)
+	errs := make([]error, replicas)
+	for i, pool := range pools {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			applied[i], errs[i] = database.Migrate(ctx, pool, nil)
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range replicas {
+		if errs[i] != nil {
+			t.Errorf("replica %d: Migrate: %v", i, errs[i])
+		}
+		total += applied[i]
+	}
+	if want := migrationCount(t); total != want {
+		t.Errorf("replicas applied %v migrations in all, want %d once", applied, want)
+	}
+	if err := database.CheckCurrent(context.Background(), pools[0]); err != nil {
+		t.Errorf("CheckCurrent: %v", err)
+	}
+}
+
+func TestStatusAndCheckCurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("empty database is behind", func(t *testing.T) {
+		t.Parallel()
+		pool := open(t, pgtest.NewEmptyDatabase(t))
+		current, latest, err := database.Status(ctx, pool)
+		if err != nil || current != 0 || latest != int64(migrationCount(t)) {
+			t.Errorf("Status = %d, %d, %v; want 0, %d, nil", current, latest, err, migrationCount(t))
+		}
+		err = database.CheckCurrent(ctx, pool)
+		if !errors.Is(err, database.ErrSchemaBehind) {
+			t.Errorf("CheckCurrent = %v, want ErrSchemaBehind", err)
+		}
+	})
+
+	t.Run("migrated database is current", func(t *testing.T) {
+		t.Parallel()
+		pool := pgtest.NewPool(t)
+		current, latest, err := database.Status(ctx, pool)
+		if err != nil || current != latest {
+			t.Errorf("Status = %d, %d, %v; want equal versions", current, latest, err)
+		}
+		if err := database.CheckCurrent(ctx, pool); err != nil {
+			t.Errorf("CheckCurrent = %v", err)
+		}
+	})
+
+	t.Run("newer database is ahead", func(t *testing.T) {
+		t.Parallel()
+		pool := pgtest.NewPool(t)
+		if _, err := pool.Exec(ctx, "INSERT INTO goose_db_version (version_id, is_applied) VALUES (99990101000000, true)"); err != nil {
+			t.Fatal(err)
+		}
+		err := database.CheckCurrent(ctx, pool)
+		if !errors.Is(err, database.ErrSchemaAhead) || errors.Is(err, database.ErrSchemaBehind) {
+			t.Errorf("CheckCurrent = %v, want ErrSchemaAhead", err)
+		}
+		if n := migrate(t, pool); n != 0 {
+			t.Errorf("Migrate on a newer schema applied %d, want 0", n)
+		}
+	})
+
+	t.Run("cancelled context", func(t *testing.T) {
+		t.Parallel()
+		pool := pgtest.NewPool(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		err := database.CheckCurrent(cctx, pool)
+		if err == nil || errors.Is(err, database.ErrSchemaBehind) || errors.Is(err, database.ErrSchemaAhead) {
+			t.Errorf("CheckCurrent with a cancelled context = %v, want the cancellation", err)
+		}
+	})
+}
+
+func TestAuditorRole(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	ctx := context.Background()
+
+	if _, err := pool.Exec(ctx, "SELECT * FROM audit.issuances"); err != nil {
+		t.Fatalf("SELECT * FROM audit.issuances: %v", err)
+	}
+	var canLogin bool
+	if err := pool.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'oidc_bridge_auditor'").Scan(&canLogin); err != nil {
+		t.Fatalf("role oidc_bridge_auditor: %v", err)
+	}
+	if canLogin {
+		t.Error("oidc_bridge_auditor can log in")
+	}
+
+	for _, tt := range []struct {
+		query      string
+		wantDenied bool
+	}{
+		{query: "SELECT * FROM audit.issuances"},
+		{query: "SELECT * FROM public.mappings", wantDenied: true},
+		{query: "SELECT * FROM public.issuances", wantDenied: true},
+	} {
+		t.Run(tt.query, func(t *testing.T) {
+			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "SET LOCAL ROLE oidc_bridge_auditor"); err != nil {
+					t.Fatalf("SET ROLE: %v", err)
+				}
+				_, err := tx.Exec(ctx, tt.query)
+				return err
+			})
+			var pgErr *pgconn.PgError
+			denied := errors.As(err, &pgErr) && pgErr.Code == "42501" // insufficient_privilege
+			if denied != tt.wantDenied || (err != nil && !denied) {
+				t.Errorf("as oidc_bridge_auditor: %s: %v; want denied: %v", tt.query, err, tt.wantDenied)
+			}
+		})
+	}
+}
+
+func TestDownToZeroThenUp(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	ctx := context.Background()
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := provider.DownTo(ctx, 0)
+	if err != nil {
+		t.Fatalf("DownTo(0): %v", err)
+	}
+	if want := migrationCount(t); len(down) != want {
+		t.Errorf("DownTo(0) reverted %d, want %d", len(down), want)
+	}
+	var tables int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'audit') AND tablename <> 'goose_db_version'").Scan(&tables); err != nil || tables != 0 {
+		t.Errorf("%d tables left after DownTo(0), %v", tables, err)
+	}
+	if err := database.CheckCurrent(ctx, pool); !errors.Is(err, database.ErrSchemaBehind) {
+		t.Errorf("CheckCurrent after DownTo(0) = %v, want ErrSchemaBehind", err)
+	}
+	if n := migrate(t, pool); n != migrationCount(t) {
+		t.Errorf("Migrate after DownTo(0) applied %d, want %d", n, migrationCount(t))
+	}
+	if err := database.CheckCurrent(ctx, pool); err != nil {
+		t.Errorf("CheckCurrent: %v", err)
+	}
+	if _, err := pool.Exec(ctx, "SELECT * FROM audit.issuances"); err != nil {
+		t.Errorf("audit view after Up: %v", err)
+	}
+}

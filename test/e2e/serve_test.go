@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
+	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
+)
+
+func issuerBody(name, url, kind string) string {
+	return fmt.Sprintf(`{"name": %q, "url": %q, "audiences": ["https://bridge.example.com"], "kind": %q}`, name, url, kind)
+}
+
+func mappingBody(name, issuer, repo string) string {
+	return fmt.Sprintf(`{"name": %q, "issuer": %q,
+		"conditions": {"repository": %q, "ref": "refs/heads/main", "event_name": ["push", "workflow_dispatch"]},
+		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/deploy", "region": "eu-west-1"},
+		"quota": {"per_hour": 10}}`, name, issuer, repo)
+}
+
+// TestServeAdminAPI runs the binary on a database URL and manages issuers
+// and mappings over HTTP, as a platform admin would.
+func TestServeAdminAPI(t *testing.T) {
+	t.Parallel()
+	gh := oidctest.New(t)
+	gl := oidctest.New(t, oidctest.WithPathPrefix("/gitlab"))
+	s := startServer(t, []string{
+		"BRIDGE_DATABASE_URL=" + pgtest.NewEmptyDatabase(t),
+		"BRIDGE_ADMIN_TOKEN=" + adminToken,
+		"BRIDGE_ALLOW_INSECURE_ISSUERS=true",
+	})
+	s.waitReady(200)
+	s.must(200, "GET", "/healthz", "", "")
+
+	// Without a token, or with a wrong one: 401, and nothing changes.
+	s.must(401, "GET", "/v1/admin/issuers", "", "")
+	s.must(401, "POST", "/v1/admin/issuers", issuerBody("github", gh.URL(), "github"), "wrong-token-wrong-token-wrong-token-x")
+
+	s.must(201, "POST", "/v1/admin/issuers", issuerBody("github", gh.URL(), "github"))
+	s.must(201, "POST", "/v1/admin/issuers", issuerBody("gitlab", gl.URL(), "gitlab"))
+	s.must(409, "POST", "/v1/admin/issuers", issuerBody("github", gh.URL(), "github"))
+	r := s.must(400, "POST", "/v1/admin/issuers", issuerBody("remote", "http://ci.example.com", "generic"))
+	var e api.Error
+	r.json(t, &e)
+	if e.Error != api.CodeInvalidRequest || e.Field != "url" {
+		t.Fatalf("http issuer off loopback: %+v", e)
+	}
+
+	s.must(201, "POST", "/v1/admin/mappings", mappingBody("web-deploy", "github", "acme/web"))
+	s.must(201, "POST", "/v1/admin/mappings", mappingBody("app-deploy", "gitlab", "platform/app"))
+	var list api.MappingList
+	s.must(200, "GET", "/v1/admin/mappings?issuer=github", "").json(t, &list)
+	if len(list.Mappings) != 1 || list.Mappings[0].Name != "web-deploy" || list.Mappings[0].Quota.PerHour != 10 {
+		t.Fatalf("mappings of github: %+v", list)
+	}
+	s.must(200, "PUT", "/v1/admin/mappings/web-deploy", mappingBody("web-deploy", "github", "acme/*"))
+	var m api.Mapping
+	s.must(200, "GET", "/v1/admin/mappings/web-deploy", "").json(t, &m)
+	if got := m.Conditions.Repository.Patterns; len(got) != 1 || got[0] != "acme/*" {
+		t.Fatalf("updated repository condition: %v", got)
+	}
+	s.must(200, "GET", "/v1/admin/mappings/web-deploy/usage", "")
+	s.must(409, "DELETE", "/v1/admin/issuers/github", "")
+	s.must(204, "DELETE", "/v1/admin/mappings/web-deploy", "")
+	s.must(204, "DELETE", "/v1/admin/issuers/github", "")
+	s.must(404, "GET", "/v1/admin/issuers/github", "")
+
+	metrics := string(s.must(200, "GET", "/metrics", "", "").body)
+	if !strings.Contains(metrics, `oidc_bridge_http_requests_total{code="201",method="POST",route="/v1/admin/issuers"} 2`) {
+		t.Errorf("metrics lack the admin requests:\n%s", metrics)
+	}
+	s.stopClean()
+	logs := s.logs.String()
+	if strings.Contains(logs, adminToken) {
+		t.Error("the admin token appears in the log")
+	}
+	if !strings.Contains(logs, `"msg":"shutting down"`) {
+		t.Error("no shutdown in the log")
+	}
+}
+
+// TestEmbeddedDefault: with no database URL the binary creates a private
+// cluster, tool commands reach it while serve runs, SIGTERM stops it, and a
+// second run finds its data again.
+func TestEmbeddedDefault(t *testing.T) {
+	t.Parallel()
+	dir := reachableTempDir(t)
+	gh := oidctest.New(t)
+	env := []string{"BRIDGE_DATA_DIR=" + dir, "BRIDGE_ALLOW_INSECURE_ISSUERS=true"}
+
+	s := startServer(t, env)
+	s.waitReady(200)
+	// No bootstrap token: only tokens made with admin-token create work.
+	s.must(401, "GET", "/v1/admin/issuers", "")
+	out, errOut, code := cli(t, env, "admin-token", "create", "ops")
+	if code != 0 {
+		t.Fatalf("admin-token create: exit %d: %s", code, errOut)
+	}
+	token := strings.TrimSpace(out)
+	if !strings.HasPrefix(token, "obat_") || strings.Contains(token, "\n") {
+		t.Fatalf("admin-token create printed %q", out)
+	}
+	s.must(201, "POST", "/v1/admin/issuers", issuerBody("github", gh.URL(), "github"), token)
+	s.stopClean()
+	pid := filepath.Join(dir, "postgres", "pgdata", "postmaster.pid")
+	if _, err := os.Stat(pid); !os.IsNotExist(err) {
+		t.Fatalf("the embedded cluster still runs after serve stopped (%s: %v)", pid, err)
+	}
+
+	// The second run reuses the data: the issuer and the token are there.
+	s2 := startServer(t, env)
+	s2.waitReady(200)
+	if !strings.Contains(string(s2.must(200, "GET", "/v1/admin/issuers/github", "", token).body), gh.URL()) {
+		t.Fatal("issuer lost across restarts")
+	}
+	if strings.Contains(s2.logs.String(), "initdb") && strings.Contains(s2.logs.String(), `"msg":"initdb`) {
+		t.Error("second run initialised the cluster again")
+	}
+	out, errOut, code = cli(t, env, "admin-token", "list")
+	if code != 0 || !strings.Contains(out, "ops") || strings.Contains(out, token) {
+		t.Fatalf("admin-token list: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, errOut, code = cli(t, env, "admin-token", "revoke", "ops"); code != 0 {
+		t.Fatalf("admin-token revoke: exit %d: %s", code, errOut)
+	}
+	s2.must(401, "GET", "/v1/admin/issuers", "", token)
+	s2.stopClean()
+	if strings.Contains(s.logs.String()+s2.logs.String(), token) {
+		t.Error("an admin token appears in the log")
+	}
+}
+
+// TestMigrateAndReadiness: serve --no-migrate on an empty database is not
+// ready until `oidc-bridge migrate` has run.
+func TestMigrateAndReadiness(t *testing.T) {
+	t.Parallel()
+	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewEmptyDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken}
+	s := startServer(t, env, "--no-migrate")
+	r := s.call("GET", "/readyz", "", "")
+	if r.status != 503 || !strings.Contains(string(r.body), "migrate") {
+		t.Fatalf("readyz before migrate: %d %s", r.status, r.body)
+	}
+	s.must(200, "GET", "/healthz", "", "")
+	out, errOut, code := cli(t, env, "migrate")
+	if code != 0 || !strings.Contains(out, "applied 1 migration") {
+		t.Fatalf("migrate: exit %d\n%s\n%s", code, out, errOut)
+	}
+	s.waitReady(200)
+	out, _, code = cli(t, env, "migrate")
+	if code != 0 || !strings.Contains(out, "applied 0 migration") {
+		t.Fatalf("second migrate: exit %d: %s", code, out)
+	}
+	s.stopClean()
+}
+
+// TestReplicas: several replicas started at once on one fresh database all
+// migrate safely, and a mapping changed through one holds on the others at
+// once.
+func TestReplicas(t *testing.T) {
+	t.Parallel()
+	gh := oidctest.New(t)
+	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewEmptyDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken,
+		"BRIDGE_ALLOW_INSECURE_ISSUERS=true"}
+	servers := make([]*server, 3)
+	var wg sync.WaitGroup
+	for i := range servers {
+		wg.Go(func() { servers[i] = startServer(t, env) })
+	}
+	wg.Wait()
+	for _, s := range servers {
+		if s == nil {
+			t.FailNow()
+		}
+		s.waitReady(200)
+	}
+	a, b := servers[0], servers[1]
+	a.must(201, "POST", "/v1/admin/issuers", issuerBody("github", gh.URL(), "github"))
+	a.must(201, "POST", "/v1/admin/mappings", mappingBody("web", "github", "acme/web"))
+	var m api.Mapping
+	b.must(200, "GET", "/v1/admin/mappings/web", "").json(t, &m)
+	if !m.Enabled {
+		t.Fatal("another replica does not see the new mapping")
+	}
+	b.must(200, "PUT", "/v1/admin/mappings/web", `{"name": "web", "issuer": "github", "enabled": false,
+		"conditions": {"repository": "acme/web"},
+		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/deploy", "region": "eu-west-1"}}`)
+	servers[2].must(200, "GET", "/v1/admin/mappings/web", "").json(t, &m)
+	if m.Enabled {
+		t.Fatal("a replica still sees the mapping enabled")
+	}
+	for _, s := range servers {
+		s.stopClean()
+	}
+}
+
+// TestCommandLine: configuration mistakes stop the binary with a message
+// naming the variable; unfinished commands say so.
+func TestCommandLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"short admin token", []string{"BRIDGE_ADMIN_TOKEN=short", "BRIDGE_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"serve"}, 1, "BRIDGE_ADMIN_TOKEN"},
+		{"bad log level", []string{"BRIDGE_LOG_LEVEL=loud", "BRIDGE_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"serve"}, 1, "BRIDGE_LOG_LEVEL"},
+		{"bad listen address", []string{"BRIDGE_LISTEN_ADDR=8080", "BRIDGE_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"serve"}, 1, "BRIDGE_LISTEN_ADDR"},
+		{"bad insecure flag", []string{"BRIDGE_ALLOW_INSECURE_ISSUERS=maybe", "BRIDGE_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"serve"}, 1, "BRIDGE_ALLOW_INSECURE_ISSUERS"},
+		{"bad database URL", []string{"BRIDGE_DATABASE_URL=mysql://u:hunter2@h/db"}, []string{"serve"}, 1, "BRIDGE_DATABASE_URL"},
+		{"unreachable database", []string{"BRIDGE_DATABASE_URL=postgres://u:hunter2@127.0.0.1:1/db"}, []string{"migrate"}, 1, "database"},
+		{"exchange not yet", nil, []string{"exchange"}, 1, "not yet available"},
+		{"keys not yet", nil, []string{"keys", "list"}, 1, "not yet available"},
+		{"unknown flag", nil, []string{"serve", "--frobnicate"}, 2, "frobnicate"},
+		{"admin-token create without name", []string{"BRIDGE_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"admin-token", "create"}, 2, "usage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, errOut, code := cli(t, tt.env, tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.contains) {
+				t.Fatalf("exit %d (want %d), stderr %q (want it to mention %q)", code, tt.code, errOut, tt.contains)
+			}
+			if strings.Contains(errOut, "hunter2") {
+				t.Fatalf("the database password leaked: %s", errOut)
+			}
+		})
+	}
+}
