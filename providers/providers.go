@@ -66,6 +66,8 @@ type Error struct {
 	Err      error // ErrRefused or ErrUnavailable, possibly wrapped
 }
 
-func (e *Error) Error() string { return "providers: " + e.Provider + ": " + e.Code + ": " + e.Err.Error() }
+func (e *Error) Error() string {
+	return "providers: " + e.Provider + ": " + e.Code + ": " + e.Err.Error()
+}
 
 func (e *Error) Unwrap() error { return e.Err }
