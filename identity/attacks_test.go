@@ -46,7 +46,9 @@ func TestVerifyRejects(t *testing.T) {
 		}
 	}
 	literal := func(s string) func(t *testing.T) string { return func(*testing.T) string { return s } }
-	goodHeader := func() string { return enc.EncodeToString([]byte(`{"alg":"RS256","kid":"` + iss.KID() + `","typ":"JWT"}`)) }
+	goodHeader := func() string {
+		return enc.EncodeToString([]byte(`{"alg":"RS256","kid":"` + iss.KID() + `","typ":"JWT"}`))
+	}
 	goodPayload := enc.EncodeToString([]byte(mustJSON(gh(nil))))
 	issJSON := mustJSON(iss.URL())
 	times := fmt.Sprintf(`"iat":%d,"nbf":%d`, now, now-300)
@@ -107,7 +109,7 @@ func TestVerifyRejects(t *testing.T) {
 		}, ErrInvalidToken, ReasonBadSignature},
 		{"signature with trailing bits set", func(t *testing.T) string {
 			s := iss.Mint(t, gh(nil))
-			return s[:len(s)-1] + "B" // 256 bytes end in a 2-bit remainder; any change breaks strict decoding
+			return s[:len(s)-1] + "B" // 256 bytes leave 4 unused bits in the last character, which strict decoding requires to be zero
 		}, ErrInvalidToken, ReasonMalformedToken},
 		{"empty signature", signed(gh(nil), oidctest.WithSignature("")), ErrInvalidToken, ReasonMalformedToken},
 
@@ -159,7 +161,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"header duplicate alg", literal(enc.EncodeToString([]byte(`{"alg":"RS256","alg":"none"}`)) + "." + goodPayload + ".c2ln"), ErrInvalidToken, ReasonMalformedToken},
 		{"header alg and ALG", literal(enc.EncodeToString([]byte(`{"alg":"RS256","ALG":"HS256"}`)) + "." + goodPayload + ".c2ln"), ErrInvalidToken, ReasonMalformedToken},
 		{"payload not JSON", raw(`not json`), ErrInvalidToken, ReasonMalformedToken},
-		{"payload trailing data", raw(`{"iss":`+issJSON+`} {}`), ErrInvalidToken, ReasonMalformedToken},
+		{"payload trailing data", raw(`{"iss":` + issJSON + `} {}`), ErrInvalidToken, ReasonMalformedToken},
 		{"payload duplicate iss", raw(`{"iss":"https://evil.example","iss":` + issJSON + `}`), ErrInvalidToken, ReasonMalformedToken},
 		{"payload iss and ISS", raw(`{"iss":` + issJSON + `,"ISS":"https://evil.example"}`), ErrInvalidToken, ReasonMalformedToken},
 		{"payload sub and long-s variant", raw(`{"iss":` + issJSON + `,"sub":"a","\u017fub":"b"}`), ErrInvalidToken, ReasonMalformedToken},

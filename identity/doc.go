@@ -16,7 +16,7 @@
 //
 // It does not decide what a token may obtain (package mapping), detect
 // replay of a jti (package ledger), or store issuers (the IssuerSource is
-// implemented over Postgres elsewhere). It imports neither net/http handlers
-// nor the bridge: errors are typed (ErrInvalidToken, ErrUntrustedIssuer,
+// implemented over Postgres elsewhere). It serves no HTTP and does not import
+// the bridge: errors are typed (ErrInvalidToken, ErrUntrustedIssuer,
 // ErrUnavailable, with a Reason for logs) and the bridge maps them to HTTP.
 package identity

@@ -6,7 +6,7 @@ import (
 )
 
 // The sentinels callers branch on. Every error Verify returns matches exactly
-// one of them with errors.Is.
+// one of ErrInvalidToken, ErrUntrustedIssuer and ErrUnavailable with errors.Is.
 var (
 	// ErrInvalidToken: the token is malformed, unsigned, badly signed, for
 	// another audience, outside its validity window, or its claims are missing
@@ -20,6 +20,9 @@ var (
 	// or JWKS endpoint) failed for a reason other than the token itself. The
 	// bridge answers 503 and issues nothing.
 	ErrUnavailable = errors.New("identity: dependency unavailable")
+)
+
+var (
 	// ErrIssuerNotFound is what an IssuerSource returns for a URL it does not
 	// know. Any other error from a source is treated as ErrUnavailable.
 	ErrIssuerNotFound = errors.New("identity: issuer not found")

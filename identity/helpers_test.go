@@ -83,9 +83,9 @@ type env struct {
 }
 
 type envOpt struct {
-	kind    Kind
-	issuer  []oidctest.Option
-	config  func(*Config)
+	kind   Kind
+	issuer []oidctest.Option
+	config func(*Config)
 }
 
 func newEnv(t testing.TB, o envOpt) *env {

@@ -65,6 +65,9 @@ func parseIssuerURL(u string, allowInsecure bool) (*url.URL, error) {
 		strings.Contains(p.Path, "/./") || strings.HasSuffix(p.Path, "/.") || strings.Contains(p.Path, "//") {
 		return nil, fmt.Errorf("identity: issuer URL %s has dot or empty path segments", quote(u))
 	}
+	if !strings.HasPrefix(u, p.Scheme+"://") { // url.Parse lower-cases the scheme
+		return nil, fmt.Errorf("identity: issuer URL %s must begin with a lower-case scheme and //", quote(u))
+	}
 	switch p.Scheme {
 	case "https":
 	case "http":

@@ -1,12 +1,10 @@
 package identity
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -133,54 +131,70 @@ func (t *parsedToken) checkHeader(hdr jsonObject) *Error {
 // fields case-insensitively and takes the last duplicate, and other parsers
 // differ, so such objects could mean different things to different readers.
 func parseObject(b []byte) (jsonObject, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
+	var obj jsonObject
+	if err := json.Unmarshal(b, &obj); err != nil {
 		return nil, fmt.Errorf("not JSON: %w", err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if obj == nil { // null
 		return nil, errors.New("not a JSON object")
 	}
-	obj := make(jsonObject, 40)
+	// A member name decoded twice leaves fewer map entries than names.
+	if n := countMembers(b); n != len(obj) {
+		return nil, errors.New("duplicate member names")
+	}
 	var folded map[string]struct{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("not JSON: %w", err)
+	for name := range obj {
+		if foldName(name) != name {
+			folded = make(map[string]struct{}, len(obj))
+			break
 		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("not JSON: object key is not a string")
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("not JSON: %w", err)
-		}
-		if _, dup := obj[name]; dup {
-			return nil, fmt.Errorf("duplicate member %s", quote(name))
-		}
-		lower := foldName(name)
-		if lower != name || folded != nil {
-			if folded == nil {
-				folded = make(map[string]struct{}, len(obj)+1)
-				for k := range obj {
-					folded[foldName(k)] = struct{}{}
-				}
-			}
-			if _, dup := folded[lower]; dup {
-				return nil, fmt.Errorf("member names %s differ only in case from another", quote(name))
-			}
-			folded[lower] = struct{}{}
-		}
-		obj[name] = v
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, fmt.Errorf("not JSON: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("not JSON: data after the object")
+	if folded != nil {
+		for name := range obj {
+			f := foldName(name)
+			if _, dup := folded[f]; dup {
+				return nil, fmt.Errorf("member names that differ only in case (%s)", quote(name))
+			}
+			folded[f] = struct{}{}
+		}
 	}
 	return obj, nil
+}
+
+// countMembers counts the member names of the top-level object of b, which
+// must be valid JSON.
+func countMembers(b []byte) int {
+	depth, n := 0, 0
+	inString, escaped, expectName := false, false, false
+	for _, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			if depth == 1 && expectName {
+				n++
+				expectName = false
+			}
+		case '{', '[':
+			depth++
+			expectName = depth == 1
+		case '}', ']':
+			depth--
+		case ',':
+			expectName = depth == 1
+		}
+	}
+	return n
 }
 
 // foldName maps names that encoding/json would match case-insensitively

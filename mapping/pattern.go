@@ -5,29 +5,31 @@ import (
 	"unicode/utf8"
 )
 
-// The pattern language of mapping conditions, as the contract defines it:
+// Match reports whether s matches pattern in its entirety, byte-exact. The
+// pattern language is the contract's:
 //
-//	*   any run of characters except '/'
-//	**  any run of characters, '/' included
-//	?   exactly one character except '/'
-//	    everything else is literal: no escaping, no classes, no regular expressions
+//	`*`   any run of characters except '/'
+//	`**`  any run of characters, '/' included
+//	`?`   exactly one character except '/'
+//
+// Everything else is literal: no escaping, no classes, no regular expressions.
 //
 // A character is one UTF-8 encoded rune; each byte of an invalid UTF-8
 // sequence is a character of its own. Characters compare by their bytes, so an
 // invalid byte never equals U+FFFD and no Unicode normalisation happens. `?`
-// therefore consumes a whole rune ("caf?" matches "café"), never half of one.
-// Stored patterns are ASCII (see ValidateMapping), so in practice only `?` and
-// the stars ever meet non-ASCII input.
+// therefore consumes a whole rune ("caf?" matches "café"), never half of one,
+// and a star never ends inside a rune. Stored patterns are printable ASCII
+// (see ValidateMapping), so in practice only `?` and the stars meet non-ASCII
+// input.
 //
 // A run of two or more stars means the same as `**` (`***` could only mean
 // `**` followed by `*`, which matches exactly what `**` matches), but
 // ValidateMapping refuses three or more stars in a row as a likely mistake.
 //
-// Matching simulates the pattern as a small automaton, one step per input
-// character: time O(len(s) * len(pattern)), memory O(len(pattern)), with no
-// backtracking, so hostile patterns and claims cannot blow it up.
-
-// Match reports whether s matches pattern in its entirety, byte-exact.
+// Matching runs the pattern as a small automaton, one step per character of
+// s: time O(len(s) * len(pattern)) at worst, memory O(len(pattern)), no
+// backtracking, so hostile patterns and claims cannot blow it up; the usual
+// literal prefix and suffix are compared directly first.
 func Match(pattern, s string) bool {
 	return match(pattern, s, false)
 }
@@ -62,10 +64,19 @@ type token struct {
 
 func match(pattern, s string, fold bool) bool {
 	if !HasWildcard(pattern) {
-		if fold {
-			return equalFoldASCII(pattern, s)
+		return equalASCII(pattern, s, fold)
+	}
+
+	// The literal ends need no automaton: compare them directly, which
+	// refuses most mismatches at once. Only ASCII ends are peeled, so that
+	// they end on character boundaries in s as well.
+	i, j := strings.IndexAny(pattern, "*?"), strings.LastIndexAny(pattern, "*?")+1
+	if prefix, suffix := pattern[:i], pattern[j:]; isASCII(prefix) && isASCII(suffix) {
+		if len(s) < len(prefix)+len(suffix) ||
+			!equalASCII(prefix, s[:len(prefix)], fold) || !equalASCII(suffix, s[len(s)-len(suffix):], fold) {
+			return false
 		}
-		return pattern == s
+		pattern, s = pattern[i:j], s[len(prefix):len(s)-len(suffix)]
 	}
 
 	// Small patterns (all that validation admits) keep their state on the stack.
@@ -80,53 +91,64 @@ func match(pattern, s string, fold bool) bool {
 		cur, next = make([]bool, n), make([]bool, n)
 	}
 
+	// cur[lo..hi] holds the live states; everything outside is false, and
+	// next is all false between steps.
 	cur[0] = true
-	closeStars(toks, cur)
+	lo, hi := 0, closeStars(toks, cur, 0, 0)
 	for i := 0; i < len(s); {
 		_, size := utf8.DecodeRuneInString(s[i:])
 		ch := s[i : i+size]
 		i += size
 
-		clear(next)
-		alive := false
-		for j, t := range toks {
+		nlo, nhi := n, -1
+		for j := lo; j <= hi && j < len(toks); j++ {
 			if !cur[j] {
 				continue
 			}
-			switch t.kind {
+			k := -1
+			switch t := toks[j]; t.kind {
 			case tokLit:
 				if equalChar(t.lit, ch, fold) {
-					next[j+1], alive = true, true
+					k = j + 1
 				}
 			case tokOne:
 				if ch != "/" {
-					next[j+1], alive = true, true
+					k = j + 1
 				}
 			case tokStar:
 				if ch != "/" {
-					next[j], alive = true, true
+					k = j
 				}
 			case tokStars:
-				next[j], alive = true, true
+				k = j
+			}
+			if k >= 0 {
+				next[k] = true
+				nlo, nhi = min(nlo, k), max(nhi, k)
 			}
 		}
-		if !alive {
+		if nhi < 0 {
 			return false
 		}
-		closeStars(toks, next)
+		nhi = closeStars(toks, next, nlo, nhi)
+		clear(cur[lo : hi+1])
 		cur, next = next, cur
+		lo, hi = nlo, nhi
 	}
 	return cur[len(toks)]
 }
 
-// closeStars adds the states reached by letting stars match nothing. One
-// ascending pass suffices because the empty moves only go forward.
-func closeStars(toks []token, states []bool) {
-	for j, t := range toks {
-		if states[j] && (t.kind == tokStar || t.kind == tokStars) {
+// closeStars adds the states reached by letting stars match nothing, for
+// the live states lo..hi, and returns the new hi. One ascending pass suffices
+// because the empty moves only go forward.
+func closeStars(toks []token, states []bool, lo, hi int) int {
+	for j := lo; j <= hi && j < len(toks); j++ {
+		if states[j] && (toks[j].kind == tokStar || toks[j].kind == tokStars) {
 			states[j+1] = true
+			hi = max(hi, j+1)
 		}
 	}
+	return hi
 }
 
 func tokenize(pattern string, toks []token) []token {
@@ -160,6 +182,23 @@ func equalChar(a, b string, fold bool) bool {
 		return lowerASCII(a[0]) == lowerASCII(b[0])
 	}
 	return a == b
+}
+
+// equalASCII compares a and b byte-wise, folding ASCII letters if fold.
+func equalASCII(a, b string, fold bool) bool {
+	if !fold {
+		return a == b
+	}
+	return equalFoldASCII(a, b)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func equalFoldASCII(a, b string) bool {

@@ -142,13 +142,14 @@ FROM public.issuances
 ORDER BY requested_at, id;
 
 -- oidc_bridge_auditor may read schema audit and nothing else. Roles are
--- global to the cluster: create it only where it does not exist yet.
+-- global to the cluster: another database's migration may be creating it at
+-- this very moment, so an existing role is not an error.
 -- +goose StatementBegin
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'oidc_bridge_auditor') THEN
-        CREATE ROLE oidc_bridge_auditor NOLOGIN;
-    END IF;
+    CREATE ROLE oidc_bridge_auditor NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
 END
 $$;
 -- +goose StatementEnd

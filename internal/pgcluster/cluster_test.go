@@ -8,21 +8,30 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// tempDir returns a fresh folder that the server's user can reach: the
-// testing package makes its folders 0700.
+// tempDir returns a fresh folder, removed when the test ends, that the
+// server's user can reach (the testing package's own folders are 0700). It
+// is on /dev/shm when that is writable: initdb runs several times faster in
+// memory than on a slow disk.
 func tempDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	base := "/dev/shm"
+	if syscall.Access(base, 0o2|0o1) != nil {
+		base = ""
+	}
+	dir, err := os.MkdirTemp(base, "pgcluster-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

@@ -528,7 +528,6 @@ func unpublishedEC(c elliptic.Curve) *ecdsa.PrivateKey {
 	return actual.(*ecdsa.PrivateKey)
 }
 
-
 // GitHubClaims returns the claims of a GitHub Actions token (the shape of
 // /work/shared/claims/github-actions.json) from this issuer, for
 // DefaultAudience, issued now (nbf 5 minutes before, exp 5 minutes after),

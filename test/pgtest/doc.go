@@ -1,7 +1,8 @@
 // Package pgtest is the shared PostgreSQL helper of oidc-bridge's tests.
 //
 // Each test binary gets one throwaway cluster (internal/pgcluster, with
-// durability off), started on first use in a fresh temporary folder, with the
+// durability off), started on first use in a fresh folder under /dev/shm
+// (memory; several times faster than a disk) or else os.TempDir(), with the
 // schema migrated once into a template database. Every test then gets its own
 // database, copied from that template in milliseconds and dropped when the
 // test ends, so tests may run in parallel and never see each other's rows.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -95,5 +97,26 @@ func TestDatabaseName(t *testing.T) {
 				t.Errorf("databaseName(%q, %d) = %q, want %q", tt.test, tt.n, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestMainCleansUpWhenTestsFail(t *testing.T) {
+	if os.Getenv("PGTEST_FAILING_CHILD") == "1" {
+		NewDatabase(t)
+		t.Fatalf("cluster folder: %s: failing on purpose", get(t).dir)
+	}
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMainCleansUpWhenTestsFail$")
+	cmd.Env = append(os.Environ(), "PGTEST_FAILING_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the failing child passed:\n%s", out)
+	}
+	m := regexp.MustCompile(`cluster folder: (\S+): failing on purpose`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("the child did not fail as planned: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(string(m[1])); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cluster folder %s still there after the failing run: %v", m[1], err)
 	}
 }
