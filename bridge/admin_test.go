@@ -298,10 +298,16 @@ func TestIssuerConflicts(t *testing.T) {
 	e.wantError(e.do("POST", "/v1/admin/issuers", strings.Replace(githubIssuer, `"github"`, `"gh2"`, 1)), 409, api.CodeConflict, "")
 	// Renaming onto an existing name.
 	e.wantError(e.do("PUT", "/v1/admin/issuers/gitlab", strings.Replace(gitlabIssuer, `"gitlab"`, `"github"`, 1)), 409, api.CodeConflict, "")
+	if after := e.snapshot(); after != before {
+		t.Fatalf("a conflict changed state:\nbefore %s\nafter  %s", before, after)
+	}
 	// An issuer that mappings use cannot be deleted.
 	e.must(201, "POST", "/v1/admin/mappings", webMapping)
 	before = e.snapshot()
 	e.wantError(e.do("DELETE", "/v1/admin/issuers/github", ""), 409, api.CodeConflict, "")
+	if after := e.snapshot(); after != before {
+		t.Fatalf("a refused delete changed state:\nbefore %s\nafter  %s", before, after)
+	}
 	// A change of kind that would leave an invalid mapping is refused: a
 	// generic issuer's mapping need not name a repository, a github one must.
 	e.must(201, "POST", "/v1/admin/issuers", `{"name": "corp", "url": "https://ci.corp.example", "audiences": ["x"], "kind": "generic"}`)

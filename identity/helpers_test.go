@@ -67,12 +67,6 @@ func (m *memSource) add(iss Issuer) {
 	m.issuers[iss.URL] = iss
 }
 
-func (m *memSource) setErr(err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.err = err
-}
-
 // env is one local issuer registered in a source, and a verifier over it,
 // all on one fake clock.
 type env struct {
