@@ -25,9 +25,29 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
+	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// sts is the STS fake every exchange test shares (the AWS SDK reads its
+// endpoint from the environment), so exchange tests do not run in parallel.
+var sts *stsfake.Handler
+
+func TestMain(m *testing.M) {
+	sts = stsfake.NewHandler()
+	srv := httptest.NewServer(sts)
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": stsfake.AccessKeyID, "AWS_SECRET_ACCESS_KEY": stsfake.SecretAccessKey,
+		"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_STS": srv.URL,
+		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		os.Setenv(k, v)
+	}
+	os.Unsetenv("AWS_PROFILE")
+	code := pgtest.Main(m)
+	sts.Close()
+	srv.Close()
+	os.Exit(code)
+}
 
 const bootstrap = "bootstrap-token-0123456789-abcdefghij"
 
@@ -43,22 +63,35 @@ type envOption func(*bridge.Options)
 
 func insecureIssuers(o *bridge.Options) { o.AllowInsecureIssuers = true }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
-	t.Helper()
-	pool := pgtest.NewPool(t)
-	tokens := admintoken.New(pool, bootstrap)
-	o := bridge.Options{
+// baseOptions are the real dependencies on pool, without the exchange's
+// verifier and providers (withExchange adds them).
+func baseOptions(t *testing.T, pool *pgxpool.Pool) bridge.Options {
+	return bridge.Options{
 		Store:    mapping.NewPGStore(pool, 0),
 		Usage:    ledger.New(pool),
-		Admins:   tokens,
+		Ledger:   ledger.New(pool),
+		Admins:   admintoken.New(pool, bootstrap),
 		Ready:    func(ctx context.Context) error { return database.CheckCurrent(ctx, pool) },
 		Registry: prometheus.NewRegistry(),
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+}
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	pool := pgtest.NewPool(t)
+	o := baseOptions(t, pool)
 	for _, f := range opts {
 		f(&o)
 	}
-	return &env{t: t, pool: pool, srv: bridge.New(o), tokens: tokens, token: bootstrap}
+	return &env{t: t, pool: pool, srv: bridge.New(o), tokens: o.Admins.(*admintoken.Store), token: bootstrap}
+}
+
+// in returns a copy of e that reports to t (a subtest's).
+func (e *env) in(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
 }
 
 type response struct {
@@ -626,7 +659,9 @@ func TestMappingUsage(t *testing.T) {
 	if u.Issued != 4 {
 		t.Errorf("issued %d, want 4", u.Issued)
 	}
-	if len(u.Jobs) != 3 || u.Jobs[0].RunID != "1" || u.Jobs[0].JobID != "10" || u.Jobs[0].Issued != 2 || *u.Jobs[0].Remaining != 3 {
+	// per_job counts over the job's window (ledger.JobWindow, longer than
+	// an hour): the two-hour-old issuance still counts for job 10.
+	if len(u.Jobs) != 3 || u.Jobs[0].RunID != "1" || u.Jobs[0].JobID != "10" || u.Jobs[0].Issued != 3 || *u.Jobs[0].Remaining != 2 {
 		t.Errorf("jobs: %+v", u.Jobs)
 	}
 }

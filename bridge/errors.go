@@ -3,22 +3,30 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
+	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // requestError is an error the handler has already classified.
 type requestError struct {
-	status int
-	body   api.Error
+	status     int
+	body       api.Error
+	retryAfter time.Duration
 }
 
 func (e *requestError) Error() string { return e.body.Error + ": " + e.body.Message }
@@ -27,34 +35,70 @@ func invalid(field, msg string) error {
 	return &requestError{status: http.StatusBadRequest, body: api.Error{Error: api.CodeInvalidRequest, Message: msg, Field: field}}
 }
 
+// problem is an error response: status, body and Retry-After.
+type problem struct {
+	status     int
+	body       api.Error
+	retryAfter time.Duration
+}
+
 // classify is the one table from errors to the contract's status and code.
 // Messages tell a person what to do; internal detail goes only to the log.
-func classify(err error) (int, api.Error) {
+func classify(err error) problem {
+	p := classifyCause(err)
+	var ie *issuanceError
+	if errors.As(err, &ie) {
+		p.body.IssuanceID = ie.id
+	}
+	return p
+}
+
+func classifyCause(err error) problem {
 	var (
 		re  *requestError
 		ve  *mapping.ValidationError
 		he  *echo.HTTPError
 		mbe *http.MaxBytesError
+		qe  *ledger.QuotaError
+		pe  *providers.Error
 	)
 	switch {
 	case errors.As(err, &re):
-		return re.status, re.body
+		return problem{re.status, re.body, re.retryAfter}
 	case errors.As(err, &ve):
-		return http.StatusBadRequest, api.Error{Error: api.CodeInvalidRequest, Message: ve.Error(), Field: ve.Field}
+		return problem{http.StatusBadRequest, api.Error{Error: api.CodeInvalidRequest, Message: ve.Error(), Field: ve.Field}, 0}
 	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, api.Error{Error: api.CodeRequestTooLarge, Message: "the request body is too large"}
+		return problem{http.StatusRequestEntityTooLarge, api.Error{Error: api.CodeRequestTooLarge, Message: "the request body is too large"}, 0}
+	case errors.Is(err, identity.ErrInvalidToken):
+		return problem{http.StatusUnauthorized, api.Error{Error: api.CodeInvalidToken,
+			Message: "the token was refused (" + identity.Reason(err) + "); send a fresh OIDC token issued for this bridge's audience"}, 0}
+	case errors.Is(err, identity.ErrUntrustedIssuer):
+		return problem{http.StatusUnauthorized, api.Error{Error: api.CodeUntrustedIssuer,
+			Message: "the token's issuer is not a registered, enabled issuer of this bridge"}, 0}
+	case errors.Is(err, identity.ErrUnavailable):
+		return problem{http.StatusServiceUnavailable, api.Error{Error: api.CodeUnavailable,
+			Message: "the token's issuer or the database cannot be reached; nothing was issued, try again later"}, 0}
+	case errors.Is(err, ledger.ErrReplayed):
+		return problem{http.StatusConflict, api.Error{Error: api.CodeTokenReplayed,
+			Message: "this token was already exchanged for this mapping; request a new OIDC token"}, 0}
+	case errors.As(err, &qe):
+		return problem{http.StatusTooManyRequests, api.Error{Error: api.CodeQuotaExceeded, Message: qe.Error()}, qe.RetryAfter}
+	case errors.As(err, &pe):
+		return problem{http.StatusBadGateway, api.Error{Error: api.CodeProviderError,
+			Message: fmt.Sprintf("%s did not issue credentials: %s", pe.Provider, pe.Code)}, 0}
 	case errors.Is(err, admintoken.ErrUnauthorized):
-		return http.StatusUnauthorized, api.Error{Error: api.CodeUnauthorized, Message: "a valid admin bearer token is required"}
+		return problem{http.StatusUnauthorized, api.Error{Error: api.CodeUnauthorized, Message: "a valid admin bearer token is required"}, 0}
 	case errors.Is(err, mapping.ErrNotFound):
-		return http.StatusNotFound, api.Error{Error: api.CodeNotFound, Message: err.Error()}
+		return problem{http.StatusNotFound, api.Error{Error: api.CodeNotFound, Message: err.Error()}, 0}
 	case errors.Is(err, mapping.ErrConflict):
-		return http.StatusConflict, api.Error{Error: api.CodeConflict, Message: err.Error()}
-	case unavailable(err):
-		return http.StatusServiceUnavailable, api.Error{Error: api.CodeUnavailable, Message: "the database is unavailable; nothing was changed, try again later"}
+		return problem{http.StatusConflict, api.Error{Error: api.CodeConflict, Message: err.Error()}, 0}
+	case errors.Is(err, ledger.ErrUnavailable), unavailable(err):
+		return problem{http.StatusServiceUnavailable, api.Error{Error: api.CodeUnavailable, Message: "the database is unavailable; nothing was changed or issued, try again later"}, 0}
 	case errors.As(err, &he):
-		return echoError(he)
+		st, body := echoError(he)
+		return problem{st, body, 0}
 	}
-	return http.StatusInternalServerError, api.Error{Error: api.CodeInternal, Message: "internal error; the server log has the detail under this request id"}
+	return problem{http.StatusInternalServerError, api.Error{Error: api.CodeInternal, Message: "internal error; the server log has the detail under this request id"}, 0}
 }
 
 func echoError(he *echo.HTTPError) (int, api.Error) {
@@ -99,7 +143,8 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, body := classify(err)
+	p := classify(err)
+	status, body := p.status, p.body
 	rid := c.Response().Header().Get(echo.HeaderXRequestID)
 	level := slog.LevelDebug
 	if status >= 500 {
@@ -114,6 +159,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="oidc-bridge"`)
+	}
+	if p.retryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(p.retryAfter.Seconds()))))
 	}
 	if err := c.JSON(status, body); err != nil {
 		s.log.Error("write error response", "request_id", rid, "err", err)

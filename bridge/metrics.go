@@ -9,13 +9,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-type httpMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+type metrics struct {
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	exchanges      *prometheus.CounterVec
+	verifyFailures *prometheus.CounterVec
+	unrecorded     prometheus.Counter
 }
 
-func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
-	m := &httpMetrics{
+func newMetrics(reg *prometheus.Registry) *metrics {
+	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oidc_bridge_http_requests_total",
 			Help: "HTTP requests by route template, method and status code.",
@@ -25,8 +28,20 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 			Help:    "HTTP request latency by route template and method.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method"}),
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidc_bridge_exchanges_total",
+			Help: "Exchanges by provider, outcome (issued, denied, failed, rejected: token not verified) and error code.",
+		}, []string{"provider", "outcome", "code"}),
+		verifyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidc_bridge_token_verification_failures_total",
+			Help: "Tokens that did not verify, by reason.",
+		}, []string{"reason"}),
+		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oidc_bridge_unrecorded_credentials_total",
+			Help: "Credentials minted whose issuance could not be recorded; they were withheld from the client and are logged with their id.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration,
+	reg.MustRegister(m.requests, m.duration, m.exchanges, m.verifyFailures, m.unrecorded,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -34,7 +49,7 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 
 // middleware counts requests by route template (never the raw path, so
 // that names in URLs cannot blow up the label space).
-func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		err := next(c)
@@ -47,4 +62,11 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		return err
 	}
+}
+
+func (m *metrics) observeExchange(provider, outcome, code string) {
+	if provider == "" {
+		provider = "none"
+	}
+	m.exchanges.WithLabelValues(provider, outcome, code).Inc()
 }

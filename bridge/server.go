@@ -17,6 +17,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // Authenticator checks admin bearer tokens and returns the token's name.
@@ -34,6 +35,15 @@ type Options struct {
 	Store  mapping.Store
 	Usage  UsageReader
 	Admins Authenticator
+	// Verifier, Ledger and Providers serve POST /v1/exchange; Providers
+	// maps a provider name (aws, gcp, azure, jwt) to its implementation.
+	Verifier  Verifier
+	Ledger    Ledger
+	Providers map[string]providers.Provider
+	// RateLimit is the pre-authentication limit on exchanges per client
+	// address, in requests per second with RateBurst; 0 disables it.
+	RateLimit float64
+	RateBurst int
 	// Ready reports whether the service can serve: the database answers
 	// and its schema is current. It backs GET /readyz.
 	Ready func(ctx context.Context) error
@@ -47,9 +57,11 @@ type Options struct {
 
 // Server is the HTTP service.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	echo *echo.Echo
+	opts    Options
+	log     *slog.Logger
+	echo    *echo.Echo
+	metrics *metrics
+	limiter *clientLimiter
 }
 
 // Body and time limits of every request.
@@ -61,6 +73,7 @@ const (
 	writeTimeout      = 60 * time.Second
 	idleTimeout       = 120 * time.Second
 	readyTimeout      = 2 * time.Second
+	maxLimitedClients = 100_000
 )
 
 // New builds the Server and its routes.
@@ -71,17 +84,19 @@ func New(opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{opts: opts, log: opts.Logger, echo: echo.New()}
+	s := &Server{opts: opts, log: opts.Logger, echo: echo.New(), metrics: newMetrics(opts.Registry)}
+	if opts.RateLimit > 0 {
+		s.limiter = newClientLimiter(opts.RateLimit, max(opts.RateBurst, 1), maxLimitedClients)
+	}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	// The socket peer is the client: forwarded headers are not trusted.
 	e.IPExtractor = echo.ExtractIPDirect()
 
-	m := newHTTPMetrics(opts.Registry)
 	e.Use(
 		middleware.RequestID(),
-		m.middleware,
+		s.metrics.middleware,
 		s.requestLog,
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
 		middleware.BodyLimit(strconv.Itoa(maxBodyBytes/1024)+"K"),
@@ -90,6 +105,8 @@ func New(opts Options) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+
+	e.POST("/v1/exchange", s.exchange)
 
 	admin := e.Group("/v1/admin", s.requireAdmin)
 	admin.GET("/issuers", s.listIssuers)

@@ -13,7 +13,10 @@ import (
 const Window = time.Hour
 
 // countedOutcomes are the outcomes a quota counts: every credential that was
-// or may have been issued.
+// or may have been issued. Reserve's quotas and Usage count the same rows:
+// per_hour by (mapping_id, lower(repository)) within Window, per_job by
+// (mapping_id, issuer, run_id, run_attempt, job_id) within JobWindow, both
+// on the database's clock.
 const countedOutcomes = `('issued', 'pending', 'unknown')`
 
 // Ledger is the issuance ledger over Postgres.
@@ -46,7 +49,7 @@ type RepositoryUsage struct {
 	Remaining *int `json:"remaining,omitempty"`
 }
 
-// JobUsage counts one job's issuances in the window.
+// JobUsage counts one job's issuances in JobWindow, as per_job does.
 type JobUsage struct {
 	Issuer     string `json:"issuer"`
 	RunID      string `json:"run_id"`
@@ -56,15 +59,18 @@ type JobUsage struct {
 	Remaining  *int   `json:"remaining,omitempty"`
 }
 
-// Usage is what a mapping's quotas have counted in the last hour.
+// Usage is what a mapping's quotas have counted: per repository in the last
+// hour (per_hour), per job in JobWindow (per_job).
 type Usage struct {
-	Mapping       string            `json:"mapping"`
-	WindowSeconds int               `json:"window_seconds"`
-	PerHour       int               `json:"per_hour,omitempty"`
-	PerJob        int               `json:"per_job,omitempty"`
-	Issued        int               `json:"issued"`
-	Repositories  []RepositoryUsage `json:"repositories"`
-	Jobs          []JobUsage        `json:"jobs"`
+	Mapping       string `json:"mapping"`
+	WindowSeconds int    `json:"window_seconds"`
+	// JobWindowSeconds is the window of the Jobs counts: JobWindow.
+	JobWindowSeconds int               `json:"job_window_seconds"`
+	PerHour          int               `json:"per_hour,omitempty"`
+	PerJob           int               `json:"per_job,omitempty"`
+	Issued           int               `json:"issued"`
+	Repositories     []RepositoryUsage `json:"repositories"`
+	Jobs             []JobUsage        `json:"jobs"`
 }
 
 // maxJobs bounds the jobs listed in a Usage: the most active first.
@@ -75,16 +81,16 @@ const maxJobs = 100
 func (l *Ledger) Usage(ctx context.Context, mappingID int64, name string, perHour, perJob int) (Usage, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	u := Usage{Mapping: name, WindowSeconds: int(Window / time.Second), PerHour: perHour, PerJob: perJob,
-		Repositories: []RepositoryUsage{}, Jobs: []JobUsage{}}
-	since := time.Now().Add(-Window)
+	u := Usage{Mapping: name, WindowSeconds: int(Window / time.Second), JobWindowSeconds: int(JobWindow / time.Second),
+		PerHour: perHour, PerJob: perJob, Repositories: []RepositoryUsage{}, Jobs: []JobUsage{}}
 	rows, err := l.pool.Query(ctx, `
 		SELECT lower(coalesce(repository, '')), count(*)
 		FROM issuances
-		WHERE mapping_id = $1 AND requested_at > $2 AND outcome IN `+countedOutcomes+`
-		GROUP BY 1 ORDER BY 2 DESC, 1`, mappingID, since)
+		WHERE mapping_id = $1 AND requested_at > clock_timestamp() - make_interval(secs => $2::float8)
+			AND outcome IN `+countedOutcomes+`
+		GROUP BY 1 ORDER BY 2 DESC, 1`, mappingID, Window.Seconds())
 	if err != nil {
-		return Usage{}, fmt.Errorf("ledger: usage of %q: %w", name, err)
+		return Usage{}, dbError(fmt.Sprintf("usage of %q", name), err)
 	}
 	u.Repositories, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RepositoryUsage, error) {
 		var ru RepositoryUsage
@@ -93,7 +99,7 @@ func (l *Ledger) Usage(ctx context.Context, mappingID int64, name string, perHou
 		return ru, err
 	})
 	if err != nil {
-		return Usage{}, fmt.Errorf("ledger: usage of %q: %w", name, err)
+		return Usage{}, dbError(fmt.Sprintf("usage of %q", name), err)
 	}
 	for _, r := range u.Repositories {
 		u.Issued += r.Issued
@@ -101,10 +107,11 @@ func (l *Ledger) Usage(ctx context.Context, mappingID int64, name string, perHou
 	rows, err = l.pool.Query(ctx, `
 		SELECT issuer, coalesce(run_id, ''), coalesce(run_attempt, ''), coalesce(job_id, ''), count(*)
 		FROM issuances
-		WHERE mapping_id = $1 AND requested_at > $2 AND outcome IN `+countedOutcomes+`
-		GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT $3`, mappingID, since, maxJobs)
+		WHERE mapping_id = $1 AND requested_at > clock_timestamp() - make_interval(secs => $2::float8)
+			AND outcome IN `+countedOutcomes+`
+		GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT $3`, mappingID, JobWindow.Seconds(), maxJobs)
 	if err != nil {
-		return Usage{}, fmt.Errorf("ledger: usage of %q: %w", name, err)
+		return Usage{}, dbError(fmt.Sprintf("usage of %q", name), err)
 	}
 	u.Jobs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobUsage, error) {
 		var j JobUsage
@@ -113,7 +120,7 @@ func (l *Ledger) Usage(ctx context.Context, mappingID int64, name string, perHou
 		return j, err
 	})
 	if err != nil {
-		return Usage{}, fmt.Errorf("ledger: usage of %q: %w", name, err)
+		return Usage{}, dbError(fmt.Sprintf("usage of %q", name), err)
 	}
 	return u, nil
 }

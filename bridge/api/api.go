@@ -4,6 +4,9 @@
 package api
 
 import (
+	"encoding/json"
+	"time"
+
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
@@ -55,4 +58,28 @@ type IssuerList struct {
 // MappingList is the body of GET /v1/admin/mappings.
 type MappingList struct {
 	Mappings []Mapping `json:"mappings"`
+}
+
+// ExchangeRequest is the body of POST /v1/exchange. Every field is
+// optional; an empty body is a zero request.
+type ExchangeRequest struct {
+	// Mapping names the mapping to use; it must admit the token.
+	Mapping string `json:"mapping,omitempty"`
+	// Provider narrows the selection to mappings of this provider.
+	Provider string `json:"provider,omitempty"`
+	// DurationSeconds is the credential's requested lifetime: from the
+	// provider's minimum to the mapping's max_duration_seconds. Default:
+	// the mapping's maximum, at most 3600.
+	DurationSeconds int `json:"duration_seconds,omitempty"`
+}
+
+// ExchangeResponse is the 200 body of POST /v1/exchange.
+type ExchangeResponse struct {
+	IssuanceID string    `json:"issuance_id"`
+	Mapping    string    `json:"mapping"`
+	Provider   string    `json:"provider"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// Credentials is the provider's credentials object (for aws,
+	// providers.AWSCredentials).
+	Credentials json.RawMessage `json:"credentials"`
 }

@@ -13,11 +13,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/config"
 	"github.com/oidc-bridge/oidc-bridge/internal/database"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 )
 
 const (
@@ -25,6 +28,7 @@ const (
 	// partitionMonths is how many months ahead the ledger's partitions exist.
 	partitionMonths   = 3
 	partitionInterval = 24 * time.Hour
+	sweepInterval     = time.Minute
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -78,9 +82,19 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		log.Warn("database schema is not current; /readyz answers 503 until `oidc-bridge migrate` runs", "err", err)
 	}
 
+	store := mapping.NewPGStore(db.pool, 0)
+	awsProvider, err := aws.New(ctx, aws.Config{Logger: log})
+	if err != nil {
+		return err
+	}
 	srv := bridge.New(bridge.Options{
-		Store:                mapping.NewPGStore(db.pool, 0),
+		Store:                store,
 		Usage:                led,
+		Verifier:             identity.NewVerifier(identity.Config{AllowInsecureIssuers: cfg.AllowInsecureIssuers, Logger: log}, store),
+		Ledger:               led,
+		Providers:            map[string]providers.Provider{awsProvider.Name(): awsProvider},
+		RateLimit:            cfg.RateLimit,
+		RateBurst:            cfg.RateBurst,
 		Admins:               admintoken.New(db.pool, cfg.AdminToken),
 		Ready:                func(ctx context.Context) error { return database.CheckCurrent(ctx, db.pool) },
 		AllowInsecureIssuers: cfg.AllowInsecureIssuers,
@@ -97,7 +111,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "embedded_database", db.embedded)
 
-	go maintainPartitions(ctx, led, log)
+	go maintainLedger(ctx, led, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	select {
@@ -117,16 +131,26 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	return nil
 }
 
-// maintainPartitions keeps the ledger's months ahead in place while the
-// service runs.
-func maintainPartitions(ctx context.Context, led *ledger.Ledger, log *slog.Logger) {
-	t := time.NewTicker(partitionInterval)
-	defer t.Stop()
+// maintainLedger keeps the ledger's months ahead in place and resolves
+// abandoned pending issuances while the service runs. Every replica runs it;
+// both jobs are idempotent.
+func maintainLedger(ctx context.Context, led *ledger.Ledger, log *slog.Logger) {
+	sweep := time.NewTicker(sweepInterval)
+	defer sweep.Stop()
+	parts := time.NewTicker(partitionInterval)
+	defer parts.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-sweep.C:
+			n, err := led.Sweep(ctx)
+			if err != nil {
+				log.Error("ledger sweep", "err", err)
+			} else if n > 0 {
+				log.Warn("ledger sweep: pending issuances past their credentials' lifetime marked unknown", "count", n)
+			}
+		case <-parts.C:
 			if err := led.EnsurePartitions(ctx, partitionMonths); err != nil {
 				log.Error("ledger partitions", "err", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -35,6 +36,10 @@ type Config struct {
 	AllowInsecureIssuers bool `env:"BRIDGE_ALLOW_INSECURE_ISSUERS"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"BRIDGE_LOG_LEVEL" envDefault:"info"`
+	// RateLimit is the exchanges per second allowed to one client address
+	// before any token is looked at (0 disables), with RateBurst.
+	RateLimit float64 `env:"BRIDGE_RATE_LIMIT" envDefault:"50"`
+	RateBurst int     `env:"BRIDGE_RATE_BURST" envDefault:"200"`
 
 	// Level is LogLevel parsed.
 	Level slog.Level `env:"-"`
@@ -66,6 +71,12 @@ func (c *Config) validate() error {
 	}
 	if strings.TrimSpace(c.AdminToken) != c.AdminToken {
 		errs = append(errs, errors.New("BRIDGE_ADMIN_TOKEN: must not start or end with whitespace"))
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		errs = append(errs, fmt.Errorf("BRIDGE_RATE_LIMIT: must be a number of requests per second, 0 or more"))
+	}
+	if c.RateBurst < 1 {
+		errs = append(errs, fmt.Errorf("BRIDGE_RATE_BURST: must be 1 or more"))
 	}
 	host, port, err := net.SplitHostPort(c.ListenAddr)
 	if err != nil || port == "" {

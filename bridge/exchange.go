@@ -1,0 +1,372 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/ledger"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+)
+
+// Verifier verifies pipeline tokens (identity.Verifier).
+type Verifier interface {
+	Verify(ctx context.Context, rawToken string) (*identity.Claims, error)
+}
+
+// Ledger records exchange attempts (ledger.Ledger).
+type Ledger interface {
+	Reserve(ctx context.Context, a ledger.Attempt) (ledger.Reservation, error)
+	Complete(ctx context.Context, r ledger.Reservation, credentialID string, expiresAt time.Time) error
+	Fail(ctx context.Context, r ledger.Reservation, errorCode string) error
+	Deny(ctx context.Context, a ledger.Attempt, errorCode string) (string, error)
+}
+
+const (
+	// exchangeTimeout bounds one exchange; mintTimeout the cloud call in it.
+	exchangeTimeout = 30 * time.Second
+	mintTimeout     = 20 * time.Second
+	// recordTimeout bounds a ledger write that must happen even when the
+	// client has gone away.
+	recordTimeout = 10 * time.Second
+	// defaultDuration is the credential lifetime when the request names none
+	// (capped by the mapping's maximum).
+	defaultDuration = 3600
+	maxUserAgent    = 512
+)
+
+// exchange is POST /v1/exchange: verify, select, reserve, mint, record,
+// respond — in that order, each step failing closed.
+func (s *Server) exchange(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), exchangeTimeout)
+	defer cancel()
+	x := &exchangeRun{s: s, c: c, start: time.Now()}
+	resp, err := x.run(ctx)
+	s.metrics.observeExchange(x.provider, x.outcome(err), x.code(err))
+	if err != nil {
+		x.log(err)
+		return err
+	}
+	x.log(nil)
+	return c.JSON(http.StatusOK, resp)
+}
+
+// exchangeRun holds what one exchange has learnt, for its log line.
+type exchangeRun struct {
+	s        *Server
+	c        echo.Context
+	start    time.Time
+	claims   *identity.Claims
+	mapping  string
+	provider string
+	issuance string
+	credID   string
+	reason   string
+}
+
+func (x *exchangeRun) run(ctx context.Context) (*api.ExchangeResponse, error) {
+	s, c := x.s, x.c
+	if ok, wait := s.limiter.allow(c.RealIP()); !ok {
+		return nil, rateLimited(wait)
+	}
+	raw, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+	if !ok {
+		x.reason = "missing_token"
+		return nil, tokenError(api.CodeInvalidToken, "send the pipeline's OIDC token as `Authorization: Bearer <token>`")
+	}
+	claims, err := s.opts.Verifier.Verify(ctx, raw)
+	if err != nil {
+		x.reason = identity.Reason(err)
+		s.metrics.verifyFailures.WithLabelValues(x.reason).Inc()
+		return nil, err
+	}
+	x.claims = claims
+	attempt := ledger.Attempt{Claims: claims, ClientIP: clientAddr(c), UserAgent: truncate(c.Request().UserAgent(), maxUserAgent)}
+
+	var req api.ExchangeRequest
+	if err := decodeOptional(c, &req); err != nil {
+		return nil, x.deny(ctx, attempt, err)
+	}
+	if err := checkExchangeRequest(&req); err != nil {
+		return nil, x.deny(ctx, attempt, err)
+	}
+	x.provider = req.Provider
+
+	m, err := x.selectMapping(ctx, &req)
+	if err != nil {
+		var re *requestError
+		if !errors.As(err, &re) {
+			return nil, err // the store failed: nothing to record it in
+		}
+		return nil, x.deny(ctx, attempt, err)
+	}
+	x.mapping, x.provider = m.Name, m.Provider
+	dur, err := requestDuration(&req, m)
+	if err != nil {
+		return nil, x.deny(ctx, attempt, err)
+	}
+	attempt.MappingID, attempt.Mapping, attempt.Provider, attempt.Target = m.ID, m.Name, m.Provider, m.Target
+	attempt.Duration = dur
+	if m.Quota != nil {
+		attempt.PerHour, attempt.PerJob = m.Quota.PerHour, m.Quota.PerJob
+	}
+
+	res, err := s.opts.Ledger.Reserve(ctx, attempt)
+	if err != nil {
+		if id, ok := ledger.IssuanceID(err); ok {
+			x.issuance = id
+			return nil, withIssuance(err, id)
+		}
+		return nil, err
+	}
+	x.issuance = res.ID
+
+	cred, err := x.mint(ctx, m, res, dur)
+	if err != nil {
+		// Record the failure even if the client has gone; if that write
+		// fails too, the row stays pending and the sweeper resolves it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		if ferr := s.opts.Ledger.Fail(rctx, res, api.CodeProviderError); ferr != nil {
+			s.log.Error("exchange: record failed mint", "issuance_id", res.ID, "err", ferr)
+		}
+		return nil, withIssuance(err, res.ID)
+	}
+	x.credID = cred.ID
+
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer rcancel()
+	if err := s.opts.Ledger.Complete(rctx, res, cred.ID, cred.ExpiresAt); err != nil {
+		// The credential exists at the cloud but its issuance is not
+		// durably recorded: it must not reach the client. Its id goes to
+		// the log and a metric so that operators can revoke it; the
+		// pending row becomes `unknown` when the sweeper runs.
+		s.metrics.unrecorded.Inc()
+		s.log.Error("exchange: issued credential not recorded; withheld from the client",
+			"issuance_id", res.ID, "credential_id", cred.ID, "mapping", m.Name, "err", err)
+		return nil, withIssuance(fmt.Errorf("%w: %w", ledger.ErrUnavailable, err), res.ID)
+	}
+	body, err := json.Marshal(cred.Body)
+	if err != nil {
+		return nil, withIssuance(err, res.ID)
+	}
+	return &api.ExchangeResponse{IssuanceID: res.ID, Mapping: m.Name, Provider: m.Provider,
+		ExpiresAt: cred.ExpiresAt.UTC(), Credentials: body}, nil
+}
+
+// selectMapping finds the mapping that admits the token: the named one, or
+// the single one among the issuer's enabled mappings (of the provider, if
+// given).
+func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeRequest) (*mapping.Mapping, error) {
+	ms, err := x.s.opts.Store.ListMappings(ctx, mapping.Filter{Issuer: x.claims.IssuerName, Provider: req.Provider, EnabledOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	if req.Mapping != "" {
+		for i := range ms {
+			if ms[i].Name != req.Mapping {
+				continue
+			}
+			ok, reason := ms[i].Admits(x.claims)
+			if !ok {
+				x.reason = reason
+				return nil, noMatch(fmt.Sprintf("mapping %q does not admit this token (%s)", req.Mapping, reason))
+			}
+			return &ms[i], nil
+		}
+		x.reason = "unknown_mapping"
+		return nil, noMatch(fmt.Sprintf("no enabled mapping %q of this token's issuer%s", req.Mapping, providerNote(req.Provider)))
+	}
+	admitted := mapping.Select(ms, x.claims)
+	switch len(admitted) {
+	case 0:
+		x.reason = "no_mapping_admits"
+		return nil, noMatch(fmt.Sprintf("no enabled mapping of issuer %q%s admits this token", x.claims.IssuerName, providerNote(req.Provider)))
+	case 1:
+		return &admitted[0], nil
+	}
+	names := make([]string, len(admitted))
+	for i, m := range admitted {
+		names[i] = m.Name
+	}
+	x.reason = "ambiguous"
+	return nil, &requestError{status: http.StatusConflict, body: api.Error{Error: api.CodeAmbiguousMapping,
+		Message: fmt.Sprintf("several mappings admit this token: %s; name one in the request's \"mapping\" field", strings.Join(names, ", "))}}
+}
+
+func (x *exchangeRun) mint(ctx context.Context, m *mapping.Mapping, res ledger.Reservation, dur time.Duration) (providers.Credential, error) {
+	p, ok := x.s.opts.Providers[m.Provider]
+	if !ok {
+		return providers.Credential{}, &providers.Error{Provider: m.Provider, Code: "ProviderNotConfigured", Err: providers.ErrUnavailable}
+	}
+	mctx, cancel := context.WithTimeout(ctx, mintTimeout)
+	defer cancel()
+	return p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: x.claims, Duration: dur})
+}
+
+// deny records a refusal of a verified token and returns cause carrying the
+// recorded issuance id. If the record cannot be written, the answer is 503.
+func (x *exchangeRun) deny(ctx context.Context, a ledger.Attempt, cause error) error {
+	body := classify(cause).body
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	id, err := x.s.opts.Ledger.Deny(rctx, a, body.Error)
+	if err != nil {
+		x.s.log.Error("exchange: record denial", "code", body.Error, "err", err)
+		return fmt.Errorf("%w: record denial: %w", ledger.ErrUnavailable, err)
+	}
+	x.issuance = id
+	return withIssuance(cause, id)
+}
+
+func checkExchangeRequest(req *api.ExchangeRequest) error {
+	switch req.Provider {
+	case "", mapping.ProviderAWS, mapping.ProviderGCP, mapping.ProviderAzure, mapping.ProviderJWT:
+	default:
+		return invalid("provider", "provider: must be one of aws, gcp, azure, jwt")
+	}
+	if req.Mapping != "" && !mapping.ValidName(req.Mapping) {
+		return invalid("mapping", "mapping: not a valid mapping name")
+	}
+	if req.DurationSeconds < 0 {
+		return invalid("duration_seconds", "duration_seconds: must be positive")
+	}
+	return nil
+}
+
+// requestDuration is the credential lifetime: the request's, or the
+// default, within the provider's minimum and the mapping's maximum.
+func requestDuration(req *api.ExchangeRequest, m *mapping.Mapping) (time.Duration, error) {
+	lo, _, _ := mapping.DurationBounds(m.Provider)
+	d := req.DurationSeconds
+	if d == 0 {
+		d = max(min(defaultDuration, m.MaxDurationSeconds), lo)
+	}
+	if d < lo || d > m.MaxDurationSeconds {
+		return 0, invalid("duration_seconds", fmt.Sprintf("duration_seconds: must be from %d to %d for mapping %q", lo, m.MaxDurationSeconds, m.Name))
+	}
+	return time.Duration(d) * time.Second, nil
+}
+
+func providerNote(p string) string {
+	if p == "" {
+		return ""
+	}
+	return " for provider " + strconv.Quote(p)
+}
+
+func noMatch(msg string) error {
+	return &requestError{status: http.StatusForbidden, body: api.Error{Error: api.CodeNoMatchingMapping, Message: msg}}
+}
+
+func tokenError(code, msg string) error {
+	return &requestError{status: http.StatusUnauthorized, body: api.Error{Error: code, Message: msg}}
+}
+
+func rateLimited(wait time.Duration) error {
+	return &requestError{status: http.StatusTooManyRequests, retryAfter: wait,
+		body: api.Error{Error: api.CodeRateLimited, Message: "too many requests from this client; retry later"}}
+}
+
+// issuanceError carries the issuance id of a recorded attempt to the error
+// handler, which puts it in the body.
+type issuanceError struct {
+	err error
+	id  string
+}
+
+func (e *issuanceError) Error() string { return e.err.Error() }
+func (e *issuanceError) Unwrap() error { return e.err }
+
+func withIssuance(err error, id string) error {
+	if id == "" {
+		return err
+	}
+	return &issuanceError{err: err, id: id}
+}
+
+// decodeOptional is decodeStrict for a body that may be absent.
+func decodeOptional(c echo.Context, v any) error {
+	r := c.Request()
+	if r.ContentLength == 0 && r.Header.Get("Transfer-Encoding") == "" {
+		return nil
+	}
+	return decodeStrict(c, v)
+}
+
+func clientAddr(c echo.Context) netip.Addr {
+	a, err := netip.ParseAddr(c.RealIP())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func (x *exchangeRun) outcome(err error) string {
+	switch {
+	case err == nil:
+		return "issued"
+	case x.claims == nil:
+		return "rejected" // the token did not verify: nothing recorded
+	}
+	var pe *providers.Error
+	if errors.As(err, &pe) || errors.Is(err, ledger.ErrUnavailable) || unavailable(err) {
+		return "failed"
+	}
+	return "denied"
+}
+
+func (x *exchangeRun) code(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return classify(err).body.Error
+}
+
+// log writes one line per exchange: identifiers only, never a token or a
+// secret.
+func (x *exchangeRun) log(err error) {
+	attrs := []any{
+		"request_id", x.c.Response().Header().Get(echo.HeaderXRequestID),
+		"outcome", x.outcome(err), "code", x.code(err),
+		"duration_ms", float64(time.Since(x.start).Microseconds()) / 1000,
+		"client_ip", x.c.RealIP(),
+	}
+	if x.reason != "" {
+		attrs = append(attrs, "reason", x.reason)
+	}
+	if x.claims != nil {
+		attrs = append(attrs, "issuer", x.claims.IssuerName, "repository", x.claims.Repository,
+			"ref", x.claims.Ref, "run_id", x.claims.RunID, "jti", x.claims.JTI)
+	}
+	for _, kv := range [][2]string{{"issuance_id", x.issuance}, {"mapping", x.mapping}, {"provider", x.provider}, {"credential_id", x.credID}} {
+		if kv[1] != "" {
+			attrs = append(attrs, kv[0], kv[1])
+		}
+	}
+	level := slog.LevelInfo
+	if x.claims == nil && err != nil {
+		// Unverified traffic: a counter, and the line at debug only.
+		level = slog.LevelDebug
+	}
+	x.s.log.Log(context.Background(), level, "exchange", attrs...)
+}

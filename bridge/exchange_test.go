@@ -1,0 +1,350 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/aws"
+	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
+	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
+)
+
+// withExchange gives the server a verifier, the ledger and the AWS
+// provider (real SDK, aimed at the shared STS fake).
+func withExchange(t *testing.T) envOption {
+	p, err := aws.New(context.Background(), aws.Config{MaxBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(o *bridge.Options) {
+		store := o.Store.(identity.IssuerSource)
+		o.Verifier = identity.NewVerifier(identity.Config{AllowInsecureIssuers: true}, store)
+		o.Providers = map[string]providers.Provider{"aws": p}
+		o.AllowInsecureIssuers = true
+	}
+}
+
+// exchangeEnv is an env with a GitHub-shaped issuer and two mappings:
+// "web" (acme/web on main, per_hour 3) and "tags" (acme/web tags).
+type exchangeEnv struct {
+	*env
+	gh *oidctest.Issuer
+}
+
+func newExchangeEnv(t *testing.T, opts ...envOption) *exchangeEnv {
+	t.Helper()
+	sts.Reset()
+	e := newEnv(t, append([]envOption{withExchange(t)}, opts...)...)
+	x := &exchangeEnv{env: e, gh: oidctest.New(t)}
+	e.must(201, "POST", "/v1/admin/issuers", fmt.Sprintf(`{"name": "github", "url": %q, "audiences": [%q], "kind": "github"}`,
+		x.gh.URL(), oidctest.DefaultAudience))
+	x.mapping("web", `"repository": "acme/web", "ref": "refs/heads/main"`, `"quota": {"per_hour": 3}`)
+	x.mapping("tags", `"repository": "acme/web", "ref": "refs/tags/*"`, "")
+	return x
+}
+
+func (x *exchangeEnv) mapping(name, conditions, extra string) {
+	x.t.Helper()
+	if extra != "" {
+		extra = ", " + extra
+	}
+	x.must(201, "POST", "/v1/admin/mappings", fmt.Sprintf(`{"name": %q, "issuer": "github", "conditions": {%s},
+		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/%s", "region": "eu-west-1"}%s}`,
+		name, conditions, name, extra))
+}
+
+// token mints a GitHub-shaped token with overrides.
+func (x *exchangeEnv) token(over map[string]any, opts ...oidctest.MintOption) string {
+	x.t.Helper()
+	return x.gh.Mint(x.t, x.gh.GitHubClaims(over), opts...)
+}
+
+func (x *exchangeEnv) exchange(token, body string) response {
+	x.t.Helper()
+	hdr := []string{"Authorization", "Bearer " + token}
+	if token == "" {
+		hdr[1] = ""
+	}
+	if body == "" {
+		hdr = append(hdr, "Content-Type", "")
+	}
+	return x.do("POST", "/v1/exchange", body, hdr...)
+}
+
+// rows returns the ledger's rows as outcome/error_code strings, oldest first.
+func (x *exchangeEnv) rows() []string {
+	x.t.Helper()
+	rows, err := x.pool.Query(context.Background(), `SELECT outcome || '/' || coalesce(error_code, '') FROM audit.issuances`)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			x.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestExchangeIssues(t *testing.T) {
+	x := newExchangeEnv(t)
+	r := x.exchange(x.token(nil), `{"duration_seconds": 1800}`)
+	if r.status != 200 {
+		t.Fatalf("exchange: %d %s", r.status, r.body)
+	}
+	var resp api.ExchangeResponse
+	if err := json.Unmarshal(r.body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	var creds providers.AWSCredentials
+	if err := json.Unmarshal(resp.Credentials, &creds); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Mapping != "web" || creds.Region != "eu-west-1" || !strings.HasPrefix(creds.AccessKeyID, "ASIA") {
+		t.Fatalf("response %s", r.body)
+	}
+	calls := sts.Calls()
+	if len(calls) != 1 || calls[0].DurationSeconds != 1800 || calls[0].RoleArn != "arn:aws:iam::123456789012:role/web" ||
+		calls[0].Tags["issuance_id"] != resp.IssuanceID {
+		t.Fatalf("STS calls: %+v", calls)
+	}
+	var id, outcome, cred string
+	if err := x.pool.QueryRow(context.Background(), `SELECT id::text, outcome, credential_id FROM audit.issuances`).
+		Scan(&id, &outcome, &cred); err != nil {
+		t.Fatal(err)
+	}
+	if id != resp.IssuanceID || outcome != "issued" || cred != creds.AccessKeyID {
+		t.Fatalf("ledger row %s %s %s", id, outcome, cred)
+	}
+	// Without a duration: the mapping's maximum (3600 by default).
+	if r := x.exchange(x.token(nil), ""); r.status != 200 || sts.Calls()[1].DurationSeconds != 3600 {
+		t.Fatalf("default duration: %d %s %+v", r.status, r.body, sts.Calls())
+	}
+}
+
+// TestExchangeErrorTable produces every row of the contract's error table
+// and checks what the ledger recorded for each: a row for every verified
+// token, none for tokens that did not verify.
+func TestExchangeErrorTable(t *testing.T) {
+	x := newExchangeEnv(t)
+	other := oidctest.New(t) // not registered
+	replayed := x.token(nil)
+	if r := x.exchange(replayed, ""); r.status != 200 {
+		t.Fatalf("first use: %d %s", r.status, r.body)
+	}
+	tests := []struct {
+		name   string
+		setup  func()
+		token  func() string
+		body   string
+		status int
+		code   string
+		field  string
+		row    string // the ledger row's outcome/error_code; "" for none
+		in     string // a text the message must contain
+	}{
+		{name: "unknown field (a request-supplied role)", token: func() string { return x.token(nil) },
+			body: `{"role_arn": "arn:aws:iam::222222222222:role/admin"}`, status: 400, code: "invalid_request", field: "role_arn", row: "denied/invalid_request"},
+		{name: "malformed body", token: func() string { return x.token(nil) }, body: `{"mapping":`, status: 400, code: "invalid_request", row: "denied/invalid_request"},
+		{name: "duration below the provider's minimum", token: func() string { return x.token(nil) },
+			body: `{"duration_seconds": 899}`, status: 400, code: "invalid_request", field: "duration_seconds", row: "denied/invalid_request", in: "900"},
+		{name: "duration above the mapping's maximum", token: func() string { return x.token(nil) },
+			body: `{"duration_seconds": 43200}`, status: 400, code: "invalid_request", field: "duration_seconds", row: "denied/invalid_request", in: "3600"},
+		{name: "unknown provider", token: func() string { return x.token(nil) }, body: `{"provider": "oracle"}`,
+			status: 400, code: "invalid_request", field: "provider", row: "denied/invalid_request"},
+		{name: "missing token", token: func() string { return "" }, status: 401, code: "invalid_token"},
+		{name: "garbage token", token: func() string { return "not.a.jwt" }, status: 401, code: "invalid_token"},
+		{name: "alg none", token: func() string { return x.token(nil, oidctest.WithAlg("none")) }, status: 401, code: "invalid_token"},
+		{name: "expired", token: func() string {
+			now := time.Now().Unix()
+			return x.token(map[string]any{"iat": now - 600, "nbf": now - 600, "exp": now - 120})
+		}, status: 401, code: "invalid_token", in: "token_expired"},
+		{name: "wrong audience", token: func() string { return x.token(map[string]any{"aud": "sts.amazonaws.com"}) },
+			status: 401, code: "invalid_token", in: "audience_mismatch"},
+		{name: "signed by another key", token: func() string { return x.token(nil, oidctest.WithUnpublishedKey()) }, status: 401, code: "invalid_token"},
+		{name: "unregistered issuer", token: func() string { return other.Mint(t, other.GitHubClaims(nil)) }, status: 401, code: "untrusted_issuer"},
+		{name: "no mapping admits", token: func() string { return x.token(map[string]any{"repository": "acme/api", "repository_owner": "acme"}) },
+			status: 403, code: "no_matching_mapping", row: "denied/no_matching_mapping"},
+		{name: "named mapping does not admit", token: func() string { return x.token(nil) }, body: `{"mapping": "tags"}`,
+			status: 403, code: "no_matching_mapping", row: "denied/no_matching_mapping", in: "tags"},
+		{name: "named mapping does not exist", token: func() string { return x.token(nil) }, body: `{"mapping": "nope"}`,
+			status: 403, code: "no_matching_mapping", row: "denied/no_matching_mapping"},
+		{name: "no mapping of that provider", token: func() string { return x.token(nil) }, body: `{"provider": "gcp"}`,
+			status: 403, code: "no_matching_mapping", row: "denied/no_matching_mapping"},
+		{name: "ambiguous", setup: func() { x.mapping("web-alt", `"repository": "acme/*"`, "") },
+			token: func() string { return x.token(nil) }, status: 409, code: "ambiguous_mapping", row: "denied/ambiguous_mapping", in: "web, web-alt"},
+		{name: "replayed", token: func() string { return replayed }, body: `{"mapping": "web"}`,
+			status: 409, code: "token_replayed", row: "denied/token_replayed"},
+		{name: "provider refuses", setup: func() { sts.Refuse("AccessDenied") }, token: func() string { return x.token(nil) },
+			body: `{"mapping": "web"}`, status: 502, code: "provider_error", row: "failed/provider_error", in: "AccessDenied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := &exchangeEnv{env: x.env.in(t), gh: x.gh}
+			sts.Reset()
+			if tt.setup != nil {
+				tt.setup()
+			}
+			before := len(x.rows())
+			r := x.exchange(tt.token(), tt.body)
+			got := x.wantError(r, tt.status, tt.code, tt.field)
+			if tt.in != "" && !strings.Contains(got.Message, tt.in) {
+				t.Errorf("message %q does not mention %q", got.Message, tt.in)
+			}
+			if strings.Contains(got.Message, "123456789012") {
+				t.Errorf("message leaks the account: %q", got.Message)
+			}
+			rows := x.rows()
+			switch {
+			case tt.row == "" && len(rows) != before:
+				t.Errorf("an unverified token wrote a ledger row: %v", rows[before:])
+			case tt.row == "" && got.IssuanceID != "":
+				t.Errorf("issuance_id %q without a row", got.IssuanceID)
+			case tt.row != "" && (len(rows) != before+1 || rows[len(rows)-1] != tt.row):
+				t.Errorf("ledger rows %v, want one more: %s", rows[before:], tt.row)
+			case tt.row != "" && got.IssuanceID == "":
+				t.Error("no issuance_id for a recorded attempt")
+			}
+			wantCalls := 0
+			if tt.code == "provider_error" {
+				wantCalls = 1
+			}
+			if n := sts.CallCount(); n != wantCalls {
+				t.Errorf("STS called %d times, want %d", n, wantCalls)
+			}
+			if strings.Contains(string(r.body), "secret_access_key") {
+				t.Errorf("credentials in an error answer: %s", r.body)
+			}
+		})
+	}
+	// A named mapping resolves the ambiguity.
+	sts.Reset()
+	if r := x.exchange(x.token(nil), `{"mapping": "web"}`); r.status != 200 {
+		t.Fatalf("named mapping: %d %s", r.status, r.body)
+	}
+}
+
+func TestExchangeQuota(t *testing.T) {
+	x := newExchangeEnv(t)
+	for i := range 3 {
+		if r := x.exchange(x.token(nil), ""); r.status != 200 {
+			t.Fatalf("exchange %d: %d %s", i, r.status, r.body)
+		}
+	}
+	r := x.exchange(x.token(nil), "")
+	e := x.wantError(r, 429, "quota_exceeded", "")
+	if e.IssuanceID == "" {
+		t.Error("no issuance_id")
+	}
+	ra, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || ra < 3590 || ra > 3600 {
+		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	// Another repository has its own bucket.
+	x.mapping("api", `"repository": "acme/api"`, `"quota": {"per_hour": 3}`)
+	if r := x.exchange(x.token(map[string]any{"repository": "acme/api"}), ""); r.status != 200 {
+		t.Fatalf("other repository: %d %s", r.status, r.body)
+	}
+	if n := sts.CallCount(); n != 4 {
+		t.Fatalf("STS called %d times, want 4", n)
+	}
+}
+
+func TestExchangeRateLimited(t *testing.T) {
+	x := newExchangeEnv(t, func(o *bridge.Options) { o.RateLimit, o.RateBurst = 0.5, 2 })
+	// Junk counts too: the limit comes before any token is parsed.
+	for range 2 {
+		x.wantError(x.exchange("junk", ""), 401, "invalid_token", "")
+	}
+	r := x.exchange(x.token(nil), "")
+	x.wantError(r, 429, "rate_limited", "")
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 2 {
+		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	if rows := x.rows(); len(rows) != 0 || sts.CallCount() != 0 {
+		t.Fatalf("rate-limited requests left rows %v / STS calls", rows)
+	}
+}
+
+// TestExchangeUnavailable: with the database refusing connections, the
+// exchange answers 503 and no cloud is called.
+func TestExchangeUnavailable(t *testing.T) {
+	x := newExchangeEnv(t)
+	tok := x.token(nil)
+	ctx := context.Background()
+	var db string
+	if err := x.pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	admin := pgtest.NewPool(t)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS false`, db))
+	exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db)
+	x.pool.Reset()
+	r := x.exchange(tok, "")
+	x.wantError(r, 503, "unavailable", "")
+	if sts.CallCount() != 0 {
+		t.Fatal("STS was called with the database down")
+	}
+	exec(fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS true`, db))
+	if r := x.exchange(tok, ""); r.status != 200 {
+		t.Fatalf("after the outage: %d %s", r.status, r.body)
+	}
+}
+
+// TestExchangeRecordFails: when the issued row cannot be committed, the
+// minted credential is withheld (503), the row stays pending for the
+// sweeper, and the metric counts it.
+func TestExchangeRecordFails(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	x := newExchangeEnv(t, func(o *bridge.Options) { o.Registry = reg })
+	ctx := context.Background()
+	for _, sql := range []string{
+		`CREATE FUNCTION refuse_issued() RETURNS trigger LANGUAGE plpgsql AS $$
+		 BEGIN RAISE EXCEPTION 'disk full (test)'; END $$`,
+		`CREATE TRIGGER refuse_issued BEFORE UPDATE ON issuances FOR EACH ROW
+		 WHEN (NEW.outcome = 'issued') EXECUTE FUNCTION refuse_issued()`,
+	} {
+		if _, err := x.pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := x.exchange(x.token(nil), "")
+	e := x.wantError(r, 503, "unavailable", "")
+	if strings.Contains(string(r.body), "ASIA") || strings.Contains(string(r.body), "secret") {
+		t.Fatalf("credentials in the answer: %s", r.body)
+	}
+	if sts.CallCount() != 1 {
+		t.Fatalf("STS calls %d, want 1", sts.CallCount())
+	}
+	if rows := x.rows(); len(rows) != 1 || rows[0] != "pending/" {
+		t.Fatalf("ledger %v, want one pending row", rows)
+	}
+	if e.IssuanceID == "" {
+		t.Error("no issuance_id")
+	}
+	m := x.do("GET", "/metrics", "")
+	if !strings.Contains(string(m.body), "oidc_bridge_unrecorded_credentials_total 1") {
+		t.Fatalf("metric not counted:\n%s", m.body)
+	}
+}

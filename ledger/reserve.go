@@ -1,0 +1,398 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// JobWindow is how far back the per_job quota counts a job's issuances: a
+// job's lifetime, bounded. A job key (issuer, run id, run attempt, job id)
+// never comes back once its job has ended, and no CI job lives this long
+// (GitHub stops a job after 6 hours on hosted runners and 5 days on
+// self-hosted ones; a re-run is a new run attempt, hence a new job), so
+// per_job in effect counts all rows of the job. The bound keeps the count
+// to the latest partitions.
+const JobWindow = 7 * 24 * time.Hour
+
+// Reservation is a pending issuance: Reserve's promise that the bridge may
+// mint, to be settled by Complete or Fail.
+type Reservation struct {
+	// ID is the issuance id (a UUIDv7), the contract's issuance_id.
+	ID string
+	// RequestedAt is the row's requested_at; with ID it finds the row (and
+	// its partition).
+	RequestedAt time.Time
+	// ExpiresAt is RequestedAt + Duration: the latest a credential minted
+	// for this reservation can live. Sweep marks the row unknown after it.
+	ExpiresAt time.Time
+}
+
+// Reserve records the attempt a as a pending issuance in one transaction,
+// after checking replay protection and the quotas:
+//
+//   - Replay: (issuer, jti, mapping) is claimed in replay_guard with an
+//     INSERT ... ON CONFLICT DO NOTHING. When it is taken, the attempt is
+//     recorded as denied (token_replayed) and the error is a *ReplayError
+//     (errors.Is ErrReplayed).
+//   - Quotas (a.PerHour, a.PerJob; 0 = none): counted under transaction
+//     advisory locks on the quota buckets, so they hold exactly across
+//     goroutines and replicas. Issuances with outcome issued, pending or
+//     unknown count. per_hour counts the mapping's issuances for the same
+//     repository (case-insensitive) in the sliding Window; per_job counts
+//     the job's (issuer, run id, run attempt, job id) within JobWindow. A
+//     spent quota records a denied row (quota_exceeded), gives the replay
+//     guard back (the token was not used) and returns a *QuotaError
+//     (errors.Is ErrQuotaExceeded).
+//
+// A database failure returns an error matching ErrUnavailable when the
+// database is unreachable, slow or cannot write; then nothing was recorded
+// and nothing may be issued.
+func (l *Ledger) Reserve(ctx context.Context, a Attempt) (Reservation, error) {
+	if err := a.validate(true); err != nil {
+		return Reservation{}, fmt.Errorf("ledger: reserve: %w", err)
+	}
+	id, err := newID()
+	if err != nil {
+		return Reservation{}, fmt.Errorf("ledger: reserve: %w", err)
+	}
+	args, err := row{id: id, outcome: "pending", a: &a}.args()
+	if err != nil {
+		return Reservation{}, fmt.Errorf("ledger: reserve: %w", err)
+	}
+	args["token_exp"] = a.Claims.Expiry
+	args["per_hour"] = a.PerHour
+	args["per_job"] = a.PerJob
+	args["window"] = Window.Seconds()
+	args["job_window"] = JobWindow.Seconds()
+
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	var (
+		res    Reservation
+		denial error
+	)
+	// READ COMMITTED explicitly, whatever the database's default: each
+	// statement must see what other transactions committed before it, in
+	// particular the count after the lock is taken.
+	err = pgx.BeginTxFunc(ctx, l.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		var err error
+		res, err = reserve(ctx, tx, a, args, &denial)
+		return err
+	})
+	if err != nil {
+		return Reservation{}, dbError("reserve", err)
+	}
+	if denial != nil {
+		return Reservation{}, denial
+	}
+	return res, nil
+}
+
+// claimGuard claims the token for the mapping and, when it is free, returns
+// the advisory lock keys of the quota buckets. The keys are computed by the
+// database so that lower() is exactly the one the counts use.
+const claimGuard = `
+INSERT INTO replay_guard (issuer, token_jti, mapping_id, issuance_id, token_exp)
+VALUES (@issuer, @token_jti, @mapping_id::bigint, @id::uuid, @token_exp)
+ON CONFLICT DO NOTHING
+RETURNING
+	hashtextextended(json_build_array('oidc-bridge/ledger/per_hour', @mapping_id::bigint,
+		lower(@repository::text))::text, 0),
+	hashtextextended(json_build_array('oidc-bridge/ledger/per_job', @mapping_id::bigint,
+		@issuer::text, @run_id::text, @run_attempt::text, @job_id::text)::text, 0)`
+
+// lockBuckets takes the transaction advisory locks in the order given
+// (ascending, so that two transactions never wait on each other in a
+// cycle); they are released at commit or rollback.
+const lockBuckets = `SELECT pg_advisory_xact_lock(k) FROM unnest(@keys::bigint[]) AS k`
+
+// releaseGuard gives back the guard claimed by this transaction.
+const releaseGuard = `
+DELETE FROM replay_guard
+WHERE issuer = @issuer AND token_jti = @token_jti AND mapping_id = @mapping_id::bigint AND issuance_id = @id::uuid`
+
+// countQuotas returns the moment of the count (which becomes requested_at)
+// and, per quota, the counted issuances (up to the limit: more need not be
+// read) and the oldest of them. The variants differ in how an absent
+// repository or run id (NULL) is matched, so that the indexes serve both.
+var countQuotas = func() (q [2][2]string) {
+	for i, repo := range []string{
+		`lower(repository) IS NULL`,
+		`lower(repository) = lower(@repository::text)`,
+	} {
+		for j, run := range []string{`run_id IS NULL`, `run_id = @run_id::text`} {
+			q[i][j] = `
+WITH t AS (SELECT coalesce(@requested_at::timestamptz, clock_timestamp()) AS n)
+SELECT t.n, h.count, h.oldest, j.count, j.oldest
+FROM t
+CROSS JOIN LATERAL (
+	SELECT count(*) AS count, min(requested_at) AS oldest FROM (
+		SELECT requested_at FROM issuances
+		WHERE @per_hour::int > 0 AND mapping_id = @mapping_id::bigint AND ` + repo + `
+			AND outcome IN ` + countedOutcomes + `
+			AND requested_at > t.n - make_interval(secs => @window::float8)
+		ORDER BY requested_at LIMIT @per_hour::int) s) h
+CROSS JOIN LATERAL (
+	SELECT count(*) AS count, min(requested_at) AS oldest FROM (
+		SELECT requested_at FROM issuances
+		WHERE @per_job::int > 0 AND mapping_id = @mapping_id::bigint AND issuer = @issuer::text AND ` + run + `
+			AND coalesce(run_attempt, '') = coalesce(@run_attempt::text, '')
+			AND coalesce(job_id, '') = coalesce(@job_id::text, '')
+			AND outcome IN ` + countedOutcomes + `
+			AND requested_at > t.n - make_interval(secs => @job_window::float8)
+		ORDER BY requested_at LIMIT @per_job::int) s) j`
+		}
+	}
+	return q
+}()
+
+// reserve is Reserve's transaction. A denial (replay, quota) is set in
+// *denial and returns a nil error, so that its denied row is committed.
+func reserve(ctx context.Context, tx pgx.Tx, a Attempt, args pgx.NamedArgs, denial *error) (Reservation, error) {
+	id := args["id"].(string)
+	var hourKey, jobKey int64
+	err := tx.QueryRow(ctx, claimGuard, args).Scan(&hourKey, &jobKey)
+	if errors.Is(err, pgx.ErrNoRows) {
+		args["outcome"], args["error_code"] = "denied", CodeTokenReplayed
+		if err := insert(ctx, tx, args, nil); err != nil {
+			return Reservation{}, err
+		}
+		*denial = &ReplayError{IssuanceID: id}
+		return Reservation{}, nil
+	}
+	if err != nil {
+		return Reservation{}, fmt.Errorf("claim replay guard: %w", err)
+	}
+
+	if a.PerHour > 0 || a.PerJob > 0 {
+		var keys []int64
+		if a.PerHour > 0 {
+			keys = append(keys, hourKey)
+		}
+		if a.PerJob > 0 {
+			keys = append(keys, jobKey)
+		}
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+		args["keys"] = keys
+		if _, err := tx.Exec(ctx, lockBuckets, args); err != nil {
+			return Reservation{}, fmt.Errorf("lock quota buckets: %w", err)
+		}
+		var (
+			now                time.Time
+			hourN, jobN        int
+			hourOld, jobOldest *time.Time
+		)
+		c := a.Claims
+		q := countQuotas[b2i(text(c.Repository, maxClaim) != nil)][b2i(text(c.RunID, maxClaim) != nil)]
+		if err := tx.QueryRow(ctx, q, args).Scan(&now, &hourN, &hourOld, &jobN, &jobOldest); err != nil {
+			return Reservation{}, fmt.Errorf("count quotas: %w", err)
+		}
+		// From here on, requested_at is the moment of the count: within
+		// a bucket, the order of requested_at is the order of the locks,
+		// so no sliding hour ever holds more than the limit.
+		args["requested_at"] = now
+		var qe *QuotaError
+		if a.PerHour > 0 && hourN >= a.PerHour {
+			qe = &QuotaError{Quota: QuotaPerHour, Limit: a.PerHour, RetryAfter: retryAfter(hourOld, Window, now)}
+		}
+		if a.PerJob > 0 && jobN >= a.PerJob {
+			// Both spent: the later freeing is when a retry can pass.
+			if r := retryAfter(jobOldest, JobWindow, now); qe == nil || r > qe.RetryAfter {
+				qe = &QuotaError{Quota: QuotaPerJob, Limit: a.PerJob, RetryAfter: r}
+			}
+		}
+		if qe != nil {
+			qe.IssuanceID = id
+			if _, err := tx.Exec(ctx, releaseGuard, args); err != nil {
+				return Reservation{}, fmt.Errorf("release replay guard: %w", err)
+			}
+			args["outcome"], args["error_code"] = "denied", CodeQuotaExceeded
+			if err := insert(ctx, tx, args, nil); err != nil {
+				return Reservation{}, err
+			}
+			*denial = qe
+			return Reservation{}, nil
+		}
+	}
+	res := Reservation{ID: id}
+	if err := insert(ctx, tx, args, &res); err != nil {
+		return Reservation{}, err
+	}
+	return res, nil
+}
+
+// retryAfter is when the oldest counted issuance leaves the window: at
+// least a second, at most the window.
+func retryAfter(oldest *time.Time, window time.Duration, now time.Time) time.Duration {
+	if oldest == nil {
+		return window
+	}
+	return min(max(oldest.Add(window).Sub(now), time.Second), window)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// insert writes the row of args, filling res (when given) from it.
+func insert(ctx context.Context, tx pgx.Tx, args pgx.NamedArgs, res *Reservation) error {
+	var requestedAt time.Time
+	var expiresAt *time.Time
+	if err := tx.QueryRow(ctx, insertIssuance, args).Scan(&requestedAt, &expiresAt); err != nil {
+		return fmt.Errorf("insert %s issuance: %w", args["outcome"], err)
+	}
+	if res != nil {
+		res.RequestedAt = requestedAt
+		if expiresAt != nil {
+			res.ExpiresAt = *expiresAt
+		}
+	}
+	return nil
+}
+
+// Complete records that the reservation's credential was issued:
+// credentialID identifies it without revealing it (an AWS access key id, a
+// hash prefix of a token) and expiresAt is its expiry. It fails unless it
+// turned exactly one pending row into issued; the bridge answers 200 only
+// after it returned nil.
+func (l *Ledger) Complete(ctx context.Context, r Reservation, credentialID string, expiresAt time.Time) error {
+	if credentialID == "" || expiresAt.IsZero() {
+		return fmt.Errorf("ledger: complete %s: %w: credential id and expiry are required", r.ID, ErrInvalid)
+	}
+	if err := r.validate(); err != nil {
+		return fmt.Errorf("ledger: complete: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	tag, err := l.pool.Exec(ctx, `
+		UPDATE issuances SET outcome = 'issued', completed_at = clock_timestamp(),
+			credential_id = @credential_id, expires_at = @expires_at
+		WHERE id = @id::uuid AND requested_at = @requested_at AND outcome = 'pending'`,
+		pgx.NamedArgs{"id": r.ID, "requested_at": r.RequestedAt,
+			"credential_id": clean(credentialID, maxCode), "expires_at": expiresAt})
+	if err != nil {
+		return dbError("complete "+r.ID, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("ledger: complete %s: %w", r.ID, ErrNotPending)
+	}
+	return nil
+}
+
+// Fail records that the mint of the reservation definitely issued nothing
+// (the cloud refused or failed): pending becomes failed with errorCode (the
+// contract's code, e.g. provider_error). It also gives the replay guard
+// back, so the pipeline may retry with the same token: the guard promises
+// at most one credential per token and mapping, and a failed mint produced
+// none. When the outcome is unknown (a timeout after the request may have
+// reached the cloud), do not call Fail: leave the row pending, and Sweep
+// marks it unknown while the guard keeps the token spent.
+func (l *Ledger) Fail(ctx context.Context, r Reservation, errorCode string) error {
+	if errorCode == "" {
+		return fmt.Errorf("ledger: fail %s: %w: error code required", r.ID, ErrInvalid)
+	}
+	if err := r.validate(); err != nil {
+		return fmt.Errorf("ledger: fail: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	// One statement, hence atomic: the row and its guard change together.
+	var n int
+	err := l.pool.QueryRow(ctx, `
+		WITH f AS (
+			UPDATE issuances SET outcome = 'failed', completed_at = clock_timestamp(), error_code = @error_code
+			WHERE id = @id::uuid AND requested_at = @requested_at AND outcome = 'pending'
+			RETURNING issuer, token_jti, mapping_id),
+		g AS (
+			DELETE FROM replay_guard r USING f
+			WHERE r.issuer = f.issuer AND r.token_jti = f.token_jti AND r.mapping_id = f.mapping_id
+				AND r.issuance_id = @id::uuid)
+		SELECT count(*) FROM f`,
+		pgx.NamedArgs{"id": r.ID, "requested_at": r.RequestedAt, "error_code": clean(errorCode, maxCode)}).Scan(&n)
+	if err != nil {
+		return dbError("fail "+r.ID, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("ledger: fail %s: %w", r.ID, ErrNotPending)
+	}
+	return nil
+}
+
+// Deny records a verified token's attempt that was refused before Reserve
+// (errorCode: no_matching_mapping, ambiguous_mapping, invalid_request, ...)
+// as a denied row, and returns its issuance id. The mapping's columns stay
+// empty when a names none.
+func (l *Ledger) Deny(ctx context.Context, a Attempt, errorCode string) (string, error) {
+	if errorCode == "" {
+		return "", fmt.Errorf("ledger: deny: %w: error code required", ErrInvalid)
+	}
+	if err := a.validate(false); err != nil {
+		return "", fmt.Errorf("ledger: deny: %w", err)
+	}
+	id, err := newID()
+	if err != nil {
+		return "", fmt.Errorf("ledger: deny: %w", err)
+	}
+	args, err := row{id: id, outcome: "denied", errorCode: errorCode, a: &a}.args()
+	if err != nil {
+		return "", fmt.Errorf("ledger: deny: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	var requestedAt time.Time
+	var expiresAt *time.Time
+	if err := l.pool.QueryRow(ctx, insertIssuance, args).Scan(&requestedAt, &expiresAt); err != nil {
+		return "", dbError("deny", err)
+	}
+	return id, nil
+}
+
+func newID() (string, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("issuance id: %w", err)
+	}
+	return u.String(), nil
+}
+
+// validate checks what every row needs and, for a reservation, what the
+// replay guard, the quotas and the sweeper need.
+func (a *Attempt) validate(reserve bool) error {
+	switch {
+	case a.Claims == nil:
+		return fmt.Errorf("%w: no claims", ErrInvalid)
+	case a.Claims.Issuer == "":
+		return fmt.Errorf("%w: no issuer", ErrInvalid)
+	case a.PerHour < 0 || a.PerJob < 0:
+		return fmt.Errorf("%w: negative quota", ErrInvalid)
+	case !reserve:
+		return nil
+	case a.Claims.JTI == "":
+		// Without a jti there is no replay protection: fail closed.
+		return fmt.Errorf("%w: token has no jti", ErrInvalid)
+	case a.Claims.Expiry.IsZero():
+		return fmt.Errorf("%w: token has no expiry", ErrInvalid)
+	case a.MappingID <= 0:
+		return fmt.Errorf("%w: no mapping", ErrInvalid)
+	case a.Duration <= 0:
+		return fmt.Errorf("%w: non-positive duration", ErrInvalid)
+	}
+	return nil
+}
+
+func (r Reservation) validate() error {
+	if _, err := uuid.Parse(r.ID); err != nil || r.RequestedAt.IsZero() {
+		return fmt.Errorf("%w: reservation %q is not one of Reserve's", ErrInvalid, r.ID)
+	}
+	return nil
+}

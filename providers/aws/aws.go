@@ -1,0 +1,287 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/oidc-bridge/oidc-bridge/providers"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxAttempts = 4
+	// DefaultMaxBackoff caps one wait between attempts. The SDK's own default
+	// (20s) is too long for an exchange a pipeline waits on.
+	DefaultMaxBackoff = 2 * time.Second
+)
+
+// Limits of AssumeRole's DurationSeconds.
+const (
+	minDuration = 900 * time.Second
+	maxDuration = 43200 * time.Second
+)
+
+// Config configures the provider. The bridge's AWS credentials, region and
+// endpoints are not here: the SDK reads them from its standard environment.
+type Config struct {
+	// Logger receives failures (with AWS's message and request id) and, at
+	// debug level, successes. Never secrets. Nil discards.
+	Logger *slog.Logger
+	// MaxAttempts is the number of STS calls per mint, first included;
+	// 0 means DefaultMaxAttempts. It overrides AWS_MAX_ATTEMPTS.
+	MaxAttempts int
+	// MaxBackoff caps the jittered wait between attempts; 0 means
+	// DefaultMaxBackoff.
+	MaxBackoff time.Duration
+	// HTTPClient, if set, makes the STS calls, used as it is (AWS_CA_BUNDLE
+	// does not apply to it); the SDK's credential lookups keep the SDK's
+	// own client. Nil means the SDK's default client for both.
+	HTTPClient *http.Client
+}
+
+// Provider mints AWS credentials with sts:AssumeRole. It is safe for
+// concurrent use.
+type Provider struct {
+	client *sts.Client
+	creds  awssdk.CredentialsProvider
+	log    *slog.Logger
+}
+
+var _ providers.Provider = (*Provider)(nil)
+
+// New loads the bridge's own AWS configuration with the SDK's default chain.
+// It does not contact AWS: missing credentials show on the first Mint.
+func New(ctx context.Context, cfg Config) (*Provider, error) {
+	if cfg.MaxAttempts < 0 {
+		return nil, fmt.Errorf("aws: max attempts %d is negative", cfg.MaxAttempts)
+	}
+	if cfg.MaxBackoff < 0 {
+		return nil, fmt.Errorf("aws: max backoff %v is negative", cfg.MaxBackoff)
+	}
+	attempts, backoff := cfg.MaxAttempts, cfg.MaxBackoff
+	if attempts == 0 {
+		attempts = DefaultMaxAttempts
+	}
+	if backoff == 0 {
+		backoff = DefaultMaxBackoff
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	// The standard retryer retries throttling codes, 5xx and transport
+	// errors with jittered exponential backoff (throttling from a 1s base,
+	// others from 50ms, each wait capped by MaxBackoff), sleeps under ctx,
+	// and never retries refusals or a cancelled context. Its client-side
+	// retry quota (a token bucket shared by all mints of this provider) cuts
+	// retries short while STS keeps failing, so that an outage is not
+	// multiplied by MaxAttempts.
+	retryer := func() awssdk.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = attempts
+			o.MaxBackoff = backoff
+		})
+	}
+	// The HTTP client is not given to LoadDefaultConfig: with AWS_CA_BUNDLE
+	// set, it refuses any client but its own BuildableClient.
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(retryer))
+	if err != nil {
+		return nil, fmt.Errorf("aws: load sdk configuration: %w", err)
+	}
+	if awsCfg.Credentials == nil {
+		return nil, errors.New("aws: the sdk found no credentials provider")
+	}
+	client := sts.NewFromConfig(awsCfg, func(o *sts.Options) {
+		if cfg.HTTPClient != nil {
+			o.HTTPClient = cfg.HTTPClient
+		}
+		o.Retryer = retryer()
+		o.RetryMaxAttempts = 0 // else AWS_MAX_ATTEMPTS would wrap our retryer
+		// Wire logging would print response bodies, which hold secrets.
+		o.ClientLogMode = 0
+		o.Logger = logging.Nop{}
+	})
+	return &Provider{client: client, creds: awsCfg.Credentials, log: log}, nil
+}
+
+// Name is "aws".
+func (p *Provider) Name() string { return "aws" }
+
+// Mint assumes the target's role for req.Duration.
+func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.Credential, error) {
+	log := p.log.With("mapping", req.Mapping, "issuance_id", req.IssuanceID)
+	t, err := decodeTarget(req.Target)
+	if err != nil {
+		log.Error("aws: refusing a mapping target", "error", err)
+		return providers.Credential{}, refused("InvalidTarget")
+	}
+	if req.Claims == nil {
+		log.Error("aws: mint request without claims")
+		return providers.Credential{}, refused("InvalidRequest")
+	}
+	if req.Duration < minDuration || req.Duration > maxDuration {
+		log.Error("aws: duration outside STS's range", "duration", req.Duration)
+		return providers.Credential{}, refused("InvalidDuration")
+	}
+
+	in := &sts.AssumeRoleInput{
+		RoleArn:         &t.RoleARN,
+		RoleSessionName: awssdk.String(sessionName(req.Claims)),
+		DurationSeconds: awssdk.Int32(int32(req.Duration / time.Second)),
+		Tags:            sessionTags(req),
+	}
+	if si := sourceIdentity(req.Claims); si != "" {
+		in.SourceIdentity = &si
+	}
+	if t.SessionPolicy != "" {
+		in.Policy = &t.SessionPolicy
+	}
+	if t.ExternalID != "" {
+		in.ExternalId = &t.ExternalID
+	}
+	log = log.With("role_arn", t.RoleARN, "region", t.Region, "session_name", *in.RoleSessionName)
+
+	// The bridge's own credentials are fetched first so that their absence
+	// is told apart from a refusal by STS.
+	if _, err := p.creds.Retrieve(ctx); err != nil {
+		if ctx.Err() != nil {
+			return providers.Credential{}, p.failed(log, ctx, err)
+		}
+		log.Error("aws: the bridge's own credentials are unavailable", "error", err)
+		return providers.Credential{}, unavailable("CredentialsUnavailable")
+	}
+
+	out, err := p.client.AssumeRole(ctx, in, func(o *sts.Options) { o.Region = t.Region })
+	if err != nil {
+		return providers.Credential{}, p.failed(log, ctx, err)
+	}
+	c := out.Credentials
+	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil ||
+		*c.AccessKeyId == "" || *c.SecretAccessKey == "" || *c.SessionToken == "" {
+		log.Error("aws: AssumeRole answered without complete credentials")
+		return providers.Credential{}, unavailable("InvalidResponse")
+	}
+	log.Debug("aws: assumed role",
+		"access_key_id", *c.AccessKeyId,
+		"expires_at", *c.Expiration,
+		"source_identity", awssdk.ToString(in.SourceIdentity),
+		"session_token_utilization", awssdk.ToInt32(out.SessionTokenUtilization))
+	return providers.Credential{
+		ID:        *c.AccessKeyId,
+		ExpiresAt: *c.Expiration,
+		Body: providers.AWSCredentials{
+			AccessKeyID:     *c.AccessKeyId,
+			SecretAccessKey: *c.SecretAccessKey,
+			SessionToken:    *c.SessionToken,
+			Expiration:      *c.Expiration,
+			Region:          t.Region,
+		},
+	}, nil
+}
+
+func refused(code string) *providers.Error {
+	return &providers.Error{Provider: "aws", Code: code, Err: providers.ErrRefused}
+}
+
+func unavailable(code string) *providers.Error {
+	return &providers.Error{Provider: "aws", Code: code, Err: providers.ErrUnavailable}
+}
+
+// failed logs err in full and returns what a client may see of it.
+func (p *Provider) failed(log *slog.Logger, ctx context.Context, err error) *providers.Error {
+	e := classify(ctx, err)
+	attrs := []any{"code", e.Code, "error", err}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		attrs = append(attrs, "status", re.HTTPStatusCode(), "request_id", re.ServiceRequestID())
+	}
+	if errors.Is(e, providers.ErrRefused) {
+		log.Warn("aws: STS refused AssumeRole", attrs...)
+	} else {
+		log.Error("aws: STS failed", attrs...)
+	}
+	return e
+}
+
+// transient are the error codes of a failing, rather than refusing, STS.
+var transient = func() map[string]bool {
+	m := map[string]bool{
+		"InternalFailure":       true,
+		"InternalError":         true,
+		"ServiceUnavailable":    true,
+		"IDPCommunicationError": true,
+	}
+	for c := range retry.DefaultThrottleErrorCodes {
+		m[c] = true
+	}
+	for c := range retry.DefaultRetryableErrorCodes {
+		m[c] = true
+	}
+	return m
+}()
+
+// classify turns an SDK error into the provider's error: AWS's code when STS
+// answered, else Timeout, Canceled, ConnectionError, InvalidResponse or
+// UnknownError. Only well-formed codes pass, so nothing of an ARN, account
+// or message can reach a client through Code.
+func classify(ctx context.Context, err error) *providers.Error {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code := ae.ErrorCode()
+		if !codePattern(code) {
+			code = "UnknownError"
+		}
+		status := 0
+		var re *smithyhttp.ResponseError
+		if errors.As(err, &re) {
+			status = re.HTTPStatusCode()
+		}
+		if transient[code] || status >= 500 || status == http.StatusTooManyRequests || ae.ErrorFault() == smithy.FaultServer {
+			return unavailable(code)
+		}
+		return refused(code)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return unavailable("Timeout")
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		return unavailable("Canceled")
+	}
+	var de *smithy.DeserializationError
+	if errors.As(err, &de) {
+		return unavailable("InvalidResponse")
+	}
+	var se *smithyhttp.RequestSendError
+	if errors.As(err, &se) {
+		return unavailable("ConnectionError")
+	}
+	return unavailable("UnknownError")
+}
+
+// codePattern accepts AWS error codes: letters only, 2 to 64 of them, so
+// that no account id, ARN or message can pass as a code.
+func codePattern(code string) bool {
+	if len(code) < 2 || len(code) > 64 {
+		return false
+	}
+	for _, r := range code {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,25 @@
+// Package stsfake runs a wire-compatible AWS Security Token Service for
+// tests: a real HTTP server on 127.0.0.1 that speaks STS's Query protocol
+// (form-encoded POST, XML answers and XML errors in AWS's shapes), checks
+// every request's SigV4 signature against the access keys it knows, and
+// answers AssumeRole (and GetCallerIdentity) with fresh ASIA… credentials.
+//
+// Unit tests of providers/aws point the real AWS SDK at it with
+// AWS_ENDPOINT_URL_STS; end-to-end tests run the bridge binary with the same
+// variable plus AWS_ACCESS_KEY_ID=AccessKeyID,
+// AWS_SECRET_ACCESS_KEY=SecretAccessKey and AWS_REGION.
+//
+// It validates what STS validates before any policy is evaluated
+// (DurationSeconds 900..43200, RoleSessionName and SourceIdentity charset and
+// length, the role ARN's shape, session tags, external id, policy JSON) and
+// answers ValidationError like STS does. It does not evaluate trust or IAM
+// policies: every well-formed, correctly signed AssumeRole succeeds unless a
+// test asks for a refusal (Refuse), throttling (Throttle), server errors
+// (Fail), latency (SetLatency) or a hang (Hang). PackedPolicySize and
+// SessionTokenUtilization are approximations, never enforced.
+//
+// Every request, including refused and unsigned ones, is recorded as a Call.
+// All methods are safe for concurrent use.
+//
+// It is for tests only: production code must never import it.
+package stsfake
