@@ -35,9 +35,10 @@ type Ledger interface {
 }
 
 const (
-	// exchangeTimeout bounds one exchange; mintTimeout the cloud call in it.
-	exchangeTimeout = 30 * time.Second
-	mintTimeout     = 20 * time.Second
+	// exchangeTimeout bounds one exchange; defaultMintTimeout the cloud
+	// call in it.
+	exchangeTimeout    = 30 * time.Second
+	defaultMintTimeout = 20 * time.Second
 	// recordTimeout bounds a ledger write that must happen even when the
 	// client has gone away.
 	recordTimeout = 10 * time.Second
@@ -135,13 +136,7 @@ func (x *exchangeRun) run(ctx context.Context) (*api.ExchangeResponse, error) {
 
 	cred, err := x.mint(ctx, m, res, dur)
 	if err != nil {
-		// Record the failure even if the client has gone; if that write
-		// fails too, the row stays pending and the sweeper resolves it.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-		defer cancel()
-		if ferr := s.opts.Ledger.Fail(rctx, res, api.CodeProviderError); ferr != nil {
-			s.log.Error("exchange: record failed mint", "issuance_id", res.ID, "err", ferr)
-		}
+		x.recordMintFailure(ctx, res, err)
 		return nil, withIssuance(err, res.ID)
 	}
 	x.credID = cred.ID
@@ -164,6 +159,26 @@ func (x *exchangeRun) run(ctx context.Context) (*api.ExchangeResponse, error) {
 	}
 	return &api.ExchangeResponse{IssuanceID: res.ID, Mapping: m.Name, Provider: m.Provider,
 		ExpiresAt: cred.ExpiresAt.UTC(), Credentials: body}, nil
+}
+
+// recordMintFailure records a failed mint, even if the client has gone.
+// Failed releases the token for a retry, so it is recorded only when the
+// cloud certainly issued nothing; after an indeterminate failure the row
+// stays pending (the token spent) and the sweeper marks it unknown once a
+// credential would have expired. If the write fails, the row likewise
+// stays pending.
+func (x *exchangeRun) recordMintFailure(ctx context.Context, res ledger.Reservation, err error) {
+	var pe *providers.Error
+	if errors.As(err, &pe) && pe.Indeterminate {
+		x.s.log.Warn("exchange: the cloud may have issued a credential that was lost; issuance left pending",
+			"issuance_id", res.ID, "code", pe.Code)
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if ferr := x.s.opts.Ledger.Fail(rctx, res, api.CodeProviderError); ferr != nil {
+		x.s.log.Error("exchange: record failed mint", "issuance_id", res.ID, "err", ferr)
+	}
 }
 
 // selectMapping finds the mapping that admits the token: the named one, or
@@ -211,7 +226,7 @@ func (x *exchangeRun) mint(ctx context.Context, m *mapping.Mapping, res ledger.R
 	if !ok {
 		return providers.Credential{}, &providers.Error{Provider: m.Provider, Code: "ProviderNotConfigured", Err: providers.ErrUnavailable}
 	}
-	mctx, cancel := context.WithTimeout(ctx, mintTimeout)
+	mctx, cancel := context.WithTimeout(ctx, x.s.opts.MintTimeout)
 	defer cancel()
 	return p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: x.claims, Duration: dur})
 }

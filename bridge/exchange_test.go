@@ -281,6 +281,33 @@ func TestExchangeRateLimited(t *testing.T) {
 	}
 }
 
+// TestExchangeMintFailures: a refusal releases the token, so the pipeline
+// may retry it; a failure after which STS may have issued (a hang) keeps the
+// token spent and the issuance pending, for the sweeper to mark unknown.
+func TestExchangeMintFailures(t *testing.T) {
+	x := newExchangeEnv(t, func(o *bridge.Options) { o.MintTimeout = 300 * time.Millisecond })
+	refused := x.token(nil)
+	sts.Refuse("AccessDenied")
+	x.wantError(x.exchange(refused, ""), 502, "provider_error", "")
+	sts.Reset()
+	if r := x.exchange(refused, ""); r.status != 200 {
+		t.Fatalf("retry after a refusal: %d %s", r.status, r.body)
+	}
+
+	lost := x.token(nil)
+	sts.Hang()
+	e := x.wantError(x.exchange(lost, ""), 502, "provider_error", "")
+	if !strings.Contains(e.Message, "Timeout") {
+		t.Errorf("message %q", e.Message)
+	}
+	sts.Reset()
+	x.wantError(x.exchange(lost, ""), 409, "token_replayed", "")
+	want := []string{"failed/provider_error", "issued/", "pending/", "denied/token_replayed"}
+	if got := x.rows(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("ledger %v, want %v", got, want)
+	}
+}
+
 // TestExchangeUnavailable: with the database refusing connections, the
 // exchange answers 503 and no cloud is called.
 func TestExchangeUnavailable(t *testing.T) {

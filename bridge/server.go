@@ -40,6 +40,8 @@ type Options struct {
 	Verifier  Verifier
 	Ledger    Ledger
 	Providers map[string]providers.Provider
+	// MintTimeout bounds the cloud call of an exchange (default 20 s).
+	MintTimeout time.Duration
 	// RateLimit is the pre-authentication limit on exchanges per client
 	// address, in requests per second with RateBurst; 0 disables it.
 	RateLimit float64
@@ -83,6 +85,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.MintTimeout <= 0 {
+		opts.MintTimeout = defaultMintTimeout
 	}
 	s := &Server{opts: opts, log: opts.Logger, echo: echo.New(), metrics: newMetrics(opts.Registry)}
 	if opts.RateLimit > 0 {

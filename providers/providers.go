@@ -64,6 +64,12 @@ type Error struct {
 	Provider string
 	Code     string
 	Err      error // ErrRefused or ErrUnavailable, possibly wrapped
+	// Indeterminate means the cloud may have issued a credential that never
+	// reached the bridge (a timeout or broken connection after the request
+	// was sent, an unreadable answer). The bridge then keeps the token spent
+	// and leaves the issuance pending, to be marked unknown, rather than
+	// recording a failure that would let the token be used again.
+	Indeterminate bool
 }
 
 func (e *Error) Error() string {

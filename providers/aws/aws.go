@@ -173,7 +173,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil ||
 		*c.AccessKeyId == "" || *c.SecretAccessKey == "" || *c.SessionToken == "" {
 		log.Error("aws: AssumeRole answered without complete credentials")
-		return providers.Credential{}, unavailable("InvalidResponse")
+		return providers.Credential{}, indeterminate("InvalidResponse")
 	}
 	log.Debug("aws: assumed role",
 		"access_key_id", *c.AccessKeyId,
@@ -199,6 +199,13 @@ func refused(code string) *providers.Error {
 
 func unavailable(code string) *providers.Error {
 	return &providers.Error{Provider: "aws", Code: code, Err: providers.ErrUnavailable}
+}
+
+// indeterminate is a failure after which STS may have issued credentials.
+func indeterminate(code string) *providers.Error {
+	e := unavailable(code)
+	e.Indeterminate = true
+	return e
 }
 
 // failed logs err in full and returns what a client may see of it.
@@ -255,21 +262,23 @@ func classify(ctx context.Context, err error) *providers.Error {
 		}
 		return refused(code)
 	}
+	// Without an answer from STS, it may have issued credentials that were
+	// lost on the way: these failures are indeterminate.
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return unavailable("Timeout")
+		return indeterminate("Timeout")
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
-		return unavailable("Canceled")
+		return indeterminate("Canceled")
 	}
 	var de *smithy.DeserializationError
 	if errors.As(err, &de) {
-		return unavailable("InvalidResponse")
+		return indeterminate("InvalidResponse")
 	}
 	var se *smithyhttp.RequestSendError
 	if errors.As(err, &se) {
-		return unavailable("ConnectionError")
+		return indeterminate("ConnectionError")
 	}
-	return unavailable("UnknownError")
+	return indeterminate("UnknownError")
 }
 
 // codePattern accepts AWS error codes: letters only, 2 to 64 of them, so

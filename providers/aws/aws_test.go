@@ -335,6 +335,24 @@ func TestHangTimesOut(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Mint returned after %v, past its 300ms deadline", d)
 	}
+	var pe *providers.Error
+	if !errors.As(err, &pe) || !pe.Indeterminate {
+		t.Errorf("a timeout after sending must be indeterminate: %#v", err)
+	}
+}
+
+// TestDefiniteFailures: errors that STS answered are not indeterminate.
+func TestDefiniteFailures(t *testing.T) {
+	s, p := setup(t, aws.Config{MaxAttempts: 2, MaxBackoff: 5 * time.Millisecond})
+	for _, arm := range []func(){func() { s.Refuse("AccessDenied") }, func() { s.Fail(10, 503) }, func() { s.Throttle(10) }} {
+		s.Reset()
+		arm()
+		_, err := p.Mint(t.Context(), request(t))
+		var pe *providers.Error
+		if !errors.As(err, &pe) || pe.Indeterminate {
+			t.Errorf("an answered failure is indeterminate: %#v", err)
+		}
+	}
 }
 
 func TestBackoffStaysInsideDeadline(t *testing.T) {
