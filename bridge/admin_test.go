@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 const bootstrap = "bootstrap-token-0123456789-abcdefghij"
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	pool   *pgxpool.Pool
 	srv    *bridge.Server
 	tokens *admintoken.Store
@@ -65,7 +65,7 @@ func insecureIssuers(o *bridge.Options) { o.AllowInsecureIssuers = true }
 
 // baseOptions are the real dependencies on pool, without the exchange's
 // verifier and providers (withExchange adds them).
-func baseOptions(t *testing.T, pool *pgxpool.Pool) bridge.Options {
+func baseOptions(t testing.TB, pool *pgxpool.Pool) bridge.Options {
 	return bridge.Options{
 		Store:    mapping.NewPGStore(pool, 0),
 		Usage:    ledger.New(pool),
@@ -77,7 +77,7 @@ func baseOptions(t *testing.T, pool *pgxpool.Pool) bridge.Options {
 	}
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	o := baseOptions(t, pool)
@@ -88,7 +88,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 }
 
 // in returns a copy of e that reports to t (a subtest's).
-func (e *env) in(t *testing.T) *env {
+func (e *env) in(t testing.TB) *env {
 	c := *e
 	c.t = t
 	return &c
@@ -100,7 +100,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) err(t *testing.T) api.Error {
+func (r response) err(t testing.TB) api.Error {
 	t.Helper()
 	var e api.Error
 	if err := json.Unmarshal(r.body, &e); err != nil {

@@ -22,7 +22,7 @@ import (
 
 // withExchange gives the server a verifier, the ledger and the AWS
 // provider (real SDK, aimed at the shared STS fake).
-func withExchange(t *testing.T) envOption {
+func withExchange(t testing.TB) envOption {
 	p, err := aws.New(context.Background(), aws.Config{MaxBackoff: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ type exchangeEnv struct {
 	gh *oidctest.Issuer
 }
 
-func newExchangeEnv(t *testing.T, opts ...envOption) *exchangeEnv {
+func newExchangeEnv(t testing.TB, opts ...envOption) *exchangeEnv {
 	t.Helper()
 	sts.Reset()
 	e := newEnv(t, append([]envOption{withExchange(t)}, opts...)...)
