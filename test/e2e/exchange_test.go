@@ -178,15 +178,26 @@ func TestExchangeAWS(t *testing.T) {
 	}
 }
 
-// TestQuotaAcrossReplicas: 50 concurrent exchanges, spread over two bridge
-// processes on one database, against per_hour 10 issue exactly 10, and STS
-// is called exactly 10 times.
+// TestQuotaAcrossReplicas: 50 concurrent exchanges against per_hour 10,
+// on one bridge process and spread over two on one database, issue exactly
+// 10, and STS is called exactly 10 times.
 func TestQuotaAcrossReplicas(t *testing.T) {
 	t.Parallel()
+	for _, replicas := range []int{1, 2} {
+		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) {
+			t.Parallel()
+			testQuota(t, replicas)
+		})
+	}
+}
+
+func testQuota(t *testing.T, replicas int) {
 	x := newExchangeEnv(t)
-	a := startServer(t, x.env)
-	b := startServer(t, x.env)
-	x.register(a, `, "quota": {"per_hour": 10}`)
+	servers := make([]*server, replicas)
+	for i := range servers {
+		servers[i] = startServer(t, x.env)
+	}
+	x.register(servers[0], `, "quota": {"per_hour": 10}`)
 
 	tokens := make([]string, 50)
 	for i := range tokens {
@@ -196,10 +207,7 @@ func TestQuotaAcrossReplicas(t *testing.T) {
 	retryAfter := make([]string, len(tokens))
 	var wg sync.WaitGroup
 	for i, tok := range tokens {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
+		s := servers[i%replicas]
 		wg.Go(func() {
 			r := exchange(s, tok, "")
 			statuses[i] = r.status
@@ -232,6 +240,7 @@ func TestQuotaAcrossReplicas(t *testing.T) {
 	if issued != 10 || denied != 40 {
 		t.Fatalf("ledger: %d issued, %d denied", issued, denied)
 	}
-	a.stopClean()
-	b.stopClean()
+	for _, s := range servers {
+		s.stopClean()
+	}
 }
