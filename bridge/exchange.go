@@ -45,7 +45,6 @@ const (
 	// defaultDuration is the credential lifetime when the request names none
 	// (capped by the mapping's maximum).
 	defaultDuration = 3600
-	maxUserAgent    = 512
 )
 
 // exchange is POST /v1/exchange: verify, select, reserve, mint, record,
@@ -94,7 +93,7 @@ func (x *exchangeRun) run(ctx context.Context) (*api.ExchangeResponse, error) {
 		return nil, err
 	}
 	x.claims = claims
-	attempt := ledger.Attempt{Claims: claims, ClientIP: clientAddr(c), UserAgent: truncate(c.Request().UserAgent(), maxUserAgent)}
+	attempt := ledger.Attempt{Claims: claims, ClientIP: clientAddr(c), UserAgent: c.Request().UserAgent()}
 
 	var req api.ExchangeRequest
 	if err := decodeOptional(c, &req); err != nil {
@@ -114,11 +113,11 @@ func (x *exchangeRun) run(ctx context.Context) (*api.ExchangeResponse, error) {
 		return nil, x.deny(ctx, attempt, err)
 	}
 	x.mapping, x.provider = m.Name, m.Provider
+	attempt.MappingID, attempt.Mapping, attempt.Provider, attempt.Target = m.ID, m.Name, m.Provider, m.Target
 	dur, err := requestDuration(&req, m)
 	if err != nil {
 		return nil, x.deny(ctx, attempt, err)
 	}
-	attempt.MappingID, attempt.Mapping, attempt.Provider, attempt.Target = m.ID, m.Name, m.Provider, m.Target
 	attempt.Duration = dur
 	if m.Quota != nil {
 		attempt.PerHour, attempt.PerJob = m.Quota.PerHour, m.Quota.PerJob
@@ -327,13 +326,6 @@ func clientAddr(c echo.Context) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 func (x *exchangeRun) outcome(err error) string {
