@@ -133,19 +133,47 @@ const (
 	ProviderJWT   = "jwt"
 )
 
+// AWS target modes. assume_role (the default) calls sts:AssumeRole with
+// the bridge's own AWS credentials; web_identity calls
+// sts:AssumeRoleWithWebIdentity with a bridge-signed JWT, so the bridge
+// holds no AWS key.
+const (
+	AWSModeAssumeRole  = "assume_role"
+	AWSModeWebIdentity = "web_identity"
+)
+
 // AWSTarget is the target of an aws mapping.
 type AWSTarget struct {
 	RoleARN       string `json:"role_arn"`
 	Region        string `json:"region"`
 	SessionPolicy string `json:"session_policy,omitempty"`
 	ExternalID    string `json:"external_id,omitempty"`
+	// Mode is assume_role (default when empty) or web_identity. An
+	// external_id applies to assume_role only.
+	Mode string `json:"mode,omitempty"`
 }
+
+// GCP target modes. impersonate (the default) calls generateAccessToken
+// with the bridge's Application Default Credentials; workload_identity
+// first exchanges a bridge-signed JWT at Google's STS for a federated token
+// (through WorkloadIdentityProvider), so the bridge holds no Google key.
+const (
+	GCPModeImpersonate      = "impersonate"
+	GCPModeWorkloadIdentity = "workload_identity"
+)
 
 // GCPTarget is the target of a gcp mapping.
 type GCPTarget struct {
 	ServiceAccount string   `json:"service_account"`
 	Scopes         []string `json:"scopes,omitempty"`
 	Delegates      []string `json:"delegates,omitempty"`
+	// Mode is impersonate (default when empty) or workload_identity.
+	Mode string `json:"mode,omitempty"`
+	// WorkloadIdentityProvider is the full resource name of the workload
+	// identity pool provider that trusts the bridge, required for
+	// workload_identity: //iam.googleapis.com/projects/NUMBER/locations/
+	// global/workloadIdentityPools/POOL/providers/PROVIDER.
+	WorkloadIdentityProvider string `json:"workload_identity_provider,omitempty"`
 }
 
 // AzureTarget is the target of an azure mapping.

@@ -514,6 +514,15 @@ func jsonFieldKind(v any, name string) string {
 var awsPartitions = []string{"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}
 
 func checkAWSTarget(t *AWSTarget) error {
+	switch t.Mode {
+	case "", AWSModeAssumeRole:
+	case AWSModeWebIdentity:
+		if t.ExternalID != "" {
+			return invalid("target.external_id", "applies to mode assume_role only: AssumeRoleWithWebIdentity takes no external id")
+		}
+	default:
+		return invalid("target.mode", "must be %s (the default) or %s", AWSModeAssumeRole, AWSModeWebIdentity)
+	}
 	if err := checkRoleARN(t.RoleARN); err != nil {
 		return err
 	}
@@ -596,6 +605,19 @@ func validAWSRegion(r string) bool {
 }
 
 func checkGCPTarget(t *GCPTarget) error {
+	switch t.Mode {
+	case "", GCPModeImpersonate:
+		if t.WorkloadIdentityProvider != "" {
+			return invalid("target.workload_identity_provider", "applies to mode %s only", GCPModeWorkloadIdentity)
+		}
+	case GCPModeWorkloadIdentity:
+		if !validWorkloadIdentityProvider(t.WorkloadIdentityProvider) {
+			return invalid("target.workload_identity_provider",
+				"must be //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER")
+		}
+	default:
+		return invalid("target.mode", "must be %s (the default) or %s", GCPModeImpersonate, GCPModeWorkloadIdentity)
+	}
 	if t.ServiceAccount == "" {
 		return invalid("target.service_account", "is required")
 	}
@@ -613,6 +635,26 @@ func checkGCPTarget(t *GCPTarget) error {
 		}
 	}
 	return nil
+}
+
+// validWorkloadIdentityProvider accepts the full resource name of a
+// workload identity pool provider, with a numeric project.
+func validWorkloadIdentityProvider(s string) bool {
+	rest, ok := strings.CutPrefix(s, "//iam.googleapis.com/projects/")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 7 || !allDigits(parts[0]) || parts[0] == "" || parts[1] != "locations" || parts[2] != "global" ||
+		parts[3] != "workloadIdentityPools" || parts[5] != "providers" {
+		return false
+	}
+	for _, id := range []string{parts[4], parts[6]} {
+		if len(id) < 4 || len(id) > 32 || !allIn(id, func(c byte) bool { return isLowerAlnum(c) || c == '-' }) {
+			return false
+		}
+	}
+	return true
 }
 
 func validServiceAccount(s string) bool {
