@@ -50,17 +50,24 @@ const (
 // exchange is POST /v1/exchange: verify, select, reserve, mint, record,
 // respond — in that order, each step failing closed.
 func (s *Server) exchange(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), exchangeTimeout)
-	defer cancel()
 	x := &exchangeRun{s: s, c: c, start: time.Now()}
-	resp, err := x.run(ctx)
-	s.metrics.observeExchange(x.provider, x.outcome(err), x.code(err))
+	raw, _ := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+	res, err := x.exec(raw, func() (api.ExchangeRequest, error) {
+		var req api.ExchangeRequest
+		if err := decodeOptional(c, &req); err != nil {
+			return req, err
+		}
+		return req, checkExchangeRequest(&req)
+	})
 	if err != nil {
-		x.log(err)
 		return err
 	}
-	x.log(nil)
-	return c.JSON(http.StatusOK, resp)
+	body, err := json.Marshal(res.cred.Body)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.ExchangeResponse{IssuanceID: res.issuance, Mapping: res.mapping.Name,
+		Provider: res.mapping.Provider, ExpiresAt: res.cred.ExpiresAt.UTC(), Credentials: body})
 }
 
 // exchangeRun holds what one exchange has learnt, for its log line.
@@ -74,15 +81,37 @@ type exchangeRun struct {
 	issuance string
 	credID   string
 	reason   string
+	// bearerOnly refuses mappings whose credential is not a bearer token
+	// (aws), before anything is reserved or minted: the token-exchange
+	// endpoint can only return a single token.
+	bearerOnly bool
 }
 
-func (x *exchangeRun) run(ctx context.Context) (*api.ExchangeResponse, error) {
+// exchanged is a recorded issuance.
+type exchanged struct {
+	issuance string
+	mapping  *mapping.Mapping
+	cred     providers.Credential
+}
+
+// exec runs one exchange of the raw pipeline token; parse reads the
+// request's parameters once the token has verified (so that a bad request
+// with a good token is recorded). It counts and logs the outcome.
+func (x *exchangeRun) exec(raw string, parse func() (api.ExchangeRequest, error)) (*exchanged, error) {
+	ctx, cancel := context.WithTimeout(x.c.Request().Context(), exchangeTimeout)
+	defer cancel()
+	res, err := x.run(ctx, raw, parse)
+	x.s.metrics.observeExchange(x.provider, x.outcome(err), x.code(err))
+	x.log(err)
+	return res, err
+}
+
+func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.ExchangeRequest, error)) (*exchanged, error) {
 	s, c := x.s, x.c
 	if ok, wait := s.limiter.allow(c.RealIP()); !ok {
 		return nil, rateLimited(wait)
 	}
-	raw, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
-	if !ok {
+	if raw == "" {
 		x.reason = "missing_token"
 		return nil, tokenError(api.CodeInvalidToken, "send the pipeline's OIDC token as `Authorization: Bearer <token>`")
 	}
@@ -95,11 +124,8 @@ func (x *exchangeRun) run(ctx context.Context) (*api.ExchangeResponse, error) {
 	x.claims = claims
 	attempt := ledger.Attempt{Claims: claims, ClientIP: clientAddr(c), UserAgent: c.Request().UserAgent()}
 
-	var req api.ExchangeRequest
-	if err := decodeOptional(c, &req); err != nil {
-		return nil, x.deny(ctx, attempt, err)
-	}
-	if err := checkExchangeRequest(&req); err != nil {
+	req, err := parse()
+	if err != nil {
 		return nil, x.deny(ctx, attempt, err)
 	}
 	x.provider = req.Provider
@@ -114,6 +140,11 @@ func (x *exchangeRun) run(ctx context.Context) (*api.ExchangeResponse, error) {
 	}
 	x.mapping, x.provider = m.Name, m.Provider
 	attempt.MappingID, attempt.Mapping, attempt.Provider, attempt.Target = m.ID, m.Name, m.Provider, m.Target
+	if x.bearerOnly && m.Provider == mapping.ProviderAWS {
+		x.reason = "not_a_bearer_token"
+		return nil, x.deny(ctx, attempt, noMatch(fmt.Sprintf(
+			"mapping %q issues AWS credentials, which are not a single bearer token; use POST /v1/exchange", m.Name)))
+	}
 	dur, err := requestDuration(&req, m)
 	if err != nil {
 		return nil, x.deny(ctx, attempt, err)
@@ -152,12 +183,7 @@ func (x *exchangeRun) run(ctx context.Context) (*api.ExchangeResponse, error) {
 			"issuance_id", res.ID, "credential_id", cred.ID, "mapping", m.Name, "err", err)
 		return nil, withIssuance(fmt.Errorf("%w: %w", ledger.ErrUnavailable, err), res.ID)
 	}
-	body, err := json.Marshal(cred.Body)
-	if err != nil {
-		return nil, withIssuance(err, res.ID)
-	}
-	return &api.ExchangeResponse{IssuanceID: res.ID, Mapping: m.Name, Provider: m.Provider,
-		ExpiresAt: cred.ExpiresAt.UTC(), Credentials: body}, nil
+	return &exchanged{issuance: res.ID, mapping: m, cred: cred}, nil
 }
 
 // recordMintFailure records a failed mint, even if the client has gone.

@@ -40,6 +40,11 @@ type Options struct {
 	Verifier  Verifier
 	Ledger    Ledger
 	Providers map[string]providers.Provider
+	// Keys publishes the bridge's signing keys; with PublicURL (the issuer
+	// URL, no trailing slash) it serves the discovery document and JWKS.
+	// Nil: the bridge is not an issuer and those routes answer 404.
+	Keys      KeySource
+	PublicURL string
 	// MintTimeout bounds the cloud call of an exchange (default 20 s).
 	MintTimeout time.Duration
 	// RateLimit is the pre-authentication limit on exchanges per client
@@ -112,6 +117,11 @@ func New(opts Options) *Server {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
 
 	e.POST("/v1/exchange", s.exchange)
+	e.POST("/oauth2/token", s.tokenExchange)
+	if opts.Keys != nil {
+		e.GET(discoveryPath, s.discovery)
+		e.GET(jwksPath, s.jwks)
+	}
 
 	admin := e.Group("/v1/admin", s.requireAdmin)
 	admin.GET("/issuers", s.listIssuers)

@@ -83,3 +83,25 @@ type ExchangeResponse struct {
 	// providers.AWSCredentials).
 	Credentials json.RawMessage `json:"credentials"`
 }
+
+// TokenExchangeResponse is the 200 body of POST /oauth2/token (RFC 8693
+// §2.2.1), with the bridge's issuance id and mapping beside.
+type TokenExchangeResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	IssuanceID      string `json:"issuance_id"`
+	Mapping         string `json:"mapping"`
+}
+
+// OAuthError is an error body of POST /oauth2/token (RFC 6749 §5.2), with
+// the contract's error code (oidc_bridge_error) and the issuance id of a
+// recorded attempt.
+type OAuthError struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
+	BridgeError      string `json:"oidc_bridge_error,omitempty"`
+	IssuanceID       string `json:"issuance_id,omitempty"`
+	RequestID        string `json:"request_id,omitempty"`
+}

@@ -1,0 +1,167 @@
+package bridge
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+)
+
+// RFC 8693 identifiers.
+const (
+	grantTokenExchange   = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	tokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
+	tokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// tokenExchange is POST /oauth2/token: the exchange as a standard RFC 8693
+// token exchange, for mappings whose credential is one bearer token (gcp,
+// azure, jwt). The pipeline token is the subject_token; audience or
+// resource names the mapping. It runs the same verify → select → reserve →
+// mint → record flow as /v1/exchange and answers in OAuth's shapes
+// (RFC 6749 §5.1/§5.2, RFC 8693 §2.2).
+func (s *Server) tokenExchange(c echo.Context) error {
+	x := &exchangeRun{s: s, c: c, start: time.Now(), bearerOnly: true}
+	form, err := readForm(c)
+	if err != nil {
+		return oauthError(c, http.StatusBadRequest, "invalid_request", err.Error(), api.Error{})
+	}
+	switch gt := form.Get("grant_type"); gt {
+	case grantTokenExchange:
+	case "":
+		return oauthError(c, http.StatusBadRequest, "invalid_request", "grant_type is required", api.Error{})
+	default:
+		return oauthError(c, http.StatusBadRequest, "unsupported_grant_type", "the only grant_type is "+grantTokenExchange, api.Error{})
+	}
+	raw := form.Get("subject_token")
+	if raw == "" {
+		return oauthError(c, http.StatusBadRequest, "invalid_request", "subject_token is required", api.Error{})
+	}
+	switch form.Get("subject_token_type") {
+	case tokenTypeJWT, tokenTypeIDToken:
+	default:
+		return oauthError(c, http.StatusBadRequest, "invalid_request",
+			"subject_token_type must be "+tokenTypeJWT+" or "+tokenTypeIDToken, api.Error{})
+	}
+	if form.Has("actor_token") || form.Has("actor_token_type") {
+		return oauthError(c, http.StatusBadRequest, "invalid_request", "actor_token is not supported", api.Error{})
+	}
+	res, err := x.exec(raw, func() (api.ExchangeRequest, error) { return tokenExchangeRequest(form) })
+	if err != nil {
+		return tokenExchangeError(c, err)
+	}
+	token, issuedType, err := bearerToken(res.cred.Body)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	c.Response().Header().Set("Pragma", "no-cache")
+	return c.JSON(http.StatusOK, api.TokenExchangeResponse{
+		AccessToken:     token,
+		IssuedTokenType: issuedType,
+		TokenType:       "Bearer",
+		ExpiresIn:       max(int64(math.Round(time.Until(res.cred.ExpiresAt).Seconds())), 0),
+		IssuanceID:      res.issuance,
+		Mapping:         res.mapping.Name,
+	})
+}
+
+// readForm reads an application/x-www-form-urlencoded body, refusing other
+// types and repeated parameters (RFC 6749 §3.2).
+func readForm(c echo.Context) (url.Values, error) {
+	r := c.Request()
+	if ct := r.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationForm) {
+		return nil, errors.New("the request must be application/x-www-form-urlencoded")
+	}
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errors.New("the request body is too large")
+		}
+		return nil, errors.New("malformed form body")
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return nil, errors.New("parameter " + k + " is repeated")
+		}
+	}
+	return r.PostForm, nil
+}
+
+// tokenExchangeRequest names the mapping from audience or resource (both
+// given: they must agree) and reads requested_token_type.
+func tokenExchangeRequest(form url.Values) (api.ExchangeRequest, error) {
+	aud, res := form.Get("audience"), form.Get("resource")
+	name := aud
+	switch {
+	case aud == "" && res == "":
+		return api.ExchangeRequest{}, invalid("audience", "audience (or resource) must name the mapping to use")
+	case aud == "":
+		name = res
+	case res != "" && res != aud:
+		return api.ExchangeRequest{}, invalid("resource", "audience and resource name different mappings")
+	}
+	switch form.Get("requested_token_type") {
+	case "", tokenTypeAccessToken, tokenTypeJWT:
+	default:
+		return api.ExchangeRequest{}, invalid("requested_token_type", "requested_token_type must be "+tokenTypeAccessToken+" or "+tokenTypeJWT)
+	}
+	req := api.ExchangeRequest{Mapping: name}
+	return req, checkExchangeRequest(&req)
+}
+
+// bearerToken returns the single token of a bearer credential and its
+// RFC 8693 type.
+func bearerToken(body any) (string, string, error) {
+	switch b := body.(type) {
+	case providers.JWTCredentials:
+		return b.Token, tokenTypeJWT, nil
+	case providers.GCPCredentials:
+		return b.AccessToken, tokenTypeAccessToken, nil
+	case providers.AzureCredentials:
+		return b.AccessToken, tokenTypeAccessToken, nil
+	}
+	return "", "", errors.New("bridge: credential is not a bearer token")
+}
+
+// tokenExchangeError answers a failed exchange in RFC 6749 §5.2's shape:
+// a bad or unacceptable subject token or request is invalid_request, a
+// mapping that will not issue is invalid_target (RFC 8693 §2.2.2). The
+// contract's own code and the issuance id ride along.
+func tokenExchangeError(c echo.Context, err error) error {
+	p := classify(err)
+	status, code := http.StatusBadRequest, "invalid_request"
+	switch p.body.Error {
+	case api.CodeNoMatchingMapping, api.CodeAmbiguousMapping:
+		code = "invalid_target"
+	case api.CodeQuotaExceeded, api.CodeRateLimited:
+		status = http.StatusTooManyRequests
+	case api.CodeProviderError:
+		status, code = http.StatusBadGateway, "server_error"
+	case api.CodeUnavailable:
+		status, code = http.StatusServiceUnavailable, "temporarily_unavailable"
+	case api.CodeInternal:
+		status, code = http.StatusInternalServerError, "server_error"
+		p.body.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
+	}
+	if p.retryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(p.retryAfter.Seconds()))))
+	}
+	return oauthError(c, status, code, p.body.Message, p.body)
+}
+
+func oauthError(c echo.Context, status int, code, description string, detail api.Error) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	c.Response().Header().Set("Pragma", "no-cache")
+	return c.JSON(status, api.OAuthError{Error: code, ErrorDescription: description,
+		BridgeError: detail.Error, IssuanceID: detail.IssuanceID, RequestID: detail.RequestID})
+}
