@@ -36,6 +36,17 @@ type Config struct {
 	AllowInsecureIssuers bool `env:"BRIDGE_ALLOW_INSECURE_ISSUERS"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"BRIDGE_LOG_LEVEL" envDefault:"info"`
+	// KeyEncryptionKey encrypts the bridge's signing keys at rest: 32
+	// random bytes, base64. KeyEncryptionKeyFile names a file holding it
+	// instead. Without either, the embedded default keeps one in
+	// DataDir; with a database URL the bridge signs nothing, and refuses
+	// to start once signing keys exist.
+	KeyEncryptionKey     string `env:"BRIDGE_KEY_ENCRYPTION_KEY"`
+	KeyEncryptionKeyFile string `env:"BRIDGE_KEY_ENCRYPTION_KEY_FILE"`
+	// GCPIAMCredentialsEndpoint and GCPSTSEndpoint override Google's IAM
+	// Credentials and STS endpoints (tests, private access).
+	GCPIAMCredentialsEndpoint string `env:"BRIDGE_GCP_IAMCREDENTIALS_ENDPOINT"`
+	GCPSTSEndpoint            string `env:"BRIDGE_GCP_STS_ENDPOINT"`
 	// RateLimit is the exchanges per second allowed to one client address
 	// before any token is looked at (0 disables), with RateBurst.
 	RateLimit float64 `env:"BRIDGE_RATE_LIMIT" envDefault:"50"`
@@ -77,6 +88,14 @@ func (c *Config) validate() error {
 	}
 	if c.RateBurst < 1 {
 		errs = append(errs, fmt.Errorf("BRIDGE_RATE_BURST: must be 1 or more"))
+	}
+	if c.KeyEncryptionKey != "" && c.KeyEncryptionKeyFile != "" {
+		errs = append(errs, errors.New("BRIDGE_KEY_ENCRYPTION_KEY_FILE: set it or BRIDGE_KEY_ENCRYPTION_KEY, not both"))
+	}
+	for name, v := range map[string]string{"BRIDGE_GCP_IAMCREDENTIALS_ENDPOINT": c.GCPIAMCredentialsEndpoint, "BRIDGE_GCP_STS_ENDPOINT": c.GCPSTSEndpoint} {
+		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
+			errs = append(errs, fmt.Errorf("%s: must be an http(s) URL", name))
+		}
 	}
 	host, port, err := net.SplitHostPort(c.ListenAddr)
 	if err != nil || port == "" {

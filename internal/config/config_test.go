@@ -60,6 +60,8 @@ func TestLoad(t *testing.T) {
 		{name: "listen address", env: []string{"BRIDGE_LISTEN_ADDR=localhost"}, wantErr: "BRIDGE_LISTEN_ADDR"},
 		{name: "public URL scheme", env: []string{"BRIDGE_PUBLIC_URL=ftp://x"}, wantErr: "BRIDGE_PUBLIC_URL"},
 		{name: "public URL query", env: []string{"BRIDGE_PUBLIC_URL=https://x/?a=b"}, wantErr: "BRIDGE_PUBLIC_URL"},
+		{name: "both key-encryption settings", env: []string{"BRIDGE_KEY_ENCRYPTION_KEY=x", "BRIDGE_KEY_ENCRYPTION_KEY_FILE=/k"}, wantErr: "BRIDGE_KEY_ENCRYPTION_KEY_FILE"},
+		{name: "gcp endpoint", env: []string{"BRIDGE_GCP_STS_ENDPOINT=sts.local"}, wantErr: "BRIDGE_GCP_STS_ENDPOINT"},
 		{name: "negative rate", env: []string{"BRIDGE_RATE_LIMIT=-1"}, wantErr: "BRIDGE_RATE_LIMIT"},
 		{name: "rate not a number", env: []string{"BRIDGE_RATE_LIMIT=fast"}, wantErr: "BRIDGE_RATE_LIMIT"},
 		{name: "zero burst", env: []string{"BRIDGE_RATE_BURST=0"}, wantErr: "BRIDGE_RATE_BURST"},
