@@ -121,6 +121,10 @@ func (e *env) do(method, path, body string, hdr ...string) response {
 	}
 	req.Header.Set("Authorization", "Bearer "+e.token)
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == remoteAddr { // not a header: the socket peer
+			req.RemoteAddr = hdr[i+1]
+			continue
+		}
 		if hdr[i+1] == "" {
 			req.Header.Del(hdr[i])
 		} else {
@@ -131,6 +135,9 @@ func (e *env) do(method, path, body string, hdr ...string) response {
 	e.srv.Handler().ServeHTTP(rec, req)
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
+
+// remoteAddr, as a "header" of do, sets the request's socket peer.
+const remoteAddr = "Remote-Addr"
 
 // must performs a request that must answer want, returning the body.
 func (e *env) must(want int, method, path, body string) []byte {
@@ -229,10 +236,11 @@ func TestAdminAuth(t *testing.T) {
 		{"revoked token", "Bearer " + revoked, 401},
 		{"unknown token with the prefix", "Bearer obat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 401},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			client := fmt.Sprintf("198.51.100.%d:4000", i+1) // failures are limited per client
 			for _, path := range []string{"/v1/admin/issuers", "/v1/admin/mappings"} {
-				r := e.do("GET", path, "", "Authorization", tt.header)
+				r := e.do("GET", path, "", "Authorization", tt.header, remoteAddr, client)
 				if r.status != tt.want {
 					t.Fatalf("GET %s: status %d, want %d: %s", path, r.status, tt.want, r.body)
 				}
@@ -246,7 +254,7 @@ func TestAdminAuth(t *testing.T) {
 		})
 	}
 	// A write without a valid token changes nothing.
-	r := e.do("POST", "/v1/admin/issuers", githubIssuer, "Authorization", "Bearer nope")
+	r := e.do("POST", "/v1/admin/issuers", githubIssuer, "Authorization", "Bearer nope", remoteAddr, "198.51.100.200:4000")
 	e.wantError(r, 401, api.CodeUnauthorized, "")
 	if got := e.must(200, "GET", "/v1/admin/issuers", ""); string(got) != `{"issuers":[]}`+"\n" {
 		t.Fatalf("issuers after refused write: %s", got)
@@ -259,6 +267,30 @@ func TestAdminAuth(t *testing.T) {
 		if i.ID == info.ID && i.LastUsedAt == nil {
 			t.Error("last_used_at not recorded for a used token")
 		}
+	}
+}
+
+// TestAdminAuthFailuresLimited: after a burst of failed authentications a
+// client is refused (429) even with a valid token until its bucket refills;
+// other clients are unaffected.
+func TestAdminAuthFailuresLimited(t *testing.T) {
+	e := newEnv(t)
+	for i := range 10 {
+		if r := e.do("GET", "/v1/admin/issuers", "", "Authorization", fmt.Sprintf("Bearer guess-%d", i)); r.status != 401 {
+			t.Fatalf("guess %d: %d", i, r.status)
+		}
+	}
+	r := e.do("GET", "/v1/admin/issuers", "")
+	e.wantError(r, 429, api.CodeRateLimited, "")
+	if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("Retry-After %q", ra)
+	}
+	spoofed := e.do("GET", "/v1/admin/issuers", "", "X-Forwarded-For", "203.0.113.9")
+	if spoofed.status != 429 {
+		t.Error("a forwarded header changed the client: only the socket peer counts")
+	}
+	if other := e.do("GET", "/v1/admin/issuers", "", remoteAddr, "203.0.113.9:5000"); other.status != 200 {
+		t.Errorf("another client was refused: %d", other.status)
 	}
 }
 

@@ -86,3 +86,23 @@ func (l *clientLimiter) sweep(now time.Time) {
 		}
 	}
 }
+
+// blocked reports, without spending anything, whether client's bucket is
+// empty and for how long it stays so. A client without a bucket is not
+// blocked.
+func (l *clientLimiter) blocked(client string) (bool, time.Duration) {
+	if l == nil || l.limit <= 0 {
+		return false, 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	b, ok := l.buckets[client]
+	l.mu.Unlock()
+	if !ok {
+		return false, 0
+	}
+	if tokens := b.lim.TokensAt(now); tokens < 1 {
+		return true, time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
+	}
+	return false, 0
+}

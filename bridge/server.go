@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
@@ -69,6 +70,9 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *metrics
 	limiter *clientLimiter
+	// adminFailures limits failed admin authentications per client, so
+	// that admin tokens cannot be guessed at speed.
+	adminFailures *clientLimiter
 }
 
 // Body and time limits of every request.
@@ -81,6 +85,10 @@ const (
 	idleTimeout       = 120 * time.Second
 	readyTimeout      = 2 * time.Second
 	maxLimitedClients = 100_000
+	// A client may fail admin authentication adminFailureBurst times in a
+	// row, then once per 1/adminFailureRate seconds.
+	adminFailureRate  = 0.2
+	adminFailureBurst = 10
 )
 
 // New builds the Server and its routes.
@@ -98,6 +106,7 @@ func New(opts Options) *Server {
 	if opts.RateLimit > 0 {
 		s.limiter = newClientLimiter(opts.RateLimit, max(opts.RateBurst, 1), maxLimitedClients)
 	}
+	s.adminFailures = newClientLimiter(adminFailureRate, adminFailureBurst, maxLimitedClients)
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -186,11 +195,22 @@ func readyReason(err error) string {
 // requireAdmin admits requests carrying a valid admin bearer token.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		token, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
-		if !ok || s.opts.Admins == nil {
-			return admintoken.ErrUnauthorized
+		client := c.RealIP()
+		if blocked, wait := s.adminFailures.blocked(client); blocked {
+			return &requestError{status: http.StatusTooManyRequests, retryAfter: wait, body: api.Error{
+				Error: api.CodeRateLimited, Message: "too many failed admin authentications from this client; retry later"}}
 		}
-		name, err := s.opts.Admins.Authenticate(c.Request().Context(), token)
+		token, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		var (
+			name string
+			err  error = admintoken.ErrUnauthorized
+		)
+		if ok && s.opts.Admins != nil {
+			name, err = s.opts.Admins.Authenticate(c.Request().Context(), token)
+		}
+		if errors.Is(err, admintoken.ErrUnauthorized) {
+			s.adminFailures.allow(client)
+		}
 		if err != nil {
 			return err
 		}

@@ -16,7 +16,17 @@ type target struct {
 	Region        string
 	SessionPolicy string
 	ExternalID    string
+	// Mode is modeAssumeRole or modeWebIdentity; decodeTarget turns an
+	// empty mode into modeAssumeRole.
+	Mode string
 }
+
+// The target's modes, as mapping.AWSModeAssumeRole and
+// mapping.AWSModeWebIdentity.
+const (
+	modeAssumeRole  = "assume_role"
+	modeWebIdentity = "web_identity"
+)
 
 var (
 	roleARNPattern    = regexp.MustCompile(`^arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/(?:[\x21-\x7E]*/)?[\w+=,.@-]{1,64}$`)
@@ -38,6 +48,7 @@ func decodeTarget(raw []byte) (target, error) {
 		"region":         &t.Region,
 		"session_policy": &t.SessionPolicy,
 		"external_id":    &t.ExternalID,
+		"mode":           &t.Mode,
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
@@ -72,6 +83,16 @@ func decodeTarget(raw []byte) (target, error) {
 		return t, errors.New("aws: target has trailing data")
 	}
 
+	switch t.Mode {
+	case "", modeAssumeRole:
+		t.Mode = modeAssumeRole
+	case modeWebIdentity:
+		if t.ExternalID != "" {
+			return t, errors.New("aws: target's external_id applies to mode assume_role only")
+		}
+	default:
+		return t, errors.New("aws: target's mode is neither assume_role nor web_identity")
+	}
 	switch {
 	case len(t.RoleARN) > 2048 || !roleARNPattern.MatchString(t.RoleARN):
 		return t, errors.New("aws: target's role_arn is not an IAM role ARN")
