@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -373,5 +374,46 @@ func TestExchangeRecordFails(t *testing.T) {
 	m := x.do("GET", "/metrics", "")
 	if !strings.Contains(string(m.body), "oidc_bridge_unrecorded_credentials_total 1") {
 		t.Fatalf("metric not counted:\n%s", m.body)
+	}
+}
+
+// TestClientAddress: the rate limit and the audit client_ip use the socket
+// peer unless it is a trusted proxy, whose X-Forwarded-For is then read
+// right to left; rotating a forged header neither escapes the limit nor
+// lands on another client.
+func TestClientAddress(t *testing.T) {
+	x := newExchangeEnv(t, func(o *bridge.Options) {
+		o.RateLimit, o.RateBurst = 0.001, 1
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	})
+	ip := func() string {
+		var s string
+		if err := x.pool.QueryRow(context.Background(), `SELECT host(client_ip) FROM audit.issuances ORDER BY requested_at DESC LIMIT 1`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Through the trusted proxy: the client is the right-most untrusted address.
+	r := x.do("POST", "/v1/exchange", "", "Authorization", "Bearer "+x.token(nil), "Content-Type", "",
+		remoteAddr, "10.1.2.3:5000", "X-Forwarded-For", "203.0.113.50, 198.51.100.7, 10.9.9.9")
+	if r.status != 200 || ip() != "198.51.100.7" {
+		t.Fatalf("via proxy: %d %s, client_ip %s", r.status, r.body, ip())
+	}
+	// Directly, from an untrusted peer: the header is ignored, and rotating
+	// it does not escape that peer's bucket.
+	r = x.do("POST", "/v1/exchange", "", "Authorization", "Bearer "+x.token(nil), "Content-Type", "",
+		remoteAddr, "192.0.2.44:5000", "X-Forwarded-For", "198.51.100.1")
+	if r.status != 200 || ip() != "192.0.2.44" {
+		t.Fatalf("direct: %d %s, client_ip %s", r.status, r.body, ip())
+	}
+	r = x.do("POST", "/v1/exchange", "", "Authorization", "Bearer "+x.token(nil), "Content-Type", "",
+		remoteAddr, "192.0.2.44:5001", "X-Forwarded-For", "198.51.100.2")
+	x.wantError(r, 429, "rate_limited", "")
+	// The forged addresses were not charged: 198.51.100.1 behind the proxy
+	// still has its budget.
+	r = x.do("POST", "/v1/exchange", "", "Authorization", "Bearer "+x.token(nil), "Content-Type", "",
+		remoteAddr, "10.1.2.3:5000", "X-Forwarded-For", "198.51.100.1")
+	if r.status != 200 {
+		t.Fatalf("victim locked out: %d %s", r.status, r.body)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +48,10 @@ type Options struct {
 	// Nil: the bridge is not an issuer and those routes answer 404.
 	Keys      KeySource
 	PublicURL string
+	// TrustedProxies are the load balancers whose X-Forwarded-For is read
+	// (right to left) for the client's address; empty: the socket peer is
+	// the client. The address keys the rate limits and the audit client_ip.
+	TrustedProxies []netip.Prefix
 	// MintTimeout bounds the cloud call of an exchange (default 20 s).
 	MintTimeout time.Duration
 	// RateLimit is the pre-authentication limit on exchanges per client
@@ -110,8 +116,7 @@ func New(opts Options) *Server {
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	// The socket peer is the client: forwarded headers are not trusted.
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = clientIPExtractor(opts.TrustedProxies)
 
 	e.Use(
 		middleware.RequestID(),
@@ -145,6 +150,21 @@ func New(opts Options) *Server {
 	admin.DELETE("/mappings/:name", s.deleteMapping)
 	admin.GET("/mappings/:name/usage", s.mappingUsage)
 	return s
+}
+
+// clientIPExtractor trusts X-Forwarded-For only from the given proxies,
+// walking it right to left to the first untrusted address; without proxies
+// the socket peer is the client. Loopback, link-local and private ranges
+// are not trusted unless listed.
+func clientIPExtractor(proxies []netip.Prefix) echo.IPExtractor {
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range proxies {
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // Handler returns the server's http.Handler.

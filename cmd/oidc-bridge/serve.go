@@ -93,6 +93,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		Verifier:             identity.NewVerifier(identity.Config{AllowInsecureIssuers: cfg.AllowInsecureIssuers, Logger: log}, store),
 		Ledger:               led,
 		Providers:            map[string]providers.Provider{awsProvider.Name(): awsProvider},
+		TrustedProxies:       cfg.Proxies,
 		RateLimit:            cfg.RateLimit,
 		RateBurst:            cfg.RateBurst,
 		Admins:               admintoken.New(db.pool, cfg.AdminToken),

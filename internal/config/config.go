@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"reflect"
@@ -47,6 +48,13 @@ type Config struct {
 	// Credentials and STS endpoints (tests, private access).
 	GCPIAMCredentialsEndpoint string `env:"BRIDGE_GCP_IAMCREDENTIALS_ENDPOINT"`
 	GCPSTSEndpoint            string `env:"BRIDGE_GCP_STS_ENDPOINT"`
+	// TrustedProxies lists the addresses (CIDRs or IPs, comma-separated) of
+	// the load balancers in front of the bridge. Only a request whose
+	// socket peer is one of them has its X-Forwarded-For read, right to
+	// left, for the client's address. Empty: the socket peer is the client.
+	TrustedProxies []string `env:"BRIDGE_TRUSTED_PROXIES"`
+	// Proxies is TrustedProxies parsed.
+	Proxies []netip.Prefix `env:"-"`
 	// RateLimit is the exchanges per second allowed to one client address
 	// before any token is looked at (0 disables), with RateBurst.
 	RateLimit float64 `env:"BRIDGE_RATE_LIMIT" envDefault:"50"`
@@ -96,6 +104,22 @@ func (c *Config) validate() error {
 		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
 			errs = append(errs, fmt.Errorf("%s: must be an http(s) URL", name))
 		}
+	}
+	for _, p := range c.TrustedProxies {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				errs = append(errs, fmt.Errorf("BRIDGE_TRUSTED_PROXIES: %q is not an IP address or CIDR", p))
+				continue
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		c.Proxies = append(c.Proxies, prefix.Masked())
 	}
 	host, port, err := net.SplitHostPort(c.ListenAddr)
 	if err != nil || port == "" {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,6 +61,7 @@ func TestLoad(t *testing.T) {
 		{name: "listen address", env: []string{"BRIDGE_LISTEN_ADDR=localhost"}, wantErr: "BRIDGE_LISTEN_ADDR"},
 		{name: "public URL scheme", env: []string{"BRIDGE_PUBLIC_URL=ftp://x"}, wantErr: "BRIDGE_PUBLIC_URL"},
 		{name: "public URL query", env: []string{"BRIDGE_PUBLIC_URL=https://x/?a=b"}, wantErr: "BRIDGE_PUBLIC_URL"},
+		{name: "trusted proxy", env: []string{"BRIDGE_TRUSTED_PROXIES=10.0.0.0/8,not-an-ip"}, wantErr: "BRIDGE_TRUSTED_PROXIES"},
 		{name: "both key-encryption settings", env: []string{"BRIDGE_KEY_ENCRYPTION_KEY=x", "BRIDGE_KEY_ENCRYPTION_KEY_FILE=/k"}, wantErr: "BRIDGE_KEY_ENCRYPTION_KEY_FILE"},
 		{name: "gcp endpoint", env: []string{"BRIDGE_GCP_STS_ENDPOINT=sts.local"}, wantErr: "BRIDGE_GCP_STS_ENDPOINT"},
 		{name: "negative rate", env: []string{"BRIDGE_RATE_LIMIT=-1"}, wantErr: "BRIDGE_RATE_LIMIT"},
@@ -98,5 +100,18 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	c, err := Load([]string{"BRIDGE_TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.7 ,2001:db8::/32,10.1.2.3/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("10.0.0.0/8")}
+	if diff := cmp.Diff(want, c.Proxies, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
 	}
 }
