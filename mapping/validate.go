@@ -734,9 +734,19 @@ func validGUID(s string) bool {
 	return true
 }
 
-// Claims the bridge sets itself in the tokens it signs; a jwt target may not
-// override them.
-var reservedJWTClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti"}
+// reservedJWTClaims are the claims the bridge sets itself in the tokens of
+// the jwt provider; a jwt target may not override them. providers/jwt's
+// tests keep this list equal to the provider's own.
+var reservedJWTClaims = []string{
+	"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act",
+	"src_iss", "mapping",
+	"repository", "repository_id", "repository_owner", "ref", "ref_type", "sha",
+	"environment", "event_name", "workflow_ref", "actor", "run_id", "run_attempt", "job_id",
+}
+
+// ReservedJWTClaims returns the claims a jwt target's static claims may
+// not name.
+func ReservedJWTClaims() []string { return slices.Clone(reservedJWTClaims) }
 
 func checkJWTTarget(t *JWTTarget) error {
 	if t.Audience == "" {

@@ -13,11 +13,13 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/signing"
 )
 
 // Defaults of Config.
@@ -50,13 +52,20 @@ type Config struct {
 	// does not apply to it); the SDK's credential lookups keep the SDK's
 	// own client. Nil means the SDK's default client for both.
 	HTTPClient *http.Client
+	// Signer signs the web identity tokens of targets in mode web_identity
+	// (see the package documentation for their claims). Nil: such mints
+	// fail with ErrUnavailable, code SignerUnavailable; mode assume_role
+	// does not need it.
+	Signer signing.Signer
 }
 
-// Provider mints AWS credentials with sts:AssumeRole. It is safe for
+// Provider mints AWS credentials with sts:AssumeRole or, for targets in
+// mode web_identity, sts:AssumeRoleWithWebIdentity. It is safe for
 // concurrent use.
 type Provider struct {
 	client *sts.Client
 	creds  awssdk.CredentialsProvider
+	signer signing.Signer
 	log    *slog.Logger
 }
 
@@ -115,13 +124,14 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		o.ClientLogMode = 0
 		o.Logger = logging.Nop{}
 	})
-	return &Provider{client: client, creds: awsCfg.Credentials, log: log}, nil
+	return &Provider{client: client, creds: awsCfg.Credentials, signer: cfg.Signer, log: log}, nil
 }
 
 // Name is "aws".
 func (p *Provider) Name() string { return "aws" }
 
-// Mint assumes the target's role for req.Duration.
+// Mint assumes the target's role for req.Duration, with sts:AssumeRole or,
+// in mode web_identity, sts:AssumeRoleWithWebIdentity.
 func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.Credential, error) {
 	log := p.log.With("mapping", req.Mapping, "issuance_id", req.IssuanceID)
 	t, err := decodeTarget(req.Target)
@@ -138,6 +148,15 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		return providers.Credential{}, refused("InvalidDuration")
 	}
 
+	if t.Mode == modeWebIdentity {
+		return p.assumeRoleWithWebIdentity(ctx, log, req, t)
+	}
+	return p.assumeRole(ctx, log, req, t)
+}
+
+// assumeRole mints with sts:AssumeRole, signed with the bridge's own
+// credentials.
+func (p *Provider) assumeRole(ctx context.Context, log *slog.Logger, req providers.Request, t target) (providers.Credential, error) {
 	in := &sts.AssumeRoleInput{
 		RoleArn:         &t.RoleARN,
 		RoleSessionName: awssdk.String(sessionName(req.Claims)),
@@ -159,7 +178,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 	// is told apart from a refusal by STS.
 	if _, err := p.creds.Retrieve(ctx); err != nil {
 		if ctx.Err() != nil {
-			return providers.Credential{}, p.failed(log, ctx, err)
+			return providers.Credential{}, p.failed(log, ctx, "AssumeRole", err)
 		}
 		log.Error("aws: the bridge's own credentials are unavailable", "error", err)
 		return providers.Credential{}, unavailable("CredentialsUnavailable")
@@ -167,19 +186,28 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 
 	out, err := p.client.AssumeRole(ctx, in, func(o *sts.Options) { o.Region = t.Region })
 	if err != nil {
-		return providers.Credential{}, p.failed(log, ctx, err)
+		return providers.Credential{}, p.failed(log, ctx, "AssumeRole", err)
 	}
-	c := out.Credentials
-	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil ||
-		*c.AccessKeyId == "" || *c.SecretAccessKey == "" || *c.SessionToken == "" {
+	cred, ok := credential(out.Credentials, t.Region)
+	if !ok {
 		log.Error("aws: AssumeRole answered without complete credentials")
 		return providers.Credential{}, indeterminate("InvalidResponse")
 	}
 	log.Debug("aws: assumed role",
-		"access_key_id", *c.AccessKeyId,
-		"expires_at", *c.Expiration,
+		"access_key_id", cred.ID,
+		"expires_at", cred.ExpiresAt,
 		"source_identity", awssdk.ToString(in.SourceIdentity),
 		"session_token_utilization", awssdk.ToInt32(out.SessionTokenUtilization))
+	return cred, nil
+}
+
+// credential is the provider's credential for STS's c, and false when c
+// lacks a part.
+func credential(c *types.Credentials, region string) (providers.Credential, bool) {
+	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil ||
+		*c.AccessKeyId == "" || *c.SecretAccessKey == "" || *c.SessionToken == "" {
+		return providers.Credential{}, false
+	}
 	return providers.Credential{
 		ID:        *c.AccessKeyId,
 		ExpiresAt: *c.Expiration,
@@ -188,9 +216,9 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 			SecretAccessKey: *c.SecretAccessKey,
 			SessionToken:    *c.SessionToken,
 			Expiration:      *c.Expiration,
-			Region:          t.Region,
+			Region:          region,
 		},
-	}, nil
+	}, true
 }
 
 func refused(code string) *providers.Error {
@@ -208,8 +236,9 @@ func indeterminate(code string) *providers.Error {
 	return e
 }
 
-// failed logs err in full and returns what a client may see of it.
-func (p *Provider) failed(log *slog.Logger, ctx context.Context, err error) *providers.Error {
+// failed logs err of the STS action in full and returns what a client may
+// see of it.
+func (p *Provider) failed(log *slog.Logger, ctx context.Context, action string, err error) *providers.Error {
 	e := classify(ctx, err)
 	attrs := []any{"code", e.Code, "error", err}
 	var re *awshttp.ResponseError
@@ -217,7 +246,7 @@ func (p *Provider) failed(log *slog.Logger, ctx context.Context, err error) *pro
 		attrs = append(attrs, "status", re.HTTPStatusCode(), "request_id", re.ServiceRequestID())
 	}
 	if errors.Is(e, providers.ErrRefused) {
-		log.Warn("aws: STS refused AssumeRole", attrs...)
+		log.Warn("aws: STS refused "+action, attrs...)
 	} else {
 		log.Error("aws: STS failed", attrs...)
 	}

@@ -1,4 +1,6 @@
-// Package aws mints AWS credentials for the bridge with sts:AssumeRole.
+// Package aws mints AWS credentials for the bridge with sts:AssumeRole
+// (target mode assume_role, the default) or sts:AssumeRoleWithWebIdentity
+// (mode web_identity, where the bridge holds no AWS key).
 //
 // The bridge's own credentials come from the AWS SDK's default chain
 // (environment keys, shared config, IRSA / web identity, container and
@@ -38,6 +40,54 @@
 // Roles therefore need sts:TagSession and sts:SetSourceIdentity, besides
 // sts:AssumeRole, in their trust policy for the bridge's principal; without
 // them STS answers AccessDenied.
+//
+// # Mode web_identity
+//
+// The bridge signs a token with its own key (Config.Signer, the keys
+// published at BRIDGE_PUBLIC_URL/.well-known/jwks.json) and presents it to
+// sts:AssumeRoleWithWebIdentity in an unsigned call: no AWS credentials of
+// the bridge are read or needed. RoleSessionName, DurationSeconds and the
+// session policy are as above; AssumeRoleWithWebIdentity takes no
+// SourceIdentity, tags or external id as parameters, so the source identity
+// and the session tags (the same values as above) travel in the token's
+// claims https://aws.amazon.com/source_identity and
+// https://aws.amazon.com/tags (principal_tags, none transitive). The token:
+//
+//   - iss: the bridge's public URL; aud: "sts.amazonaws.com"
+//     (WebIdentityAudience);
+//   - sub: "repo:<repository in lower case>:mapping:<mapping>"
+//     (WebIdentitySubject), e.g. "repo:acme/web:mapping:web-prod-deploy";
+//   - iat now, nbf a minute earlier (for clock skew), exp 5 minutes later;
+//     jti the issuance id;
+//   - mapping, src_iss (the pipeline token's iss), repository,
+//     repository_id, ref, environment, event_name, workflow_ref, actor,
+//     run_id, run_attempt, when the pipeline's token has them.
+//
+// IAM conditions can only test a custom OIDC provider's aud and sub, so sub
+// is what a role pins. The account needs an IAM OIDC provider for the
+// bridge's URL with client id sts.amazonaws.com, and the role a trust policy
+// such as:
+//
+//	{
+//	  "Version": "2012-10-17",
+//	  "Statement": [{
+//	    "Effect": "Allow",
+//	    "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/bridge.example.com"},
+//	    "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"],
+//	    "Condition": {"StringEquals": {
+//	      "bridge.example.com:aud": "sts.amazonaws.com",
+//	      "bridge.example.com:sub": "repo:acme/web:mapping:web-prod-deploy"
+//	    }}
+//	  }]
+//	}
+//
+// (StringLike "repo:*:mapping:web-prod-deploy" admits whatever repositories
+// the mapping admits.) STS's web identity refusals (InvalidIdentityToken,
+// ExpiredTokenException, IDPRejectedClaim, AccessDenied) are ErrRefused;
+// IDPCommunicationError (STS could not fetch the bridge's keys) is
+// retried, then ErrUnavailable. Without a Signer, or when signing fails,
+// such mints fail with ErrUnavailable, code SignerUnavailable, before any
+// call.
 //
 // Throttling, 5xx and transport errors are retried by the SDK's standard
 // retryer (jittered exponential backoff, MaxAttempts, MaxBackoff) within the

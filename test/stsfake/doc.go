@@ -3,6 +3,11 @@
 // (form-encoded POST, XML answers and XML errors in AWS's shapes), checks
 // every request's SigV4 signature against the access keys it knows, and
 // answers AssumeRole (and GetCallerIdentity) with fresh ASIA… credentials.
+// AssumeRoleWithWebIdentity needs no signature, as in STS: the fake verifies
+// its token against the OIDC issuers a test trusts (TrustOIDCProvider),
+// fetching their discovery documents and JWKS like IAM does, and answers
+// InvalidIdentityToken, ExpiredTokenException, IDPRejectedClaim or
+// IDPCommunicationError as STS would.
 //
 // Unit tests of providers/aws point the real AWS SDK at it with
 // AWS_ENDPOINT_URL_STS; end-to-end tests run the bridge binary with the same

@@ -104,6 +104,17 @@ type Call struct {
 	ExternalID        string
 	Tags              map[string]string
 	TransitiveTagKeys []string
+	// WebIdentityIssuer, WebIdentitySubject, WebIdentityAudience and
+	// WebIdentityClaims (the whole payload) are what an
+	// AssumeRoleWithWebIdentity's token claims, read whenever the token
+	// parses as a JWT, verified or not: Status and ErrorCode tell. Of a
+	// verified token, SourceIdentity, Tags and TransitiveTagKeys hold what
+	// its https://aws.amazon.com/source_identity and
+	// https://aws.amazon.com/tags claims say.
+	WebIdentityIssuer   string
+	WebIdentitySubject  string
+	WebIdentityAudience []string
+	WebIdentityClaims   json.RawMessage
 	// Params is the whole decoded form.
 	Params url.Values
 
@@ -119,10 +130,14 @@ type Call struct {
 // TLS listener). Its controls (Refuse, Throttle, Fail, Hang, SetLatency)
 // apply to requests that arrive after they are set.
 type Handler struct {
-	keys   map[string]Key // read-only after NewHandler
-	now    func() time.Time
-	closed chan struct{}
-	once   sync.Once
+	keys       map[string]Key // read-only after NewHandler
+	now        func() time.Time
+	closed     chan struct{}
+	once       sync.Once
+	oidcClient *http.Client // read-only after NewHandler
+
+	oidcMu sync.Mutex
+	oidc   map[string]*oidcProvider // by issuer URL
 
 	mu         sync.Mutex
 	latency    time.Duration
@@ -143,9 +158,13 @@ func NewHandler(opts ...Option) *Handler {
 		now:    time.Now,
 		closed: make(chan struct{}),
 		issued: make(map[string]bool),
+		oidc:   make(map[string]*oidcProvider),
 	}
 	for _, o := range opts {
 		o(h)
+	}
+	if h.oidcClient == nil {
+		h.oidcClient = &http.Client{Timeout: oidcFetchTimeout}
 	}
 	return h
 }
@@ -175,7 +194,8 @@ func (s *Server) URL() string { return s.srv.URL }
 // longer held. Server calls it when the test ends.
 func (h *Handler) Close() { h.once.Do(func() { close(h.closed) }) }
 
-// Refuse makes every later AssumeRole that passes validation fail with code
+// Refuse makes every later AssumeRole that passes validation, and every
+// AssumeRoleWithWebIdentity whose token verifies, fail with code
 // (AccessDenied, RegionDisabledException, MalformedPolicyDocument,
 // PackedPolicyTooLarge, ExpiredToken, ...) and that code's HTTP status, until
 // Reset or Refuse(""). The message, like AWS's, names the caller and the role.
@@ -234,6 +254,8 @@ func (h *Handler) Calls() []Call {
 		c.Params = cloneValues(c.Params)
 		c.PolicyArns = slices.Clone(c.PolicyArns)
 		c.TransitiveTagKeys = slices.Clone(c.TransitiveTagKeys)
+		c.WebIdentityAudience = slices.Clone(c.WebIdentityAudience)
+		c.WebIdentityClaims = slices.Clone(c.WebIdentityClaims)
 		out[i] = c
 	}
 	return out
@@ -282,15 +304,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	call.Params = params
 	call.Action, call.Version = params.Get("Action"), params.Get("Version")
-	if call.Action == "AssumeRole" {
+	if call.Action == "AssumeRole" || call.Action == actionWebIdentity {
 		call.readAssumeRole(params)
 	}
 
-	auth, code, msg := h.verify(r, body)
-	call.AccessKeyID, call.Region = auth.accessKeyID, auth.region
-	if code != "" {
-		fail(code, msg)
-		return
+	// AssumeRoleWithWebIdentity needs no signature: the token is the
+	// caller's proof. A signed one is checked all the same, as STS does.
+	var auth authInfo
+	if call.Action != actionWebIdentity || r.Header.Get("Authorization") != "" {
+		var code, msg string
+		auth, code, msg = h.verify(r, body)
+		call.AccessKeyID, call.Region = auth.accessKeyID, auth.region
+		if code != "" {
+			fail(code, msg)
+			return
+		}
 	}
 
 	h.mu.Lock()
@@ -338,10 +366,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if refuse != "" {
-			fail(refuse, refusalMessage(refuse, auth.accessKeyID, call.RoleArn))
+			fail(refuse, refusalMessage(refuse, call.Action, auth.accessKeyID, call.RoleArn))
 			return
 		}
 		h.assumeRole(w, &call)
+	case actionWebIdentity:
+		if code, msg := validateAssumeRoleWithWebIdentity(params); code != "" {
+			fail(code, msg)
+			return
+		}
+		wi, werr := h.verifyWebIdentity(r.Context(), params.Get("WebIdentityToken"), &call)
+		if werr != nil {
+			fail(werr.code, werr.msg)
+			return
+		}
+		if refuse != "" {
+			fail(refuse, refusalMessage(refuse, call.Action, auth.accessKeyID, call.RoleArn))
+			return
+		}
+		h.assumeRoleWithWebIdentity(w, &call, wi)
 	case "GetCallerIdentity":
 		writeXML(w, http.StatusOK, getCallerIdentityResponse{
 			Xmlns: xmlns,
@@ -500,7 +543,41 @@ func validateAssumeRole(p url.Values) (code, msg string) {
 			return "MalformedPolicyDocument", "Syntax errors in policy."
 		}
 	}
-	tags := members(p, "Tags.member.")
+	return validateTags(members(p, "Tags.member."))
+}
+
+// actionWebIdentity is the action the fake verifies tokens for.
+const actionWebIdentity = "AssumeRoleWithWebIdentity"
+
+// validateAssumeRoleWithWebIdentity checks what STS checks of an
+// AssumeRoleWithWebIdentity before it looks at the token's contents.
+func validateAssumeRoleWithWebIdentity(p url.Values) (code, msg string) {
+	for _, k := range []string{"SourceIdentity", "ExternalId", "Tags.member.1.Key", "TransitiveTagKeys.member.1"} {
+		if _, ok := p[k]; ok {
+			return "InvalidParameterValue", "The parameter " + strings.SplitN(k, ".", 2)[0] + " is not valid for AssumeRoleWithWebIdentity."
+		}
+	}
+	if code, msg := validateAssumeRole(p); code != "" {
+		return code, msg
+	}
+	tok := p.Get("WebIdentityToken")
+	switch n := len(tok); {
+	case n == 0:
+		return "ValidationError", "1 validation error detected: Value null at 'webIdentityToken' failed to satisfy constraint: Member must not be null"
+	case n < 4 || n > 20000:
+		return "ValidationError", "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000"
+	}
+	if id := p.Get("ProviderId"); id != "" {
+		return "InvalidIdentityToken", "ProviderId must not be set for an OpenID Connect ID token."
+	}
+	return "", ""
+}
+
+// validateTags checks session tags as STS does, from any source.
+func validateTags(tags []map[string]string) (code, msg string) {
+	invalid := func(format string, a ...any) (string, string) {
+		return "ValidationError", "1 validation error detected: " + fmt.Sprintf(format, a...)
+	}
 	if len(tags) > 50 {
 		return invalid("Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50")
 	}
@@ -524,43 +601,85 @@ func validateAssumeRole(p url.Values) (code, msg string) {
 	return "", ""
 }
 
-// assumeRole answers a valid AssumeRole.
-func (h *Handler) assumeRole(w http.ResponseWriter, call *Call) {
+// session is what AssumeRole and AssumeRoleWithWebIdentity issue alike.
+type session struct {
+	user                    assumedRoleUser
+	creds                   credentials
+	packedPolicySize        *int
+	sessionTokenSize        int
+	sessionTokenUtilization int
+}
+
+// newSession issues credentials for a valid call.
+func (h *Handler) newSession(call *Call) session {
 	dur := 3600
 	if call.DurationSeconds != 0 {
 		dur = call.DurationSeconds
 	}
-	akid := h.newAccessKeyID()
 	partition, account, roleName := splitRoleARN(call.RoleArn)
-	res := assumeRoleResult{
-		SourceIdentity: call.SourceIdentity,
-		AssumedRoleUser: assumedRoleUser{
+	s := session{
+		user: assumedRoleUser{
 			AssumedRoleID: "AROA" + idFrom(call.RoleArn, 17) + ":" + call.RoleSessionName,
 			Arn:           "arn:" + partition + ":sts::" + account + ":assumed-role/" + roleName + "/" + call.RoleSessionName,
 		},
-		Credentials: credentials{
-			AccessKeyID:     akid,
+		creds: credentials{
+			AccessKeyID:     h.newAccessKeyID(),
 			SecretAccessKey: randomBase64(30),
 			SessionToken:    "IQoJb3JpZ2luX2Vj" + randomBase64(300),
 			Expiration:      call.Time.UTC().Truncate(time.Second).Add(time.Duration(dur) * time.Second).Format(time.RFC3339),
 		},
 	}
-	res.SessionTokenSize = len(res.Credentials.SessionToken)
-	res.SessionTokenUtilization = min(100, res.SessionTokenSize*100/maxSessionToken)
+	s.sessionTokenSize = len(s.creds.SessionToken)
+	s.sessionTokenUtilization = min(100, s.sessionTokenSize*100/maxSessionToken)
 	if call.Policy != "" || len(call.Tags) > 0 {
 		size := len(call.Policy)
 		for k, v := range call.Tags {
 			size += len(k) + len(v) + 2
 		}
 		pct := max(1, size*100/4096)
-		res.PackedPolicySize = &pct
+		s.packedPolicySize = &pct
 	}
+	return s
+}
+
+// assumeRole answers a valid AssumeRole.
+func (h *Handler) assumeRole(w http.ResponseWriter, call *Call) {
+	s := h.newSession(call)
 	writeXML(w, http.StatusOK, assumeRoleResponse{
-		Xmlns:    xmlns,
-		Result:   res,
+		Xmlns: xmlns,
+		Result: assumeRoleResult{
+			SourceIdentity:          call.SourceIdentity,
+			AssumedRoleUser:         s.user,
+			Credentials:             s.creds,
+			PackedPolicySize:        s.packedPolicySize,
+			SessionTokenSize:        s.sessionTokenSize,
+			SessionTokenUtilization: s.sessionTokenUtilization,
+		},
 		Metadata: responseMetadata{RequestID: call.RequestID},
 	})
-	call.Status, call.IssuedAccessKeyID = http.StatusOK, akid
+	call.Status, call.IssuedAccessKeyID = http.StatusOK, s.creds.AccessKeyID
+}
+
+// assumeRoleWithWebIdentity answers a valid AssumeRoleWithWebIdentity whose
+// token verified as wi.
+func (h *Handler) assumeRoleWithWebIdentity(w http.ResponseWriter, call *Call, wi webIdentity) {
+	s := h.newSession(call)
+	writeXML(w, http.StatusOK, assumeRoleWithWebIdentityResponse{
+		Xmlns: xmlns,
+		Result: assumeRoleWithWebIdentityResult{
+			Credentials:                 s.creds,
+			SubjectFromWebIdentityToken: wi.subject,
+			AssumedRoleUser:             s.user,
+			PackedPolicySize:            s.packedPolicySize,
+			Provider:                    wi.issuer,
+			Audience:                    wi.audience,
+			SourceIdentity:              wi.sourceIdentity,
+			SessionTokenSize:            s.sessionTokenSize,
+			SessionTokenUtilization:     s.sessionTokenUtilization,
+		},
+		Metadata: responseMetadata{RequestID: call.RequestID},
+	})
+	call.Status, call.IssuedAccessKeyID = http.StatusOK, s.creds.AccessKeyID
 }
 
 // newAccessKeyID returns ASIA and 16 random base32 characters, never the
@@ -605,7 +724,11 @@ func splitRoleARN(arn string) (partition, account, name string) {
 
 // refusalMessage says, like STS, who was refused what: it names the caller
 // and the role ARN with its account, which a bridge must not pass on.
-func refusalMessage(code, accessKeyID, roleArn string) string {
+func refusalMessage(code, action, accessKeyID, roleArn string) string {
+	switch {
+	case code == "AccessDenied" && action == actionWebIdentity:
+		return "Not authorized to perform sts:AssumeRoleWithWebIdentity on resource: " + roleArn
+	}
 	switch code {
 	case "AccessDenied":
 		return "User: arn:aws:iam::" + CallerAccount + ":user/stsfake is not authorized to perform: sts:AssumeRole on resource: " + roleArn

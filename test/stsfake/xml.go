@@ -28,6 +28,25 @@ type assumeRoleResult struct {
 	SessionTokenUtilization int `xml:"SessionTokenUtilization"`
 }
 
+type assumeRoleWithWebIdentityResponse struct {
+	XMLName  xml.Name                        `xml:"AssumeRoleWithWebIdentityResponse"`
+	Xmlns    string                          `xml:"xmlns,attr"`
+	Result   assumeRoleWithWebIdentityResult `xml:"AssumeRoleWithWebIdentityResult"`
+	Metadata responseMetadata                `xml:"ResponseMetadata"`
+}
+
+type assumeRoleWithWebIdentityResult struct {
+	Credentials                 credentials     `xml:"Credentials"`
+	SubjectFromWebIdentityToken string          `xml:"SubjectFromWebIdentityToken"`
+	AssumedRoleUser             assumedRoleUser `xml:"AssumedRoleUser"`
+	PackedPolicySize            *int            `xml:"PackedPolicySize,omitempty"`
+	Provider                    string          `xml:"Provider"`
+	Audience                    string          `xml:"Audience"`
+	SourceIdentity              string          `xml:"SourceIdentity,omitempty"`
+	SessionTokenSize            int             `xml:"SessionTokenSize"`
+	SessionTokenUtilization     int             `xml:"SessionTokenUtilization"`
+}
+
 type assumedRoleUser struct {
 	AssumedRoleID string `xml:"AssumedRoleId"`
 	Arn           string `xml:"Arn"`
@@ -71,6 +90,7 @@ type errorDetail struct {
 var errorStatus = map[string]int{
 	"AccessDenied":               http.StatusForbidden,
 	"ExpiredToken":               http.StatusForbidden,
+	"IDPRejectedClaim":           http.StatusForbidden,
 	"InvalidClientTokenId":       http.StatusForbidden,
 	"MissingAuthenticationToken": http.StatusForbidden,
 	"OptInRequired":              http.StatusForbidden,

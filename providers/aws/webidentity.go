@@ -1,0 +1,139 @@
+package aws
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/signing"
+)
+
+// WebIdentityAudience is the aud of the bridge's web identity tokens, the
+// audience (client id) of the bridge's IAM OIDC provider.
+const WebIdentityAudience = "sts.amazonaws.com"
+
+const (
+	// webIdentityLifetime is how long a web identity token is good for: it
+	// is presented at once, retries included, and STS does not need it
+	// afterwards.
+	webIdentityLifetime = 5 * time.Minute
+	// webIdentitySkew back-dates nbf so that STS's clock, slightly behind
+	// the bridge's, does not find the token not yet valid.
+	webIdentitySkew = time.Minute
+)
+
+// The claims in which AssumeRoleWithWebIdentity reads session tags and the
+// source identity.
+const (
+	claimAWSTags           = "https://aws.amazon.com/tags"
+	claimAWSSourceIdentity = "https://aws.amazon.com/source_identity"
+)
+
+// WebIdentitySubject is the sub of the web identity tokens of mapping's
+// mints for repository: "repo:<repository>:mapping:<mapping>", with the
+// repository in lower case (the bridge compares repositories without
+// case; IAM's StringEquals does not), e.g.
+// "repo:acme/web:mapping:web-prod-deploy". The repository part is empty when
+// the pipeline's token names none. Mapping names contain no ":", so the
+// mapping at the end cannot be forged through the repository, and
+// "repo:*:mapping:<mapping>" in a StringLike condition pins a mapping
+// whatever repositories it admits.
+func WebIdentitySubject(repository, mapping string) string {
+	return "repo:" + strings.ToLower(repository) + ":mapping:" + mapping
+}
+
+// webIdentityClaims are the claims of the web identity token for req, but
+// iss and iat, which the signer sets.
+func webIdentityClaims(req providers.Request, now time.Time) map[string]any {
+	c := req.Claims
+	claims := map[string]any{
+		"sub":     WebIdentitySubject(c.Repository, req.Mapping),
+		"aud":     WebIdentityAudience,
+		"exp":     now.Add(webIdentityLifetime).Unix(),
+		"nbf":     now.Add(-webIdentitySkew).Unix(),
+		"mapping": req.Mapping,
+	}
+	for k, v := range map[string]string{
+		"jti":           req.IssuanceID,
+		"src_iss":       c.Issuer,
+		"repository":    c.Repository,
+		"repository_id": c.RepositoryID,
+		"ref":           c.Ref,
+		"environment":   c.Environment,
+		"event_name":    c.EventName,
+		"workflow_ref":  c.WorkflowRef,
+		"actor":         c.Actor,
+		"run_id":        c.RunID,
+		"run_attempt":   c.RunAttempt,
+	} {
+		if v != "" {
+			claims[k] = v
+		}
+	}
+	if tags := sessionTags(req); len(tags) > 0 {
+		principal := make(map[string][]string, len(tags))
+		for _, t := range tags {
+			principal[*t.Key] = []string{*t.Value}
+		}
+		claims[claimAWSTags] = map[string]any{"principal_tags": principal}
+	}
+	if si := sourceIdentity(c); si != "" {
+		claims[claimAWSSourceIdentity] = si
+	}
+	return claims
+}
+
+// assumeRoleWithWebIdentity mints with sts:AssumeRoleWithWebIdentity,
+// presenting a token the bridge signs: the call is anonymous, the bridge's
+// own AWS credentials are neither needed nor used.
+func (p *Provider) assumeRoleWithWebIdentity(ctx context.Context, log *slog.Logger, req providers.Request, t target) (providers.Credential, error) {
+	if p.signer == nil {
+		log.Error("aws: mode web_identity needs the bridge's signer, which is not configured")
+		return providers.Credential{}, unavailable("SignerUnavailable")
+	}
+	claims := webIdentityClaims(req, time.Now())
+	token, err := p.signer.Sign(ctx, claims, signing.RS256)
+	if err != nil {
+		log.Error("aws: signing the web identity token failed", "error", err)
+		return providers.Credential{}, unavailable("SignerUnavailable")
+	}
+	in := &sts.AssumeRoleWithWebIdentityInput{
+		RoleArn:          &t.RoleARN,
+		RoleSessionName:  awssdk.String(sessionName(req.Claims)),
+		WebIdentityToken: &token,
+		DurationSeconds:  awssdk.Int32(int32(req.Duration / time.Second)),
+	}
+	if t.SessionPolicy != "" {
+		in.Policy = &t.SessionPolicy
+	}
+	log = log.With("role_arn", t.RoleARN, "region", t.Region, "session_name", *in.RoleSessionName,
+		"mode", modeWebIdentity, "web_identity_sub", claims["sub"])
+
+	out, err := p.client.AssumeRoleWithWebIdentity(ctx, in, func(o *sts.Options) {
+		o.Region = t.Region
+		// The SDK sends this action unsigned already; this keeps it so
+		// should that change, since the bridge may hold no AWS key at all.
+		o.Credentials = awssdk.AnonymousCredentials{}
+	})
+	if err != nil {
+		return providers.Credential{}, p.failed(log, ctx, "AssumeRoleWithWebIdentity", err)
+	}
+	cred, ok := credential(out.Credentials, t.Region)
+	if !ok {
+		log.Error("aws: AssumeRoleWithWebIdentity answered without complete credentials")
+		return providers.Credential{}, indeterminate("InvalidResponse")
+	}
+	log.Debug("aws: assumed role with web identity",
+		"access_key_id", cred.ID,
+		"expires_at", cred.ExpiresAt,
+		"subject", awssdk.ToString(out.SubjectFromWebIdentityToken),
+		"audience", awssdk.ToString(out.Audience),
+		"provider", awssdk.ToString(out.Provider),
+		"source_identity", awssdk.ToString(out.SourceIdentity))
+	return cred, nil
+}

@@ -1,0 +1,42 @@
+// Package jwt mints the bridge's own JWTs for internal services: the
+// result of an RFC 8693 token exchange in which the pipeline's token is the
+// subject token and the mapping's target names the audience. The services
+// verify them against the bridge's discovery document and JWKS
+// (BRIDGE_PUBLIC_URL/.well-known/openid-configuration), as any OIDC token.
+//
+// A token's claims:
+//
+//   - iss: the bridge (signing.Signer.Issuer); iat: when it was signed.
+//   - aud: the target's audience, a single string.
+//   - sub: the pipeline token's sub exactly as its issuer wrote it (e.g.
+//     GitHub's "repo:acme/web:environment:prod"), so that services can keep
+//     the subject rules they know. It is unique only per issuer: a service
+//     that pins sub must pin src_iss too (or trust the bridge's mapping,
+//     which its aud stands for).
+//   - exp: the mint's time plus the request's duration (60 s to 24 h, the
+//     bridge having capped it by the mapping); nbf: the mint's time; jti:
+//     the issuance id (the ledger row).
+//   - src_iss, the pipeline token's iss, and, when the pipeline's token
+//     carries them: repository, repository_id, repository_owner, ref,
+//     ref_type, sha, environment, event_name, workflow_ref, actor, run_id,
+//     run_attempt, job_id (the normalised claims of identity.Claims, the same
+//     for GitHub and GitLab); mapping, the mapping's name.
+//   - act (RFC 8693 §4.1): the acting party, the pipeline's own identity
+//     {"iss": <pipeline iss>, "sub": <pipeline sub>}. When the pipeline's
+//     token carried an act itself (a token of this bridge presented back to
+//     it, the bridge being registered as its own issuer), that chain is
+//     nested as the new act's act, keeping only iss and sub of each level;
+//     a chain longer than Config.MaxDelegationDepth is refused
+//     (DelegationTooDeep), a malformed one too (InvalidDelegation).
+//   - the target's static claims, which may name none of the claims above
+//     (ReservedClaims): such a target is refused (InvalidTarget) rather
+//     than let a static value pass for the pipeline's.
+//
+// The credential's token_type is "Bearer" (RFC 8693 §2.2.1): the token is
+// meant to be presented to its audience as an OAuth bearer access token,
+// not only to be read. Tokens are signed RS256; their id in the ledger is
+// providers.TokenID.
+//
+// This package does not decide who may have which audience: the bridge has
+// matched the mapping already. It does not store or log the tokens.
+package jwt
