@@ -52,6 +52,7 @@ func TestMain(m *testing.M) {
 const bootstrap = "bootstrap-token-0123456789-abcdefghij"
 
 type env struct {
+	opts   bridge.Options
 	t      testing.TB
 	pool   *pgxpool.Pool
 	srv    *bridge.Server
@@ -84,7 +85,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	return &env{t: t, pool: pool, srv: bridge.New(o), tokens: o.Admins.(*admintoken.Store), token: bootstrap}
+	return &env{opts: o, t: t, pool: pool, srv: bridge.New(o), tokens: o.Admins.(*admintoken.Store), token: bootstrap}
 }
 
 // in returns a copy of e that reports to t (a subtest's).

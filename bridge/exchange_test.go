@@ -17,6 +17,8 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
+	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
+	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
 )
@@ -28,11 +30,13 @@ func withExchange(t testing.TB) envOption {
 	if err != nil {
 		t.Fatal(err)
 	}
+	signer := signingtest.New(t)
 	return func(o *bridge.Options) {
 		store := o.Store.(identity.IssuerSource)
 		o.Verifier = identity.NewVerifier(identity.Config{AllowInsecureIssuers: true}, store)
-		o.Providers = map[string]providers.Provider{"aws": p}
+		o.Providers = map[string]providers.Provider{"aws": p, "jwt": jwt.New(jwt.Config{Signer: signer})}
 		o.AllowInsecureIssuers = true
+		o.Keys, o.PublicURL = signer, signer.Issuer()
 	}
 }
 
@@ -42,6 +46,9 @@ type exchangeEnv struct {
 	*env
 	gh *oidctest.Issuer
 }
+
+// keys is the in-memory signer withExchange gave the server.
+func (x *exchangeEnv) keys() *signingtest.Signer { return x.env.opts.Keys.(*signingtest.Signer) }
 
 func newExchangeEnv(t testing.TB, opts ...envOption) *exchangeEnv {
 	t.Helper()

@@ -1,12 +1,16 @@
 package bridge_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 const (
@@ -100,5 +104,94 @@ func TestTokenExchangeErrors(t *testing.T) {
 				t.Error("a token in the description")
 			}
 		})
+	}
+}
+
+// TestTokenExchangeJWT: the RFC 8693 endpoint and /v1/exchange issue a
+// bridge-signed JWT for an internal audience; it verifies with go-oidc
+// against the bridge's issuer, carries the delegation, and is recorded.
+func TestTokenExchangeJWT(t *testing.T) {
+	x := newExchangeEnv(t)
+	x.must(201, "POST", "/v1/admin/mappings", `{"name": "internal", "issuer": "github",
+		"conditions": {"repository": "acme/web"}, "provider": "jwt", "max_duration_seconds": 600,
+		"target": {"audience": "https://deploy.internal.example", "claims": {"team": "web"}}}`)
+	subject := x.token(map[string]any{"jti": "jti-te-1"})
+	r := x.tokenExchange(url.Values{"grant_type": {grantTE}, "subject_token": {subject}, "subject_token_type": {typeIDTok},
+		"resource": {"internal"}, "requested_token_type": {"urn:ietf:params:oauth:token-type:jwt"}})
+	if r.status != 200 {
+		t.Fatalf("token exchange: %d %s", r.status, r.body)
+	}
+	var resp api.TokenExchangeResponse
+	if err := json.Unmarshal(r.body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.IssuedTokenType != typeJWT || resp.TokenType != "Bearer" || resp.ExpiresIn < 590 || resp.ExpiresIn > 600 ||
+		resp.Mapping != "internal" || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("response %s, headers %v", r.body, r.header)
+	}
+	signer := x.keys()
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, signer.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := provider.Verifier(&oidc.Config{ClientID: "https://deploy.internal.example"}).Verify(ctx, resp.AccessToken)
+	if err != nil {
+		t.Fatalf("the issued token does not verify: %v", err)
+	}
+	var claims struct {
+		Sub        string            `json:"sub"`
+		Act        map[string]string `json:"act"`
+		Repository string            `json:"repository"`
+		Team       string            `json:"team"`
+		JTI        string            `json:"jti"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims.Sub != "repo:acme/web:environment:production" || claims.Act["iss"] != x.gh.URL() ||
+		claims.Repository != "acme/web" || claims.Team != "web" || claims.JTI != resp.IssuanceID {
+		t.Fatalf("claims %+v", claims)
+	}
+	var cred string
+	if err := x.pool.QueryRow(ctx, `SELECT credential_id FROM audit.issuances WHERE id = $1 AND outcome = 'issued'`,
+		resp.IssuanceID).Scan(&cred); err != nil {
+		t.Fatal(err)
+	}
+	if cred != providers.TokenID(resp.AccessToken) {
+		t.Fatalf("credential_id %q", cred)
+	}
+	// The same token again: replayed, in RFC 6749's shape.
+	wantOAuthError(t, x.tokenExchange(url.Values{"grant_type": {grantTE}, "subject_token": {subject},
+		"subject_token_type": {typeJWT}, "audience": {"internal"}}), 400, "invalid_request", "token_replayed")
+	// /v1/exchange gives the same kind of credential in the contract's shape.
+	r2 := x.exchange(x.token(nil), `{"mapping": "internal", "duration_seconds": 120}`)
+	var er api.ExchangeResponse
+	if err := json.Unmarshal(r2.body, &er); r2.status != 200 || err != nil {
+		t.Fatalf("exchange: %d %s", r2.status, r2.body)
+	}
+	var body providers.JWTCredentials
+	if err := json.Unmarshal(er.Credentials, &body); err != nil || body.Audience != "https://deploy.internal.example" ||
+		body.TokenType != "Bearer" || body.Token == "" {
+		t.Fatalf("credentials %s", er.Credentials)
+	}
+}
+
+// TestIssuerEndpoints: the bridge's discovery document and JWKS.
+func TestIssuerEndpoints(t *testing.T) {
+	x := newExchangeEnv(t)
+	r := x.do("GET", "/.well-known/openid-configuration", "", "Authorization", "")
+	var doc map[string]any
+	if err := json.Unmarshal(r.body, &doc); r.status != 200 || err != nil {
+		t.Fatalf("discovery: %d %s", r.status, r.body)
+	}
+	iss := x.keys().Issuer()
+	if doc["issuer"] != iss || doc["jwks_uri"] != iss+"/.well-known/jwks.json" || doc["token_endpoint"] != iss+"/oauth2/token" {
+		t.Fatalf("discovery %v", doc)
+	}
+	r = x.do("GET", "/.well-known/jwks.json", "", "Authorization", "")
+	if r.status != 200 || !strings.Contains(string(r.body), `"kty":"RSA"`) || !strings.Contains(string(r.body), `"kty":"EC"`) ||
+		strings.Contains(string(r.body), `"d":`) {
+		t.Fatalf("jwks: %d %s", r.status, r.body)
 	}
 }

@@ -69,7 +69,8 @@ func New(t testing.TB) *Signer {
 		})
 	})
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, s.JWKS())
+		set, _ := s.JWKS(r.Context())
+		writeJSON(w, set)
 	})
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
@@ -115,11 +116,11 @@ func (s *Signer) Sign(_ context.Context, claims map[string]any, alg string) (str
 	return jws.CompactSerialize()
 }
 
-// JWKS returns the published public keys.
-func (s *Signer) JWKS() jose.JSONWebKeySet {
+// JWKS returns the published public keys, as signing.Manager does.
+func (s *Signer) JWKS(context.Context) (jose.JSONWebKeySet, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return jose.JSONWebKeySet{Keys: append([]jose.JSONWebKey(nil), s.published...)}
+	return jose.JSONWebKeySet{Keys: append([]jose.JSONWebKey(nil), s.published...)}, nil
 }
 
 // Signed counts the tokens signed so far.
