@@ -256,7 +256,15 @@ func New(ctx context.Context, pool *pgxpool.Pool, kek KEK, opts Options) (*Manag
 func KeysExist(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
+	// A database not yet migrated this far has no signing_keys table, and
+	// so no keys.
 	var exist bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('signing_keys') IS NOT NULL`).Scan(&exist); err != nil || !exist {
+		if err != nil {
+			return false, fmt.Errorf("signing: look for signing keys: %w", err)
+		}
+		return false, nil
+	}
 	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM signing_keys)").Scan(&exist); err != nil {
 		return false, fmt.Errorf("signing: look for signing keys: %w", err)
 	}

@@ -601,8 +601,10 @@ func TestKeysExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unmigrated.Close()
-	if _, err := signing.KeysExist(ctx, unmigrated); err == nil || !strings.HasPrefix(err.Error(), "signing: ") {
-		t.Errorf("KeysExist without the schema = %v, want an error", err)
+	// A database not migrated this far has no table, so no keys: serve
+	// --no-migrate must be able to start on it.
+	if exist, err := signing.KeysExist(ctx, unmigrated); err != nil || exist {
+		t.Errorf("KeysExist without the schema = %v, %v; want false, nil", exist, err)
 	}
 }
 

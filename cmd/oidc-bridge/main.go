@@ -58,7 +58,7 @@ BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
 		app.migrateCmd(),
 		app.adminTokenCmd(),
 		notYet("exchange", "Exchange this job's OIDC token for credentials (the client for any CI)"),
-		notYet("keys", "List or rotate the bridge's own signing keys"),
+		app.keysCmd(),
 	)
 	return root
 }

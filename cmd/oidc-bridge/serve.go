@@ -21,6 +21,10 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
+	"github.com/oidc-bridge/oidc-bridge/providers/azure"
+	"github.com/oidc-bridge/oidc-bridge/providers/gcp"
+	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
+	"github.com/oidc-bridge/oidc-bridge/signing"
 )
 
 const (
@@ -29,6 +33,9 @@ const (
 	partitionMonths   = 3
 	partitionInterval = 24 * time.Hour
 	sweepInterval     = time.Minute
+	// keyMaintenanceInterval is how often each replica checks the
+	// signing keys' schedule.
+	keyMaintenanceInterval = time.Minute
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -83,7 +90,31 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	}
 
 	store := mapping.NewPGStore(db.pool, 0)
-	awsProvider, err := aws.New(ctx, aws.Config{Logger: log})
+	// Nil interfaces when the bridge signs nothing (never a nil pointer in
+	// a non-nil interface).
+	var (
+		signer signing.Signer
+		keys   bridge.KeySource
+	)
+	kek, haveKEK, err := loadKEK(cfg, db.embedded)
+	if err != nil {
+		return err
+	}
+	if haveKEK {
+		ds := &deferredSigner{issuer: cfg.PublicURL}
+		if err := ds.start(ctx, db, kek, log); err != nil {
+			return err
+		}
+		defer func() {
+			closeCtx, cancel := context.WithTimeout(bg, shutdownTimeout)
+			defer cancel()
+			err = errors.Join(err, ds.close(closeCtx))
+		}()
+		signer, keys = ds, ds
+	} else if err := refuseWithoutKEK(ctx, db, log); err != nil {
+		return err
+	}
+	provs, err := newProviders(ctx, cfg, signer, log)
 	if err != nil {
 		return err
 	}
@@ -92,7 +123,9 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		Usage:                led,
 		Verifier:             identity.NewVerifier(identity.Config{AllowInsecureIssuers: cfg.AllowInsecureIssuers, Logger: log}, store),
 		Ledger:               led,
-		Providers:            map[string]providers.Provider{awsProvider.Name(): awsProvider},
+		Providers:            provs,
+		Keys:                 keys,
+		PublicURL:            cfg.PublicURL,
 		TrustedProxies:       cfg.Proxies,
 		RateLimit:            cfg.RateLimit,
 		RateBurst:            cfg.RateBurst,
@@ -130,6 +163,32 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		return fmt.Errorf("http server: %w", err)
 	}
 	return nil
+}
+
+// newProviders builds every cloud provider. Those that need the bridge's
+// signature (jwt, azure) exist only with a signer; the others fail only
+// their signing modes without one.
+func newProviders(ctx context.Context, cfg config.Config, signer signing.Signer, log *slog.Logger) (map[string]providers.Provider, error) {
+	out := map[string]providers.Provider{}
+	awsP, err := aws.New(ctx, aws.Config{Signer: signer, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	gcpP, err := gcp.New(ctx, gcp.Config{Signer: signer, IAMCredentialsEndpoint: cfg.GCPIAMCredentialsEndpoint,
+		STSEndpoint: cfg.GCPSTSEndpoint, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	out[awsP.Name()], out[gcpP.Name()] = awsP, gcpP
+	if signer != nil {
+		azureP, err := azure.New(ctx, azure.Config{Signer: signer, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		jwtP := jwt.New(jwt.Config{Signer: signer, Logger: log})
+		out[azureP.Name()], out[jwtP.Name()] = azureP, jwtP
+	}
+	return out, nil
 }
 
 // maintainLedger keeps the ledger's months ahead in place and resolves

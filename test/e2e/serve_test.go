@@ -218,7 +218,8 @@ func TestCommandLine(t *testing.T) {
 		{"bad database URL", []string{"BRIDGE_DATABASE_URL=mysql://u:hunter2@h/db"}, []string{"serve"}, 1, "BRIDGE_DATABASE_URL"},
 		{"unreachable database", []string{"BRIDGE_DATABASE_URL=postgres://u:hunter2@127.0.0.1:1/db"}, []string{"migrate"}, 1, "database"},
 		{"exchange not yet", nil, []string{"exchange"}, 1, "not yet available"},
-		{"keys not yet", nil, []string{"keys", "list"}, 1, "not yet available"},
+		{"keys without a key-encryption key", []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t)}, []string{"keys", "list"}, 1, "BRIDGE_KEY_ENCRYPTION_KEY"},
+		{"bad key-encryption key", []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t), "BRIDGE_KEY_ENCRYPTION_KEY=short"}, []string{"keys", "list"}, 1, "BRIDGE_KEY_ENCRYPTION_KEY"},
 		{"unknown flag", nil, []string{"serve", "--frobnicate"}, 2, "frobnicate"},
 		{"admin-token create without name", []string{"BRIDGE_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"admin-token", "create"}, 2, "usage"},
 	}
