@@ -1,0 +1,242 @@
+package gcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/api/googleapi"
+
+	"github.com/oidc-bridge/oidc-bridge/providers"
+)
+
+func refused(code string) *providers.Error {
+	return &providers.Error{Provider: "gcp", Code: code, Err: providers.ErrRefused}
+}
+
+func unavailable(code string) *providers.Error {
+	return &providers.Error{Provider: "gcp", Code: code, Err: providers.ErrUnavailable}
+}
+
+// indeterminate is a failure after which Google may have issued a token.
+func indeterminate(code string) *providers.Error {
+	e := unavailable(code)
+	e.Indeterminate = true
+	return e
+}
+
+// codeOf extracts Google's error code from an error answer, "" if none.
+type codeOf func(*googleapi.Error) string
+
+// failed logs err in full and returns what a client may see of it.
+// mayIssue says whether the failed call mints the credential itself
+// (generateAccessToken), so that losing its answer is indeterminate; a lost
+// federated token or bridge token is harmless.
+func (p *Provider) failed(log *slog.Logger, ctx context.Context, op string, err error, code codeOf, mayIssue bool) *providers.Error {
+	e := classify(ctx, err, code, mayIssue)
+	attrs := []any{"code", e.Code, "indeterminate", e.Indeterminate, "error", err}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		attrs = append(attrs, "status", ge.Code)
+	}
+	if errors.Is(e, providers.ErrRefused) {
+		log.Warn("gcp: "+op+" refused", attrs...)
+	} else {
+		log.Error("gcp: "+op+" failed", attrs...)
+	}
+	return e
+}
+
+// classify turns a client error into the provider's error: Google's status
+// (PERMISSION_DENIED, ...) or OAuth error (invalid_grant, ...) when Google
+// answered, else Timeout, Canceled, ConnectionError or InvalidResponse. Only
+// well-formed codes pass, so nothing of an account or a message can reach a
+// client through Code.
+func classify(ctx context.Context, err error, code codeOf, mayIssue bool) *providers.Error {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		c := code(ge)
+		if !codePattern(c) {
+			c = statusName(ge.Code)
+		}
+		switch {
+		case ge.Code == http.StatusGatewayTimeout || c == "DEADLINE_EXCEEDED":
+			// A gateway gave up waiting: the backend may have minted.
+			if mayIssue {
+				return indeterminate(c)
+			}
+			return unavailable(c)
+		case transientStatus[c] || ge.Code >= 500 || ge.Code == http.StatusTooManyRequests:
+			return unavailable(c)
+		}
+		return refused(c)
+	}
+	mk := unavailable
+	if mayIssue {
+		mk = indeterminate
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return mk("Timeout")
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		return mk("Canceled")
+	case notSent(err):
+		// The request never left: nothing can have been issued.
+		return unavailable("ConnectionError")
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return mk("ConnectionError")
+	}
+	// An answer that did not decode.
+	return mk("InvalidResponse")
+}
+
+// transientStatus are Google's statuses of a failing, rather than refusing,
+// service.
+var transientStatus = map[string]bool{
+	"UNAVAILABLE":        true,
+	"INTERNAL":           true,
+	"RESOURCE_EXHAUSTED": true,
+	"UNKNOWN":            true,
+	"ABORTED":            true,
+	// OAuth-shaped errors of STS.
+	"server_error":            true,
+	"temporarily_unavailable": true,
+}
+
+// notSent reports a connection that failed before the request was written.
+func notSent(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// googleCode reads "status" from Google's JSON error
+// {"error":{"code":403,"message":...,"status":"PERMISSION_DENIED"}}.
+func googleCode(ge *googleapi.Error) string {
+	var body struct {
+		Error struct {
+			Status string `json:"status"`
+		} `json:"error"`
+	}
+	if json.Unmarshal([]byte(ge.Body), &body) == nil {
+		return body.Error.Status
+	}
+	return ""
+}
+
+// stsCode reads the OAuth error {"error":"invalid_grant",...} of STS, or
+// the status of Google's JSON error shape, which STS uses for some failures.
+func stsCode(ge *googleapi.Error) string {
+	var body struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal([]byte(ge.Body), &body) != nil {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(body.Error, &s) == nil {
+		return s
+	}
+	return googleCode(ge)
+}
+
+// statusName is the google.rpc.Code name of an HTTP status, as Google's
+// REST APIs map them.
+func statusName(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusConflict:
+		return "ABORTED"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case 499:
+		return "CANCELLED"
+	case http.StatusNotImplemented:
+		return "UNIMPLEMENTED"
+	case http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	case http.StatusGatewayTimeout:
+		return "DEADLINE_EXCEEDED"
+	}
+	if status >= 500 {
+		return "INTERNAL"
+	}
+	return "UNKNOWN"
+}
+
+// codePattern accepts Google statuses and OAuth error codes: letters and
+// "_", 2 to 64 of them, so that no e-mail, resource name or message can
+// pass as a code.
+func codePattern(code string) bool {
+	if len(code) < 2 || len(code) > 64 {
+		return false
+	}
+	for _, r := range code {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// retryer retries failing (not refusing) answers and connections that
+// never carried the request, with gax's jittered exponential backoff, at
+// most maxAttempts calls in all, and never past ctx's deadline: a wait that
+// would outlast it ends the retries with the last answer, which is then
+// reported rather than a bare timeout.
+type retryer struct {
+	calls    int
+	max      int
+	backoff  gax.Backoff
+	deadline time.Time
+}
+
+func (p *Provider) retryer(ctx context.Context) func() gax.Retryer {
+	deadline, _ := ctx.Deadline()
+	return func() gax.Retryer {
+		return &retryer{
+			max:      p.maxAttempts,
+			backoff:  gax.Backoff{Initial: 50 * time.Millisecond, Max: p.maxBackoff, Multiplier: 2},
+			deadline: deadline,
+		}
+	}
+}
+
+func (r *retryer) Retry(err error) (time.Duration, bool) {
+	r.calls++
+	if r.calls >= r.max || !retryable(err) {
+		return 0, false
+	}
+	d := r.backoff.Pause()
+	if !r.deadline.IsZero() && time.Until(r.deadline) <= d {
+		return 0, false
+	}
+	return d, true
+}
+
+func retryable(err error) bool {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		switch ge.Code {
+		case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+			http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	return notSent(err)
+}

@@ -1,0 +1,189 @@
+package gcp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/api/googleapi"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+)
+
+const (
+	sa  = "deploy@acme-prod.iam.gserviceaccount.com"
+	wip = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge"
+)
+
+func TestDecodeTarget(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		raw     string
+		want    target
+		wantErr string
+	}{
+		{"minimal", `{"service_account":"` + sa + `"}`,
+			target{ServiceAccount: sa, Scopes: []string{DefaultScope}, Mode: modeImpersonate}, ""},
+		{"unique id", `{"service_account":"123456789012345678901"}`,
+			target{ServiceAccount: "123456789012345678901", Scopes: []string{DefaultScope}, Mode: modeImpersonate}, ""},
+		{"full impersonate", `{"service_account":"` + sa + `","scopes":["https://www.googleapis.com/auth/iam"],"delegates":["a@b.iam.gserviceaccount.com"],"mode":"impersonate"}`,
+			target{ServiceAccount: sa, Scopes: []string{"https://www.googleapis.com/auth/iam"}, Delegates: []string{"a@b.iam.gserviceaccount.com"}, Mode: modeImpersonate}, ""},
+		{"empty scopes", `{"service_account":"` + sa + `","scopes":[]}`,
+			target{ServiceAccount: sa, Scopes: []string{DefaultScope}, Mode: modeImpersonate}, ""},
+		{"workload identity", `{"service_account":"` + sa + `","mode":"workload_identity","workload_identity_provider":"` + wip + `"}`,
+			target{ServiceAccount: sa, Scopes: []string{DefaultScope}, Mode: modeWorkloadIdentity, WorkloadIdentityProvider: wip}, ""},
+
+		{"not an object", `["x"]`, target{}, "not a JSON object"},
+		{"trailing", `{"service_account":"` + sa + `"} {}`, target{}, "trailing data"},
+		{"unknown field", `{"service_account":"` + sa + `","role_arn":"x"}`, target{}, `unknown field "role_arn"`},
+		{"case", `{"SERVICE_ACCOUNT":"` + sa + `"}`, target{}, "unknown field"},
+		{"duplicate", `{"service_account":"` + sa + `","service_account":"x@y.iam.gserviceaccount.com"}`, target{}, "service_account twice"},
+		{"null", `{"service_account":"` + sa + `","scopes":null}`, target{}, "scopes is not an array"},
+		{"null element", `{"service_account":"` + sa + `","delegates":[null]}`, target{}, "delegates is not an array"},
+		{"number", `{"service_account":42}`, target{}, "service_account is not a string"},
+		{"no account", `{}`, target{}, "service_account is not"},
+		{"bad account", `{"service_account":"root@example.com"}`, target{}, "service_account is not"},
+		{"bad scope", `{"service_account":"` + sa + `","scopes":["cloud-platform"]}`, target{}, "scopes has a value"},
+		{"http scope", `{"service_account":"` + sa + `","scopes":["http://www.googleapis.com/auth/iam"]}`, target{}, "scopes has a value"},
+		{"bad delegate", `{"service_account":"` + sa + `","delegates":["projects/-/serviceAccounts/` + sa + `"]}`, target{}, "delegates has a value"},
+		{"bad mode", `{"service_account":"` + sa + `","mode":"keys"}`, target{}, "mode is neither"},
+		{"wip without mode", `{"service_account":"` + sa + `","workload_identity_provider":"` + wip + `"}`, target{}, "applies to mode workload_identity only"},
+		{"mode without wip", `{"service_account":"` + sa + `","mode":"workload_identity"}`, target{}, "workload_identity_provider is not"},
+		{"wip without //", `{"service_account":"` + sa + `","mode":"workload_identity","workload_identity_provider":"` + strings.TrimPrefix(wip, "//iam.googleapis.com/") + `"}`, target{}, "workload_identity_provider is not"},
+		{"too many delegates", `{"service_account":"` + sa + `","delegates":[` + strings.Repeat(`"`+sa+`",`, 16) + `"` + sa + `"]}`, target{}, "too many delegates"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := decodeTarget([]byte(tt.raw))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "gcp: ") {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "root@example.com") {
+					t.Errorf("error %v names the value", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("target (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAssertionClaims(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	tg := target{ServiceAccount: sa, Mode: modeWorkloadIdentity, WorkloadIdentityProvider: wip}
+	got := assertionClaims(tg, providers.Request{
+		IssuanceID: "iss-1",
+		Mapping:    "web-prod-deploy",
+		Claims: &identity.Claims{
+			Issuer: "https://gitlab.com", Kind: identity.KindGitLab, Repository: "platform/app", RepositoryID: "4242",
+			Ref: "refs/tags/v1", RunID: "1212", JobID: "77", Actor: "alice",
+		},
+	}, now)
+	jti, _ := got["jti"].(string)
+	if len(jti) != 36 {
+		t.Errorf("jti %q", jti)
+	}
+	delete(got, "jti")
+	want := map[string]any{
+		"sub":             "mapping:web-prod-deploy",
+		"aud":             "https://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge",
+		"exp":             now.Add(5 * time.Minute).Unix(),
+		"mapping":         "web-prod-deploy",
+		"service_account": sa,
+		"issuance_id":     "iss-1",
+		"ci_issuer":       "https://gitlab.com",
+		"ci_kind":         "gitlab",
+		"repository":      "platform/app",
+		"repository_id":   "4242",
+		"ref":             "refs/tags/v1",
+		"run_id":          "1212",
+		"job_id":          "77",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("claims (-want +got):\n%s", diff)
+	}
+	if n := len(Subject(strings.Repeat("m", 64))); n > 127 {
+		t.Errorf("a subject of %d bytes", n)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	gerr := func(status int, body string) error { return &googleapi.Error{Code: status, Body: body} }
+	deadline, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	dial := &url.Error{Op: "Post", URL: "https://x", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}
+	reset := &url.Error{Op: "Post", URL: "https://x", Err: &net.OpError{Op: "read", Err: errors.New("connection reset")}}
+	tests := []struct {
+		name          string
+		ctx           context.Context
+		err           error
+		code          codeOf
+		mayIssue      bool
+		class         error
+		want          string
+		indeterminate bool
+	}{
+		{"denied", context.Background(), gerr(403, `{"error":{"code":403,"status":"PERMISSION_DENIED"}}`), googleCode, true, providers.ErrRefused, "PERMISSION_DENIED", false},
+		{"status from http", context.Background(), gerr(404, `not json`), googleCode, true, providers.ErrRefused, "NOT_FOUND", false},
+		{"message as status", context.Background(), gerr(400, `{"error":{"status":"deploy@x.iam is bad"}}`), googleCode, true, providers.ErrRefused, "INVALID_ARGUMENT", false},
+		{"unavailable", context.Background(), gerr(503, `{"error":{"status":"UNAVAILABLE"}}`), googleCode, true, providers.ErrUnavailable, "UNAVAILABLE", false},
+		{"429", context.Background(), gerr(429, ``), googleCode, true, providers.ErrUnavailable, "RESOURCE_EXHAUSTED", false},
+		{"502", context.Background(), gerr(502, ``), googleCode, true, providers.ErrUnavailable, "INTERNAL", false},
+		{"504 may have minted", context.Background(), gerr(504, ``), googleCode, true, providers.ErrUnavailable, "DEADLINE_EXCEEDED", true},
+		{"504 at sts", context.Background(), gerr(504, ``), stsCode, false, providers.ErrUnavailable, "DEADLINE_EXCEEDED", false},
+		{"sts oauth", context.Background(), gerr(400, `{"error":"invalid_grant","error_description":"x"}`), stsCode, false, providers.ErrRefused, "invalid_grant", false},
+		{"sts google shape", context.Background(), gerr(503, `{"error":{"code":503,"status":"UNAVAILABLE"}}`), stsCode, false, providers.ErrUnavailable, "UNAVAILABLE", false},
+		{"deadline", deadline, context.DeadlineExceeded, googleCode, true, providers.ErrUnavailable, "Timeout", true},
+		{"deadline at sts", deadline, context.DeadlineExceeded, stsCode, false, providers.ErrUnavailable, "Timeout", false},
+		{"dial", context.Background(), dial, googleCode, true, providers.ErrUnavailable, "ConnectionError", false},
+		{"reset", context.Background(), reset, googleCode, true, providers.ErrUnavailable, "ConnectionError", true},
+		{"garbage", context.Background(), errors.New("proto: syntax error"), googleCode, true, providers.ErrUnavailable, "InvalidResponse", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := classify(tt.ctx, tt.err, tt.code, tt.mayIssue)
+			if !errors.Is(e, tt.class) || e.Code != tt.want || e.Indeterminate != tt.indeterminate {
+				t.Errorf("got %v (code %s, indeterminate %v)", e, e.Code, e.Indeterminate)
+			}
+		})
+	}
+}
+
+func TestRetryer(t *testing.T) {
+	t.Parallel()
+	r := &retryer{max: 3}
+	r.backoff.Initial, r.backoff.Max = time.Millisecond, time.Millisecond
+	unavailable := &googleapi.Error{Code: 503}
+	if _, ok := r.Retry(&googleapi.Error{Code: 403}); ok {
+		t.Error("retried a refusal")
+	}
+	r = &retryer{max: 3}
+	r.backoff.Initial, r.backoff.Max = time.Millisecond, time.Millisecond
+	for i, want := range []bool{true, true, false} {
+		if _, ok := r.Retry(unavailable); ok != want {
+			t.Errorf("attempt %d: retry %v", i+1, ok)
+		}
+	}
+	r = &retryer{max: 10, deadline: time.Now().Add(time.Millisecond)}
+	r.backoff.Initial, r.backoff.Max = time.Second, time.Second
+	if _, ok := r.Retry(unavailable); ok {
+		t.Error("a wait past the deadline")
+	}
+}
