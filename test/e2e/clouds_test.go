@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
+	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
+	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
+	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+)
+
+const (
+	bridgeSA = "oidc-bridge@ops-proj.iam.gserviceaccount.com"
+	deploySA = "deploy@acme-prod.iam.gserviceaccount.com"
+	wifSA    = "wif-deploy@acme-prod.iam.gserviceaccount.com"
+	wip      = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge"
+)
+
+// cloudsEnv is a signing bridge with every cloud's fake behind it.
+type cloudsEnv struct {
+	dbURL     string
+	publicURL string
+	env       []string
+	gh        *oidctest.Issuer
+	sts       *stsfake.Server
+	gcp       *gcpfake.Server
+}
+
+func newCloudsEnv(t *testing.T) *cloudsEnv {
+	t.Helper()
+	c := &cloudsEnv{dbURL: pgtest.NewDatabase(t), gh: oidctest.New(t), sts: stsfake.New(t), gcp: gcpfake.New(t)}
+	env, publicURL := issuerEnv(t, c.dbURL)
+	c.publicURL = publicURL
+	// AWS: the bridge's key for assume_role; the bridge as a trusted OIDC
+	// provider for web_identity.
+	c.sts.TrustOIDCProvider(publicURL, "sts.amazonaws.com")
+	// GCP: the bridge's ADC service account may impersonate deploySA; the
+	// pool provider trusts the bridge, and its principal for mapping
+	// gcp-wif may impersonate wifSA.
+	c.gcp.Allow(bridgeSA, deploySA)
+	p := gcpfake.WorkloadIdentityProvider{Name: wip, IssuerURI: publicURL}
+	if err := c.gcp.AddWorkloadIdentityProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	c.gcp.Allow(p.Principal("mapping:gcp-wif"), wifSA)
+	c.env = append(env, awsEnv(c.sts)...)
+	c.env = append(c.env,
+		"BRIDGE_LISTEN_ADDR="+strings.TrimPrefix(publicURL, "http://"),
+		"GOOGLE_APPLICATION_CREDENTIALS="+c.gcp.WriteCredentialsFile(t, bridgeSA),
+		"BRIDGE_GCP_IAMCREDENTIALS_ENDPOINT="+c.gcp.IAMCredentialsEndpoint(),
+		"BRIDGE_GCP_STS_ENDPOINT="+c.gcp.STSEndpoint(),
+		"CLOUDSDK_CONFIG="+t.TempDir(), "GCE_METADATA_HOST=", "GOOGLE_AUTH_TRUST_BOUNDARY_ENABLED=", "GOOGLE_CLOUD_UNIVERSE_DOMAIN=",
+	)
+	return c
+}
+
+func (c *cloudsEnv) addMapping(s *server, name, provider, target string) {
+	s.must(201, "POST", "/v1/admin/mappings", fmt.Sprintf(`{"name": %q, "issuer": "github",
+		"conditions": {"repository": "acme/web", "ref": "refs/heads/main"},
+		"provider": %q, "target": %s, "max_duration_seconds": 3600}`, name, provider, target))
+}
+
+// TestAllClouds: one pipeline token exchanges, mapping by mapping, for AWS
+// (assume_role and web_identity), GCP (impersonate and workload_identity)
+// and an internal JWT, through the real binary, the real SDKs and the fakes;
+// every issuance is in the audit view with its credential id.
+func TestAllClouds(t *testing.T) {
+	t.Parallel()
+	c := newCloudsEnv(t)
+	s := startServer(t, c.env)
+	s.must(201, "POST", "/v1/admin/issuers", issuerBody("github", c.gh.URL(), "github"))
+	c.addMapping(s, "aws-ar", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/ar", "region": "eu-west-1"}`)
+	c.addMapping(s, "aws-wi", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/wi", "region": "eu-west-1", "mode": "web_identity"}`)
+	c.addMapping(s, "gcp-imp", "gcp", fmt.Sprintf(`{"service_account": %q}`, deploySA))
+	c.addMapping(s, "gcp-wif", "gcp", fmt.Sprintf(`{"service_account": %q, "mode": "workload_identity", "workload_identity_provider": %q}`, wifSA, wip))
+	c.addMapping(s, "internal", "jwt", `{"audience": "https://deploy.internal.example"}`)
+
+	token := c.gh.Mint(t, c.gh.GitHubClaims(nil)) // one token, exchanged once per mapping
+	ids := map[string]string{}
+	for _, m := range []string{"aws-ar", "aws-wi", "gcp-imp", "gcp-wif", "internal"} {
+		r := exchange(s, token, fmt.Sprintf(`{"mapping": %q, "duration_seconds": 900}`, m))
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", m, r.status, r.body)
+		}
+		var resp api.ExchangeResponse
+		r.json(t, &resp)
+		var id string
+		switch resp.Provider {
+		case "aws":
+			var cr providers.AWSCredentials
+			_ = json.Unmarshal(resp.Credentials, &cr)
+			id = cr.AccessKeyID
+		case "gcp":
+			var cr providers.GCPCredentials
+			_ = json.Unmarshal(resp.Credentials, &cr)
+			id = providers.TokenID(cr.AccessToken)
+			if cr.TokenType != "Bearer" || !strings.HasSuffix(cr.ServiceAccount, "@acme-prod.iam.gserviceaccount.com") {
+				t.Errorf("%s credentials %s", m, resp.Credentials)
+			}
+		case "jwt":
+			var cr providers.JWTCredentials
+			_ = json.Unmarshal(resp.Credentials, &cr)
+			id = providers.TokenID(cr.Token)
+		}
+		if id == "" || id == "sha256:" {
+			t.Fatalf("%s: no credential in %s", m, r.body)
+		}
+		ids[resp.IssuanceID] = id
+	}
+	// What the fakes saw: the web identity token came from the bridge; the
+	// workload identity exchange went through STS with the bridge's JWT.
+	calls := c.sts.Calls()
+	if len(calls) != 2 || calls[0].Action != "AssumeRole" || calls[1].Action != "AssumeRoleWithWebIdentity" ||
+		calls[1].WebIdentityIssuer != c.publicURL || calls[1].WebIdentitySubject != "repo:acme/web:mapping:aws-wi" {
+		t.Fatalf("STS calls %+v", calls)
+	}
+	if sts := c.gcp.CallsTo(gcpfake.STS); len(sts) != 1 {
+		t.Fatalf("Google STS calls %+v", sts)
+	}
+
+	// RFC 8693: the same token for the GCP mapping is a replay; a fresh one
+	// works and returns the access token in OAuth's shape.
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token": {c.gh.Mint(t, c.gh.GitHubClaims(nil))}, "subject_token_type": {"urn:ietf:params:oauth:token-type:jwt"},
+		"audience": {"gcp-imp"}}
+	r := s.callForm("/oauth2/token", form)
+	var te api.TokenExchangeResponse
+	if err := json.Unmarshal(r.body, &te); r.status != 200 || err != nil ||
+		te.IssuedTokenType != "urn:ietf:params:oauth:token-type:access_token" || te.AccessToken == "" {
+		t.Fatalf("token exchange: %d %s", r.status, r.body)
+	}
+	ids[te.IssuanceID] = providers.TokenID(te.AccessToken)
+
+	// The audit view has every issuance with its credential id.
+	rows, err := openDB(t, c.dbURL).Query(context.Background(),
+		`SELECT id::text, outcome, credential_id FROM audit.issuances`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for rows.Next() {
+		var id, outcome, cred string
+		if err := rows.Scan(&id, &outcome, &cred); err != nil {
+			t.Fatal(err)
+		}
+		if want, ok := ids[id]; ok {
+			seen++
+			if outcome != "issued" || cred != want {
+				t.Errorf("audit row %s: %s %s, want issued %s", id, outcome, cred, want)
+			}
+		}
+	}
+	if seen != len(ids) {
+		t.Fatalf("audit rows found for %d of %d issuances", seen, len(ids))
+	}
+	s.stopClean()
+}
