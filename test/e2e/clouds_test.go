@@ -10,6 +10,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/test/entrafake"
 	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
@@ -31,11 +32,18 @@ type cloudsEnv struct {
 	gh        *oidctest.Issuer
 	sts       *stsfake.Server
 	gcp       *gcpfake.Server
+	entra     *entrafake.Server
 }
+
+const (
+	azureTenant = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+	azureClient = "0b1c2d3e-4f5a-4b6c-9d8e-7f6a5b4c3d2e"
+)
 
 func newCloudsEnv(t *testing.T) *cloudsEnv {
 	t.Helper()
-	c := &cloudsEnv{dbURL: pgtest.NewDatabase(t), gh: oidctest.New(t), sts: stsfake.New(t), gcp: gcpfake.New(t)}
+	c := &cloudsEnv{dbURL: pgtest.NewDatabase(t), gh: oidctest.New(t), sts: stsfake.New(t), gcp: gcpfake.New(t),
+		entra: entrafake.New(t)}
 	env, publicURL := issuerEnv(t, c.dbURL)
 	c.publicURL = publicURL
 	// AWS: the bridge's key for assume_role; the bridge as a trusted OIDC
@@ -50,12 +58,17 @@ func newCloudsEnv(t *testing.T) *cloudsEnv {
 		t.Fatal(err)
 	}
 	c.gcp.Allow(p.Principal("mapping:gcp-wif"), wifSA)
+	// Azure: the app's federated credential trusts the bridge for mapping azure.
+	c.entra.AddFederatedCredential(azureTenant, azureClient, entrafake.FederatedCredential{Name: "oidc-bridge",
+		Issuer: publicURL, Subject: "oidc-bridge:mapping:azure", Audiences: []string{"api://AzureADTokenExchange"}})
 	c.env = append(env, awsEnv(c.sts)...)
 	c.env = append(c.env,
 		"BRIDGE_LISTEN_ADDR="+strings.TrimPrefix(publicURL, "http://"),
 		"GOOGLE_APPLICATION_CREDENTIALS="+c.gcp.WriteCredentialsFile(t, bridgeSA),
 		"BRIDGE_GCP_IAMCREDENTIALS_ENDPOINT="+c.gcp.IAMCredentialsEndpoint(),
 		"BRIDGE_GCP_STS_ENDPOINT="+c.gcp.STSEndpoint(),
+		"AZURE_AUTHORITY_HOST="+c.entra.URL(),
+		"SSL_CERT_FILE="+c.entra.WriteCertFile(t), // the Entra fake is TLS
 		"CLOUDSDK_CONFIG="+t.TempDir(), "GCE_METADATA_HOST=", "GOOGLE_AUTH_TRUST_BOUNDARY_ENABLED=", "GOOGLE_CLOUD_UNIVERSE_DOMAIN=",
 	)
 	return c
@@ -68,8 +81,8 @@ func (c *cloudsEnv) addMapping(s *server, name, provider, target string) {
 }
 
 // TestAllClouds: one pipeline token exchanges, mapping by mapping, for AWS
-// (assume_role and web_identity), GCP (impersonate and workload_identity)
-// and an internal JWT, through the real binary, the real SDKs and the fakes;
+// (assume_role and web_identity), GCP (impersonate and workload_identity),
+// Azure and an internal JWT, through the real binary, the real SDKs and the fakes;
 // every issuance is in the audit view with its credential id.
 func TestAllClouds(t *testing.T) {
 	t.Parallel()
@@ -81,10 +94,12 @@ func TestAllClouds(t *testing.T) {
 	c.addMapping(s, "gcp-imp", "gcp", fmt.Sprintf(`{"service_account": %q}`, deploySA))
 	c.addMapping(s, "gcp-wif", "gcp", fmt.Sprintf(`{"service_account": %q, "mode": "workload_identity", "workload_identity_provider": %q}`, wifSA, wip))
 	c.addMapping(s, "internal", "jwt", `{"audience": "https://deploy.internal.example"}`)
+	c.addMapping(s, "azure", "azure", fmt.Sprintf(`{"tenant_id": %q, "client_id": %q, "scope": "https://management.azure.com/.default"}`,
+		azureTenant, azureClient))
 
 	token := c.gh.Mint(t, c.gh.GitHubClaims(nil)) // one token, exchanged once per mapping
 	ids := map[string]string{}
-	for _, m := range []string{"aws-ar", "aws-wi", "gcp-imp", "gcp-wif", "internal"} {
+	for _, m := range []string{"aws-ar", "aws-wi", "gcp-imp", "gcp-wif", "internal", "azure"} {
 		r := exchange(s, token, fmt.Sprintf(`{"mapping": %q, "duration_seconds": 900}`, m))
 		if r.status != 200 {
 			t.Fatalf("%s: %d %s", m, r.status, r.body)
@@ -108,6 +123,13 @@ func TestAllClouds(t *testing.T) {
 			var cr providers.JWTCredentials
 			_ = json.Unmarshal(resp.Credentials, &cr)
 			id = providers.TokenID(cr.Token)
+		case "azure":
+			var cr providers.AzureCredentials
+			_ = json.Unmarshal(resp.Credentials, &cr)
+			id = providers.TokenID(cr.AccessToken)
+			if cr.TenantID != azureTenant || cr.ClientID != azureClient || cr.TokenType != "Bearer" {
+				t.Errorf("azure credentials %s", resp.Credentials)
+			}
 		}
 		if id == "" || id == "sha256:" {
 			t.Fatalf("%s: no credential in %s", m, r.body)
@@ -123,6 +145,9 @@ func TestAllClouds(t *testing.T) {
 	}
 	if sts := c.gcp.CallsTo(gcpfake.STS); len(sts) != 1 {
 		t.Fatalf("Google STS calls %+v", sts)
+	}
+	if calls := c.entra.TokenCalls(); len(calls) != 1 {
+		t.Fatalf("Entra token calls %+v", calls)
 	}
 
 	// RFC 8693: the same token for the GCP mapping is a replay; a fresh one
