@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -24,11 +25,13 @@ const (
 	keysMaxAge = 5 * time.Minute
 )
 
+var cacheControl = fmt.Sprintf("public, max-age=%d", int(keysMaxAge.Seconds()))
+
 // discovery is GET /.well-known/openid-configuration: the bridge as an
 // OIDC issuer, for the clouds and services that verify its tokens.
 func (s *Server) discovery(c echo.Context) error {
 	iss := s.opts.PublicURL
-	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	c.Response().Header().Set("Cache-Control", cacheControl)
 	return c.JSON(http.StatusOK, map[string]any{
 		"issuer":                                iss,
 		"jwks_uri":                              iss + jwksPath,
@@ -59,6 +62,6 @@ func (s *Server) jwks(c echo.Context) error {
 	if set.Keys == nil {
 		set.Keys = []jose.JSONWebKey{}
 	}
-	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	c.Response().Header().Set("Cache-Control", cacheControl)
 	return c.JSON(http.StatusOK, set)
 }

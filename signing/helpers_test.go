@@ -178,7 +178,7 @@ func sign(t testing.TB, m *signing.Manager, claims map[string]any, alg string) s
 // kidOf returns the kid header of a compact JWS.
 func kidOf(t testing.TB, token string) string {
 	t.Helper()
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		t.Fatalf("parse token: %v", err)
 	}
@@ -214,7 +214,7 @@ func (e *env) verifyRemote(t testing.TB, token string) *oidc.IDToken {
 type cachedKeySet struct{ set jose.JSONWebKeySet }
 
 func (c cachedKeySet) VerifySignature(_ context.Context, token string) ([]byte, error) {
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		return nil, err
 	}

@@ -99,7 +99,7 @@ func (k KEK) valid() bool { return k.aead != nil }
 // alg (and the version), so that rows cannot be swapped.
 const (
 	sealVersion1 byte = 1
-	nonceSize         = 12
+	nonceSize    int  = 12
 )
 
 func additionalData(version byte, kid, alg string) []byte {

@@ -40,7 +40,7 @@ func TestSignVerifiesWithGoOIDC(t *testing.T) {
 			if claims["iss"] != "https://spoofed.example" {
 				t.Error("Sign changed the caller's claims")
 			}
-			jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+			jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 			if err != nil {
 				t.Fatal(err)
 			}

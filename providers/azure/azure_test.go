@@ -169,7 +169,7 @@ func TestMint(t *testing.T) {
 			}
 
 			// The token is the one the fake issued for this scope.
-			jws, err := jose.ParseSigned(body.AccessToken, []jose.SignatureAlgorithm{jose.RS256})
+			jws, err := jose.ParseSignedCompact(body.AccessToken, []jose.SignatureAlgorithm{jose.RS256})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -489,8 +489,7 @@ func (g garbleToken) RoundTrip(r *http.Request) (*http.Response, error) {
 // A 200 without a readable token may have issued one.
 func TestMintInvalidResponse(t *testing.T) {
 	t.Parallel()
-	var e *env
-	e = setup(t, func(c *azure.Config) {
+	e := setup(t, func(c *azure.Config) {
 		c.HTTPClient = &http.Client{Transport: garbleToken{c.HTTPClient.Transport}}
 	})
 	_, err := e.prov.Mint(t.Context(), request(mapping, target("")))

@@ -161,7 +161,7 @@ func TestToken(t *testing.T) {
 		t.Errorf("answer %v", a.body)
 	}
 	tok, _ := a.body["access_token"].(string)
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	call.GrantType, call.ClientID = form.Get("grant_type"), form.Get("client_id")
 	call.ClientAssertionType, call.Scope = form.Get("client_assertion_type"), form.Get("scope")
 	assertion := form.Get("client_assertion")
-	if tok, err := jose.ParseSigned(assertion, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256}); err == nil {
+	if tok, err := jose.ParseSignedCompact(assertion, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256}); err == nil {
 		var claims map[string]any
 		if json.Unmarshal(tok.UnsafePayloadWithoutVerification(), &claims) == nil {
 			call.Assertion = claims
@@ -130,7 +130,7 @@ func resourceOf(scope string) (string, bool) {
 // verify checks a client assertion against the application's federated
 // identity credentials as Entra does.
 func (s *Server) verify(ctx context.Context, assertion string, fics []FederatedCredential) (entraError, bool) {
-	tok, err := jose.ParseSigned(assertion, []jose.SignatureAlgorithm{jose.RS256})
+	tok, err := jose.ParseSignedCompact(assertion, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil || len(tok.Signatures) != 1 {
 		return refusal(50027, ""), false
 	}

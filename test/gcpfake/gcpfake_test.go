@@ -319,10 +319,8 @@ func TestAddWorkloadIdentityProviderValidates(t *testing.T) {
 // library and the key file the fake wrote.
 func oauthToken(t *testing.T, s *gcpfake.Server, email string, scopes ...string) string {
 	t.Helper()
-	creds, err := credentials.DetectDefault(&credentials.DetectOptions{
-		CredentialsFile: s.WriteCredentialsFile(t, email),
-		Scopes:          scopes,
-	})
+	creds, err := credentials.NewCredentialsFromFile(credentials.ServiceAccount, s.WriteCredentialsFile(t, email),
+		&credentials.DetectOptions{Scopes: scopes})
 	if err != nil {
 		t.Fatal(err)
 	}

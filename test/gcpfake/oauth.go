@@ -133,7 +133,7 @@ func (h *Handler) serveOAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	assertion := r.PostForm.Get("assertion")
-	jws, err := jose.ParseSigned(assertion, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(assertion, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil || len(jws.Signatures) != 1 {
 		refuse("invalid_grant", "Invalid JWT: not a signed RS256 JWT.")
 		return

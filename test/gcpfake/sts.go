@@ -216,7 +216,7 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) {
 // verifySubjectToken checks an OIDC JWT as Google does for prov; it returns
 // the claims, or the invalid_grant message.
 func (h *Handler) verifySubjectToken(ctx context.Context, prov WorkloadIdentityProvider, token string, call *Call) (map[string]any, string) {
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, "Unable to parse the ID Token: it must be a JWT signed with RS256 or ES256."
 	}

@@ -89,7 +89,7 @@ func wiErr(code, format string, a ...any) *webIdentityError {
 // it verifies or not.
 func (h *Handler) verifyWebIdentity(ctx context.Context, token string, call *Call) (webIdentity, *webIdentityError) {
 	var wi webIdentity
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil || len(jws.Signatures) != 1 {
 		return wi, wiErr("InvalidIdentityToken", msgNotJWT)
 	}
