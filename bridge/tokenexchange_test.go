@@ -3,12 +3,15 @@ package bridge_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge"
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 )
@@ -193,5 +196,20 @@ func TestIssuerEndpoints(t *testing.T) {
 	if r.status != 200 || !strings.Contains(string(r.body), `"kty":"RSA"`) || !strings.Contains(string(r.body), `"kty":"EC"`) ||
 		strings.Contains(string(r.body), `"d":`) {
 		t.Fatalf("jwks: %d %s", r.status, r.body)
+	}
+}
+
+// failingKeys is a KeySource whose store is down.
+type failingKeys struct{}
+
+func (failingKeys) JWKS(context.Context) (jose.JSONWebKeySet, error) {
+	return jose.JSONWebKeySet{}, errors.New("database down")
+}
+
+func TestJWKSUnavailable(t *testing.T) {
+	e := newEnv(t, func(o *bridge.Options) { o.Keys, o.PublicURL = failingKeys{}, "https://bridge.example.com" })
+	e.wantError(e.do("GET", "/.well-known/jwks.json", "", "Authorization", ""), 503, api.CodeUnavailable, "")
+	if r := e.do("GET", "/.well-known/openid-configuration", "", "Authorization", ""); r.status != 200 {
+		t.Fatalf("discovery: %d", r.status)
 	}
 }
