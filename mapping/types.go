@@ -35,10 +35,34 @@ type Mapping struct {
 	Target             json.RawMessage `json:"target"`
 	MaxDurationSeconds int             `json:"max_duration_seconds"`
 	Quota              *Quota          `json:"quota,omitempty"`
+	// Mode is enforce (the default: the mapping issues) or audit: the
+	// mapping never issues, but every exchange of its issuer evaluates it
+	// and records what it would have decided (would_issue / would_deny), so
+	// that admins can roll a new mapping out safely.
+	Mode string `json:"mode"`
 
 	// Read-only: set by the store, ignored on input.
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// Warnings are the lint findings about this mapping (risky but valid
+	// configurations); read-only, ignored on input.
+	Warnings []Warning `json:"warnings,omitempty"`
+}
+
+// Mapping modes.
+const (
+	ModeEnforce = "enforce"
+	ModeAudit   = "audit"
+)
+
+// Warning is a lint finding: a valid mapping that is risky.
+type Warning struct {
+	// Code is stable: no_immutable_id, unprotected_production,
+	// risky_event, self_hosted_runner, wildcard_repository, ...
+	Code string `json:"code"`
+	// Field is the field the finding is about, e.g. conditions.ref.
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }
 
 // Quota limits issuances of a mapping. A zero field means no limit.

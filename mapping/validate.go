@@ -89,9 +89,16 @@ func DurationBounds(provider string) (lo, hi int, ok bool) {
 // DefaultMaxDuration. Nothing else is rewritten: what the admin wrote is what
 // is validated and stored.
 func Normalize(m *Mapping) {
-	if m != nil && m.MaxDurationSeconds == 0 {
+	if m == nil {
+		return
+	}
+	if m.MaxDurationSeconds == 0 {
 		m.MaxDurationSeconds = DefaultMaxDuration
 	}
+	if m.Mode == "" {
+		m.Mode = ModeEnforce
+	}
+	m.Warnings = nil // read-only: computed, never taken from input
 }
 
 // ValidName reports whether s follows the naming rule of issuers and
@@ -217,6 +224,11 @@ func ValidateMapping(m *Mapping, issuerKind identity.Kind) error {
 		if q.PerJob < 0 {
 			return invalid("quota.per_job", "must be 0 (no limit) or more")
 		}
+	}
+	switch m.Mode {
+	case "", ModeEnforce, ModeAudit:
+	default:
+		return invalid("mode", "must be %s (the default) or %s", ModeEnforce, ModeAudit)
 	}
 	return nil
 }

@@ -185,10 +185,11 @@ func TestNormalize(t *testing.T) {
 		in   *Mapping
 		want *Mapping
 	}{
-		{"zero gets default", &Mapping{Name: "x"}, &Mapping{Name: "x", MaxDurationSeconds: DefaultMaxDuration}},
-		{"set kept", &Mapping{MaxDurationSeconds: 900}, &Mapping{MaxDurationSeconds: 900}},
-		{"negative kept for validation", &Mapping{MaxDurationSeconds: -1}, &Mapping{MaxDurationSeconds: -1}},
-		{"quota untouched", &Mapping{Quota: &Quota{}}, &Mapping{MaxDurationSeconds: DefaultMaxDuration, Quota: &Quota{}}},
+		{"zero gets default", &Mapping{Name: "x"}, &Mapping{Name: "x", MaxDurationSeconds: DefaultMaxDuration, Mode: ModeEnforce}},
+		{"set kept", &Mapping{MaxDurationSeconds: 900, Mode: ModeAudit}, &Mapping{MaxDurationSeconds: 900, Mode: ModeAudit}},
+		{"negative kept for validation", &Mapping{MaxDurationSeconds: -1, Mode: "x"}, &Mapping{MaxDurationSeconds: -1, Mode: "x"}},
+		{"quota untouched", &Mapping{Quota: &Quota{}}, &Mapping{MaxDurationSeconds: DefaultMaxDuration, Quota: &Quota{}, Mode: ModeEnforce}},
+		{"warnings dropped", &Mapping{Mode: ModeEnforce, MaxDurationSeconds: 900, Warnings: []Warning{{Code: "x"}}}, &Mapping{Mode: ModeEnforce, MaxDurationSeconds: 900}},
 		{"nil", nil, nil},
 	}
 	for _, tt := range tests {
