@@ -54,7 +54,7 @@ func (s *Server) createIssuer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.opts.Store.CreateIssuer(c.Request().Context(), is)
+	out, err := s.opts.Store.CreateIssuer(c.Request().Context(), actor(c), is)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func (s *Server) updateIssuer(c echo.Context) error {
 	check := func(m mapping.Mapping) error {
 		return mapping.ValidateMapping(&m, identity.Kind(is.Kind))
 	}
-	out, err := s.opts.Store.UpdateIssuer(c.Request().Context(), name, is, check)
+	out, err := s.opts.Store.UpdateIssuer(c.Request().Context(), actor(c), name, is, check)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (s *Server) updateIssuer(c echo.Context) error {
 }
 
 func (s *Server) deleteIssuer(c echo.Context) error {
-	if err := s.opts.Store.DeleteIssuer(c.Request().Context(), c.Param("name")); err != nil {
+	if err := s.opts.Store.DeleteIssuer(c.Request().Context(), actor(c), c.Param("name")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -137,7 +137,7 @@ func (s *Server) createMapping(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.opts.Store.CreateMapping(c.Request().Context(), m, check)
+	out, err := s.opts.Store.CreateMapping(c.Request().Context(), actor(c), m, check)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (s *Server) updateMapping(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.opts.Store.UpdateMapping(c.Request().Context(), name, m, check)
+	out, err := s.opts.Store.UpdateMapping(c.Request().Context(), actor(c), name, m, check)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (s *Server) updateMapping(c echo.Context) error {
 }
 
 func (s *Server) deleteMapping(c echo.Context) error {
-	if err := s.opts.Store.DeleteMapping(c.Request().Context(), c.Param("name")); err != nil {
+	if err := s.opts.Store.DeleteMapping(c.Request().Context(), actor(c), c.Param("name")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

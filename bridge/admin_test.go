@@ -210,11 +210,11 @@ func decode[T any](t *testing.T, b []byte) T {
 
 func TestAdminAuth(t *testing.T) {
 	e := newEnv(t)
-	created, info, err := e.tokens.Create(context.Background(), "ops")
+	created, info, err := e.tokens.Create(context.Background(), "ops", admintoken.AllScopes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoked, _, err := e.tokens.Create(context.Background(), "gone")
+	revoked, _, err := e.tokens.Create(context.Background(), "gone", admintoken.AllScopes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -775,5 +775,298 @@ func TestDatabaseDown(t *testing.T) {
 	list := decode[api.IssuerList](t, e.must(200, "GET", "/v1/admin/issuers", ""))
 	if len(list.Issuers) != 1 {
 		t.Fatalf("issuers after the outage: %+v", list)
+	}
+}
+
+// newToken makes an admin token with scopes for the test.
+func (e *env) newToken(name string, scopes ...string) string {
+	e.t.Helper()
+	token, _, err := e.tokens.Create(context.Background(), name, scopes, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return token
+}
+
+// as returns a copy of e that sends token.
+func (e *env) as(token string) *env {
+	c := *e
+	c.token = token
+	return &c
+}
+
+// changeCount is the number of rows in the admin-change history.
+func (e *env) changeCount() int {
+	e.t.Helper()
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM audit.admin_changes`).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// TestAdminScopes: a read token reads but every write is 403 forbidden and
+// changes nothing; a write token (write implies read) and the bootstrap
+// token do everything.
+func TestAdminScopes(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	e.must(201, "POST", "/v1/admin/mappings", webMapping)
+	reader := e.as(e.newToken("reader", "read"))
+	writer := e.as(e.newToken("writer", "write"))
+	both := e.as(e.newToken("both", "read", "write"))
+
+	before, changes := e.snapshot(), e.changeCount()
+	for _, path := range []string{"/v1/admin/issuers", "/v1/admin/issuers/github", "/v1/admin/mappings",
+		"/v1/admin/mappings/web-prod-deploy", "/v1/admin/mappings/web-prod-deploy/usage"} {
+		reader.must(200, "GET", path, "")
+	}
+	writes := []struct{ method, path, body string }{
+		{"POST", "/v1/admin/issuers", gitlabIssuer},
+		{"PUT", "/v1/admin/issuers/github", githubIssuer},
+		{"DELETE", "/v1/admin/issuers/github", ""},
+		{"POST", "/v1/admin/mappings", strings.Replace(webMapping, "web-prod-deploy", "other", 1)},
+		{"PUT", "/v1/admin/mappings/web-prod-deploy", webMapping},
+		{"DELETE", "/v1/admin/mappings/web-prod-deploy", ""},
+		// Refused before the body is read or the object looked up.
+		{"POST", "/v1/admin/mappings", `{"bad json`},
+		{"DELETE", "/v1/admin/mappings/absent", ""},
+	}
+	for _, w := range writes {
+		got := reader.wantError(reader.do(w.method, w.path, w.body), 403, api.CodeForbidden, "")
+		if !strings.Contains(got.Message, `"write"`) {
+			t.Errorf("%s %s: message %q does not name the missing scope", w.method, w.path, got.Message)
+		}
+	}
+	if after := e.snapshot(); after != before {
+		t.Fatalf("forbidden writes changed state:\nbefore %s\nafter  %s", before, after)
+	}
+	if n := e.changeCount(); n != changes {
+		t.Fatalf("forbidden writes recorded %d changes", n-changes)
+	}
+	// A forbidden request is no failed authentication: it is never limited.
+	for range 15 {
+		reader.wantError(reader.do("DELETE", "/v1/admin/issuers/github", ""), 403, api.CodeForbidden, "")
+	}
+	reader.must(200, "GET", "/v1/admin/issuers", "")
+
+	for i, w := range []*env{writer, both, e} {
+		name := fmt.Sprintf("m%d", i)
+		w.must(200, "GET", "/v1/admin/mappings", "")
+		w.must(201, "POST", "/v1/admin/mappings", strings.Replace(webMapping, "web-prod-deploy", name, 1))
+		w.must(200, "PUT", "/v1/admin/mappings/"+name, strings.Replace(webMapping, "web-prod-deploy", name+"-x", 1))
+		w.must(204, "DELETE", "/v1/admin/mappings/"+name+"-x", "")
+	}
+	var actors []string
+	rows, err := e.pool.Query(context.Background(), `SELECT actor || ':' || action FROM audit.admin_changes WHERE id > $1`, changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			t.Fatal(err)
+		}
+		actors = append(actors, a)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"writer:create", "writer:update", "writer:delete", "both:create", "both:update", "both:delete",
+		"bootstrap:create", "bootstrap:update", "bootstrap:delete"}
+	if diff := cmp.Diff(want, actors); diff != "" {
+		t.Fatalf("actors (-want +got):\n%s", diff)
+	}
+}
+
+// TestAdminExpiredToken: an expired token is refused like an unknown one.
+func TestAdminExpiredToken(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	token, _, err := e.tokens.Create(ctx, "temp", admintoken.AllScopes(), &exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	temp := e.as(token)
+	temp.must(200, "GET", "/v1/admin/issuers", "")
+	if _, err := e.pool.Exec(ctx, `UPDATE admin_tokens SET expires_at = now() - interval '1 second' WHERE name = 'temp'`); err != nil {
+		t.Fatal(err)
+	}
+	temp.wantError(temp.do("GET", "/v1/admin/issuers", ""), 401, api.CodeUnauthorized, "")
+	temp.wantError(temp.do("POST", "/v1/admin/issuers", githubIssuer), 401, api.CodeUnauthorized, "")
+	if n := e.changeCount(); n != 0 {
+		t.Fatalf("an expired token's write recorded %d changes", n)
+	}
+}
+
+// adminChange is a row of audit.admin_changes.
+type adminChange struct {
+	Actor, Action, Kind, Name string
+	Before, After             map[string]any
+	RequestID                 string
+}
+
+func (e *env) adminChanges() []adminChange {
+	e.t.Helper()
+	rows, err := e.pool.Query(context.Background(),
+		`SELECT actor, action, kind, name, before, after, coalesce(request_id, '') FROM audit.admin_changes`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []adminChange
+	for rows.Next() {
+		var c adminChange
+		if err := rows.Scan(&c.Actor, &c.Action, &c.Kind, &c.Name, &c.Before, &c.After, &c.RequestID); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// object decodes an API object, without its read-only lint warnings, which
+// the history leaves out.
+func object(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	m := decode[map[string]any](t, b)
+	delete(m, "warnings")
+	return m
+}
+
+// TestAdminChanges: every admin write records exactly one row, with the
+// token's name, the request's id and the API objects before and after;
+// refused writes record nothing.
+func TestAdminChanges(t *testing.T) {
+	e := newEnv(t)
+	alice := e.as(e.newToken("alice", "read", "write"))
+	var want []adminChange
+	// write performs a write that must answer status and expects its row.
+	write := func(w *env, status int, method, path, body, action, kind, name string, before map[string]any) map[string]any {
+		t.Helper()
+		r := w.do(method, path, body)
+		if r.status != status {
+			t.Fatalf("%s %s: %d %s", method, path, r.status, r.body)
+		}
+		var after map[string]any
+		if len(r.body) > 0 {
+			after = object(t, r.body)
+		}
+		actor := admintoken.BootstrapName
+		if w.token != bootstrap {
+			actor = "alice"
+		}
+		rid := r.header.Get("X-Request-ID")
+		if rid == "" {
+			t.Fatal("no X-Request-ID")
+		}
+		want = append(want, adminChange{actor, action, kind, name, before, after, rid})
+		if diff := cmp.Diff(want, e.adminChanges()); diff != "" {
+			t.Fatalf("%s %s: changes (-want +got):\n%s", method, path, diff)
+		}
+		return after
+	}
+	get := func(path string) map[string]any { t.Helper(); return object(t, e.must(200, "GET", path, "")) }
+
+	gh := write(alice, 201, "POST", "/v1/admin/issuers", githubIssuer, "create", "issuer", "github", nil)
+	gl := write(e, 201, "POST", "/v1/admin/issuers", gitlabIssuer, "create", "issuer", "gitlab", nil)
+	gl = write(alice, 200, "PUT", "/v1/admin/issuers/gitlab",
+		`{"url": "https://gitlab.example.com", "audiences": ["a"], "kind": "gitlab"}`, "update", "issuer", "gitlab", gl)
+	// A rename is recorded under the old name.
+	gl = write(alice, 200, "PUT", "/v1/admin/issuers/gitlab",
+		`{"name": "gitlab-self", "url": "https://gitlab.example.com", "audiences": ["a"], "kind": "gitlab"}`, "update", "issuer", "gitlab", gl)
+	if gl["name"] != "gitlab-self" {
+		t.Fatalf("renamed issuer %v", gl)
+	}
+
+	m := write(alice, 201, "POST", "/v1/admin/mappings", webMapping, "create", "mapping", "web-prod-deploy", nil)
+	if diff := cmp.Diff(get("/v1/admin/mappings/web-prod-deploy"), m); diff != "" {
+		t.Fatalf("after differs from the object read back (-get +after):\n%s", diff)
+	}
+	m = write(e, 200, "PUT", "/v1/admin/mappings/web-prod-deploy",
+		strings.Replace(webMapping, `"enabled": true`, `"enabled": false, "mode": "audit"`, 1), "update", "mapping", "web-prod-deploy", m)
+	if m["mode"] != "audit" || m["enabled"] != false {
+		t.Fatalf("updated mapping %v", m)
+	}
+	m = write(alice, 200, "PUT", "/v1/admin/mappings/web-prod-deploy",
+		strings.Replace(webMapping, `"name": "web-prod-deploy"`, `"name": "web-prod"`, 1), "update", "mapping", "web-prod-deploy", m)
+
+	// Refused writes record nothing.
+	n := e.changeCount()
+	refused := []struct {
+		method, path, body string
+		status             int
+	}{
+		{"POST", "/v1/admin/issuers", githubIssuer, 409},
+		{"POST", "/v1/admin/issuers", `{"name": "x", "url": "http://example.com", "audiences": ["a"], "kind": "github"}`, 400},
+		{"PUT", "/v1/admin/issuers/nope", gitlabIssuer, 404},
+		{"PUT", "/v1/admin/issuers/github", `{"url": "https://gitlab.example.com", "audiences": ["a"], "kind": "github"}`, 409},
+		{"DELETE", "/v1/admin/issuers/github", "", 409},
+		{"DELETE", "/v1/admin/issuers/nope", "", 404},
+		{"POST", "/v1/admin/mappings", strings.Replace(webMapping, "web-prod-deploy", "web-prod", 1), 409},
+		{"POST", "/v1/admin/mappings", strings.Replace(webMapping, `"provider": "aws"`, `"provider": "oracle"`, 1), 400},
+		{"POST", "/v1/admin/mappings", strings.Replace(webMapping, `"enabled": true`, `"mode": "shadow"`, 1), 400},
+		{"PUT", "/v1/admin/mappings/web-prod", strings.Replace(webMapping, `"issuer": "github"`, `"issuer": "nope"`, 1), 400},
+		{"PUT", "/v1/admin/mappings/absent", webMapping, 404},
+		{"DELETE", "/v1/admin/mappings/absent", "", 404},
+	}
+	for _, r := range refused {
+		if got := alice.do(r.method, r.path, r.body); got.status != r.status {
+			t.Fatalf("%s %s: %d, want %d: %s", r.method, r.path, got.status, r.status, got.body)
+		}
+	}
+	if got := e.changeCount(); got != n {
+		t.Fatalf("refused writes recorded %d changes:\n%+v", got-n, e.adminChanges()[n:])
+	}
+
+	write(alice, 204, "DELETE", "/v1/admin/mappings/web-prod", "", "delete", "mapping", "web-prod", m)
+	write(e, 204, "DELETE", "/v1/admin/issuers/gitlab-self", "", "delete", "issuer", "gitlab-self", gl)
+	write(alice, 204, "DELETE", "/v1/admin/issuers/github", "", "delete", "issuer", "github", gh)
+}
+
+// TestMappingMode: mode defaults to enforce, takes audit, refuses others,
+// and is replaced by PUT like every field.
+func TestMappingMode(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	m := decode[mapping.Mapping](t, e.must(201, "POST", "/v1/admin/mappings", webMapping))
+	if m.Mode != mapping.ModeEnforce {
+		t.Fatalf("default mode %q", m.Mode)
+	}
+	audit := strings.Replace(webMapping, `"enabled": true`, `"enabled": true, "mode": "audit"`, 1)
+	m = decode[mapping.Mapping](t, e.must(200, "PUT", "/v1/admin/mappings/web-prod-deploy", audit))
+	if m.Mode != mapping.ModeAudit {
+		t.Fatalf("mode %q after PUT", m.Mode)
+	}
+	if got := decode[mapping.Mapping](t, e.must(200, "GET", "/v1/admin/mappings/web-prod-deploy", "")); got.Mode != mapping.ModeAudit {
+		t.Fatalf("mode %q read back", got.Mode)
+	}
+	created := decode[mapping.Mapping](t, e.must(201, "POST", "/v1/admin/mappings", strings.Replace(audit, "web-prod-deploy", "shadow", 1)))
+	if created.Mode != mapping.ModeAudit {
+		t.Fatalf("created mode %q", created.Mode)
+	}
+	before := e.snapshot()
+	for _, bad := range []string{`"shadow"`, `"AUDIT"`, `1`, `null`} {
+		body := strings.Replace(webMapping, `"enabled": true`, `"enabled": true, "mode": `+bad, 1)
+		r := e.do("PUT", "/v1/admin/mappings/web-prod-deploy", body)
+		if bad == `null` {
+			// null is absent: the default.
+			if r.status != 200 || decode[mapping.Mapping](t, r.body).Mode != mapping.ModeEnforce {
+				t.Fatalf("mode null: %d %s", r.status, r.body)
+			}
+			before = e.snapshot()
+			continue
+		}
+		e.wantError(r, 400, api.CodeInvalidRequest, "mode")
+	}
+	if after := e.snapshot(); after != before {
+		t.Fatal("a bad mode changed state")
+	}
+	// PUT without mode restores the default.
+	if m := decode[mapping.Mapping](t, e.must(200, "PUT", "/v1/admin/mappings/shadow", strings.Replace(webMapping, "web-prod-deploy", "shadow", 1))); m.Mode != mapping.ModeEnforce {
+		t.Fatalf("mode %q after PUT without mode", m.Mode)
 	}
 }

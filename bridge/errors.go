@@ -35,6 +35,12 @@ func invalid(field, msg string) error {
 	return &requestError{status: http.StatusBadRequest, body: api.Error{Error: api.CodeInvalidRequest, Message: msg, Field: field}}
 }
 
+// forbidden refuses a valid admin token that lacks scope.
+func forbidden(scope string) error {
+	return &requestError{status: http.StatusForbidden, body: api.Error{Error: api.CodeForbidden,
+		Message: fmt.Sprintf("this admin token lacks the %q scope this request needs; use a token created with --scope %s", scope, scope)}}
+}
+
 // problem is an error response: status, body and Retry-After.
 type problem struct {
 	status     int

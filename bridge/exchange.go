@@ -32,6 +32,7 @@ type Ledger interface {
 	Complete(ctx context.Context, r ledger.Reservation, credentialID string, expiresAt time.Time) error
 	Fail(ctx context.Context, r ledger.Reservation, errorCode string) error
 	Deny(ctx context.Context, a ledger.Attempt, errorCode string) (string, error)
+	RecordAudit(ctx context.Context, a ledger.Attempt, admitted bool, reason string) (string, error)
 }
 
 const (
@@ -85,6 +86,9 @@ type exchangeRun struct {
 	// (aws), before anything is reserved or minted: the token-exchange
 	// endpoint can only return a single token.
 	bearerOnly bool
+	// audits are the issuer's audit-mode mappings: evaluated and recorded,
+	// never issuing.
+	audits []mapping.Mapping
 }
 
 // exchanged is a recorded issuance.
@@ -131,6 +135,7 @@ func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.Exc
 	x.provider = req.Provider
 
 	m, err := x.selectMapping(ctx, &req)
+	x.recordAudits(ctx, attempt)
 	if err != nil {
 		var re *requestError
 		if !errors.As(err, &re) {
@@ -186,6 +191,26 @@ func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.Exc
 	return &exchanged{issuance: res.ID, mapping: m, cred: cred}, nil
 }
 
+// recordAudits records what each audit-mode mapping of the issuer would
+// have decided for this token. They never issue and never change the
+// exchange's own answer; a failure to record them is logged, not fatal.
+func (x *exchangeRun) recordAudits(ctx context.Context, base ledger.Attempt) {
+	if len(x.audits) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	for i := range x.audits {
+		m := &x.audits[i]
+		ok, reason := m.Admits(x.claims)
+		a := base
+		a.MappingID, a.Mapping, a.Provider, a.Target = m.ID, m.Name, m.Provider, m.Target
+		if _, err := x.s.opts.Ledger.RecordAudit(rctx, a, ok, reason); err != nil {
+			x.s.log.Error("exchange: record an audit-mode decision", "mapping", m.Name, "err", err)
+		}
+	}
+}
+
 // recordMintFailure records a failed mint, even if the client has gone.
 // Failed releases the token for a retry, so it is recorded only when the
 // cloud certainly issued nothing; after an indeterminate failure the row
@@ -210,11 +235,25 @@ func (x *exchangeRun) recordMintFailure(ctx context.Context, res ledger.Reservat
 // the single one among the issuer's enabled mappings (of the provider, if
 // given).
 func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeRequest) (*mapping.Mapping, error) {
-	ms, err := x.s.opts.Store.ListMappings(ctx, mapping.Filter{Issuer: x.claims.IssuerName, Provider: req.Provider, EnabledOnly: true})
+	all, err := x.s.opts.Store.ListMappings(ctx, mapping.Filter{Issuer: x.claims.IssuerName, Provider: req.Provider, EnabledOnly: true})
 	if err != nil {
 		return nil, err
 	}
+	var ms []mapping.Mapping // the mappings that may issue
+	for _, m := range all {
+		if m.Mode == mapping.ModeAudit {
+			x.audits = append(x.audits, m)
+		} else {
+			ms = append(ms, m)
+		}
+	}
 	if req.Mapping != "" {
+		for _, a := range x.audits {
+			if a.Name == req.Mapping {
+				x.reason = "audit_mode"
+				return nil, noMatch(fmt.Sprintf("mapping %q is in audit mode: it records what it would decide but issues nothing", a.Name))
+			}
+		}
 		for i := range ms {
 			if ms[i].Name != req.Mapping {
 				continue

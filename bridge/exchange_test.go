@@ -424,3 +424,46 @@ func TestClientAddress(t *testing.T) {
 		t.Fatalf("victim locked out: %d %s", r.status, r.body)
 	}
 }
+
+// TestAuditMode: an audit-mode mapping never issues; every exchange of its
+// issuer records what it would have decided, beside the real outcome.
+func TestAuditMode(t *testing.T) {
+	x := newExchangeEnv(t)
+	x.mapping("shadow-tags", `"repository": "acme/web", "ref": "refs/tags/*"`, `"mode": "audit"`)
+	x.mapping("shadow-org", `"repository": "acme/*", "ref": "refs/heads/main"`, `"mode": "audit"`)
+	// "web" (enforce) issues; the two audit mappings are evaluated too.
+	if r := x.exchange(x.token(nil), ""); r.status != 200 {
+		t.Fatalf("exchange: %d %s", r.status, r.body)
+	}
+	rows, err := x.pool.Query(context.Background(),
+		`SELECT mapping, outcome, coalesce(error_code, '') FROM audit.issuances ORDER BY mapping`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var m, o, c string
+		if err := rows.Scan(&m, &o, &c); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m+":"+o+":"+c)
+	}
+	want := []string{"shadow-org:would_issue:", "shadow-tags:would_deny:ref", "web:issued:"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("ledger %v, want %v", got, want)
+	}
+	// Naming an audit-mode mapping issues nothing.
+	e := x.wantError(x.exchange(x.token(nil), `{"mapping": "shadow-org"}`), 403, "no_matching_mapping", "")
+	if !strings.Contains(e.Message, "audit mode") {
+		t.Errorf("message %q", e.Message)
+	}
+	if n := sts.CallCount(); n != 1 {
+		t.Fatalf("STS called %d times, want 1", n)
+	}
+	// would_issue rows do not count towards the quota of the real mapping.
+	for range 2 {
+		if r := x.exchange(x.token(nil), ""); r.status != 200 {
+			t.Fatalf("exchange under quota: %d %s", r.status, r.body)
+		}
+	}
+}

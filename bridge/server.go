@@ -23,9 +23,11 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
-// Authenticator checks admin bearer tokens and returns the token's name.
+// Authenticator checks admin bearer tokens and returns the token's
+// principal: its name and scopes. An invalid token is
+// admintoken.ErrUnauthorized.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (string, error)
+	Authenticate(ctx context.Context, token string) (admintoken.Principal, error)
 }
 
 // UsageReader reports a mapping's quota counts.
@@ -149,6 +151,7 @@ func New(opts Options) *Server {
 	admin.PUT("/mappings/:name", s.updateMapping)
 	admin.DELETE("/mappings/:name", s.deleteMapping)
 	admin.GET("/mappings/:name/usage", s.mappingUsage)
+	admin.POST("/explain", s.explain)
 	return s
 }
 
@@ -212,7 +215,10 @@ func readyReason(err error) string {
 	return "database check failed"
 }
 
-// requireAdmin admits requests carrying a valid admin bearer token.
+// requireAdmin admits requests carrying a valid admin bearer token that
+// holds the request's scope: read for GET and HEAD, write for every other
+// method. A valid token without the scope is refused with 403 forbidden and
+// does not count as a failed authentication.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		client := c.RealIP()
@@ -222,11 +228,11 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		token, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
 		var (
-			name string
-			err  error = admintoken.ErrUnauthorized
+			p   admintoken.Principal
+			err error = admintoken.ErrUnauthorized
 		)
 		if ok && s.opts.Admins != nil {
-			name, err = s.opts.Admins.Authenticate(c.Request().Context(), token)
+			p, err = s.opts.Admins.Authenticate(c.Request().Context(), token)
 		}
 		if errors.Is(err, admintoken.ErrUnauthorized) {
 			s.adminFailures.allow(client)
@@ -234,9 +240,35 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.Set(adminKey, name)
+		c.Set(adminKey, p)
+		if scope := requiredScope(c.Request().Method, c.Path()); !p.Can(scope) {
+			return forbidden(scope)
+		}
 		return next(c)
 	}
+}
+
+// readOnlyRoutes are the admin routes that take a body (so are not GET)
+// yet change nothing: read suffices for them.
+var readOnlyRoutes = map[string]bool{
+	"/v1/admin/explain": true, // evaluates a token against the mappings
+}
+
+// requiredScope is the admin token scope a request of method on route (its
+// registered path) needs: read for GET, HEAD and the read-only routes,
+// write for everything else.
+func requiredScope(method, route string) string {
+	if method == http.MethodGet || method == http.MethodHead || readOnlyRoutes[route] {
+		return admintoken.ScopeRead
+	}
+	return admintoken.ScopeWrite
+}
+
+// actor is who makes an admin request, for the admin-change history: the
+// token's name and the request's id.
+func actor(c echo.Context) mapping.Actor {
+	p, _ := c.Get(adminKey).(admintoken.Principal)
+	return mapping.Actor{Name: p.Name, RequestID: c.Response().Header().Get(echo.HeaderXRequestID)}
 }
 
 const adminKey = "admin"
@@ -266,8 +298,8 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 			"client_ip", c.RealIP(), "bytes_out", res.Size,
 		}
-		if name, ok := c.Get(adminKey).(string); ok {
-			attrs = append(attrs, "admin", name)
+		if p, ok := c.Get(adminKey).(admintoken.Principal); ok {
+			attrs = append(attrs, "admin", p.Name)
 		}
 		level := slog.LevelInfo
 		if c.Path() == "/healthz" || c.Path() == "/readyz" || c.Path() == "/metrics" {

@@ -9,6 +9,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// Outcomes of the ledger's rows (the audit view's outcome column).
+const (
+	OutcomePending    = "pending"
+	OutcomeIssued     = "issued"
+	OutcomeDenied     = "denied"
+	OutcomeFailed     = "failed"
+	OutcomeUnknown    = "unknown"
+	OutcomeWouldIssue = "would_issue" // an audit-mode mapping would have issued
+	OutcomeWouldDeny  = "would_deny"  // an audit-mode mapping would have refused
+)
+
 // Window is the sliding window of the per_hour quota.
 const Window = time.Hour
 

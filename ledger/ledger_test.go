@@ -2,9 +2,14 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
 
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
@@ -68,5 +73,48 @@ func TestEnsurePartitions(t *testing.T) {
 	}
 	if part != name(0) {
 		t.Errorf("row stored in %s, want %s", part, name(0))
+	}
+}
+
+func TestRecordAudit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	l := ledger.New(pool)
+	a := ledger.Attempt{Claims: &identity.Claims{Issuer: "https://token.actions.githubusercontent.com", JTI: "j1",
+		Repository: "acme/web"}, MappingID: 7, Mapping: "shadow", Provider: "aws", Target: json.RawMessage(`{"role_arn":"x"}`)}
+	if _, err := l.RecordAudit(ctx, a, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.RecordAudit(ctx, a, false, "ref"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.RecordAudit(ctx, a, false, ""); !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("no reason: %v", err)
+	}
+	noMapping := a
+	noMapping.MappingID = 0
+	if _, err := l.RecordAudit(ctx, noMapping, true, ""); !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("no mapping: %v", err)
+	}
+	var rows []string
+	r, err := pool.Query(ctx, `SELECT outcome || '/' || coalesce(error_code, '') || '/' || (completed_at IS NOT NULL)::text FROM audit.issuances ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.Next() {
+		var s string
+		if err := r.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, s)
+	}
+	if strings.Join(rows, " ") != "would_issue//true would_deny/ref/true" {
+		t.Fatalf("rows %v", rows)
+	}
+	// Neither counts towards a quota.
+	u, err := l.Usage(ctx, 7, "shadow", 1, 1)
+	if err != nil || u.Issued != 0 {
+		t.Fatalf("usage %+v %v", u, err)
 	}
 }

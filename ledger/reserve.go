@@ -336,23 +336,45 @@ func (l *Ledger) Deny(ctx context.Context, a Attempt, errorCode string) (string,
 	if errorCode == "" {
 		return "", fmt.Errorf("ledger: deny: %w: error code required", ErrInvalid)
 	}
+	return l.record(ctx, "deny", a, OutcomeDenied, errorCode)
+}
+
+// RecordAudit records what an audit-mode mapping (a.Mapping) would have
+// decided for a verified token: would_issue, or would_deny with reason (the
+// stable word of the refusal: repository, ref, ...). Such rows never count
+// towards quotas and no credential exists for them.
+func (l *Ledger) RecordAudit(ctx context.Context, a Attempt, admitted bool, reason string) (string, error) {
+	if a.MappingID <= 0 {
+		return "", fmt.Errorf("ledger: record audit: %w: no mapping", ErrInvalid)
+	}
+	if admitted {
+		return l.record(ctx, "record audit", a, OutcomeWouldIssue, "")
+	}
+	if reason == "" {
+		return "", fmt.Errorf("ledger: record audit: %w: reason required", ErrInvalid)
+	}
+	return l.record(ctx, "record audit", a, OutcomeWouldDeny, reason)
+}
+
+// record inserts a final (non-pending) row and returns its id.
+func (l *Ledger) record(ctx context.Context, op string, a Attempt, outcome, errorCode string) (string, error) {
 	if err := a.validate(false); err != nil {
-		return "", fmt.Errorf("ledger: deny: %w", err)
+		return "", fmt.Errorf("ledger: %s: %w", op, err)
 	}
 	id, err := newID()
 	if err != nil {
-		return "", fmt.Errorf("ledger: deny: %w", err)
+		return "", fmt.Errorf("ledger: %s: %w", op, err)
 	}
-	args, err := row{id: id, outcome: "denied", errorCode: errorCode, a: &a}.args()
+	args, err := row{id: id, outcome: outcome, errorCode: errorCode, a: &a}.args()
 	if err != nil {
-		return "", fmt.Errorf("ledger: deny: %w", err)
+		return "", fmt.Errorf("ledger: %s: %w", op, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	var requestedAt time.Time
 	var expiresAt *time.Time
 	if err := l.pool.QueryRow(ctx, insertIssuance, args).Scan(&requestedAt, &expiresAt); err != nil {
-		return "", dbError("deny", err)
+		return "", dbError(op, err)
 	}
 	return id, nil
 }

@@ -25,7 +25,7 @@ func TestVerifiedTokenSelectsMapping(t *testing.T) {
 		{Name: "gh", URL: gh.URL(), Kind: "github", Audiences: []string{oidctest.DefaultAudience}, Enabled: true},
 		{Name: "gl", URL: gl.URL(), Kind: "gitlab", Audiences: []string{oidctest.DefaultAudience}, Enabled: true},
 	} {
-		if _, err := store.CreateIssuer(ctx, is); err != nil {
+		if _, err := store.CreateIssuer(ctx, testActor, is); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,7 +41,7 @@ func TestVerifiedTokenSelectsMapping(t *testing.T) {
 	} {
 		m.Enabled, m.Provider, m.Target, m.MaxDurationSeconds = true, "aws", target, 3600
 		check := func(k identity.Kind) error { return mapping.ValidateMapping(&m, k) }
-		if _, err := store.CreateMapping(ctx, m, check); err != nil {
+		if _, err := store.CreateMapping(ctx, testActor, m, check); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,7 +83,7 @@ func TestVerifiedTokenSelectsMapping(t *testing.T) {
 
 	// A disabled issuer's tokens are untrusted at once; an unregistered one
 	// is never fetched from.
-	if _, err := store.UpdateIssuer(ctx, "gh", mapping.Issuer{Name: "gh", URL: gh.URL(), Kind: "github",
+	if _, err := store.UpdateIssuer(ctx, testActor, "gh", mapping.Issuer{Name: "gh", URL: gh.URL(), Kind: "github",
 		Audiences: []string{oidctest.DefaultAudience}, Enabled: false}, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -23,27 +23,97 @@ var (
 	ErrConflict = errors.New("mapping: conflict")
 )
 
+// ErrNoActor: a write was attempted without naming who makes it.
+var ErrNoActor = errors.New("mapping: a write needs an actor")
+
 // Store reads and writes issuers and mappings. The Postgres implementation
 // is the only one; handlers' unit tests may fake it.
+//
+// Every write is made by an Actor and records, in the same transaction, one
+// row of the admin-change history (table admin_changes, the auditors' view
+// audit.admin_changes) with the object's API JSON before and after; a write
+// that fails or is refused records nothing.
 type Store interface {
 	identity.IssuerSource
 
 	ListIssuers(ctx context.Context) ([]Issuer, error)
 	GetIssuer(ctx context.Context, name string) (Issuer, error)
-	CreateIssuer(ctx context.Context, is Issuer) (Issuer, error)
+	CreateIssuer(ctx context.Context, by Actor, is Issuer) (Issuer, error)
 	// UpdateIssuer replaces the issuer called name. check is called inside
 	// the transaction with every mapping of the issuer, so that a change of
 	// kind cannot leave a mapping that the new kind would refuse.
-	UpdateIssuer(ctx context.Context, name string, is Issuer, check func(Mapping) error) (Issuer, error)
-	DeleteIssuer(ctx context.Context, name string) error
+	UpdateIssuer(ctx context.Context, by Actor, name string, is Issuer, check func(Mapping) error) (Issuer, error)
+	DeleteIssuer(ctx context.Context, by Actor, name string) error
 
 	ListMappings(ctx context.Context, f Filter) ([]Mapping, error)
 	GetMapping(ctx context.Context, name string) (Mapping, error)
 	// CreateMapping and UpdateMapping call check with the kind of the
 	// mapping's issuer, inside the transaction that writes the mapping.
-	CreateMapping(ctx context.Context, m Mapping, check func(identity.Kind) error) (Mapping, error)
-	UpdateMapping(ctx context.Context, name string, m Mapping, check func(identity.Kind) error) (Mapping, error)
-	DeleteMapping(ctx context.Context, name string) error
+	CreateMapping(ctx context.Context, by Actor, m Mapping, check func(identity.Kind) error) (Mapping, error)
+	UpdateMapping(ctx context.Context, by Actor, name string, m Mapping, check func(identity.Kind) error) (Mapping, error)
+	DeleteMapping(ctx context.Context, by Actor, name string) error
+}
+
+// Actor is who makes a write, as the admin-change history records it.
+type Actor struct {
+	// Name is the admin token's name ("bootstrap" for the bootstrap
+	// token); required.
+	Name string
+	// RequestID is the HTTP request's id (its X-Request-ID), if any.
+	RequestID string
+}
+
+// Admin-change actions and kinds, as admin_changes records them.
+const (
+	ActionCreate = "create"
+	ActionUpdate = "update"
+	ActionDelete = "delete"
+
+	KindIssuer  = "issuer"
+	KindMapping = "mapping"
+)
+
+// recordChange writes the admin-change row of a write inside its
+// transaction. before is nil for a create, after for a delete; name is the
+// object's name before the change (after it, for a create).
+func recordChange(ctx context.Context, tx pgx.Tx, by Actor, action, kind, name string, before, after any) error {
+	enc := func(v any) ([]byte, error) {
+		if v == nil {
+			return nil, nil
+		}
+		if m, ok := v.(Mapping); ok {
+			m.Warnings = nil // computed on read, not part of the change
+			v = m
+		}
+		return json.Marshal(v)
+	}
+	b, err := enc(before)
+	if err != nil {
+		return err
+	}
+	a, err := enc(after)
+	if err != nil {
+		return err
+	}
+	var rid *string
+	if by.RequestID != "" {
+		rid = &by.RequestID
+	}
+	_, err = tx.Exec(ctx, `
+		INSERT INTO admin_changes (actor, action, kind, name, before, after, request_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, by.Name, action, kind, name, b, a, rid)
+	if err != nil {
+		return fmt.Errorf("record admin change: %w", err)
+	}
+	return nil
+}
+
+// checkActor refuses a write by nobody: the history must say who.
+func checkActor(by Actor, op, name string) error {
+	if by.Name == "" {
+		return fmt.Errorf("%w: %s %q", ErrNoActor, op, name)
+	}
+	return nil
 }
 
 // Filter narrows ListMappings. Empty fields match everything.
@@ -128,13 +198,24 @@ func (s *PGStore) GetIssuer(ctx context.Context, name string) (Issuer, error) {
 }
 
 // CreateIssuer inserts is.
-func (s *PGStore) CreateIssuer(ctx context.Context, is Issuer) (Issuer, error) {
+func (s *PGStore) CreateIssuer(ctx context.Context, by Actor, is Issuer) (Issuer, error) {
+	if err := checkActor(by, "create issuer", is.Name); err != nil {
+		return Issuer{}, err
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	out, err := scanIssuer(s.pool.QueryRow(ctx, `
-		INSERT INTO issuers (name, url, kind, audiences, enabled)
-		VALUES ($1, $2, $3, $4, $5)
-		RETURNING `+issuerColumns, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled))
+	var out Issuer
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = scanIssuer(tx.QueryRow(ctx, `
+			INSERT INTO issuers (name, url, kind, audiences, enabled)
+			VALUES ($1, $2, $3, $4, $5)
+			RETURNING `+issuerColumns, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled))
+		if err != nil {
+			return err
+		}
+		return recordChange(ctx, tx, by, ActionCreate, KindIssuer, out.Name, nil, out)
+	})
 	if err != nil {
 		return Issuer{}, writeErr(err, "create issuer", is.Name)
 	}
@@ -142,12 +223,18 @@ func (s *PGStore) CreateIssuer(ctx context.Context, is Issuer) (Issuer, error) {
 }
 
 // UpdateIssuer replaces the issuer called name with is (its name included).
-func (s *PGStore) UpdateIssuer(ctx context.Context, name string, is Issuer, check func(Mapping) error) (Issuer, error) {
+func (s *PGStore) UpdateIssuer(ctx context.Context, by Actor, name string, is Issuer, check func(Mapping) error) (Issuer, error) {
+	if err := checkActor(by, "update issuer", name); err != nil {
+		return Issuer{}, err
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	var out Issuer
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
+		before, err := scanIssuer(tx.QueryRow(ctx, `SELECT `+issuerColumns+` FROM issuers WHERE name = $1 FOR UPDATE`, name))
+		if err != nil {
+			return err
+		}
 		out, err = scanIssuer(tx.QueryRow(ctx, `
 			UPDATE issuers SET name = $2, url = $3, kind = $4, audiences = $5, enabled = $6, updated_at = now()
 			WHERE name = $1
@@ -155,20 +242,19 @@ func (s *PGStore) UpdateIssuer(ctx context.Context, name string, is Issuer, chec
 		if err != nil {
 			return err
 		}
-		if check == nil {
-			return nil
-		}
-		ms, err := listMappings(ctx, tx, Filter{Issuer: out.Name})
-		if err != nil {
-			return err
-		}
-		for _, m := range ms {
-			if err := check(m); err != nil {
-				// A conflict, not a fault of the request's fields.
-				return fmt.Errorf("%w: mapping %q would no longer be valid: %v", ErrConflict, m.Name, err)
+		if check != nil {
+			ms, err := listMappings(ctx, tx, Filter{Issuer: out.Name})
+			if err != nil {
+				return err
+			}
+			for _, m := range ms {
+				if err := check(m); err != nil {
+					// A conflict, not a fault of the request's fields.
+					return fmt.Errorf("%w: mapping %q would no longer be valid: %v", ErrConflict, m.Name, err)
+				}
 			}
 		}
-		return nil
+		return recordChange(ctx, tx, by, ActionUpdate, KindIssuer, name, before, out)
 	})
 	if err != nil {
 		return Issuer{}, writeErr(err, "update issuer", name)
@@ -178,10 +264,22 @@ func (s *PGStore) UpdateIssuer(ctx context.Context, name string, is Issuer, chec
 
 // DeleteIssuer removes the issuer called name. An issuer that mappings
 // still use is not removed (ErrConflict).
-func (s *PGStore) DeleteIssuer(ctx context.Context, name string) error {
+func (s *PGStore) DeleteIssuer(ctx context.Context, by Actor, name string) error {
+	if err := checkActor(by, "delete issuer", name); err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM issuers WHERE name = $1`, name)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		before, err := scanIssuer(tx.QueryRow(ctx, `DELETE FROM issuers WHERE name = $1 RETURNING `+issuerColumns, name))
+		if err != nil {
+			return err
+		}
+		return recordChange(ctx, tx, by, ActionDelete, KindIssuer, name, before, nil)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: issuer %q", ErrNotFound, name)
+	}
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23503" {
@@ -189,15 +287,12 @@ func (s *PGStore) DeleteIssuer(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("mapping: delete issuer %q: %w", name, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%w: issuer %q", ErrNotFound, name)
-	}
 	return nil
 }
 
 const mappingSelect = `
 	SELECT m.id, m.name, i.name, m.enabled, m.conditions, m.provider, m.target, m.max_duration_seconds,
-	       m.quota_per_hour, m.quota_per_job, m.created_at, m.updated_at
+	       m.quota_per_hour, m.quota_per_job, m.mode, m.created_at, m.updated_at
 	FROM mappings m JOIN issuers i ON i.id = m.issuer_id`
 
 func scanMapping(row pgx.Row) (Mapping, error) {
@@ -207,7 +302,7 @@ func scanMapping(row pgx.Row) (Mapping, error) {
 		perHour, perJob *int
 	)
 	if err := row.Scan(&m.ID, &m.Name, &m.Issuer, &m.Enabled, &cond, &m.Provider, &target, &m.MaxDurationSeconds,
-		&perHour, &perJob, &m.CreatedAt, &m.UpdatedAt); err != nil {
+		&perHour, &perJob, &m.Mode, &m.CreatedAt, &m.UpdatedAt); err != nil {
 		return Mapping{}, err
 	}
 	if err := json.Unmarshal(cond, &m.Conditions); err != nil {
@@ -286,6 +381,14 @@ func issuerForMapping(ctx context.Context, tx pgx.Tx, issuer string, check func(
 	return id, nil
 }
 
+// mappingMode is the mode column's value: enforce unless m says audit.
+func mappingMode(m Mapping) string {
+	if m.Mode == "" {
+		return ModeEnforce
+	}
+	return m.Mode
+}
+
 func mappingArgs(m Mapping) (cond []byte, perHour, perJob *int, err error) {
 	cond, err = json.Marshal(m.Conditions)
 	if err != nil {
@@ -303,27 +406,31 @@ func mappingArgs(m Mapping) (cond []byte, perHour, perJob *int, err error) {
 }
 
 // CreateMapping inserts m.
-func (s *PGStore) CreateMapping(ctx context.Context, m Mapping, check func(identity.Kind) error) (Mapping, error) {
-	return s.writeMapping(ctx, "create mapping", m.Name, false, m, check, `
+func (s *PGStore) CreateMapping(ctx context.Context, by Actor, m Mapping, check func(identity.Kind) error) (Mapping, error) {
+	return s.writeMapping(ctx, by, "create mapping", m.Name, false, m, check, `
 		INSERT INTO mappings (name, issuer_id, enabled, conditions, provider, target, max_duration_seconds,
-		                      quota_per_hour, quota_per_job)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		                      quota_per_hour, quota_per_job, mode)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		RETURNING name`)
 }
 
 // UpdateMapping replaces the mapping called name with m (its name included).
-func (s *PGStore) UpdateMapping(ctx context.Context, name string, m Mapping, check func(identity.Kind) error) (Mapping, error) {
-	return s.writeMapping(ctx, "update mapping", name, true, m, check, `
+func (s *PGStore) UpdateMapping(ctx context.Context, by Actor, name string, m Mapping, check func(identity.Kind) error) (Mapping, error) {
+	return s.writeMapping(ctx, by, "update mapping", name, true, m, check, `
 		UPDATE mappings SET name = $1, issuer_id = $2, enabled = $3, conditions = $4, provider = $5,
 		       target = $6, max_duration_seconds = $7, quota_per_hour = $8, quota_per_job = $9,
-		       updated_at = now()
-		WHERE name = $10
+		       mode = $10, updated_at = now()
+		WHERE name = $11
 		RETURNING name`)
 }
 
 // writeMapping runs sql, an INSERT or (update) an UPDATE of the mapping
-// called name, whose parameters are the mapping's columns, then name.
-func (s *PGStore) writeMapping(ctx context.Context, op, name string, update bool, m Mapping, check func(identity.Kind) error, sql string) (Mapping, error) {
+// called name, whose parameters are the mapping's columns, then name, and
+// records the change.
+func (s *PGStore) writeMapping(ctx context.Context, by Actor, op, name string, update bool, m Mapping, check func(identity.Kind) error, sql string) (Mapping, error) {
+	if err := checkActor(by, op, name); err != nil {
+		return Mapping{}, err
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	cond, perHour, perJob, err := mappingArgs(m)
@@ -332,12 +439,21 @@ func (s *PGStore) writeMapping(ctx context.Context, op, name string, update bool
 	}
 	var out Mapping
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var before any // nil for a create
+		if update {
+			// Lock the row first, so that before is what this write replaces.
+			b, err := scanMapping(tx.QueryRow(ctx, mappingSelect+` WHERE m.name = $1 FOR UPDATE OF m`, name))
+			if err != nil {
+				return err
+			}
+			before = b
+		}
 		issuerID, err := issuerForMapping(ctx, tx, m.Issuer, check)
 		if err != nil {
 			return err
 		}
 		var written string
-		args := []any{m.Name, issuerID, m.Enabled, cond, m.Provider, []byte(m.Target), m.MaxDurationSeconds, perHour, perJob}
+		args := []any{m.Name, issuerID, m.Enabled, cond, m.Provider, []byte(m.Target), m.MaxDurationSeconds, perHour, perJob, mappingMode(m)}
 		if update {
 			args = append(args, name)
 		}
@@ -345,7 +461,13 @@ func (s *PGStore) writeMapping(ctx context.Context, op, name string, update bool
 			return err
 		}
 		out, err = scanMapping(tx.QueryRow(ctx, mappingSelect+` WHERE m.name = $1`, written))
-		return err
+		if err != nil {
+			return err
+		}
+		if update {
+			return recordChange(ctx, tx, by, ActionUpdate, KindMapping, name, before, out)
+		}
+		return recordChange(ctx, tx, by, ActionCreate, KindMapping, out.Name, nil, out)
 	})
 	if err != nil {
 		return Mapping{}, writeErr(err, op, name)
@@ -355,15 +477,27 @@ func (s *PGStore) writeMapping(ctx context.Context, op, name string, update bool
 
 // DeleteMapping removes the mapping called name. Its ledger rows stay: the
 // ledger keeps the mapping's name and target as they were.
-func (s *PGStore) DeleteMapping(ctx context.Context, name string) error {
+func (s *PGStore) DeleteMapping(ctx context.Context, by Actor, name string) error {
+	if err := checkActor(by, "delete mapping", name); err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM mappings WHERE name = $1`, name)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		before, err := scanMapping(tx.QueryRow(ctx, mappingSelect+` WHERE m.name = $1 FOR UPDATE OF m`, name))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM mappings WHERE id = $1`, before.ID); err != nil {
+			return err
+		}
+		return recordChange(ctx, tx, by, ActionDelete, KindMapping, name, before, nil)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: mapping %q", ErrNotFound, name)
+	}
 	if err != nil {
 		return fmt.Errorf("mapping: delete mapping %q: %w", name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%w: mapping %q", ErrNotFound, name)
 	}
 	return nil
 }

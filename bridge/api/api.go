@@ -26,6 +26,9 @@ const (
 	CodeUnauthorized      = "unauthorized"
 	CodeNotFound          = "not_found"
 	CodeConflict          = "conflict"
+	// CodeForbidden: a valid admin token without the scope the request
+	// needs (read for GET and HEAD, write for the rest).
+	CodeForbidden = "forbidden"
 	// Codes of transport-level refusals, beyond the contract's table.
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeRequestTooLarge  = "request_too_large"

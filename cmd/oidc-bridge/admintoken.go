@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,13 +23,36 @@ func (a *app) adminTokenCmd() *cobra.Command {
 		Long: `Create, list and revoke bearer tokens for the admin API. Only a SHA-256 of
 each token is stored: a token is shown once, when it is created.`,
 	}
-	var asJSON bool
+	var (
+		asJSON    bool
+		scopes    []string
+		expiresIn time.Duration
+	)
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a token and print it (once) on standard output",
-		Args:  exactArgs(1),
+		Long: `Create an admin token and print it (once) on standard output. A token has
+the scopes read (GET and HEAD of the admin API) and write (everything else):
+both unless --scope names some. With --expires-in it stops working after that
+long; without, it works until revoked.`,
+		Args: exactArgs(1),
+		// Flag mistakes are usage errors, found before the database is opened.
+		PreRunE: func(*cobra.Command, []string) error {
+			if _, err := admintoken.NormalizeScopes(scopes); err != nil {
+				return usageError{err}
+			}
+			if expiresIn < 0 {
+				return usageError{errors.New("--expires-in must be positive, e.g. 720h")}
+			}
+			return nil
+		},
 		RunE: a.withTokens(func(ctx context.Context, s *admintoken.Store, args []string) error {
-			token, info, err := s.Create(ctx, args[0])
+			var expiresAt *time.Time
+			if expiresIn > 0 {
+				t := time.Now().Add(expiresIn)
+				expiresAt = &t
+			}
+			token, info, err := s.Create(ctx, args[0], scopes, expiresAt)
 			if err != nil {
 				return err
 			}
@@ -39,11 +63,14 @@ each token is stored: a token is shown once, when it is created.`,
 				}{info, token})
 			}
 			fmt.Fprintln(a.stdout, token)
-			fmt.Fprintf(a.stderr, "created admin token %q (id %s); it is shown only now, store it safely\n", info.Name, info.ID)
+			fmt.Fprintf(a.stderr, "created admin token %q (id %s, scopes %s, expires %s); it is shown only now, store it safely\n",
+				info.Name, info.ID, strings.Join(info.Scopes, ","), expiry(info.ExpiresAt))
 			return nil
 		}),
 	}
 	create.Flags().BoolVar(&asJSON, "json", false, "print the token and its details as JSON")
+	create.Flags().StringSliceVar(&scopes, "scope", admintoken.AllScopes(), "a scope of the token, read or write (repeat or separate with commas)")
+	create.Flags().DurationVar(&expiresIn, "expires-in", 0, "expire the token after this long (e.g. 720h); default: never")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their values)",
@@ -60,9 +87,11 @@ each token is stored: a token is shown once, when it is created.`,
 				return json.NewEncoder(a.stdout).Encode(infos)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tLAST USED\tREVOKED")
+			now := time.Now()
+			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
 			for _, i := range infos {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", i.ID, i.Name, i.CreatedAt.UTC().Format(time.RFC3339), when(i.LastUsedAt), when(i.RevokedAt))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.Name, strings.Join(i.Scopes, ","),
+					i.CreatedAt.UTC().Format(time.RFC3339), listExpiry(i, now), when(i.LastUsedAt), when(i.RevokedAt))
 			}
 			return tw.Flush()
 		}),
@@ -108,6 +137,22 @@ func exactArgs(n int) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// expiry shows an expiry time, "never" for none.
+func expiry(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// listExpiry is expiry, marked when the token has expired.
+func listExpiry(i admintoken.Info, now time.Time) string {
+	if i.Expired(now) {
+		return expiry(i.ExpiresAt) + " (expired)"
+	}
+	return expiry(i.ExpiresAt)
 }
 
 func when(t *time.Time) string {

@@ -59,6 +59,7 @@ BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
 		app.adminTokenCmd(),
 		notYet("exchange", "Exchange this job's OIDC token for credentials (the client for any CI)"),
 		app.keysCmd(),
+		app.explainCmd(),
 	)
 	return root
 }

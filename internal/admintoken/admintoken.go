@@ -4,6 +4,10 @@
 // environment (BRIDGE_ADMIN_TOKEN) is checked in constant time against its
 // digest and never stored.
 //
+// A token has scopes: read (GET and HEAD of the admin API) and write
+// (everything else, and reading too); the bootstrap token has both. A token may expire; an
+// expired token is refused like a revoked one.
+//
 // It does not rate-limit failed attempts; the HTTP layer does that.
 package admintoken
 
@@ -16,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,14 +51,82 @@ var (
 	ErrInvalidName = errors.New("admintoken: a name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit")
 )
 
+// Scopes of a token.
+const (
+	// ScopeRead allows the admin API's GET and HEAD requests.
+	ScopeRead = "read"
+	// ScopeWrite allows every other method: creating, changing and
+	// deleting issuers and mappings.
+	ScopeWrite = "write"
+)
+
+// AllScopes returns every scope, in canonical order: the default of a new
+// token and the scopes of the bootstrap token.
+func AllScopes() []string { return []string{ScopeRead, ScopeWrite} }
+
+// ScopeError is returned by Create when the scopes are not valid: Scope is
+// the unknown scope, or "" when none was given.
+type ScopeError struct {
+	Scope string
+}
+
+func (e *ScopeError) Error() string {
+	if e.Scope == "" {
+		return "admintoken: a token needs at least one scope: read, write"
+	}
+	return fmt.Sprintf("admintoken: unknown scope %q: the scopes are read and write", e.Scope)
+}
+
+// ErrExpiryInPast: Create was asked for a token that would expire at once.
+var ErrExpiryInPast = errors.New("admintoken: the expiry must be in the future")
+
+// NormalizeScopes checks scopes and returns them without duplicates in
+// canonical order (read before write). It returns a *ScopeError when a
+// scope is unknown or none is given.
+func NormalizeScopes(scopes []string) ([]string, error) {
+	var out []string
+	for _, want := range AllScopes() {
+		if slices.Contains(scopes, want) {
+			out = append(out, want)
+		}
+	}
+	for _, s := range scopes {
+		if !slices.Contains(out, s) {
+			return nil, &ScopeError{Scope: s}
+		}
+	}
+	if len(out) == 0 {
+		return nil, &ScopeError{}
+	}
+	return out, nil
+}
+
+// Principal is an authenticated token: its name and scopes.
+type Principal struct {
+	Name   string
+	Scopes []string
+}
+
+// Can reports whether the principal holds scope. write implies read: a
+// write's response shows the object it wrote anyway.
+func (p Principal) Can(scope string) bool {
+	return slices.Contains(p.Scopes, scope) || (scope == ScopeRead && slices.Contains(p.Scopes, ScopeWrite))
+}
+
 // Info describes a token without revealing it.
 type Info struct {
-	ID         uuid.UUID  `json:"id"`
-	Name       string     `json:"name"`
+	ID     uuid.UUID `json:"id"`
+	Name   string    `json:"name"`
+	Scopes []string  `json:"scopes"`
+	// ExpiresAt is when the token stops working; nil: never.
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 }
+
+// Expired reports whether the token had expired at now.
+func (i Info) Expired(now time.Time) bool { return i.ExpiresAt != nil && !now.Before(*i.ExpiresAt) }
 
 // Store keeps admin tokens in Postgres.
 type Store struct {
@@ -76,11 +149,24 @@ func digest(token string) [32]byte { return sha256.Sum256([]byte(token)) }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
-// Create makes a new token called name and returns it with its Info. The
-// token is not kept: this is the only time it can be seen.
-func (s *Store) Create(ctx context.Context, name string) (string, Info, error) {
+// Create makes a new token called name with scopes (nil or empty: an error;
+// AllScopes for both), expiring at expiresAt (nil: never), and returns it
+// with its Info. The token is not kept: this is the only time it can be
+// seen.
+func (s *Store) Create(ctx context.Context, name string, scopes []string, expiresAt *time.Time) (string, Info, error) {
 	if !nameRE.MatchString(name) || name == BootstrapName {
 		return "", Info{}, ErrInvalidName
+	}
+	scopes, err := NormalizeScopes(scopes)
+	if err != nil {
+		return "", Info{}, err
+	}
+	if expiresAt != nil {
+		if !expiresAt.After(time.Now()) {
+			return "", Info{}, ErrExpiryInPast
+		}
+		t := expiresAt.UTC().Truncate(time.Microsecond) // what Postgres keeps
+		expiresAt = &t
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -90,10 +176,10 @@ func (s *Store) Create(ctx context.Context, name string) (string, Info, error) {
 	d := digest(token)
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	info := Info{ID: uuid.New(), Name: name}
-	err := s.pool.QueryRow(ctx,
-		`INSERT INTO admin_tokens (id, name, token_hash) VALUES ($1, $2, $3) RETURNING created_at`,
-		info.ID, name, d[:]).Scan(&info.CreatedAt)
+	info := Info{ID: uuid.New(), Name: name, Scopes: scopes, ExpiresAt: expiresAt}
+	err = s.pool.QueryRow(ctx,
+		`INSERT INTO admin_tokens (id, name, token_hash, scopes, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING created_at`,
+		info.ID, name, d[:], scopes, expiresAt).Scan(&info.CreatedAt)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -104,20 +190,24 @@ func (s *Store) Create(ctx context.Context, name string) (string, Info, error) {
 	return token, info, nil
 }
 
+const infoColumns = `id, name, scopes, expires_at, created_at, last_used_at, revoked_at`
+
+func scanInfo(row pgx.Row) (Info, error) {
+	var i Info
+	err := row.Scan(&i.ID, &i.Name, &i.Scopes, &i.ExpiresAt, &i.CreatedAt, &i.LastUsedAt, &i.RevokedAt)
+	return i, err
+}
+
 // List returns every token, revoked ones included, oldest first.
 func (s *Store) List(ctx context.Context) ([]Info, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	rows, err := s.pool.Query(ctx,
-		`SELECT id, name, created_at, last_used_at, revoked_at FROM admin_tokens ORDER BY created_at, name`)
+		`SELECT `+infoColumns+` FROM admin_tokens ORDER BY created_at, name`)
 	if err != nil {
 		return nil, fmt.Errorf("admintoken: list: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Info, error) {
-		var i Info
-		err := r.Scan(&i.ID, &i.Name, &i.CreatedAt, &i.LastUsedAt, &i.RevokedAt)
-		return i, err
-	})
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Info, error) { return scanInfo(r) })
 	if err != nil {
 		return nil, fmt.Errorf("admintoken: list: %w", err)
 	}
@@ -133,12 +223,10 @@ func (s *Store) Revoke(ctx context.Context, ref string) (Info, error) {
 	if u, err := uuid.Parse(ref); err == nil {
 		id = &u
 	}
-	var i Info
-	err := s.pool.QueryRow(ctx, `
+	i, err := scanInfo(s.pool.QueryRow(ctx, `
 		UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, now())
 		WHERE name = $1 OR id = $2
-		RETURNING id, name, created_at, last_used_at, revoked_at`, ref, id).
-		Scan(&i.ID, &i.Name, &i.CreatedAt, &i.LastUsedAt, &i.RevokedAt)
+		RETURNING `+infoColumns, ref, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Info{}, fmt.Errorf("%w: %q", ErrNotFound, ref)
 	}
@@ -148,33 +236,35 @@ func (s *Store) Revoke(ctx context.Context, ref string) (Info, error) {
 	return i, nil
 }
 
-// Authenticate returns the name of the token, or ErrUnauthorized. The
-// bootstrap token is compared in constant time over digests, which also
-// hides its length; stored tokens are found by their digest, so the lookup
-// reveals nothing about a token's bytes.
-func (s *Store) Authenticate(ctx context.Context, token string) (string, error) {
+// Authenticate returns the token's Principal, or ErrUnauthorized for an
+// unknown, revoked or expired token. The bootstrap token is compared in
+// constant time over digests, which also hides its length; stored tokens
+// are found by their digest, so the lookup reveals nothing about a token's
+// bytes. Expiry is judged by the database's clock, which every replica
+// shares.
+func (s *Store) Authenticate(ctx context.Context, token string) (Principal, error) {
 	if token == "" || len(token) > 512 {
-		return "", ErrUnauthorized
+		return Principal{}, ErrUnauthorized
 	}
 	d := digest(token)
 	if s.bootstrap != nil && subtle.ConstantTimeCompare(d[:], s.bootstrap) == 1 {
-		return BootstrapName, nil
+		return Principal{Name: BootstrapName, Scopes: AllScopes()}, nil
 	}
 	if !strings.HasPrefix(token, Prefix) {
-		return "", ErrUnauthorized
+		return Principal{}, ErrUnauthorized
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var name string
+	var p Principal
 	err := s.pool.QueryRow(ctx, `
 		UPDATE admin_tokens SET last_used_at = now()
-		WHERE token_hash = $1 AND revoked_at IS NULL
-		RETURNING name`, d[:]).Scan(&name)
+		WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+		RETURNING name, scopes`, d[:]).Scan(&p.Name, &p.Scopes)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrUnauthorized
+		return Principal{}, ErrUnauthorized
 	}
 	if err != nil {
-		return "", fmt.Errorf("admintoken: authenticate: %w", err)
+		return Principal{}, fmt.Errorf("admintoken: authenticate: %w", err)
 	}
-	return name, nil
+	return p, nil
 }

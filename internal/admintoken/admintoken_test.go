@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
@@ -21,7 +25,7 @@ func TestLifecycle(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	s := admintoken.New(pool, bootstrap)
 
-	token, info, err := s.Create(ctx, "ops")
+	token, info, err := s.Create(ctx, "ops", admintoken.AllScopes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,22 +40,24 @@ func TestLifecycle(t *testing.T) {
 	if stored != 0 {
 		t.Fatal("the token is stored in clear")
 	}
-	if name, err := s.Authenticate(ctx, token); err != nil || name != "ops" {
-		t.Fatalf("authenticate: %q %v", name, err)
+	if p, err := s.Authenticate(ctx, token); err != nil || p.Name != "ops" || !p.Can(admintoken.ScopeRead) || !p.Can(admintoken.ScopeWrite) {
+		t.Fatalf("authenticate: %+v %v", p, err)
 	}
-	if name, err := s.Authenticate(ctx, bootstrap); err != nil || name != admintoken.BootstrapName {
-		t.Fatalf("bootstrap: %q %v", name, err)
+	if p, err := s.Authenticate(ctx, bootstrap); err != nil || p.Name != admintoken.BootstrapName ||
+		!p.Can(admintoken.ScopeRead) || !p.Can(admintoken.ScopeWrite) {
+		t.Fatalf("bootstrap: %+v %v", p, err)
 	}
-	if _, _, err := s.Create(ctx, "ops"); !errors.Is(err, admintoken.ErrExists) {
+	if _, _, err := s.Create(ctx, "ops", admintoken.AllScopes(), nil); !errors.Is(err, admintoken.ErrExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
 	for _, bad := range []string{"", "Ops", "bootstrap", "a b", strings.Repeat("a", 65), "-x", "ä"} {
-		if _, _, err := s.Create(ctx, bad); !errors.Is(err, admintoken.ErrInvalidName) {
+		if _, _, err := s.Create(ctx, bad, admintoken.AllScopes(), nil); !errors.Is(err, admintoken.ErrInvalidName) {
 			t.Errorf("name %q: %v", bad, err)
 		}
 	}
 	list, err := s.List(ctx)
-	if err != nil || len(list) != 1 || list[0].LastUsedAt == nil || list[0].RevokedAt != nil {
+	if err != nil || len(list) != 1 || list[0].LastUsedAt == nil || list[0].RevokedAt != nil ||
+		list[0].ExpiresAt != nil || !slices.Equal(list[0].Scopes, []string{"read", "write"}) {
 		t.Fatalf("list: %+v %v", list, err)
 	}
 	// Revoke by id; revoking again is fine; by name works too.
@@ -74,7 +80,7 @@ func TestAuthenticateRefuses(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	s := admintoken.New(pool, bootstrap)
-	token, _, err := s.Create(ctx, "ci")
+	token, _, err := s.Create(ctx, "ci", admintoken.AllScopes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,5 +94,137 @@ func TestAuthenticateRefuses(t *testing.T) {
 	none := admintoken.New(pool, "")
 	if _, err := none.Authenticate(ctx, bootstrap); !errors.Is(err, admintoken.ErrUnauthorized) {
 		t.Errorf("bootstrap accepted without being configured: %v", err)
+	}
+}
+
+func TestScopes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	s := admintoken.New(pool, "")
+	tests := []struct {
+		name    string
+		scopes  []string
+		want    []string
+		wantErr string // the ScopeError's Scope; "-" for none
+	}{
+		{"read", []string{"read"}, []string{"read"}, "-"},
+		{"write", []string{"write"}, []string{"write"}, "-"},
+		{"both, canonical order, no duplicates", []string{"write", "read", "write"}, []string{"read", "write"}, "-"},
+		{"none", nil, nil, ""},
+		{"empty list", []string{}, nil, ""},
+		{"unknown", []string{"read", "admin"}, nil, "admin"},
+		{"case matters", []string{"Read"}, nil, "Read"},
+		{"empty scope", []string{""}, nil, ""},
+	}
+	for i, tt := range tests {
+		name := "t" + string(rune('a'+i))
+		_, info, err := s.Create(ctx, name, tt.scopes, nil)
+		if tt.wantErr != "-" {
+			var se *admintoken.ScopeError
+			if !errors.As(err, &se) || se.Scope != tt.wantErr {
+				t.Errorf("%s: error %v, want a ScopeError on %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, info.Scopes); diff != "" {
+			t.Errorf("%s: scopes (-want +got):\n%s", tt.name, diff)
+		}
+	}
+	// Only the valid ones were stored, with the scopes read back as made.
+	list, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, i := range list {
+		got[i.Name] = i.Scopes
+	}
+	if diff := cmp.Diff(map[string][]string{"ta": {"read"}, "tb": {"write"}, "tc": {"read", "write"}}, got); diff != "" {
+		t.Fatalf("stored scopes (-want +got):\n%s", diff)
+	}
+
+	read, _, err := s.Create(ctx, "reader", []string{"read"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Authenticate(ctx, read)
+	if err != nil || p.Name != "reader" || !p.Can(admintoken.ScopeRead) || p.Can(admintoken.ScopeWrite) || p.Can("") {
+		t.Fatalf("read token: %+v %v", p, err)
+	}
+	// The database refuses scopes the package would refuse.
+	for _, bad := range []string{`{}`, `{admin}`, `{read,admin}`} {
+		if _, err := pool.Exec(ctx, `UPDATE admin_tokens SET scopes = $1::text[] WHERE name = 'reader'`, bad); err == nil {
+			t.Errorf("database accepted scopes %s", bad)
+		}
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	s := admintoken.New(pool, "")
+	for _, past := range []time.Time{time.Now().Add(-time.Second), time.Now().Add(-24 * time.Hour)} {
+		if _, _, err := s.Create(ctx, "old", admintoken.AllScopes(), &past); !errors.Is(err, admintoken.ErrExpiryInPast) {
+			t.Fatalf("expiry %v: %v", past, err)
+		}
+	}
+	exp := time.Now().Add(time.Hour)
+	token, info, err := s.Create(ctx, "temp", []string{"write"}, &exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ExpiresAt == nil || !info.ExpiresAt.Equal(exp.Truncate(time.Microsecond)) || info.Expired(time.Now()) || !info.Expired(exp) {
+		t.Fatalf("info %+v", info)
+	}
+	if p, err := s.Authenticate(ctx, token); err != nil || p.Name != "temp" {
+		t.Fatalf("unexpired token: %+v %v", p, err)
+	}
+	list, err := s.List(ctx)
+	if err != nil || len(list) != 1 || list[0].ExpiresAt == nil || !list[0].ExpiresAt.Equal(*info.ExpiresAt) {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	// Expiry is judged by the database's clock.
+	if _, err := pool.Exec(ctx, `UPDATE admin_tokens SET expires_at = now() - interval '1 second' WHERE name = 'temp'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, token); !errors.Is(err, admintoken.ErrUnauthorized) {
+		t.Fatalf("expired token: %v", err)
+	}
+	// The bootstrap token never expires.
+	boot := admintoken.New(pool, bootstrap)
+	if p, err := boot.Authenticate(ctx, bootstrap); err != nil || p.Name != admintoken.BootstrapName {
+		t.Fatalf("bootstrap: %+v %v", p, err)
+	}
+}
+
+func TestPrincipalCan(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		scopes []string
+		scope  string
+		want   bool
+	}{
+		{"read holds read", []string{"read"}, "read", true},
+		{"read lacks write", []string{"read"}, "write", false},
+		{"write implies read", []string{"write"}, "read", true},
+		{"write holds write", []string{"write"}, "write", true},
+		{"both", admintoken.AllScopes(), "write", true},
+		{"none", nil, "read", false},
+		{"empty scope", admintoken.AllScopes(), "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := (admintoken.Principal{Name: "x", Scopes: tt.scopes}).Can(tt.scope); got != tt.want {
+				t.Fatalf("Can(%q) = %v", tt.scope, got)
+			}
+		})
 	}
 }

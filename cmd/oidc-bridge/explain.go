@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+)
+
+// Environment of the explain command (the client side, like the exchange).
+const (
+	envEndpoint   = "OIDC_BRIDGE_ENDPOINT"
+	envAdminToken = "OIDC_BRIDGE_TOKEN"
+)
+
+const (
+	explainPath    = "/v1/admin/explain"
+	explainTimeout = 60 * time.Second
+	// maxExplainInput bounds a token or claims file; the bridge refuses
+	// bodies over 64 KiB anyway.
+	maxExplainInput = 64 << 10
+	maxExplainReply = 4 << 20
+)
+
+func (a *app) explainCmd() *cobra.Command {
+	var (
+		bridgeURL, adminToken       string
+		tokenFile, tokenEnv         string
+		claimsFile, issuer, mapName string
+		provider                    string
+		asJSON                      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "explain (--token-file F | --token-env VAR | --claims-file F --issuer NAME)",
+		Short: "Explain which mappings admit a token, and why the others do not",
+		Long: `Ask the bridge what every mapping of a token's issuer says about the token:
+admitted or not, which condition failed and the value the token carries, and
+what an exchange would decide. Nothing is issued or recorded.
+
+A token (--token-file, "-" for standard input, or --token-env) is verified as
+the exchange verifies it. Bare claims (--claims-file, a token's JSON payload,
+with --issuer naming the registered issuer) are read as that issuer's tokens
+are, but neither signature nor times nor audience are checked.
+
+The bridge's URL and an admin token (scope read) come from --bridge-url and
+--admin-token, or from OIDC_BRIDGE_ENDPOINT and OIDC_BRIDGE_TOKEN. The exit
+status is 0 whatever the decision, 1 when the explanation failed.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			env := environMap(a.environ)
+			if bridgeURL == "" {
+				bridgeURL = env[envEndpoint]
+			}
+			if adminToken == "" {
+				adminToken = env[envAdminToken]
+			}
+			req, err := explainRequest(cmd.InOrStdin(), env, tokenFile, tokenEnv, claimsFile, issuer)
+			if err != nil {
+				return err
+			}
+			req.Mapping, req.Provider = mapName, provider
+			switch {
+			case bridgeURL == "":
+				return usageError{fmt.Errorf("the bridge's URL is required: --bridge-url or %s", envEndpoint)}
+			case adminToken == "":
+				return usageError{fmt.Errorf("an admin token is required: --admin-token or %s", envAdminToken)}
+			}
+			body, err := postExplain(cmd.Context(), bridgeURL, adminToken, req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				var out bytes.Buffer
+				if err := json.Indent(&out, body, "", "  "); err != nil {
+					return fmt.Errorf("explain: the bridge answered malformed JSON: %w", err)
+				}
+				out.WriteByte('\n')
+				_, err := a.stdout.Write(out.Bytes())
+				return err
+			}
+			var res bridge.ExplainResponse
+			if err := json.Unmarshal(body, &res); err != nil {
+				return fmt.Errorf("explain: the bridge answered malformed JSON: %w", err)
+			}
+			return renderExplanation(a.stdout, &res)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&bridgeURL, "bridge-url", "", "the bridge's base URL (default $"+envEndpoint+")")
+	f.StringVar(&adminToken, "admin-token", "", "an admin token with the read scope (default $"+envAdminToken+"; prefer the variable: flags show in ps)")
+	f.StringVar(&tokenFile, "token-file", "", `a file holding the pipeline token to explain ("-": standard input)`)
+	f.StringVar(&tokenEnv, "token-env", "", "a variable holding the pipeline token to explain")
+	f.StringVar(&claimsFile, "claims-file", "", `a JSON file of bare claims to explain ("-": standard input); needs --issuer`)
+	f.StringVar(&issuer, "issuer", "", "the registered issuer of the bare claims")
+	f.StringVar(&mapName, "mapping", "", "explain only this mapping, and decide as an exchange naming it")
+	f.StringVar(&provider, "provider", "", "only mappings of this provider (aws, gcp, azure, jwt)")
+	f.BoolVar(&asJSON, "json", false, "print the bridge's JSON answer")
+	return cmd
+}
+
+// explainRequest builds the request body from exactly one source of a token
+// or claims.
+func explainRequest(stdin io.Reader, env map[string]string, tokenFile, tokenEnv, claimsFile, issuer string) (bridge.ExplainRequest, error) {
+	var req bridge.ExplainRequest
+	n := 0
+	for _, s := range []string{tokenFile, tokenEnv, claimsFile} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return req, usageError{errors.New("give exactly one of --token-file, --token-env and --claims-file")}
+	}
+	if (claimsFile != "") != (issuer != "") {
+		return req, usageError{errors.New("--issuer goes with --claims-file, and --claims-file needs it")}
+	}
+	switch {
+	case tokenFile != "":
+		b, err := readInput(stdin, tokenFile)
+		if err != nil {
+			return req, err
+		}
+		req.Token = strings.TrimSpace(string(b))
+	case tokenEnv != "":
+		req.Token = strings.TrimSpace(env[tokenEnv])
+		if req.Token == "" {
+			return req, fmt.Errorf("explain: $%s is empty or unset", tokenEnv)
+		}
+	default:
+		b, err := readInput(stdin, claimsFile)
+		if err != nil {
+			return req, err
+		}
+		if !json.Valid(b) {
+			return req, fmt.Errorf("explain: %s is not JSON", claimsFile)
+		}
+		req.Issuer, req.Claims = issuer, json.RawMessage(bytes.TrimSpace(b))
+	}
+	if req.Token == "" && req.Claims == nil {
+		return req, errors.New("explain: the token file is empty")
+	}
+	return req, nil
+}
+
+func readInput(stdin io.Reader, name string) ([]byte, error) {
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("explain: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxExplainInput+1))
+	if err != nil {
+		return nil, fmt.Errorf("explain: read %s: %w", name, err)
+	}
+	if len(b) > maxExplainInput {
+		return nil, fmt.Errorf("explain: %s is larger than %d bytes", name, maxExplainInput)
+	}
+	return b, nil
+}
+
+// postExplain calls POST /v1/admin/explain and returns the 200 body; any
+// other answer becomes an error carrying the bridge's code and message.
+func postExplain(ctx context.Context, base, adminToken string, req bridge.ExplainRequest) ([]byte, error) {
+	u, err := url.Parse(strings.TrimRight(base, "/") + explainPath)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, usageError{fmt.Errorf("the bridge URL %q must be an http(s) URL like https://bridge.example.com", base)}
+	}
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, explainTimeout)
+	defer cancel()
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Accept", "application/json")
+	hr.Header.Set("Authorization", "Bearer "+adminToken)
+	hr.Header.Set("User-Agent", "oidc-bridge-cli")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxExplainReply))
+	if err != nil {
+		return nil, fmt.Errorf("explain: read the answer: %w", err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return body, nil
+	}
+	var e api.Error
+	if json.Unmarshal(body, &e) != nil || e.Error == "" {
+		return nil, fmt.Errorf("explain: the bridge answered %s", resp.Status)
+	}
+	msg := fmt.Sprintf("explain: %d %s: %s", resp.StatusCode, clean(e.Error), clean(e.Message))
+	if e.RequestID != "" {
+		msg += " (request id " + clean(e.RequestID) + ")"
+	}
+	return nil, errors.New(msg)
+}
+
+// renderExplanation prints the claims, one block per mapping (its decision
+// and each condition: patterns against the value seen) and the decision.
+func renderExplanation(w io.Writer, res *bridge.ExplainResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	how := "bare claims, not verified"
+	if res.Verified {
+		how = "token verified"
+	}
+	fmt.Fprintf(tw, "issuer %s (%s)\n", clean(res.Issuer), how)
+	c := res.Claims
+	for _, kv := range [][2]string{
+		{"repository", c.Repository}, {"repository_id", c.RepositoryID}, {"ref", c.Ref}, {"environment", c.Environment},
+		{"event_name", c.EventName}, {"workflow_ref", c.WorkflowRef}, {"actor", c.Actor}, {"run_id", c.RunID},
+	} {
+		v := kv[1]
+		if v == "" {
+			v = "(absent)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", kv[0], clean(v))
+	}
+	fmt.Fprintln(tw)
+	if len(res.Mappings) == 0 {
+		fmt.Fprintln(tw, "no mappings")
+	}
+	for _, e := range res.Mappings {
+		renderMapping(tw, &e)
+	}
+	d := res.Decision
+	fmt.Fprintf(tw, "\ndecision: %s", clean(d.Outcome))
+	if d.Mapping != "" {
+		fmt.Fprintf(tw, " (%s)", clean(d.Mapping))
+	}
+	fmt.Fprintf(tw, ": %s\n", clean(d.Message))
+	return tw.Flush()
+}
+
+func renderMapping(w io.Writer, e *mapping.Explanation) {
+	var tags []string
+	if e.Provider != "" {
+		tags = append(tags, e.Provider)
+	}
+	if !e.Enabled {
+		tags = append(tags, "disabled")
+	}
+	if e.Mode != "" && e.Mode != mapping.ModeEnforce {
+		tags = append(tags, e.Mode+" mode")
+	}
+	verdict := "admitted"
+	if !e.Admitted {
+		verdict = "refused (" + e.Reason + ")"
+		if e.Detail != "" {
+			verdict += ": " + e.Detail
+		}
+	}
+	fmt.Fprintf(w, "%s %s [%s] %s\n", mark(e.Admitted), clean(e.Mapping), clean(strings.Join(tags, ", ")), clean(verdict))
+	for _, r := range e.Conditions {
+		v := strconv.Quote(r.Value)
+		if !r.Present {
+			v = "(absent)"
+		}
+		fmt.Fprintf(w, "    %s %s\t%s\t%s\n", mark(r.Matched), clean(r.Condition), clean(strings.Join(r.Patterns, ", ")), clean(v))
+	}
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "✓"
+	}
+	return "✗"
+}
+
+// clean makes text from the bridge (claim values are the pipeline's) safe for
+// a terminal: anything holding a non-printable character is shown quoted
+// with escapes (attack catalogue 56).
+func clean(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			q := strconv.QuoteToASCII(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}
+
+// environMap reads KEY=VALUE pairs; the last of a repeated key wins, as
+// with os.Getenv.
+func environMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+)
+
+func sampleExplanation() *bridge.ExplainResponse {
+	return &bridge.ExplainResponse{
+		Issuer:   "github",
+		Verified: true,
+		Claims: bridge.ExplainClaims{Issuer: "https://token.actions.githubusercontent.com", Repository: "acme/web", RepositoryID: "1339936803",
+			Ref: "refs/heads/feat/x", EventName: "push", Actor: "octocat", RunID: "42"},
+		Mappings: []mapping.Explanation{
+			{Mapping: "web", Provider: "aws", Enabled: true, Mode: "enforce", Reason: "ref",
+				Detail: `ref: "refs/heads/feat/x" matches none of refs/heads/main`,
+				Conditions: []mapping.ConditionResult{
+					{Condition: "repository", Patterns: []string{"acme/web"}, Value: "acme/web", Present: true, Matched: true},
+					{Condition: "ref", Patterns: []string{"refs/heads/main"}, Value: "refs/heads/feat/x", Present: true},
+					{Condition: "claims.runner_environment", Patterns: []string{"github-hosted"}, Value: "self\x1b[2J", Present: true},
+				}},
+			{Mapping: "off", Provider: "gcp", Mode: "audit", Reason: "disabled", Detail: "the mapping is disabled: it admits nothing",
+				Conditions: []mapping.ConditionResult{
+					{Condition: "environment", Patterns: []string{"production", "staging"}},
+				}},
+			{Mapping: "any-branch", Provider: "jwt", Enabled: true, Mode: "enforce", Admitted: true,
+				Conditions: []mapping.ConditionResult{
+					{Condition: "repository_id", Patterns: []string{"1339936803"}, Value: "1339936803", Present: true, Matched: true},
+				}},
+		},
+		Decision: bridge.ExplainDecision{Outcome: "would_issue", Mapping: "any-branch", Message: `mapping "any-branch" admits this token and is the only one`},
+	}
+}
+
+func TestRenderExplanation(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := renderExplanation(&out, sampleExplanation()); err != nil {
+		t.Fatal(err)
+	}
+	want := `issuer github (token verified)
+  repository     acme/web
+  repository_id  1339936803
+  ref            refs/heads/feat/x
+  environment    (absent)
+  event_name     push
+  workflow_ref   (absent)
+  actor          octocat
+  run_id         42
+
+✗ web [aws] refused (ref): ref: "refs/heads/feat/x" matches none of refs/heads/main
+    ✓ repository                 acme/web         "acme/web"
+    ✗ ref                        refs/heads/main  "refs/heads/feat/x"
+    ✗ claims.runner_environment  github-hosted    "self\x1b[2J"
+✗ off [gcp, disabled, audit mode] refused (disabled): the mapping is disabled: it admits nothing
+    ✗ environment  production, staging  (absent)
+✓ any-branch [jwt] admitted
+    ✓ repository_id  1339936803  "1339936803"
+
+decision: would_issue (any-branch): mapping "any-branch" admits this token and is the only one
+`
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("rendering (-want +got):\n%s", diff)
+	}
+	if strings.ContainsRune(out.String(), 0x1b) {
+		t.Error("a terminal escape reached the output")
+	}
+}
+
+func TestClean(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"acme/web":       "acme/web",
+		"café":           "café",
+		"a\x1b[31mb":     `a\x1b[31mb`,
+		"line\nforged":   `line\nforged`,
+		"zero\u200bwide": `zero\u200bwide`,
+	} {
+		if got := clean(in); got != want {
+			t.Errorf("clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// fakeBridge answers POST /v1/admin/explain with the sample, recording the
+// request.
+func fakeBridge(t *testing.T, status int, answer any) (*httptest.Server, *bridge.ExplainRequest, *http.Header) {
+	t.Helper()
+	var got bridge.ExplainRequest
+	var hdr http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/admin/explain" {
+			http.NotFound(w, r)
+			return
+		}
+		hdr = r.Header.Clone()
+		got = bridge.ExplainRequest{}
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&got); err != nil {
+			t.Errorf("request body: %v", err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(answer)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &got, &hdr
+}
+
+func runExplain(t *testing.T, environ []string, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	a := &app{stdout: &out, stderr: &errOut, environ: environ}
+	cmd := a.explainCmd()
+	cmd.SetArgs(args)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestExplainCommand(t *testing.T) {
+	t.Parallel()
+	srv, got, hdr := fakeBridge(t, 200, sampleExplanation())
+	env := []string{"OIDC_BRIDGE_ENDPOINT=" + srv.URL + "/", "OIDC_BRIDGE_TOKEN=admin-secret", "CI_TOKEN= eyJ.token.sig\n"}
+
+	out, err := runExplain(t, env, "", "--token-env", "CI_TOKEN", "--mapping", "web", "--provider", "aws")
+	if err != nil {
+		t.Fatalf("explain: %v", err)
+	}
+	if want := (bridge.ExplainRequest{Token: "eyJ.token.sig", Mapping: "web", Provider: "aws"}); !cmp.Equal(want, *got) {
+		t.Errorf("request %+v, want %+v", *got, want)
+	}
+	if hdr.Get("Authorization") != "Bearer admin-secret" {
+		t.Errorf("Authorization %q", hdr.Get("Authorization"))
+	}
+	if !strings.Contains(out, "decision: would_issue (any-branch)") {
+		t.Errorf("output:\n%s", out)
+	}
+
+	// --json prints the bridge's answer.
+	out, err = runExplain(t, env, "eyJ.stdin.sig\n", "--token-file", "-", "--json")
+	if err != nil {
+		t.Fatalf("explain --json: %v", err)
+	}
+	var res bridge.ExplainResponse
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Decision.Mapping != "any-branch" || got.Token != "eyJ.stdin.sig" {
+		t.Errorf("--json output %q (%v), request %+v", out, err, *got)
+	}
+
+	// Bare claims, flags over the environment.
+	dir := t.TempDir()
+	claims := filepath.Join(dir, "claims.json")
+	if err := os.WriteFile(claims, []byte(`{"iss": "https://token.actions.githubusercontent.com", "ref": "refs/heads/main"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runExplain(t, []string{"OIDC_BRIDGE_ENDPOINT=http://127.0.0.1:1"}, "",
+		"--bridge-url", srv.URL, "--admin-token", "flag-secret", "--claims-file", claims, "--issuer", "github"); err != nil {
+		t.Fatalf("explain claims: %v", err)
+	}
+	if got.Issuer != "github" || got.Token != "" || !strings.Contains(string(got.Claims), `"ref"`) || hdr.Get("Authorization") != "Bearer flag-secret" {
+		t.Errorf("request %+v, Authorization %q", *got, hdr.Get("Authorization"))
+	}
+}
+
+func TestExplainCommandErrors(t *testing.T) {
+	t.Parallel()
+	refused, _, _ := fakeBridge(t, 401, map[string]string{"error": "invalid_token", "message": "the token was refused (token_expired)"})
+	env := []string{"OIDC_BRIDGE_ENDPOINT=" + refused.URL, "OIDC_BRIDGE_TOKEN=admin-secret", "CI_TOKEN=eyJ.token.sig"}
+	for _, tt := range []struct {
+		name    string
+		environ []string
+		args    []string
+		usage   bool
+		in      string
+	}{
+		{"bridge refuses", env, []string{"--token-env", "CI_TOKEN"}, false, "401 invalid_token: the token was refused (token_expired)"},
+		{"no source", env, nil, true, "exactly one"},
+		{"two sources", env, []string{"--token-env", "CI_TOKEN", "--token-file", "-"}, true, "exactly one"},
+		{"claims without issuer", env, []string{"--claims-file", "-"}, true, "--issuer"},
+		{"issuer without claims", env, []string{"--token-env", "CI_TOKEN", "--issuer", "github"}, true, "--issuer"},
+		{"no URL", []string{"OIDC_BRIDGE_TOKEN=x", "CI_TOKEN=t"}, []string{"--token-env", "CI_TOKEN"}, true, "OIDC_BRIDGE_ENDPOINT"},
+		{"no admin token", []string{"OIDC_BRIDGE_ENDPOINT=" + refused.URL, "CI_TOKEN=t"}, []string{"--token-env", "CI_TOKEN"}, true, "OIDC_BRIDGE_TOKEN"},
+		{"bad URL", []string{"OIDC_BRIDGE_ENDPOINT=ftp://x", "OIDC_BRIDGE_TOKEN=x", "CI_TOKEN=t"}, []string{"--token-env", "CI_TOKEN"}, true, "http(s)"},
+		{"empty variable", env, []string{"--token-env", "NOPE"}, false, "$NOPE"},
+		{"missing file", env, []string{"--token-file", "/nonexistent/token"}, false, "no such file"},
+		{"arguments", env, []string{"--token-env", "CI_TOKEN", "extra"}, true, "usage"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := runExplain(t, tt.environ, "", tt.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var ue usageError
+			if errors.As(err, &ue) != tt.usage {
+				t.Errorf("usage error %v, want %v: %v", errors.As(err, &ue), tt.usage, err)
+			}
+			if !strings.Contains(err.Error(), tt.in) {
+				t.Errorf("error %q does not mention %q", err, tt.in)
+			}
+			if strings.Contains(err.Error(), "admin-secret") {
+				t.Errorf("error shows the admin token: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,189 @@
+package mapping
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+)
+
+// Explanation says what a mapping decides about a token's claims and why: the
+// policy explainer's answer for one mapping.
+type Explanation struct {
+	Mapping  string `json:"mapping"`
+	Provider string `json:"provider"`
+	Enabled  bool   `json:"enabled"`
+	Mode     string `json:"mode"`
+	// Admitted and Reason are exactly what Admits returns.
+	Admitted bool   `json:"admitted"`
+	Reason   string `json:"reason,omitempty"`
+	// Detail says Reason to a person, with the value seen.
+	Detail string `json:"detail,omitempty"`
+	// Conditions holds one result per condition of the mapping, in the
+	// order Admits checks them: repository, repository_id, ref,
+	// environment, event_name, workflow_ref, then claims.<name> by name.
+	Conditions []ConditionResult `json:"conditions"`
+}
+
+// ConditionResult is one condition of a mapping held against the claims.
+type ConditionResult struct {
+	// Condition is repository, repository_id, ref, environment,
+	// event_name, workflow_ref or claims.<name>.
+	Condition string   `json:"condition"`
+	Patterns  []string `json:"patterns"`
+	// Value is the value seen: the normalised claim for the first-class
+	// conditions (GitLab's ref as a full ref, ...), the claim's raw form
+	// for claims.* (as Claims.RawString gives it; JSON for an array, an
+	// object or null, which never match).
+	Value   string `json:"value"`
+	Present bool   `json:"present"`
+	Matched bool   `json:"matched"`
+}
+
+// Explain evaluates every condition of m against c, without stopping at the
+// first failure, and reports the decision of Admits with it: Admitted and
+// Reason always equal what m.Admits(c) returns. A disabled mapping, or one
+// of another issuer, still has its conditions evaluated, so that the answer
+// shows what it would decide once enabled. It is pure, like Admits.
+func Explain(m *Mapping, c *identity.Claims) Explanation {
+	e := Explanation{Mapping: m.Name, Provider: m.Provider, Enabled: m.Enabled, Mode: m.Mode}
+	if e.Mode == "" {
+		e.Mode = ModeEnforce
+	}
+	cond := &m.Conditions
+	e.Conditions = explainConditions(cond, c)
+
+	switch {
+	case c == nil:
+		e.Reason, e.Detail = ReasonNoClaims, "there are no claims to match"
+	case !m.Enabled:
+		e.Reason, e.Detail = ReasonDisabled, "the mapping is disabled: it admits nothing"
+	case m.Issuer != c.IssuerName:
+		e.Reason = ReasonIssuer
+		e.Detail = fmt.Sprintf("the mapping belongs to issuer %q, the token to %q", m.Issuer, c.IssuerName)
+	case !cond.constrains(c.Kind):
+		e.Reason = ReasonUnconstrained
+		if c.Kind == identity.KindGeneric {
+			e.Detail = "the mapping has no condition at all: it admits nothing"
+		} else {
+			e.Detail = "the mapping constrains neither repository nor repository_id: it admits nothing"
+		}
+	default:
+		for _, r := range e.Conditions {
+			if !r.Matched {
+				e.Reason, e.Detail = conditionReason(r.Condition), failureDetail(r)
+				break
+			}
+		}
+		if e.Reason != "" {
+			break
+		}
+		if isGitLabForkPipeline(c) {
+			if _, named := cond.Claims[claimJobProjectPath]; !named {
+				e.Reason = ReasonForkPipeline
+				e.Detail = fmt.Sprintf("job_project_path %s differs from project_path %q (a fork's merge-request pipeline) "+
+					"and the mapping names no claims.job_project_path", quoteValue(c.JobProjectPath), c.Repository)
+				break
+			}
+		}
+		if requiresEventOptIn(c) && !cond.EventName.lists(c.EventName) {
+			e.Reason = ReasonEventOptIn
+			e.Detail = fmt.Sprintf("event_name %q may run fork code with the base branch's context: "+
+				"conditions.event_name must list it literally", c.EventName)
+		}
+	}
+	e.Admitted = e.Reason == reasonAdmitted
+	return e
+}
+
+// explainConditions evaluates each condition present, with the same
+// comparison Admits uses for it.
+func explainConditions(cond *Conditions, c *identity.Claims) []ConditionResult {
+	var claims identity.Claims
+	if c != nil {
+		claims = *c
+	}
+	first := []struct {
+		name  string
+		v     *Values
+		value string
+		match func(pattern, s string) bool
+	}{
+		{ReasonRepository, cond.Repository, claims.Repository, MatchFold},
+		{ReasonRepositoryID, cond.RepositoryID, claims.RepositoryID, equalString},
+		{ReasonRef, cond.Ref, claims.Ref, Match},
+		{ReasonEnvironment, cond.Environment, claims.Environment, Match},
+		{ReasonEventName, cond.EventName, claims.EventName, Match},
+		{ReasonWorkflowRef, cond.WorkflowRef, claims.WorkflowRef, Match},
+	}
+	out := []ConditionResult{}
+	for _, f := range first {
+		if f.v == nil {
+			continue
+		}
+		out = append(out, ConditionResult{
+			Condition: f.name,
+			Patterns:  patternsOf(f.v),
+			Value:     f.value,
+			Present:   f.value != "",
+			Matched:   f.v.matches(f.value, f.match),
+		})
+	}
+	names := make([]string, 0, len(cond.Claims))
+	for name := range cond.Claims {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		v := cond.Claims[name]
+		r := ConditionResult{Condition: "claims." + name, Patterns: patternsOf(&v)}
+		if s, ok := claims.RawString(name); ok {
+			r.Value, r.Present, r.Matched = s, true, v.matches(s, Match)
+		} else if raw, present := claims.Raw[name]; present {
+			b, _ := json.Marshal(raw)
+			r.Value, r.Present = string(b), true
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func patternsOf(v *Values) []string {
+	if v.Patterns == nil {
+		return []string{}
+	}
+	return slices.Clone(v.Patterns)
+}
+
+// conditionReason is the Admits reason of a failed condition: a claims
+// condition is "claims", whatever its name.
+func conditionReason(condition string) string {
+	if strings.HasPrefix(condition, "claims.") {
+		return ReasonClaims
+	}
+	return condition
+}
+
+func failureDetail(r ConditionResult) string {
+	if !r.Present {
+		return fmt.Sprintf("%s: the token has no %s", r.Condition, strings.TrimPrefix(r.Condition, "claims."))
+	}
+	want := strings.Join(r.Patterns, ", ")
+	if len(r.Patterns) == 0 {
+		want = "(no patterns)"
+	}
+	return fmt.Sprintf("%s: %s matches none of %s", r.Condition, quoteValue(r.Value), want)
+}
+
+// quoteValue quotes a claim value for a message: escaped, and cut to a
+// length that keeps messages bounded.
+func quoteValue(s string) string {
+	const max = 200
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + "..."
+	}
+	return strconv.Quote(s)
+}

@@ -1,0 +1,369 @@
+package mapping
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+)
+
+// Lint codes: stable, for the admin API, plan-time diagnostics and options
+// that turn some of them into errors.
+const (
+	LintNoImmutableID         = "no_immutable_id"
+	LintWildcardRepository    = "wildcard_repository"
+	LintUnprotectedProduction = "unprotected_production"
+	LintAmbiguousRef          = "ambiguous_ref"
+	LintTagRef                = "tag_ref"
+	LintRiskyEvent            = "risky_event"
+	LintSelfHostedRunner      = "self_hosted_runner"
+)
+
+// Claims that lint reads from a mapping's claims conditions.
+const (
+	claimRepositoryOwnerID = "repository_owner_id"
+	claimRefProtected      = "ref_protected"
+	claimRunnerEnvironment = "runner_environment"
+	claimDeploymentTier    = "deployment_tier"
+)
+
+// Lint returns the risky-but-valid configurations of m, a mapping of an issuer
+// of kind kind, as warnings in a fixed order: by code in the order below,
+// then by field. It is pure and deterministic; it does not validate (a
+// mapping that ValidateMapping refuses may lint clean). A kind other than
+// github, gitlab or generic gets the github rules where they differ.
+//
+// A mapping is production-looking when one of these, split into words at
+// every character that is not a letter or a digit, at lower-to-upper case
+// changes and between letters and digits, and compared case-insensitively,
+// has the word "prod", "production" or "live": its name; a pattern of
+// conditions.environment; a pattern of conditions.claims.deployment_tier
+// (GitLab); any string in its target (the role ARN, service account,
+// audience, ...). So "web-prod", "DeployProd" and "arn:...:role/live-deploy"
+// are, "product-api", "delivery" and "preprod" are not.
+//
+// A ref pattern pins specific branches or tags when it starts with
+// refs/heads/ or refs/tags/ and has, after that prefix, at least one
+// character that is neither a wildcard nor '/' (refs/heads/main,
+// refs/heads/release-*, refs/tags/v*; not refs/heads/*, refs/heads/**,
+// refs/** or refs/pull/*/merge). A mapping's ref is protected when
+// conditions.ref is present and every one of its patterns pins, or when
+// conditions.claims.ref_protected is present and is exactly "true" (GitHub
+// and GitLab both send that claim).
+//
+// The codes and their rules:
+//
+//   - no_immutable_id (conditions.repository_id): names are reusable, ids
+//     are not (attack catalogue 29). github and other non-generic kinds:
+//     neither conditions.repository_id nor conditions.claims.repository_owner_id;
+//     gitlab: no conditions.repository_id (the project_id); generic: never.
+//   - wildcard_repository (conditions.repository[i]): a repository pattern
+//     with a wildcard also trusts repositories created later (catalogue 26).
+//   - unprotected_production (conditions.ref): the ref is not protected
+//     although the mapping is production-looking, or although it has an
+//     environment condition: any branch can declare an environment and the
+//     bridge cannot see deployment-branch rules (catalogue 33).
+//   - ambiguous_ref (conditions.ref[i]): a ref pattern with a wildcard in the
+//     segment after refs/ (refs/*/main, refs/**) matches branches and tags
+//     alike (catalogue 36).
+//   - tag_ref (conditions.ref[i]): a pattern under refs/tags/: whoever can
+//     push a tag can obtain the credential, from unreviewed code (catalogue
+//     36).
+//   - risky_event (conditions.event_name[i], or conditions.event_name when
+//     absent): github: a pattern listing pull_request_target or workflow_run
+//     literally (the only way they are admitted; catalogue 34), or one
+//     matching pull_request; gitlab: one matching merge_request_event or
+//     external_pull_request_event (code that has not been merged); and for a
+//     production-looking github mapping, no event_name condition at all.
+//   - self_hosted_runner (conditions.claims.runner_environment): a pattern
+//     of that claim matches "self-hosted" (the runner is someone's machine,
+//     whose state may outlive the job); or a production-looking github
+//     mapping does not pin runner_environment to exactly "github-hosted".
+func Lint(m *Mapping, kind identity.Kind) []Warning {
+	if m == nil {
+		return nil
+	}
+	l := &linter{m: m, cond: &m.Conditions, kind: kind, prod: productionLooking(m)}
+	l.immutableID()
+	l.wildcardRepository()
+	l.unprotectedProduction()
+	l.refs()
+	l.events()
+	l.runner()
+	return l.out
+}
+
+type linter struct {
+	m    *Mapping
+	cond *Conditions
+	kind identity.Kind
+	prod bool
+	out  []Warning
+}
+
+func (l *linter) add(code, field, format string, args ...any) {
+	l.out = append(l.out, Warning{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// github reports whether the github rules apply: github and unknown kinds.
+func (l *linter) github() bool {
+	return l.kind != identity.KindGitLab && l.kind != identity.KindGeneric
+}
+
+func (l *linter) immutableID() {
+	if l.kind == identity.KindGeneric || l.cond.RepositoryID != nil {
+		return
+	}
+	if l.kind == identity.KindGitLab {
+		l.add(LintNoImmutableID, "conditions.repository_id",
+			"no project id pinned: if the project is deleted or renamed, whoever takes its path obtains this mapping; set repository_id to the project_id")
+		return
+	}
+	if _, ok := l.cond.Claims[claimRepositoryOwnerID]; ok {
+		return
+	}
+	l.add(LintNoImmutableID, "conditions.repository_id",
+		"no immutable id pinned: if the repository or its owner is deleted or renamed, whoever re-registers the name obtains this mapping; "+
+			"set repository_id (or at least claims.repository_owner_id)")
+}
+
+func (l *linter) wildcardRepository() {
+	v := l.cond.Repository
+	if v == nil {
+		return
+	}
+	for i, p := range v.Patterns {
+		if HasWildcard(p) {
+			l.add(LintWildcardRepository, indexField("conditions.repository", v, i),
+				"repository pattern %q also trusts repositories created later under that owner; list the repositories instead", p)
+		}
+	}
+}
+
+func (l *linter) unprotectedProduction() {
+	if !l.prod && l.cond.Environment == nil {
+		return
+	}
+	if l.refProtected() {
+		return
+	}
+	why := "the mapping looks like production"
+	if !l.prod {
+		why = "the mapping pins an environment, which any branch can declare"
+	}
+	hint := "pin conditions.ref to the protected branches or tags (refs/heads/main)"
+	if l.kind == identity.KindGitLab || l.kind == identity.KindGitHub {
+		hint += ` or require claims.ref_protected "true"`
+	}
+	if l.cond.Ref == nil {
+		l.add(LintUnprotectedProduction, "conditions.ref", "%s but admits any ref: %s", why, hint)
+		return
+	}
+	l.add(LintUnprotectedProduction, "conditions.ref", "%s but its ref patterns %s do not pin specific branches or tags: %s",
+		why, strings.Join(l.cond.Ref.Patterns, ", "), hint)
+}
+
+func (l *linter) refProtected() bool {
+	if v, ok := l.cond.Claims[claimRefProtected]; ok && allEqual(v.Patterns, "true") {
+		return true
+	}
+	v := l.cond.Ref
+	if v == nil || len(v.Patterns) == 0 {
+		return false
+	}
+	for _, p := range v.Patterns {
+		if !pinsRef(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// pinsRef: see Lint.
+func pinsRef(p string) bool {
+	var rest string
+	switch {
+	case strings.HasPrefix(p, "refs/heads/"):
+		rest = p[len("refs/heads/"):]
+	case strings.HasPrefix(p, "refs/tags/"):
+		rest = p[len("refs/tags/"):]
+	default:
+		return false
+	}
+	return strings.ContainsFunc(rest, func(r rune) bool { return r != '*' && r != '?' && r != '/' })
+}
+
+func (l *linter) refs() {
+	v := l.cond.Ref
+	if v == nil {
+		return
+	}
+	for i, p := range v.Patterns {
+		ns, _, _ := strings.Cut(strings.TrimPrefix(p, "refs/"), "/")
+		if strings.HasPrefix(p, "refs/") && HasWildcard(ns) {
+			l.add(LintAmbiguousRef, indexField("conditions.ref", v, i),
+				"ref pattern %q matches branches and tags alike; write refs/heads/... or refs/tags/...", p)
+		}
+	}
+	for i, p := range v.Patterns {
+		if strings.HasPrefix(p, "refs/tags/") {
+			l.add(LintTagRef, indexField("conditions.ref", v, i),
+				"ref pattern %q trusts whoever can push a matching tag, from any commit, reviewed or not; protect the tags (rulesets) or pin a branch", p)
+		}
+	}
+}
+
+func (l *linter) events() {
+	v := l.cond.EventName
+	if v == nil {
+		if l.prod && l.kind == identity.KindGitHub {
+			l.add(LintRiskyEvent, "conditions.event_name",
+				"the mapping looks like production but admits any event, pull_request included; list the events, e.g. push, workflow_dispatch, release")
+		}
+		return
+	}
+	for i, p := range v.Patterns {
+		var risky string
+		switch {
+		case !l.github():
+			if l.kind == identity.KindGitLab {
+				risky = firstMatch(p, "merge_request_event", "external_pull_request_event")
+			}
+		case p == eventPullRequestTgt || p == eventWorkflowRun:
+			risky = p
+		default:
+			risky = firstMatch(p, "pull_request")
+		}
+		if risky != "" {
+			l.add(LintRiskyEvent, indexField("conditions.event_name", v, i),
+				"event pattern %q admits %s runs, which can execute code that has not been reviewed or merged", p, risky)
+		}
+	}
+}
+
+func (l *linter) runner() {
+	v, ok := l.cond.Claims[claimRunnerEnvironment]
+	field := "conditions.claims." + claimRunnerEnvironment
+	if ok {
+		for _, p := range v.Patterns {
+			if Match(p, "self-hosted") {
+				l.add(LintSelfHostedRunner, field,
+					"runner_environment pattern %q admits self-hosted runners, whose machines and state outlive the job; prefer hosted runners for credentials", p)
+				return
+			}
+		}
+	}
+	if l.prod && l.kind == identity.KindGitHub && !(ok && allEqual(v.Patterns, "github-hosted")) {
+		l.add(LintSelfHostedRunner, field,
+			`the mapping looks like production but does not require GitHub-hosted runners; set claims.runner_environment "github-hosted"`)
+	}
+}
+
+func firstMatch(p string, events ...string) string {
+	for _, e := range events {
+		if Match(p, e) {
+			return e
+		}
+	}
+	return ""
+}
+
+func allEqual(ps []string, s string) bool {
+	if len(ps) == 0 {
+		return false
+	}
+	for _, p := range ps {
+		if p != s {
+			return false
+		}
+	}
+	return true
+}
+
+// indexField names pattern i of v as validation does: with its index when
+// the admin wrote a list.
+func indexField(field string, v *Values, i int) string {
+	if v.List || len(v.Patterns) != 1 {
+		return fmt.Sprintf("%s[%d]", field, i)
+	}
+	return field
+}
+
+var productionWords = map[string]bool{"prod": true, "production": true, "live": true}
+
+// productionLooking: see Lint.
+func productionLooking(m *Mapping) bool {
+	texts := []string{m.Name}
+	if v := m.Conditions.Environment; v != nil {
+		texts = append(texts, v.Patterns...)
+	}
+	if v, ok := m.Conditions.Claims[claimDeploymentTier]; ok {
+		texts = append(texts, v.Patterns...)
+	}
+	texts = append(texts, targetStrings(m.Target)...)
+	for _, t := range texts {
+		for _, w := range words(t) {
+			if productionWords[w] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// targetStrings returns every string in a target object, keys excluded.
+func targetStrings(raw json.RawMessage) []string {
+	var v any
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
+		return nil
+	}
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out = append(out, x)
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return out
+}
+
+// words splits s into lower-case words: at every character that is not a
+// letter or digit, at lower-to-upper case changes and between letters and
+// digits.
+func words(s string) []string {
+	var out []string
+	var cur []rune
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, strings.ToLower(string(cur)))
+			cur = cur[:0]
+		}
+	}
+	var prev rune
+	for _, r := range s {
+		switch {
+		case !unicode.IsLetter(r) && !unicode.IsDigit(r):
+			flush()
+		case len(cur) > 0 && (unicode.IsLower(prev) && unicode.IsUpper(r) || unicode.IsLetter(prev) != unicode.IsLetter(r)):
+			flush()
+			cur = append(cur, r)
+		default:
+			cur = append(cur, r)
+		}
+		prev = r
+	}
+	flush()
+	return out
+}
