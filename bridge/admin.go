@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -96,27 +98,66 @@ func (s *Server) listMappings(c echo.Context) error {
 	default:
 		return invalid("enabled", "enabled: the only filter value is true")
 	}
-	ms, err := s.opts.Store.ListMappings(c.Request().Context(), f)
+	ctx := c.Request().Context()
+	ms, err := s.opts.Store.ListMappings(ctx, f)
 	if err != nil {
 		return err
 	}
 	if ms == nil {
 		ms = []mapping.Mapping{}
 	}
+	if err := s.lint(ctx, ms); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, api.MappingList{Mappings: ms})
 }
 
 func (s *Server) getMapping(c echo.Context) error {
-	m, err := s.opts.Store.GetMapping(c.Request().Context(), c.Param("name"))
+	ctx := c.Request().Context()
+	m, err := s.opts.Store.GetMapping(ctx, c.Param("name"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, m)
+	ms := []mapping.Mapping{m}
+	if err := s.lint(ctx, ms); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ms[0])
+}
+
+// lint fills in the warnings of stored mappings, which depend on their
+// issuers' kinds.
+func (s *Server) lint(ctx context.Context, ms []mapping.Mapping) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	issuers, err := s.opts.Store.ListIssuers(ctx)
+	if err != nil {
+		return err
+	}
+	kinds := make(map[string]identity.Kind, len(issuers))
+	for _, is := range issuers {
+		kinds[is.Name] = identity.Kind(is.Kind)
+	}
+	for i := range ms {
+		ms[i].Warnings = mapping.Lint(&ms[i], kinds[ms[i].Issuer])
+	}
+	return nil
 }
 
 // readMapping decodes a mapping and returns it with the check that the
-// store runs against its issuer's kind inside the write's transaction.
-func readMapping(c echo.Context, pathName string) (mapping.Mapping, func(identity.Kind) error, error) {
+// store runs against its issuer's kind inside the write's transaction: it
+// validates, lints (into *warnings), and with ?lint=strict refuses a mapping
+// that has warnings.
+func readMapping(c echo.Context, pathName string, warnings *[]mapping.Warning) (mapping.Mapping, func(identity.Kind) error, error) {
+	strict := false
+	switch c.QueryParam("lint") {
+	case "", "warn":
+	case "strict":
+		strict = true
+	default:
+		return mapping.Mapping{}, nil, invalid("lint", "lint: must be warn (the default) or strict")
+	}
 	m := mapping.Mapping{Enabled: true}
 	if err := decodeStrict(c, &m); err != nil {
 		return m, nil, err
@@ -128,12 +169,24 @@ func readMapping(c echo.Context, pathName string) (mapping.Mapping, func(identit
 	if m.Issuer == "" {
 		return m, nil, &mapping.ValidationError{Field: "issuer", Message: "issuer: required: the name of a registered issuer"}
 	}
-	check := func(k identity.Kind) error { return mapping.ValidateMapping(&m, k) }
+	check := func(k identity.Kind) error {
+		if err := mapping.ValidateMapping(&m, k); err != nil {
+			return err
+		}
+		*warnings = mapping.Lint(&m, k)
+		if strict && len(*warnings) > 0 {
+			w := (*warnings)[0]
+			return &mapping.ValidationError{Field: w.Field,
+				Message: fmt.Sprintf("lint %s: %s (lint=strict refuses mappings with warnings; %d in all)", w.Code, w.Message, len(*warnings))}
+		}
+		return nil
+	}
 	return m, check, nil
 }
 
 func (s *Server) createMapping(c echo.Context) error {
-	m, check, err := readMapping(c, "")
+	var warnings []mapping.Warning
+	m, check, err := readMapping(c, "", &warnings)
 	if err != nil {
 		return err
 	}
@@ -141,13 +194,15 @@ func (s *Server) createMapping(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	out.Warnings = warnings
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/admin/mappings/"+url.PathEscape(out.Name))
 	return c.JSON(http.StatusCreated, out)
 }
 
 func (s *Server) updateMapping(c echo.Context) error {
 	name := c.Param("name")
-	m, check, err := readMapping(c, name)
+	var warnings []mapping.Warning
+	m, check, err := readMapping(c, name, &warnings)
 	if err != nil {
 		return err
 	}
@@ -155,6 +210,7 @@ func (s *Server) updateMapping(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	out.Warnings = warnings
 	return c.JSON(http.StatusOK, out)
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -1068,5 +1069,64 @@ func TestMappingMode(t *testing.T) {
 	// PUT without mode restores the default.
 	if m := decode[mapping.Mapping](t, e.must(200, "PUT", "/v1/admin/mappings/shadow", strings.Replace(webMapping, "web-prod-deploy", "shadow", 1))); m.Mode != mapping.ModeEnforce {
 		t.Fatalf("mode %q after PUT without mode", m.Mode)
+	}
+}
+
+// TestMappingLint: risky but valid mappings are accepted with warnings on
+// every read and write; ?lint=strict refuses them and writes nothing.
+func TestMappingLint(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	risky := `{"name": "risky", "issuer": "github", "conditions": {"repository": "acme/*", "event_name": "pull_request_target"},
+		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/prod-deploy", "region": "eu-west-1"}}`
+	codes := func(b []byte) []string {
+		var m mapping.Mapping
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, w := range m.Warnings {
+			out = append(out, w.Code)
+		}
+		return out
+	}
+	before := e.snapshot()
+	r := e.do("POST", "/v1/admin/mappings?lint=strict", risky)
+	got := e.wantError(r, 400, api.CodeInvalidRequest, "")
+	if !strings.Contains(got.Message, "lint") {
+		t.Errorf("message %q", got.Message)
+	}
+	if e.snapshot() != before {
+		t.Fatal("a strict-lint refusal wrote the mapping")
+	}
+	e.wantError(e.do("POST", "/v1/admin/mappings?lint=loud", risky), 400, api.CodeInvalidRequest, "lint")
+
+	created := codes(e.must(201, "POST", "/v1/admin/mappings", risky))
+	for _, want := range []string{"no_immutable_id", "wildcard_repository", "risky_event"} {
+		if !slices.Contains(created, want) {
+			t.Errorf("warnings %v lack %s", created, want)
+		}
+	}
+	if got := codes(e.must(200, "GET", "/v1/admin/mappings/risky", "")); !slices.Equal(got, created) {
+		t.Errorf("GET warnings %v, POST %v", got, created)
+	}
+	var list api.MappingList
+	if err := json.Unmarshal(e.must(200, "GET", "/v1/admin/mappings", ""), &list); err != nil || len(list.Mappings[0].Warnings) == 0 {
+		t.Errorf("list without warnings: %+v %v", list, err)
+	}
+	// Warnings are read-only: sent back, they are ignored.
+	var m map[string]any
+	_ = json.Unmarshal(e.must(200, "GET", "/v1/admin/mappings/risky", ""), &m)
+	m["warnings"] = []any{map[string]any{"code": "forged", "message": "x"}}
+	b, _ := json.Marshal(m)
+	if got := codes(e.must(200, "PUT", "/v1/admin/mappings/risky", string(b))); slices.Contains(got, "forged") {
+		t.Errorf("a client-sent warning came back: %v", got)
+	}
+	// A clean mapping passes strict lint with no warnings.
+	clean := `{"name": "clean", "issuer": "github", "conditions": {"repository": "acme/web", "repository_id": "123456",
+		"ref": "refs/heads/main", "event_name": "push", "claims": {"runner_environment": "github-hosted"}},
+		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/ci", "region": "eu-west-1"}}`
+	if got := codes(e.must(201, "POST", "/v1/admin/mappings?lint=strict", clean)); len(got) != 0 {
+		t.Errorf("clean mapping warnings %v", got)
 	}
 }
