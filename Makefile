@@ -5,7 +5,7 @@ PKGS      := ./...
 STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint bench fuzz postgres clean
+.PHONY: help build run test lint bench fuzz postgres tofu clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -19,7 +19,19 @@ postgres: ## Make sure PostgreSQL server binaries are installed (apt-get when mi
 run: postgres build ## Start the service on the embedded default (or BRIDGE_DATABASE_URL)
 	./$(BIN) serve
 
-test: postgres ## Run every test: unit, Postgres integration, end to end, fuzz seeds
+# OpenTofu CLI that the Terraform provider's acceptance tests drive; built
+# once from the Go module proxy and cached (see scripts/ensure-tofu.sh).
+TOFU_VERSION ?= v1.10.10
+
+tofu: ## Build the OpenTofu CLI for the provider's acceptance tests (once, then cached)
+	@TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh
+
+# The acceptance tests need TF_ACC and the tofu binary; the provider runs
+# in-process under the address registry.opentofu.org/hashicorp/oidcbridge;
+# TF_CLI_CONFIG_FILE may be preset to a missing file, so it is set here.
+test: postgres tofu ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds
+	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$(TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh)" \
+	TF_ACC_PROVIDER_NAMESPACE=hashicorp TF_ACC_PROVIDER_HOST=registry.opentofu.org TF_CLI_CONFIG_FILE=/dev/null \
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 lint: ## gofmt, go vet, staticcheck

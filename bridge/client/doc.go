@@ -1,0 +1,12 @@
+// Package client is the typed Go client of oidc-bridge's admin API
+// (/v1/admin): issuers, mappings and mapping usage, with the objects of
+// package mapping. The Terraform provider and the CLI use it.
+//
+// It retries idempotent calls (GET, PUT, DELETE) on 429 and 5xx answers and
+// on transport errors, honouring Retry-After, and retries POST only on 429,
+// which the server answers before doing anything. Errors of the API come
+// back as *Error. The client never logs, and never puts the admin token in
+// an error or a String form.
+//
+// It does not call the exchange endpoints: pipelines do that.
+package client

@@ -1,0 +1,364 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+)
+
+// mappingModel is oidcbridge_mapping, resource and data source alike.
+// conditions, the target blocks and quota are objects that are null when
+// absent; exactly one of aws, gcp, azure and jwt is set, and it is the
+// mapping's provider.
+type mappingModel struct {
+	ID                 types.String     `tfsdk:"id"`
+	Name               types.String     `tfsdk:"name"`
+	Issuer             types.String     `tfsdk:"issuer"`
+	Enabled            types.Bool       `tfsdk:"enabled"`
+	Mode               types.String     `tfsdk:"mode"`
+	Conditions         *conditionsModel `tfsdk:"conditions"`
+	AWS                *awsModel        `tfsdk:"aws"`
+	GCP                *gcpModel        `tfsdk:"gcp"`
+	Azure              *azureModel      `tfsdk:"azure"`
+	JWT                *jwtModel        `tfsdk:"jwt"`
+	MaxDurationSeconds types.Int64      `tfsdk:"max_duration_seconds"`
+	Quota              *quotaModel      `tfsdk:"quota"`
+	Warnings           types.List       `tfsdk:"warnings"`
+}
+
+type conditionsModel struct {
+	Repository   types.List `tfsdk:"repository"`
+	RepositoryID types.List `tfsdk:"repository_id"`
+	Ref          types.List `tfsdk:"ref"`
+	Environment  types.List `tfsdk:"environment"`
+	EventName    types.List `tfsdk:"event_name"`
+	WorkflowRef  types.List `tfsdk:"workflow_ref"`
+	Claims       types.Map  `tfsdk:"claims"`
+}
+
+type awsModel struct {
+	RoleARN       types.String `tfsdk:"role_arn"`
+	Region        types.String `tfsdk:"region"`
+	SessionPolicy types.String `tfsdk:"session_policy"`
+	ExternalID    types.String `tfsdk:"external_id"`
+	Mode          types.String `tfsdk:"mode"`
+}
+
+type gcpModel struct {
+	ServiceAccount           types.String `tfsdk:"service_account"`
+	Scopes                   types.List   `tfsdk:"scopes"`
+	Delegates                types.List   `tfsdk:"delegates"`
+	Mode                     types.String `tfsdk:"mode"`
+	WorkloadIdentityProvider types.String `tfsdk:"workload_identity_provider"`
+}
+
+type azureModel struct {
+	TenantID types.String `tfsdk:"tenant_id"`
+	ClientID types.String `tfsdk:"client_id"`
+	Scope    types.String `tfsdk:"scope"`
+}
+
+type jwtModel struct {
+	Audience types.String `tfsdk:"audience"`
+	Claims   types.Map    `tfsdk:"claims"`
+}
+
+type quotaModel struct {
+	PerHour types.Int64 `tfsdk:"per_hour"`
+	PerJob  types.Int64 `tfsdk:"per_job"`
+}
+
+var (
+	stringList   = types.ListType{ElemType: types.StringType}
+	warningAttrs = map[string]attr.Type{"code": types.StringType, "field": types.StringType, "message": types.StringType}
+	warningType  = types.ObjectType{AttrTypes: warningAttrs}
+)
+
+// provider returns the mapping's provider: the name of its target block.
+func (m *mappingModel) provider() string {
+	switch {
+	case m.AWS != nil:
+		return mapping.ProviderAWS
+	case m.GCP != nil:
+		return mapping.ProviderGCP
+	case m.Azure != nil:
+		return mapping.ProviderAzure
+	case m.JWT != nil:
+		return mapping.ProviderJWT
+	}
+	return ""
+}
+
+// mappingFieldPath turns a field as the API and package mapping name it into
+// the attribute path of a mapping of provider prov.
+func mappingFieldPath(prov string) func(string) (path.Path, bool) {
+	rename := map[string]string{"target": prov, "provider": prov}
+	mapAttrs := map[string]bool{"claims": true}
+	return func(field string) (path.Path, bool) {
+		if prov == "" && (field == "target" || len(field) > 7 && field[:7] == "target.") {
+			return path.Empty(), false
+		}
+		return apiPath(field, rename, mapAttrs)
+	}
+}
+
+// Placeholders stand for values unknown at plan time: each is valid where
+// it stands, so that validation judges only the known values.
+const (
+	phName      = "placeholder"
+	phPattern   = "placeholder"
+	phRepo      = "placeholder/placeholder"
+	phRepoID    = "1"
+	phRef       = "refs/heads/placeholder"
+	phRoleARN   = "arn:aws:iam::000000000000:role/placeholder"
+	phRegion    = "us-east-1"
+	phSA        = "placeholder@placeholder.iam.gserviceaccount.com"
+	phScope     = "https://www.googleapis.com/auth/cloud-platform"
+	phWIP       = "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/placeholder/providers/placeholder"
+	phGUID      = "00000000-0000-0000-0000-000000000000"
+	phAzScope   = "https://management.azure.com/.default"
+	phAudience  = "placeholder"
+	phClaimName = "placeholder"
+)
+
+// toMapping builds the API object of m. Unknown values (only at plan time)
+// become placeholders.
+func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	out := mapping.Mapping{
+		Name:    str(m.Name, phName),
+		Issuer:  str(m.Issuer, phName),
+		Enabled: m.Enabled.IsNull() || m.Enabled.IsUnknown() || m.Enabled.ValueBool(),
+		Mode:    str(m.Mode, ""),
+	}
+	if !m.MaxDurationSeconds.IsUnknown() {
+		out.MaxDurationSeconds = int(m.MaxDurationSeconds.ValueInt64())
+	}
+	if c := m.Conditions; c != nil {
+		vals := func(l types.List, ph string) *mapping.Values {
+			if l.IsNull() {
+				return nil
+			}
+			v := mapping.Any(strs(ctx, l, ph)...)
+			return v
+		}
+		out.Conditions = mapping.Conditions{
+			Repository:   vals(c.Repository, phRepo),
+			RepositoryID: vals(c.RepositoryID, phRepoID),
+			Ref:          vals(c.Ref, phRef),
+			Environment:  vals(c.Environment, phPattern),
+			EventName:    vals(c.EventName, phPattern),
+			WorkflowRef:  vals(c.WorkflowRef, phPattern),
+		}
+		switch {
+		case c.Claims.IsNull():
+		case c.Claims.IsUnknown():
+			out.Conditions.Claims = map[string]mapping.Values{phClaimName: *mapping.Any(phPattern)}
+		default:
+			out.Conditions.Claims = map[string]mapping.Values{}
+			for k, v := range c.Claims.Elements() {
+				l, ok := v.(types.List)
+				if !ok {
+					diags.AddAttributeError(path.Root("conditions").AtName("claims").AtMapKey(k), "Unexpected value type", fmt.Sprintf("%T", v))
+					continue
+				}
+				if l.IsNull() {
+					continue
+				}
+				out.Conditions.Claims[k] = *mapping.Any(strs(ctx, l, phPattern)...)
+			}
+		}
+	}
+	var target any
+	switch out.Provider = m.provider(); out.Provider {
+	case mapping.ProviderAWS:
+		target = mapping.AWSTarget{
+			RoleARN:       str(m.AWS.RoleARN, phRoleARN),
+			Region:        str(m.AWS.Region, phRegion),
+			SessionPolicy: str(m.AWS.SessionPolicy, ""),
+			ExternalID:    str(m.AWS.ExternalID, ""),
+			Mode:          str(m.AWS.Mode, ""),
+		}
+	case mapping.ProviderGCP:
+		t := mapping.GCPTarget{
+			ServiceAccount:           str(m.GCP.ServiceAccount, phSA),
+			Scopes:                   strs(ctx, m.GCP.Scopes, phScope),
+			Delegates:                strs(ctx, m.GCP.Delegates, phSA),
+			Mode:                     str(m.GCP.Mode, ""),
+			WorkloadIdentityProvider: str(m.GCP.WorkloadIdentityProvider, ""),
+		}
+		if m.GCP.Mode.IsUnknown() || m.GCP.WorkloadIdentityProvider.IsUnknown() {
+			// Which of the two is valid depends on the other: judge neither.
+			t.Mode, t.WorkloadIdentityProvider = mapping.GCPModeWorkloadIdentity, phWIP
+		}
+		target = t
+	case mapping.ProviderAzure:
+		target = mapping.AzureTarget{
+			TenantID: str(m.Azure.TenantID, phGUID),
+			ClientID: str(m.Azure.ClientID, phGUID),
+			Scope:    str(m.Azure.Scope, phAzScope),
+		}
+	case mapping.ProviderJWT:
+		t := mapping.JWTTarget{Audience: str(m.JWT.Audience, phAudience)}
+		if !m.JWT.Claims.IsNull() && !m.JWT.Claims.IsUnknown() {
+			t.Claims = map[string]any{}
+			for k, v := range m.JWT.Claims.Elements() {
+				if s, ok := v.(types.String); ok && !s.IsNull() {
+					t.Claims[k] = str(s, phPattern)
+				}
+			}
+		}
+		target = t
+	}
+	if target != nil {
+		b, err := json.Marshal(target)
+		if err != nil {
+			diags.AddError("Could not encode the target", err.Error())
+		}
+		out.Target = b
+	}
+	if q := m.Quota; q != nil {
+		out.Quota = &mapping.Quota{}
+		if !q.PerHour.IsUnknown() {
+			out.Quota.PerHour = int(q.PerHour.ValueInt64())
+		}
+		if !q.PerJob.IsUnknown() {
+			out.Quota.PerJob = int(q.PerJob.ValueInt64())
+		}
+	}
+	return out, diags
+}
+
+// mappingModelOf is what the API answered, normalised: conditions are
+// always lists (the API gives back a single string as the admin wrote it),
+// empty optional values are null.
+func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	mode := m.Mode
+	if mode == "" {
+		mode = mapping.ModeEnforce
+	}
+	out := mappingModel{
+		ID:                 types.StringValue(m.Name),
+		Name:               types.StringValue(m.Name),
+		Issuer:             types.StringValue(m.Issuer),
+		Enabled:            types.BoolValue(m.Enabled),
+		Mode:               types.StringValue(mode),
+		MaxDurationSeconds: types.Int64Value(int64(m.MaxDurationSeconds)),
+	}
+	c := m.Conditions
+	values := func(v *mapping.Values) types.List {
+		if v == nil {
+			return types.ListNull(types.StringType)
+		}
+		return listOf(v.Patterns)
+	}
+	cm := &conditionsModel{
+		Repository:   values(c.Repository),
+		RepositoryID: values(c.RepositoryID),
+		Ref:          values(c.Ref),
+		Environment:  values(c.Environment),
+		EventName:    values(c.EventName),
+		WorkflowRef:  values(c.WorkflowRef),
+		Claims:       types.MapNull(stringList),
+	}
+	if len(c.Claims) > 0 {
+		elems := make(map[string]attr.Value, len(c.Claims))
+		for _, k := range slices.Sorted(maps.Keys(c.Claims)) {
+			v := c.Claims[k]
+			elems[k] = listOf(v.Patterns)
+		}
+		cm.Claims = types.MapValueMust(stringList, elems)
+	}
+	out.Conditions = cm
+	if cm.Repository.IsNull() && cm.RepositoryID.IsNull() && cm.Ref.IsNull() && cm.Environment.IsNull() &&
+		cm.EventName.IsNull() && cm.WorkflowRef.IsNull() && cm.Claims.IsNull() {
+		out.Conditions = nil
+	}
+
+	decode := func(v any) bool {
+		if err := json.Unmarshal(m.Target, v); err != nil {
+			diags.AddError("Unexpected target from the API", fmt.Sprintf("the %s target of mapping %q could not be read: %v", m.Provider, m.Name, err))
+			return false
+		}
+		return true
+	}
+	switch m.Provider {
+	case mapping.ProviderAWS:
+		var t mapping.AWSTarget
+		if decode(&t) {
+			out.AWS = &awsModel{
+				RoleARN: types.StringValue(t.RoleARN), Region: types.StringValue(t.Region),
+				SessionPolicy: optString(t.SessionPolicy), ExternalID: optString(t.ExternalID), Mode: optString(t.Mode),
+			}
+		}
+	case mapping.ProviderGCP:
+		var t mapping.GCPTarget
+		if decode(&t) {
+			out.GCP = &gcpModel{
+				ServiceAccount: types.StringValue(t.ServiceAccount), Scopes: listOf(t.Scopes), Delegates: listOf(t.Delegates),
+				Mode: optString(t.Mode), WorkloadIdentityProvider: optString(t.WorkloadIdentityProvider),
+			}
+		}
+	case mapping.ProviderAzure:
+		var t mapping.AzureTarget
+		if decode(&t) {
+			out.Azure = &azureModel{TenantID: types.StringValue(t.TenantID), ClientID: types.StringValue(t.ClientID), Scope: optString(t.Scope)}
+		}
+	case mapping.ProviderJWT:
+		var t mapping.JWTTarget
+		if decode(&t) {
+			jm := &jwtModel{Audience: types.StringValue(t.Audience), Claims: types.MapNull(types.StringType)}
+			if len(t.Claims) > 0 {
+				elems := make(map[string]attr.Value, len(t.Claims))
+				for k, v := range t.Claims {
+					s, ok := v.(string)
+					if !ok {
+						// Set through the API as another JSON type: shown as
+						// its JSON text; writing it back makes it a string.
+						b, _ := json.Marshal(v)
+						s = string(b)
+						diags.AddWarning("Non-string JWT claim",
+							fmt.Sprintf("mapping %q: jwt claim %q is the JSON %s; the provider manages string claims only and shows it as text", m.Name, k, s))
+					}
+					elems[k] = types.StringValue(s)
+				}
+				jm.Claims = types.MapValueMust(types.StringType, elems)
+			}
+			out.JWT = jm
+		}
+	default:
+		diags.AddError("Unknown provider", fmt.Sprintf("mapping %q has provider %q, which this version of the provider does not know", m.Name, m.Provider))
+	}
+
+	if q := m.Quota; q != nil && (q.PerHour > 0 || q.PerJob > 0) {
+		out.Quota = &quotaModel{PerHour: types.Int64Null(), PerJob: types.Int64Null()}
+		if q.PerHour > 0 {
+			out.Quota.PerHour = types.Int64Value(int64(q.PerHour))
+		}
+		if q.PerJob > 0 {
+			out.Quota.PerJob = types.Int64Value(int64(q.PerJob))
+		}
+	}
+	out.Warnings = warningsValue(m.Warnings)
+	return out, diags
+}
+
+func warningsValue(ws []mapping.Warning) types.List {
+	elems := make([]attr.Value, 0, len(ws))
+	for _, w := range ws {
+		elems = append(elems, types.ObjectValueMust(warningAttrs, map[string]attr.Value{
+			"code": types.StringValue(w.Code), "field": optString(w.Field), "message": types.StringValue(w.Message),
+		}))
+	}
+	return types.ListValueMust(warningType, elems)
+}

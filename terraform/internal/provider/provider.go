@@ -1,0 +1,110 @@
+package provider
+
+import (
+	"context"
+	"os"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/client"
+)
+
+// Address is the provider's source address.
+const Address = "registry.terraform.io/oidc-bridge/oidcbridge"
+
+// Environment variables that configure the provider when its block does not.
+const (
+	EnvEndpoint = "OIDC_BRIDGE_ENDPOINT"
+	EnvToken    = "OIDC_BRIDGE_TOKEN"
+)
+
+var _ provider.Provider = (*bridgeProvider)(nil)
+
+type bridgeProvider struct {
+	version string
+}
+
+type providerModel struct {
+	Endpoint types.String `tfsdk:"endpoint"`
+	Token    types.String `tfsdk:"token"`
+}
+
+// New returns the provider's constructor for providerserver.
+func New(version string) func() provider.Provider {
+	return func() provider.Provider { return &bridgeProvider{version: version} }
+}
+
+func (p *bridgeProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "oidcbridge"
+	resp.Version = p.version
+}
+
+func (p *bridgeProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		Description: "Manages oidc-bridge issuers and mappings through the admin API.",
+		Attributes: map[string]schema.Attribute{
+			"endpoint": schema.StringAttribute{
+				Description: "Base URL of the bridge, e.g. https://bridge.example.com. Default: the " + EnvEndpoint + " environment variable.",
+				Optional:    true,
+			},
+			"token": schema.StringAttribute{
+				Description: "Admin bearer token. Default: the " + EnvToken + " environment variable.",
+				Optional:    true,
+				Sensitive:   true,
+			},
+		},
+	}
+}
+
+func (p *bridgeProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var cfg providerModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if cfg.Endpoint.IsUnknown() {
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Unknown oidc-bridge endpoint",
+			"The endpoint depends on a value known only after apply; set it statically or through "+EnvEndpoint+".")
+	}
+	if cfg.Token.IsUnknown() {
+		resp.Diagnostics.AddAttributeError(path.Root("token"), "Unknown oidc-bridge admin token",
+			"The token depends on a value known only after apply; set it statically or through "+EnvToken+".")
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	endpoint, token := os.Getenv(EnvEndpoint), os.Getenv(EnvToken)
+	if !cfg.Endpoint.IsNull() {
+		endpoint = cfg.Endpoint.ValueString()
+	}
+	if !cfg.Token.IsNull() {
+		token = cfg.Token.ValueString()
+	}
+	if endpoint == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Missing oidc-bridge endpoint",
+			"Set endpoint in the provider block or the "+EnvEndpoint+" environment variable.")
+	}
+	if token == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("token"), "Missing oidc-bridge admin token",
+			"Set token in the provider block or the "+EnvToken+" environment variable.")
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	c := client.New(endpoint, token, client.WithUserAgent("terraform-provider-oidcbridge/"+p.version))
+	resp.ResourceData = c
+	resp.DataSourceData = c
+}
+
+func (p *bridgeProvider) Resources(context.Context) []func() resource.Resource {
+	return []func() resource.Resource{newIssuerResource, newMappingResource}
+}
+
+func (p *bridgeProvider) DataSources(context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{newIssuerDataSource, newMappingDataSource}
+}

@@ -1,0 +1,541 @@
+package provider_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/client"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+)
+
+const issuerHCL = `
+resource "oidcbridge_issuer" "github" {
+  name      = "github"
+  url       = "https://token.actions.githubusercontent.com"
+  audiences = ["https://bridge.example.com"]
+  kind      = "github"
+}
+`
+
+// webHCL is an aws mapping with every field; vars fill name, mode, ref.
+func webHCL(name, mode, ref string, perHour int) string {
+	return issuerHCL + fmt.Sprintf(`
+resource "oidcbridge_mapping" "web" {
+  name   = %q
+  issuer = oidcbridge_issuer.github.name
+  mode   = %q
+
+  conditions {
+    repository    = ["acme/web"]
+    repository_id = ["123456"]
+    ref           = [%q]
+    environment   = ["production"]
+    event_name    = ["push", "workflow_dispatch"]
+    workflow_ref  = ["acme/web/.github/workflows/deploy.yml@refs/heads/main"]
+    claims = {
+      runner_environment = ["github-hosted"]
+    }
+  }
+
+  aws {
+    role_arn       = "arn:aws:iam::123456789012:role/deploy"
+    region         = "eu-west-1"
+    session_policy = jsonencode({ Version = "2012-10-17", Statement = [] })
+    external_id    = "acme-ci"
+    mode           = "assume_role"
+  }
+
+  max_duration_seconds = 1800
+
+  quota {
+    per_hour = %d
+    per_job  = 5
+  }
+}
+`, name, mode, ref, perHour)
+}
+
+// checkGone verifies that destroy removed everything from the bridge.
+func (e *env) checkGone(*terraform.State) error {
+	ctx := context.Background()
+	ms, err := e.c.ListMappings(ctx, client.ListMappingsOptions{})
+	if err != nil {
+		return err
+	}
+	is, err := e.c.ListIssuers(ctx)
+	if err != nil {
+		return err
+	}
+	if len(ms) != 0 || len(is) != 0 {
+		return fmt.Errorf("after destroy: %d mappings and %d issuers remain", len(ms), len(is))
+	}
+	return nil
+}
+
+// TestAccMappingLifecycle: create, plan empty, update in place, rename in
+// place, import (verified, then an empty plan with the same config), destroy.
+func TestAccMappingLifecycle(t *testing.T) {
+	e := newEnv(t)
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		CheckDestroy:             e.checkGone,
+		Steps: []resource.TestStep{
+			{
+				Config: e.config(webHCL("web-prod-deploy", "enforce", "refs/heads/main", 100)),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("oidcbridge_issuer.github", "id", "github"),
+					resource.TestCheckResourceAttr("oidcbridge_issuer.github", "enabled", "true"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "id", "web-prod-deploy"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "enabled", "true"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "conditions.event_name.#", "2"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "conditions.claims.runner_environment.0", "github-hosted"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "aws.region", "eu-west-1"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "max_duration_seconds", "1800"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "quota.per_hour", "100"),
+					resource.TestCheckNoResourceAttr("oidcbridge_mapping.web", "gcp"),
+					e.checkAPI("web-prod-deploy", func(m mapping.Mapping) error {
+						if m.Provider != "aws" || m.Mode != "enforce" || m.Quota == nil || m.Quota.PerJob != 5 {
+							return fmt.Errorf("API has %+v", m)
+						}
+						return nil
+					}),
+				),
+			},
+			{
+				Config: e.config(webHCL("web-prod-deploy", "audit", "refs/tags/v*", 50)),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("oidcbridge_mapping.web", plancheck.ResourceActionUpdate)},
+				},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "mode", "audit"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "quota.per_hour", "50"),
+					e.checkAPI("web-prod-deploy", func(m mapping.Mapping) error {
+						if m.Mode != "audit" || m.Conditions.Ref.Patterns[0] != "refs/tags/v*" {
+							return fmt.Errorf("API has mode %q ref %v", m.Mode, m.Conditions.Ref)
+						}
+						return nil
+					}),
+				),
+			},
+			{
+				// A rename is an update in place (PUT under the old name).
+				Config: e.config(webHCL("web-deploy", "audit", "refs/tags/v*", 50)),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("oidcbridge_mapping.web", plancheck.ResourceActionUpdate)},
+				},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "id", "web-deploy"),
+					e.checkMissing("web-prod-deploy"),
+				),
+			},
+			{
+				ResourceName:                         "oidcbridge_mapping.web",
+				ImportState:                          true,
+				ImportStateId:                        "web-deploy",
+				ImportStateVerify:                    true,
+				ImportStateVerifyIdentifierAttribute: "name",
+			},
+			{
+				ResourceName:                         "oidcbridge_issuer.github",
+				ImportState:                          true,
+				ImportStateId:                        "github",
+				ImportStateVerify:                    true,
+				ImportStateVerifyIdentifierAttribute: "name",
+			},
+			{
+				// Forget the mapping (it stays in the bridge), as if it had
+				// been made outside Terraform...
+				Config: e.config(issuerHCL + "\nremoved {\n  from = oidcbridge_mapping.web\n}\n"),
+				Check:  e.checkAPI("web-deploy", func(mapping.Mapping) error { return nil }),
+			},
+			{
+				// ...import it by name as an admin would...
+				Config:             e.config(webHCL("web-deploy", "audit", "refs/tags/v*", 50)),
+				ResourceName:       "oidcbridge_mapping.web",
+				ImportState:        true,
+				ImportStateId:      "web-deploy",
+				ImportStatePersist: true,
+			},
+			{
+				// ...and the same configuration plans no change.
+				Config: e.config(webHCL("web-deploy", "audit", "refs/tags/v*", 50)),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
+		},
+	})
+}
+
+func (e *env) checkAPI(name string, f func(mapping.Mapping) error) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		m, err := e.c.GetMapping(context.Background(), name)
+		if err != nil {
+			return err
+		}
+		return f(m)
+	}
+}
+
+func (e *env) checkMissing(name string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		if _, err := e.c.GetMapping(context.Background(), name); !client.IsNotFound(err) {
+			return fmt.Errorf("mapping %q: %v, want not found", name, err)
+		}
+		return nil
+	}
+}
+
+const singleHCL = issuerHCL + `
+resource "oidcbridge_mapping" "single" {
+  name   = "single"
+  issuer = oidcbridge_issuer.github.name
+  conditions {
+    repository    = ["acme/api"]
+    repository_id = ["42"]
+    ref           = ["refs/heads/main"]
+    claims = {
+      runner_environment = ["github-hosted"]
+    }
+  }
+  jwt {
+    audience = "https://internal.example.com"
+    claims   = { team = "platform" }
+  }
+}
+`
+
+func singleStringMapping() mapping.Mapping {
+	return mapping.Mapping{
+		Name: "single", Issuer: "github", Enabled: true,
+		Conditions: mapping.Conditions{
+			Repository:   mapping.One("acme/api"),
+			RepositoryID: mapping.One("42"),
+			Ref:          mapping.One("refs/heads/main"),
+			Claims:       map[string]mapping.Values{"runner_environment": *mapping.One("github-hosted")},
+		},
+		Provider: "jwt",
+		Target:   json.RawMessage(`{"audience":"https://internal.example.com","claims":{"team":"platform"}}`),
+	}
+}
+
+// TestAccSingleStringConditions: conditions the API holds as single strings
+// (written so through the API) read as one-element lists: no diff, neither
+// for a mapping imported after being made through the API nor for one
+// rewritten through the API with the same values as single strings.
+func TestAccSingleStringConditions(t *testing.T) {
+	e := newEnv(t)
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		CheckDestroy:             e.checkGone,
+		Steps: []resource.TestStep{
+			{Config: e.config(issuerHCL)},
+			{
+				PreConfig: func() {
+					if _, err := e.c.CreateMapping(context.Background(), singleStringMapping()); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:             e.config(singleHCL),
+				ResourceName:       "oidcbridge_mapping.single",
+				ImportState:        true,
+				ImportStateId:      "single",
+				ImportStatePersist: true,
+			},
+			{
+				Config: e.config(singleHCL),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: e.checkAPI("single", func(m mapping.Mapping) error {
+					if m.Conditions.Repository.List {
+						return fmt.Errorf("an empty plan rewrote the mapping: %+v", m.Conditions.Repository)
+					}
+					return nil
+				}),
+			},
+			{
+				// Rewritten through the API with lists (the provider's form)
+				// and back to single strings: never a diff.
+				PreConfig: func() {
+					m := singleStringMapping()
+					m.Conditions.Repository = mapping.Any("acme/api")
+					if _, err := e.c.UpdateMapping(context.Background(), "single", m); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:   e.config(singleHCL),
+				PlanOnly: true,
+			},
+		},
+	})
+}
+
+// TestAccDrift: a mapping changed through the API shows in the plan and
+// converges on apply; one deleted through the API is planned for creation.
+func TestAccDrift(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(webHCL("web-prod-deploy", "enforce", "refs/heads/main", 100))
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		CheckDestroy:             e.checkGone,
+		Steps: []resource.TestStep{
+			{Config: cfg},
+			{
+				PreConfig: func() {
+					ctx := context.Background()
+					m, err := e.c.GetMapping(ctx, "web-prod-deploy")
+					if err != nil {
+						t.Fatal(err)
+					}
+					m.Enabled = false
+					m.Conditions.Ref = mapping.One("refs/heads/**")
+					m.Quota = nil
+					if _, err := e.c.UpdateMapping(ctx, m.Name, m); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectNonEmptyPlan(),
+						plancheck.ExpectResourceAction("oidcbridge_mapping.web", plancheck.ResourceActionUpdate),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: e.checkAPI("web-prod-deploy", func(m mapping.Mapping) error {
+					if !m.Enabled || m.Conditions.Ref.Patterns[0] != "refs/heads/main" || m.Quota == nil || m.Quota.PerHour != 100 {
+						return fmt.Errorf("not converged: %+v", m)
+					}
+					return nil
+				}),
+			},
+			{
+				PreConfig: func() {
+					if err := e.c.DeleteMapping(context.Background(), "web-prod-deploy"); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("oidcbridge_mapping.web", plancheck.ResourceActionCreate)},
+				},
+				Check: e.checkAPI("web-prod-deploy", func(mapping.Mapping) error { return nil }),
+			},
+		},
+	})
+}
+
+const cloudsHCL = `
+resource "oidcbridge_issuer" "gitlab" {
+  name      = "gitlab"
+  url       = "https://gitlab.example.com"
+  audiences = ["https://bridge.example.com"]
+  kind      = "gitlab"
+}
+
+resource "oidcbridge_issuer" "ci" {
+  name      = "ci"
+  url       = "https://ci.example.com"
+  audiences = ["bridge"]
+  kind      = "generic"
+  enabled   = false
+}
+
+resource "oidcbridge_mapping" "gcp" {
+  name   = "infra-gcp"
+  issuer = oidcbridge_issuer.gitlab.name
+  conditions {
+    repository    = ["acme/infra/**"]
+    repository_id = ["1001"]
+    ref           = ["refs/heads/main"]
+  }
+  gcp {
+    service_account            = "deployer@acme-prod.iam.gserviceaccount.com"
+    scopes                     = ["https://www.googleapis.com/auth/cloud-platform"]
+    mode                       = "workload_identity"
+    workload_identity_provider = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/gitlab/providers/bridge"
+  }
+}
+
+resource "oidcbridge_mapping" "azure" {
+  name    = "ci-azure"
+  issuer  = oidcbridge_issuer.ci.name
+  enabled = false
+  conditions {
+    claims = { pipeline = ["release"] }
+  }
+  azure {
+    tenant_id = "11111111-2222-3333-4444-555555555555"
+    client_id = "66666666-7777-8888-9999-000000000000"
+    scope     = "https://management.azure.com/.default"
+  }
+  max_duration_seconds = 600
+}
+`
+
+// TestAccClouds: gcp and azure targets and a generic issuer, with import
+// verification; then a target switched to another provider in place.
+func TestAccClouds(t *testing.T) {
+	e := newEnv(t)
+	switched := regexp.MustCompile(`(?s)azure \{.*?\n  \}`).ReplaceAllString(cloudsHCL, `jwt {
+    audience = "https://internal.example.com"
+  }`)
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		CheckDestroy:             e.checkGone,
+		Steps: []resource.TestStep{
+			{
+				Config: e.config(cloudsHCL),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("oidcbridge_mapping.gcp", "gcp.mode", "workload_identity"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.gcp", "max_duration_seconds", "3600"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.gcp", "mode", "enforce"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.azure", "enabled", "false"),
+					resource.TestCheckResourceAttr("oidcbridge_issuer.ci", "enabled", "false"),
+				),
+			},
+			{
+				ResourceName: "oidcbridge_mapping.gcp", ImportState: true, ImportStateId: "infra-gcp",
+				ImportStateVerify: true, ImportStateVerifyIdentifierAttribute: "name",
+			},
+			{
+				ResourceName: "oidcbridge_mapping.azure", ImportState: true, ImportStateId: "ci-azure",
+				ImportStateVerify: true, ImportStateVerifyIdentifierAttribute: "name",
+			},
+			{
+				Config: e.config(switched),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("oidcbridge_mapping.azure", plancheck.ResourceActionUpdate)},
+				},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckNoResourceAttr("oidcbridge_mapping.azure", "azure"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.azure", "jwt.audience", "https://internal.example.com"),
+				),
+			},
+		},
+	})
+}
+
+func TestAccDataSources(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(webHCL("web-prod-deploy", "enforce", "refs/heads/main", 100) + `
+data "oidcbridge_issuer" "github" {
+  name = oidcbridge_issuer.github.name
+}
+
+data "oidcbridge_mapping" "web" {
+  name = oidcbridge_mapping.web.name
+}
+`)
+	pair := func(attr string) resource.TestCheckFunc {
+		return resource.TestCheckResourceAttrPair("data.oidcbridge_mapping.web", attr, "oidcbridge_mapping.web", attr)
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		CheckDestroy:             e.checkGone,
+		Steps: []resource.TestStep{{
+			Config: cfg,
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttr("data.oidcbridge_issuer.github", "kind", "github"),
+				resource.TestCheckResourceAttr("data.oidcbridge_issuer.github", "audiences.0", "https://bridge.example.com"),
+				pair("issuer"), pair("mode"), pair("enabled"), pair("max_duration_seconds"),
+				pair("conditions.repository.0"), pair("conditions.event_name.1"),
+				pair("conditions.claims.runner_environment.0"),
+				pair("aws.role_arn"), pair("aws.session_policy"), pair("aws.external_id"),
+				pair("quota.per_hour"), pair("quota.per_job"), pair("warnings.#"),
+				resource.TestCheckNoResourceAttr("data.oidcbridge_mapping.web", "gcp.service_account"),
+			),
+		}},
+	})
+}
+
+// TestAccValidation: what package mapping refuses is refused at plan time,
+// on the attribute at fault, before anything reaches the API.
+func TestAccValidation(t *testing.T) {
+	e := newEnv(t)
+	mappingWith := func(body string) string {
+		return e.config(`
+resource "oidcbridge_mapping" "bad" {
+  name   = "bad"
+  issuer = "github"
+` + body + "\n}\n")
+	}
+	cond := `conditions {
+    repository = ["acme/web"]
+  }
+`
+	aws := `aws {
+    role_arn = "arn:aws:iam::123456789012:role/deploy"
+    region   = "eu-west-1"
+  }
+`
+	tests := []struct {
+		name, hcl string
+		want      string
+	}{
+		{"role arn", cond + `aws {
+    role_arn = "arn:aws:iam::1234:role/deploy"
+    region   = "eu-west-1"
+  }`, `target.role_arn: must be an IAM role ARN`},
+		{"two targets", cond + aws + `jwt {
+    audience = "x"
+  }`, `(?s)Exactly one of these attributes must be configured|Invalid Attribute Combination`},
+		{"no target", cond, `Exactly one of these attributes must be configured`},
+		{"service account", cond + `gcp {
+    service_account = "deployer@gmail.com"
+  }`, `target.service_account: must be a service account email`},
+		{"duration", cond + aws + `max_duration_seconds = 60`, `max_duration_seconds: must be between 900 and 43200`},
+		{"repository wildcard owner", `conditions {
+    repository = ["*/web"]
+  }
+` + aws, `(?s)conditions.repository\[0\]: must name the owner`},
+		{"sub claim", `conditions {
+    repository = ["acme/web"]
+    claims     = { sub = ["repo:acme/web:ref:refs/heads/main"] }
+  }
+` + aws, `conditions.claims.sub: cannot be matched`},
+		{"ref", `conditions {
+    ref = ["main"]
+  }
+` + aws, `conditions.ref\[0\]: must be a full ref`},
+		{"empty quota", cond + aws + `quota {}`, `Empty quota block`},
+		{"mode", cond + aws + `mode = "dry-run"`, `(?s)value must be one of`},
+		{"name", "", `(?s)name: must be 1-64 characters|Invalid Attribute Combination`},
+	}
+	var steps []resource.TestStep
+	for _, tc := range tests {
+		hcl := mappingWith(tc.hcl)
+		if tc.name == "name" {
+			hcl = e.config(`
+resource "oidcbridge_mapping" "bad" {
+  name   = "Bad Name"
+  issuer = "github"
+  ` + cond + aws + "\n}\n")
+		}
+		steps = append(steps, resource.TestStep{Config: hcl, PlanOnly: true, ExpectError: regexp.MustCompile(tc.want)})
+	}
+	steps = append(steps, resource.TestStep{
+		Config: e.config(`
+resource "oidcbridge_issuer" "bad" {
+  name      = "bad"
+  url       = "https://issuer.example.com?x=1"
+  audiences = ["a"]
+  kind      = "generic"
+}
+`),
+		PlanOnly:    true,
+		ExpectError: regexp.MustCompile(`url: must not have a query`),
+	})
+	resource.ParallelTest(t, resource.TestCase{ProtoV6ProviderFactories: factories(), Steps: steps})
+}
