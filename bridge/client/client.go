@@ -32,13 +32,14 @@ const (
 // Client calls the admin API of one oidc-bridge with one admin token. It is
 // safe for concurrent use.
 type Client struct {
-	base      string // endpoint without a trailing slash
-	token     string
-	http      *http.Client
-	retries   int
-	minWait   time.Duration
-	maxWait   time.Duration
-	userAgent string
+	strictLint bool
+	base       string // endpoint without a trailing slash
+	token      string
+	http       *http.Client
+	retries    int
+	minWait    time.Duration
+	maxWait    time.Duration
+	userAgent  string
 }
 
 // Option configures a Client.
@@ -69,6 +70,10 @@ func WithBackoff(minWait, maxWait time.Duration) Option {
 
 // WithUserAgent sets the User-Agent header, e.g. "terraform-provider-oidcbridge/1.2.3".
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithStrictLint makes mapping writes ask the bridge to refuse mappings with
+// lint warnings (?lint=strict): they fail with a 400 naming the finding.
+func WithStrictLint() Option { return func(c *Client) { c.strictLint = true } }
 
 // New returns a Client of the bridge at endpoint (its base URL, e.g.
 // https://bridge.example.com) authenticating with the admin token.
@@ -215,7 +220,7 @@ func (c *Client) GetMapping(ctx context.Context, name string) (mapping.Mapping, 
 // warnings computed).
 func (c *Client) CreateMapping(ctx context.Context, m mapping.Mapping) (mapping.Mapping, error) {
 	var out mapping.Mapping
-	err := c.do(ctx, http.MethodPost, "/v1/admin/mappings", writableMapping(m), &out)
+	err := c.do(ctx, http.MethodPost, c.lintQuery("/v1/admin/mappings"), writableMapping(m), &out)
 	return out, err
 }
 
@@ -224,7 +229,7 @@ func (c *Client) CreateMapping(ctx context.Context, m mapping.Mapping) (mapping.
 // it and keeps its quota counts and history.
 func (c *Client) UpdateMapping(ctx context.Context, name string, m mapping.Mapping) (mapping.Mapping, error) {
 	var out mapping.Mapping
-	err := c.do(ctx, http.MethodPut, mappingPath(name), writableMapping(m), &out)
+	err := c.do(ctx, http.MethodPut, c.lintQuery(mappingPath(name)), writableMapping(m), &out)
 	return out, err
 }
 
@@ -258,6 +263,14 @@ func writableMapping(m mapping.Mapping) mapping.Mapping {
 
 // do sends one call, with retries, and decodes a 2xx body into out (if
 // not nil).
+// lintQuery adds ?lint=strict to a mapping write's path when asked.
+func (c *Client) lintQuery(path string) string {
+	if c.strictLint {
+		return path + "?lint=strict"
+	}
+	return path
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {

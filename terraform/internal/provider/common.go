@@ -17,18 +17,24 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
-// clientFrom takes the provider's client out of ProviderData; nil
-// ProviderData (validation, before Configure) leaves it nil.
-func clientFrom(data any, diags *diag.Diagnostics) *client.Client {
+// dataFrom takes the provider's data out of ProviderData; nil ProviderData
+// (validation, before Configure) gives an empty one.
+func dataFrom(data any, diags *diag.Diagnostics) *providerData {
 	if data == nil {
-		return nil
+		return &providerData{}
 	}
-	c, ok := data.(*client.Client)
+	d, ok := data.(*providerData)
 	if !ok {
-		diags.AddError("Unexpected provider data", fmt.Sprintf("expected *client.Client, got %T; report this bug", data))
-		return nil
+		diags.AddError("Unexpected provider data", fmt.Sprintf("expected *providerData, got %T; report this bug", data))
+		return &providerData{}
 	}
-	return c
+	return d
+}
+
+// clientFrom takes the provider's client out of ProviderData (nil before
+// Configure).
+func clientFrom(data any, diags *diag.Diagnostics) *client.Client {
+	return dataFrom(data, diags).client
 }
 
 // apiError turns a client error into a diagnostic, on the field at fault

@@ -35,7 +35,8 @@ var (
 )
 
 type mappingResource struct {
-	client *client.Client
+	client     *client.Client
+	strictLint bool
 }
 
 func newMappingResource() resource.Resource { return &mappingResource{} }
@@ -197,7 +198,8 @@ func (r *mappingResource) ConfigValidators(context.Context) []resource.ConfigVal
 }
 
 func (r *mappingResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	r.client = clientFrom(req.ProviderData, &resp.Diagnostics)
+	d := dataFrom(req.ProviderData, &resp.Diagnostics)
+	r.client, r.strictLint = d.client, d.strictLint
 }
 
 // ValidateConfig checks offline what package mapping checks for the API:
@@ -290,7 +292,11 @@ func (r *mappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		if w.Field != "" {
 			detail = w.Field + ": " + detail
 		}
-		resp.Diagnostics.AddWarning(fmt.Sprintf("Mapping %s: %s", m.Name, w.Code), detail)
+		if r.strictLint {
+			resp.Diagnostics.AddError(fmt.Sprintf("Mapping %s: %s (strict_lint)", m.Name, w.Code), detail)
+		} else {
+			resp.Diagnostics.AddWarning(fmt.Sprintf("Mapping %s: %s", m.Name, w.Code), detail)
+		}
 	}
 }
 

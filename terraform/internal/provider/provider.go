@@ -30,8 +30,17 @@ type bridgeProvider struct {
 }
 
 type providerModel struct {
-	Endpoint types.String `tfsdk:"endpoint"`
-	Token    types.String `tfsdk:"token"`
+	Endpoint   types.String `tfsdk:"endpoint"`
+	Token      types.String `tfsdk:"token"`
+	StrictLint types.Bool   `tfsdk:"strict_lint"`
+}
+
+// providerData is what Configure hands the resources and data sources.
+type providerData struct {
+	client *client.Client
+	// strictLint makes the lint findings of a new or changed mapping plan
+	// errors rather than warnings (the API's ?lint=strict).
+	strictLint bool
 }
 
 // New returns the provider's constructor for providerserver.
@@ -56,6 +65,10 @@ func (p *bridgeProvider) Schema(_ context.Context, _ provider.SchemaRequest, res
 				Description: "Admin bearer token. Default: the " + EnvToken + " environment variable.",
 				Optional:    true,
 				Sensitive:   true,
+			},
+			"strict_lint": schema.BoolAttribute{
+				Description: "Make the lint findings of a new or changed mapping (no immutable-id pin, unprotected production, risky events, self-hosted runners, ...) plan errors instead of warnings, and have the API refuse them too. Default false.",
+				Optional:    true,
 			},
 		},
 	}
@@ -96,9 +109,14 @@ func (p *bridgeProvider) Configure(ctx context.Context, req provider.ConfigureRe
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	c := client.New(endpoint, token, client.WithUserAgent("terraform-provider-oidcbridge/"+p.version))
-	resp.ResourceData = c
-	resp.DataSourceData = c
+	opts := []client.Option{client.WithUserAgent("terraform-provider-oidcbridge/" + p.version)}
+	if cfg.StrictLint.ValueBool() {
+		opts = append(opts, client.WithStrictLint())
+	}
+	c := client.New(endpoint, token, opts...)
+	data := &providerData{client: c, strictLint: cfg.StrictLint.ValueBool()}
+	resp.ResourceData = data
+	resp.DataSourceData = data
 }
 
 func (p *bridgeProvider) Resources(context.Context) []func() resource.Resource {

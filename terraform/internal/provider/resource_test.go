@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -462,6 +463,31 @@ data "oidcbridge_mapping" "web" {
 
 // TestAccValidation: what package mapping refuses is refused at plan time,
 // on the attribute at fault, before anything reaches the API.
+// TestAccStrictLint: with strict_lint, a risky mapping is a plan error;
+// without it, the same mapping plans (with warnings) and applies.
+func TestAccStrictLint(t *testing.T) {
+	e := newEnv(t)
+	risky := issuerHCL + `
+resource "oidcbridge_mapping" "risky" {
+  name   = "risky"
+  issuer = oidcbridge_issuer.github.name
+  conditions {
+    repository = ["acme/*"]
+    event_name = ["pull_request_target"]
+  }
+  aws {
+    role_arn = "arn:aws:iam::123456789012:role/deploy"
+    region   = "eu-west-1"
+  }
+}
+`
+	strict := strings.Replace(e.config(risky), "provider \"oidcbridge\" {", "provider \"oidcbridge\" {\n  strict_lint = true", 1)
+	resource.ParallelTest(t, resource.TestCase{ProtoV6ProviderFactories: factories(), Steps: []resource.TestStep{
+		{Config: strict, PlanOnly: true, ExpectError: regexp.MustCompile(`(?s)wildcard_repository \(strict_lint\)`)},
+		{Config: e.config(risky), Check: resource.TestCheckResourceAttrSet("oidcbridge_mapping.risky", "warnings.0.code")},
+	}})
+}
+
 func TestAccValidation(t *testing.T) {
 	e := newEnv(t)
 	mappingWith := func(body string) string {
