@@ -1,12 +1,11 @@
 package aws
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"regexp"
+
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // target mirrors mapping.AWSTarget; it is decoded here, strictly, so that this
@@ -43,44 +42,14 @@ var (
 // its value.
 func decodeTarget(raw []byte) (target, error) {
 	var t target
-	fields := map[string]*string{
+	if err := providers.DecodeTarget("aws", raw, map[string]any{
 		"role_arn":       &t.RoleARN,
 		"region":         &t.Region,
 		"session_policy": &t.SessionPolicy,
 		"external_id":    &t.ExternalID,
 		"mode":           &t.Mode,
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return t, errors.New("aws: target is not a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return t, errors.New("aws: target is not valid JSON")
-		}
-		key, _ := tok.(string)
-		dst, known := fields[key]
-		if !known {
-			return t, fmt.Errorf("aws: target has an unknown field %q", truncate(key, 32))
-		}
-		if seen[key] {
-			return t, fmt.Errorf("aws: target has %s twice", key)
-		}
-		seen[key] = true
-		tok, err = dec.Token()
-		s, isString := tok.(string)
-		if err != nil || !isString {
-			return t, fmt.Errorf("aws: target's %s is not a string", key)
-		}
-		*dst = s
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return t, errors.New("aws: target is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return t, errors.New("aws: target has trailing data")
+	}); err != nil {
+		return t, err
 	}
 
 	switch t.Mode {
@@ -104,11 +73,4 @@ func decodeTarget(raw []byte) (target, error) {
 		return t, errors.New("aws: target's external_id is not a valid external id")
 	}
 	return t, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -1,16 +1,14 @@
 package azure
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/url"
 	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // target mirrors mapping.AzureTarget; it is decoded here, strictly, so that
@@ -31,42 +29,12 @@ var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 // Errors name the field, not its value.
 func decodeTarget(raw []byte) (target, error) {
 	var t target
-	fields := map[string]*string{
+	if err := providers.DecodeTarget("azure", raw, map[string]any{
 		"tenant_id": &t.TenantID,
 		"client_id": &t.ClientID,
 		"scope":     &t.Scope,
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return t, errors.New("azure: target is not a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return t, errors.New("azure: target is not valid JSON")
-		}
-		key, _ := tok.(string)
-		dst, known := fields[key]
-		if !known {
-			return t, fmt.Errorf("azure: target has an unknown field %q", truncate(key, 32))
-		}
-		if seen[key] {
-			return t, fmt.Errorf("azure: target has %s twice", key)
-		}
-		seen[key] = true
-		tok, err = dec.Token()
-		s, isString := tok.(string)
-		if err != nil || !isString {
-			return t, fmt.Errorf("azure: target's %s is not a string", key)
-		}
-		*dst = s
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return t, errors.New("azure: target is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return t, errors.New("azure: target has trailing data")
+	}); err != nil {
+		return t, err
 	}
 	switch {
 	case !guidPattern.MatchString(t.TenantID):
@@ -97,10 +65,3 @@ func validScope(s string) bool {
 // mappingNamePattern is the admin API's rule for mapping names; the name
 // becomes the assertion's subject, so anything else is refused.
 var mappingNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

@@ -1,14 +1,12 @@
 package gcp
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // Target modes, as mapping.GCPTarget names them.
@@ -49,75 +47,16 @@ var (
 // field, not its value.
 func decodeTarget(raw []byte) (target, error) {
 	var t target
-	fields := map[string]any{
+	if err := providers.DecodeTarget("gcp", raw, map[string]any{
 		"service_account":            &t.ServiceAccount,
 		"scopes":                     &t.Scopes,
 		"delegates":                  &t.Delegates,
 		"mode":                       &t.Mode,
 		"workload_identity_provider": &t.WorkloadIdentityProvider,
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return t, errors.New("gcp: target is not a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return t, errors.New("gcp: target is not valid JSON")
-		}
-		key, _ := tok.(string)
-		dst, known := fields[key]
-		if !known {
-			return t, fmt.Errorf("gcp: target has an unknown field %q", truncate(key, 32))
-		}
-		if seen[key] {
-			return t, fmt.Errorf("gcp: target has %s twice", key)
-		}
-		seen[key] = true
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return t, errors.New("gcp: target is not valid JSON")
-		}
-		if err := decodeValue(v, dst); err != nil {
-			return t, fmt.Errorf("gcp: target's %s %v", key, err)
-		}
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return t, errors.New("gcp: target is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return t, errors.New("gcp: target has trailing data")
+	}); err != nil {
+		return t, err
 	}
 	return t, t.check()
-}
-
-// decodeValue reads a string into *string or an array of strings into
-// *[]string, refusing null and every other type.
-func decodeValue(v json.RawMessage, dst any) error {
-	switch d := dst.(type) {
-	case *string:
-		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, d) != nil {
-			return errors.New("is not a string")
-		}
-	case *[]string:
-		if len(v) == 0 || v[0] != '[' {
-			return errors.New("is not an array of strings")
-		}
-		var list []*string
-		if json.Unmarshal(v, &list) != nil {
-			return errors.New("is not an array of strings")
-		}
-		out := make([]string, 0, len(list))
-		for _, s := range list {
-			if s == nil {
-				return errors.New("is not an array of strings")
-			}
-			out = append(out, *s)
-		}
-		*d = out
-	}
-	return nil
 }
 
 func (t *target) check() error {
@@ -169,11 +108,4 @@ func validScope(s string) bool {
 	}
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme == "https" && u.Host != "" && u.User == nil && u.Opaque == ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
