@@ -5,7 +5,7 @@ PKGS      := ./...
 STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint bench fuzz postgres tofu clean
+.PHONY: help build run test lint bench fuzz postgres tofu clean action
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -26,10 +26,24 @@ TOFU_VERSION ?= v1.10.10
 tofu: ## Build the OpenTofu CLI for the provider's acceptance tests (once, then cached)
 	@TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh
 
+# The GitHub Action (actions/credentials): npm dependencies from its lockfile
+# (install scripts off), dist/index.js rebuilt, and the rebuild must equal
+# the committed file (a fresh clone builds the same bytes).
+action: ## Install the GitHub Action's npm dependencies (lockfile), rebuild dist/index.js, fail if it differs from the commit
+	cd actions/credentials && npm ci --no-audit --no-fund --ignore-scripts && npm run --silent build
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  if ! git ls-files --error-unmatch actions/credentials/dist/index.js >/dev/null 2>&1; then \
+	    echo "warning: actions/credentials/dist/index.js is not committed yet: commit it"; \
+	  elif ! git diff --quiet -- actions/credentials/dist/index.js; then \
+	    git diff --stat -- actions/credentials/dist/index.js; \
+	    echo "actions/credentials/dist/index.js differs from the commit: the sources changed without a rebuild, or the build is not reproducible; commit the rebuilt file"; exit 1; \
+	  fi; \
+	fi
+
 # The acceptance tests need TF_ACC and the tofu binary; the provider runs
 # in-process under the address registry.opentofu.org/hashicorp/oidcbridge;
 # TF_CLI_CONFIG_FILE may be preset to a missing file, so it is set here.
-test: postgres tofu ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds
+test: postgres tofu action ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$(TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh)" \
 	TF_ACC_PROVIDER_NAMESPACE=hashicorp TF_ACC_PROVIDER_HOST=registry.opentofu.org TF_CLI_CONFIG_FILE=/dev/null \
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

@@ -1,0 +1,284 @@
+// The bundled action (dist/index.js) on a simulated runner against a real
+// oidc-bridge. Run by the Go test TestAction (test/e2e/action_test.go),
+// which provides the bridge, the ID-token stand-in, the bridge front that
+// injects failures, and the STS endpoint.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  frontStats, frontURL, maskProblem, need, newRunner, run, runStep,
+} from './runner.mjs';
+
+const bridge = need('OIDC_BRIDGE_TEST_BRIDGE_URL');
+const stsEndpoint = need('OIDC_BRIDGE_TEST_STS_ENDPOINT');
+
+const AWS_VARS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+// errorLine is the ::error:: line a failed step printed.
+function errorLine(r) {
+  return r.stdout.split('\n').find((l) => l.startsWith('::error::')) || '';
+}
+
+// callerIdentity runs GetCallerIdentity with the AWS SDK for JavaScript in
+// a fresh process whose environment is what a later step of the job gets.
+function callerIdentity(exported) {
+  const script = `
+    import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
+    try {
+      const r = await new STSClient({}).send(new GetCallerIdentityCommand({}));
+      console.log(JSON.stringify({ account: r.Account, arn: r.Arn, userId: r.UserId }));
+    } catch (e) {
+      console.log(JSON.stringify({ error: e.name, message: e.message }));
+    }`;
+  return run(['--input-type=module', '-e', script], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...exported,
+      AWS_ENDPOINT_URL_STS: stsEndpoint,
+      AWS_CONFIG_FILE: '/dev/null',
+      AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    },
+  });
+}
+
+describe('aws', () => {
+  const runner = newRunner();
+  let main;
+  before(async () => {
+    main = await runStep(runner, { inputs: { 'bridge-url': bridge, mapping: 'web-aws', 'duration-seconds': '900' } });
+  });
+  after(() => runner.cleanup());
+
+  test('the step succeeds in one attempt with the default audience (the bridge URL)', () => {
+    assert.equal(main.code, 0, main.stdout + main.stderr);
+    assert.doesNotMatch(main.stdout, /::warning::/);
+  });
+
+  test('GITHUB_ENV has the AWS variables', () => {
+    assert.deepEqual(Object.keys(main.env).sort(), [...AWS_VARS].sort());
+    assert.match(main.env.AWS_ACCESS_KEY_ID, /^ASIA[A-Z0-9]{16,}$/);
+    assert.ok(main.env.AWS_SECRET_ACCESS_KEY.length >= 30);
+    assert.ok(main.env.AWS_SESSION_TOKEN.length >= 100);
+    assert.equal(main.env.AWS_REGION, 'eu-west-1');
+    assert.equal(main.env.AWS_DEFAULT_REGION, 'eu-west-1');
+  });
+
+  test('GITHUB_OUTPUT has issuance-id, expires-at and the credential fields', () => {
+    const o = main.outputs;
+    assert.match(o['issuance-id'], UUID);
+    const ttl = Date.parse(o['expires-at']) - Date.now();
+    assert.ok(ttl > 14 * 60e3 && ttl <= 15 * 60e3 + 5e3, `expires-at ${o['expires-at']} is not 15 minutes away`);
+    assert.equal(o.mapping, 'web-aws');
+    assert.equal(o.provider, 'aws');
+    assert.equal(o['access-key-id'], main.env.AWS_ACCESS_KEY_ID);
+    assert.equal(o['secret-access-key'], main.env.AWS_SECRET_ACCESS_KEY);
+    assert.equal(o['session-token'], main.env.AWS_SESSION_TOKEN);
+    assert.equal(o.region, 'eu-west-1');
+    assert.equal(Date.parse(o.expiration), Date.parse(o['expires-at']));
+  });
+
+  test('all three AWS secrets, and the ID token, are masked before anything prints them', () => {
+    const secrets = [main.env.AWS_ACCESS_KEY_ID, main.env.AWS_SECRET_ACCESS_KEY, main.env.AWS_SESSION_TOKEN];
+    assert.equal(maskProblem(main, secrets), '');
+    const idTokenMask = main.stdout.split('\n').find((l) => l.startsWith('::add-mask::eyJ'));
+    assert.ok(idTokenMask, 'the ID token was not masked');
+    // The log says what happened without any value.
+    assert.match(main.stdout, new RegExp(`issuance ${main.outputs['issuance-id']}: aws credentials of mapping web-aws`));
+    assert.match(main.stdout, /exported AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_DEFAULT_REGION/);
+  });
+
+  test('the exported credentials work: GetCallerIdentity with the AWS SDK, SigV4-signed', async () => {
+    const r = await callerIdentity(main.env);
+    assert.equal(r.code, 0, r.stderr);
+    const id = JSON.parse(r.stdout);
+    assert.equal(id.error, undefined, `${id.error}: ${id.message}`);
+    assert.equal(id.account, '111122223333');
+    assert.match(id.arn, /^arn:aws:iam::111122223333:/);
+    // ... and a wrong secret is refused, so the signature was checked.
+    const bad = await callerIdentity({ ...main.env, AWS_SECRET_ACCESS_KEY: `x${main.env.AWS_SECRET_ACCESS_KEY.slice(1)}` });
+    assert.equal(JSON.parse(bad.stdout).error, 'SignatureDoesNotMatch');
+  });
+
+  test('nothing is written to the workspace, and no file for AWS', () => {
+    assert.equal(fs.existsSync(path.join(runner.temp, '_workspace_must_stay_empty')), false);
+    assert.deepEqual(fs.readdirSync(runner.temp).filter((f) => f.startsWith('oidc-bridge-')), []);
+  });
+
+  test('the post step clears the variables', async () => {
+    const post = await runStep(runner, { inputs: { 'bridge-url': bridge, mapping: 'web-aws' }, state: main.state });
+    assert.equal(post.code, 0, post.stdout + post.stderr);
+    assert.deepEqual(post.env, Object.fromEntries(AWS_VARS.map((v) => [v, ''])));
+    assert.deepEqual(post.outputs, {});
+    assert.match(post.stdout, /cleared AWS_ACCESS_KEY_ID/);
+  });
+});
+
+test('export-env false: outputs only, nothing exported', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': bridge, mapping: 'web-aws', 'export-env': 'false' } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.deepEqual(r.env, {});
+  assert.match(r.outputs['access-key-id'], /^ASIA/);
+  assert.equal(maskProblem(r, [r.outputs['access-key-id'], r.outputs['secret-access-key'], r.outputs['session-token']]), '');
+  const post = await runStep(runner, { inputs: { 'bridge-url': bridge }, state: r.state });
+  assert.equal(post.code, 0);
+  assert.deepEqual(post.env, {});
+});
+
+test('gcp: access token output, CLOUDSDK_AUTH_ACCESS_TOKEN, GOOGLE_OAUTH_ACCESS_TOKEN and a token file under RUNNER_TEMP', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': bridge, mapping: 'web-gcp' } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const token = r.outputs['access-token'];
+  assert.ok(token && token.length > 20);
+  assert.equal(r.outputs.provider, 'gcp');
+  assert.equal(r.outputs['service-account'], need('OIDC_BRIDGE_TEST_DEPLOY_SA'));
+  assert.match(r.outputs['issuance-id'], UUID);
+  assert.equal(maskProblem(r, [token]), '');
+  assert.equal(r.env.CLOUDSDK_AUTH_ACCESS_TOKEN, token);
+  assert.equal(r.env.GOOGLE_OAUTH_ACCESS_TOKEN, token);
+  const file = r.env.CLOUDSDK_AUTH_ACCESS_TOKEN_FILE;
+  assert.equal(r.outputs['access-token-file'], file);
+  assert.equal(path.dirname(path.dirname(file)), runner.temp, `${file} is not in RUNNER_TEMP`);
+  assert.equal(fs.readFileSync(file, 'utf8'), token);
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+
+  const post = await runStep(runner, { inputs: { 'bridge-url': bridge }, state: r.state });
+  assert.equal(post.code, 0, post.stdout + post.stderr);
+  assert.deepEqual(post.env, { CLOUDSDK_AUTH_ACCESS_TOKEN: '', GOOGLE_OAUTH_ACCESS_TOKEN: '', CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: '' });
+  assert.equal(fs.existsSync(path.dirname(file)), false, 'the post step left the token file');
+});
+
+test('azure: access token output, masked, nothing exported', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': bridge, mapping: 'web-azure', provider: 'azure' } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.ok(r.outputs['access-token']);
+  assert.equal(r.outputs['tenant-id'], need('OIDC_BRIDGE_TEST_AZURE_TENANT'));
+  assert.equal(r.outputs.scope, 'https://management.azure.com/.default');
+  assert.equal(maskProblem(r, [r.outputs['access-token']]), '');
+  assert.deepEqual(r.env, {});
+});
+
+test('jwt: token output and token file, masked', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': bridge, mapping: 'web-jwt' } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const token = r.outputs.token;
+  assert.match(token, /^eyJ/);
+  assert.equal(r.outputs.audience, 'https://deploy.internal.example');
+  assert.equal(maskProblem(r, [token]), '');
+  assert.equal(fs.readFileSync(r.outputs['token-file'], 'utf8'), token);
+  const post = await runStep(runner, { inputs: { 'bridge-url': bridge }, state: r.state });
+  assert.equal(post.code, 0);
+  assert.equal(fs.existsSync(r.outputs['token-file']), false);
+});
+
+test('a policy denial fails fast: no_matching_mapping, the reason, exit code 1, one attempt', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': frontURL('deny', 'ok'), audience: 'https://bridge.example.com', mapping: 'web-staging' } });
+  assert.equal(r.code, 1);
+  const e = errorLine(r);
+  assert.match(e, /no_matching_mapping \(HTTP 403\)/);
+  assert.match(e, /\[issuance [0-9a-f-]{36}\]/);
+  assert.match(e, /To fix: .*oidc-bridge explain/);
+  assert.deepEqual(await frontStats('deny'), { requests: 1, distinct_tokens: 1 });
+  assert.deepEqual(r.env, {});
+  assert.deepEqual(r.outputs, {});
+});
+
+test('several admitting mappings and none named: ambiguous_mapping, with the fix', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': frontURL('ambiguous', 'ok'), audience: 'https://bridge.example.com' } });
+  assert.equal(r.code, 1);
+  assert.match(errorLine(r), /ambiguous_mapping \(HTTP 409\).*To fix: .*`mapping` input/);
+  assert.deepEqual(await frontStats('ambiguous'), { requests: 1, distinct_tokens: 1 });
+});
+
+test('a wrong audience: invalid_token, with the audience and id-token hint', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': frontURL('audience', 'ok'), audience: 'https://elsewhere.example', mapping: 'web-aws' } });
+  assert.equal(r.code, 1);
+  const e = errorLine(r);
+  assert.match(e, /invalid_token \(HTTP 401\)/);
+  assert.match(e, /audience/);
+  assert.match(e, /permissions: id-token: write/);
+  assert.equal((await frontStats('audience')).requests, 1);
+});
+
+test('503 then success: retried with a fresh ID token', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': frontURL('retry503', '503x1'), audience: 'https://bridge.example.com', mapping: 'web-aws' } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /::warning::attempt 1 of 5: oidc-bridge: unavailable \(HTTP 503\)/);
+  assert.deepEqual(await frontStats('retry503'), { requests: 2, distinct_tokens: 2 });
+  assert.match(r.env.AWS_ACCESS_KEY_ID, /^ASIA/);
+  assert.match(r.stdout, /\(attempt 2\)/);
+});
+
+test('429 honours Retry-After', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': frontURL('retry429', '429x1'), audience: 'https://bridge.example.com', mapping: 'web-aws' } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /rate_limited \(HTTP 429\).*retrying in 1\.\ds/);
+  assert.ok(r.ms >= 1000, `retried after ${r.ms} ms, before Retry-After`);
+  assert.deepEqual(await frontStats('retry429'), { requests: 2, distinct_tokens: 2 });
+});
+
+test('retries are bounded: the last error after retries+1 attempts', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': frontURL('exhaust', '503x99'), audience: 'https://bridge.example.com', mapping: 'web-aws', retries: '1' } });
+  assert.equal(r.code, 1);
+  assert.match(errorLine(r), /unavailable \(HTTP 503\): the database is unavailable after 2 attempts/);
+  assert.deepEqual(await frontStats('exhaust'), { requests: 2, distinct_tokens: 2 });
+});
+
+test('network errors are retried, then named', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': 'http://127.0.0.1:1', audience: 'https://bridge.example.com', retries: '1' } });
+  assert.equal(r.code, 1);
+  assert.match(errorLine(r), /network_error: could not reach the bridge at http:\/\/127\.0\.0\.1:1\/v1\/exchange.* after 2 attempts/);
+});
+
+test('no ACTIONS_ID_TOKEN_REQUEST_URL: the id-token permission hint', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': frontURL('noperm', 'ok') }, env: { ACTIONS_ID_TOKEN_REQUEST_URL: undefined } });
+  assert.equal(r.code, 1);
+  const e = errorLine(r);
+  assert.match(e, /id_token_unavailable: ACTIONS_ID_TOKEN_REQUEST_URL is not set/);
+  assert.match(e, /permissions: id-token: write/);
+  assert.equal((await frontStats('noperm')).requests, 0);
+});
+
+test('bad inputs fail before any request', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  for (const [inputs, want] of [
+    [{ 'bridge-url': frontURL('inputs', 'ok'), 'duration-seconds': 'soon' }, /invalid_input: duration-seconds/],
+    [{ 'bridge-url': frontURL('inputs', 'ok'), provider: 'oracle' }, /invalid_input: provider must be one of aws, gcp, azure, jwt/],
+    [{ 'bridge-url': frontURL('inputs', 'ok'), retries: '99' }, /invalid_input: retries/],
+    [{ 'bridge-url': 'http://bridge.example.com' }, /invalid_input: bridge-url must be https/],
+    [{}, /Input required and not supplied: bridge-url/],
+  ]) {
+    const r = await runStep(runner, { inputs });
+    assert.equal(r.code, 1, JSON.stringify(inputs));
+    assert.match(errorLine(r), want);
+  }
+  assert.equal((await frontStats('inputs')).requests, 0);
+});
