@@ -41,6 +41,10 @@ func forbidden(scope string) error {
 		Message: fmt.Sprintf("this admin token lacks the %q scope this request needs; use a token created with --scope %s", scope, scope)}}
 }
 
+// providerRetryAfter is the Retry-After of a 502 for a cloud that is
+// failing rather than refusing.
+const providerRetryAfter = 5 * time.Second
+
 // problem is an error response: status, body and Retry-After.
 type problem struct {
 	status     int
@@ -90,8 +94,14 @@ func classifyCause(err error) problem {
 	case errors.As(err, &qe):
 		return problem{http.StatusTooManyRequests, api.Error{Error: api.CodeQuotaExceeded, Message: qe.Error()}, qe.RetryAfter}
 	case errors.As(err, &pe):
+		// A failing cloud (not a refusal) may recover: say so with
+		// Retry-After, so that clients retry a 502 only then.
+		var wait time.Duration
+		if errors.Is(pe, providers.ErrUnavailable) {
+			wait = providerRetryAfter
+		}
 		return problem{http.StatusBadGateway, api.Error{Error: api.CodeProviderError,
-			Message: fmt.Sprintf("%s did not issue credentials: %s", pe.Provider, pe.Code)}, 0}
+			Message: fmt.Sprintf("%s did not issue credentials: %s", pe.Provider, pe.Code)}, wait}
 	case errors.Is(err, admintoken.ErrUnauthorized):
 		return problem{http.StatusUnauthorized, api.Error{Error: api.CodeUnauthorized, Message: "a valid admin bearer token is required"}, 0}
 	case errors.Is(err, mapping.ErrNotFound):

@@ -296,7 +296,11 @@ func TestExchangeMintFailures(t *testing.T) {
 	x := newExchangeEnv(t, func(o *bridge.Options) { o.MintTimeout = 300 * time.Millisecond })
 	refused := x.token(nil)
 	sts.Refuse("AccessDenied")
-	x.wantError(x.exchange(refused, ""), 502, "provider_error", "")
+	r := x.exchange(refused, "")
+	x.wantError(r, 502, "provider_error", "")
+	if ra := r.header.Get("Retry-After"); ra != "" {
+		t.Errorf("a refusal carries Retry-After %q: clients would retry it", ra)
+	}
 	sts.Reset()
 	if r := x.exchange(refused, ""); r.status != 200 {
 		t.Fatalf("retry after a refusal: %d %s", r.status, r.body)
@@ -304,7 +308,11 @@ func TestExchangeMintFailures(t *testing.T) {
 
 	lost := x.token(nil)
 	sts.Hang()
-	e := x.wantError(x.exchange(lost, ""), 502, "provider_error", "")
+	r = x.exchange(lost, "")
+	e := x.wantError(r, 502, "provider_error", "")
+	if ra := r.header.Get("Retry-After"); ra != "5" {
+		t.Errorf("a failing cloud's 502 has Retry-After %q, want 5", ra)
+	}
 	if !strings.Contains(e.Message, "Timeout") {
 		t.Errorf("message %q", e.Message)
 	}

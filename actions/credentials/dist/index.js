@@ -20507,7 +20507,8 @@ var HINTS = {
 function hintFor(code) {
   return HINTS[code] || "see the oidc-bridge API contract for this error";
 }
-function isRetryableStatus(status) {
+function isRetryableStatus(status, retryAfter) {
+  if (status === 502) return retryAfter !== void 0;
   return status === 408 || status === 429 || status >= 500 && status <= 599;
 }
 function parseRetryAfter(value, now = Date.now()) {
@@ -20752,7 +20753,8 @@ async function attempt(client, url, token, body) {
     hint: hintFor(code),
     issuanceId: typeof e.issuance_id === "string" ? e.issuance_id : void 0
   });
-  return { error: error2, retryable: isRetryableStatus(status), retryAfterMs: parseRetryAfter(res.message.headers["retry-after"]) };
+  const retryAfterMs = parseRetryAfter(res.message.headers["retry-after"]);
+  return { error: error2, retryable: isRetryableStatus(status, retryAfterMs), retryAfterMs };
 }
 async function exchange(inp) {
   const client = new HttpClient(USER_AGENT, [], { allowRetries: false, allowRedirects: false, socketTimeout: ATTEMPT_TIMEOUT_MS });

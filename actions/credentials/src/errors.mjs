@@ -38,9 +38,13 @@ export function hintFor(code) {
   return HINTS[code] || 'see the oidc-bridge API contract for this error';
 }
 
-// isRetryableStatus: 408, 429 and every 5xx are worth another attempt; any
-// other answer (400, 401, 403, 409, ...) is a decision that a retry will not change.
-export function isRetryableStatus(status) {
+// isRetryableStatus: 408, 429 and every 5xx are worth another attempt, except
+// a 502 without Retry-After: the bridge sends Retry-After on a 502 only when
+// the cloud was failing, not when it refused (AccessDenied, an unknown app),
+// which no retry will change. Any other answer (400, 401, 403, 409, ...) is a
+// decision too.
+export function isRetryableStatus(status, retryAfter) {
+  if (status === 502) return retryAfter !== undefined;
   return status === 408 || status === 429 || (status >= 500 && status <= 599);
 }
 

@@ -128,7 +128,8 @@ async function attempt(client, url, token, body) {
   const error = new ActionError(code, message, {
     status, hint: hintFor(code), issuanceId: typeof e.issuance_id === 'string' ? e.issuance_id : undefined,
   });
-  return { error, retryable: isRetryableStatus(status), retryAfterMs: parseRetryAfter(res.message.headers['retry-after']) };
+  const retryAfterMs = parseRetryAfter(res.message.headers['retry-after']);
+  return { error, retryable: isRetryableStatus(status, retryAfterMs), retryAfterMs };
 }
 
 // exchange runs the attempts: a fresh ID token for each (a GitHub token

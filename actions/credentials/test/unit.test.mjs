@@ -8,8 +8,11 @@ import {
 import { plan } from '../src/credentials.mjs';
 
 test('retryable: 408, 429 and 5xx; decisions are not', () => {
-  for (const s of [408, 429, 500, 502, 503, 504, 599]) assert.equal(isRetryableStatus(s), true, String(s));
+  for (const s of [408, 429, 500, 503, 504, 599]) assert.equal(isRetryableStatus(s), true, String(s));
   for (const s of [200, 301, 400, 401, 403, 404, 409, 413]) assert.equal(isRetryableStatus(s), false, String(s));
+  // 502 provider_error: retried only when the bridge says the cloud is failing.
+  assert.equal(isRetryableStatus(502, 5000), true, '502 with Retry-After');
+  assert.equal(isRetryableStatus(502, undefined), false, '502 without Retry-After (a refusal)');
 });
 
 test('Retry-After: seconds and HTTP dates', () => {
