@@ -57,7 +57,7 @@ BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
 		app.serveCmd(),
 		app.migrateCmd(),
 		app.adminTokenCmd(),
-		notYet("exchange", "Exchange this job's OIDC token for credentials (the client for any CI)"),
+		app.exchangeCmd(),
 		app.keysCmd(),
 		app.explainCmd(),
 	)
@@ -68,17 +68,6 @@ BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
 type app struct {
 	stdout, stderr io.Writer
 	environ        []string
-}
-
-func notYet(name, short string) *cobra.Command {
-	return &cobra.Command{
-		Use:                name,
-		Short:              short + " (not yet available)",
-		DisableFlagParsing: true,
-		RunE: func(*cobra.Command, []string) error {
-			return fmt.Errorf("%s: not yet available in this version of oidc-bridge", name)
-		},
-	}
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {

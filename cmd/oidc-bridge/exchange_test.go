@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+)
+
+func awsAnswer(exp time.Time) *api.ExchangeResponse {
+	creds, _ := json.Marshal(map[string]any{"access_key_id": "ASIAEXAMPLE", "secret_access_key": "s3cr3t+/=",
+		"session_token": "tok'en", "expiration": exp, "region": "eu-west-1"})
+	return &api.ExchangeResponse{IssuanceID: "0193b9e2", Mapping: "web", Provider: "aws", ExpiresAt: exp, Credentials: creds}
+}
+
+func TestFormatCredentials(t *testing.T) {
+	t.Parallel()
+	exp := time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC)
+	resp := awsAnswer(exp)
+
+	out, err := formatCredentials(formatEnv, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The quoted value survives a real shell.
+	sh := exec.Command("sh", "-c", string(out)+`printf '%s' "$AWS_SESSION_TOKEN|$AWS_DEFAULT_REGION|$OIDC_BRIDGE_EXPIRES_AT"`)
+	got, err := sh.Output()
+	if err != nil || string(got) != "tok'en|eu-west-1|2026-11-26T18:00:00Z" {
+		t.Fatalf("env output %q evaluates to %q (%v)", out, got, err)
+	}
+	// dotenv refuses what it cannot carry unquoted.
+	if _, err := formatCredentials(formatDotenv, resp); err == nil || !strings.Contains(err.Error(), "AWS_SESSION_TOKEN") {
+		t.Fatalf("dotenv of a quote: %v", err)
+	}
+	out, err = formatCredentials(formatAWSProc, resp)
+	if err != nil || string(out) != `{"Version":1,"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"s3cr3t+/=","SessionToken":"tok'en","Expiration":"2026-11-26T18:00:00Z"}`+"\n" {
+		t.Fatalf("credential_process %s %v", out, err)
+	}
+	jwtCreds, _ := json.Marshal(map[string]any{"token": "a.b.c", "token_type": "Bearer", "expires_at": exp, "audience": "x"})
+	jwtResp := &api.ExchangeResponse{Mapping: "j", Provider: "jwt", ExpiresAt: exp, Credentials: jwtCreds}
+	out, err = formatCredentials(formatGCPExec, jwtResp)
+	if err != nil || string(out) != `{"version":1,"success":true,"token_type":"urn:ietf:params:oauth:token-type:jwt","id_token":"a.b.c","expiration_time":1795716000}`+"\n" {
+		t.Fatalf("gcp-executable %s %v", out, err)
+	}
+	out, err = formatCredentials(formatDotenv, jwtResp)
+	if err != nil || !strings.HasPrefix(string(out), "OIDC_BRIDGE_JWT=a.b.c\n") {
+		t.Fatalf("dotenv jwt %s %v", out, err)
+	}
+	for provider, want := range map[string]string{
+		"gcp":   "CLOUDSDK_AUTH_ACCESS_TOKEN='ya29.x'",
+		"azure": "AZURE_ACCESS_TOKEN='ya29.x'",
+	} {
+		c, _ := json.Marshal(map[string]any{"access_token": "ya29.x", "token_type": "Bearer", "expires_at": exp})
+		out, err := formatCredentials(formatEnv, &api.ExchangeResponse{Provider: provider, Credentials: c})
+		if err != nil || !strings.Contains(string(out), "export "+want+"\n") {
+			t.Fatalf("%s env %s %v", provider, out, err)
+		}
+	}
+}
+
+func TestParseExchangeDuration(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{"900": 900, "15m": 900, "1h": 3600} {
+		if got, err := parseExchangeDuration(in); err != nil || got != want {
+			t.Errorf("%s: %d %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"0", "-5", "1.5s", "soon"} {
+		if _, err := parseExchangeDuration(in); err == nil {
+			t.Errorf("%s accepted", in)
+		}
+	}
+}
+
+// fakeExchangeBridge answers POST /v1/exchange with the statuses given, then 200.
+type fakeExchangeBridge struct {
+	srv     *httptest.Server
+	calls   atomic.Int32
+	answers []func(w http.ResponseWriter)
+	life    time.Duration
+}
+
+func newFakeExchangeBridge(t *testing.T, life time.Duration, answers ...func(w http.ResponseWriter)) *fakeExchangeBridge {
+	f := &fakeExchangeBridge{answers: answers, life: life}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := int(f.calls.Add(1)) - 1
+		if n < len(f.answers) {
+			f.answers[n](w)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(awsAnswer(time.Now().Add(f.life).UTC().Truncate(time.Second)))
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func refuse(status int, code string, header ...string) func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		if len(header) == 2 {
+			w.Header().Set(header[0], header[1])
+		}
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(api.Error{Error: code, Message: "because", IssuanceID: "iss-1"})
+	}
+}
+
+func runExchangeCLI(t *testing.T, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := newRoot(&out, &errOut, env)
+	root.SetArgs(append([]string{"exchange"}, args...))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+func TestExchangeRetries(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tf := filepath.Join(dir, "tok")
+	if err := os.WriteFile(tf, []byte("tok-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// 503 and 429 (Retry-After 0) are retried; the token file is read anew.
+	f := newFakeExchangeBridge(t, time.Hour, refuse(503, "unavailable"), refuse(429, "rate_limited", "Retry-After", "0"))
+	out, errOut, err := runExchangeCLI(t, []string{"OIDC_BRIDGE_URL=" + f.srv.URL}, "--token-file", tf, "--no-cache", "--format", "aws-credential-process")
+	if err != nil || f.calls.Load() != 3 || strings.Count(errOut, "retrying") != 2 || !strings.Contains(out, `"AccessKeyId":"ASIAEXAMPLE"`) {
+		t.Fatalf("retries: %v, %d calls\n%s\n%s", err, f.calls.Load(), out, errOut)
+	}
+	// A refusal is not retried, and names the contract's code.
+	f = newFakeExchangeBridge(t, time.Hour, refuse(403, "no_matching_mapping"))
+	_, _, err = runExchangeCLI(t, []string{"OIDC_BRIDGE_URL=" + f.srv.URL}, "--token-file", tf, "--no-cache")
+	if err == nil || f.calls.Load() != 1 || err.Error() != "exchange: 403 no_matching_mapping: because (issuance id iss-1)" {
+		t.Fatalf("refusal: %v after %d calls", err, f.calls.Load())
+	}
+	// A spent quota that frees in an hour fails at once.
+	f = newFakeExchangeBridge(t, time.Hour, refuse(429, "quota_exceeded", "Retry-After", "3600"))
+	_, _, err = runExchangeCLI(t, []string{"OIDC_BRIDGE_URL=" + f.srv.URL}, "--token-file", tf, "--no-cache")
+	if err == nil || f.calls.Load() != 1 || !strings.Contains(err.Error(), "quota_exceeded") {
+		t.Fatalf("quota: %v after %d calls", err, f.calls.Load())
+	}
+	// A 502 without Retry-After is the cloud refusing: no retry.
+	f = newFakeExchangeBridge(t, time.Hour, refuse(502, "provider_error"))
+	if _, _, err = runExchangeCLI(t, []string{"OIDC_BRIDGE_URL=" + f.srv.URL}, "--token-file", tf, "--no-cache"); err == nil || f.calls.Load() != 1 {
+		t.Fatalf("502 refusal: %v after %d calls", err, f.calls.Load())
+	}
+	// A 502 with Retry-After is the cloud failing: retried.
+	f = newFakeExchangeBridge(t, time.Hour, refuse(502, "provider_error", "Retry-After", "0"))
+	if _, _, err = runExchangeCLI(t, []string{"OIDC_BRIDGE_URL=" + f.srv.URL}, "--token-file", tf, "--no-cache"); err != nil || f.calls.Load() != 2 {
+		t.Fatalf("502 failing cloud: %v after %d calls", err, f.calls.Load())
+	}
+	// --retries 0: one attempt.
+	f = newFakeExchangeBridge(t, time.Hour, refuse(503, "unavailable"))
+	if _, _, err = runExchangeCLI(t, []string{"OIDC_BRIDGE_URL=" + f.srv.URL}, "--token-file", tf, "--no-cache", "--retries", "0"); err == nil || f.calls.Load() != 1 {
+		t.Fatalf("no retries: %v after %d calls", err, f.calls.Load())
+	}
+}
+
+func TestExchangeCache(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	f := newFakeExchangeBridge(t, 15*time.Minute)
+	env := []string{"OIDC_BRIDGE_URL=" + f.srv.URL, "JOB_TOKEN=static-token", "CI_JOB_ID=7"}
+	args := []string{"--token-env", "JOB_TOKEN", "--mapping", "web", "--cache-dir", cache, "--format", "json"}
+	first, _, err := runExchangeCLI(t, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := runExchangeCLI(t, env, args...)
+	if err != nil || second != first || f.calls.Load() != 1 {
+		t.Fatalf("cache reuse: %v, %d calls", err, f.calls.Load())
+	}
+	// Another job (CI_JOB_ID) never sees this job's credentials.
+	if _, _, err := runExchangeCLI(t, []string{"OIDC_BRIDGE_URL=" + f.srv.URL, "JOB_TOKEN=static-token", "CI_JOB_ID=8"}, args...); err != nil || f.calls.Load() != 2 {
+		t.Fatalf("other job: %v, %d calls", err, f.calls.Load())
+	}
+	// Near expiry with the same static token: still valid, reused with a warning.
+	_, errOut, err := runExchangeCLI(t, env, append(args, "--refresh-before", "20m")...)
+	if err != nil || f.calls.Load() != 2 || !strings.Contains(errOut, "$JOB_TOKEN gives no fresh token") {
+		t.Fatalf("near expiry: %v, %d calls: %s", err, f.calls.Load(), errOut)
+	}
+	// Expired in the cache: said clearly, no call.
+	files, _ := filepath.Glob(filepath.Join(cache, "*.json"))
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		var e cacheEntry
+		_ = json.Unmarshal(b, &e)
+		e.Response.ExpiresAt = time.Now().Add(-time.Minute)
+		b, _ = json.Marshal(e)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err = runExchangeCLI(t, env, args...)
+	if err == nil || !strings.Contains(err.Error(), "token_replayed") || !strings.Contains(err.Error(), "$JOB_TOKEN") || f.calls.Load() != 2 {
+		t.Fatalf("expired with a spent token: %v, %d calls", err, f.calls.Load())
+	}
+	// A fresh token exchanges again.
+	env[1] = "JOB_TOKEN=fresh-token"
+	if _, _, err = runExchangeCLI(t, env, args...); err != nil || f.calls.Load() != 3 {
+		t.Fatalf("fresh token: %v, %d calls", err, f.calls.Load())
+	}
+	// A cache folder others may read is not used.
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err = runExchangeCLI(t, env, "--token-env", "JOB_TOKEN", "--cache-dir", open)
+	if err != nil || !strings.Contains(errOut, "credential cache disabled") {
+		t.Fatalf("open cache dir: %v: %s", err, errOut)
+	}
+	if entries, _ := os.ReadDir(open); len(entries) != 0 {
+		t.Fatalf("wrote into a readable cache dir: %v", entries)
+	}
+}
+
+func TestExchangeUsage(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]struct {
+		env  []string
+		args []string
+		want string
+	}{
+		"no url":      {nil, []string{"--token-env", "T"}, "--bridge-url"},
+		"bad url":     {nil, []string{"--bridge-url", "bridge.example.com", "--token-env", "T"}, "http(s) URL"},
+		"no token":    {[]string{"OIDC_BRIDGE_URL=https://b.example"}, nil, "--token-file"},
+		"two sources": {[]string{"OIDC_BRIDGE_URL=https://b.example"}, []string{"--token-env", "T", "--token-file", "f"}, "at most one"},
+		"bad format":  {[]string{"OIDC_BRIDGE_URL=https://b.example"}, []string{"--token-env", "T", "--format", "yaml"}, "--format"},
+		"format/provider": {[]string{"OIDC_BRIDGE_URL=https://b.example"},
+			[]string{"--token-env", "T", "--format", "gcp-executable", "--provider", "aws"}, "provider jwt"},
+	} {
+		_, _, err := runExchangeCLI(t, append(c.env, "T=x"), c.args...)
+		var ue usageError
+		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.As(err, &ue) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestTokenScope(t *testing.T) {
+	t.Parallel()
+	// iss and sub of a JWT, unverified; anything else by its hash.
+	jwt := "eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2dpdGxhYi5leGFtcGxlIiwic3ViIjoicHJvamVjdF9wYXRoOmEvYiJ9.sig"
+	if got := tokenScope(jwt); got != "iss=https://gitlab.example,sub=project_path:a/b" {
+		t.Fatalf("jwt scope %q", got)
+	}
+	if got := tokenScope("opaque"); !strings.HasPrefix(got, "sha256:") {
+		t.Fatalf("opaque scope %q", got)
+	}
+}
