@@ -217,7 +217,7 @@ func TestCommandLine(t *testing.T) {
 		{"bad insecure flag", []string{"BRIDGE_ALLOW_INSECURE_ISSUERS=maybe", "BRIDGE_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"serve"}, 1, "BRIDGE_ALLOW_INSECURE_ISSUERS"},
 		{"bad database URL", []string{"BRIDGE_DATABASE_URL=mysql://u:hunter2@h/db"}, []string{"serve"}, 1, "BRIDGE_DATABASE_URL"},
 		{"unreachable database", []string{"BRIDGE_DATABASE_URL=postgres://u:hunter2@127.0.0.1:1/db"}, []string{"migrate"}, 1, "database"},
-		{"exchange not yet", nil, []string{"exchange"}, 1, "not yet available"},
+		{"exchange without a bridge", nil, []string{"exchange"}, 2, "--bridge-url"},
 		{"keys without a key-encryption key", []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t)}, []string{"keys", "list"}, 1, "BRIDGE_KEY_ENCRYPTION_KEY"},
 		{"bad key-encryption key", []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t), "BRIDGE_KEY_ENCRYPTION_KEY=short"}, []string{"keys", "list"}, 1, "BRIDGE_KEY_ENCRYPTION_KEY"},
 		{"unknown flag", nil, []string{"serve", "--frobnicate"}, 2, "frobnicate"},
