@@ -5,7 +5,7 @@ PKGS      := ./...
 STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint bench fuzz postgres tofu clean action
+.PHONY: help build run test lint bench fuzz postgres tofu clean action promtool
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -40,10 +40,19 @@ action: ## Install the GitHub Action's npm dependencies (lockfile), rebuild dist
 	  fi; \
 	fi
 
+# Prometheus's promtool, for the alerting and recording rules under
+# deploy/prometheus: taken from Debian's prometheus package once and cached
+# (see scripts/ensure-promtool.sh); `promtool check rules` and `promtool test
+# rules` run in `make test`.
+promtool: ## Make sure promtool is available (from Debian's prometheus package, cached), check and unit-test deploy/prometheus rules
+	@P="$$(scripts/ensure-promtool.sh)" && \
+	  "$$P" check rules deploy/prometheus/rules.yml && \
+	  "$$P" test rules deploy/prometheus/rules_test.yml
+
 # The acceptance tests need TF_ACC and the tofu binary; the provider runs
 # in-process under the address registry.opentofu.org/hashicorp/oidcbridge;
 # TF_CLI_CONFIG_FILE may be preset to a missing file, so it is set here.
-test: postgres tofu action ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds
+test: postgres tofu action promtool ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds, Prometheus rules
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$(TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh)" \
 	TF_ACC_PROVIDER_NAMESPACE=hashicorp TF_ACC_PROVIDER_HOST=registry.opentofu.org TF_CLI_CONFIG_FILE=/dev/null \
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

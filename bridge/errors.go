@@ -167,6 +167,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		level = slog.LevelError
 		body.RequestID = rid
 	}
+	body.TraceID = s.traceID(c)
 	s.log.Log(c.Request().Context(), level, "request failed",
 		"request_id", rid, "status", status, "code", body.Error, "err", err.Error())
 	if c.Request().Method == http.MethodHead {
@@ -180,6 +181,6 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(p.retryAfter.Seconds()))))
 	}
 	if err := c.JSON(status, body); err != nil {
-		s.log.Error("write error response", "request_id", rid, "err", err)
+		s.log.ErrorContext(c.Request().Context(), "write error response", "request_id", rid, "err", err)
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/identity"
@@ -89,6 +92,22 @@ type exchangeRun struct {
 	// audits are the issuer's audit-mode mappings: evaluated and recorded,
 	// never issuing.
 	audits []mapping.Mapping
+	// stages are the stages run so far and how long each took, and
+	// decisions what each mapping considered decided, for the log line.
+	stages    []stageTime
+	decisions []decision
+}
+
+type stageTime struct {
+	name string
+	took time.Duration
+}
+
+// decision is a mapping's answer to the token: reason "" admits, else
+// the mapping package's reason; audit marks an audit-mode mapping.
+type decision struct {
+	mapping, reason string
+	audit           bool
 }
 
 // exchanged is a recorded issuance.
@@ -105,9 +124,57 @@ func (x *exchangeRun) exec(raw string, parse func() (api.ExchangeRequest, error)
 	ctx, cancel := context.WithTimeout(x.c.Request().Context(), exchangeTimeout)
 	defer cancel()
 	res, err := x.run(ctx, raw, parse)
-	x.s.metrics.observeExchange(x.provider, x.outcome(err), x.code(err))
+	outcome, code, field := x.outcome(err), "ok", ""
+	if err != nil {
+		body := classify(err).body
+		code, field = body.Error, body.Field
+	}
+	x.s.metrics.observeExchange(exchangeResult{provider: x.provider, mapping: x.mapping, outcome: outcome,
+		code: code, field: field, elapsed: time.Since(x.start)})
+	x.annotate(ctx, outcome, code)
 	x.log(err)
 	return res, err
+}
+
+// stage starts one stage of the exchange: a span, child of the request's,
+// and a timer. The returned func ends it with the stage's error (nil when
+// it did its work, though the exchange may still be refused).
+func (x *exchangeRun) stage(ctx context.Context, name string) (context.Context, func(error)) {
+	ctx, span := x.s.tracer.Start(ctx, name)
+	start := time.Now()
+	return ctx, func(err error) {
+		took := time.Since(start)
+		x.s.metrics.stageDuration.WithLabelValues(name).Observe(took.Seconds())
+		x.stages = append(x.stages, stageTime{name: name, took: took})
+		if err != nil {
+			span.SetStatus(codes.Error, classify(err).body.Error)
+		}
+		span.End()
+	}
+}
+
+// annotate puts the exchange's result on the request's span: identifiers
+// of the bridge's own, nothing from the token but its issuer's name.
+func (x *exchangeRun) annotate(ctx context.Context, outcome, code string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	attrs := []attribute.KeyValue{attribute.String("oidc_bridge.outcome", outcome), attribute.String("oidc_bridge.code", code)}
+	if x.claims != nil {
+		attrs = append(attrs, attribute.String("oidc_bridge.issuer", x.claims.IssuerName))
+	}
+	for _, kv := range [][2]string{{"oidc_bridge.mapping", x.mapping}, {"oidc_bridge.provider", x.provider}, {"oidc_bridge.issuance_id", x.issuance}} {
+		if kv[1] != "" {
+			attrs = append(attrs, attribute.String(kv[0], kv[1]))
+		}
+	}
+	span.SetAttributes(attrs...)
+}
+
+// auditWriteFailed counts a failed ledger write of the exchange.
+func (x *exchangeRun) auditWriteFailed(op string) {
+	x.s.metrics.auditFailures.WithLabelValues(op).Inc()
 }
 
 func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.ExchangeRequest, error)) (*exchanged, error) {
@@ -119,7 +186,9 @@ func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.Exc
 		x.reason = "missing_token"
 		return nil, tokenError(api.CodeInvalidToken, "send the pipeline's OIDC token as `Authorization: Bearer <token>`")
 	}
-	claims, err := s.opts.Verifier.Verify(ctx, raw)
+	vctx, end := x.stage(ctx, stageVerify)
+	claims, err := s.opts.Verifier.Verify(vctx, raw)
+	end(err)
 	if err != nil {
 		x.reason = identity.Reason(err)
 		s.metrics.verifyFailures.WithLabelValues(x.reason).Inc()
@@ -128,48 +197,30 @@ func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.Exc
 	x.claims = claims
 	attempt := ledger.Attempt{Claims: claims, ClientIP: clientAddr(c), UserAgent: c.Request().UserAgent()}
 
-	req, err := parse()
+	m, refused, err := x.choose(ctx, &attempt, parse)
 	if err != nil {
-		return nil, x.deny(ctx, attempt, err)
-	}
-	x.provider = req.Provider
-
-	m, err := x.selectMapping(ctx, &req)
-	x.recordAudits(ctx, attempt)
-	if err != nil {
-		var re *requestError
-		if !errors.As(err, &re) {
+		if !refused {
 			return nil, err // the store failed: nothing to record it in
 		}
 		return nil, x.deny(ctx, attempt, err)
 	}
-	x.mapping, x.provider = m.Name, m.Provider
-	attempt.MappingID, attempt.Mapping, attempt.Provider, attempt.Target = m.ID, m.Name, m.Provider, m.Target
-	if x.bearerOnly && m.Provider == mapping.ProviderAWS {
-		x.reason = "not_a_bearer_token"
-		return nil, x.deny(ctx, attempt, noMatch(fmt.Sprintf(
-			"mapping %q issues AWS credentials, which are not a single bearer token; use POST /v1/exchange", m.Name)))
-	}
-	dur, err := requestDuration(&req, m)
-	if err != nil {
-		return nil, x.deny(ctx, attempt, err)
-	}
-	attempt.Duration = dur
-	if m.Quota != nil {
-		attempt.PerHour, attempt.PerJob = m.Quota.PerHour, m.Quota.PerJob
-	}
 
-	res, err := s.opts.Ledger.Reserve(ctx, attempt)
+	rsctx, end := x.stage(ctx, stageReserve)
+	res, err := s.opts.Ledger.Reserve(rsctx, attempt)
+	end(err)
 	if err != nil {
 		if id, ok := ledger.IssuanceID(err); ok {
 			x.issuance = id
 			return nil, withIssuance(err, id)
 		}
+		x.auditWriteFailed(opReserve)
 		return nil, err
 	}
 	x.issuance = res.ID
 
-	cred, err := x.mint(ctx, m, res, dur)
+	mctx, end := x.stage(ctx, stageMint)
+	cred, err := x.mint(mctx, m, res, attempt.Duration)
+	end(err)
 	if err != nil {
 		x.recordMintFailure(ctx, res, err)
 		return nil, withIssuance(err, res.ID)
@@ -178,17 +229,59 @@ func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.Exc
 
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer rcancel()
-	if err := s.opts.Ledger.Complete(rctx, res, cred.ID, cred.ExpiresAt); err != nil {
+	rctx, end = x.stage(rctx, stageRecord)
+	err = s.opts.Ledger.Complete(rctx, res, cred.ID, cred.ExpiresAt)
+	end(err)
+	if err != nil {
 		// The credential exists at the cloud but its issuance is not
 		// durably recorded: it must not reach the client. Its id goes to
 		// the log and a metric so that operators can revoke it; the
 		// pending row becomes `unknown` when the sweeper runs.
+		x.auditWriteFailed(opComplete)
 		s.metrics.unrecorded.Inc()
-		s.log.Error("exchange: issued credential not recorded; withheld from the client",
+		s.log.ErrorContext(ctx, "exchange: issued credential not recorded; withheld from the client",
 			"issuance_id", res.ID, "credential_id", cred.ID, "mapping", m.Name, "err", err)
 		return nil, withIssuance(fmt.Errorf("%w: %w", ledger.ErrUnavailable, err), res.ID)
 	}
 	return &exchanged{issuance: res.ID, mapping: m, cred: cred}, nil
+}
+
+// choose is the select stage: it reads the request, selects the mapping
+// that admits the token, records the audit-mode mappings' decisions and
+// settles the credential's lifetime, completing a (mapping, duration,
+// quota). An error with refused set is a refusal of the request, to be
+// recorded; without, the store failed.
+func (x *exchangeRun) choose(ctx context.Context, a *ledger.Attempt, parse func() (api.ExchangeRequest, error)) (m *mapping.Mapping, refused bool, err error) {
+	ctx, end := x.stage(ctx, stageSelect)
+	defer func() { end(err) }()
+	req, err := parse()
+	if err != nil {
+		return nil, true, err
+	}
+	x.provider = req.Provider
+
+	m, err = x.selectMapping(ctx, &req)
+	x.recordAudits(ctx, *a)
+	if err != nil {
+		var re *requestError
+		return nil, errors.As(err, &re), err
+	}
+	x.mapping, x.provider = m.Name, m.Provider
+	a.MappingID, a.Mapping, a.Provider, a.Target = m.ID, m.Name, m.Provider, m.Target
+	if x.bearerOnly && m.Provider == mapping.ProviderAWS {
+		x.reason = "not_a_bearer_token"
+		return nil, true, noMatch(fmt.Sprintf(
+			"mapping %q issues AWS credentials, which are not a single bearer token; use POST /v1/exchange", m.Name))
+	}
+	dur, err := requestDuration(&req, m)
+	if err != nil {
+		return nil, true, err
+	}
+	a.Duration = dur
+	if m.Quota != nil {
+		a.PerHour, a.PerJob = m.Quota.PerHour, m.Quota.PerJob
+	}
+	return m, false, nil
 }
 
 // recordAudits records what each audit-mode mapping of the issuer would
@@ -203,10 +296,12 @@ func (x *exchangeRun) recordAudits(ctx context.Context, base ledger.Attempt) {
 	for i := range x.audits {
 		m := &x.audits[i]
 		ok, reason := m.Admits(x.claims)
+		x.decisions = append(x.decisions, decision{mapping: m.Name, reason: reason, audit: true})
 		a := base
 		a.MappingID, a.Mapping, a.Provider, a.Target = m.ID, m.Name, m.Provider, m.Target
 		if _, err := x.s.opts.Ledger.RecordAudit(rctx, a, ok, reason); err != nil {
-			x.s.log.Error("exchange: record an audit-mode decision", "mapping", m.Name, "err", err)
+			x.auditWriteFailed(opRecordAudit)
+			x.s.log.ErrorContext(ctx, "exchange: record an audit-mode decision", "mapping", m.Name, "err", err)
 		}
 	}
 }
@@ -220,14 +315,18 @@ func (x *exchangeRun) recordAudits(ctx context.Context, base ledger.Attempt) {
 func (x *exchangeRun) recordMintFailure(ctx context.Context, res ledger.Reservation, err error) {
 	var pe *providers.Error
 	if errors.As(err, &pe) && pe.Indeterminate {
-		x.s.log.Warn("exchange: the cloud may have issued a credential that was lost; issuance left pending",
+		x.s.log.WarnContext(ctx, "exchange: the cloud may have issued a credential that was lost; issuance left pending",
 			"issuance_id", res.ID, "code", pe.Code)
 		return
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if ferr := x.s.opts.Ledger.Fail(rctx, res, api.CodeProviderError); ferr != nil {
-		x.s.log.Error("exchange: record failed mint", "issuance_id", res.ID, "err", ferr)
+	rctx, end := x.stage(rctx, stageRecord)
+	ferr := x.s.opts.Ledger.Fail(rctx, res, api.CodeProviderError)
+	end(ferr)
+	if ferr != nil {
+		x.auditWriteFailed(opFail)
+		x.s.log.ErrorContext(ctx, "exchange: record failed mint", "issuance_id", res.ID, "err", ferr)
 	}
 }
 
@@ -250,6 +349,7 @@ func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeReques
 	if req.Mapping != "" {
 		for _, a := range x.audits {
 			if a.Name == req.Mapping {
+				x.decisions = append(x.decisions, decision{mapping: a.Name, reason: "audit_mode"})
 				x.reason = "audit_mode"
 				return nil, noMatch(fmt.Sprintf("mapping %q is in audit mode: it records what it would decide but issues nothing", a.Name))
 			}
@@ -259,6 +359,7 @@ func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeReques
 				continue
 			}
 			ok, reason := ms[i].Admits(x.claims)
+			x.decisions = append(x.decisions, decision{mapping: ms[i].Name, reason: reason})
 			if !ok {
 				x.reason = reason
 				return nil, noMatch(fmt.Sprintf("mapping %q does not admit this token (%s)", req.Mapping, reason))
@@ -268,7 +369,15 @@ func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeReques
 		x.reason = "unknown_mapping"
 		return nil, noMatch(fmt.Sprintf("no enabled mapping %q of this token's issuer%s", req.Mapping, providerNote(req.Provider)))
 	}
-	admitted := mapping.Select(ms, x.claims)
+	// mapping.Select, keeping each mapping's reason for the log.
+	var admitted []mapping.Mapping
+	for i := range ms {
+		ok, reason := ms[i].Admits(x.claims)
+		x.decisions = append(x.decisions, decision{mapping: ms[i].Name, reason: reason})
+		if ok {
+			admitted = append(admitted, ms[i])
+		}
+	}
 	switch len(admitted) {
 	case 0:
 		x.reason = "no_mapping_admits"
@@ -292,7 +401,22 @@ func (x *exchangeRun) mint(ctx context.Context, m *mapping.Mapping, res ledger.R
 	}
 	mctx, cancel := context.WithTimeout(ctx, x.s.opts.MintTimeout)
 	defer cancel()
-	return p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: x.claims, Duration: dur})
+	mctx, span := x.s.tracer.Start(mctx, "mint "+m.Provider, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("oidc_bridge.provider", m.Provider), attribute.String("oidc_bridge.mapping", m.Name)))
+	defer span.End()
+	cred, err := p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: x.claims, Duration: dur})
+	if err != nil {
+		// The provider's code (AccessDenied, Timeout), never its message,
+		// which may name accounts.
+		var pe *providers.Error
+		desc := api.CodeProviderError
+		if errors.As(err, &pe) {
+			desc = pe.Code
+			span.SetAttributes(attribute.Bool("oidc_bridge.indeterminate", pe.Indeterminate))
+		}
+		span.SetStatus(codes.Error, desc)
+	}
+	return cred, err
 }
 
 // deny records a refusal of a verified token and returns cause carrying the
@@ -301,9 +425,12 @@ func (x *exchangeRun) deny(ctx context.Context, a ledger.Attempt, cause error) e
 	body := classify(cause).body
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
+	rctx, end := x.stage(rctx, stageRecord)
 	id, err := x.s.opts.Ledger.Deny(rctx, a, body.Error)
+	end(err)
 	if err != nil {
-		x.s.log.Error("exchange: record denial", "code", body.Error, "err", err)
+		x.auditWriteFailed(opDeny)
+		x.s.log.ErrorContext(ctx, "exchange: record denial", "code", body.Error, "err", err)
 		return fmt.Errorf("%w: record denial: %w", ledger.ErrUnavailable, err)
 	}
 	x.issuance = id
@@ -414,8 +541,12 @@ func (x *exchangeRun) code(err error) string {
 	return classify(err).body.Error
 }
 
+// maxLoggedDecisions bounds the mappings' decisions on the log line.
+const maxLoggedDecisions = 20
+
 // log writes one line per exchange: identifiers only, never a token or a
-// secret.
+// secret. It has each stage's latency and each considered mapping's
+// decision (admitted, or the reason it did not admit).
 func (x *exchangeRun) log(err error) {
 	attrs := []any{
 		"request_id", x.c.Response().Header().Get(echo.HeaderXRequestID),
@@ -435,10 +566,35 @@ func (x *exchangeRun) log(err error) {
 			attrs = append(attrs, kv[0], kv[1])
 		}
 	}
+	if len(x.stages) > 0 {
+		st := make([]any, len(x.stages))
+		for i, s := range x.stages {
+			st[i] = slog.Float64(s.name, float64(s.took.Microseconds())/1000)
+		}
+		attrs = append(attrs, slog.Group("stage_ms", st...))
+	}
+	if len(x.decisions) > 0 {
+		ds := make([]any, 0, min(len(x.decisions), maxLoggedDecisions))
+		for _, d := range x.decisions[:min(len(x.decisions), maxLoggedDecisions)] {
+			v := d.reason
+			if v == "" {
+				v = "admitted"
+			}
+			if d.audit {
+				v = "audit:" + v
+			}
+			ds = append(ds, slog.String(d.mapping, v))
+		}
+		attrs = append(attrs, slog.Group("decisions", ds...))
+		if n := len(x.decisions) - maxLoggedDecisions; n > 0 {
+			attrs = append(attrs, "decisions_omitted", n)
+		}
+	}
 	level := slog.LevelInfo
 	if x.claims == nil && err != nil {
 		// Unverified traffic: a counter, and the line at debug only.
 		level = slog.LevelDebug
 	}
-	x.s.log.Log(context.Background(), level, "exchange", attrs...)
+	// The request's context: its trace id joins the line.
+	x.s.log.Log(x.c.Request().Context(), level, "exchange", attrs...)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,9 +17,15 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
+	"github.com/oidc-bridge/oidc-bridge/internal/telemetry"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
@@ -69,6 +77,11 @@ type Options struct {
 	Logger               *slog.Logger
 	// Registry receives the server's metrics and serves GET /metrics.
 	Registry *prometheus.Registry
+	// TracerProvider, when set, traces every request: a server span that
+	// continues the client's W3C traceparent, a span per exchange stage
+	// and one per cloud call. The trace id then joins the request's log
+	// lines (trace_id) and error bodies. Nil: no tracing, and no trace ids.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the HTTP service.
@@ -81,6 +94,10 @@ type Server struct {
 	// adminFailures limits failed admin authentications per client, so
 	// that admin tokens cannot be guessed at speed.
 	adminFailures *clientLimiter
+	// tracer makes the exchange's spans; a no-op one without
+	// Options.TracerProvider.
+	tracer  trace.Tracer
+	tracing bool
 }
 
 // Body and time limits of every request.
@@ -110,7 +127,13 @@ func New(opts Options) *Server {
 	if opts.MintTimeout <= 0 {
 		opts.MintTimeout = defaultMintTimeout
 	}
-	s := &Server{opts: opts, log: opts.Logger, echo: echo.New(), metrics: newMetrics(opts.Registry)}
+	s := &Server{opts: opts, log: opts.Logger, echo: echo.New(),
+		metrics: newMetrics(opts.Registry, slices.Sorted(maps.Keys(opts.Providers))), tracer: noop.NewTracerProvider().Tracer("")}
+	if opts.TracerProvider != nil {
+		s.tracing = true
+		s.tracer = opts.TracerProvider.Tracer(tracerName)
+		s.log = telemetry.WithTraceID(opts.Logger)
+	}
 	if opts.RateLimit > 0 {
 		s.limiter = newClientLimiter(opts.RateLimit, max(opts.RateBurst, 1), maxLimitedClients)
 	}
@@ -121,7 +144,13 @@ func New(opts Options) *Server {
 	e.IPExtractor = clientIPExtractor(opts.TrustedProxies)
 
 	e.Use(
-		middleware.RequestID(),
+		dropInvalidRequestID,
+		middleware.RequestIDWithConfig(middleware.RequestIDConfig{}),
+	)
+	if s.tracing {
+		e.Use(s.traceRequests)
+	}
+	e.Use(
 		s.metrics.middleware,
 		s.requestLog,
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
@@ -152,6 +181,7 @@ func New(opts Options) *Server {
 	admin.DELETE("/mappings/:name", s.deleteMapping)
 	admin.GET("/mappings/:name/usage", s.mappingUsage)
 	admin.POST("/explain", s.explain)
+	admin.POST("/issuances/revoke", s.revokeIssuances)
 	return s
 }
 
@@ -223,6 +253,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		client := c.RealIP()
 		if blocked, wait := s.adminFailures.blocked(client); blocked {
+			s.metrics.throttled.WithLabelValues(throttleAdminAuth).Inc()
 			return &requestError{status: http.StatusTooManyRequests, retryAfter: wait, body: api.Error{
 				Error: api.CodeRateLimited, Message: "too many failed admin authentications from this client; retry later"}}
 		}
@@ -310,8 +341,80 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// maxRequestIDLen bounds a client's X-Request-ID.
+const maxRequestIDLen = 128
+
+// dropInvalidRequestID removes an X-Request-ID that does not look like a
+// request id (1 to 128 of [A-Za-z0-9._-]), so that the RequestID
+// middleware generates one instead: the id lands in logs, the audit's
+// admin changes and error bodies, where a client's arbitrary text must
+// not.
+func dropInvalidRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && !validRequestID(id) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '.', b == '_', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// tracerName is the instrumentation scope of the server's spans.
+const tracerName = "github.com/oidc-bridge/oidc-bridge/bridge"
+
+// traceRequests makes the request's server span, continuing the client's
+// W3C traceparent, and puts it in the request's context for the handlers,
+// the exchange's stage spans and the log lines.
+func (s *Server) traceRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		ctx := propagation.TraceContext{}.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		ctx, span := s.tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(
+				attribute.String("http.request.method", req.Method),
+				attribute.String("http.route", route),
+				attribute.String("oidc_bridge.request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+			))
+		defer span.End()
+		c.SetRequest(req.WithContext(ctx))
+		err := next(c) // requestLog has had the error handler answer
+		status := c.Response().Status
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+		return err
+	}
+}
+
+// traceID is the request's trace id when tracing is on, else "".
+func (s *Server) traceID(c echo.Context) string {
+	if !s.tracing {
+		return ""
+	}
+	return telemetry.TraceID(c.Request().Context())
+}
+
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
-	s.log.Error("panic in handler", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+	s.log.ErrorContext(c.Request().Context(), "panic in handler", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 		"err", err, "stack", string(stack))
 	return err
 }

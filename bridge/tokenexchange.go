@@ -33,27 +33,27 @@ func (s *Server) tokenExchange(c echo.Context) error {
 	x := &exchangeRun{s: s, c: c, start: time.Now(), bearerOnly: true}
 	form, err := readForm(c)
 	if err != nil {
-		return oauthError(c, http.StatusBadRequest, "invalid_request", err.Error(), api.Error{})
+		return s.badTokenRequest(c, "", "invalid_request", err.Error())
 	}
 	switch gt := form.Get("grant_type"); gt {
 	case grantTokenExchange:
 	case "":
-		return oauthError(c, http.StatusBadRequest, "invalid_request", "grant_type is required", api.Error{})
+		return s.badTokenRequest(c, "grant_type", "invalid_request", "grant_type is required")
 	default:
-		return oauthError(c, http.StatusBadRequest, "unsupported_grant_type", "the only grant_type is "+grantTokenExchange, api.Error{})
+		return s.badTokenRequest(c, "grant_type", "unsupported_grant_type", "the only grant_type is "+grantTokenExchange)
 	}
 	raw := form.Get("subject_token")
 	if raw == "" {
-		return oauthError(c, http.StatusBadRequest, "invalid_request", "subject_token is required", api.Error{})
+		return s.badTokenRequest(c, "subject_token", "invalid_request", "subject_token is required")
 	}
 	switch form.Get("subject_token_type") {
 	case tokenTypeJWT, tokenTypeIDToken:
 	default:
-		return oauthError(c, http.StatusBadRequest, "invalid_request",
-			"subject_token_type must be "+tokenTypeJWT+" or "+tokenTypeIDToken, api.Error{})
+		return s.badTokenRequest(c, "subject_token_type", "invalid_request",
+			"subject_token_type must be "+tokenTypeJWT+" or "+tokenTypeIDToken)
 	}
 	if form.Has("actor_token") || form.Has("actor_token_type") {
-		return oauthError(c, http.StatusBadRequest, "invalid_request", "actor_token is not supported", api.Error{})
+		return s.badTokenRequest(c, "actor_token", "invalid_request", "actor_token is not supported")
 	}
 	res, err := x.exec(raw, func() (api.ExchangeRequest, error) { return tokenExchangeRequest(form) })
 	if err != nil {

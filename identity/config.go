@@ -79,6 +79,29 @@ type Config struct {
 
 	// Logger receives discovery and JWKS events. Default: discard.
 	Logger *slog.Logger
+
+	// OnFetch, if set, is told of every discovery and JWKS fetch once it
+	// has finished, for metrics. It runs on the fetching goroutine and must
+	// not block.
+	OnFetch func(Fetch)
+}
+
+// Kinds of Fetch.
+const (
+	FetchDiscovery = "discovery"
+	FetchJWKS      = "jwks"
+)
+
+// Fetch describes one finished discovery or JWKS fetch.
+type Fetch struct {
+	// Kind is FetchDiscovery or FetchJWKS.
+	Kind string
+	// Issuer is the registered issuer's name (a bounded set, unlike URLs
+	// taken from tokens).
+	Issuer string
+	// Err is nil when the document was fetched and accepted.
+	Err      error
+	Duration time.Duration
 }
 
 func (c Config) withDefaults() Config {

@@ -23,6 +23,9 @@ type issuerState struct {
 	url string
 
 	mu sync.Mutex
+	// name is the registered issuer's name, for Config.OnFetch; refreshed
+	// at every lookup, since an issuer may be renamed.
+	name string
 	// disc is the last good discovery document; discErr the last failure and
 	// discErrAt when it happened (failures are cached for KeyRefreshInterval).
 	disc      *discovery
@@ -37,15 +40,29 @@ type issuerState struct {
 	jwksErr     error     // last fetch error, nil after a success
 }
 
-func (v *Verifier) issuerState(url string) *issuerState {
+func (v *Verifier) issuerState(iss Issuer) *issuerState {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	s := v.issuers[url]
+	s := v.issuers[iss.URL]
 	if s == nil {
-		s = &issuerState{url: url}
-		v.issuers[url] = s
+		s = &issuerState{url: iss.URL}
+		v.issuers[iss.URL] = s
 	}
+	v.mu.Unlock()
+	s.mu.Lock()
+	s.name = iss.Name
+	s.mu.Unlock()
 	return s
+}
+
+// observe reports a finished fetch to Config.OnFetch.
+func (v *Verifier) observe(kind string, s *issuerState, start time.Time, err error) {
+	if v.cfg.OnFetch == nil {
+		return
+	}
+	s.mu.Lock()
+	name := s.name
+	s.mu.Unlock()
+	v.cfg.OnFetch(Fetch{Kind: kind, Issuer: name, Err: err, Duration: time.Since(start)})
 }
 
 // cachedDiscovery returns the cached answer when no fetch is due: a fresh
@@ -85,7 +102,13 @@ func (v *Verifier) discovery(ctx context.Context, s *issuerState) (*discovery, *
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.client.Timeout)
 		defer cancel()
+		start := time.Now()
 		d, e := v.fetchDiscovery(fctx, s.url)
+		if e != nil {
+			v.observe(FetchDiscovery, s, start, e)
+		} else {
+			v.observe(FetchDiscovery, s, start, nil)
+		}
 		now := v.cfg.Now()
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -166,7 +189,9 @@ func (v *Verifier) keysFor(ctx context.Context, s *issuerState, d *discovery, al
 
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.client.Timeout)
 		defer cancel()
+		start := time.Now()
 		keys, err := v.fetchJWKS(fctx, d.jwksURI)
+		v.observe(FetchJWKS, s, start, err)
 
 		s.mu.Lock()
 		defer s.mu.Unlock()

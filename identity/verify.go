@@ -74,7 +74,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	s := v.issuerState(issuer.URL)
+	s := v.issuerState(issuer)
 	disc, e := v.discovery(ctx, s)
 	if e != nil {
 		return nil, e

@@ -89,6 +89,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives key state changes; discarded when nil.
 	Logger *slog.Logger
+	// OnRotate, if set, is called with the alg once a promotion of its
+	// next key to active (by Maintain or Rotate) has been committed by
+	// this Manager, for metrics. It must not block.
+	OnRotate func(alg string)
 }
 
 // withDefaults returns o with defaults filled in, or why it is invalid.
@@ -472,6 +476,28 @@ func (m *Manager) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
 // retirement) must lie for it to be unpublished and deleted.
 func (m *Manager) retentionCutoff(now time.Time) time.Time {
 	return now.Add(-m.opts.RetiredRetention - RetentionMargin)
+}
+
+// ActiveSince returns, by alg, when the active key was activated, as
+// stored (another replica's rotation included): the age of the key that
+// signs, for metrics. An alg without an active key is absent.
+func (m *Manager) ActiveSince(ctx context.Context) (map[string]time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	rows, err := m.pool.Query(ctx, "SELECT alg, activated_at FROM signing_keys WHERE state = 'active' AND activated_at IS NOT NULL")
+	if err != nil {
+		return nil, fmt.Errorf("signing: read active keys: %w", err)
+	}
+	out := make(map[string]time.Time, len(algs))
+	var alg string
+	var at time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&alg, &at}, func() error {
+		out[alg] = at.UTC()
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("signing: read active keys: %w", err)
+	}
+	return out, nil
 }
 
 // KeyInfo describes a stored key, for `oidc-bridge keys list`. Zero times

@@ -170,6 +170,9 @@ type change struct {
 	rows    []keyRow
 	checked bool // the KEK decrypted rows
 	changed bool
+	// rotated are the algs whose next key fn promoted, for OnRotate once
+	// committed.
+	rotated []string
 }
 
 // locked runs fn in a transaction holding the advisory lock, with the
@@ -194,6 +197,11 @@ func (m *Manager) locked(ctx context.Context, what string, fn func(ctx context.C
 	})
 	if c.changed {
 		m.invalidate() // also after a failed commit: harmless
+	}
+	if err == nil && m.opts.OnRotate != nil {
+		for _, alg := range c.rotated {
+			m.opts.OnRotate(alg)
+		}
 	}
 	if err != nil && err != fnErr { //nolint:errorlint // identity: fn's own errors are already described
 		return fmt.Errorf("signing: %s: %w", what, err)
@@ -271,6 +279,7 @@ func (c *change) promote(ctx context.Context, a *algKeys, force, revoke bool) er
 		a.next.kid, c.now); err != nil {
 		return fmt.Errorf("signing: activate %s: %w", a.next.kid, err)
 	}
+	c.rotated = append(c.rotated, a.alg)
 	lvl := "signing: rotated key"
 	if force {
 		lvl = "signing: rotated key (forced)"

@@ -44,6 +44,8 @@ type Error struct {
 	IssuanceID string `json:"issuance_id,omitempty"`
 	// RequestID ties an internal error to the server's log.
 	RequestID string `json:"request_id,omitempty"`
+	// TraceID is the request's trace id, when the server traces.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Issuer and Mapping are the admin API's objects.

@@ -81,3 +81,15 @@ func openCurrentDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*d
 	}
 	return h, nil
 }
+
+// schemaUsable reports whether this binary can serve on the database's
+// schema: the current one, or a newer one. Migrations only add (expand
+// before contract), so while a rollout replaces the replicas, the old ones
+// keep serving on the schema the migration Job has just moved forward.
+func schemaUsable(ctx context.Context, pool *pgxpool.Pool) error {
+	err := database.CheckCurrent(ctx, pool)
+	if errors.Is(err, database.ErrSchemaAhead) {
+		return nil
+	}
+	return err
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/config"
 	"github.com/oidc-bridge/oidc-bridge/internal/database"
+	"github.com/oidc-bridge/oidc-bridge/internal/telemetry"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
@@ -26,6 +28,10 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
 	"github.com/oidc-bridge/oidc-bridge/signing"
 )
+
+// version is the release, set at build time with
+// -ldflags "-X main.version=…"; see telemetry.Version for the fallback.
+var version string
 
 const (
 	shutdownTimeout = 15 * time.Second
@@ -57,7 +63,23 @@ func (a *app) serveCmd() *cobra.Command {
 }
 
 func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err error) {
-	log := newLogger(a.stderr, cfg.Level)
+	// Lines logged with a request's context carry its trace id.
+	log := telemetry.WithTraceID(newLogger(a.stderr, cfg.Level))
+	tp, stopTracing, err := telemetry.Setup(ctx, telemetry.Options{Getenv: a.getenv, Version: telemetry.Version(version), Logger: log})
+	if err != nil {
+		return err
+	}
+	// Deferred first, so it runs last: after the server has stopped.
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		if err := stopTracing(stopCtx); err != nil {
+			log.Warn("telemetry: flush spans", "err", err)
+		}
+	}()
+	if tp != nil {
+		log.Info("tracing on: spans are exported over OTLP")
+	}
 	if cfg.AllowInsecureIssuers {
 		log.Warn("BRIDGE_ALLOW_INSECURE_ISSUERS is set: http:// issuers on loopback are accepted; never use this in production")
 	}
@@ -81,7 +103,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		log.Info("migrations applied", "count", n)
 	}
 	led := ledger.New(db.pool)
-	if err := database.CheckCurrent(ctx, db.pool); err == nil {
+	if err := schemaUsable(ctx, db.pool); err == nil {
 		if err := led.EnsurePartitions(ctx, partitionMonths); err != nil {
 			return err
 		}
@@ -89,6 +111,8 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		log.Warn("database schema is not current; /readyz answers 503 until `oidc-bridge migrate` runs", "err", err)
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(telemetry.NewPoolCollector(db.pool), telemetry.NewBuildInfo(telemetry.Version(version)))
 	store := mapping.NewPGStore(db.pool, 0)
 	// Nil interfaces when the bridge signs nothing (never a nil pointer in
 	// a non-nil interface).
@@ -102,6 +126,8 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	}
 	if haveKEK {
 		ds := &deferredSigner{issuer: cfg.PublicURL}
+		sm := telemetry.NewSigningMetrics(reg, ds.activeSince, log)
+		ds.onRotate = sm.Rotated
 		if err := ds.start(ctx, db, kek, log); err != nil {
 			return err
 		}
@@ -118,10 +144,12 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	if err != nil {
 		return err
 	}
+	verifier := identity.NewVerifier(identity.Config{AllowInsecureIssuers: cfg.AllowInsecureIssuers, Logger: log,
+		OnFetch: telemetry.NewFetchMetrics(reg)}, store)
 	srv := bridge.New(bridge.Options{
 		Store:                store,
 		Usage:                led,
-		Verifier:             identity.NewVerifier(identity.Config{AllowInsecureIssuers: cfg.AllowInsecureIssuers, Logger: log}, store),
+		Verifier:             verifier,
 		Ledger:               led,
 		Providers:            provs,
 		Keys:                 keys,
@@ -130,10 +158,11 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		RateLimit:            cfg.RateLimit,
 		RateBurst:            cfg.RateBurst,
 		Admins:               admintoken.New(db.pool, cfg.AdminToken),
-		Ready:                func(ctx context.Context) error { return database.CheckCurrent(ctx, db.pool) },
+		Ready:                func(ctx context.Context) error { return schemaUsable(ctx, db.pool) },
 		AllowInsecureIssuers: cfg.AllowInsecureIssuers,
 		Logger:               log,
-		Registry:             prometheus.NewRegistry(),
+		Registry:             reg,
+		TracerProvider:       tp,
 	})
 	hs := srv.HTTPServer(cfg.ListenAddr)
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
@@ -163,6 +192,17 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		return fmt.Errorf("http server: %w", err)
 	}
 	return nil
+}
+
+// getenv reads the command's environment (a.environ), last value winning.
+func (a *app) getenv(key string) string {
+	v := ""
+	for _, kv := range a.environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
 }
 
 // newProviders builds every cloud provider. Those that need the bridge's

@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/oidc-bridge/oidc-bridge/internal/database"
 	"github.com/oidc-bridge/oidc-bridge/signing"
 )
 
@@ -24,6 +23,17 @@ var errSignerNotReady = errors.New("signing keys are not available yet: the data
 type deferredSigner struct {
 	issuer string
 	m      atomic.Pointer[signing.Manager]
+	// onRotate is the Manager's signing.Options.OnRotate (metrics).
+	onRotate func(alg string)
+}
+
+// activeSince is the Manager's ActiveSince, or nothing before it exists.
+func (d *deferredSigner) activeSince(ctx context.Context) (map[string]time.Time, error) {
+	m := d.m.Load()
+	if m == nil {
+		return nil, nil
+	}
+	return m.ActiveSince(ctx)
 }
 
 func (d *deferredSigner) Issuer() string { return d.issuer }
@@ -48,7 +58,7 @@ func (d *deferredSigner) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
 // background once it is; then it keeps the keys' schedule until ctx ends.
 func (d *deferredSigner) start(ctx context.Context, db *dbHandle, kek signing.KEK, log *slog.Logger) error {
 	open := func() error {
-		m, err := signing.New(ctx, db.pool, kek, signing.Options{Issuer: d.issuer, Logger: log})
+		m, err := signing.New(ctx, db.pool, kek, signing.Options{Issuer: d.issuer, Logger: log, OnRotate: d.onRotate})
 		if err != nil {
 			return err
 		}
@@ -56,7 +66,7 @@ func (d *deferredSigner) start(ctx context.Context, db *dbHandle, kek signing.KE
 		go maintainKeys(ctx, m, log)
 		return nil
 	}
-	if database.CheckCurrent(ctx, db.pool) == nil {
+	if schemaUsable(ctx, db.pool) == nil {
 		return open()
 	}
 	go func() {
@@ -67,7 +77,7 @@ func (d *deferredSigner) start(ctx context.Context, db *dbHandle, kek signing.KE
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if database.CheckCurrent(ctx, db.pool) != nil {
+				if schemaUsable(ctx, db.pool) != nil {
 					continue
 				}
 				if err := open(); err != nil {

@@ -1,0 +1,198 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/oidc-bridge/oidc-bridge/ledger"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+)
+
+// Revoker marks issued credentials revoked in the ledger (ledger.Ledger).
+// The server uses its Options.Ledger when that implements it.
+type Revoker interface {
+	Revoke(ctx context.Context, sel ledger.Selector, by, reason string) (ledger.RevokeResult, error)
+}
+
+// SessionRevoker revokes, at the cloud, the sessions of a target issued
+// before a time (aws.Provider: the role's AWSRevokeOlderSessions policy).
+// The server uses its Options.Providers["aws"] when that implements it.
+type SessionRevoker interface {
+	RevokeSessions(ctx context.Context, target json.RawMessage, before time.Time) error
+}
+
+// RevokeRequest is the body of POST /v1/admin/issuances/revoke. At least
+// one of Repository, RunID and Mapping is required; those given must all
+// match.
+type RevokeRequest struct {
+	Repository string `json:"repository,omitempty"`
+	RunID      string `json:"run_id,omitempty"`
+	Mapping    string `json:"mapping,omitempty"`
+	// Reason is recorded in the ledger (required).
+	Reason string `json:"reason"`
+	// RevokeAWSSessions also revokes, for every AWS role whose credentials
+	// were marked, all of the role's sessions issued until now.
+	RevokeAWSSessions bool `json:"revoke_aws_sessions,omitempty"`
+}
+
+// RevokeResponse is the answer of POST /v1/admin/issuances/revoke.
+type RevokeResponse struct {
+	// Revoked is the number of issuances marked revoked.
+	Revoked int `json:"revoked"`
+	// AWSSessions has one entry per AWS role of the marked issuances when
+	// the request asked to revoke their sessions; otherwise it is empty.
+	AWSSessions []AWSSessionRevocation `json:"aws_sessions"`
+}
+
+// The results of an AWSSessionRevocation.
+const (
+	SessionsRevoked = "revoked"
+	SessionsFailed  = "failed"
+)
+
+// AWSSessionRevocation is the outcome for one role.
+type AWSSessionRevocation struct {
+	RoleARN string `json:"role_arn"`
+	// Result is "revoked" or "failed".
+	Result string `json:"result"`
+	// Code says why it failed: IAM's error code (AccessDenied when the
+	// bridge may not change the role), CrossAccountRole (the role is not in
+	// the bridge's own account), Unsupported (no AWS provider that can
+	// revoke), or a transport failure (Timeout, ConnectionError, ...).
+	Code string `json:"code,omitempty"`
+}
+
+const (
+	// maxRevokeReason bounds the reason, in bytes.
+	maxRevokeReason = 1024
+	// sessionRevokeTimeout bounds the cloud calls of one role.
+	sessionRevokeTimeout = 15 * time.Second
+	// sessionRevokeParallel is how many roles are revoked at once.
+	sessionRevokeParallel = 4
+)
+
+// revokeIssuances is POST /v1/admin/issuances/revoke (scope write): it
+// marks the unexpired credentials of the matching issuances revoked in the
+// ledger, recording the admin token's name and the reason, and, when
+// asked, attaches AWS's "revoke older sessions" policy to each of their
+// AWS roles. A role the bridge may not change is reported, not fatal: the
+// ledger's marks stand either way.
+func (s *Server) revokeIssuances(c echo.Context) error {
+	var req RevokeRequest
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	req.Repository, req.RunID, req.Mapping = strings.TrimSpace(req.Repository), strings.TrimSpace(req.RunID), strings.TrimSpace(req.Mapping)
+	req.Reason = strings.TrimSpace(req.Reason)
+	switch {
+	case req.Repository == "" && req.RunID == "" && req.Mapping == "":
+		return invalid("", "name the issuances to revoke: repository, run_id or mapping (those given must all match)")
+	case req.Reason == "":
+		return invalid("reason", "reason: required: why the credentials are revoked (recorded in the ledger)")
+	case len(req.Reason) > maxRevokeReason || !utf8.ValidString(req.Reason):
+		return invalid("reason", fmt.Sprintf("reason: at most %d bytes of UTF-8", maxRevokeReason))
+	}
+	rv, ok := s.opts.Ledger.(Revoker)
+	if !ok {
+		return errors.New("revoke: the server's ledger cannot revoke")
+	}
+	who := actor(c)
+	ctx := c.Request().Context()
+	res, err := rv.Revoke(ctx, ledger.Selector{Repository: req.Repository, RunID: req.RunID, Mapping: req.Mapping}, who.Name, req.Reason)
+	if err != nil {
+		return err
+	}
+	out := RevokeResponse{Revoked: res.Count, AWSSessions: []AWSSessionRevocation{}}
+	if req.RevokeAWSSessions {
+		out.AWSSessions = s.revokeAWSSessions(ctx, res)
+	}
+	failed := 0
+	for _, a := range out.AWSSessions {
+		if a.Result != SessionsRevoked {
+			failed++
+		}
+	}
+	s.log.Info("issuances revoked", "request_id", who.RequestID, "admin", who.Name,
+		"repository", req.Repository, "run_id", req.RunID, "mapping", req.Mapping, "reason", req.Reason,
+		"revoked", res.Count, "aws_roles", len(out.AWSSessions), "aws_roles_failed", failed)
+	return c.JSON(http.StatusOK, out)
+}
+
+// revokeAWSSessions revokes the sessions of each distinct AWS role of res,
+// issued up to the revocation's time, and reports each role's result.
+func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult) []AWSSessionRevocation {
+	type role struct {
+		arn    string
+		target json.RawMessage
+		before time.Time
+	}
+	var roles []role
+	for _, t := range res.Targets {
+		if t.Provider != "aws" {
+			continue
+		}
+		var tgt struct {
+			RoleARN string `json:"role_arn"`
+		}
+		if json.Unmarshal(t.Target, &tgt) != nil || tgt.RoleARN == "" {
+			s.log.Warn("revoke: an aws issuance without a role", "mapping", t.Mapping)
+			continue
+		}
+		before := res.RevokedAt
+		if t.Latest.After(before) {
+			before = t.Latest
+		}
+		if i := slices.IndexFunc(roles, func(r role) bool { return r.arn == tgt.RoleARN }); i >= 0 {
+			roles[i].before = maxTime(roles[i].before, before)
+			continue
+		}
+		roles = append(roles, role{arn: tgt.RoleARN, target: t.Target, before: before})
+	}
+	out := make([]AWSSessionRevocation, len(roles))
+	sr, ok := s.opts.Providers["aws"].(SessionRevoker)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, sessionRevokeParallel)
+	for i, r := range roles {
+		out[i] = AWSSessionRevocation{RoleARN: r.arn, Result: SessionsFailed, Code: "Unsupported"}
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionRevokeTimeout)
+			defer cancel()
+			err := sr.RevokeSessions(cctx, r.target, r.before)
+			if err == nil {
+				out[i] = AWSSessionRevocation{RoleARN: r.arn, Result: SessionsRevoked}
+				return
+			}
+			code := "UnknownError"
+			var pe *providers.Error
+			if errors.As(err, &pe) {
+				code = pe.Code
+			}
+			s.log.Warn("revoke: aws sessions not revoked", "role_arn", r.arn, "code", code, "err", err)
+			out[i] = AWSSessionRevocation{RoleARN: r.arn, Result: SessionsFailed, Code: code}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,186 @@
+package telemetry
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/signing"
+)
+
+// NewFetchMetrics registers oidc_bridge_discovery_fetches_total and
+// oidc_bridge_jwks_fetches_total, by issuer (its registered name) and
+// result (ok, error), and returns the identity.Config.OnFetch that counts
+// them.
+func NewFetchMetrics(reg prometheus.Registerer) func(identity.Fetch) {
+	disc := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "oidc_bridge_discovery_fetches_total",
+		Help: "Fetches of registered issuers' discovery documents, by issuer name and result (ok, error).",
+	}, []string{"issuer", "result"})
+	jwks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "oidc_bridge_jwks_fetches_total",
+		Help: "Fetches of registered issuers' JWKS, by issuer name and result (ok, error).",
+	}, []string{"issuer", "result"})
+	reg.MustRegister(disc, jwks)
+	return func(f identity.Fetch) {
+		result := "ok"
+		if f.Err != nil {
+			result = "error"
+		}
+		c := jwks
+		if f.Kind == identity.FetchDiscovery {
+			c = disc
+		}
+		c.WithLabelValues(f.Issuer, result).Inc()
+	}
+}
+
+// signingScrapeTimeout bounds the read of the active keys at a scrape.
+const signingScrapeTimeout = 2 * time.Second
+
+// SigningMetrics are oidc_bridge_signing_key_rotations_total{alg}, counted
+// by Rotated (signing.Options.OnRotate), and
+// oidc_bridge_signing_key_age_seconds{alg}, the age of each alg's active
+// key, read from the database at every scrape (so that another replica's
+// rotation shows) through ActiveSince. Without a source, or when the read
+// fails, no age is reported.
+type SigningMetrics struct {
+	rotations *prometheus.CounterVec
+	age       *prometheus.Desc
+	source    func(ctx context.Context) (map[string]time.Time, error)
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// NewSigningMetrics registers the signing keys' metrics on reg. source
+// returns, by alg, when the active key was activated (a
+// signing.Manager's ActiveSince); nil (or a nil map) while the keys are not
+// loaded.
+func NewSigningMetrics(reg prometheus.Registerer, source func(ctx context.Context) (map[string]time.Time, error), log *slog.Logger) *SigningMetrics {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &SigningMetrics{
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidc_bridge_signing_key_rotations_total",
+			Help: "Promotions of a next signing key to active committed by this replica, by alg.",
+		}, []string{"alg"}),
+		age: prometheus.NewDesc("oidc_bridge_signing_key_age_seconds",
+			"Seconds since the active signing key of the alg was activated.", []string{"alg"}, nil),
+		source: source,
+		now:    time.Now,
+		log:    log,
+	}
+	for _, alg := range []string{signing.RS256, signing.ES256} {
+		m.rotations.WithLabelValues(alg)
+	}
+	reg.MustRegister(m)
+	return m
+}
+
+// Rotated counts a rotation of alg; it is a signing.Options.OnRotate.
+func (m *SigningMetrics) Rotated(alg string) { m.rotations.WithLabelValues(alg).Inc() }
+
+// Describe implements prometheus.Collector.
+func (m *SigningMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.rotations.Describe(ch)
+	ch <- m.age
+}
+
+// Collect implements prometheus.Collector.
+func (m *SigningMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.rotations.Collect(ch)
+	if m.source == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), signingScrapeTimeout)
+	defer cancel()
+	since, err := m.source(ctx)
+	if err != nil {
+		m.log.Warn("telemetry: read the active signing keys", "err", err)
+		return
+	}
+	now := m.now()
+	for alg, at := range since {
+		ch <- prometheus.MustNewConstMetric(m.age, prometheus.GaugeValue, max(now.Sub(at).Seconds(), 0), alg)
+	}
+}
+
+// poolCollector reports a pgxpool's statistics at every scrape.
+type poolCollector struct {
+	stat                                            func() *pgxpool.Stat
+	acquired, idle, maxConns, waitSeconds, emptyAcq *prometheus.Desc
+}
+
+// NewPoolCollector returns the collector of pool's statistics:
+// oidc_bridge_db_pool_acquired_connections, _idle_connections and
+// _max_connections (gauges), _acquire_wait_seconds_total (time spent
+// waiting for a connection because none was idle) and
+// _empty_acquire_total (acquisitions that had to wait so).
+func NewPoolCollector(pool *pgxpool.Pool) prometheus.Collector {
+	return &poolCollector{
+		stat:        pool.Stat,
+		acquired:    prometheus.NewDesc("oidc_bridge_db_pool_acquired_connections", "Database connections in use.", nil, nil),
+		idle:        prometheus.NewDesc("oidc_bridge_db_pool_idle_connections", "Idle database connections in the pool.", nil, nil),
+		maxConns:    prometheus.NewDesc("oidc_bridge_db_pool_max_connections", "The pool's maximum number of database connections.", nil, nil),
+		waitSeconds: prometheus.NewDesc("oidc_bridge_db_pool_acquire_wait_seconds_total", "Seconds spent waiting for a database connection because the pool had none idle.", nil, nil),
+		emptyAcq:    prometheus.NewDesc("oidc_bridge_db_pool_empty_acquire_total", "Connection acquisitions that waited because the pool had none idle.", nil, nil),
+	}
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.acquired, c.idle, c.maxConns, c.waitSeconds, c.emptyAcq} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stat()
+	ch <- prometheus.MustNewConstMetric(c.acquired, prometheus.GaugeValue, float64(s.AcquiredConns()))
+	ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, float64(s.IdleConns()))
+	ch <- prometheus.MustNewConstMetric(c.maxConns, prometheus.GaugeValue, float64(s.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(c.waitSeconds, prometheus.CounterValue, s.EmptyAcquireWaitTime().Seconds())
+	ch <- prometheus.MustNewConstMetric(c.emptyAcq, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
+}
+
+// NewBuildInfo returns oidc_bridge_build_info{version, revision,
+// go_version}, always 1. revision is the VCS revision the binary was built
+// from, when the build recorded it, else "unknown".
+func NewBuildInfo(version string) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "oidc_bridge_build_info",
+		Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "revision", "go_version"})
+	g.WithLabelValues(version, Revision(), runtime.Version()).Set(1)
+	return g
+}
+
+// Version is v when set (by -ldflags "-X main.version=…"), else the
+// module version `go install` recorded, else "dev".
+func Version(v string) string {
+	if v != "" {
+		return v
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Revision is the vcs.revision of the build, or "unknown".
+func Revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
