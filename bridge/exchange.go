@@ -369,14 +369,9 @@ func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeReques
 		x.reason = "unknown_mapping"
 		return nil, noMatch(fmt.Sprintf("no enabled mapping %q of this token's issuer%s", req.Mapping, providerNote(req.Provider)))
 	}
-	// mapping.Select, keeping each mapping's reason for the log.
-	var admitted []mapping.Mapping
+	admitted, reasons := mapping.Evaluate(ms, x.claims)
 	for i := range ms {
-		ok, reason := ms[i].Admits(x.claims)
-		x.decisions = append(x.decisions, decision{mapping: ms[i].Name, reason: reason})
-		if ok {
-			admitted = append(admitted, ms[i])
-		}
+		x.decisions = append(x.decisions, decision{mapping: ms[i].Name, reason: reasons[i]})
 	}
 	switch len(admitted) {
 	case 0:

@@ -107,13 +107,22 @@ func (m *Mapping) Admits(c *identity.Claims) (ok bool, reason string) {
 
 // Select returns, in order, the mappings of ms that admit c.
 func Select(ms []Mapping, c *identity.Claims) []Mapping {
-	var out []Mapping
+	admitted, _ := Evaluate(ms, c)
+	return admitted
+}
+
+// Evaluate is Select that also returns, for each mapping of ms in order,
+// Admits' reason ("" for the admitted ones), for logs and explanations.
+func Evaluate(ms []Mapping, c *identity.Claims) (admitted []Mapping, reasons []string) {
+	reasons = make([]string, len(ms))
 	for i := range ms {
-		if ok, _ := ms[i].Admits(c); ok {
-			out = append(out, ms[i])
+		ok, reason := ms[i].Admits(c)
+		reasons[i] = reason
+		if ok {
+			admitted = append(admitted, ms[i])
 		}
 	}
-	return out
+	return admitted, reasons
 }
 
 // mismatch returns the reason of the first condition that does not hold, or

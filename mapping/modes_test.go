@@ -3,6 +3,7 @@ package mapping
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
@@ -44,5 +45,25 @@ func TestTargetModes(t *testing.T) {
 				t.Fatalf("error %v, want one on %s", err, tt.field)
 			}
 		})
+	}
+}
+
+func TestEvaluateReasons(t *testing.T) {
+	t.Parallel()
+	c := &identity.Claims{IssuerName: "gh", Kind: identity.KindGitHub, Repository: "acme/web", Ref: "refs/heads/main"}
+	ms := []Mapping{
+		{Name: "ok", Issuer: "gh", Enabled: true, Conditions: Conditions{Repository: One("acme/web")}},
+		{Name: "ref", Issuer: "gh", Enabled: true, Conditions: Conditions{Repository: One("acme/web"), Ref: One("refs/tags/*")}},
+		{Name: "off", Issuer: "gh", Conditions: Conditions{Repository: One("acme/web")}},
+	}
+	admitted, reasons := Evaluate(ms, c)
+	if len(admitted) != 1 || admitted[0].Name != "ok" {
+		t.Fatalf("admitted %v", admitted)
+	}
+	if want := []string{"", ReasonRef, ReasonDisabled}; !slices.Equal(reasons, want) {
+		t.Fatalf("reasons %q, want %q", reasons, want)
+	}
+	if got := Select(ms, c); len(got) != 1 || got[0].Name != "ok" {
+		t.Fatalf("Select %v", got)
 	}
 }
