@@ -6,7 +6,8 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/oidc-bridge ./cmd/oidc-bridge
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/oidc-bridge ./cmd/oidc-bridge
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/oidc-bridge /usr/local/bin/oidc-bridge

@@ -10,8 +10,11 @@ STATICCHECK_VERSION := v0.8.2
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
+# The version in oidc_bridge_build_info: the git description, else dev.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build: ## Build bin/oidc-bridge (static)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/oidc-bridge
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/oidc-bridge
 
 postgres: ## Make sure PostgreSQL server binaries are installed (apt-get when missing)
 	@scripts/ensure-postgres.sh
