@@ -18,7 +18,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge"
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/providers"
@@ -604,5 +606,18 @@ func TestAttack48UnsignedTokensDoNotChargeQuota(t *testing.T) {
 		if r := x.exchange(x.token(nil), `{"mapping": "web"}`); r.status != 200 {
 			t.Fatalf("genuine exchange %d: %d %s", i, r.status, r.body)
 		}
+	}
+}
+
+// TestLogValuesCapped: token-supplied values in the exchange's log line are
+// cut to 256 bytes at a character boundary and flagged (catalogue 56).
+func TestLogValuesCapped(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes
+	got, cut := bridge.CapLogValueForTest(long)
+	if !cut || len(got) > 256 || !utf8.ValidString(got) || !strings.HasPrefix(long, got) {
+		t.Fatalf("capped %d bytes, cut=%v, valid=%v", len(got), cut, utf8.ValidString(got))
+	}
+	if got, cut := bridge.CapLogValueForTest("refs/heads/main"); cut || got != "refs/heads/main" {
+		t.Fatalf("a short value changed: %q %v", got, cut)
 	}
 }

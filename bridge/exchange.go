@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -539,6 +540,23 @@ func (x *exchangeRun) code(err error) string {
 // maxLoggedDecisions bounds the mappings' decisions on the log line.
 const maxLoggedDecisions = 20
 
+// maxLogValue bounds a token-supplied value in a log line (catalogue 56):
+// claims pass verification's shape checks but may still be long.
+const maxLogValue = 256
+
+// capLogValue cuts v to maxLogValue bytes at a character boundary and says
+// whether it did.
+func capLogValue(v string) (string, bool) {
+	if len(v) <= maxLogValue {
+		return v, false
+	}
+	i := maxLogValue
+	for i > 0 && !utf8.RuneStart(v[i]) {
+		i--
+	}
+	return v[:i], true
+}
+
 // log writes one line per exchange: identifiers only, never a token or a
 // secret. It has each stage's latency and each considered mapping's
 // decision (admitted, or the reason it did not admit).
@@ -553,8 +571,17 @@ func (x *exchangeRun) log(err error) {
 		attrs = append(attrs, "reason", x.reason)
 	}
 	if x.claims != nil {
-		attrs = append(attrs, "issuer", x.claims.IssuerName, "repository", x.claims.Repository,
-			"ref", x.claims.Ref, "run_id", x.claims.RunID, "jti", x.claims.JTI)
+		truncated := false
+		field := func(v string) string {
+			c, cut := capLogValue(v)
+			truncated = truncated || cut
+			return c
+		}
+		attrs = append(attrs, "issuer", x.claims.IssuerName, "repository", field(x.claims.Repository),
+			"ref", field(x.claims.Ref), "run_id", field(x.claims.RunID), "jti", field(x.claims.JTI))
+		if truncated {
+			attrs = append(attrs, "truncated", true)
+		}
 	}
 	for _, kv := range [][2]string{{"issuance_id", x.issuance}, {"mapping", x.mapping}, {"provider", x.provider}, {"credential_id", x.credID}} {
 		if kv[1] != "" {

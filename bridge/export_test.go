@@ -1,0 +1,4 @@
+package bridge
+
+// CapLogValueForTest exposes capLogValue to the external tests.
+var CapLogValueForTest = capLogValue

@@ -1,0 +1,550 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/internal/pgcluster"
+	"github.com/oidc-bridge/oidc-bridge/ledger"
+	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
+	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+)
+
+// The fault tests run the real binary against a database, issuer or cloud
+// that misbehaves. Each of them checks the bridge's central promise: no 200
+// answer (no credential handed out) without a committed `issued` row in the
+// ledger for its issuance_id.
+
+// answer is one exchange's outcome as a client saw it: an HTTP answer, or a
+// transport error (err) when there was none.
+type answer struct {
+	status     int
+	body       []byte
+	retryAfter string
+	err        error
+	at         time.Time
+}
+
+// issuance is the answer's issuance_id (of a success or an error body).
+func (a answer) issuance() string {
+	var v struct {
+		IssuanceID string `json:"issuance_id"`
+	}
+	_ = json.Unmarshal(a.body, &v)
+	return v.IssuanceID
+}
+
+// code is the error code of an error answer.
+func (a answer) code() string {
+	var e api.Error
+	_ = json.Unmarshal(a.body, &e)
+	return e.Error
+}
+
+// tryExchange posts one exchange and, unlike exchange, reports a transport
+// error instead of failing the test, so that it can run in goroutines and
+// across a shutdown.
+func tryExchange(url, token string) answer {
+	return tryExchangeWith(http.DefaultClient, url, token)
+}
+
+// tryExchangeWith is tryExchange through client.
+func tryExchangeWith(client *http.Client, url, token string) answer {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", url+"/v1/exchange", strings.NewReader(`{}`))
+	if err != nil {
+		return answer{err: err, at: time.Now()}
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return answer{err: err, at: time.Now()}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, body: b, retryAfter: resp.Header.Get("Retry-After"), err: err, at: time.Now()}
+}
+
+// outcome is the ledger outcome of issuance id, or "" when there is no row.
+func outcome(t *testing.T, db *pgxpool.Pool, id string) string {
+	t.Helper()
+	var o string
+	err := db.QueryRow(context.Background(), `SELECT outcome FROM audit.issuances WHERE id::text = $1`, id).Scan(&o)
+	if err != nil && !strings.Contains(err.Error(), "no rows") {
+		t.Fatalf("outcome of %s: %v", id, err)
+	}
+	return o
+}
+
+// requireIssuedRows checks that every 200 among answers carries an
+// issuance_id whose ledger row is committed as issued, and returns the
+// number of 200s.
+func requireIssuedRows(t *testing.T, db *pgxpool.Pool, answers []answer) int {
+	t.Helper()
+	n := 0
+	for _, a := range answers {
+		if a.err != nil || a.status != 200 {
+			continue
+		}
+		n++
+		id := a.issuance()
+		if id == "" {
+			t.Errorf("a 200 without issuance_id: %s", a.body)
+			continue
+		}
+		if o := outcome(t, db, id); o != "issued" {
+			t.Errorf("a 200 handed out credentials for issuance %s whose ledger row is %q, want issued", id, o)
+		}
+	}
+	return n
+}
+
+// countOutcomes counts the ledger's rows by outcome.
+func countOutcomes(t *testing.T, db *pgxpool.Pool) map[string]int {
+	t.Helper()
+	rows, err := db.Query(context.Background(), `SELECT outcome, count(*) FROM audit.issuances GROUP BY outcome`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[string]int{}
+	for rows.Next() {
+		var o string
+		var n int
+		if err := rows.Scan(&o, &n); err != nil {
+			t.Fatal(err)
+		}
+		m[o] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// privateCluster starts a PostgreSQL cluster of the test's own, which the
+// test may stop and restart without disturbing the shared pgtest cluster.
+func privateCluster(t *testing.T, dataDir string) *pgcluster.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dataDir, Unsafe: true,
+		Settings: map[string]string{"autovacuum": "off"}})
+	if err != nil {
+		t.Fatalf("start private cluster: %v", err)
+	}
+	return c
+}
+
+// TestFaultPostgresRestart: the database stops under a stream of exchanges
+// and comes back. While it is down, exchanges answer 503 unavailable and
+// hand out nothing; once it is back, the same bridge process (not
+// restarted) issues again within a bounded time; every 200 has its issued
+// row.
+func TestFaultPostgresRestart(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(reachableTempDir(t), "cluster")
+	var (
+		clusterMu sync.Mutex
+		cluster   = privateCluster(t, dataDir)
+	)
+	t.Cleanup(func() {
+		clusterMu.Lock()
+		defer clusterMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cluster.Stop(ctx); err != nil {
+			t.Errorf("stop private cluster: %v", err)
+		}
+	})
+	ctx := context.Background()
+	if err := cluster.EnsureDatabase(ctx, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	dbURL := cluster.URL("bridge")
+
+	x := &exchangeEnv{dbURL: dbURL, gh: oidctest.New(t), gl: oidctest.New(t, oidctest.WithPathPrefix("/gitlab")), sts: stsfake.New(t)}
+	x.env = append([]string{"BRIDGE_DATABASE_URL=" + dbURL, "BRIDGE_ADMIN_TOKEN=" + adminToken,
+		"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_RATE_LIMIT=0"}, awsEnv(x.sts)...)
+	if out, errOut, code := cli(t, x.env, "migrate"); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	s := startServer(t, x.env)
+	x.register(s, "")
+	s.waitReady(200)
+
+	// The load: workers exchanging fresh tokens until told to stop.
+	var (
+		mu      sync.Mutex
+		answers []answer
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+	)
+	tokens := make(chan string, 64)
+	go func() {
+		defer close(tokens)
+		for !stop.Load() {
+			tokens <- x.gh.Mint(t, x.gh.GitHubClaims(nil))
+		}
+	}()
+	for range 4 {
+		wg.Go(func() {
+			for tok := range tokens {
+				if stop.Load() {
+					return
+				}
+				a := tryExchange(s.url, tok)
+				mu.Lock()
+				answers = append(answers, a)
+				mu.Unlock()
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+	finish := func() {
+		if stop.CompareAndSwap(false, true) {
+			for range tokens {
+			}
+			wg.Wait()
+		}
+	}
+	t.Cleanup(finish)
+	// waitFor polls the answers after since until one satisfies ok.
+	waitFor := func(what string, since time.Time, limit time.Duration, ok func(answer) bool) time.Time {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			for _, a := range answers {
+				if a.at.After(since) && ok(a) {
+					mu.Unlock()
+					return a.at
+				}
+			}
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond)
+		}
+		finish()
+		t.Fatalf("no %s within %v", what, limit)
+		return time.Time{}
+	}
+	is200 := func(a answer) bool { return a.err == nil && a.status == 200 }
+	waitFor("success before the outage", time.Time{}, 30*time.Second, is200)
+
+	// Stop the database under load.
+	stopCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	clusterMu.Lock()
+	err := cluster.Stop(stopCtx)
+	clusterMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	t.Logf("database stopped")
+	// Give the pool time to see every connection die; then every answer
+	// must be 503 unavailable.
+	waitFor("503 during the outage", down, 30*time.Second, func(a answer) bool { return a.err == nil && a.status == 503 })
+	settled := time.Now()
+	time.Sleep(2 * time.Second)
+	if r := s.call("GET", "/readyz", "", ""); r.status != 503 {
+		t.Errorf("readyz during the outage: %d %s", r.status, r.body)
+	}
+	if r := s.call("GET", "/v1/admin/mappings", ""); r.status != 503 {
+		t.Errorf("admin during the outage: %d %s", r.status, r.body)
+	}
+
+	// Start it again on the same data folder; the bridge is not restarted.
+	restart := time.Now()
+	clusterMu.Lock()
+	cluster = privateCluster(t, dataDir)
+	url2 := cluster.URL("bridge")
+	clusterMu.Unlock()
+	up := time.Now()
+	t.Logf("database down for %v (restart took %v)", up.Sub(down).Round(time.Millisecond), up.Sub(restart).Round(time.Millisecond))
+	if url2 != dbURL {
+		t.Fatalf("the restarted cluster has another URL: %s, was %s", url2, dbURL)
+	}
+	back := waitFor("success after the restart", restart, 30*time.Second, is200)
+	t.Logf("exchanges succeed again %v after the restart began", back.Sub(restart).Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond)
+	finish()
+
+	mu.Lock()
+	all := append([]answer(nil), answers...)
+	mu.Unlock()
+	counts := map[string]int{}
+	for _, a := range all {
+		switch {
+		case a.err != nil:
+			t.Errorf("transport error: %v", a.err)
+		case a.status == 200:
+			counts["200"]++
+		case a.status == 503 && a.code() == api.CodeUnavailable:
+			counts["503"]++
+		default:
+			t.Errorf("answer %d %s, want 200 or 503 unavailable", a.status, a.body)
+		}
+		// Between the outage settling and the restart nothing can be issued.
+		if a.err == nil && a.status == 200 && a.at.After(settled) && a.at.Before(restart) {
+			t.Errorf("a 200 while the database was down: %s", a.issuance())
+		}
+	}
+	db := openDB(t, dbURL)
+	n := requireIssuedRows(t, db, all)
+	t.Logf("answers: %v; ledger: %v", counts, countOutcomes(t, db))
+	if n == 0 || counts["503"] == 0 {
+		t.Fatalf("answers %v: want both 200s and 503s", counts)
+	}
+	s.stopClean()
+}
+
+// TestFaultCloudHangs: STS accepts the connection and never answers. The
+// exchange answers 502 provider_error (Timeout) once the bridge's mint
+// deadline (20 s, not configurable) passes, hands out nothing, and leaves
+// the ledger row pending: STS may have issued a credential that was lost,
+// so the token stays spent. When the row's expires_at passes the sweeper
+// marks it unknown (abandoned). `serve` sweeps every minute and there is no
+// CLI command to sweep, so the test simulates the passing time with an
+// UPDATE and calls ledger.New(pool).Sweep, the very code serve's
+// maintainLedger runs.
+func TestFaultCloudHangs(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	x.register(s, "")
+	db := openDB(t, x.dbURL)
+
+	x.sts.Hang()
+	start := time.Now()
+	a := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+	took := time.Since(start)
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if a.status != 502 || a.code() != api.CodeProviderError || !strings.Contains(string(a.body), "Timeout") {
+		t.Fatalf("answer %d %s, want 502 provider_error (Timeout)", a.status, a.body)
+	}
+	if took < 19*time.Second || took > 25*time.Second {
+		t.Errorf("answered after %v, want about the 20 s mint deadline", took)
+	}
+	id := a.issuance()
+	if id == "" {
+		t.Fatalf("no issuance_id in %s", a.body)
+	}
+	if o := outcome(t, db, id); o != "pending" {
+		t.Fatalf("ledger row after a hung mint: %q, want pending (indeterminate)", o)
+	}
+	requireIssuedRows(t, db, []answer{a})
+
+	// A sweep before expires_at leaves it alone.
+	l := ledger.New(db)
+	if n, err := l.Sweep(context.Background()); err != nil || n != 0 {
+		t.Fatalf("early sweep: %d, %v", n, err)
+	}
+	if _, err := db.Exec(context.Background(),
+		`UPDATE audit.issuances SET expires_at = now() - interval '1 second' WHERE outcome = 'pending'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Sweep(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sweep: marked %d, %v; want 1", n, err)
+	}
+	var o, code string
+	if err := db.QueryRow(context.Background(), `SELECT outcome, coalesce(error_code, '') FROM audit.issuances WHERE id::text = $1`, id).
+		Scan(&o, &code); err != nil {
+		t.Fatal(err)
+	}
+	if o != "unknown" || code != ledger.CodeAbandoned {
+		t.Fatalf("after the sweep: %s/%s, want unknown/%s", o, code, ledger.CodeAbandoned)
+	}
+	if c := countOutcomes(t, db); c["issued"] != 0 || c["pending"] != 0 {
+		t.Fatalf("ledger: %v", c)
+	}
+	x.sts.Reset()
+	s.stopClean()
+}
+
+// TestFaultSigtermUnderLoad: SIGTERM while exchanges wait on a slow STS.
+// The in-flight exchanges complete with 200 (drain), the process exits 0,
+// and no pending row remains.
+func TestFaultSigtermUnderLoad(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	x.register(s, "")
+	db := openDB(t, x.dbURL)
+	x.sts.SetLatency(300 * time.Millisecond)
+
+	const n = 8
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = x.gh.Mint(t, x.gh.GitHubClaims(nil))
+	}
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	for i, tok := range tokens {
+		wg.Go(func() { answers[i] = tryExchange(s.url, tok) })
+	}
+	// Wait until they are all reserved (pending, waiting on STS).
+	deadline := time.Now().Add(10 * time.Second)
+	for countOutcomes(t, db)["pending"] < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("exchanges not in flight: %v", countOutcomes(t, db))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// New work, on a new connection, once the bridge logged that it shuts
+	// down is not served: the listener is closed by http.Server.Shutdown.
+	lateTok := x.gh.Mint(t, x.gh.GitHubClaims(nil))
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.logs.String(), `"msg":"shutting down"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("no shutting down log within 10 s of SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	late := tryExchangeWith(&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, s.url, lateTok)
+	wg.Wait()
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not exit within 30 s of SIGTERM")
+	}
+	if s.exit != nil {
+		t.Fatalf("serve exited with %v\n%s", s.exit, s.logs.String())
+	}
+	for i, a := range answers {
+		if a.err != nil || a.status != 200 {
+			t.Errorf("in-flight exchange %d: %d %s %v, want 200", i, a.status, a.body, a.err)
+		}
+	}
+	if late.err == nil && late.status == 200 {
+		t.Errorf("an exchange sent after SIGTERM was served: %s", late.body)
+	}
+	t.Logf("exchange after SIGTERM: status %d, err %v", late.status, late.err)
+	if got := requireIssuedRows(t, db, append(answers, late)); got != n {
+		t.Errorf("%d answers 200, want %d", got, n)
+	}
+	if c := countOutcomes(t, db); c["pending"] != 0 || c["issued"] != n {
+		t.Fatalf("ledger after shutdown: %v, want %d issued and none pending", c, n)
+	}
+}
+
+// TestFaultJWKSDown: the issuer's JWKS endpoint fails after a first
+// exchange. Tokens signed with the cached key still exchange; a token of a
+// new key, which the bridge cannot fetch, is refused as invalid_token (the
+// unknown kid is just unknown, see identity TestEndpointOutage) and
+// nothing is issued for it.
+func TestFaultJWKSDown(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	x.register(s, "")
+	db := openDB(t, x.dbURL)
+
+	var all []answer
+	first := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+	if first.err != nil || first.status != 200 {
+		t.Fatalf("first exchange: %d %s %v", first.status, first.body, first.err)
+	}
+	all = append(all, first)
+
+	x.gh.FailJWKS(http.StatusInternalServerError)
+	for range 3 {
+		a := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+		if a.err != nil || a.status != 200 {
+			t.Fatalf("exchange with the cached key during the outage: %d %s %v", a.status, a.body, a.err)
+		}
+		all = append(all, a)
+	}
+
+	calls := x.sts.CallCount()
+	before := countOutcomes(t, db)
+	x.gh.Rotate(false)
+	jwksBefore := x.gh.JWKSRequests()
+	for range 2 {
+		a := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		if a.status != 401 || a.code() != api.CodeInvalidToken {
+			t.Errorf("token of a new key during the outage: %d %s, want 401 invalid_token", a.status, a.body)
+		}
+		all = append(all, a)
+	}
+	t.Logf("JWKS requests for the new kid: %d", x.gh.JWKSRequests()-jwksBefore)
+	if n := x.sts.CallCount(); n != calls {
+		t.Errorf("STS called %d more times for refused tokens", n-calls)
+	}
+	if after := countOutcomes(t, db); after["issued"] != before["issued"] || after["pending"] != 0 {
+		t.Errorf("ledger %v after the refused tokens, was %v", after, before)
+	}
+	if n := requireIssuedRows(t, db, all); n != 4 {
+		t.Errorf("%d answers 200, want 4", n)
+	}
+	s.stopClean()
+}
+
+// TestFaultCloudThrottles: throttling STS answers are retried by the SDK and
+// the exchange succeeds with one issued row; an STS failing with 503 beyond
+// the retries gives 502 provider_error with Retry-After and a failed row.
+func TestFaultCloudThrottles(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	x.register(s, "")
+	db := openDB(t, x.dbURL)
+
+	x.sts.Throttle(2)
+	a := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+	if a.err != nil || a.status != 200 {
+		t.Fatalf("exchange against a throttling STS: %d %s %v", a.status, a.body, a.err)
+	}
+	if n := x.sts.CallCount(); n != 3 {
+		t.Errorf("STS saw %d calls, want 3 (two throttled, one served)", n)
+	}
+	if n := requireIssuedRows(t, db, []answer{a}); n != 1 {
+		t.Fatal("no 200")
+	}
+	if c := countOutcomes(t, db); c["issued"] != 1 || len(c) != 1 {
+		t.Errorf("ledger: %v, want one issued row", c)
+	}
+
+	x.sts.Reset()
+	x.sts.Fail(10, http.StatusServiceUnavailable)
+	b := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	if b.status != 502 || b.code() != api.CodeProviderError || b.retryAfter != "5" {
+		t.Fatalf("exchange against a failing STS: %d (Retry-After %q) %s, want 502 provider_error with Retry-After 5",
+			b.status, b.retryAfter, b.body)
+	}
+	if o := outcome(t, db, b.issuance()); o != "failed" {
+		t.Errorf("ledger row of the failed mint: %q, want failed", o)
+	}
+	if c := countOutcomes(t, db); c["issued"] != 1 || c["failed"] != 1 || c["pending"] != 0 {
+		t.Errorf("ledger: %v", c)
+	}
+	requireIssuedRows(t, db, []answer{a, b})
+	t.Logf("STS calls for the failing mint: %d", x.sts.CallCount())
+	s.stopClean()
+}
