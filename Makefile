@@ -65,8 +65,9 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
-bench: postgres ## Run the benchmarks
+bench: postgres build ## Run the benchmarks, then the end-to-end load test (test/load, docs/performance.md)
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+	$(GO) run ./test/load -bin $(BIN)
 
 FUZZTIME ?= 30s
 fuzz: ## Run each fuzz target for FUZZTIME (seed corpora run in `make test` anyway)
