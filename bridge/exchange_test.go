@@ -475,3 +475,38 @@ func TestAuditMode(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuerRateLimited: verified exchanges are limited per issuer,
+// whichever client sends them; the refusal is recorded; forged tokens do
+// not spend the issuer's budget; another issuer is unaffected.
+func TestIssuerRateLimited(t *testing.T) {
+	x := newExchangeEnv(t, func(o *bridge.Options) { o.IssuerRateLimit, o.IssuerRateBurst = 0.001, 2 })
+	other := oidctest.New(t)
+	x.must(201, "POST", "/v1/admin/issuers", fmt.Sprintf(`{"name": "other", "url": %q, "audiences": [%q], "kind": "github"}`,
+		other.URL(), oidctest.DefaultAudience))
+	x.must(201, "POST", "/v1/admin/mappings", `{"name": "other-web", "issuer": "other", "conditions": {"repository": "acme/web"},
+		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/other", "region": "eu-west-1"}}`)
+	send := func(tok, client string) response {
+		return x.do("POST", "/v1/exchange", "", "Authorization", "Bearer "+tok, "Content-Type", "", remoteAddr, client)
+	}
+	// Forged tokens naming the issuer: 401, the budget untouched.
+	for i := range 5 {
+		x.wantError(send(x.token(nil, oidctest.WithUnpublishedKey()), fmt.Sprintf("198.51.100.%d:1", i+1)), 401, "invalid_token", "")
+	}
+	for i := range 2 {
+		if r := send(x.token(nil), fmt.Sprintf("203.0.113.%d:1", i+1)); r.status != 200 {
+			t.Fatalf("exchange %d: %d %s", i, r.status, r.body)
+		}
+	}
+	r := send(x.token(nil), "203.0.113.99:1")
+	e := x.wantError(r, 429, "rate_limited", "")
+	if e.IssuanceID == "" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("issuer limit: issuance %q, Retry-After %q", e.IssuanceID, r.header.Get("Retry-After"))
+	}
+	if rows := x.rows(); rows[len(rows)-1] != "denied/rate_limited" {
+		t.Fatalf("ledger %v", rows)
+	}
+	if r := send(other.Mint(t, other.GitHubClaims(nil)), "203.0.113.99:1"); r.status != 200 {
+		t.Fatalf("another issuer: %d %s", r.status, r.body)
+	}
+}

@@ -68,6 +68,12 @@ type Options struct {
 	// address, in requests per second with RateBurst; 0 disables it.
 	RateLimit float64
 	RateBurst int
+	// IssuerRateLimit limits the exchanges of verified tokens per issuer,
+	// in requests per second with IssuerRateBurst (0 disables it): one
+	// issuer's flood cannot take every replica's database capacity. It
+	// applies after verification, so forged tokens cannot spend it.
+	IssuerRateLimit float64
+	IssuerRateBurst int
 	// Ready reports whether the service can serve: the database answers
 	// and its schema is current. It backs GET /readyz.
 	Ready func(ctx context.Context) error
@@ -91,6 +97,8 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *metrics
 	limiter *clientLimiter
+	// issuerLimiter limits verified exchanges per issuer.
+	issuerLimiter *clientLimiter
 	// adminFailures limits failed admin authentications per client, so
 	// that admin tokens cannot be guessed at speed.
 	adminFailures *clientLimiter
@@ -136,6 +144,9 @@ func New(opts Options) *Server {
 	}
 	if opts.RateLimit > 0 {
 		s.limiter = newClientLimiter(opts.RateLimit, max(opts.RateBurst, 1), maxLimitedClients)
+	}
+	if opts.IssuerRateLimit > 0 {
+		s.issuerLimiter = newClientLimiter(opts.IssuerRateLimit, max(opts.IssuerRateBurst, 1), maxLimitedClients)
 	}
 	s.adminFailures = newClientLimiter(adminFailureRate, adminFailureBurst, maxLimitedClients)
 	e := s.echo

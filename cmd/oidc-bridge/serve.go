@@ -157,6 +157,8 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		TrustedProxies:       cfg.Proxies,
 		RateLimit:            cfg.RateLimit,
 		RateBurst:            cfg.RateBurst,
+		IssuerRateLimit:      cfg.IssuerRateLimit,
+		IssuerRateBurst:      cfg.IssuerRateBurst,
 		Admins:               admintoken.New(db.pool, cfg.AdminToken),
 		Ready:                func(ctx context.Context) error { return schemaUsable(ctx, db.pool) },
 		AllowInsecureIssuers: cfg.AllowInsecureIssuers,

@@ -59,6 +59,10 @@ type Config struct {
 	// before any token is looked at (0 disables), with RateBurst.
 	RateLimit float64 `env:"BRIDGE_RATE_LIMIT" envDefault:"50"`
 	RateBurst int     `env:"BRIDGE_RATE_BURST" envDefault:"200"`
+	// IssuerRateLimit is the verified exchanges per second allowed per
+	// issuer on each replica (0 disables), with IssuerRateBurst.
+	IssuerRateLimit float64 `env:"BRIDGE_ISSUER_RATE_LIMIT" envDefault:"1000"`
+	IssuerRateBurst int     `env:"BRIDGE_ISSUER_RATE_BURST" envDefault:"2000"`
 
 	// Level is LogLevel parsed.
 	Level slog.Level `env:"-"`
@@ -96,6 +100,12 @@ func (c *Config) validate() error {
 	}
 	if c.RateBurst < 1 {
 		errs = append(errs, fmt.Errorf("BRIDGE_RATE_BURST: must be 1 or more"))
+	}
+	if c.IssuerRateLimit < 0 || math.IsNaN(c.IssuerRateLimit) || math.IsInf(c.IssuerRateLimit, 0) {
+		errs = append(errs, fmt.Errorf("BRIDGE_ISSUER_RATE_LIMIT: must be a number of requests per second, 0 or more"))
+	}
+	if c.IssuerRateBurst < 1 {
+		errs = append(errs, fmt.Errorf("BRIDGE_ISSUER_RATE_BURST: must be 1 or more"))
 	}
 	if c.KeyEncryptionKey != "" && c.KeyEncryptionKeyFile != "" {
 		errs = append(errs, errors.New("BRIDGE_KEY_ENCRYPTION_KEY_FILE: set it or BRIDGE_KEY_ENCRYPTION_KEY, not both"))

@@ -19,13 +19,15 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	abs, _ := filepath.Abs("./.oidc-bridge")
 	want := Config{
-		DataDir:    abs,
-		ListenAddr: "127.0.0.1:8080",
-		PublicURL:  "http://127.0.0.1:8080",
-		LogLevel:   "info",
-		Level:      slog.LevelInfo,
-		RateLimit:  50,
-		RateBurst:  200,
+		DataDir:         abs,
+		ListenAddr:      "127.0.0.1:8080",
+		PublicURL:       "http://127.0.0.1:8080",
+		LogLevel:        "info",
+		Level:           slog.LevelInfo,
+		RateLimit:       50,
+		RateBurst:       200,
+		IssuerRateLimit: 1000,
+		IssuerRateBurst: 2000,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("defaults (-want +got):\n%s", diff)
@@ -47,12 +49,12 @@ func TestLoad(t *testing.T) {
 				"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_LOG_LEVEL=debug"},
 			want: Config{DatabaseURL: "postgres://u:p@db/bridge", ListenAddr: "0.0.0.0:9000",
 				PublicURL: "https://bridge.example.com", AdminToken: strings.Repeat("x", 32),
-				AllowInsecureIssuers: true, LogLevel: "debug", Level: slog.LevelDebug, RateLimit: 50, RateBurst: 200},
+				AllowInsecureIssuers: true, LogLevel: "debug", Level: slog.LevelDebug, RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
 		},
 		{
 			name: "public URL defaults to loopback for a wildcard listen address",
 			env:  []string{"BRIDGE_DATABASE_URL=postgres://db/x", "BRIDGE_LISTEN_ADDR=:8443"},
-			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: ":8443", PublicURL: "http://127.0.0.1:8443", LogLevel: "info", RateLimit: 50, RateBurst: 200},
+			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: ":8443", PublicURL: "http://127.0.0.1:8443", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
 		},
 		{name: "short admin token", env: []string{"BRIDGE_ADMIN_TOKEN=" + strings.Repeat("x", 31)}, wantErr: "BRIDGE_ADMIN_TOKEN"},
 		{name: "admin token with spaces", env: []string{"BRIDGE_ADMIN_TOKEN= " + strings.Repeat("x", 40)}, wantErr: "BRIDGE_ADMIN_TOKEN"},
@@ -67,17 +69,19 @@ func TestLoad(t *testing.T) {
 		{name: "negative rate", env: []string{"BRIDGE_RATE_LIMIT=-1"}, wantErr: "BRIDGE_RATE_LIMIT"},
 		{name: "rate not a number", env: []string{"BRIDGE_RATE_LIMIT=fast"}, wantErr: "BRIDGE_RATE_LIMIT"},
 		{name: "zero burst", env: []string{"BRIDGE_RATE_BURST=0"}, wantErr: "BRIDGE_RATE_BURST"},
+		{name: "negative issuer rate", env: []string{"BRIDGE_ISSUER_RATE_LIMIT=-2"}, wantErr: "BRIDGE_ISSUER_RATE_LIMIT"},
+		{name: "zero issuer burst", env: []string{"BRIDGE_ISSUER_RATE_BURST=0"}, wantErr: "BRIDGE_ISSUER_RATE_BURST"},
 		{name: "insecure flag", env: []string{"BRIDGE_ALLOW_INSECURE_ISSUERS=yes please"}, wantErr: "BRIDGE_ALLOW_INSECURE_ISSUERS"},
 		{name: "database URL scheme", env: []string{"BRIDGE_DATABASE_URL=mysql://root:secret@db/x"}, wantErr: "BRIDGE_DATABASE_URL"},
 		{
 			name: "empty data dir takes the default",
 			env:  []string{"BRIDGE_DATA_DIR="},
-			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
 		},
 		{
 			name: "rate limit off",
 			env:  []string{"BRIDGE_DATABASE_URL=postgres://db/x", "BRIDGE_RATE_LIMIT=0", "BRIDGE_RATE_BURST=1"},
-			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateBurst: 1},
+			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateBurst: 1, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
 		},
 	}
 	for _, tt := range tests {
