@@ -405,7 +405,9 @@ func (x *exchangeRun) mint(ctx context.Context, m *mapping.Mapping, res ledger.R
 	mctx, span := x.s.tracer.Start(mctx, "mint "+m.Provider, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("oidc_bridge.provider", m.Provider), attribute.String("oidc_bridge.mapping", m.Name)))
 	defer span.End()
-	cred, err := p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: x.claims, Duration: dur})
+	cred, err := x.s.breakers.mint(m.Provider, func() (providers.Credential, error) {
+		return p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: x.claims, Duration: dur})
+	})
 	if err != nil {
 		// The provider's code (AccessDenied, Timeout), never its message,
 		// which may name accounts.

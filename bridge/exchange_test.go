@@ -510,3 +510,53 @@ func TestIssuerRateLimited(t *testing.T) {
 		t.Fatalf("another issuer: %d %s", r.status, r.body)
 	}
 }
+
+// TestCircuitBreaker: a cloud that keeps failing opens its provider's
+// circuit, so further exchanges fail fast without calling it (and without
+// spending the token); after the cooldown one probe closes it again.
+// Refusals are answers, and never trip it.
+func TestCircuitBreaker(t *testing.T) {
+	x := newExchangeEnv(t, func(o *bridge.Options) { o.BreakerFailures, o.BreakerCooldown = 3, 300*time.Millisecond })
+	open := func() string {
+		for _, line := range strings.Split(string(x.do("GET", "/metrics", "", "Authorization", "").body), "\n") {
+			if strings.HasPrefix(line, `oidc_bridge_provider_circuit_open{provider="aws"}`) {
+				return strings.Fields(line)[1]
+			}
+		}
+		return "absent"
+	}
+	// Refusals: five in a row, the circuit stays closed.
+	sts.Refuse("AccessDenied")
+	for range 5 {
+		x.wantError(x.exchange(x.token(nil), ""), 502, "provider_error", "")
+	}
+	if got := open(); got != "0" || sts.CallCount() != 5 {
+		t.Fatalf("after refusals: circuit %s, STS calls %d", got, sts.CallCount())
+	}
+	// A failing cloud: three failed mints open the circuit.
+	sts.Reset()
+	sts.Fail(1000, 503)
+	for range 3 {
+		x.wantError(x.exchange(x.token(nil), ""), 502, "provider_error", "")
+	}
+	calls := sts.CallCount()
+	if got := open(); got != "1" {
+		t.Fatalf("circuit after 3 failures: %s", got)
+	}
+	tok := x.token(nil)
+	r := x.exchange(tok, "")
+	e := x.wantError(r, 502, "provider_error", "")
+	if !strings.Contains(e.Message, "CircuitOpen") || r.header.Get("Retry-After") == "" || sts.CallCount() != calls {
+		t.Fatalf("open circuit: %q, Retry-After %q, STS calls %d -> %d", e.Message, r.header.Get("Retry-After"), calls, sts.CallCount())
+	}
+	// After the cooldown the cloud is back: the probe succeeds, and the
+	// token refused by the open circuit was not spent.
+	sts.Reset()
+	time.Sleep(350 * time.Millisecond)
+	if r := x.exchange(tok, ""); r.status != 200 {
+		t.Fatalf("after the cooldown: %d %s", r.status, r.body)
+	}
+	if got := open(); got != "0" {
+		t.Fatalf("circuit after recovery: %s", got)
+	}
+}

@@ -54,6 +54,7 @@ type metrics struct {
 	stageDuration    *prometheus.HistogramVec
 	issued           *prometheus.CounterVec
 	throttled        *prometheus.CounterVec
+	circuitOpen      *prometheus.GaugeVec
 	invalidRequests  *prometheus.CounterVec
 	verifyFailures   *prometheus.CounterVec
 	replays          prometheus.Counter
@@ -89,6 +90,10 @@ func newMetrics(reg *prometheus.Registry, providers []string) *metrics {
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oidc_bridge_credentials_issued_total",
 			Help: "Credentials issued to clients, by provider.",
+		}, []string{"provider"}),
+		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oidc_bridge_provider_circuit_open",
+			Help: "1 while a provider's circuit breaker is open: its cloud kept failing and mints fail fast (CircuitOpen).",
 		}, []string{"provider"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oidc_bridge_throttled_total",
@@ -127,7 +132,7 @@ func newMetrics(reg *prometheus.Registry, providers []string) *metrics {
 		m.issued.WithLabelValues(p)
 	}
 	reg.MustRegister(m.requests, m.duration, m.exchanges, m.exchangeDuration, m.stageDuration, m.issued,
-		m.throttled, m.invalidRequests, m.verifyFailures, m.replays, m.auditFailures, m.unrecorded,
+		m.throttled, m.circuitOpen, m.invalidRequests, m.verifyFailures, m.replays, m.auditFailures, m.unrecorded,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -62,6 +62,10 @@ type Options struct {
 	// (right to left) for the client's address; empty: the socket peer is
 	// the client. The address keys the rate limits and the audit client_ip.
 	TrustedProxies []netip.Prefix
+	// BreakerFailures consecutive failures of a cloud open its circuit for
+	// BreakerCooldown (defaults 5 and 30 s): mints then fail fast.
+	BreakerFailures int
+	BreakerCooldown time.Duration
 	// MintTimeout bounds the cloud call of an exchange (default 20 s).
 	MintTimeout time.Duration
 	// RateLimit is the pre-authentication limit on exchanges per client
@@ -99,6 +103,7 @@ type Server struct {
 	limiter *clientLimiter
 	// issuerLimiter limits verified exchanges per issuer.
 	issuerLimiter *clientLimiter
+	breakers      breakers
 	// adminFailures limits failed admin authentications per client, so
 	// that admin tokens cannot be guessed at speed.
 	adminFailures *clientLimiter
@@ -135,8 +140,15 @@ func New(opts Options) *Server {
 	if opts.MintTimeout <= 0 {
 		opts.MintTimeout = defaultMintTimeout
 	}
+	if opts.BreakerFailures <= 0 {
+		opts.BreakerFailures = defaultBreakerFailures
+	}
+	if opts.BreakerCooldown <= 0 {
+		opts.BreakerCooldown = defaultBreakerCooldown
+	}
 	s := &Server{opts: opts, log: opts.Logger, echo: echo.New(),
 		metrics: newMetrics(opts.Registry, slices.Sorted(maps.Keys(opts.Providers))), tracer: noop.NewTracerProvider().Tracer("")}
+	s.breakers = newBreakers(slices.Sorted(maps.Keys(opts.Providers)), opts.BreakerFailures, opts.BreakerCooldown, s.metrics.circuitOpen)
 	if opts.TracerProvider != nil {
 		s.tracing = true
 		s.tracer = opts.TracerProvider.Tracer(tracerName)
