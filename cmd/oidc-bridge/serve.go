@@ -176,7 +176,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "embedded_database", db.embedded)
 
-	go maintainLedger(ctx, led, log)
+	go maintainLedger(ctx, led, cfg.LedgerRetention, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	select {
@@ -233,10 +233,11 @@ func newProviders(ctx context.Context, cfg config.Config, signer signing.Signer,
 	return out, nil
 }
 
-// maintainLedger keeps the ledger's months ahead in place and resolves
-// abandoned pending issuances while the service runs. Every replica runs it;
-// both jobs are idempotent.
-func maintainLedger(ctx context.Context, led *ledger.Ledger, log *slog.Logger) {
+// maintainLedger keeps the ledger's months ahead in place, resolves
+// abandoned pending issuances and, with a retention (0: keep forever),
+// drops the months older than it, while the service runs. Every replica
+// runs it; every job is idempotent (the drop runs under an advisory lock).
+func maintainLedger(ctx context.Context, led *ledger.Ledger, retention time.Duration, log *slog.Logger) {
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
 	parts := time.NewTicker(partitionInterval)
@@ -255,6 +256,16 @@ func maintainLedger(ctx context.Context, led *ledger.Ledger, log *slog.Logger) {
 		case <-parts.C:
 			if err := led.EnsurePartitions(ctx, partitionMonths); err != nil {
 				log.Error("ledger partitions", "err", err)
+			}
+			if retention > 0 {
+				cutoff := time.Now().Add(-retention)
+				dropped, err := led.DropPartitionsBefore(ctx, cutoff)
+				if err != nil {
+					log.Error("ledger retention", "err", err)
+				} else if len(dropped) > 0 {
+					log.Warn("ledger retention: dropped partitions and their audit history", "partitions", dropped,
+						"before", cutoff.UTC().Format(time.RFC3339), "retention", retention.String())
+				}
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -63,6 +64,12 @@ type Config struct {
 	// issuer on each replica (0 disables), with IssuerRateBurst.
 	IssuerRateLimit float64 `env:"BRIDGE_ISSUER_RATE_LIMIT" envDefault:"1000"`
 	IssuerRateBurst int     `env:"BRIDGE_ISSUER_RATE_BURST" envDefault:"2000"`
+	// LedgerRetention is how long the ledger's monthly partitions are kept
+	// (a Go duration, e.g. 9480h for about 13 months): serve drops, daily,
+	// those whose whole month ended longer ago, deleting that audit
+	// history. 0 keeps everything forever; otherwise at least
+	// MinLedgerRetention.
+	LedgerRetention time.Duration `env:"BRIDGE_LEDGER_RETENTION"`
 
 	// Level is LogLevel parsed.
 	Level slog.Level `env:"-"`
@@ -70,6 +77,9 @@ type Config struct {
 
 // MinAdminTokenLength is the shortest bootstrap admin token accepted.
 const MinAdminTokenLength = 32
+
+// MinLedgerRetention is the shortest LedgerRetention accepted: 31 days.
+const MinLedgerRetention = 31 * 24 * time.Hour
 
 // Load reads the environment (environ, as os.Environ gives it) and
 // validates the result, naming the variable at fault.
@@ -106,6 +116,9 @@ func (c *Config) validate() error {
 	}
 	if c.IssuerRateBurst < 1 {
 		errs = append(errs, fmt.Errorf("BRIDGE_ISSUER_RATE_BURST: must be 1 or more"))
+	}
+	if c.LedgerRetention != 0 && c.LedgerRetention < MinLedgerRetention {
+		errs = append(errs, fmt.Errorf("BRIDGE_LEDGER_RETENTION: must be 0 (keep forever) or at least %s (31 days), not %s", MinLedgerRetention, c.LedgerRetention))
 	}
 	if c.KeyEncryptionKey != "" && c.KeyEncryptionKeyFile != "" {
 		errs = append(errs, errors.New("BRIDGE_KEY_ENCRYPTION_KEY_FILE: set it or BRIDGE_KEY_ENCRYPTION_KEY, not both"))

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -72,6 +73,20 @@ func TestLoad(t *testing.T) {
 		{name: "negative issuer rate", env: []string{"BRIDGE_ISSUER_RATE_LIMIT=-2"}, wantErr: "BRIDGE_ISSUER_RATE_LIMIT"},
 		{name: "zero issuer burst", env: []string{"BRIDGE_ISSUER_RATE_BURST=0"}, wantErr: "BRIDGE_ISSUER_RATE_BURST"},
 		{name: "insecure flag", env: []string{"BRIDGE_ALLOW_INSECURE_ISSUERS=yes please"}, wantErr: "BRIDGE_ALLOW_INSECURE_ISSUERS"},
+		{name: "negative ledger retention", env: []string{"BRIDGE_LEDGER_RETENTION=-744h"}, wantErr: "BRIDGE_LEDGER_RETENTION"},
+		{name: "short ledger retention", env: []string{"BRIDGE_LEDGER_RETENTION=743h59m"}, wantErr: "BRIDGE_LEDGER_RETENTION"},
+		{name: "ledger retention not a duration", env: []string{"BRIDGE_LEDGER_RETENTION=13 months"}, wantErr: "BRIDGE_LEDGER_RETENTION"},
+		{name: "ledger retention without unit", env: []string{"BRIDGE_LEDGER_RETENTION=400"}, wantErr: "BRIDGE_LEDGER_RETENTION"},
+		{
+			name: "ledger retention of 31 days",
+			env:  []string{"BRIDGE_LEDGER_RETENTION=744h"},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, LedgerRetention: 744 * time.Hour},
+		},
+		{
+			name: "ledger retention 0 keeps forever",
+			env:  []string{"BRIDGE_LEDGER_RETENTION=0"},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
+		},
 		{name: "database URL scheme", env: []string{"BRIDGE_DATABASE_URL=mysql://root:secret@db/x"}, wantErr: "BRIDGE_DATABASE_URL"},
 		{
 			name: "empty data dir takes the default",
