@@ -322,13 +322,30 @@ func TestCLIGCPExecutable(t *testing.T) {
 	prov := gcpfake.WorkloadIdentityProvider{Name: wip, IssuerURI: c.publicURL}
 	c.gcp.Allow(prov.Principal("repo:acme/web:environment:production"), execSA)
 
-	dir := t.TempDir()
+	// Google's executable source splits its command at blanks: keep every
+	// path free of them, copying the binary if its own path has any.
+	dir, err := os.MkdirTemp("/tmp", "oidc-bridge-gcp-exec-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := binary
+	if strings.ContainsAny(bin, " \t") {
+		bin = filepath.Join(dir, "oidc-bridge")
+		b, err := os.ReadFile(binary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tf := filepath.Join(dir, "job.jwt")
 	tokenFile(t, c.gh, tf, nil)
-	command := strings.Join([]string{binary, "exchange", "--bridge-url", s.url, "--mapping", "gcp-exec", "--token-file", tf,
+	command := strings.Join([]string{bin, "exchange", "--bridge-url", s.url, "--mapping", "gcp-exec", "--token-file", tf,
 		"--format", "gcp-executable", "--cache-dir", filepath.Join(dir, "cache")}, " ")
 	if len(strings.Fields(command)) != 12 {
-		t.Skipf("a path holds blanks, which Google's executable source cannot run: %s", command)
+		t.Fatalf("the executable command has blanks in a path, which Google's executable source cannot run: %s", command)
 	}
 	cfg, _ := json.Marshal(map[string]any{
 		"type":                              "external_account",

@@ -1,10 +1,6 @@
 package stsfake
 
 import (
-	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -13,14 +9,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/google/uuid"
 )
 
@@ -290,72 +283,6 @@ func validateRolePolicy(action string, p url.Values) (code, msg string) {
 		return "MalformedPolicyDocument", "The policy failed legacy parsing"
 	}
 	return "", ""
-}
-
-// verifySigV4 checks r's SigV4 signature for service, as Handler.verify
-// does for sts: a copy of the request made of exactly the headers the
-// client signed is signed again with the known secret.
-func verifySigV4(r *http.Request, body []byte, keys map[string]Key, now time.Time, service string) (authInfo, string, string) {
-	hdr := r.Header.Get("Authorization")
-	if hdr == "" {
-		return authInfo{}, "MissingAuthenticationToken", "Request is missing Authentication Token"
-	}
-	a, ok := parseAuthorization(hdr)
-	if !ok {
-		return authInfo{}, "IncompleteSignature", "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters with algorithm " + sigAlgorithm + "."
-	}
-	key, known := keys[a.accessKeyID]
-	if !known || r.Header.Get("X-Amz-Security-Token") != key.SessionToken {
-		return a, "InvalidClientTokenId", "The security token included in the request is invalid."
-	}
-	if a.service != service || a.terminator != "aws4_request" || a.region == "" {
-		return a, "SignatureDoesNotMatch", "Credential should be scoped to correct service: '" + service + "'."
-	}
-	signedAt, err := time.Parse(amzDateFmt, r.Header.Get("X-Amz-Date"))
-	if err != nil {
-		return a, "IncompleteSignature", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-	}
-	if a.date != signedAt.Format("20060102") {
-		return a, "SignatureDoesNotMatch", "Credential should be scoped to a valid date matching X-Amz-Date."
-	}
-	if signedAt.Before(now.Add(-maxSkew)) || signedAt.After(now.Add(maxSkew)) {
-		return a, "SignatureDoesNotMatch", "Signature expired: " + signedAt.Format(amzDateFmt) + " is now earlier or later than the allowed window."
-	}
-	if !slices.Contains(a.signedHeaders, "host") || !slices.Contains(a.signedHeaders, "x-amz-date") {
-		return a, "SignatureDoesNotMatch", badSignature
-	}
-	sum := sha256.Sum256(body)
-	payloadHash := hex.EncodeToString(sum[:])
-	if ph := r.Header.Get("X-Amz-Content-Sha256"); ph != "" && ph != payloadHash {
-		return a, "SignatureDoesNotMatch", badSignature
-	}
-	cp, err := http.NewRequestWithContext(context.Background(), r.Method, "http://"+r.Host+r.URL.RequestURI(), nil)
-	if err != nil {
-		return a, "SignatureDoesNotMatch", badSignature
-	}
-	cp.Host = r.Host
-	for _, name := range a.signedHeaders {
-		switch name {
-		case "host":
-		case "content-length":
-			cp.ContentLength = int64(len(body))
-		default:
-			vals := r.Header.Values(name)
-			if len(vals) == 0 {
-				return a, "SignatureDoesNotMatch", badSignature
-			}
-			cp.Header[http.CanonicalHeaderKey(name)] = slices.Clone(vals)
-		}
-	}
-	creds := aws.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey, SessionToken: key.SessionToken}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, cp, payloadHash, a.service, a.region, signedAt); err != nil {
-		return a, "SignatureDoesNotMatch", badSignature
-	}
-	want, ok := parseAuthorization(cp.Header.Get("Authorization"))
-	if !ok || !slices.Equal(want.signedHeaders, a.signedHeaders) || !hmac.Equal([]byte(want.signature), []byte(a.signature)) {
-		return a, "SignatureDoesNotMatch", badSignature
-	}
-	return a, "", ""
 }
 
 // The XML shapes of IAM's answers.

@@ -69,11 +69,16 @@ func parseAuthorization(h string) (authInfo, bool) {
 
 const badSignature = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 
-// verify checks r's SigV4 signature by signing a copy of the request, made
-// of exactly the headers the client says it signed, with the known secret.
-// It returns the parsed header and, when the request must be refused, the
-// STS error code and message.
+// verify checks r's SigV4 signature for sts (see verifySigV4).
 func (h *Handler) verify(r *http.Request, body []byte) (authInfo, string, string) {
+	return verifySigV4(r, body, h.keys, h.now(), "sts")
+}
+
+// verifySigV4 checks r's SigV4 signature for service by signing a copy of
+// the request, made of exactly the headers the client says it signed, with
+// the known secret. It returns the parsed header and, when the request must
+// be refused, the AWS error code and message.
+func verifySigV4(r *http.Request, body []byte, keys map[string]Key, now time.Time, service string) (authInfo, string, string) {
 	hdr := r.Header.Get("Authorization")
 	if hdr == "" {
 		return authInfo{}, "MissingAuthenticationToken", "Request is missing Authentication Token"
@@ -82,16 +87,12 @@ func (h *Handler) verify(r *http.Request, body []byte) (authInfo, string, string
 	if !ok {
 		return authInfo{}, "IncompleteSignature", "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters with algorithm " + sigAlgorithm + "."
 	}
-	key, known := h.keys[a.accessKeyID]
-	if !known {
+	key, known := keys[a.accessKeyID]
+	if !known || r.Header.Get("X-Amz-Security-Token") != key.SessionToken {
 		return a, "InvalidClientTokenId", "The security token included in the request is invalid."
 	}
-	token := r.Header.Get("X-Amz-Security-Token")
-	if token != key.SessionToken {
-		return a, "InvalidClientTokenId", "The security token included in the request is invalid."
-	}
-	if a.service != "sts" || a.terminator != "aws4_request" || a.region == "" {
-		return a, "SignatureDoesNotMatch", "Credential should be scoped to correct service: 'sts'."
+	if a.service != service || a.terminator != "aws4_request" || a.region == "" {
+		return a, "SignatureDoesNotMatch", "Credential should be scoped to correct service: '" + service + "'."
 	}
 	signedAt, err := time.Parse(amzDateFmt, r.Header.Get("X-Amz-Date"))
 	if err != nil {
@@ -100,19 +101,17 @@ func (h *Handler) verify(r *http.Request, body []byte) (authInfo, string, string
 	if a.date != signedAt.Format("20060102") {
 		return a, "SignatureDoesNotMatch", "Credential should be scoped to a valid date matching X-Amz-Date."
 	}
-	if now := h.now(); signedAt.Before(now.Add(-maxSkew)) || signedAt.After(now.Add(maxSkew)) {
+	if signedAt.Before(now.Add(-maxSkew)) || signedAt.After(now.Add(maxSkew)) {
 		return a, "SignatureDoesNotMatch", "Signature expired: " + signedAt.Format(amzDateFmt) + " is now earlier or later than the allowed window."
 	}
 	if !slices.Contains(a.signedHeaders, "host") || !slices.Contains(a.signedHeaders, "x-amz-date") {
 		return a, "SignatureDoesNotMatch", badSignature
 	}
-
 	sum := sha256.Sum256(body)
 	payloadHash := hex.EncodeToString(sum[:])
 	if ph := r.Header.Get("X-Amz-Content-Sha256"); ph != "" && ph != payloadHash {
 		return a, "SignatureDoesNotMatch", badSignature
 	}
-
 	cp, err := http.NewRequestWithContext(context.Background(), r.Method, "http://"+r.Host+r.URL.RequestURI(), nil)
 	if err != nil {
 		return a, "SignatureDoesNotMatch", badSignature
@@ -136,8 +135,7 @@ func (h *Handler) verify(r *http.Request, body []byte) (authInfo, string, string
 		return a, "SignatureDoesNotMatch", badSignature
 	}
 	want, ok := parseAuthorization(cp.Header.Get("Authorization"))
-	if !ok || !slices.Equal(want.signedHeaders, a.signedHeaders) ||
-		!hmac.Equal([]byte(want.signature), []byte(a.signature)) {
+	if !ok || !slices.Equal(want.signedHeaders, a.signedHeaders) || !hmac.Equal([]byte(want.signature), []byte(a.signature)) {
 		return a, "SignatureDoesNotMatch", badSignature
 	}
 	return a, "", ""
