@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // JobWindow is how far back the per_job quota counts a job's issuances: a
@@ -50,6 +51,9 @@ type Reservation struct {
 //     guard back (the token was not used) and returns a *QuotaError
 //     (errors.Is ErrQuotaExceeded).
 //
+// Without quotas, the claim and the row are one statement (one round trip,
+// one commit); with quotas, one READ COMMITTED transaction.
+//
 // A database failure returns an error matching ErrUnavailable when the
 // database is unreachable, slow or cannot write; then nothing was recorded
 // and nothing may be issued.
@@ -73,6 +77,9 @@ func (l *Ledger) Reserve(ctx context.Context, a Attempt) (Reservation, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
+	if a.PerHour == 0 && a.PerJob == 0 {
+		return reserveUnlimited(ctx, l.pool, args)
+	}
 	var (
 		res    Reservation
 		denial error
@@ -90,6 +97,55 @@ func (l *Ledger) Reserve(ctx context.Context, a Attempt) (Reservation, error) {
 	}
 	if denial != nil {
 		return Reservation{}, denial
+	}
+	return res, nil
+}
+
+// claimAndInsert is the reservation of a mapping without quotas in one
+// statement, hence one round trip and one atomic commit: it claims the
+// token in replay_guard and inserts the issuance, pending when the claim
+// succeeded and denied (token_replayed) when the token was already spent
+// for the mapping. A concurrent claim of the same token waits for the
+// first one's transaction, as in Reserve's transaction.
+const claimAndInsert = `
+WITH t AS (SELECT coalesce(@requested_at::timestamptz, clock_timestamp()) AS n),
+g AS (
+	INSERT INTO replay_guard (issuer, token_jti, mapping_id, issuance_id, token_exp)
+	VALUES (@issuer, @token_jti, @mapping_id::bigint, @id::uuid, @token_exp)
+	ON CONFLICT DO NOTHING
+	RETURNING true AS claimed),
+c AS (SELECT EXISTS (SELECT FROM g) AS claimed)
+INSERT INTO issuances (id, requested_at, completed_at, outcome, error_code, issuer, subject,
+	repository, repository_id, ref, sha, environment, event_name, workflow_ref, actor,
+	run_id, run_attempt, job_id, token_jti, mapping_id, mapping, provider, target,
+	expires_at, client_ip, user_agent)
+SELECT @id::uuid, t.n, CASE WHEN c.claimed THEN NULL ELSE t.n END,
+	CASE WHEN c.claimed THEN 'pending' ELSE 'denied' END,
+	CASE WHEN c.claimed THEN NULL ELSE '` + CodeTokenReplayed + `' END,
+	@issuer, @subject, @repository, @repository_id, @ref, @sha, @environment, @event_name,
+	@workflow_ref, @actor, @run_id, @run_attempt, @job_id, @token_jti, @mapping_id::bigint,
+	@mapping, @provider, @target::jsonb,
+	CASE WHEN c.claimed THEN t.n + make_interval(secs => @duration::float8) END,
+	@client_ip::inet, @user_agent
+FROM t, c
+RETURNING requested_at, expires_at, outcome = 'pending'`
+
+// reserveUnlimited is Reserve for an attempt without quotas: one statement.
+func reserveUnlimited(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArgs) (Reservation, error) {
+	id := args["id"].(string)
+	var (
+		res     = Reservation{ID: id}
+		expires *time.Time
+		claimed bool
+	)
+	if err := pool.QueryRow(ctx, claimAndInsert, args).Scan(&res.RequestedAt, &expires, &claimed); err != nil {
+		return Reservation{}, dbError("reserve", err)
+	}
+	if !claimed {
+		return Reservation{}, &ReplayError{IssuanceID: id}
+	}
+	if expires != nil {
+		res.ExpiresAt = *expires
 	}
 	return res, nil
 }

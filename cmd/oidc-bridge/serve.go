@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -113,7 +114,16 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(telemetry.NewPoolCollector(db.pool), telemetry.NewBuildInfo(telemetry.Version(version)))
-	store := mapping.NewPGStore(db.pool, 0)
+	// The exchange reads issuers and mappings from memory, kept current
+	// by LISTEN/NOTIFY (mapping.Cache); admin reads and writes go to the
+	// database.
+	var store *mapping.Cache
+	store = mapping.NewCache(mapping.NewPGStore(db.pool, 0), db.pool, mapping.CacheOptions{Logger: log,
+		OnReload: telemetry.NewCatalogMetrics(reg, func() bool { return store.Fresh() })})
+	cacheCtx, stopCache := context.WithCancel(ctx)
+	cacheDone := make(chan struct{})
+	go func() { defer close(cacheDone); store.Run(cacheCtx) }()
+	defer func() { stopCache(); <-cacheDone }()
 	// Nil interfaces when the bridge signs nothing (never a nil pointer in
 	// a non-nil interface).
 	var (
@@ -177,6 +187,13 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "embedded_database", db.embedded)
 
 	go maintainLedger(ctx, led, cfg.LedgerRetention, log)
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	select {
@@ -269,4 +286,27 @@ func maintainLedger(ctx context.Context, led *ledger.Ledger, retention time.Dura
 			}
 		}
 	}
+}
+
+// servePprof serves net/http/pprof on addr (a loopback address, checked by
+// config) on its own listener and mux, never on the service's.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on BRIDGE_PPROF_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("pprof server stopped", "err", err)
+		}
+	}()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { hs.Close() }, nil
 }

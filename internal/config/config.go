@@ -70,6 +70,10 @@ type Config struct {
 	// history. 0 keeps everything forever; otherwise at least
 	// MinLedgerRetention.
 	LedgerRetention time.Duration `env:"BRIDGE_LEDGER_RETENTION"`
+	// PprofAddr, when set, serves Go's runtime profiles (net/http/pprof)
+	// on this loopback host:port, apart from the service's listener; for
+	// profiling under load (`kubectl port-forward` reaches it). Empty: off.
+	PprofAddr string `env:"BRIDGE_PPROF_ADDR"`
 
 	// Level is LogLevel parsed.
 	Level slog.Level `env:"-"`
@@ -143,6 +147,13 @@ func (c *Config) validate() error {
 			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
 		}
 		c.Proxies = append(c.Proxies, prefix.Masked())
+	}
+	if c.PprofAddr != "" {
+		h, p, err := net.SplitHostPort(c.PprofAddr)
+		ip, perr := netip.ParseAddr(h)
+		if err != nil || p == "" || perr != nil || !ip.IsLoopback() {
+			errs = append(errs, fmt.Errorf("BRIDGE_PPROF_ADDR: %q must be a loopback address and port, e.g. 127.0.0.1:6060: profiles reveal the process's internals", c.PprofAddr))
+		}
 	}
 	host, port, err := net.SplitHostPort(c.ListenAddr)
 	if err != nil || port == "" {

@@ -41,6 +41,37 @@ func NewFetchMetrics(reg prometheus.Registerer) func(identity.Fetch) {
 	}
 }
 
+// NewCatalogMetrics registers oidc_bridge_catalog_cache_fresh (1 while the
+// exchange reads issuers and mappings from memory, 0 while it reads the
+// database) and oidc_bridge_catalog_reloads_total by result (ok, error),
+// and returns the mapping.CacheOptions.OnReload that counts reloads.
+func NewCatalogMetrics(reg prometheus.Registerer, fresh func() bool) func(error) {
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "oidc_bridge_catalog_reloads_total",
+		Help: "Reloads of the in-memory issuers and mappings after a change or a reconnection, by result (ok, error).",
+	}, []string{"result"})
+	for _, r := range []string{"ok", "error"} {
+		reloads.WithLabelValues(r)
+	}
+	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "oidc_bridge_catalog_cache_fresh",
+		Help: "1 while exchanges read issuers and mappings from memory (proven current), 0 while they read the database.",
+	}, func() float64 {
+		if fresh() {
+			return 1
+		}
+		return 0
+	})
+	reg.MustRegister(reloads, gauge)
+	return func(err error) {
+		if err != nil {
+			reloads.WithLabelValues("error").Inc()
+			return
+		}
+		reloads.WithLabelValues("ok").Inc()
+	}
+}
+
 // signingScrapeTimeout bounds the read of the active keys at a scrape.
 const signingScrapeTimeout = 2 * time.Second
 

@@ -44,9 +44,10 @@ func untilDenied(t *testing.T, s *server, start time.Time, token func() string, 
 }
 
 // TestDisableToDeny: with two replicas on one database, a mapping disabled
-// through replica B's admin API denies on replica A at once, and so does a
-// disabled issuer; the times from the change to A's first denial are
-// measured (issue 7: under 5 s).
+// through replica B's admin API denies on replica A within milliseconds
+// (A's catalog cache reloads on the NOTIFY), and so does a disabled issuer;
+// the times from the change to A's first denial are measured (issue 7:
+// under 5 s).
 func TestDisableToDeny(t *testing.T) {
 	t.Parallel()
 	x := newExchangeEnv(t)
@@ -74,10 +75,17 @@ func TestDisableToDeny(t *testing.T) {
 		t.Errorf("disable-to-deny for a mapping took %v, target %v", took, denyTarget)
 	}
 
-	// Enabled again through B, A issues again at once.
+	// Enabled again through B, A issues again (as soon as its cache has
+	// the change: denials until then).
 	b.must(200, "PUT", "/v1/admin/mappings/web-prod", mapping(true))
-	if r := exchange(a, token(), ""); r.status != 200 {
-		t.Fatalf("exchange on A after re-enabling: %d %s", r.status, r.body)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		r := exchange(a, token(), "")
+		if r.status == 200 {
+			break
+		}
+		if r.status != 403 || time.Since(start) > denyTarget {
+			t.Fatalf("exchange on A after re-enabling: %d %s", r.status, r.body)
+		}
 	}
 
 	start = time.Now()

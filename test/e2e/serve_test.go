@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
@@ -75,6 +76,18 @@ func TestServeAdminAPI(t *testing.T) {
 	metrics := string(s.must(200, "GET", "/metrics", "", "").body)
 	if !strings.Contains(metrics, `oidc_bridge_http_requests_total{code="201",method="POST",route="/v1/admin/issuers"} 2`) {
 		t.Errorf("metrics lack the admin requests:\n%s", metrics)
+	}
+	// The catalog cache is loaded and in use, and it reloaded after the
+	// writes above.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(metrics, "\noidc_bridge_catalog_cache_fresh 1\n"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("catalog cache not in use:\n%s", metrics)
+		}
+		time.Sleep(50 * time.Millisecond)
+		metrics = string(s.must(200, "GET", "/metrics", "", "").body)
+	}
+	if !regexp.MustCompile(`\noidc_bridge_catalog_reloads_total\{result="ok"\} ([2-9]|\d\d+)\n`).MatchString(metrics) {
+		t.Errorf("catalog cache did not reload after changes:\n%s", metrics)
 	}
 	s.stopClean()
 	logs := s.logs.String()

@@ -44,6 +44,7 @@ var (
 	maxTokens = flag.Int("tokens", 30000, "tokens pre-minted per closed-loop phase (2,000/s x 15 s); a phase ends early when they run out")
 	unsafe    = flag.Bool("unsafe", false, "PostgreSQL with fsync/synchronous_commit off (not comparable to production)")
 	keep      = flag.Bool("keep", false, "keep the temporary folder")
+	profile   = flag.String("profile", "", "write a CPU profile of replica 1 during the 1-replica closed-loop phase to this file, and print its top entries")
 )
 
 func main() {
@@ -55,8 +56,9 @@ func main() {
 }
 
 type replica struct {
-	cmd *exec.Cmd
-	url string
+	cmd   *exec.Cmd
+	url   string
+	pprof string // its BRIDGE_PPROF_ADDR, if profiled
 }
 
 func freePort() int {
@@ -150,11 +152,15 @@ func run() error {
 		}
 		cmd := exec.Command(bin, "serve", "--no-migrate")
 		cmd.Env = append(slices.Clone(env), fmt.Sprintf("BRIDGE_LISTEN_ADDR=127.0.0.1:%d", port))
+		r := &replica{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		if *profile != "" && len(replicas) == 0 {
+			r.pprof = fmt.Sprintf("127.0.0.1:%d", freePort())
+			cmd.Env = append(cmd.Env, "BRIDGE_PPROF_ADDR="+r.pprof)
+		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		r := &replica{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
 		replicas = append(replicas, r)
 		for deadline := time.Now().Add(60 * time.Second); ; {
 			if resp, err := http.Get(r.url + "/readyz"); err == nil {
@@ -214,11 +220,15 @@ func run() error {
 
 	// Phase 1: one replica, closed loop.
 	warm(client, replicas, minter)
-	r1, err := closedLoop(client, replicas, minter, postmaster)
+	var prof func() error
+	r1, err := closedLoop(client, replicas, minter, postmaster, func() { prof = startProfile(replicas[0]) })
 	if err != nil {
 		return err
 	}
 	r1.print("1 replica")
+	if err := prof(); err != nil {
+		return err
+	}
 	// Fixed rate on one replica.
 	fr, err := fixedRate(client, replicas, minter, postmaster)
 	if err != nil {
@@ -232,7 +242,7 @@ func run() error {
 		}
 	}
 	warm(client, replicas, minter)
-	r3, err := closedLoop(client, replicas, minter, postmaster)
+	r3, err := closedLoop(client, replicas, minter, postmaster, func() {})
 	if err != nil {
 		return err
 	}
@@ -404,9 +414,12 @@ func (r *result) print(title string) {
 		r.bridgeCPU*1e6, r.bridgeCPUs, r.pgCPU*1e6, r.pgCPUTotal)
 }
 
-func closedLoop(client *http.Client, replicas []*replica, src *tokenSource, postmaster int) (*result, error) {
+// closedLoop runs the closed-loop phase; started is called when its tokens
+// are minted and the timed part begins.
+func closedLoop(client *http.Client, replicas []*replica, src *tokenSource, postmaster int, started func()) (*result, error) {
 	log.Printf("minting %d tokens", *maxTokens)
 	toks := src.mint(*maxTokens)
+	started()
 	log.Printf("closed loop: %d pipelines, %d replicas, %s", *pipelines, len(replicas), *duration)
 	var (
 		next   atomic.Int64
@@ -679,4 +692,47 @@ func postmasterPID(pgdata string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+}
+
+// startProfile starts a CPU profile of r (when -profile asks for one)
+// covering most of the phase that follows; the returned func waits for it,
+// writes it to -profile and prints its top entries.
+func startProfile(r *replica) func() error {
+	if r.pprof == "" {
+		return func() error { return nil }
+	}
+	secs := max(int(duration.Seconds())-2, 1)
+	done := make(chan error, 1)
+	go func() {
+		// Let the phase ramp up first.
+		time.Sleep(time.Second)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.pprof, secs))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(*profile)
+		if err != nil {
+			done <- err
+			return
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			f.Close()
+			done <- err
+			return
+		}
+		done <- f.Close()
+	}()
+	return func() error {
+		if err := <-done; err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", *binary, *profile).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go tool pprof: %v\n%s", err, out)
+		}
+		fmt.Printf("\n== CPU profile of replica 1 (%s)\n%s", *profile, out)
+		return nil
+	}
 }

@@ -1,0 +1,253 @@
+package mapping_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
+)
+
+// changeBound is how soon a change made elsewhere must show in a cache:
+// the disable-to-deny target.
+const changeBound = 5 * time.Second
+
+// cacheEnv is a database with one issuer and one mapping, a store that
+// writes as another replica would (not through the cache), and a running
+// cache.
+type cacheEnv struct {
+	pool    *pgxpool.Pool
+	other   *mapping.PGStore
+	cache   *mapping.Cache
+	reloads chan error
+}
+
+const cacheIssuerURL = "https://token.actions.githubusercontent.com"
+
+func cacheMapping(name string, enabled bool) mapping.Mapping {
+	return mapping.Mapping{Name: name, Issuer: "github", Enabled: enabled, Provider: "aws",
+		Conditions:         mapping.Conditions{Repository: mapping.One("acme/web")},
+		Target:             json.RawMessage(`{"role_arn": "arn:aws:iam::123456789012:role/deploy"}`),
+		MaxDurationSeconds: 3600}
+}
+
+func newCacheEnv(t *testing.T, o mapping.CacheOptions) *cacheEnv {
+	t.Helper()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	other := mapping.NewPGStore(pool, 0)
+	if _, err := other.CreateIssuer(ctx, testActor, mapping.Issuer{Name: "github", URL: cacheIssuerURL,
+		Kind: "github", Audiences: []string{"aud"}, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.CreateMapping(ctx, testActor, cacheMapping("web", true), nil); err != nil {
+		t.Fatal(err)
+	}
+	e := &cacheEnv{pool: pool, other: other, reloads: make(chan error, 100)}
+	o.OnReload = func(err error) {
+		select {
+		case e.reloads <- err:
+		default:
+		}
+	}
+	e.cache = mapping.NewCache(mapping.NewPGStore(pool, 0), pool, o)
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { e.cache.Run(rctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return e
+}
+
+// until polls cond every 5 ms until it holds, for at most bound; it
+// returns how long that took.
+func until(t *testing.T, bound time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > bound {
+			t.Fatalf("%s: not within %v", what, bound)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// enabledNames is the exchange's read through the cache.
+func enabledNames(t *testing.T, c *mapping.Cache) []string {
+	t.Helper()
+	ms, err := c.ListMappings(context.Background(), mapping.Filter{Issuer: "github", EnabledOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range ms {
+		names = append(names, m.Name)
+	}
+	return names
+}
+
+// TestCacheServesFromMemory: once loaded, the exchange's reads are served
+// from memory — they keep answering with the database gone — and then,
+// within MaxStale, they stop: a cache that cannot prove itself current
+// fails closed with the database's error.
+func TestCacheServesFromMemory(t *testing.T) {
+	t.Parallel()
+	e := newCacheEnv(t, mapping.CacheOptions{Heartbeat: 50 * time.Millisecond, MaxStale: time.Second})
+	until(t, changeBound, "first load", e.cache.Fresh)
+	is, err := e.cache.IssuerByURL(context.Background(), cacheIssuerURL)
+	if err != nil || is.Name != "github" || !is.Enabled || is.Kind != identity.KindGitHub || !slices.Equal(is.Audiences, []string{"aud"}) {
+		t.Fatalf("IssuerByURL: %+v %v", is, err)
+	}
+	if _, err := e.cache.IssuerByURL(context.Background(), cacheIssuerURL+"/"); !errors.Is(err, identity.ErrIssuerNotFound) {
+		t.Fatalf("IssuerByURL is byte-exact from memory too: %v", err)
+	}
+	if got := enabledNames(t, e.cache); !slices.Equal(got, []string{"web"}) {
+		t.Fatalf("mappings: %v", got)
+	}
+	ms, err := e.cache.ListMappings(context.Background(), mapping.Filter{Issuer: "github", Provider: "gcp", EnabledOnly: true})
+	if err != nil || len(ms) != 0 {
+		t.Fatalf("provider filter: %v %v", ms, err)
+	}
+
+	// Take the database away from the pool (the listener has its own
+	// connection, which stays up).
+	e.pool.Close()
+	if got := enabledNames(t, e.cache); !slices.Equal(got, []string{"web"}) {
+		t.Fatalf("from memory with the pool closed: %v", got)
+	}
+	took := until(t, 3*time.Second, "the unproven cache is not used", func() bool {
+		_, err := e.cache.ListMappings(context.Background(), mapping.Filter{Issuer: "github", EnabledOnly: true})
+		return err != nil
+	})
+	if _, err := e.cache.IssuerByURL(context.Background(), cacheIssuerURL); err == nil || errors.Is(err, identity.ErrIssuerNotFound) {
+		t.Fatalf("IssuerByURL with no database and no proven cache: %v, want a failure", err)
+	}
+	t.Logf("with heartbeats failing, reads left memory %v after the pool closed (MaxStale 1 s)", took)
+}
+
+// TestCacheFollowsOtherWriters: changes committed by another writer (another
+// replica, or SQL) reach the cache through NOTIFY: a disabled mapping, a
+// disabled issuer, a new mapping, a deleted one.
+func TestCacheFollowsOtherWriters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newCacheEnv(t, mapping.CacheOptions{})
+	until(t, changeBound, "first load", e.cache.Fresh)
+
+	if _, err := e.other.UpdateMapping(ctx, testActor, "web", cacheMapping("web", false), nil); err != nil {
+		t.Fatal(err)
+	}
+	took := until(t, changeBound, "disabled mapping", func() bool { return len(enabledNames(t, e.cache)) == 0 })
+	t.Logf("mapping disabled elsewhere: gone from the cache after %v", took)
+
+	if _, err := e.pool.Exec(ctx, `UPDATE issuers SET enabled = false WHERE name = 'github'`); err != nil {
+		t.Fatal(err)
+	}
+	until(t, changeBound, "disabled issuer", func() bool {
+		is, err := e.cache.IssuerByURL(ctx, cacheIssuerURL)
+		return err == nil && !is.Enabled
+	})
+
+	if _, err := e.other.CreateMapping(ctx, testActor, cacheMapping("api", true), nil); err != nil {
+		t.Fatal(err)
+	}
+	until(t, changeBound, "new mapping", func() bool { return slices.Equal(enabledNames(t, e.cache), []string{"api"}) })
+	if err := e.other.DeleteMapping(ctx, testActor, "api"); err != nil {
+		t.Fatal(err)
+	}
+	until(t, changeBound, "deleted mapping", func() bool { return len(enabledNames(t, e.cache)) == 0 })
+	// After all that it is served from memory again.
+	until(t, changeBound, "fresh again", e.cache.Fresh)
+}
+
+// TestCacheReadsOwnWrites: a write through the cache is seen by the very
+// next read, without waiting for the notification.
+func TestCacheReadsOwnWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newCacheEnv(t, mapping.CacheOptions{})
+	until(t, changeBound, "first load", e.cache.Fresh)
+	for i := range 20 {
+		enabled := i%2 == 1
+		if _, err := e.cache.UpdateMapping(ctx, testActor, "web", cacheMapping("web", enabled), nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(enabledNames(t, e.cache)) == 1; got != enabled {
+			t.Fatalf("write %d: enabled %v, read %v", i, enabled, got)
+		}
+	}
+	if _, err := e.cache.UpdateIssuer(ctx, testActor, "github", mapping.Issuer{Name: "github", URL: cacheIssuerURL,
+		Kind: "github", Audiences: []string{"aud"}, Enabled: false}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if is, err := e.cache.IssuerByURL(ctx, cacheIssuerURL); err != nil || is.Enabled {
+		t.Fatalf("issuer after disabling it through the cache: %+v %v", is, err)
+	}
+}
+
+// TestCacheSurvivesLostListener: the listening connection is killed and a
+// change is committed while it is down; the cache never serves the old
+// state past MaxStale, reconnects and serves from memory again.
+func TestCacheSurvivesLostListener(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newCacheEnv(t, mapping.CacheOptions{Heartbeat: 100 * time.Millisecond, MaxStale: time.Second})
+	until(t, changeBound, "first load", e.cache.Fresh)
+	var n int
+	if err := e.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database()`, mapping.ListenerApplicationName).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminate the listener: %d %v", n, err)
+	}
+	if _, err := e.other.UpdateMapping(ctx, testActor, "web", cacheMapping("web", false), nil); err != nil {
+		t.Fatal(err)
+	}
+	took := until(t, 2*time.Second, "change made while the listener was down", func() bool { return len(enabledNames(t, e.cache)) == 0 })
+	t.Logf("change seen %v after it committed, the listener having been killed", took)
+	until(t, changeBound, "reconnected and fresh", e.cache.Fresh)
+	if got := enabledNames(t, e.cache); len(got) != 0 {
+		t.Fatalf("after reconnecting: %v", got)
+	}
+}
+
+// TestCacheNeedsTriggers: on a database without migration 00005's
+// triggers nothing would tell the cache of changes, so it never serves
+// from memory: every read goes to the database, and the reloads fail.
+func TestCacheNeedsTriggers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newCacheEnv(t, mapping.CacheOptions{Heartbeat: 20 * time.Millisecond})
+	if _, err := e.pool.Exec(ctx, `DROP TRIGGER oidc_bridge_catalog_notify ON mappings`); err != nil {
+		t.Fatal(err)
+	}
+	// Reloads run at start and, with no snapshot, at every heartbeat: wait
+	// for a few that ran after the trigger was gone.
+	failed := 0
+	deadline := time.After(changeBound)
+	for failed < 3 {
+		select {
+		case err := <-e.reloads:
+			if err != nil {
+				failed++
+			}
+		case <-deadline:
+			t.Fatalf("only %d failed reloads", failed)
+		}
+		if e.cache.Fresh() {
+			t.Fatal("cache in use without the triggers")
+		}
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE mappings SET enabled = false`); err != nil {
+		t.Fatal(err)
+	}
+	if got := enabledNames(t, e.cache); len(got) != 0 {
+		t.Fatalf("read after an un-notified change: %v", got)
+	}
+}
