@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -65,6 +66,53 @@ func TestUnknownKIDFlood(t *testing.T) {
 	flood(1)
 	flood(20)
 	wantRequests(t, e.iss, 1, 3)
+}
+
+// 7 (one client starving the refresh budget for the others, Engram #1641):
+// the budget is per issuer, and what it buys is shared. An attacker who
+// keeps spending issuer A's refetches on random kids does not keep A's
+// genuinely rotated key out: the refetch it triggers brings A's whole
+// JWKS, new key included, so the pipeline's token verifies without a
+// fetch of its own. Nor does the flood touch issuer B's budget: B's
+// rotation is fetched when B's first token with the new kid arrives.
+func TestUnknownKIDFloodDoesNotStarveOthers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpt{})
+	b := oidctest.New(t, oidctest.WithClock(e.clock.Now))
+	e.src.add(Issuer{Name: "other", URL: b.URL(), Kind: KindGitHub, Audiences: []string{oidctest.DefaultAudience}, Enabled: true})
+	mustVerify(t, e.v, e.iss.Mint(t, e.iss.GitHubClaims(nil)))
+	mustVerify(t, e.v, b.Mint(t, b.GitHubClaims(nil)))
+	wantRequests(t, e.iss, 1, 1)
+	wantRequests(t, b, 1, 1)
+
+	attack := func(n int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				tok := e.iss.Mint(t, e.iss.GitHubClaims(nil), oidctest.WithUnpublishedKey(), oidctest.WithKid(fmt.Sprintf("attacker-%d", i)))
+				_, err := e.v.Verify(context.Background(), tok)
+				checkErr(t, err, ErrInvalidToken, ReasonUnknownKey)
+			})
+		}
+		wg.Wait()
+	}
+	// A rotates; the attacker is first to ask once the interval allows.
+	e.iss.Rotate(true)
+	rotatedA := e.iss.Mint(t, e.iss.GitHubClaims(nil))
+	e.clock.Advance(DefaultKeyRefreshInterval)
+	attack(100)
+	wantRequests(t, e.iss, 1, 2)
+	mustVerify(t, e.v, rotatedA) // no fetch of its own: the attacker's brought the key
+	attack(100)
+	wantRequests(t, e.iss, 1, 2)
+
+	// B rotates during the flood on A: B's first new-kid token fetches.
+	b.Rotate(true)
+	mustVerify(t, e.v, b.Mint(t, b.GitHubClaims(nil)))
+	wantRequests(t, b, 1, 2)
+	attack(100)
+	wantRequests(t, e.iss, 1, 2)
 }
 
 // A rotated-in key is picked up once the refresh interval allows, and

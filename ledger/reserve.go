@@ -246,8 +246,7 @@ func reserve(ctx context.Context, tx pgx.Tx, a Attempt, args pgx.NamedArgs, deni
 			hourOld, jobOldest *time.Time
 		)
 		c := a.Claims
-		q := countQuotas[b2i(text(c.Repository, maxClaim) != nil)][b2i(text(c.RunID, maxClaim) != nil)]
-		if err := tx.QueryRow(ctx, q, args).Scan(&now, &hourN, &hourOld, &jobN, &jobOldest); err != nil {
+		if err := tx.QueryRow(ctx, countQuotas[b2i(text(c.Repository, maxClaim) != nil)][b2i(text(c.RunID, maxClaim) != nil)], args).Scan(&now, &hourN, &hourOld, &jobN, &jobOldest); err != nil {
 			return Reservation{}, fmt.Errorf("count quotas: %w", err)
 		}
 		// From here on, requested_at is the moment of the count: within

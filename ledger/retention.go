@@ -98,11 +98,10 @@ func (l *Ledger) DropPartitionsBefore(ctx context.Context, cutoff time.Time) (dr
 			return dbError("retention: list partitions", err)
 		}
 		for _, p := range parts {
-			id := pgx.Identifier{p.schema, p.name}.Sanitize()
-			if _, err := tx.Exec(ctx, `ALTER TABLE issuances DETACH PARTITION `+id); err != nil {
+			if _, err := tx.Exec(ctx, `ALTER TABLE issuances DETACH PARTITION `+pgx.Identifier{p.schema, p.name}.Sanitize()); err != nil {
 				return dbError("retention: detach "+p.name, err)
 			}
-			if _, err := tx.Exec(ctx, `DROP TABLE `+id); err != nil {
+			if _, err := tx.Exec(ctx, `DROP TABLE `+pgx.Identifier{p.schema, p.name}.Sanitize()); err != nil {
 				return dbError("retention: drop "+p.name, err)
 			}
 			dropped = append(dropped, p.schema+"."+p.name)

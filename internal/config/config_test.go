@@ -87,6 +87,15 @@ func TestLoad(t *testing.T) {
 			env:  []string{"BRIDGE_LEDGER_RETENTION=0"},
 			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
 		},
+		{
+			name: "pprof on loopback",
+			env:  []string{"BRIDGE_PPROF_ADDR=127.0.0.1:6060"},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, PprofAddr: "127.0.0.1:6060"},
+		},
+		{name: "pprof on every interface", env: []string{"BRIDGE_PPROF_ADDR=:6060"}, wantErr: "BRIDGE_PPROF_ADDR"},
+		{name: "pprof on a public address", env: []string{"BRIDGE_PPROF_ADDR=0.0.0.0:6060"}, wantErr: "BRIDGE_PPROF_ADDR"},
+		{name: "pprof on a host name", env: []string{"BRIDGE_PPROF_ADDR=localhost:6060"}, wantErr: "BRIDGE_PPROF_ADDR"},
+		{name: "pprof without port", env: []string{"BRIDGE_PPROF_ADDR=127.0.0.1"}, wantErr: "BRIDGE_PPROF_ADDR"},
 		{name: "database URL scheme", env: []string{"BRIDGE_DATABASE_URL=mysql://root:secret@db/x"}, wantErr: "BRIDGE_DATABASE_URL"},
 		{
 			name: "empty data dir takes the default",

@@ -56,7 +56,7 @@ func newIssuer() (*issuer, error) {
 	}
 	mux.HandleFunc("GET /.well-known/openid-configuration", serve(disc))
 	mux.HandleFunc("GET /.well-known/jwks", serve(jwks))
-	iss.srv = &http.Server{Handler: mux}
+	iss.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go iss.srv.Serve(ln)
 	return iss, nil
 }

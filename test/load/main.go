@@ -114,7 +114,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	go (&http.Server{Handler: sts}).Serve(stsLn)
+	go (&http.Server{Handler: sts, ReadHeaderTimeout: 10 * time.Second}).Serve(stsLn)
 	iss, err := newIssuer()
 	if err != nil {
 		return err
@@ -733,6 +733,25 @@ func startProfile(r *replica) func() error {
 			return fmt.Errorf("go tool pprof: %v\n%s", err, out)
 		}
 		fmt.Printf("\n== CPU profile of replica 1 (%s)\n%s", *profile, out)
+		// Allocations since the replica started (mostly this phase's).
+		allocs := *profile + ".allocs"
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/allocs", r.pprof))
+		if err != nil {
+			return fmt.Errorf("allocs profile: %w", err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return fmt.Errorf("allocs profile: %w", err)
+		}
+		if err := os.WriteFile(allocs, b, 0o644); err != nil {
+			return err
+		}
+		out, err = exec.Command("go", "tool", "pprof", "-top", "-sample_index=alloc_space", "-nodecount=15", *binary, allocs).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go tool pprof: %v\n%s", err, out)
+		}
+		fmt.Printf("\n== allocations of replica 1 since it started (%s)\n%s", allocs, out)
 		return nil
 	}
 }
