@@ -23,11 +23,20 @@ const (
 	connectTimeout = 5 * time.Second
 	// applicationName shows in pg_stat_activity unless the URL sets one.
 	applicationName = "oidc-bridge"
+	// StatementTimeout is the server's bound on one statement of the
+	// service, unless the URL sets statement_timeout: a backstop behind
+	// the client's own deadlines (5 s per ledger or store operation), for
+	// when a cancel request cannot reach the server.
+	StatementTimeout = "30s"
+	// IdleInTransactionTimeout ends a session whose client stopped in the
+	// middle of a transaction (a hung replica holding quota locks),
+	// unless the URL sets idle_in_transaction_session_timeout.
+	IdleInTransactionTimeout = "60s"
 )
 
 // Open parses url (a PostgreSQL URL or keyword/value string, as accepted by
 // pgxpool.ParseConfig), opens a pool and checks it with a ping bounded by 5
-// seconds. Settings in url (pool_max_conns, connect_timeout, ...) win over
+// seconds. Its sessions have StatementTimeout and IdleInTransactionTimeout. Settings in url (pool_max_conns, connect_timeout, ...) win over
 // the defaults. Errors never contain the password of url.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
@@ -50,8 +59,11 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = applicationName
+	for k, v := range map[string]string{"application_name": applicationName, "statement_timeout": StatementTimeout,
+		"idle_in_transaction_session_timeout": IdleInTransactionTimeout} {
+		if _, ok := cfg.ConnConfig.RuntimeParams[k]; !ok {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	where := fmt.Sprintf("database %q as %q", cfg.ConnConfig.Database, cfg.ConnConfig.User)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

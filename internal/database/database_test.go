@@ -59,23 +59,37 @@ func TestOpenPoolSettings(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t)
 	for _, tt := range []struct {
-		name   string
-		suffix string
-		want   int32
+		name                 string
+		suffix               string
+		want                 int32
+		statement, idleInTxn string
 	}{
-		{name: "default", want: 16},
-		{name: "from URL", suffix: "&pool_max_conns=3", want: 3},
+		{name: "default", want: 16, statement: "30s", idleInTxn: "1min"},
+		{name: "from URL", suffix: "&pool_max_conns=3&statement_timeout=5000&idle_in_transaction_session_timeout=0", want: 3,
+			statement: "5s", idleInTxn: "0"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pool := open(t, url+tt.suffix)
 			if got := pool.Config().MaxConns; got != tt.want {
 				t.Errorf("MaxConns = %d, want %d", got, tt.want)
 			}
-			var app string
-			if err := pool.QueryRow(context.Background(), "SELECT current_setting('application_name')").Scan(&app); err != nil || app != "oidc-bridge" {
-				t.Errorf("application_name = %q, %v", app, err)
+			var app, statement, idle string
+			if err := pool.QueryRow(context.Background(), `SELECT current_setting('application_name'),
+				current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')`).Scan(&app, &statement, &idle); err != nil {
+				t.Fatal(err)
+			}
+			if app != "oidc-bridge" || statement != tt.statement || idle != tt.idleInTxn {
+				t.Errorf("settings: application_name %q, statement_timeout %q, idle_in_transaction_session_timeout %q; want oidc-bridge, %s, %s",
+					app, statement, idle, tt.statement, tt.idleInTxn)
 			}
 		})
+	}
+	// The server, not only the client, ends a statement that runs too long.
+	pool := open(t, url+"&statement_timeout=200")
+	_, err := pool.Exec(context.Background(), "SELECT pg_sleep(5)")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+		t.Fatalf("a statement over statement_timeout: %v, want query_canceled (57014)", err)
 	}
 }
 

@@ -43,8 +43,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (appl
 	if current, latest, err := Status(ctx, pool); err == nil && current >= latest {
 		return 0, nil
 	}
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close() // leaves the pool open
+	// Migrations have no statement timeout: a schema change of a big
+	// ledger may take longer than the service's bound. Their connections
+	// are the pool's, made afresh with that one setting changed.
+	cfg := pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["statement_timeout"] = "0"
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
 	provider, err := newProvider(db)
 	if err != nil {
 		return 0, err

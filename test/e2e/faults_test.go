@@ -548,3 +548,86 @@ func TestFaultCloudThrottles(t *testing.T) {
 	t.Logf("STS calls for the failing mint: %d", x.sts.CallCount())
 	s.stopClean()
 }
+
+// TestFaultPostgresSlow: the database answers everything but the
+// reservation, which waits on a lock held by another session (a slow
+// disk, a stuck migration, lock contention). Each exchange gives up at the
+// ledger's 5 s deadline with 503 unavailable, nothing is minted, its
+// statement is cancelled in the server too (no backend left waiting), and
+// once the lock goes the same process issues again. Nothing is recorded
+// for the abandoned reservations: they never committed.
+func TestFaultPostgresSlow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	x.register(s, "")
+	db := openDB(t, x.dbURL)
+	if a := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil))); a.err != nil || a.status != 200 {
+		t.Fatalf("exchange before: %d %s %v", a.status, a.body, a.err)
+	}
+	before := len(x.sts.Calls())
+
+	locker, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Rollback(ctx)
+	if _, err := locker.Exec(ctx, `LOCK TABLE replay_guard IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	tokens := make([]string, 6)
+	for i := range tokens {
+		tokens[i] = x.gh.Mint(t, x.gh.GitHubClaims(nil))
+	}
+	answers := make([]answer, len(tokens))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, tok := range tokens {
+		wg.Go(func() { answers[i] = tryExchange(s.url, tok) })
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for i, a := range answers {
+		if a.err != nil || a.status != 503 || a.code() != api.CodeUnavailable {
+			t.Errorf("exchange %d while the database is slow: %d %s %v, want 503 unavailable", i, a.status, a.body, a.err)
+		}
+	}
+	t.Logf("%d exchanges against a stalled reservation answered 503 within %v", len(tokens), took)
+	if took > 15*time.Second {
+		t.Errorf("the stalled exchanges took %v, want about the ledger's 5 s deadline", took)
+	}
+	if n := len(x.sts.Calls()) - before; n != 0 {
+		t.Errorf("STS was called %d times while nothing could be recorded", n)
+	}
+	// The server ended the cancelled statements too: no bridge session
+	// still waits on the lock.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var waiting int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = 'oidc-bridge' AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bridge sessions still wait on the lock after their exchanges gave up", waiting)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	if err := locker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+	if after.err != nil || after.status != 200 {
+		t.Fatalf("exchange after the lock went: %d %s %v", after.status, after.body, after.err)
+	}
+	requireIssuedRows(t, db, append(answers, after))
+	if c := countOutcomes(t, db); c["issued"] != 2 || c["pending"] != 0 || len(c) != 1 {
+		t.Errorf("ledger: %v, want exactly the 2 issued rows", c)
+	}
+	s.stopClean()
+}
