@@ -146,7 +146,7 @@ func (r row) args() (pgx.NamedArgs, error) {
 // insertIssuance writes one row. requested_at is the given time or the
 // database's clock; a denied row is complete at once (completed_at =
 // requested_at); a pending row expires requested_at + duration.
-const insertIssuance = `
+var insertIssuance = mustNamed(`
 WITH t AS (SELECT coalesce(@requested_at::timestamptz, clock_timestamp()) AS n)
 INSERT INTO issuances (id, requested_at, completed_at, outcome, error_code, issuer, subject,
 	repository, repository_id, ref, sha, environment, event_name, workflow_ref, actor,
@@ -159,4 +159,4 @@ SELECT @id::uuid, t.n, CASE WHEN @outcome::text = 'pending' THEN NULL ELSE t.n E
 	CASE WHEN @outcome::text = 'pending' THEN t.n + make_interval(secs => @duration::float8) END,
 	@client_ip::inet, @user_agent
 FROM t
-RETURNING requested_at, expires_at`
+RETURNING requested_at, expires_at`)

@@ -107,7 +107,7 @@ func (l *Ledger) Reserve(ctx context.Context, a Attempt) (Reservation, error) {
 // succeeded and denied (token_replayed) when the token was already spent
 // for the mapping. A concurrent claim of the same token waits for the
 // first one's transaction, as in Reserve's transaction.
-const claimAndInsert = `
+var claimAndInsert = mustNamed(`
 WITH t AS (SELECT coalesce(@requested_at::timestamptz, clock_timestamp()) AS n),
 g AS (
 	INSERT INTO replay_guard (issuer, token_jti, mapping_id, issuance_id, token_exp)
@@ -128,7 +128,7 @@ SELECT @id::uuid, t.n, CASE WHEN c.claimed THEN NULL ELSE t.n END,
 	CASE WHEN c.claimed THEN t.n + make_interval(secs => @duration::float8) END,
 	@client_ip::inet, @user_agent
 FROM t, c
-RETURNING requested_at, expires_at, outcome = 'pending'`
+RETURNING requested_at, expires_at, outcome = 'pending'`)
 
 // reserveUnlimited is Reserve for an attempt without quotas: one statement.
 func reserveUnlimited(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArgs) (Reservation, error) {
@@ -138,7 +138,7 @@ func reserveUnlimited(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArg
 		expires *time.Time
 		claimed bool
 	)
-	if err := pool.QueryRow(ctx, claimAndInsert, args).Scan(&res.RequestedAt, &expires, &claimed); err != nil {
+	if err := pool.QueryRow(ctx, claimAndInsert.sql, claimAndInsert.args(args)...).Scan(&res.RequestedAt, &expires, &claimed); err != nil {
 		return Reservation{}, dbError("reserve", err)
 	}
 	if !claimed {
@@ -153,7 +153,7 @@ func reserveUnlimited(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArg
 // claimGuard claims the token for the mapping and, when it is free, returns
 // the advisory lock keys of the quota buckets. The keys are computed by the
 // database so that lower() is exactly the one the counts use.
-const claimGuard = `
+var claimGuard = mustNamed(`
 INSERT INTO replay_guard (issuer, token_jti, mapping_id, issuance_id, token_exp)
 VALUES (@issuer, @token_jti, @mapping_id::bigint, @id::uuid, @token_exp)
 ON CONFLICT DO NOTHING
@@ -161,17 +161,17 @@ RETURNING
 	hashtextextended(json_build_array('oidc-bridge/ledger/per_hour', @mapping_id::bigint,
 		lower(@repository::text))::text, 0),
 	hashtextextended(json_build_array('oidc-bridge/ledger/per_job', @mapping_id::bigint,
-		@issuer::text, @run_id::text, @run_attempt::text, @job_id::text)::text, 0)`
+		@issuer::text, @run_id::text, @run_attempt::text, @job_id::text)::text, 0)`)
 
 // lockBuckets takes the transaction advisory locks in the order given
 // (ascending, so that two transactions never wait on each other in a
 // cycle); they are released at commit or rollback.
-const lockBuckets = `SELECT pg_advisory_xact_lock(k) FROM unnest(@keys::bigint[]) AS k`
+var lockBuckets = mustNamed(`SELECT pg_advisory_xact_lock(k) FROM unnest(@keys::bigint[]) AS k`)
 
 // releaseGuard gives back the guard claimed by this transaction.
-const releaseGuard = `
+var releaseGuard = mustNamed(`
 DELETE FROM replay_guard
-WHERE issuer = @issuer AND token_jti = @token_jti AND mapping_id = @mapping_id::bigint AND issuance_id = @id::uuid`
+WHERE issuer = @issuer AND token_jti = @token_jti AND mapping_id = @mapping_id::bigint AND issuance_id = @id::uuid`)
 
 // countQuotas returns the moment of the count (which becomes requested_at)
 // and, per quota, the counted issuances (up to the limit: more need not be
@@ -213,7 +213,7 @@ CROSS JOIN LATERAL (
 func reserve(ctx context.Context, tx pgx.Tx, a Attempt, args pgx.NamedArgs, denial *error) (Reservation, error) {
 	id := args["id"].(string)
 	var hourKey, jobKey int64
-	err := tx.QueryRow(ctx, claimGuard, args).Scan(&hourKey, &jobKey)
+	err := tx.QueryRow(ctx, claimGuard.sql, claimGuard.args(args)...).Scan(&hourKey, &jobKey)
 	if errors.Is(err, pgx.ErrNoRows) {
 		args["outcome"], args["error_code"] = "denied", CodeTokenReplayed
 		if err := insert(ctx, tx, args, nil); err != nil {
@@ -237,7 +237,7 @@ func reserve(ctx context.Context, tx pgx.Tx, a Attempt, args pgx.NamedArgs, deni
 		slices.Sort(keys)
 		keys = slices.Compact(keys)
 		args["keys"] = keys
-		if _, err := tx.Exec(ctx, lockBuckets, args); err != nil {
+		if _, err := tx.Exec(ctx, lockBuckets.sql, lockBuckets.args(args)...); err != nil {
 			return Reservation{}, fmt.Errorf("lock quota buckets: %w", err)
 		}
 		var (
@@ -265,7 +265,7 @@ func reserve(ctx context.Context, tx pgx.Tx, a Attempt, args pgx.NamedArgs, deni
 		}
 		if qe != nil {
 			qe.IssuanceID = id
-			if _, err := tx.Exec(ctx, releaseGuard, args); err != nil {
+			if _, err := tx.Exec(ctx, releaseGuard.sql, releaseGuard.args(args)...); err != nil {
 				return Reservation{}, fmt.Errorf("release replay guard: %w", err)
 			}
 			args["outcome"], args["error_code"] = "denied", CodeQuotaExceeded
@@ -303,7 +303,7 @@ func b2i(b bool) int {
 func insert(ctx context.Context, tx pgx.Tx, args pgx.NamedArgs, res *Reservation) error {
 	var requestedAt time.Time
 	var expiresAt *time.Time
-	if err := tx.QueryRow(ctx, insertIssuance, args).Scan(&requestedAt, &expiresAt); err != nil {
+	if err := tx.QueryRow(ctx, insertIssuance.sql, insertIssuance.args(args)...).Scan(&requestedAt, &expiresAt); err != nil {
 		return fmt.Errorf("insert %s issuance: %w", args["outcome"], err)
 	}
 	if res != nil {
@@ -331,10 +331,9 @@ func (l *Ledger) Complete(ctx context.Context, r Reservation, credentialID strin
 	defer cancel()
 	tag, err := l.pool.Exec(ctx, `
 		UPDATE issuances SET outcome = 'issued', completed_at = clock_timestamp(),
-			credential_id = @credential_id, expires_at = @expires_at
-		WHERE id = @id::uuid AND requested_at = @requested_at AND outcome = 'pending'`,
-		pgx.NamedArgs{"id": r.ID, "requested_at": r.RequestedAt,
-			"credential_id": clean(credentialID, maxCode), "expires_at": expiresAt})
+			credential_id = $3, expires_at = $4
+		WHERE id = $1::uuid AND requested_at = $2 AND outcome = 'pending'`,
+		r.ID, r.RequestedAt, clean(credentialID, maxCode), expiresAt)
 	if err != nil {
 		return dbError("complete "+r.ID, err)
 	}
@@ -428,7 +427,7 @@ func (l *Ledger) record(ctx context.Context, op string, a Attempt, outcome, erro
 	defer cancel()
 	var requestedAt time.Time
 	var expiresAt *time.Time
-	if err := l.pool.QueryRow(ctx, insertIssuance, args).Scan(&requestedAt, &expiresAt); err != nil {
+	if err := l.pool.QueryRow(ctx, insertIssuance.sql, insertIssuance.args(args)...).Scan(&requestedAt, &expiresAt); err != nil {
 		return "", dbError(op, err)
 	}
 	return id, nil

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -63,7 +64,17 @@ func (a *app) serveCmd() *cobra.Command {
 	return cmd
 }
 
+// defaultGCPercent is the service's GOGC unless the environment sets one:
+// its live heap is small (tens of MiB), so collecting at 400 % growth
+// instead of Go's 100 % costs some RSS and saves about a fifth of the CPU
+// per exchange (docs/performance.md). GOMEMLIMIT, set in the Kubernetes
+// manifests, makes the collector work harder near the container's limit.
+const defaultGCPercent = 400
+
 func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err error) {
+	if a.getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	// Lines logged with a request's context carry its trace id.
 	log := telemetry.WithTraceID(newLogger(a.stderr, cfg.Level))
 	tp, stopTracing, err := telemetry.Setup(ctx, telemetry.Options{Getenv: a.getenv, Version: telemetry.Version(version), Logger: log})

@@ -121,7 +121,7 @@ func run() error {
 	}
 
 	env := []string{"BRIDGE_DATABASE_URL=" + dbURL, "BRIDGE_ADMIN_TOKEN=" + adminToken,
-		"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_RATE_LIMIT=0",
+		"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_RATE_LIMIT=0", "BRIDGE_ISSUER_RATE_LIMIT=0",
 		"AWS_ACCESS_KEY_ID=" + stsfake.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + stsfake.SecretAccessKey,
 		"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_STS=http://" + stsLn.Addr().String(),
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PROFILE=",
@@ -248,13 +248,22 @@ func run() error {
 	}
 	r3.print("3 replicas")
 
-	// pgbench ceiling.
-	pb, err := pgbench(cl, pgPort, mappingID, ncpu, postmaster)
-	if err != nil {
-		return err
+	// pgbench ceiling: with as many clients as cores, and with as many as
+	// the pipelines (more commits share each WAL flush); the higher is
+	// the machine's ceiling.
+	var pb pgbenchResult
+	for _, clients := range []int{ncpu, *pipelines} {
+		r, err := pgbench(cl, pgPort, mappingID, clients, postmaster)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\n== pgbench ledger.pgbench (-c %d -j %d -T %s)\n  tps %.0f, PostgreSQL CPU %.0f µs/txn, latency avg %.2f ms\n",
+			clients, ncpu, *duration, r.tps, r.pgCPU*1e6, r.latMS)
+		if r.tps > pb.tps {
+			pb = r
+		}
 	}
-	fmt.Printf("\n== pgbench ledger.pgbench (-c %d -j %d -T %s)\n  tps %.0f, PostgreSQL CPU %.0f µs/txn, latency avg %.2f ms\n",
-		ncpu, ncpu, *duration, pb.tps, pb.pgCPU*1e6, pb.latMS)
+	fmt.Printf("  ceiling: %.0f tps, PostgreSQL CPU %.0f µs/txn\n", pb.tps, pb.pgCPU*1e6)
 
 	best := r1
 	if r3.xps > best.xps {
@@ -510,7 +519,7 @@ func pgbench(cl *pgcluster.Cluster, port int, mappingID int64, clients int, post
 	}
 	log.Printf("pgbench: -M prepared -c %d -T %s", clients, *duration)
 	// No -i: the script needs only the mapping row that the admin API created.
-	cmd := exec.Command(path, "-n", "-M", "prepared", "-f", script, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(clients),
+	cmd := exec.Command(path, "-n", "-M", "prepared", "-f", script, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, runtime.NumCPU())),
 		"-T", strconv.Itoa(int(duration.Seconds())), "-D", fmt.Sprintf("mapping_id=%d", mappingID),
 		"-D", `target={"role_arn": "arn:aws:iam::123456789012:role/deploy", "region": "eu-west-1"}`,
 		"-D", "subject=repo:acme/web:environment:production",
