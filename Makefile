@@ -79,9 +79,9 @@ bench: postgres build ## Run the benchmarks, then the end-to-end load test (test
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
 	$(GO) run ./test/load -bin $(BIN)
 
-FUZZTIME ?= 30s
+FUZZTIME ?= 3m
 fuzz: ## Run each fuzz target for FUZZTIME (seed corpora run in `make test` anyway)
-	@for pkg in ./identity ./mapping; do \
+	@for pkg in ./identity ./mapping ./providers/aws; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
 	  done; \

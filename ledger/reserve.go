@@ -2,9 +2,7 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -80,25 +78,7 @@ func (l *Ledger) Reserve(ctx context.Context, a Attempt) (Reservation, error) {
 	if a.PerHour == 0 && a.PerJob == 0 {
 		return reserveUnlimited(ctx, l.pool, args)
 	}
-	var (
-		res    Reservation
-		denial error
-	)
-	// READ COMMITTED explicitly, whatever the database's default: each
-	// statement must see what other transactions committed before it, in
-	// particular the count after the lock is taken.
-	err = pgx.BeginTxFunc(ctx, l.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		var err error
-		res, err = reserve(ctx, tx, a, args, &denial)
-		return err
-	})
-	if err != nil {
-		return Reservation{}, dbError("reserve", err)
-	}
-	if denial != nil {
-		return Reservation{}, denial
-	}
-	return res, nil
+	return reserveWithQuotas(ctx, l.pool, a, args)
 }
 
 // claimAndInsert is the reservation of a mapping without quotas in one
@@ -150,23 +130,28 @@ func reserveUnlimited(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArg
 	return res, nil
 }
 
-// claimGuard claims the token for the mapping and, when it is free, returns
-// the advisory lock keys of the quota buckets. The keys are computed by the
-// database so that lower() is exactly the one the counts use.
-var claimGuard = mustNamed(`
-INSERT INTO replay_guard (issuer, token_jti, mapping_id, issuance_id, token_exp)
-VALUES (@issuer, @token_jti, @mapping_id::bigint, @id::uuid, @token_exp)
-ON CONFLICT DO NOTHING
-RETURNING
-	hashtextextended(json_build_array('oidc-bridge/ledger/per_hour', @mapping_id::bigint,
-		lower(@repository::text))::text, 0),
-	hashtextextended(json_build_array('oidc-bridge/ledger/per_job', @mapping_id::bigint,
-		@issuer::text, @run_id::text, @run_attempt::text, @job_id::text)::text, 0)`)
-
-// lockBuckets takes the transaction advisory locks in the order given
-// (ascending, so that two transactions never wait on each other in a
-// cycle); they are released at commit or rollback.
-var lockBuckets = mustNamed(`SELECT pg_advisory_xact_lock(k) FROM unnest(@keys::bigint[]) AS k`)
+// claimAndLock claims the token for the mapping and, when it was free,
+// takes the transaction advisory locks of the quota buckets in ascending
+// order (so that two transactions never wait on each other in a cycle;
+// they are released at commit or rollback). It returns whether the claim
+// succeeded. The buckets' keys are computed by the database so that
+// lower() is exactly the one the counts use.
+var claimAndLock = mustNamed(`
+WITH g AS (
+	INSERT INTO replay_guard (issuer, token_jti, mapping_id, issuance_id, token_exp)
+	VALUES (@issuer, @token_jti, @mapping_id::bigint, @id::uuid, @token_exp)
+	ON CONFLICT DO NOTHING
+	RETURNING
+		hashtextextended(json_build_array('oidc-bridge/ledger/per_hour', @mapping_id::bigint,
+			lower(@repository::text))::text, 0) AS hour_key,
+		hashtextextended(json_build_array('oidc-bridge/ledger/per_job', @mapping_id::bigint,
+			@issuer::text, @run_id::text, @run_attempt::text, @job_id::text)::text, 0) AS job_key)
+SELECT EXISTS (SELECT FROM g),
+	(SELECT count(pg_advisory_xact_lock(k)) FROM unnest(ARRAY(
+		SELECT DISTINCT v.k FROM g, LATERAL (VALUES
+			(CASE WHEN @per_hour::int > 0 THEN g.hour_key END),
+			(CASE WHEN @per_job::int > 0 THEN g.job_key END)) AS v(k)
+		WHERE v.k IS NOT NULL ORDER BY v.k)) AS k)`)
 
 // releaseGuard gives back the guard claimed by this transaction.
 var releaseGuard = mustNamed(`
@@ -208,50 +193,57 @@ CROSS JOIN LATERAL (
 	return q
 }()
 
-// reserve is Reserve's transaction. A denial (replay, quota) is set in
-// *denial and returns a nil error, so that its denied row is committed.
-func reserve(ctx context.Context, tx pgx.Tx, a Attempt, args pgx.NamedArgs, denial *error) (Reservation, error) {
+// reserveWithQuotas is Reserve for an attempt with quotas: one READ
+// COMMITTED transaction (explicitly, whatever the database's default: the
+// count must see what others committed before the locks were granted) in
+// two round trips. The first claims the token, takes the buckets' locks
+// and counts, each statement on its own snapshot, in that order; the
+// second writes the row (pending, or denied for a replay or a spent quota,
+// giving the guard back for the latter) and commits.
+func reserveWithQuotas(ctx context.Context, pool *pgxpool.Pool, a Attempt, args pgx.NamedArgs) (res Reservation, err error) {
 	id := args["id"].(string)
-	var hourKey, jobKey int64
-	err := tx.QueryRow(ctx, claimGuard.sql, claimGuard.args(args)...).Scan(&hourKey, &jobKey)
-	if errors.Is(err, pgx.ErrNoRows) {
-		args["outcome"], args["error_code"] = "denied", CodeTokenReplayed
-		if err := insert(ctx, tx, args, nil); err != nil {
-			return Reservation{}, err
-		}
-		*denial = &ReplayError{IssuanceID: id}
-		return Reservation{}, nil
-	}
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return Reservation{}, fmt.Errorf("claim replay guard: %w", err)
+		return Reservation{}, dbError("reserve", err)
+	}
+	// A connection released inside a transaction is closed by the pool,
+	// never reused; a failure rolls back explicitly first.
+	defer conn.Release()
+	defer func() {
+		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			_, _ = conn.Exec(rctx, "ROLLBACK")
+		}
+	}()
+
+	var (
+		claimed            bool
+		locked             int
+		now                time.Time
+		hourN, jobN        int
+		hourOld, jobOldest *time.Time
+	)
+	c := a.Claims
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	b.Queue(claimAndLock.sql, claimAndLock.args(args)...).QueryRow(func(r pgx.Row) error { return r.Scan(&claimed, &locked) })
+	b.Queue(countQuotas[b2i(text(c.Repository, maxClaim) != nil)][b2i(text(c.RunID, maxClaim) != nil)], args).
+		QueryRow(func(r pgx.Row) error { return r.Scan(&now, &hourN, &hourOld, &jobN, &jobOldest) })
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return Reservation{}, dbError("reserve: claim, lock and count", err)
 	}
 
-	if a.PerHour > 0 || a.PerJob > 0 {
-		var keys []int64
-		if a.PerHour > 0 {
-			keys = append(keys, hourKey)
-		}
-		if a.PerJob > 0 {
-			keys = append(keys, jobKey)
-		}
-		slices.Sort(keys)
-		keys = slices.Compact(keys)
-		args["keys"] = keys
-		if _, err := tx.Exec(ctx, lockBuckets.sql, lockBuckets.args(args)...); err != nil {
-			return Reservation{}, fmt.Errorf("lock quota buckets: %w", err)
-		}
-		var (
-			now                time.Time
-			hourN, jobN        int
-			hourOld, jobOldest *time.Time
-		)
-		c := a.Claims
-		if err := tx.QueryRow(ctx, countQuotas[b2i(text(c.Repository, maxClaim) != nil)][b2i(text(c.RunID, maxClaim) != nil)], args).Scan(&now, &hourN, &hourOld, &jobN, &jobOldest); err != nil {
-			return Reservation{}, fmt.Errorf("count quotas: %w", err)
-		}
-		// From here on, requested_at is the moment of the count: within
-		// a bucket, the order of requested_at is the order of the locks,
-		// so no sliding hour ever holds more than the limit.
+	var denial error
+	b = &pgx.Batch{}
+	switch {
+	case !claimed:
+		args["outcome"], args["error_code"] = "denied", CodeTokenReplayed
+		denial = &ReplayError{IssuanceID: id}
+	default:
+		// requested_at is the moment of the count: within a bucket, the
+		// order of requested_at is the order of the locks, so no sliding
+		// hour ever holds more than the limit.
 		args["requested_at"] = now
 		var qe *QuotaError
 		if a.PerHour > 0 && hourN >= a.PerHour {
@@ -265,20 +257,23 @@ func reserve(ctx context.Context, tx pgx.Tx, a Attempt, args pgx.NamedArgs, deni
 		}
 		if qe != nil {
 			qe.IssuanceID = id
-			if _, err := tx.Exec(ctx, releaseGuard.sql, releaseGuard.args(args)...); err != nil {
-				return Reservation{}, fmt.Errorf("release replay guard: %w", err)
-			}
+			b.Queue(releaseGuard.sql, releaseGuard.args(args)...)
 			args["outcome"], args["error_code"] = "denied", CodeQuotaExceeded
-			if err := insert(ctx, tx, args, nil); err != nil {
-				return Reservation{}, err
-			}
-			*denial = qe
-			return Reservation{}, nil
+			denial = qe
 		}
 	}
-	res := Reservation{ID: id}
-	if err := insert(ctx, tx, args, &res); err != nil {
-		return Reservation{}, err
+	var expires *time.Time
+	res.ID = id
+	b.Queue(insertIssuance.sql, insertIssuance.args(args)...).QueryRow(func(r pgx.Row) error { return r.Scan(&res.RequestedAt, &expires) })
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return Reservation{}, dbError("reserve: record and commit", err)
+	}
+	if denial != nil {
+		return Reservation{}, denial
+	}
+	if expires != nil {
+		res.ExpiresAt = *expires
 	}
 	return res, nil
 }
@@ -297,22 +292,6 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// insert writes the row of args, filling res (when given) from it.
-func insert(ctx context.Context, tx pgx.Tx, args pgx.NamedArgs, res *Reservation) error {
-	var requestedAt time.Time
-	var expiresAt *time.Time
-	if err := tx.QueryRow(ctx, insertIssuance.sql, insertIssuance.args(args)...).Scan(&requestedAt, &expiresAt); err != nil {
-		return fmt.Errorf("insert %s issuance: %w", args["outcome"], err)
-	}
-	if res != nil {
-		res.RequestedAt = requestedAt
-		if expiresAt != nil {
-			res.ExpiresAt = *expiresAt
-		}
-	}
-	return nil
 }
 
 // Complete records that the reservation's credential was issued:

@@ -543,6 +543,51 @@ func TestUnavailable(t *testing.T) {
 		}
 	})
 
+	// A quota'd reservation that fails inside its transaction (the count
+	// waits on a lock past the deadline, after the guard was claimed and
+	// the buckets locked) rolls all of it back: nothing is recorded, and
+	// the token's guard is not left claimed, so the same token reserves
+	// once the database is well again.
+	t.Run("stalled inside the quota transaction", func(t *testing.T) {
+		t.Parallel()
+		l, pool := newLedger(t)
+		locker, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer locker.Rollback(ctx)
+		if _, err := locker.Exec(ctx, `LOCK TABLE issuances IN ACCESS EXCLUSIVE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		a := attempt(claims())
+		a.PerHour, a.PerJob = 10, 2
+		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		if _, err := l.Reserve(short, a); !errors.Is(err, ledger.ErrUnavailable) {
+			t.Fatalf("Reserve stalled inside its transaction: %v; want ErrUnavailable", err)
+		}
+		if err := locker.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var guards int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM replay_guard`).Scan(&guards); err != nil || guards != 0 {
+			t.Fatalf("replay guards after the rollback: %d %v", guards, err)
+		}
+		if got := outcomes(t, pool); len(got) != 0 {
+			t.Fatalf("rows after the rollback: %v", got)
+		}
+		res, err := l.Reserve(ctx, a)
+		if err != nil {
+			t.Fatalf("the same token after the rollback: %v", err)
+		}
+		if err := l.Complete(ctx, res, "ASIAEXAMPLE", time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got := outcomes(t, pool); got["issued"] != 1 || len(got) != 1 {
+			t.Fatalf("rows: %v", got)
+		}
+	})
+
 	t.Run("cancelled", func(t *testing.T) {
 		t.Parallel()
 		l, _ := newLedger(t)

@@ -32,6 +32,8 @@ var bridgeMetrics = map[string]metricKind{
 	"oidc_bridge_db_pool_empty_acquire_total":        counter,
 	"oidc_bridge_build_info":                         gauge,
 	"oidc_bridge_provider_circuit_open":              gauge,
+	"oidc_bridge_catalog_cache_fresh":                gauge,
+	"oidc_bridge_catalog_reloads_total":              counter,
 	"oidc_bridge_http_requests_total":                counter,
 	"oidc_bridge_http_request_duration_seconds":      histogram,
 }
