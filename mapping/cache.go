@@ -71,6 +71,10 @@ type Cache struct {
 	fresh atomic.Int64
 	mu    sync.Mutex
 	gen   uint64
+
+	// The last failure logged, and when (the listener's goroutine only).
+	lastErr    string
+	lastLogged time.Time
 }
 
 // CacheOptions configure a Cache; zero values take the defaults.
@@ -124,7 +128,7 @@ func (c *Cache) Run(ctx context.Context) {
 		LogError: func(ctx context.Context, err error) {
 			// Whatever failed, the snapshot may have missed a change.
 			c.drop()
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && c.shouldLog(err) {
 				c.log.Warn("catalog cache: exchanges read the database until it recovers", "err", err)
 			}
 		},
@@ -135,6 +139,21 @@ func (c *Cache) Run(ctx context.Context) {
 	wg.Go(func() { _ = l.Listen(ctx) })
 	wg.Go(func() { c.beat(ctx) })
 	wg.Wait()
+}
+
+// logEvery bounds how often the same failure is logged: a missing trigger
+// fails the reload at every heartbeat.
+const logEvery = time.Minute
+
+// shouldLog reports whether err is worth a log line: a new failure, or one
+// last logged over logEvery ago. Only the listener's goroutine calls it.
+func (c *Cache) shouldLog(err error) bool {
+	msg, now := err.Error(), time.Now()
+	if msg == c.lastErr && now.Sub(c.lastLogged) < logEvery {
+		return false
+	}
+	c.lastErr, c.lastLogged = msg, now
+	return true
 }
 
 // Fresh reports whether the exchange's reads are served from memory now.
