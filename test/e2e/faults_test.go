@@ -631,3 +631,94 @@ func TestFaultPostgresSlow(t *testing.T) {
 	}
 	s.stopClean()
 }
+
+// TestFaultCrashBetweenMintAndRecord: the bridge process is killed
+// (SIGKILL: no shutdown code runs) while STS is issuing the credential of
+// an exchange. The client gets no answer and no credential; STS did issue
+// one, which nobody holds. The ledger keeps the reservation pending and the
+// token spent: a new bridge process refuses the same token (a credential
+// may exist for it). Once a credential would have expired, the sweeper
+// marks the row unknown (abandoned), and the auditors' view shows it.
+func TestFaultCrashBetweenMintAndRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	x.register(s, "")
+	db := openDB(t, x.dbURL)
+
+	x.sts.SetLatency(3 * time.Second)
+	token := x.gh.Mint(t, x.gh.GitHubClaims(nil))
+	answered := make(chan answer, 1)
+	go func() { answered <- tryExchange(s.url, token) }()
+
+	// Once the reservation is committed the mint is under way: give the
+	// request time to reach STS, then kill the process.
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		err := db.QueryRow(ctx, `SELECT id::text FROM audit.issuances WHERE outcome = 'pending'`).Scan(&id)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pending reservation: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	if a := <-answered; a.err == nil {
+		t.Fatalf("the client got an answer from a killed bridge: %d %s", a.status, a.body)
+	}
+	// STS finishes issuing into the closed connection.
+	for deadline := time.Now().Add(10 * time.Second); x.sts.CallCount() != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("STS calls: %d, want 1", x.sts.CallCount())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	x.sts.SetLatency(0)
+	if o := outcome(t, db, id); o != "pending" {
+		t.Fatalf("the crashed exchange's row: %q, want pending", o)
+	}
+
+	// A new process: the token stays spent; other tokens issue.
+	s2 := startServer(t, x.env)
+	r := tryExchange(s2.url, token)
+	if r.err != nil || r.status != 409 || r.code() != api.CodeTokenReplayed {
+		t.Fatalf("the crashed exchange's token on a new process: %d %s %v, want 409 token_replayed", r.status, r.body, r.err)
+	}
+	fresh := tryExchange(s2.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+	if fresh.err != nil || fresh.status != 200 {
+		t.Fatalf("a new token on the new process: %d %s %v", fresh.status, fresh.body, fresh.err)
+	}
+	requireIssuedRows(t, db, []answer{r, fresh})
+
+	// The sweep (serve runs it every minute) leaves the row alone until a
+	// credential minted for it would have expired; the test moves that
+	// moment into the past instead of waiting an hour.
+	l := ledger.New(db)
+	if n, err := l.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("early sweep: %d, %v", n, err)
+	}
+	if _, err := db.Exec(ctx, `UPDATE issuances SET expires_at = now() - interval '1 second' WHERE id = $1::uuid`, id); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep: marked %d, %v; want 1", n, err)
+	}
+	var o, code string
+	if err := db.QueryRow(ctx, `SELECT outcome, coalesce(error_code, '') FROM audit.issuances WHERE id::text = $1`, id).Scan(&o, &code); err != nil {
+		t.Fatal(err)
+	}
+	if o != "unknown" || code != ledger.CodeAbandoned {
+		t.Fatalf("the crashed exchange after the sweep: %s/%s, want unknown/%s", o, code, ledger.CodeAbandoned)
+	}
+	if c := countOutcomes(t, db); c["issued"] != 1 || c["unknown"] != 1 || c["denied"] != 1 || c["pending"] != 0 {
+		t.Errorf("ledger: %v, want 1 issued, 1 unknown, 1 denied (the replay)", c)
+	}
+	s2.stopClean()
+}
