@@ -189,10 +189,15 @@ func (c *Cache) beat(ctx context.Context) {
 		}
 		bctx, cancel := context.WithTimeout(ctx, c.maxStale)
 		payload := "hb:" + c.id + ":" + strconv.FormatInt(int64(time.Since(c.base)), 10)
-		_, err := c.pool.Exec(bctx, `SELECT pg_notify($1, $2)`, CatalogChannel, payload)
+		// No heartbeat while the triggers are missing or disabled: changes
+		// would not be notified, so the snapshot must go stale.
+		tag, err := c.pool.Exec(bctx, `SELECT pg_notify($1, $2) WHERE (`+triggersActive+`) = 2`, CatalogChannel, payload)
 		cancel()
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err != nil && ctx.Err() == nil:
 			c.log.Debug("catalog cache: heartbeat", "err", err)
+		case err == nil && tag.RowsAffected() == 0 && c.snap.Load() != nil:
+			c.log.Warn("catalog cache: the catalog's notify triggers are missing or disabled; exchanges read the database")
 		}
 	}
 }
@@ -208,9 +213,9 @@ func (h *listenHandler) HandleBacklog(ctx context.Context, _ string, conn *pgx.C
 }
 
 // HandleNotification applies a notification: a change drops the snapshot
-// and reloads it; this cache's own heartbeat advances its freshness (or
-// retries the load when there is no snapshot); other replicas' heartbeats
-// are ignored.
+// and reloads it; this cache's own heartbeat advances its freshness, or
+// reloads when there is no snapshot or it went stale; other replicas'
+// heartbeats are ignored.
 func (h *listenHandler) HandleNotification(ctx context.Context, n *pgconn.Notification, conn *pgx.Conn) error {
 	c := (*Cache)(h)
 	rest, ok := strings.CutPrefix(n.Payload, "hb:")
@@ -226,14 +231,19 @@ func (h *listenHandler) HandleNotification(ctx context.Context, n *pgconn.Notifi
 	if !ok || err != nil {
 		return fmt.Errorf("malformed heartbeat %q", n.Payload)
 	}
-	if c.snap.Load() == nil {
-		return c.reload(ctx, conn)
-	}
+	// A snapshot left unproven past maxStale (heartbeats stopped: the
+	// triggers were missing or disabled, the pool failed) may have missed
+	// a change: it is reloaded, never revived.
 	c.mu.Lock()
-	if c.snap.Load() != nil && at > c.fresh.Load() {
+	live := c.snap.Load() != nil && time.Since(c.base) <= time.Duration(c.fresh.Load())+c.maxStale
+	if live && at > c.fresh.Load() {
 		c.fresh.Store(at)
 	}
 	c.mu.Unlock()
+	if !live {
+		c.drop()
+		return c.reload(ctx, conn)
+	}
 	return nil
 }
 
@@ -264,6 +274,13 @@ func (c *Cache) reload(ctx context.Context, conn *pgx.Conn) (err error) {
 	return nil
 }
 
+// triggersActive counts migration 00005's triggers that fire on every
+// write, whatever the session's session_replication_role (ENABLE ALWAYS):
+// 2 when every change is notified.
+const triggersActive = `SELECT count(*) FROM pg_trigger
+	WHERE tgname = 'oidc_bridge_catalog_notify' AND tgenabled = 'A'
+		AND tgrelid IN ('issuers'::regclass, 'mappings'::regclass)`
+
 // loadCatalog reads every issuer and mapping in one repeatable-read
 // transaction. It refuses a database without the notifying triggers:
 // a snapshot there would never learn of changes.
@@ -271,12 +288,11 @@ func loadCatalog(ctx context.Context, conn *pgx.Conn) (*catalog, error) {
 	cat := &catalog{issuers: map[string]identity.Issuer{}, mappings: map[string][]Mapping{}}
 	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var triggers int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_trigger
-			WHERE tgname = 'oidc_bridge_catalog_notify' AND tgrelid IN ('issuers'::regclass, 'mappings'::regclass)`).Scan(&triggers); err != nil {
+		if err := tx.QueryRow(ctx, triggersActive).Scan(&triggers); err != nil {
 			return err
 		}
 		if triggers != 2 {
-			return errors.New("the catalog's notify triggers are missing (run `oidc-bridge migrate`)")
+			return errors.New("the catalog's notify triggers are missing or disabled (run `oidc-bridge migrate`, or ALTER TABLE ... ENABLE ALWAYS TRIGGER oidc_bridge_catalog_notify)")
 		}
 		rows, err := tx.Query(ctx, `SELECT `+issuerColumns+` FROM issuers`)
 		if err != nil {

@@ -156,6 +156,17 @@ func TestCacheFollowsOtherWriters(t *testing.T) {
 		return err == nil && !is.Enabled
 	})
 
+	// A write with session_replication_role = replica (logical
+	// replication's apply, some restores) is notified too.
+	if _, err := e.pool.Exec(ctx, `BEGIN; SET LOCAL session_replication_role = replica;
+		UPDATE issuers SET enabled = true WHERE name = 'github'; COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	until(t, changeBound, "issuer enabled by a replica-role session", func() bool {
+		is, err := e.cache.IssuerByURL(ctx, cacheIssuerURL)
+		return err == nil && is.Enabled
+	})
+
 	if _, err := e.other.CreateMapping(ctx, testActor, cacheMapping("api", true), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -217,37 +228,102 @@ func TestCacheSurvivesLostListener(t *testing.T) {
 	}
 }
 
-// TestCacheNeedsTriggers: on a database without migration 00005's
-// triggers nothing would tell the cache of changes, so it never serves
-// from memory: every read goes to the database, and the reloads fail.
+// TestCacheNeedsTriggers: without migration 00005's triggers, or with one
+// of them disabled, nothing would tell the cache of changes. No heartbeat
+// is sent then, so the cache stops being proven current and goes back to
+// the database within MaxStale, and stays there. Once the trigger is back
+// the cache reloads rather than reviving its old snapshot, which would
+// miss the changes made meanwhile.
 func TestCacheNeedsTriggers(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	e := newCacheEnv(t, mapping.CacheOptions{Heartbeat: 20 * time.Millisecond})
-	if _, err := e.pool.Exec(ctx, `DROP TRIGGER oidc_bridge_catalog_notify ON mappings`); err != nil {
-		t.Fatal(err)
-	}
-	// Reloads run at start and, with no snapshot, at every heartbeat: wait
-	// for a few that ran after the trigger was gone.
-	failed := 0
-	deadline := time.After(changeBound)
-	for failed < 3 {
-		select {
-		case err := <-e.reloads:
-			if err != nil {
-				failed++
+	for _, tt := range []struct{ name, remove, restore string }{
+		{"dropped", `DROP TRIGGER oidc_bridge_catalog_notify ON mappings`,
+			`CREATE TRIGGER oidc_bridge_catalog_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mappings
+				FOR EACH STATEMENT EXECUTE FUNCTION oidc_bridge_catalog_changed();
+			 ALTER TABLE mappings ENABLE ALWAYS TRIGGER oidc_bridge_catalog_notify`},
+		{"disabled", `ALTER TABLE mappings DISABLE TRIGGER oidc_bridge_catalog_notify`,
+			`ALTER TABLE mappings ENABLE ALWAYS TRIGGER oidc_bridge_catalog_notify`},
+		// Origin-only would miss writes made with session_replication_role
+		// = replica (logical replication, some restores).
+		{"origin only", `ALTER TABLE issuers ENABLE TRIGGER oidc_bridge_catalog_notify`,
+			`ALTER TABLE issuers ENABLE ALWAYS TRIGGER oidc_bridge_catalog_notify`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := newCacheEnv(t, mapping.CacheOptions{Heartbeat: 20 * time.Millisecond, MaxStale: 500 * time.Millisecond})
+			until(t, changeBound, "first load", e.cache.Fresh)
+			if _, err := e.pool.Exec(ctx, tt.remove); err != nil {
+				t.Fatal(err)
 			}
-		case <-deadline:
-			t.Fatalf("only %d failed reloads", failed)
-		}
-		if e.cache.Fresh() {
-			t.Fatal("cache in use without the triggers")
-		}
+			took := until(t, changeBound, "back to the database", func() bool { return !e.cache.Fresh() })
+			t.Logf("cache unused %v after the trigger was %s", took, tt.name)
+			// An un-notified change: read from the database.
+			if _, err := e.pool.Exec(ctx, `UPDATE mappings SET enabled = false`); err != nil {
+				t.Fatal(err)
+			}
+			for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				if e.cache.Fresh() {
+					t.Fatal("cache in use without its trigger")
+				}
+				if got := enabledNames(t, e.cache); len(got) != 0 {
+					t.Fatalf("read after an un-notified change: %v", got)
+				}
+			}
+			if _, err := e.pool.Exec(ctx, tt.restore); err != nil {
+				t.Fatal(err)
+			}
+			until(t, changeBound, "in use again", e.cache.Fresh)
+			if got := enabledNames(t, e.cache); len(got) != 0 {
+				t.Fatalf("the cache revived a snapshot older than the un-notified change: %v", got)
+			}
+		})
 	}
-	if _, err := e.pool.Exec(ctx, `UPDATE mappings SET enabled = false`); err != nil {
+}
+
+// TestCacheStartsWithoutTriggers: a cache started on a database without
+// the triggers never loads; every read goes to the database.
+func TestCacheStartsWithoutTriggers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	if _, err := pool.Exec(ctx, `DROP TRIGGER oidc_bridge_catalog_notify ON issuers`); err != nil {
 		t.Fatal(err)
 	}
-	if got := enabledNames(t, e.cache); len(got) != 0 {
-		t.Fatalf("read after an un-notified change: %v", got)
+	store := mapping.NewPGStore(pool, 0)
+	if _, err := store.CreateIssuer(ctx, testActor, mapping.Issuer{Name: "github", URL: cacheIssuerURL,
+		Kind: "github", Audiences: []string{"aud"}, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	reloads := make(chan error, 100)
+	c := mapping.NewCache(store, pool, mapping.CacheOptions{Heartbeat: 20 * time.Millisecond,
+		OnReload: func(err error) {
+			select {
+			case reloads <- err:
+			default:
+			}
+		}})
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(rctx) })
+	defer func() { cancel(); wg.Wait() }()
+	select {
+	case err := <-reloads:
+		if err == nil {
+			t.Fatal("the catalog loaded without its triggers")
+		}
+	case <-time.After(changeBound):
+		t.Fatal("no load attempted")
+	}
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if c.Fresh() {
+			t.Fatal("cache in use without its triggers")
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE issuers SET enabled = false`); err != nil {
+		t.Fatal(err)
+	}
+	if is, err := c.IssuerByURL(ctx, cacheIssuerURL); err != nil || is.Enabled {
+		t.Fatalf("issuer read without the cache: %+v %v", is, err)
 	}
 }

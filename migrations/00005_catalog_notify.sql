@@ -24,6 +24,12 @@ CREATE TRIGGER oidc_bridge_catalog_notify
 CREATE TRIGGER oidc_bridge_catalog_notify
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mappings
     FOR EACH STATEMENT EXECUTE FUNCTION oidc_bridge_catalog_changed();
+-- ALWAYS: the triggers fire whatever the session's session_replication_role,
+-- so that writes applied by logical replication or restored with it set to
+-- replica are notified too. The bridge uses its cache only while both
+-- triggers are in this state.
+ALTER TABLE issuers ENABLE ALWAYS TRIGGER oidc_bridge_catalog_notify;
+ALTER TABLE mappings ENABLE ALWAYS TRIGGER oidc_bridge_catalog_notify;
 
 -- +goose Down
 DROP TRIGGER oidc_bridge_catalog_notify ON mappings;

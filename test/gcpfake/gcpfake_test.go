@@ -275,7 +275,7 @@ func TestSTSRejects(t *testing.T) {
 		{"no exp", s, stsForm(signed(with(is.claims(), "exp", nil)), nil), "invalid_grant"},
 		{"no iat", s, stsForm(signed(with(is.claims(), "iat", nil)), nil), "invalid_grant"},
 		{"iat in the future", s, stsForm(signed(with(is.claims(), "iat", now.Add(time.Hour).Unix(), "exp", now.Add(2*time.Hour).Unix())), nil), "invalid_grant"},
-		{"48 hours", s, stsForm(signed(with(is.claims(), "exp", now.Add(48*time.Hour).Unix())), nil), "invalid_grant"},
+		{"48 hours", s, stsForm(signed(with(is.claims(), "iat", now.Unix(), "exp", now.Add(48*time.Hour).Unix())), nil), "invalid_grant"},
 		{"nbf in the future", s, stsForm(signed(with(is.claims(), "nbf", now.Add(time.Hour).Unix())), nil), "invalid_grant"},
 		{"no sub", s, stsForm(signed(with(is.claims(), "sub", nil)), nil), "invalid_grant"},
 		{"sub too long", s, stsForm(signed(with(is.claims(), "sub", strings.Repeat("x", 128))), nil), "invalid_request"},
