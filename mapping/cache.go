@@ -196,8 +196,12 @@ func (c *Cache) beat(ctx context.Context) {
 		switch {
 		case err != nil && ctx.Err() == nil:
 			c.log.Debug("catalog cache: heartbeat", "err", err)
-		case err == nil && tag.RowsAffected() == 0 && c.snap.Load() != nil:
-			c.log.Warn("catalog cache: the catalog's notify triggers are missing or disabled; exchanges read the database")
+		case err == nil && tag.RowsAffected() == 0:
+			// Logged once per loss: the snapshot is dropped with it.
+			if c.snap.Load() != nil {
+				c.log.Warn("catalog cache: the catalog's notify triggers are missing or disabled; exchanges read the database")
+			}
+			c.drop()
 		}
 	}
 }
