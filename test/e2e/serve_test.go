@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -254,5 +256,39 @@ func TestCommandLine(t *testing.T) {
 				t.Fatalf("the database password leaked: %s", errOut)
 			}
 		})
+	}
+}
+
+// TestPprof: profiles are served only on BRIDGE_PPROF_ADDR's own loopback
+// listener, never on the service's; serve refuses a non-loopback address.
+func TestPprof(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken, "BRIDGE_PPROF_ADDR=" + addr}
+	s := startServer(t, env)
+	s.waitReady(200)
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("pprof on %s: %d", addr, resp.StatusCode)
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
+		if r := s.call("GET", path, "", ""); r.status != 404 {
+			t.Errorf("GET %s on the service: %d, want 404", path, r.status)
+		}
+	}
+	s.stopClean()
+
+	_, errOut, code := cli(t, append(env[:2:2], "BRIDGE_PPROF_ADDR=0.0.0.0:6060"), "serve")
+	if code == 0 || !strings.Contains(errOut, "BRIDGE_PPROF_ADDR") {
+		t.Errorf("serve with pprof on 0.0.0.0: exit %d: %s", code, errOut)
 	}
 }
