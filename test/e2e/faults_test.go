@@ -136,6 +136,33 @@ func countOutcomes(t *testing.T, db *pgxpool.Pool) map[string]int {
 	return m
 }
 
+// requireSweptUnknown checks what the sweeper does with the pending row
+// id, as serve's maintenance runs it every minute: nothing until a
+// credential minted for it would have expired (the test moves that moment
+// into the past rather than wait), then the row reads unknown/abandoned
+// in the auditors' view.
+func requireSweptUnknown(t *testing.T, db *pgxpool.Pool, id string) {
+	t.Helper()
+	ctx := context.Background()
+	l := ledger.New(db)
+	if n, err := l.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("early sweep: marked %d, %v; want 0", n, err)
+	}
+	if _, err := db.Exec(ctx, `UPDATE issuances SET expires_at = now() - interval '1 second' WHERE id = $1::uuid`, id); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep: marked %d, %v; want 1", n, err)
+	}
+	var o, code string
+	if err := db.QueryRow(ctx, `SELECT outcome, coalesce(error_code, '') FROM audit.issuances WHERE id::text = $1`, id).Scan(&o, &code); err != nil {
+		t.Fatal(err)
+	}
+	if o != "unknown" || code != ledger.CodeAbandoned {
+		t.Fatalf("issuance %s after the sweep: %s/%s, want unknown/%s", id, o, code, ledger.CodeAbandoned)
+	}
+}
+
 // privateCluster starts a PostgreSQL cluster of the test's own, which the
 // test may stop and restart without disturbing the shared pgtest cluster.
 func privateCluster(t *testing.T, dataDir string) *pgcluster.Cluster {
@@ -351,26 +378,7 @@ func TestFaultCloudHangs(t *testing.T) {
 	}
 	requireIssuedRows(t, db, []answer{a})
 
-	// A sweep before expires_at leaves it alone.
-	l := ledger.New(db)
-	if n, err := l.Sweep(context.Background()); err != nil || n != 0 {
-		t.Fatalf("early sweep: %d, %v", n, err)
-	}
-	if _, err := db.Exec(context.Background(),
-		`UPDATE audit.issuances SET expires_at = now() - interval '1 second' WHERE outcome = 'pending'`); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := l.Sweep(context.Background()); err != nil || n != 1 {
-		t.Fatalf("sweep: marked %d, %v; want 1", n, err)
-	}
-	var o, code string
-	if err := db.QueryRow(context.Background(), `SELECT outcome, coalesce(error_code, '') FROM audit.issuances WHERE id::text = $1`, id).
-		Scan(&o, &code); err != nil {
-		t.Fatal(err)
-	}
-	if o != "unknown" || code != ledger.CodeAbandoned {
-		t.Fatalf("after the sweep: %s/%s, want unknown/%s", o, code, ledger.CodeAbandoned)
-	}
+	requireSweptUnknown(t, db, id)
 	if c := countOutcomes(t, db); c["issued"] != 0 || c["pending"] != 0 {
 		t.Fatalf("ledger: %v", c)
 	}
@@ -697,26 +705,7 @@ func TestFaultCrashBetweenMintAndRecord(t *testing.T) {
 	}
 	requireIssuedRows(t, db, []answer{r, fresh})
 
-	// The sweep (serve runs it every minute) leaves the row alone until a
-	// credential minted for it would have expired; the test moves that
-	// moment into the past instead of waiting an hour.
-	l := ledger.New(db)
-	if n, err := l.Sweep(ctx); err != nil || n != 0 {
-		t.Fatalf("early sweep: %d, %v", n, err)
-	}
-	if _, err := db.Exec(ctx, `UPDATE issuances SET expires_at = now() - interval '1 second' WHERE id = $1::uuid`, id); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := l.Sweep(ctx); err != nil || n != 1 {
-		t.Fatalf("sweep: marked %d, %v; want 1", n, err)
-	}
-	var o, code string
-	if err := db.QueryRow(ctx, `SELECT outcome, coalesce(error_code, '') FROM audit.issuances WHERE id::text = $1`, id).Scan(&o, &code); err != nil {
-		t.Fatal(err)
-	}
-	if o != "unknown" || code != ledger.CodeAbandoned {
-		t.Fatalf("the crashed exchange after the sweep: %s/%s, want unknown/%s", o, code, ledger.CodeAbandoned)
-	}
+	requireSweptUnknown(t, db, id)
 	if c := countOutcomes(t, db); c["issued"] != 1 || c["unknown"] != 1 || c["denied"] != 1 || c["pending"] != 0 {
 		t.Errorf("ledger: %v, want 1 issued, 1 unknown, 1 denied (the replay)", c)
 	}
