@@ -416,6 +416,7 @@ func runGitLabJob(t *testing.T, vars map[string]string, job gitlabJob, token, sc
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", full)
+	cmd.Dir = t.TempDir()
 	cmd.Env = env
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -37,8 +37,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build oidc-bridge:", err)
 		os.Exit(1)
 	}
+	_, before := os.Stat(".oidc-bridge")
 	code := pgtest.Main(m)
 	os.RemoveAll(dir)
+	// Every process a test starts runs in a temporary folder of its own, so
+	// the binary's relative defaults (./.oidc-bridge: a database and a
+	// key-encryption key) never land in the package's folder, where git
+	// would see them.
+	if _, after := os.Stat(".oidc-bridge"); before != nil && after == nil {
+		fmt.Fprintln(os.Stderr, "e2e: a test left .oidc-bridge/ in the package folder: give its process a temporary folder")
+		code = 1
+	}
 	os.Exit(code)
 }
 
@@ -90,6 +99,7 @@ type server struct {
 func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	cmd.Dir = t.TempDir()
 	cmd.Env = baseEnv(append([]string{"BRIDGE_LISTEN_ADDR=127.0.0.1:0", "BRIDGE_LOG_LEVEL=debug"}, env...)...)
 	logs := &syncBuffer{}
 	pr, pw := io.Pipe()
@@ -263,6 +273,7 @@ func cli(t *testing.T, env []string, args ...string) (stdout, stderr string, cod
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = t.TempDir()
 	cmd.Env = baseEnv(env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e

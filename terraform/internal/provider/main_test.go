@@ -28,15 +28,25 @@ var tofuErr error
 // gives tofu an empty CLI configuration of its own. Without a tofu binary
 // the acceptance tests fail (never skip) and say to run `make test`.
 func TestMain(m *testing.M) {
-	tofuErr = setupTofu()
-	os.Exit(pgtest.Main(m))
-}
-
-func setupTofu() error {
 	dir, err := os.MkdirTemp("", "oidcbridge-tf-")
 	if err != nil {
-		return err
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	tofuErr = setupTofu(dir)
+	code := pgtest.Main(m)
+	// The CLI configuration's folder goes with the process: tests leave
+	// nothing in the system's temporary folder.
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// setupTofu prepares the environment of the acceptance tests; dir holds
+// tofu's CLI configuration for the length of the process.
+func setupTofu(dir string) error {
 	cfg := filepath.Join(dir, "tofurc")
 	if err := os.WriteFile(cfg, nil, 0o600); err != nil {
 		return err
