@@ -38,7 +38,7 @@ const (
 	envIDToken        = "OIDC_BRIDGE_ID_TOKEN" // the GitLab template's id_tokens variable
 	envGitHubReqURL   = "ACTIONS_ID_TOKEN_REQUEST_URL"
 	envGitHubReqToken = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
-	envRunnerTemp     = "RUNNER_TEMP"
+	envCacheDir       = "OIDC_BRIDGE_CACHE_DIR"
 	envGoogleOutput   = "GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE"
 )
 
@@ -100,10 +100,15 @@ aws-credential-process (an AWS SDK credential_process; aws mappings), and
 gcp-executable (Google's executable-sourced credential response; a jwt
 mapping whose audience is the workload identity pool provider).
 
-Credentials are cached per bridge, mapping and job under --cache-dir (0700,
-files 0600) and reused until they are within --refresh-before of expiry;
-then a fresh CI token is exchanged. SDKs that run this command whenever
-their credentials expire thus keep long jobs working.
+Credentials are cached per bridge, mapping and job (0700 folder, 0600 files)
+and reused until they are within --refresh-before of expiry; then a fresh CI
+token is exchanged. SDKs that run this command whenever their credentials
+expire thus keep long jobs working. The cache lives only in a folder that the
+CI deletes after the job: GitHub Actions' $RUNNER_TEMP, Azure Pipelines'
+$AGENT_TEMPDIRECTORY. Elsewhere (GitLab, Jenkins, Buildkite, a workstation)
+there is no such folder and nothing is cached unless --cache-dir or
+$OIDC_BRIDGE_CACHE_DIR names one: a cache that outlives the job would hand
+its credentials to whatever runs next as the same user.
 
 Transient failures (429, 5xx, network) are retried with jittered backoff;
 refusals fail at once with the bridge's error code. Exit status: 0 success,
@@ -127,7 +132,7 @@ refusals fail at once with the bridge's error code. Exit status: 0 success,
 	f.StringVar(&o.tokenEnv, "token-env", "", "a variable holding the CI job's OIDC token (e.g. GitLab's id_tokens variable)")
 	f.StringVar(&o.format, "format", formatEnv, "output: "+strings.Join(exchangeFormats, ", "))
 	f.IntVar(&o.retries, "retries", 4, "retries of a transient failure (429, 5xx, network)")
-	f.StringVar(&o.cacheDir, "cache-dir", "", "the credential cache (default $RUNNER_TEMP/oidc-bridge, else the user cache dir's oidc-bridge)")
+	f.StringVar(&o.cacheDir, "cache-dir", "", "the credential cache (default $"+envCacheDir+", else the CI's per-job temporary folder: $RUNNER_TEMP/oidc-bridge, $AGENT_TEMPDIRECTORY/oidc-bridge; else none)")
 	f.BoolVar(&o.noCache, "no-cache", false, "neither read nor write the credential cache")
 	f.DurationVar(&o.refreshBefore, "refresh-before", 5*time.Minute, "exchange again when cached credentials expire within this")
 	return cmd
@@ -142,6 +147,9 @@ type exchangeConfig struct {
 	refresh  time.Duration
 	source   tokenSource
 	cacheDir string // "" without a cache
+	// cacheNote: why there is no cache, said on stderr when an SDK format
+	// would have used one; "" when the cache is on or turned off on purpose.
+	cacheNote string
 }
 
 func (a *app) exchangeConfig(o exchangeOpts) (*exchangeConfig, error) {
@@ -198,10 +206,15 @@ func (a *app) exchangeConfig(o exchangeOpts) (*exchangeConfig, error) {
 	if c.source, err = newTokenSource(env, o); err != nil {
 		return nil, err
 	}
+	def(&o.cacheDir, envCacheDir)
 	if !o.noCache {
 		c.cacheDir = o.cacheDir
 		if c.cacheDir == "" {
-			c.cacheDir = defaultCacheDir(env)
+			c.cacheDir = jobTempCacheDir(env)
+		}
+		if c.cacheDir == "" {
+			c.cacheNote = "oidc-bridge: note: credential cache off: this CI has no per-job temporary folder known to oidc-bridge; " +
+				"give --cache-dir or $" + envCacheDir + " a folder that the job deletes to reuse credentials between calls\n"
 		}
 	}
 	return c, nil
@@ -221,18 +234,28 @@ func parseExchangeDuration(s string) (int, error) {
 	return int(d / time.Second), nil
 }
 
-func defaultCacheDir(env map[string]string) string {
-	if t := env[envRunnerTemp]; t != "" {
-		return filepath.Join(t, "oidc-bridge")
-	}
-	if d := env["XDG_CACHE_HOME"]; d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "oidc-bridge")
-	}
-	if h := env["HOME"]; h != "" {
-		return filepath.Join(h, ".cache", "oidc-bridge")
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "oidc-bridge")
+// jobTempDirs: the per-job temporary folders of the CIs that delete them
+// when the job ends, whoever runs next on the runner. Only these hold the
+// cache by default: on shared runners jobs of other projects run as the same
+// OS user, so file modes do not keep a lasting folder private.
+//
+// Left out on purpose: GitLab (RUNNER_TEMP_PROJECT_DIR is per project, kept
+// for the project's next job; CI_PROJECT_DIR is the checkout, kept by the
+// fetch strategy), Jenkins (WORKSPACE_TMP is workspace@tmp, kept between
+// builds unless a cleanup step deletes it), Buildkite and CircleCI (no such
+// folder), and $HOME/.cache or $XDG_CACHE_HOME.
+var jobTempDirs = []struct{ ci, variable string }{
+	{"GitHub Actions", "RUNNER_TEMP"},          // emptied at the start and end of each job
+	{"Azure Pipelines", "AGENT_TEMPDIRECTORY"}, // cleaned after each pipeline job
+}
+
+// jobTempCacheDir is the default cache folder: oidc-bridge in the CI's
+// per-job temporary folder, "" (no cache) when none is known.
+func jobTempCacheDir(env map[string]string) string {
+	for _, d := range jobTempDirs {
+		if t := env[d.variable]; t != "" && filepath.IsAbs(t) {
+			return filepath.Join(t, "oidc-bridge")
+		}
 	}
 	return ""
 }
@@ -276,6 +299,9 @@ func (a *app) runExchange(cmd *cobra.Command, o exchangeOpts) error {
 // exchanges a token for new ones (and caches them).
 func (a *app) credentials(ctx context.Context, c *exchangeConfig) (*api.ExchangeResponse, error) {
 	var cache *credCache
+	if c.cacheNote != "" && formatProviders[c.format] != "" {
+		fmt.Fprint(a.stderr, c.cacheNote)
+	}
 	if c.cacheDir != "" {
 		var err error
 		if cache, err = openCredCache(c.cacheDir); err != nil {
@@ -287,7 +313,7 @@ func (a *app) credentials(ctx context.Context, c *exchangeConfig) (*api.Exchange
 		resp, _, err := a.exchangeWithRetries(ctx, c, "")
 		return resp, err
 	}
-	key := cache.key(c.base, c.req.Mapping, c.source.scope())
+	key := cache.key(c.base, c.req.Mapping, c.req.Provider, c.source.scope())
 	unlock, err := cache.lock(ctx, key)
 	if err != nil {
 		return nil, err
@@ -668,7 +694,8 @@ func (s *githubSource) describe() string { return "GitHub Actions' token request
 func jobScope(env map[string]string) string {
 	var parts []string
 	for _, k := range []string{"GITHUB_REPOSITORY", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_JOB",
-		"CI_PROJECT_PATH", "CI_PIPELINE_ID", "CI_JOB_ID", "BUILDKITE_JOB_ID", "CIRCLE_WORKFLOW_JOB_ID"} {
+		"CI_PROJECT_PATH", "CI_PIPELINE_ID", "CI_JOB_ID", "BUILDKITE_JOB_ID", "CIRCLE_WORKFLOW_JOB_ID",
+		"SYSTEM_COLLECTIONID", "SYSTEM_JOBID", "BUILD_TAG"} {
 		if v := env[k]; v != "" {
 			parts = append(parts, k+"="+v)
 		}
@@ -734,8 +761,8 @@ func openCredCache(dir string) (*credCache, error) {
 	return &credCache{dir: dir}, nil
 }
 
-func (c *credCache) key(base, mapping, scope string) string {
-	sum := sha256.Sum256([]byte(strings.Join([]string{"v1", base, mapping, scope}, "\x00")))
+func (c *credCache) key(base, mapping, provider, scope string) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{"v1", base, mapping, provider, scope}, "\x00")))
 	return hex.EncodeToString(sum[:16])
 }
 

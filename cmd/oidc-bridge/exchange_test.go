@@ -264,3 +264,136 @@ func TestTokenScope(t *testing.T) {
 		t.Fatalf("opaque scope %q", got)
 	}
 }
+
+// filesUnder lists the files and folders below dir (dir itself excluded).
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestExchangeCacheOnlyInAJobFolder: by default the cache lives only in a
+// folder that the CI deletes after the job (RUNNER_TEMP,
+// AGENT_TEMPDIRECTORY); with none (a bare HOME, GitLab, Jenkins) nothing is
+// written anywhere and an SDK format says so on stderr; a folder named by
+// --cache-dir or OIDC_BRIDGE_CACHE_DIR is used as asked.
+func TestExchangeCacheOnlyInAJobFolder(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		// env: NAME=dir (a fresh folder) or NAME=value.
+		dirs  []string
+		vars  []string
+		args  []string
+		where string // the variable whose folder holds the cache; "" none
+		sub   string // the cache folder inside it
+		note  bool
+	}{
+		{name: "home only", dirs: []string{"HOME", "XDG_CACHE_HOME"}, note: true},
+		{name: "gitlab", dirs: []string{"HOME", "CI_BUILDS_DIR", "CI_PROJECT_DIR", "RUNNER_TEMP_PROJECT_DIR", "TMPDIR"},
+			vars: []string{"GITLAB_CI=true", "CI_JOB_ID=11"}, note: true},
+		{name: "jenkins", dirs: []string{"HOME", "WORKSPACE", "WORKSPACE_TMP"}, vars: []string{"BUILD_TAG=jenkins-app-4"}, note: true},
+		{name: "github", dirs: []string{"HOME", "RUNNER_TEMP"}, vars: []string{"GITHUB_RUN_ID=5"}, where: "RUNNER_TEMP", sub: "oidc-bridge"},
+		{name: "azure", dirs: []string{"HOME", "AGENT_TEMPDIRECTORY"}, vars: []string{"SYSTEM_JOBID=j1"}, where: "AGENT_TEMPDIRECTORY", sub: "oidc-bridge"},
+		{name: "variable", dirs: []string{"HOME", "OIDC_BRIDGE_CACHE_DIR"}, where: "OIDC_BRIDGE_CACHE_DIR"},
+		{name: "flag", dirs: []string{"HOME", "RUNNER_TEMP", "ASKED"}, args: []string{"--cache-dir", "$ASKED/c"}, where: "ASKED", sub: "c"},
+		{name: "no-cache", dirs: []string{"HOME", "RUNNER_TEMP"}, args: []string{"--no-cache"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			tf := filepath.Join(root, "tok")
+			if err := os.WriteFile(tf, []byte("tok-1\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f := newFakeExchangeBridge(t, time.Hour)
+			dirs := map[string]string{}
+			env := append([]string{"OIDC_BRIDGE_URL=" + f.srv.URL}, c.vars...)
+			for _, name := range c.dirs {
+				dirs[name] = filepath.Join(root, strings.ToLower(name))
+				if err := os.Mkdir(dirs[name], 0o700); err != nil {
+					t.Fatal(err)
+				}
+				env = append(env, name+"="+dirs[name])
+			}
+			args := []string{"--token-file", tf, "--mapping", "web", "--format", "aws-credential-process"}
+			for _, a := range c.args {
+				args = append(args, os.Expand(a, func(n string) string { return dirs[n] }))
+			}
+			for range 2 {
+				_, errOut, err := runExchangeCLI(t, env, args...)
+				if err != nil || strings.Contains(errOut, "credential cache off") != c.note {
+					t.Fatalf("exchange: %v\n%s", err, errOut)
+				}
+			}
+			calls := int32(2)
+			if c.where != "" {
+				calls = 1 // the second call answered from the cache
+			}
+			if f.calls.Load() != calls {
+				t.Fatalf("%d exchanges, want %d", f.calls.Load(), calls)
+			}
+			for name, dir := range dirs {
+				got := filesUnder(t, dir)
+				if name != c.where {
+					if len(got) != 0 {
+						t.Fatalf("wrote under $%s: %v", name, got)
+					}
+					continue
+				}
+				cache := filepath.Join(dir, c.sub)
+				if fi, err := os.Stat(cache); err != nil || fi.Mode().Perm() != 0o700 {
+					t.Fatalf("cache folder %s: %v", cache, err)
+				}
+				entries, _ := filepath.Glob(filepath.Join(cache, "*.json"))
+				if len(entries) != 1 {
+					t.Fatalf("cache entries %v (all: %v)", entries, got)
+				}
+				if fi, err := os.Stat(entries[0]); err != nil || fi.Mode().Perm() != 0o600 {
+					t.Fatalf("cache entry %s: %v", entries[0], err)
+				}
+			}
+		})
+	}
+}
+
+// TestExchangeCacheTwoMappings: one job that uses two mappings, or selects
+// one by provider, keeps an entry for each; none answers for another, and
+// none evicts another.
+func TestExchangeCacheTwoMappings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tf := filepath.Join(dir, "tok")
+	if err := os.WriteFile(tf, []byte("tok-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeExchangeBridge(t, time.Hour)
+	env := []string{"OIDC_BRIDGE_URL=" + f.srv.URL, "RUNNER_TEMP=" + dir, "GITHUB_RUN_ID=9"}
+	runs := [][]string{{"--mapping", "deploy"}, {"--mapping", "read"}, {}, {"--provider", "aws"}}
+	for round := range 2 {
+		for _, r := range runs {
+			if _, errOut, err := runExchangeCLI(t, env, append([]string{"--token-file", tf, "--format", "json"}, r...)...); err != nil {
+				t.Fatalf("round %d %v: %v\n%s", round, r, err, errOut)
+			}
+		}
+		if f.calls.Load() != int32(len(runs)) {
+			t.Fatalf("round %d: %d exchanges, want %d (one per mapping and selection, then all from the cache)", round, f.calls.Load(), len(runs))
+		}
+	}
+	entries, _ := filepath.Glob(filepath.Join(dir, "oidc-bridge", "*.json"))
+	if len(entries) != len(runs) {
+		t.Fatalf("cache entries %v, want one per mapping and selection", entries)
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -397,34 +398,140 @@ type gitlabJob struct {
 	BeforeScript []string          `yaml:"before_script"`
 }
 
-// runGitLabJob runs a job's before_script and then script in bash, as
-// GitLab's shell executor would: variables expanded, the id_token set.
-func runGitLabJob(t *testing.T, vars map[string]string, job gitlabJob, token, script string) string {
+// gitlabShell is how GitLab Runner starts a job's script in bash and in sh
+// (dash here, busybox on alpine): pipefail where the shell has it, errexit.
+const gitlabShell = "if set -o | grep pipefail > /dev/null; then set -o pipefail; fi; set -o errexit\n"
+
+// gitlabRun describes one run of a job's before_script and script.
+type gitlabRun struct {
+	shell  string   // bash or sh; default bash
+	noCLI  bool     // PATH without the oidc-bridge binary (the template installs it)
+	path   []string // folders put first on PATH
+	env    []string // more variables, last wins
+	tmpdir string   // TMPDIR; default a fresh folder
+}
+
+// runGitLabJobIn runs a job's before_script and then script as GitLab's
+// shell executor would: variables expanded, the id_token set. It returns
+// stdout, stderr and the exit error.
+func runGitLabJobIn(t *testing.T, r gitlabRun, vars map[string]string, job gitlabJob, token, script string) (string, string, error) {
 	t.Helper()
 	expanded := map[string]string{}
 	for k, v := range vars {
 		expanded[k] = os.Expand(v, func(n string) string { return vars[n] })
 	}
-	env := baseEnv("PATH="+filepath.Dir(binary)+":"+os.Getenv("PATH"), "CI=true", "GITLAB_CI=true", "CI_JOB_ID=2468",
+	path := append(append([]string(nil), r.path...), os.Getenv("PATH"))
+	if !r.noCLI {
+		path = append([]string{filepath.Dir(binary)}, path...)
+	}
+	if r.tmpdir == "" {
+		r.tmpdir = t.TempDir()
+	}
+	env := baseEnv("PATH="+strings.Join(path, ":"), "CI=true", "GITLAB_CI=true", "CI_JOB_ID=2468",
 		"CI_PIPELINE_ID=1212", "CI_PROJECT_PATH=platform/app", "CI_BUILDS_DIR="+t.TempDir(), "HOME="+t.TempDir(),
-		"TMPDIR="+t.TempDir(), "RUNNER_TEMP=")
+		"TMPDIR="+r.tmpdir, "RUNNER_TEMP=")
 	for k, v := range expanded {
 		env = append(env, k+"="+v)
 	}
 	env = append(env, "OIDC_BRIDGE_ID_TOKEN="+token)
-	full := "set -eo pipefail\n" + strings.Join(job.BeforeScript, "\n") + "\n" + script
+	env = append(env, r.env...)
+	if r.shell == "" {
+		r.shell = "bash"
+	}
+	full := gitlabShell + strings.Join(job.BeforeScript, "\n") + "\n" + script
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", full)
+	cmd := exec.CommandContext(ctx, r.shell, "-c", full)
 	cmd.Dir = t.TempDir()
 	cmd.Env = env
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	return string(out), stderr.String(), err
+}
+
+// runGitLabJob runs a job in bash with the CLI on PATH and fails the test if
+// the job fails.
+func runGitLabJob(t *testing.T, vars map[string]string, job gitlabJob, token, script string) string {
+	t.Helper()
+	out, errOut, err := runGitLabJobIn(t, gitlabRun{}, vars, job, token, script)
 	if err != nil {
-		t.Fatalf("job script: %v\n%s\n%s", err, out, stderr.String())
+		t.Fatalf("job script: %v\n%s\n%s", err, out, errOut)
 	}
-	return string(out)
+	return out
+}
+
+// gitlabInclude reads the include-able template: its global variables and
+// the hidden job.
+func gitlabInclude(t *testing.T) (map[string]string, gitlabJob) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "actions", "gitlab", "oidc-bridge.gitlab-ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Variables map[string]string `yaml:"variables"`
+		Job       gitlabJob         `yaml:".oidc-bridge"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Job.IDTokens["OIDC_BRIDGE_ID_TOKEN"].Aud != "$OIDC_BRIDGE_AUDIENCE" || len(doc.Job.BeforeScript) == 0 {
+		t.Fatalf("job %+v", doc.Job)
+	}
+	return doc.Variables, doc.Job
+}
+
+// gitlabComponent reads the CI/CD component and interpolates its inputs as
+// GitLab does: given, else the defaults. It returns the defaults too.
+func gitlabComponent(t *testing.T, inputs map[string]string) (gitlabJob, map[string]*string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "actions", "gitlab", "templates", "credentials", "template.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, body, ok := strings.Cut(string(b), "\n---\n")
+	if !ok {
+		t.Fatal("the component has no spec header")
+	}
+	var spec struct {
+		Spec struct {
+			Inputs map[string]struct {
+				Default *string `yaml:"default"`
+			} `yaml:"inputs"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal([]byte(header), &spec); err != nil {
+		t.Fatal(err)
+	}
+	defaults := map[string]*string{}
+	for name, in := range spec.Spec.Inputs {
+		defaults[name] = in.Default
+	}
+	var missing []string
+	text := regexp.MustCompile(`\$\[\[\s*inputs\.([a-z0-9-]+)\s*\]\]`).ReplaceAllStringFunc(body, func(m string) string {
+		name := regexp.MustCompile(`inputs\.([a-z0-9-]+)`).FindStringSubmatch(m)[1]
+		if v, ok := inputs[name]; ok {
+			return v
+		}
+		if d, ok := defaults[name]; ok && d != nil {
+			return *d
+		}
+		missing = append(missing, name)
+		return ""
+	})
+	if len(missing) > 0 {
+		t.Fatalf("inputs without value or default: %v", missing)
+	}
+	var doc map[string]gitlabJob
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	job, ok := doc[".oidc-bridge-credentials"]
+	if !ok || len(job.BeforeScript) == 0 {
+		t.Fatalf("component jobs %v", doc)
+	}
+	return job, defaults
 }
 
 // TestGitLabTemplate: the include-able template and the CI/CD component,
@@ -452,98 +559,196 @@ func TestGitLabTemplate(t *testing.T) {
 			t.Fatalf("%s: exported %q (STS call %+v)", name, lines, call)
 		}
 	}
-	root := filepath.Join("..", "..", "actions", "gitlab")
 
 	t.Run("include", func(t *testing.T) {
-		b, err := os.ReadFile(filepath.Join(root, "oidc-bridge.gitlab-ci.yml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc struct {
-			Variables map[string]string `yaml:"variables"`
-			Job       gitlabJob         `yaml:".oidc-bridge"`
-		}
-		if err := yaml.Unmarshal(b, &doc); err != nil {
-			t.Fatal(err)
-		}
-		if doc.Job.IDTokens["OIDC_BRIDGE_ID_TOKEN"].Aud != "$OIDC_BRIDGE_AUDIENCE" || len(doc.Job.BeforeScript) == 0 {
-			t.Fatalf("job %+v", doc.Job)
-		}
+		vars, job := gitlabInclude(t)
 		// The pipeline's job: extends .oidc-bridge, sets its variables.
-		vars := doc.Variables
 		vars["OIDC_BRIDGE_URL"] = s.url
 		vars["OIDC_BRIDGE_AUDIENCE"] = oidctest.DefaultAudience
 		vars["OIDC_BRIDGE_MAPPING"] = "app-main"
-		aud := os.Expand(doc.Job.IDTokens["OIDC_BRIDGE_ID_TOKEN"].Aud, func(n string) string { return vars[n] })
-		check("include", runGitLabJob(t, vars, doc.Job, mint(aud), printAWS))
+		aud := os.Expand(job.IDTokens["OIDC_BRIDGE_ID_TOKEN"].Aud, func(n string) string { return vars[n] })
+		check("include", runGitLabJob(t, vars, job, mint(aud), printAWS))
 	})
 
 	t.Run("component", func(t *testing.T) {
-		b, err := os.ReadFile(filepath.Join(root, "templates", "credentials", "template.yml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		header, body, ok := strings.Cut(string(b), "\n---\n")
-		if !ok {
-			t.Fatal("the component has no spec header")
-		}
-		var spec struct {
-			Spec struct {
-				Inputs map[string]struct {
-					Default *string `yaml:"default"`
-				} `yaml:"inputs"`
-			} `yaml:"spec"`
-		}
-		if err := yaml.Unmarshal([]byte(header), &spec); err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range []string{"bridge-url", "mapping", "audience", "format", "cli-version"} {
-			if _, ok := spec.Spec.Inputs[name]; !ok {
-				t.Fatalf("input %s missing", name)
-			}
-		}
 		for _, format := range []string{"env", "dotenv"} {
-			// GitLab interpolates the inputs: given, else the defaults.
 			inputs := map[string]string{"bridge-url": s.url, "audience": oidctest.DefaultAudience, "mapping": "app-main", "format": format}
-			var missing []string
-			text := regexp.MustCompile(`\$\[\[\s*inputs\.([a-z-]+)\s*\]\]`).ReplaceAllStringFunc(body, func(m string) string {
-				name := regexp.MustCompile(`inputs\.([a-z-]+)`).FindStringSubmatch(m)[1]
-				if v, ok := inputs[name]; ok {
-					return v
+			job, defaults := gitlabComponent(t, inputs)
+			for _, name := range []string{"bridge-url", "mapping", "audience", "format", "cli-version", "cli-url", "cli-sha256"} {
+				if _, ok := defaults[name]; !ok {
+					t.Fatalf("input %s missing", name)
 				}
-				if in, ok := spec.Spec.Inputs[name]; ok && in.Default != nil {
-					return *in.Default
-				}
-				missing = append(missing, name)
-				return ""
-			})
-			if len(missing) > 0 {
-				t.Fatalf("inputs without value or default: %v", missing)
-			}
-			var doc map[string]gitlabJob
-			if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-				t.Fatal(err)
-			}
-			job, ok := doc[".oidc-bridge-credentials"]
-			if !ok || len(job.BeforeScript) == 0 {
-				t.Fatalf("component jobs %v", doc)
 			}
 			script := printAWS
 			if format == "dotenv" {
-				script = `stat -c %a "$OIDC_BRIDGE_DOTENV_FILE"; cat "$OIDC_BRIDGE_DOTENV_FILE"`
+				script = `printf '%s\n' "$OIDC_BRIDGE_DOTENV_FILE" "$OIDC_BRIDGE_DIR"; stat -c %a "$OIDC_BRIDGE_DIR" "$OIDC_BRIDGE_DOTENV_FILE"; cat "$OIDC_BRIDGE_DOTENV_FILE"`
 			}
-			out := runGitLabJob(t, job.Variables, job, mint(job.IDTokens["OIDC_BRIDGE_ID_TOKEN"].Aud), script)
+			tmp := t.TempDir()
+			out, errOut, err := runGitLabJobIn(t, gitlabRun{tmpdir: tmp}, job.Variables, job, mint(job.IDTokens["OIDC_BRIDGE_ID_TOKEN"].Aud), script)
+			if err != nil {
+				t.Fatalf("%s job: %v\n%s\n%s", format, err, out, errOut)
+			}
 			if format == "env" {
 				check("component", out)
 				continue
 			}
-			mode, rest, _ := strings.Cut(out, "\n")
+			// The file: 0600 in a fresh 0700 folder of its own, not a
+			// name that another job could guess or plant.
+			head := strings.SplitN(out, "\n", 5)
+			file, dir, dirMode, fileMode, rest := head[0], head[1], head[2], head[3], head[4]
+			if filepath.Dir(file) != dir || filepath.Dir(dir) != tmp || !strings.HasPrefix(filepath.Base(dir), "oidc-bridge.") ||
+				strings.Contains(file, "2468") || dirMode != "700" || fileMode != "600" {
+				t.Fatalf("dotenv file %s (mode %s) in %s (mode %s)", file, fileMode, dir, dirMode)
+			}
 			vars, err := godotenv.Unmarshal(rest)
-			if err != nil || mode != "600" {
-				t.Fatalf("dotenv file (mode %s): %v\n%s", mode, err, rest)
+			if err != nil {
+				t.Fatalf("dotenv file: %v\n%s", err, rest)
 			}
 			check("component dotenv", strings.Join([]string{vars["AWS_ACCESS_KEY_ID"], vars["AWS_SECRET_ACCESS_KEY"],
 				vars["AWS_SESSION_TOKEN"], vars["AWS_REGION"]}, "\n"))
 		}
 	})
+}
+
+// TestGitLabTemplateInstall: when the image has no oidc-bridge, the templates
+// install it into the job's private folder, in bash and in sh (dash): a
+// download runs only if its SHA-256 is the one given (none given: not even
+// fetched; another: not run, no exchange), and `go install` fetches only a
+// pinned release (the default is one; latest, a branch or GOSUMDB=off are
+// refused) with the checksum database on.
+func TestGitLabTemplateInstall(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	x.register(s, "")
+	mint := func() string { return x.gl.Mint(t, x.gl.GitLabClaims(nil)) }
+
+	// The CLI served as a release asset, and its SHA-256.
+	cli, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(cli))
+	var downloads atomic.Int32
+	assets := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		downloads.Add(1)
+		_, _ = w.Write(cli)
+	}))
+	t.Cleanup(assets.Close)
+	url := assets.URL + "/releases/v1.0.0/oidc-bridge-linux-amd64"
+
+	// A stand-in for the go command: records how it was called and
+	// installs the CLI into GOBIN.
+	goDir := t.TempDir()
+	goLog := filepath.Join(goDir, "calls")
+	goScript := "#!/bin/sh\n{ printf '%s|' \"$@\"; printf 'GOBIN=%s|GOSUMDB=%s|GONOSUMDB=%s|GOPRIVATE=%s|GOFLAGS=%s\\n' " +
+		"\"$GOBIN\" \"$GOSUMDB\" \"$GONOSUMDB\" \"$GOPRIVATE\" \"$GOFLAGS\"; } >> " + shQuote(goLog) + "\n" +
+		"cp " + shQuote(binary) + " \"$GOBIN/oidc-bridge\"\n"
+	if err := os.WriteFile(filepath.Join(goDir, "go"), []byte(goScript), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	vars, job := gitlabInclude(t)
+	if v := vars["OIDC_BRIDGE_CLI_VERSION"]; !regexp.MustCompile(`^v\d+\.\d+\.\d+$`).MatchString(v) {
+		t.Fatalf("the include template's default version %q is not a pinned release", v)
+	}
+	if _, defaults := gitlabComponent(t, map[string]string{"bridge-url": s.url, "audience": "a"}); defaults["cli-version"] == nil ||
+		*defaults["cli-version"] != vars["OIDC_BRIDGE_CLI_VERSION"] || defaults["cli-sha256"] == nil || *defaults["cli-sha256"] != "" {
+		t.Fatalf("the component's cli-version/cli-sha256 defaults differ from the include template's")
+	}
+	vars["OIDC_BRIDGE_URL"] = s.url
+	vars["OIDC_BRIDGE_AUDIENCE"] = oidctest.DefaultAudience
+	vars["OIDC_BRIDGE_MAPPING"] = "app-main"
+	const report = `printf '%s\n' "$OIDC_BRIDGE_DIR" "$(command -v oidc-bridge)" "$AWS_ACCESS_KEY_ID"; stat -c %a "$OIDC_BRIDGE_DIR"`
+
+	for _, shell := range []string{"bash", "sh"} {
+		t.Run(shell, func(t *testing.T) {
+			// Succeeds: the job has the credentials, and the CLI it ran
+			// is the one in its fresh private folder.
+			ok := func(name string, r gitlabRun, v map[string]string, j gitlabJob) {
+				t.Helper()
+				r.shell, r.noCLI, r.tmpdir = shell, true, t.TempDir()
+				before := x.sts.CallCount()
+				out, errOut, err := runGitLabJobIn(t, r, v, j, mint(), report)
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				if err != nil || len(lines) != 4 {
+					t.Fatalf("%s: %v\n%s\n%s", name, err, out, errOut)
+				}
+				dir, bin, key, mode := lines[0], lines[1], lines[2], lines[3]
+				if filepath.Dir(dir) != r.tmpdir || !strings.HasPrefix(filepath.Base(dir), "oidc-bridge.") || mode != "700" ||
+					bin != filepath.Join(dir, "bin", "oidc-bridge") || x.sts.CallCount() != before+1 || key != lastSTSCall(t, x.sts).IssuedAccessKeyID {
+					t.Fatalf("%s: folder %s (mode %s), CLI %s, key %s\n%s", name, dir, mode, bin, key, errOut)
+				}
+			}
+			// Fails before any exchange, saying want on stderr.
+			refused := func(name string, r gitlabRun, v map[string]string, j gitlabJob, want string) {
+				t.Helper()
+				r.shell, r.noCLI = shell, true
+				before := x.sts.CallCount()
+				out, errOut, err := runGitLabJobIn(t, r, v, j, mint(), report)
+				if err == nil || !strings.Contains(errOut, want) || out != "" || x.sts.CallCount() != before {
+					t.Fatalf("%s: %v, %d STS calls\nstdout %q\nstderr %s", name, err, x.sts.CallCount()-before, out, errOut)
+				}
+			}
+			with := func(kv ...string) map[string]string {
+				v := map[string]string{}
+				for k, val := range vars {
+					v[k] = val
+				}
+				for i := 0; i < len(kv); i += 2 {
+					v[kv[i]] = kv[i+1]
+				}
+				return v
+			}
+
+			// Download: the right checksum (any case) runs it.
+			n := downloads.Load()
+			ok("download", gitlabRun{}, with("OIDC_BRIDGE_CLI_URL", url, "OIDC_BRIDGE_CLI_SHA256", strings.ToUpper(sum)), job)
+			if downloads.Load() != n+1 {
+				t.Fatalf("downloads %d", downloads.Load()-n)
+			}
+			// The component, configured with its inputs alone.
+			cjob, _ := gitlabComponent(t, map[string]string{"bridge-url": s.url, "audience": oidctest.DefaultAudience,
+				"mapping": "app-main", "cli-url": url, "cli-sha256": sum})
+			ok("component download", gitlabRun{}, cjob.Variables, cjob)
+			// Another checksum: fetched, never run; nothing left behind.
+			other := fmt.Sprintf("%x", sha256.Sum256(append(cli, 0)))
+			tmp := t.TempDir()
+			refused("wrong checksum", gitlabRun{tmpdir: tmp}, with("OIDC_BRIDGE_CLI_URL", url, "OIDC_BRIDGE_CLI_SHA256", other), job,
+				"does not match OIDC_BRIDGE_CLI_SHA256; not run")
+			if left, _ := filepath.Glob(filepath.Join(tmp, "oidc-bridge.*", "*", "*")); len(left) != 0 {
+				t.Fatalf("left after a checksum mismatch: %v", left)
+			}
+			// No checksum, or not one: not even fetched.
+			n = downloads.Load()
+			refused("no checksum", gitlabRun{}, with("OIDC_BRIDGE_CLI_URL", url), job, "a download is never run unchecked")
+			refused("short checksum", gitlabRun{}, with("OIDC_BRIDGE_CLI_URL", url, "OIDC_BRIDGE_CLI_SHA256", sum[:40]), job, "64 hex digits")
+			refused("not hex", gitlabRun{}, with("OIDC_BRIDGE_CLI_URL", url, "OIDC_BRIDGE_CLI_SHA256", strings.Repeat("g", 64)), job, "64 hex digits")
+			if downloads.Load() != n {
+				t.Fatalf("fetched without a valid checksum: %d", downloads.Load()-n)
+			}
+
+			// go install: the pinned default release, the checksum
+			// database on whatever the runner's settings.
+			if err := os.WriteFile(goLog, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			goRun := gitlabRun{path: []string{goDir}, env: []string{"GONOSUMDB=github.com/*", "GOPRIVATE=github.com/oidc-bridge", "GOFLAGS=-insecure"}}
+			ok("go install", goRun, vars, job)
+			calls, _ := os.ReadFile(goLog)
+			want := "install|github.com/oidc-bridge/oidc-bridge/cmd/oidc-bridge@" + vars["OIDC_BRIDGE_CLI_VERSION"] + "|GOBIN="
+			if lines := strings.Split(strings.TrimSpace(string(calls)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], want) ||
+				!strings.HasSuffix(lines[0], "/bin|GOSUMDB=|GONOSUMDB=|GOPRIVATE=|GOFLAGS=") {
+				t.Fatalf("go called as %q, want %s…/bin with the checksum database on", calls, want)
+			}
+			for _, v := range []string{"latest", "main", "", "v1", "v1.0.0;id", "$(id)"} {
+				refused("version "+v, goRun, with("OIDC_BRIDGE_CLI_VERSION", v), job, "OIDC_BRIDGE_CLI_VERSION must be a release such as v1.0.0")
+			}
+			goRun.env = append(goRun.env, "GOSUMDB=off")
+			refused("GOSUMDB=off", goRun, vars, job, "GOSUMDB=off")
+			if calls, _ := os.ReadFile(goLog); strings.Count(string(calls), "\n") != 1 {
+				t.Fatalf("go called for a refused version: %q", calls)
+			}
+		})
+	}
 }
