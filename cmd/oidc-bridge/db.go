@@ -17,6 +17,13 @@ import (
 // embeddedDatabase is the database of the embedded default.
 const embeddedDatabase = "oidc_bridge"
 
+// clusterRoot is where, running as root, the embedded default keeps the
+// cluster of a BRIDGE_DATA_DIR that the postgres OS user cannot reach (a
+// checkout under /root): one folder per data folder, see
+// [pgcluster.Options.FallbackRoot]. A variable only so that the end-to-end
+// tests can build the binary with another one (-ldflags -X).
+var clusterRoot = "/var/lib/oidc-bridge"
+
 // dbHandle is an open database, and the embedded cluster behind it if any.
 type dbHandle struct {
 	pool     *pgxpool.Pool
@@ -45,13 +52,13 @@ func openDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*dbHandle
 		h.embedded = true
 		dir := filepath.Join(cfg.DataDir, "postgres")
 		log.Info("no BRIDGE_DATABASE_URL: using the embedded PostgreSQL cluster", "dir", dir)
-		c, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Logger: log})
+		c, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, FallbackRoot: clusterRoot, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("embedded database: %w", err)
 		}
 		h.cluster = c
 		if err := c.EnsureDatabase(ctx, embeddedDatabase); err != nil {
-			return nil, errors.Join(fmt.Errorf("embedded database: %w", err), h.Close(context.WithoutCancel(ctx)))
+			return nil, errors.Join(fmt.Errorf("embedded database in %s: %w", c.Dir(), err), h.Close(context.WithoutCancel(ctx)))
 		}
 		url = c.URL(embeddedDatabase)
 	}

@@ -31,8 +31,22 @@ type Options struct {
 	// PostgreSQL data directory (PGDATA) is DataDir/pgdata and the server log
 	// is DataDir/postgres.log. When this process is root the folder is given
 	// to the OS user postgres, and every folder above it must be traversable
-	// by that user.
+	// by that user, unless FallbackRoot is set.
 	DataDir string
+	// FallbackRoot, when set, is where a root process keeps the cluster
+	// whose DataDir the OS user postgres cannot reach (a folder above it is
+	// not traversable, such as /root, mode 0700): the cluster folder is then
+	// FallbackRoot/<first 16 hex digits of the SHA-256 of DataDir's absolute
+	// path>, owned by postgres with mode 0700, so each DataDir keeps its own
+	// cluster and later starts reuse it. FallbackRoot itself must belong to
+	// root and be writable by no one else; it is created (mode 0755) when
+	// missing. A cluster that already exists in DataDir is always used in
+	// place (an unreachable one is an error, as without FallbackRoot), and
+	// one that already exists in the fallback folder is used even once
+	// DataDir has become reachable. Empty: no fallback, an unreachable
+	// DataDir is an error wrapping [ErrDataDirUnreachable]. Ignored when
+	// this process is not root.
+	FallbackRoot string
 	// BinDir holds initdb, pg_ctl and postgres; empty means [FindBinaries].
 	BinDir string
 	// SocketDir is the folder of the unix socket; empty means DataDir/run,
@@ -114,13 +128,35 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dataDir, err := filepath.Abs(opts.DataDir)
+	requested, err := filepath.Abs(opts.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: data folder: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(requested), 0o755); err != nil {
 		return nil, fmt.Errorf("pgcluster: create data folder: %w", err)
 	}
+	dataDir, fallback, err := acct.chooseDataDir(requested, opts.FallbackRoot)
+	if err != nil {
+		return nil, err
+	}
+	if fallback {
+		logger.InfoContext(ctx, "pgcluster: the cluster is kept outside the data folder, in a folder the PostgreSQL user can reach",
+			"os_user", acct.name, "requested_dir", requested, "cluster_dir", dataDir)
+		c, err := startIn(ctx, opts, binDir, acct, dataDir, logger)
+		if err != nil {
+			return nil, fmt.Errorf("%w (cluster folder %s, used for %s because the %s user could not reach that)", err, dataDir, requested, acct.name)
+		}
+		// For whoever cleans up the fallback root: which data folder this is.
+		if err := os.WriteFile(filepath.Join(dataDir, originFile), []byte(requested+"\n"), 0o644); err != nil {
+			c.logger.WarnContext(ctx, "pgcluster: cannot note the data folder in the cluster folder", "error", err)
+		}
+		return c, nil
+	}
+	return startIn(ctx, opts, binDir, acct, dataDir, logger)
+}
+
+// startIn starts or reuses the cluster in dataDir, the folder [Start] chose.
+func startIn(ctx context.Context, opts Options, binDir string, acct account, dataDir string, logger *slog.Logger) (*Cluster, error) {
 	if err := acct.ownDir(dataDir, true); err != nil {
 		return nil, err
 	}
@@ -314,6 +350,10 @@ func (c *Cluster) running(ctx context.Context) bool {
 	// Exit status 0: running; 3: not running; 4: no data directory.
 	return c.command(ctx, "pg_ctl", "status", "-D", c.pgData).Run() == nil
 }
+
+// Dir returns the cluster folder in use: Options.DataDir, or its folder
+// under Options.FallbackRoot.
+func (c *Cluster) Dir() string { return c.dataDir }
 
 // URL returns a pgx connection URL for database as the superuser postgres.
 func (c *Cluster) URL(database string) string {

@@ -3,11 +3,14 @@ package pgcluster
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -351,4 +354,176 @@ func TestConcurrentStartsShareOneServer(t *testing.T) {
 		t.Errorf("started = %v, %v; want exactly one Cluster to start the server", clusters[0].started, clusters[1].started)
 	}
 	mustExec(t, clusters[0].URL("postgres"), "SELECT 1")
+}
+
+// closedDataDir returns a data folder under a folder of mode 0700 (as the
+// checkout of a root user under /root is), and a fallback root beside it
+// that does not exist yet; both are removed when the test ends.
+func closedDataDir(t *testing.T) (base, closed, dataDir, root string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs the server as another user, whose access can be missing")
+	}
+	base = tempDir(t)
+	closed = filepath.Join(base, "parent")
+	if err := os.Mkdir(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return base, closed, filepath.Join(closed, "data", "postgres"), filepath.Join(base, "fallback")
+}
+
+func TestUnreachableDataDirFallsBack(t *testing.T) {
+	t.Parallel()
+	_, closed, dataDir, root := closedDataDir(t)
+	var logs syncBuffer
+	opts := Options{DataDir: dataDir, FallbackRoot: root, Unsafe: true, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	c := start(t, opts)
+
+	want := fallbackDir(root, dataDir)
+	if c.Dir() != want || filepath.Dir(want) != root || len(filepath.Base(want)) != 16 {
+		t.Fatalf("cluster folder = %s, want %s", c.Dir(), want)
+	}
+	if !strings.Contains(logs.String(), `"cluster_dir":"`+want+`"`) || !strings.Contains(logs.String(), `"requested_dir":"`+dataDir+`"`) {
+		t.Errorf("the log does not say where the cluster is:\n%s", logs.String())
+	}
+	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the unreachable data folder was created anyway: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(want, originFile)); err != nil || string(b) != dataDir+"\n" {
+		t.Errorf("%s = %q, %v; want the data folder", originFile, b, err)
+	}
+	acct, err := serverAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The root may be entered by postgres; the cluster folder, its data
+	// and its socket folder only by postgres (and root).
+	for name, mode := range map[string]os.FileMode{root: 0o755, want: 0o700, filepath.Join(want, "pgdata"): 0o700, filepath.Join(want, "run"): 0o700} {
+		fi, err := os.Lstat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid := acct.uid
+		if name == root {
+			uid = 0
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != mode || !fi.IsDir() || int(st.Uid) != uid {
+			t.Errorf("%s: mode %v uid %d, want a folder of mode %v and uid %d", name, fi.Mode(), st.Uid, mode, uid)
+		}
+	}
+	if !strings.Contains(c.URL("x"), "host="+url.QueryEscape(filepath.Join(want, "run"))) {
+		t.Errorf("URL = %s, want the socket in %s/run", c.URL("x"), want)
+	}
+	mustExec(t, c.URL("postgres"), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('run 1')")
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+
+	// A later start from the same data folder reuses that cluster, also
+	// once the data folder has become reachable (no empty cluster in its
+	// place).
+	for i, mode := range []os.FileMode{0o700, 0o755} {
+		if err := os.Chmod(closed, mode); err != nil {
+			t.Fatal(err)
+		}
+		c := start(t, opts)
+		if c.Dir() != want || !c.started {
+			t.Fatalf("start %d: cluster folder = %s (started %v), want %s started again", i+2, c.Dir(), c.started, want)
+		}
+		conn, err := connect(t, c.URL("postgres"))
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		var v string
+		if err := conn.QueryRow(context.Background(), "SELECT v FROM kept").Scan(&v); err != nil || v != "run 1" {
+			t.Fatalf("start %d: SELECT v FROM kept = %q, %v; want the row of run 1", i+2, v, err)
+		}
+		conn.Close(context.Background())
+		if err := c.Stop(context.Background()); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	}
+	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a cluster was made in the data folder once it became reachable: %v", err)
+	}
+
+	// Another data folder gets another cluster folder.
+	if other := fallbackDir(root, dataDir+"2"); other == want {
+		t.Errorf("two data folders share the cluster folder %s", want)
+	}
+}
+
+// An existing cluster in the data folder is never replaced by an empty one
+// elsewhere: when it cannot be reached, Start fails as before.
+func TestUnreachableExistingClusterIsNotReplaced(t *testing.T) {
+	t.Parallel()
+	_, closed, dataDir, root := closedDataDir(t)
+	if err := os.Chmod(closed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, Options{DataDir: dataDir, FallbackRoot: root, Unsafe: true})
+	if c.Dir() != dataDir {
+		t.Fatalf("reachable data folder: cluster folder = %s, want %s", c.Dir(), dataDir)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := startMustFail(t, Options{DataDir: dataDir, FallbackRoot: root, Unsafe: true})
+	if !errors.Is(err, ErrDataDirUnreachable) || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("Start error = %v, want ErrDataDirUnreachable naming the existing cluster", err)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a fallback cluster was prepared anyway: %v", err)
+	}
+}
+
+// The fallback root must be root's alone: its cluster folders are taken
+// over, which is safe only when no one else can have made them.
+func TestFallbackRootWritableByOthersRefused(t *testing.T) {
+	t.Parallel()
+	_, _, dataDir, root := closedDataDir(t)
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(root, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err := startMustFail(t, Options{DataDir: dataDir, FallbackRoot: root, Unsafe: true})
+	if err == nil || !strings.Contains(err.Error(), "others may write") || !strings.Contains(err.Error(), dataDir) {
+		t.Fatalf("Start error = %v, want a refusal of the fallback root", err)
+	}
+	if _, err := os.Stat(fallbackDir(root, dataDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cluster folder made in a root others may write to: %v", err)
+	}
+}
+
+// startMustFail calls Start, stopping the server should it start after all.
+func startMustFail(t *testing.T, opts Options) (*Cluster, error) {
+	t.Helper()
+	c, err := Start(context.Background(), opts)
+	if err == nil {
+		t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	}
+	return c, err
+}
+
+// syncBuffer collects a logger's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

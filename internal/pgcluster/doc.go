@@ -15,6 +15,9 @@
 // When the process runs as root the server runs as the OS user "postgres",
 // because PostgreSQL refuses to run as root; the cluster folder is then owned
 // by postgres, and every folder above it must be traversable by postgres.
+// With [Options.FallbackRoot] set (the embedded default sets
+// /var/lib/oidc-bridge), a folder postgres cannot reach gets its cluster in a
+// folder of its own under that root instead, one per data folder path.
 //
 // What it does not do: it does not download or install PostgreSQL, manage
 // replication, backups or upgrades between major versions, tune the server

@@ -24,6 +24,10 @@ import (
 // binary is the oidc-bridge binary built for this test process.
 var binary string
 
+// clusterRoot is where the binary keeps the embedded clusters of data
+// folders the postgres user cannot reach (built in with -ldflags -X).
+var clusterRoot string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "oidc-bridge-e2e-bin-")
 	if err != nil {
@@ -31,7 +35,15 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "oidc-bridge")
-	build := exec.Command("go", "build", "-o", binary, "github.com/oidc-bridge/oidc-bridge/cmd/oidc-bridge")
+	// The embedded default's clusters for data folders the postgres user
+	// cannot reach go here, not into /var/lib/oidc-bridge.
+	clusterRoot = filepath.Join(dir, "clusters")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	build := exec.Command("go", "build", "-o", binary, "-ldflags", "-X main.clusterRoot="+clusterRoot,
+		"github.com/oidc-bridge/oidc-bridge/cmd/oidc-bridge")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build oidc-bridge:", err)

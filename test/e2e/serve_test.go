@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -149,6 +151,74 @@ func TestEmbeddedDefault(t *testing.T) {
 	s2.stopClean()
 	if strings.Contains(s.logs.String()+s2.logs.String(), token) {
 		t.Error("an admin token appears in the log")
+	}
+}
+
+// TestEmbeddedDefaultUnreachableDataDir: run as root from a checkout the
+// postgres OS user cannot reach (under a 0700 folder, as /root is), the
+// embedded default keeps its cluster in a folder of its own, says where, and
+// finds it again; the key-encryption key stays in BRIDGE_DATA_DIR.
+func TestEmbeddedDefaultUnreachableDataDir(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs the cluster as another user, whose access can be missing")
+	}
+	closed := filepath.Join(reachableTempDir(t), "home")
+	if err := os.Mkdir(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(closed, "checkout", ".oidc-bridge")
+	sum := sha256.Sum256([]byte(filepath.Join(dir, "postgres")))
+	clusterDir := filepath.Join(clusterRoot, hex.EncodeToString(sum[:])[:16])
+	// Registered first, so it runs after the servers have stopped.
+	t.Cleanup(func() { _ = os.RemoveAll(clusterDir) })
+	env := []string{"BRIDGE_DATA_DIR=" + dir}
+
+	s := startServer(t, env)
+	s.waitReady(200)
+	if !strings.Contains(s.logs.String(), `"cluster_dir":"`+clusterDir+`"`) {
+		t.Errorf("the log does not say the cluster is in %s", clusterDir)
+	}
+	out, errOut, code := cli(t, env, "admin-token", "create", "ops")
+	if code != 0 {
+		t.Fatalf("admin-token create: exit %d: %s", code, errOut)
+	}
+	token := strings.TrimSpace(out)
+	s.must(200, "GET", "/v1/admin/issuers", "", token)
+	s.stopClean()
+
+	if _, err := os.Stat(filepath.Join(dir, "postgres")); !os.IsNotExist(err) {
+		t.Errorf("a cluster folder was made in the unreachable data folder: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(clusterDir, "pgdata", "PG_VERSION")); err != nil {
+		t.Errorf("no cluster in %s: %v", clusterDir, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "key-encryption-key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key-encryption key in BRIDGE_DATA_DIR: %v, %v; want mode 0600", fi, err)
+	}
+	entries, err := os.ReadDir(clusterDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "key") {
+			t.Errorf("%s in the cluster folder %s", e.Name(), clusterDir)
+		}
+	}
+
+	// A second run from the same checkout finds the same cluster.
+	s2 := startServer(t, env)
+	s2.waitReady(200)
+	s2.must(200, "GET", "/v1/admin/issuers", "", token)
+	s2.stopClean()
+
+	// A tool command that cannot start the cluster says where it is.
+	conf := filepath.Join(clusterDir, "pgdata", "postgresql.auto.conf")
+	if err := os.WriteFile(conf, []byte("shared_buffers = 'lots'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code = cli(t, env, "admin-token", "list"); code == 0 || !strings.Contains(errOut, "cluster folder "+clusterDir) {
+		t.Errorf("admin-token list on a broken cluster: exit %d, %s; want an error naming %s", code, errOut, clusterDir)
 	}
 }
 
