@@ -180,7 +180,7 @@ func (x *exchangeRun) auditWriteFailed(op string) {
 
 func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.ExchangeRequest, error)) (*exchanged, error) {
 	s, c := x.s, x.c
-	if ok, wait := s.limiter.allow(c.RealIP()); !ok {
+	if ok, wait := s.limiter.allow(clientKey(c.RealIP())); !ok {
 		return nil, rateLimited(wait)
 	}
 	if raw == "" {

@@ -78,6 +78,10 @@ type Options struct {
 	// applies after verification, so forged tokens cannot spend it.
 	IssuerRateLimit float64
 	IssuerRateBurst int
+	// MaxTrackedClients bounds the table of each limiter (per client
+	// address, per issuer owner, failed admin authentications); default
+	// 100,000. Tests lower it.
+	MaxTrackedClients int
 	// Ready reports whether the service can serve: the database answers
 	// and its schema is current. It backs GET /readyz.
 	Ready func(ctx context.Context) error
@@ -146,6 +150,9 @@ func New(opts Options) *Server {
 	if opts.BreakerCooldown <= 0 {
 		opts.BreakerCooldown = defaultBreakerCooldown
 	}
+	if opts.MaxTrackedClients <= 0 {
+		opts.MaxTrackedClients = maxLimitedClients
+	}
 	s := &Server{opts: opts, log: opts.Logger, echo: echo.New(),
 		metrics: newMetrics(opts.Registry, slices.Sorted(maps.Keys(opts.Providers))), tracer: noop.NewTracerProvider().Tracer("")}
 	s.breakers = newBreakers(slices.Sorted(maps.Keys(opts.Providers)), opts.BreakerFailures, opts.BreakerCooldown, s.metrics.circuitOpen)
@@ -155,12 +162,12 @@ func New(opts Options) *Server {
 		s.log = telemetry.WithTraceID(opts.Logger)
 	}
 	if opts.RateLimit > 0 {
-		s.limiter = newClientLimiter(opts.RateLimit, max(opts.RateBurst, 1), maxLimitedClients)
+		s.limiter = newClientLimiter(opts.RateLimit, max(opts.RateBurst, 1), opts.MaxTrackedClients)
 	}
 	if opts.IssuerRateLimit > 0 {
-		s.issuerLimiter = newClientLimiter(opts.IssuerRateLimit, max(opts.IssuerRateBurst, 1), maxLimitedClients)
+		s.issuerLimiter = newClientLimiter(opts.IssuerRateLimit, max(opts.IssuerRateBurst, 1), opts.MaxTrackedClients)
 	}
-	s.adminFailures = newClientLimiter(adminFailureRate, adminFailureBurst, maxLimitedClients)
+	s.adminFailures = newClientLimiter(adminFailureRate, adminFailureBurst, opts.MaxTrackedClients)
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -274,7 +281,7 @@ func readyReason(err error) string {
 // does not count as a failed authentication.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		client := c.RealIP()
+		client := clientKey(c.RealIP())
 		if blocked, wait := s.adminFailures.blocked(client); blocked {
 			s.metrics.throttled.WithLabelValues(throttleAdminAuth).Inc()
 			return &requestError{status: http.StatusTooManyRequests, retryAfter: wait, body: api.Error{
