@@ -90,6 +90,10 @@ type exchangeRun struct {
 	// (aws), before anything is reserved or minted: the token-exchange
 	// endpoint can only return a single token.
 	bearerOnly bool
+	// accept, when set, refuses a selected mapping this endpoint cannot
+	// serve as asked (RFC 8693's requested_token_type), before anything is
+	// reserved or minted; the refusal is recorded.
+	accept func(*mapping.Mapping) error
 	// audits are the issuer's audit-mode mappings: evaluated and recorded,
 	// never issuing.
 	audits []mapping.Mapping
@@ -278,6 +282,11 @@ func (x *exchangeRun) choose(ctx context.Context, a *ledger.Attempt, parse func(
 		x.reason = "not_a_bearer_token"
 		return nil, true, noMatch(fmt.Sprintf(
 			"mapping %q issues AWS credentials, which are not a single bearer token; use POST /v1/exchange", m.Name))
+	}
+	if x.accept != nil {
+		if err := x.accept(m); err != nil {
+			return nil, true, err
+		}
 	}
 	dur, err := requestDuration(&req, m)
 	if err != nil {
