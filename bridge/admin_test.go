@@ -719,6 +719,28 @@ func TestHealthReadyMetrics(t *testing.T) {
 	e.wantError(r, 405, api.CodeMethodNotAllowed, "")
 }
 
+// TestSeparateMetrics: with SeparateMetrics the service's handler answers
+// 404 for /metrics, and MetricsHandler serves it (and nothing else).
+func TestSeparateMetrics(t *testing.T) {
+	e := newEnv(t, func(o *bridge.Options) { o.SeparateMetrics = true })
+	e.do("GET", "/v1/admin/issuers", "")
+	e.wantError(e.do("GET", "/metrics", "", "Authorization", ""), 404, api.CodeNotFound, "")
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		e.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec
+	}
+	if rec := get("/metrics"); rec.Code != 200 ||
+		!strings.Contains(rec.Body.String(), `oidc_bridge_http_requests_total{code="200",method="GET",route="/v1/admin/issuers"} 1`) {
+		t.Fatalf("metrics listener: %d\n%s", rec.Code, rec.Body)
+	}
+	for _, p := range []string{"/v1/admin/issuers", "/healthz", "/"} {
+		if rec := get(p); rec.Code != 404 {
+			t.Errorf("metrics listener serves %s: %d", p, rec.Code)
+		}
+	}
+}
+
 func TestReadyzSchemaBehind(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	url := pgtest.NewEmptyDatabase(t)

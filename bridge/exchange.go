@@ -201,10 +201,9 @@ func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.Exc
 	}
 	x.claims = claims
 	attempt := ledger.Attempt{Claims: claims, ClientIP: clientAddr(c), UserAgent: c.Request().UserAgent()}
-	if ok, wait := s.issuerLimiter.allow(claims.IssuerName); !ok {
-		x.reason = "issuer_rate_limit"
-		return nil, x.deny(ctx, attempt, &requestError{status: http.StatusTooManyRequests, retryAfter: wait,
-			body: api.Error{Error: api.CodeRateLimited, Message: "too many exchanges for this token's issuer; retry later"}})
+	if reason, err := s.issuerAllow(claims); err != nil {
+		x.reason = reason
+		return nil, x.deny(ctx, attempt, err)
 	}
 
 	m, refused, err := x.choose(ctx, &attempt, parse)

@@ -1,11 +1,15 @@
 package bridge
 
 import (
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/identity"
 )
 
 // clientLimiter is a token bucket per key (a client address, an issuer, an
@@ -147,4 +151,38 @@ func clientKey(ip string) string {
 		return netip.PrefixFrom(a, 64).Masked().String()
 	}
 	return a.String()
+}
+
+// issuerAllow applies the limits on verified exchanges: first the bucket of
+// the token's issuer and repository owner, then the issuer's ceiling. A
+// refusal is 429 rate_limited, and its reason for the log.
+func (s *Server) issuerAllow(claims *identity.Claims) (string, error) {
+	if ok, wait := s.ownerLimiter.allow(ownerKey(claims)); !ok {
+		return "issuer_owner_rate_limit", &requestError{status: http.StatusTooManyRequests, retryAfter: wait,
+			body: api.Error{Error: api.CodeRateLimited, Message: "too many exchanges for this repository owner; retry later"}}
+	}
+	if ok, wait := s.issuerLimiter.allow(claims.IssuerName); !ok {
+		return "issuer_rate_limit", &requestError{status: http.StatusTooManyRequests, retryAfter: wait,
+			body: api.Error{Error: api.CodeRateLimited, Message: "too many exchanges for this token's issuer; retry later"}}
+	}
+	return "", nil
+}
+
+// ownerKey is the key of a verified token in the per-owner limiter: its
+// issuer's name and the owner of its repository, by immutable id where the
+// kind has one (a renamed or re-registered owner name does not move the
+// bucket): GitHub's repository_owner_id, GitLab's namespace_id (else
+// namespace_path). A generic issuer's token is keyed by its
+// repository_owner_id or repository_owner claim when it has one, else by
+// its subject: such issuers (Kubernetes, Jenkins, ...) have no common notion
+// of an owner, and the subject is the one identity every token carries.
+func ownerKey(c *identity.Claims) string {
+	owner := "sub:" + c.Subject
+	switch {
+	case c.RepositoryOwnerID != "":
+		owner = "id:" + c.RepositoryOwnerID
+	case c.RepositoryOwner != "":
+		owner = "name:" + c.RepositoryOwner
+	}
+	return c.IssuerName + "\x00" + owner
 }

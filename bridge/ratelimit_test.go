@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
 )
 
 // fakeClock is a settable clock for the limiters.
@@ -97,6 +99,24 @@ func TestClientKey(t *testing.T) {
 	} {
 		if got := clientKey(tc.in); got != tc.want {
 			t.Errorf("clientKey(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestOwnerKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		c    identity.Claims
+		want string
+	}{
+		{"github by owner id", identity.Claims{IssuerName: "gh", Kind: identity.KindGitHub, RepositoryOwner: "acme", RepositoryOwnerID: "42", Subject: "repo:acme/web:ref:refs/heads/main"}, "gh\x00id:42"},
+		{"gitlab by namespace id", identity.Claims{IssuerName: "gl", Kind: identity.KindGitLab, RepositoryOwner: "grp/sub", RepositoryOwnerID: "7"}, "gl\x00id:7"},
+		{"gitlab without namespace id", identity.Claims{IssuerName: "gl", Kind: identity.KindGitLab, RepositoryOwner: "grp/sub"}, "gl\x00name:grp/sub"},
+		{"generic by subject", identity.Claims{IssuerName: "k8s", Kind: identity.KindGeneric, Subject: "system:serviceaccount:ci:deployer"}, "k8s\x00sub:system:serviceaccount:ci:deployer"},
+	} {
+		if got := ownerKey(&tc.c); got != tc.want {
+			t.Errorf("%s: ownerKey = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
