@@ -719,6 +719,28 @@ func TestHealthReadyMetrics(t *testing.T) {
 	e.wantError(r, 405, api.CodeMethodNotAllowed, "")
 }
 
+// TestSeparateMetrics: with SeparateMetrics the service's handler answers
+// 404 for /metrics, and MetricsHandler serves it (and nothing else).
+func TestSeparateMetrics(t *testing.T) {
+	e := newEnv(t, func(o *bridge.Options) { o.SeparateMetrics = true })
+	e.do("GET", "/v1/admin/issuers", "")
+	e.wantError(e.do("GET", "/metrics", "", "Authorization", ""), 404, api.CodeNotFound, "")
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		e.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec
+	}
+	if rec := get("/metrics"); rec.Code != 200 ||
+		!strings.Contains(rec.Body.String(), `oidc_bridge_http_requests_total{code="200",method="GET",route="/v1/admin/issuers"} 1`) {
+		t.Fatalf("metrics listener: %d\n%s", rec.Code, rec.Body)
+	}
+	for _, p := range []string{"/v1/admin/issuers", "/healthz", "/"} {
+		if rec := get(p); rec.Code != 404 {
+			t.Errorf("metrics listener serves %s: %d", p, rec.Code)
+		}
+	}
+}
+
 func TestReadyzSchemaBehind(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	url := pgtest.NewEmptyDatabase(t)
@@ -1128,5 +1150,40 @@ func TestMappingLint(t *testing.T) {
 		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/ci", "region": "eu-west-1"}}`
 	if got := codes(e.must(201, "POST", "/v1/admin/mappings?lint=strict", clean)); len(got) != 0 {
 		t.Errorf("clean mapping warnings %v", got)
+	}
+}
+
+// TestAdminAuthLimiterFullTable: when the failure table is full (here 3
+// entries), a client not in it is refused with 429 and Retry-After, even
+// with a valid token, rather than exempted; and an IPv6 client is one
+// client across its /64, so rotating addresses neither escapes its bucket
+// nor fills the table.
+func TestAdminAuthLimiterFullTable(t *testing.T) {
+	e := newEnv(t, func(o *bridge.Options) { o.MaxTrackedClients = 3 })
+	fail := func(from string) int {
+		return e.do("GET", "/v1/admin/issuers", "", "Authorization", "Bearer wrong", remoteAddr, from).status
+	}
+	// One IPv6 host rotating through its /64: its 11th failure is refused.
+	for i := range 10 {
+		if s := fail(fmt.Sprintf("[2001:db8:1:2::%x]:5000", i+1)); s != 401 {
+			t.Fatalf("guess %d: %d", i, s)
+		}
+	}
+	r := e.do("GET", "/v1/admin/issuers", "", remoteAddr, "[2001:db8:1:2:ffff::99]:5000")
+	e.wantError(r, 429, api.CodeRateLimited, "")
+	// An IPv4-mapped address is its IPv4 client.
+	for range 10 {
+		fail("[::ffff:198.51.100.1]:5000")
+	}
+	e.wantError(e.do("GET", "/v1/admin/issuers", "", remoteAddr, "198.51.100.1:5000"), 429, api.CodeRateLimited, "")
+	// The third slot.
+	if s := fail("[2001:db8:1:3::1]:5000"); s != 401 {
+		t.Fatalf("third client: %d", s)
+	}
+	// The table is full: a newcomer is refused, even with a good token.
+	r = e.do("GET", "/v1/admin/issuers", "", remoteAddr, "203.0.113.9:5000")
+	e.wantError(r, 429, api.CodeRateLimited, "")
+	if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("Retry-After %q", ra)
 	}
 }

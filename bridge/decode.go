@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -20,7 +18,13 @@ import (
 
 // decodeStrict reads exactly one JSON value from the request body into v,
 // refusing unknown fields, wrong types and trailing data, and says which
-// field is at fault.
+// field is at fault. It is the one way the service reads a JSON body.
+//
+// Before decoding, checkKeys refuses what encoding/json would let through
+// silently: a key given twice at any depth (encoding/json keeps the last,
+// so {"mapping":"a","mapping":"b"} would ask for b while a reviewer or a
+// proxy that keeps the first sees a), and a key whose case does not match
+// its field exactly (encoding/json matches {"MAPPING":"web"} to mapping).
 func decodeStrict(c echo.Context, v any) error {
 	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -32,17 +36,13 @@ func decodeStrict(c echo.Context, v any) error {
 	if err != nil {
 		return err // *http.MaxBytesError, or the client went away
 	}
+	if err := checkKeys(body, reflect.TypeOf(v)); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			// encoding/json names the field without its path: find it.
-			var raw any
-			if json.Unmarshal(body, &raw) == nil {
-				if p := unknownPath(reflect.TypeOf(v), raw, ""); p != "" {
-					f = p
-				}
-			}
 			f = strings.Trim(f, `"`)
 			return invalid(f, fmt.Sprintf("%s: unknown field", f))
 		}
@@ -56,70 +56,149 @@ func decodeStrict(c echo.Context, v any) error {
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
-// unknownPath returns the dotted path of the first member of raw (sorted by
-// name) that type t has no field for, or "". Like encoding/json, it matches
-// member names to fields case-insensitively.
-func unknownPath(t reflect.Type, raw any, path string) string {
-	for t.Kind() == reflect.Pointer {
+// maxKeyDepth is how deep checkKeys follows nested values; deeper JSON is
+// left to the decoder, which refuses it.
+const maxKeyDepth = 10000
+
+// checkKeys walks body's tokens alongside type t and refuses, with the
+// path of the key at fault, a key repeated in any object at any depth, and
+// in an object decoded into a struct a key that is not exactly one of the
+// struct's JSON names (unknown, or another case of a known one). Objects
+// decoded into maps, and values whose type decodes itself (mapping.Values,
+// json.RawMessage: a mapping's target, explain's claims), have free-form
+// keys, compared byte for byte: {"Foo":1,"foo":2} is two keys, as claim
+// names are case-sensitive. Malformed JSON is left to the decoder to
+// report.
+func checkKeys(body []byte, t reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	err := scanValue(dec, t, "", 0)
+	if errors.Is(err, errScanStop) {
+		return nil
+	}
+	return err
+}
+
+// errScanStop stops checkKeys where the decoder will report the problem.
+var errScanStop = errors.New("bridge: stop scanning")
+
+func scanValue(dec *json.Decoder, t reflect.Type, path string, depth int) error {
+	if depth > maxKeyDepth {
+		return errScanStop
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return errScanStop
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		return "" // the type decodes itself (mapping.Values, json.RawMessage)
+	if t != nil && (reflect.PointerTo(t).Implements(unmarshalerType) || t.Kind() == reflect.Interface) {
+		t = nil // free-form
 	}
-	join := func(k string) string {
-		if path == "" {
-			return k
+	switch tok {
+	case json.Delim('{'):
+		return scanObject(dec, t, path, depth)
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
 		}
-		return path + "." + k
+		for i := 0; dec.More(); i++ {
+			if err := scanValue(dec, elem, fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return errScanStop
+		}
 	}
-	switch t.Kind() {
-	case reflect.Struct:
-		obj, ok := raw.(map[string]any)
+	return nil
+}
+
+func scanObject(dec *json.Decoder, t reflect.Type, path string, depth int) error {
+	var fields map[string]reflect.Type // exact names of a struct's fields
+	var elem reflect.Type              // a map's values
+	if t != nil {
+		switch t.Kind() {
+		case reflect.Struct:
+			fields = jsonFields(t)
+		case reflect.Map:
+			elem = t.Elem()
+		}
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return errScanStop
+		}
+		key, ok := tok.(string)
 		if !ok {
-			return ""
+			return errScanStop
 		}
-		fields := map[string]reflect.Type{}
-		for f := range t.Fields() {
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			fields[strings.ToLower(name)] = f.Type
+		p := key
+		if path != "" {
+			p = path + "." + key
 		}
-		for _, k := range slices.Sorted(maps.Keys(obj)) {
-			ft, ok := fields[strings.ToLower(k)]
+		if seen[key] {
+			return invalid(p, fmt.Sprintf("%s: duplicate key: each key may appear once", p))
+		}
+		seen[key] = true
+		vt := elem
+		if fields != nil {
+			ft, ok := fields[key]
 			if !ok {
-				return join(k)
+				for name := range fields {
+					if strings.EqualFold(name, key) {
+						return invalid(p, fmt.Sprintf("%s: unknown field (field names are case-sensitive: did you mean %q?)", p, name))
+					}
+				}
+				return invalid(p, fmt.Sprintf("%s: unknown field", p))
 			}
-			if p := unknownPath(ft, obj[k], join(k)); p != "" {
-				return p
-			}
+			vt = ft
 		}
-	case reflect.Map:
-		obj, ok := raw.(map[string]any)
-		if !ok {
-			return ""
-		}
-		for _, k := range slices.Sorted(maps.Keys(obj)) {
-			if p := unknownPath(t.Elem(), obj[k], join(k)); p != "" {
-				return p
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		arr, ok := raw.([]any)
-		if !ok {
-			return ""
-		}
-		for i, e := range arr {
-			if p := unknownPath(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i)); p != "" {
-				return p
-			}
+		if err := scanValue(dec, vt, p, depth+1); err != nil {
+			return err
 		}
 	}
-	return ""
+	if _, err := dec.Token(); err != nil {
+		return errScanStop
+	}
+	return nil
+}
+
+// jsonFields maps the JSON names of struct type t's fields, as
+// encoding/json decodes them (embedded structs' fields promoted), to their
+// types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" {
+			continue
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if f.Anonymous && tag == "" && ft.Kind() == reflect.Struct {
+			for name, typ := range jsonFields(ft) {
+				if _, ok := fields[name]; !ok {
+					fields[name] = typ
+				}
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		fields[tag] = f.Type
+	}
+	return fields
 }
 
 func decodeError(err error) error {

@@ -90,6 +90,10 @@ type exchangeRun struct {
 	// (aws), before anything is reserved or minted: the token-exchange
 	// endpoint can only return a single token.
 	bearerOnly bool
+	// accept, when set, refuses a selected mapping this endpoint cannot
+	// serve as asked (RFC 8693's requested_token_type), before anything is
+	// reserved or minted; the refusal is recorded.
+	accept func(*mapping.Mapping) error
 	// audits are the issuer's audit-mode mappings: evaluated and recorded,
 	// never issuing.
 	audits []mapping.Mapping
@@ -180,7 +184,7 @@ func (x *exchangeRun) auditWriteFailed(op string) {
 
 func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.ExchangeRequest, error)) (*exchanged, error) {
 	s, c := x.s, x.c
-	if ok, wait := s.limiter.allow(c.RealIP()); !ok {
+	if ok, wait := s.limiter.allow(clientKey(c.RealIP())); !ok {
 		return nil, rateLimited(wait)
 	}
 	if raw == "" {
@@ -197,10 +201,9 @@ func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.Exc
 	}
 	x.claims = claims
 	attempt := ledger.Attempt{Claims: claims, ClientIP: clientAddr(c), UserAgent: c.Request().UserAgent()}
-	if ok, wait := s.issuerLimiter.allow(claims.IssuerName); !ok {
-		x.reason = "issuer_rate_limit"
-		return nil, x.deny(ctx, attempt, &requestError{status: http.StatusTooManyRequests, retryAfter: wait,
-			body: api.Error{Error: api.CodeRateLimited, Message: "too many exchanges for this token's issuer; retry later"}})
+	if reason, err := s.issuerAllow(claims); err != nil {
+		x.reason = reason
+		return nil, x.deny(ctx, attempt, err)
 	}
 
 	m, refused, err := x.choose(ctx, &attempt, parse)
@@ -278,6 +281,11 @@ func (x *exchangeRun) choose(ctx context.Context, a *ledger.Attempt, parse func(
 		x.reason = "not_a_bearer_token"
 		return nil, true, noMatch(fmt.Sprintf(
 			"mapping %q issues AWS credentials, which are not a single bearer token; use POST /v1/exchange", m.Name))
+	}
+	if x.accept != nil {
+		if err := x.accept(m); err != nil {
+			return nil, true, err
+		}
 	}
 	dur, err := requestDuration(&req, m)
 	if err != nil {

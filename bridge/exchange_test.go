@@ -560,3 +560,57 @@ func TestCircuitBreaker(t *testing.T) {
 		t.Fatalf("circuit after recovery: %s", got)
 	}
 }
+
+// TestIssuerOwnerRateLimited: verified exchanges are limited per issuer and
+// repository owner, so one owner flooding from many addresses is refused
+// (429, Retry-After, recorded) while another owner of the same issuer still
+// exchanges; the issuer's ceiling still holds across owners, and a refusal
+// by the owner's bucket does not spend the ceiling.
+func TestIssuerOwnerRateLimited(t *testing.T) {
+	x := newExchangeEnv(t, func(o *bridge.Options) {
+		o.IssuerOwnerRateLimit, o.IssuerOwnerRateBurst = 0.001, 2
+		o.IssuerRateLimit, o.IssuerRateBurst = 0.001, 5
+	})
+	x.mapping("fair", `"repository": ["acme/web", "beta/app", "gamma/app", "delta/app"]`, "")
+	owner := func(name, id string) string {
+		return x.token(map[string]any{"repository": name + "/app", "repository_owner": name, "repository_owner_id": id})
+	}
+	send := func(tok, client string) response {
+		return x.do("POST", "/v1/exchange", `{"mapping": "fair"}`, "Authorization", "Bearer "+tok, remoteAddr, client)
+	}
+	acme := func() string { return x.token(nil) } // acme/web, owner id of GitHubClaims
+	for i := range 2 {
+		if r := send(acme(), fmt.Sprintf("203.0.113.%d:1", i+1)); r.status != 200 {
+			t.Fatalf("acme %d: %d %s", i, r.status, r.body)
+		}
+	}
+	// acme floods from twenty addresses: each refused.
+	for i := range 20 {
+		r := send(acme(), fmt.Sprintf("198.51.100.%d:1", i+1))
+		e := x.wantError(r, 429, api.CodeRateLimited, "")
+		if e.IssuanceID == "" || r.header.Get("Retry-After") == "" || !strings.Contains(e.Message, "owner") {
+			t.Fatalf("owner limit: %+v, Retry-After %q", e, r.header.Get("Retry-After"))
+		}
+	}
+	if rows := x.rows(); rows[len(rows)-1] != "denied/rate_limited" {
+		t.Fatalf("ledger %v", rows)
+	}
+	// Another owner is not starved.
+	for i := range 2 {
+		if r := send(owner("beta", "5001"), "203.0.113.50:1"); r.status != 200 {
+			t.Fatalf("beta %d starved: %d %s", i, r.status, r.body)
+		}
+	}
+	// The issuer's ceiling (5) holds across owners.
+	if r := send(owner("gamma", "5002"), "203.0.113.51:1"); r.status != 200 {
+		t.Fatalf("gamma: %d %s", r.status, r.body)
+	}
+	r := send(owner("delta", "5003"), "203.0.113.52:1")
+	e := x.wantError(r, 429, api.CodeRateLimited, "")
+	if !strings.Contains(e.Message, "issuer") {
+		t.Fatalf("ceiling: %+v", e)
+	}
+	if n := sts.CallCount(); n != 5 {
+		t.Fatalf("STS called %d times, want 5", n)
+	}
+}

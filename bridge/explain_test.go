@@ -266,7 +266,7 @@ func TestExplainBareClaims(t *testing.T) {
 		{"missing jti", fmt.Sprintf(`{"issuer": "github", "claims": %s}`, claimsJSON(map[string]any{"jti": nil})), "claims", "missing_claim"},
 		{"ref path trick", fmt.Sprintf(`{"issuer": "github", "claims": %s}`, claimsJSON(map[string]any{"ref": "refs/heads/x/../main"})), "claims", "invalid_claim"},
 		{"other issuer's iss", fmt.Sprintf(`{"issuer": "github", "claims": %s}`, claimsJSON(map[string]any{"iss": "https://gitlab.com"})), "claims", "iss"},
-		{"duplicate claim", `{"issuer": "github", "claims": {"ref": "refs/heads/main", "ref": "refs/heads/dev"}}`, "claims", "duplicate"},
+		{"duplicate claim", `{"issuer": "github", "claims": {"ref": "refs/heads/main", "ref": "refs/heads/dev"}}`, "claims.ref", "duplicate"},
 		{"claims not an object", `{"issuer": "github", "claims": ["x"]}`, "claims", ""},
 		{"unknown issuer", fmt.Sprintf(`{"issuer": "nope", "claims": %s}`, claimsJSON(nil)), "issuer", "nope"},
 		{"no issuer", fmt.Sprintf(`{"claims": %s}`, claimsJSON(nil)), "issuer", ""},

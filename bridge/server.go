@@ -78,6 +78,17 @@ type Options struct {
 	// applies after verification, so forged tokens cannot spend it.
 	IssuerRateLimit float64
 	IssuerRateBurst int
+	// IssuerOwnerRateLimit limits the exchanges of verified tokens per
+	// issuer and repository owner (ownerKey), in requests per second with
+	// IssuerOwnerRateBurst (0 disables it), so that one owner's flood
+	// cannot spend the whole issuer's budget and starve the others. It is
+	// checked before the issuer's, which stays the ceiling of them all.
+	IssuerOwnerRateLimit float64
+	IssuerOwnerRateBurst int
+	// MaxTrackedClients bounds the table of each limiter (per client
+	// address, per issuer owner, failed admin authentications); default
+	// 100,000. Tests lower it.
+	MaxTrackedClients int
 	// Ready reports whether the service can serve: the database answers
 	// and its schema is current. It backs GET /readyz.
 	Ready func(ctx context.Context) error
@@ -87,6 +98,9 @@ type Options struct {
 	Logger               *slog.Logger
 	// Registry receives the server's metrics and serves GET /metrics.
 	Registry *prometheus.Registry
+	// SeparateMetrics serves GET /metrics only through MetricsHandler (a
+	// listener of its own): the service's handler answers 404 for it.
+	SeparateMetrics bool
 	// TracerProvider, when set, traces every request: a server span that
 	// continues the client's W3C traceparent, a span per exchange stage
 	// and one per cloud call. The trace id then joins the request's log
@@ -101,8 +115,10 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *metrics
 	limiter *clientLimiter
-	// issuerLimiter limits verified exchanges per issuer.
+	// issuerLimiter limits verified exchanges per issuer, ownerLimiter
+	// per issuer and repository owner.
 	issuerLimiter *clientLimiter
+	ownerLimiter  *clientLimiter
 	breakers      breakers
 	// adminFailures limits failed admin authentications per client, so
 	// that admin tokens cannot be guessed at speed.
@@ -146,6 +162,9 @@ func New(opts Options) *Server {
 	if opts.BreakerCooldown <= 0 {
 		opts.BreakerCooldown = defaultBreakerCooldown
 	}
+	if opts.MaxTrackedClients <= 0 {
+		opts.MaxTrackedClients = maxLimitedClients
+	}
 	s := &Server{opts: opts, log: opts.Logger, echo: echo.New(),
 		metrics: newMetrics(opts.Registry, slices.Sorted(maps.Keys(opts.Providers))), tracer: noop.NewTracerProvider().Tracer("")}
 	s.breakers = newBreakers(slices.Sorted(maps.Keys(opts.Providers)), opts.BreakerFailures, opts.BreakerCooldown, s.metrics.circuitOpen)
@@ -155,12 +174,15 @@ func New(opts Options) *Server {
 		s.log = telemetry.WithTraceID(opts.Logger)
 	}
 	if opts.RateLimit > 0 {
-		s.limiter = newClientLimiter(opts.RateLimit, max(opts.RateBurst, 1), maxLimitedClients)
+		s.limiter = newClientLimiter(opts.RateLimit, max(opts.RateBurst, 1), opts.MaxTrackedClients)
 	}
 	if opts.IssuerRateLimit > 0 {
-		s.issuerLimiter = newClientLimiter(opts.IssuerRateLimit, max(opts.IssuerRateBurst, 1), maxLimitedClients)
+		s.issuerLimiter = newClientLimiter(opts.IssuerRateLimit, max(opts.IssuerRateBurst, 1), opts.MaxTrackedClients)
 	}
-	s.adminFailures = newClientLimiter(adminFailureRate, adminFailureBurst, maxLimitedClients)
+	if opts.IssuerOwnerRateLimit > 0 {
+		s.ownerLimiter = newClientLimiter(opts.IssuerOwnerRateLimit, max(opts.IssuerOwnerRateBurst, 1), opts.MaxTrackedClients)
+	}
+	s.adminFailures = newClientLimiter(adminFailureRate, adminFailureBurst, opts.MaxTrackedClients)
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -182,7 +204,9 @@ func New(opts Options) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+	if !opts.SeparateMetrics {
+		e.GET("/metrics", echo.WrapHandler(s.metricsHandler()))
+	}
 
 	e.POST("/v1/exchange", s.exchange)
 	e.POST("/oauth2/token", s.tokenExchange)
@@ -221,6 +245,18 @@ func clientIPExtractor(proxies []netip.Prefix) echo.IPExtractor {
 		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
 	}
 	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry})
+}
+
+// MetricsHandler serves GET /metrics alone, for a listener of its own
+// (Options.SeparateMetrics); every other path is 404.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler())
+	return mux
 }
 
 // Handler returns the server's http.Handler.
@@ -274,7 +310,7 @@ func readyReason(err error) string {
 // does not count as a failed authentication.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		client := c.RealIP()
+		client := clientKey(c.RealIP())
 		if blocked, wait := s.adminFailures.blocked(client); blocked {
 			s.metrics.throttled.WithLabelValues(throttleAdminAuth).Inc()
 			return &requestError{status: http.StatusTooManyRequests, retryAfter: wait, body: api.Error{

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
@@ -55,6 +57,8 @@ func (s *Server) tokenExchange(c echo.Context) error {
 	if form.Has("actor_token") || form.Has("actor_token_type") {
 		return s.badTokenRequest(c, "actor_token", "invalid_request", "actor_token is not supported")
 	}
+	want := form.Get("requested_token_type")
+	x.accept = func(m *mapping.Mapping) error { return checkRequestedType(want, m) }
 	res, err := x.exec(raw, func() (api.ExchangeRequest, error) { return tokenExchangeRequest(form) })
 	if err != nil {
 		return tokenExchangeError(c, err)
@@ -117,6 +121,34 @@ func tokenExchangeRequest(form url.Values) (api.ExchangeRequest, error) {
 	}
 	req := api.ExchangeRequest{Mapping: name}
 	return req, checkExchangeRequest(&req)
+}
+
+// naturalTokenType is the RFC 8693 type of the token a mapping's provider
+// issues: the jwt provider signs a JWT; gcp and azure return OAuth access
+// tokens (an Azure access token happens to be a JWT, but it is for Azure's
+// APIs, not a token to verify, so it is not offered as one).
+func naturalTokenType(provider string) string {
+	if provider == mapping.ProviderJWT {
+		return tokenTypeJWT
+	}
+	return tokenTypeAccessToken
+}
+
+// checkRequestedType refuses a requested_token_type that mapping m cannot
+// produce (RFC 8693 §2.2.2: invalid_request). Absent, the mapping's natural
+// type is issued. The mapping is known only once the token has verified and
+// the mapping has been selected, so this runs then, before the quota and
+// replay reservation and the mint: nothing is spent, and the refusal is
+// recorded as a denial.
+func checkRequestedType(requested string, m *mapping.Mapping) error {
+	if requested == "" {
+		return nil
+	}
+	if natural := naturalTokenType(m.Provider); requested != natural {
+		return invalid("requested_token_type", fmt.Sprintf(
+			"requested_token_type: mapping %q issues %s, not %s", m.Name, natural, requested))
+	}
+	return nil
 }
 
 // bearerToken returns the single token of a bearer credential and its

@@ -213,3 +213,60 @@ func TestJWKSUnavailable(t *testing.T) {
 		t.Fatalf("discovery: %d", r.status)
 	}
 }
+
+// TestTokenExchangeRequestedType: requested_token_type must be what the
+// mapping issues (RFC 8693 §2.2.2): a jwt mapping issues
+// urn:ietf:params:oauth:token-type:jwt, gcp and azure access tokens. A
+// mismatched or unknown type is invalid_request, recorded, and refused
+// before the reservation: the subject token is not spent and nothing is
+// minted.
+func TestTokenExchangeRequestedType(t *testing.T) {
+	x := newExchangeEnv(t)
+	x.must(201, "POST", "/v1/admin/mappings", `{"name": "internal", "issuer": "github",
+		"conditions": {"repository": "acme/web"}, "provider": "jwt", "max_duration_seconds": 600,
+		"target": {"audience": "https://deploy.internal.example"}}`)
+	x.must(201, "POST", "/v1/admin/mappings", `{"name": "gcp-deploy", "issuer": "github",
+		"conditions": {"repository": "acme/web"}, "provider": "gcp",
+		"target": {"service_account": "deploy@proj.iam.gserviceaccount.com"}}`)
+	subject := x.token(map[string]any{"jti": "jti-rtt-1"})
+	form := func(aud, typ string) url.Values {
+		v := url.Values{"grant_type": {grantTE}, "subject_token": {subject}, "subject_token_type": {typeJWT}, "audience": {aud}}
+		if typ != "" {
+			v.Set("requested_token_type", typ)
+		}
+		return v
+	}
+	const typeAccess = "urn:ietf:params:oauth:token-type:access_token"
+	for _, tt := range []struct{ name, aud, typ, row string }{
+		{"access token from a jwt mapping", "internal", typeAccess, "denied/invalid_request"},
+		{"jwt from a gcp mapping", "gcp-deploy", typeJWT, "denied/invalid_request"},
+		{"unknown type", "internal", "urn:ietf:params:oauth:token-type:saml2", "denied/invalid_request"},
+		{"id_token type", "internal", typeIDTok, "denied/invalid_request"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			x := &exchangeEnv{env: x.env.in(t), gh: x.gh}
+			before := len(x.rows())
+			e := wantOAuthError(t, x.tokenExchange(form(tt.aud, tt.typ)), 400, "invalid_request", "invalid_request")
+			if !strings.Contains(e.ErrorDescription, "requested_token_type") {
+				t.Errorf("description %q", e.ErrorDescription)
+			}
+			if rows := x.rows(); len(rows) != before+1 || rows[len(rows)-1] != tt.row {
+				t.Errorf("rows %v, want %s", rows[before:], tt.row)
+			}
+		})
+	}
+	// Nothing was reserved: the same subject token still exchanges, with
+	// the matching type, and absent means the mapping's own type.
+	r := x.tokenExchange(form("internal", typeJWT))
+	if r.status != 200 {
+		t.Fatalf("matching type: %d %s", r.status, r.body)
+	}
+	var resp api.TokenExchangeResponse
+	if err := json.Unmarshal(r.body, &resp); err != nil || resp.IssuedTokenType != typeJWT {
+		t.Fatalf("response %s", r.body)
+	}
+	subject = x.token(map[string]any{"jti": "jti-rtt-2"})
+	if r := x.tokenExchange(form("internal", "")); r.status != 200 || !strings.Contains(string(r.body), typeJWT) {
+		t.Fatalf("no requested type: %d %s", r.status, r.body)
+	}
+}

@@ -180,6 +180,9 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		RateBurst:            cfg.RateBurst,
 		IssuerRateLimit:      cfg.IssuerRateLimit,
 		IssuerRateBurst:      cfg.IssuerRateBurst,
+		IssuerOwnerRateLimit: cfg.IssuerOwnerRateLimit,
+		IssuerOwnerRateBurst: cfg.IssuerOwnerRateBurst,
+		SeparateMetrics:      cfg.MetricsAddr != "",
 		Admins:               admintoken.New(db.pool, cfg.AdminToken),
 		Ready:                func(ctx context.Context) error { return schemaUsable(ctx, db.pool) },
 		AllowInsecureIssuers: cfg.AllowInsecureIssuers,
@@ -198,6 +201,13 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "embedded_database", db.embedded)
 
 	go maintainLedger(ctx, led, cfg.LedgerRetention, log)
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, srv.MetricsHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, log)
 		if err != nil {
@@ -297,6 +307,24 @@ func maintainLedger(ctx context.Context, led *ledger.Ledger, retention time.Dura
 			}
 		}
 	}
+}
+
+// serveMetrics serves GET /metrics (h) on addr, on its own listener: the
+// service's port then answers 404 for it.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on BRIDGE_METRICS_ADDR: %w", err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { hs.Close() }, nil
 }
 
 // servePprof serves net/http/pprof on addr (a loopback address, checked by

@@ -64,6 +64,12 @@ type Config struct {
 	// issuer on each replica (0 disables), with IssuerRateBurst.
 	IssuerRateLimit float64 `env:"BRIDGE_ISSUER_RATE_LIMIT" envDefault:"1000"`
 	IssuerRateBurst int     `env:"BRIDGE_ISSUER_RATE_BURST" envDefault:"2000"`
+	// IssuerOwnerRateLimit is the verified exchanges per second allowed per
+	// issuer and repository owner on each replica (0 disables), with
+	// IssuerOwnerRateBurst: one owner's flood cannot spend the issuer's
+	// whole budget. The issuer's limit stays the ceiling of all owners.
+	IssuerOwnerRateLimit float64 `env:"BRIDGE_ISSUER_OWNER_RATE_LIMIT" envDefault:"100"`
+	IssuerOwnerRateBurst int     `env:"BRIDGE_ISSUER_OWNER_RATE_BURST" envDefault:"200"`
 	// LedgerRetention is how long the ledger's monthly partitions are kept
 	// (a Go duration, e.g. 9480h for about 13 months): serve drops, daily,
 	// those whose whole month ended longer ago, deleting that audit
@@ -74,6 +80,11 @@ type Config struct {
 	// on this loopback host:port, apart from the service's listener; for
 	// profiling under load (`kubectl port-forward` reaches it). Empty: off.
 	PprofAddr string `env:"BRIDGE_PPROF_ADDR"`
+	// MetricsAddr, when set, serves GET /metrics on this host:port only, on
+	// a listener of its own, and the service's listener answers 404 for
+	// it: the main port faces pipelines, the metrics port the monitoring
+	// network. Empty: /metrics is served on BRIDGE_LISTEN_ADDR.
+	MetricsAddr string `env:"BRIDGE_METRICS_ADDR"`
 
 	// Level is LogLevel parsed.
 	Level slog.Level `env:"-"`
@@ -121,6 +132,12 @@ func (c *Config) validate() error {
 	if c.IssuerRateBurst < 1 {
 		errs = append(errs, fmt.Errorf("BRIDGE_ISSUER_RATE_BURST: must be 1 or more"))
 	}
+	if c.IssuerOwnerRateLimit < 0 || math.IsNaN(c.IssuerOwnerRateLimit) || math.IsInf(c.IssuerOwnerRateLimit, 0) {
+		errs = append(errs, fmt.Errorf("BRIDGE_ISSUER_OWNER_RATE_LIMIT: must be a number of requests per second, 0 or more"))
+	}
+	if c.IssuerOwnerRateBurst < 1 {
+		errs = append(errs, fmt.Errorf("BRIDGE_ISSUER_OWNER_RATE_BURST: must be 1 or more"))
+	}
 	if c.LedgerRetention != 0 && c.LedgerRetention < MinLedgerRetention {
 		errs = append(errs, fmt.Errorf("BRIDGE_LEDGER_RETENTION: must be 0 (keep forever) or at least %s (31 days), not %s", MinLedgerRetention, c.LedgerRetention))
 	}
@@ -155,6 +172,13 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("BRIDGE_PPROF_ADDR: %q must be a loopback address and port, e.g. 127.0.0.1:6060: profiles reveal the process's internals", c.PprofAddr))
 		}
 	}
+	if c.MetricsAddr != "" {
+		if _, p, err := net.SplitHostPort(c.MetricsAddr); err != nil || p == "" {
+			errs = append(errs, fmt.Errorf("BRIDGE_METRICS_ADDR: %q is not host:port, e.g. 0.0.0.0:9090", c.MetricsAddr))
+		} else if sameListener(c.MetricsAddr, c.ListenAddr) || sameListener(c.MetricsAddr, c.PprofAddr) {
+			errs = append(errs, fmt.Errorf("BRIDGE_METRICS_ADDR: %q must differ from BRIDGE_LISTEN_ADDR and BRIDGE_PPROF_ADDR", c.MetricsAddr))
+		}
+	}
 	host, port, err := net.SplitHostPort(c.ListenAddr)
 	if err != nil || port == "" {
 		errs = append(errs, fmt.Errorf("BRIDGE_LISTEN_ADDR: %q is not host:port", c.ListenAddr))
@@ -181,6 +205,18 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("BRIDGE_DATABASE_URL: must be a postgres:// or postgresql:// URL"))
 	}
 	return errors.Join(errs...)
+}
+
+// sameListener reports whether listen addresses a and b would take the same
+// port: the same port on the same host, or on a wildcard host.
+func sameListener(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
 }
 
 func validLevel(s string) bool {

@@ -29,6 +29,9 @@ func TestLoadDefaults(t *testing.T) {
 		RateBurst:       200,
 		IssuerRateLimit: 1000,
 		IssuerRateBurst: 2000,
+
+		IssuerOwnerRateLimit: 100,
+		IssuerOwnerRateBurst: 200,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("defaults (-want +got):\n%s", diff)
@@ -50,12 +53,12 @@ func TestLoad(t *testing.T) {
 				"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_LOG_LEVEL=debug"},
 			want: Config{DatabaseURL: "postgres://u:p@db/bridge", ListenAddr: "0.0.0.0:9000",
 				PublicURL: "https://bridge.example.com", AdminToken: strings.Repeat("x", 32),
-				AllowInsecureIssuers: true, LogLevel: "debug", Level: slog.LevelDebug, RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
+				AllowInsecureIssuers: true, LogLevel: "debug", Level: slog.LevelDebug, RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
 		},
 		{
 			name: "public URL defaults to loopback for a wildcard listen address",
 			env:  []string{"BRIDGE_DATABASE_URL=postgres://db/x", "BRIDGE_LISTEN_ADDR=:8443"},
-			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: ":8443", PublicURL: "http://127.0.0.1:8443", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
+			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: ":8443", PublicURL: "http://127.0.0.1:8443", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
 		},
 		{name: "short admin token", env: []string{"BRIDGE_ADMIN_TOKEN=" + strings.Repeat("x", 31)}, wantErr: "BRIDGE_ADMIN_TOKEN"},
 		{name: "admin token with spaces", env: []string{"BRIDGE_ADMIN_TOKEN= " + strings.Repeat("x", 40)}, wantErr: "BRIDGE_ADMIN_TOKEN"},
@@ -72,6 +75,12 @@ func TestLoad(t *testing.T) {
 		{name: "zero burst", env: []string{"BRIDGE_RATE_BURST=0"}, wantErr: "BRIDGE_RATE_BURST"},
 		{name: "negative issuer rate", env: []string{"BRIDGE_ISSUER_RATE_LIMIT=-2"}, wantErr: "BRIDGE_ISSUER_RATE_LIMIT"},
 		{name: "zero issuer burst", env: []string{"BRIDGE_ISSUER_RATE_BURST=0"}, wantErr: "BRIDGE_ISSUER_RATE_BURST"},
+		{name: "negative owner rate", env: []string{"BRIDGE_ISSUER_OWNER_RATE_LIMIT=-1"}, wantErr: "BRIDGE_ISSUER_OWNER_RATE_LIMIT"},
+		{name: "owner rate not a number", env: []string{"BRIDGE_ISSUER_OWNER_RATE_LIMIT=NaN"}, wantErr: "BRIDGE_ISSUER_OWNER_RATE_LIMIT"},
+		{name: "zero owner burst", env: []string{"BRIDGE_ISSUER_OWNER_RATE_BURST=0"}, wantErr: "BRIDGE_ISSUER_OWNER_RATE_BURST"},
+		{name: "metrics address", env: []string{"BRIDGE_METRICS_ADDR=9090"}, wantErr: "BRIDGE_METRICS_ADDR"},
+		{name: "metrics on the service's port", env: []string{"BRIDGE_LISTEN_ADDR=0.0.0.0:8080", "BRIDGE_METRICS_ADDR=127.0.0.1:8080"}, wantErr: "BRIDGE_METRICS_ADDR"},
+		{name: "metrics on pprof's port", env: []string{"BRIDGE_PPROF_ADDR=127.0.0.1:6060", "BRIDGE_METRICS_ADDR=127.0.0.1:6060"}, wantErr: "BRIDGE_METRICS_ADDR"},
 		{name: "insecure flag", env: []string{"BRIDGE_ALLOW_INSECURE_ISSUERS=yes please"}, wantErr: "BRIDGE_ALLOW_INSECURE_ISSUERS"},
 		{name: "negative ledger retention", env: []string{"BRIDGE_LEDGER_RETENTION=-744h"}, wantErr: "BRIDGE_LEDGER_RETENTION"},
 		{name: "short ledger retention", env: []string{"BRIDGE_LEDGER_RETENTION=743h59m"}, wantErr: "BRIDGE_LEDGER_RETENTION"},
@@ -80,17 +89,22 @@ func TestLoad(t *testing.T) {
 		{
 			name: "ledger retention of 31 days",
 			env:  []string{"BRIDGE_LEDGER_RETENTION=744h"},
-			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, LedgerRetention: 744 * time.Hour},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, LedgerRetention: 744 * time.Hour},
 		},
 		{
 			name: "ledger retention 0 keeps forever",
 			env:  []string{"BRIDGE_LEDGER_RETENTION=0"},
-			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
 		},
 		{
 			name: "pprof on loopback",
 			env:  []string{"BRIDGE_PPROF_ADDR=127.0.0.1:6060"},
-			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, PprofAddr: "127.0.0.1:6060"},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, PprofAddr: "127.0.0.1:6060"},
+		},
+		{
+			name: "metrics on their own port",
+			env:  []string{"BRIDGE_LISTEN_ADDR=0.0.0.0:8080", "BRIDGE_METRICS_ADDR=0.0.0.0:9090"},
+			want: Config{ListenAddr: "0.0.0.0:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, MetricsAddr: "0.0.0.0:9090"},
 		},
 		{name: "pprof on every interface", env: []string{"BRIDGE_PPROF_ADDR=:6060"}, wantErr: "BRIDGE_PPROF_ADDR"},
 		{name: "pprof on a public address", env: []string{"BRIDGE_PPROF_ADDR=0.0.0.0:6060"}, wantErr: "BRIDGE_PPROF_ADDR"},
@@ -100,12 +114,12 @@ func TestLoad(t *testing.T) {
 		{
 			name: "empty data dir takes the default",
 			env:  []string{"BRIDGE_DATA_DIR="},
-			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
 		},
 		{
 			name: "rate limit off",
 			env:  []string{"BRIDGE_DATABASE_URL=postgres://db/x", "BRIDGE_RATE_LIMIT=0", "BRIDGE_RATE_BURST=1"},
-			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateBurst: 1, IssuerRateLimit: 1000, IssuerRateBurst: 2000},
+			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateBurst: 1, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
 		},
 	}
 	for _, tt := range tests {

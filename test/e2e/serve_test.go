@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -331,6 +332,48 @@ func TestCommandLine(t *testing.T) {
 
 // TestPprof: profiles are served only on BRIDGE_PPROF_ADDR's own loopback
 // listener, never on the service's; serve refuses a non-loopback address.
+// TestMetricsListener: with BRIDGE_METRICS_ADDR the metrics are served on
+// that listener only; the service's port answers 404 for /metrics. A
+// metrics address on the service's own port is refused at start.
+func TestMetricsListener(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken, "BRIDGE_METRICS_ADDR=" + addr}
+	s := startServer(t, env)
+	s.waitReady(200)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "oidc_bridge_build_info") {
+		t.Errorf("metrics on %s: %d\n%.300s", addr, resp.StatusCode, body)
+	}
+	if r := s.call("GET", "/metrics", "", ""); r.status != 404 {
+		t.Errorf("GET /metrics on the service: %d, want 404", r.status)
+	}
+	resp, err = http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("GET /healthz on the metrics listener: %d, want 404", resp.StatusCode)
+	}
+	s.stopClean()
+
+	_, errOut, code := cli(t, append(env[:2:2], "BRIDGE_LISTEN_ADDR=127.0.0.1:18080", "BRIDGE_METRICS_ADDR=0.0.0.0:18080"), "serve")
+	if code == 0 || !strings.Contains(errOut, "BRIDGE_METRICS_ADDR") {
+		t.Errorf("serve with metrics on the service's port: exit %d: %s", code, errOut)
+	}
+}
+
 func TestPprof(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
