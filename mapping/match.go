@@ -43,9 +43,10 @@ const (
 //     matches refs/tags/main, refs/heads/mainx or refs/heads/main/);
 //   - environment, event_name and workflow_ref (Claims.WorkflowRef) match
 //     case-sensitively;
-//   - each claims entry matches the named raw claim as Claims.RawString gives
-//     it; a missing claim, or one holding an array, object or null, never
-//     matches.
+//   - each claims entry matches the named raw claim of the same JSON type
+//     only (see typed.go): string patterns match string claims, booleans a
+//     boolean claim, numbers a number claim of the same value; a missing
+//     claim, or one holding an array, object or null, never matches.
 //
 // An absent claim (an empty string) never matches any pattern, not even `*`
 // or `**`: a condition is a demand that the token say something.
@@ -143,8 +144,7 @@ func (cond *Conditions) mismatch(c *identity.Claims) string {
 		return ReasonWorkflowRef
 	}
 	for name, v := range cond.Claims {
-		s, ok := c.RawString(name)
-		if !ok || !v.matches(s, Match) {
+		if !v.matchesClaim(rawClaim(c, name)) {
 			return ReasonClaims
 		}
 	}
@@ -164,9 +164,10 @@ func (cond *Conditions) constrains(k identity.Kind) bool {
 }
 
 // matches reports whether any pattern matches s. An empty s is an absent
-// claim and matches nothing; so does a Values with no patterns.
+// claim and matches nothing; so does a Values with no patterns, and one that
+// does not hold strings (which only a claims condition may).
 func (v *Values) matches(s string, match func(pattern, s string) bool) bool {
-	if s == "" {
+	if s == "" || v.typ() != TypeString || v.Invalid != "" {
 		return false
 	}
 	for _, p := range v.Patterns {

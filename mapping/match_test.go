@@ -44,6 +44,7 @@ func ghClaims(edit func(*identity.Claims)) *identity.Claims {
 			"enterprise_managed":    true,
 			"disabled_feature":      false,
 			"float":                 json.Number("1.50"),
+			"big":                   json.Number("9007199254740993"),
 			"list":                  []any{"github-hosted"},
 			"object":                map[string]any{"a": "b"},
 			"null":                  nil,
@@ -228,14 +229,37 @@ func TestAdmits(t *testing.T) {
 		{"claims missing dstar", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"no_such_claim": *One("**")} }), ghClaims(nil), false, ReasonClaims},
 		{"claims nil raw", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"runner_environment": *One("*")} }), ghClaims(func(c *identity.Claims) { c.Raw = nil }), false, ReasonClaims},
 		{"claims empty string", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"base_ref": *One("*")} }), ghClaims(nil), false, ReasonClaims},
-		{"claims number", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"run_number": *One("42")} }), ghClaims(nil), true, ""},
-		{"claims number pattern", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"run_number": *One("4?")} }), ghClaims(nil), true, ""},
-		{"claims number not normalised", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"float": *One("1.5")} }), ghClaims(nil), false, ReasonClaims},
-		{"claims number JSON form", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"float": *One("1.50")} }), ghClaims(nil), true, ""},
-		{"claims bool true", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"enterprise_managed": *One("true")} }), ghClaims(nil), true, ""},
-		{"claims bool false", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"disabled_feature": *One("false")} }), ghClaims(nil), true, ""},
-		{"claims bool vs string true", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"enterprise_managed": *One("True")} }), ghClaims(nil), false, ReasonClaims},
+		{"claims number", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"run_number": *OneNumber("42")} }), ghClaims(nil), true, ""},
+		{"claims number other", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"run_number": *OneNumber("43")} }), ghClaims(nil), false, ReasonClaims},
+		{"claims string never matches a number", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"run_number": *One("42")} }), ghClaims(nil), false, ReasonClaims},
+		{"claims string pattern never matches a number", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"run_number": *One("4?")} }), ghClaims(nil), false, ReasonClaims},
+		{"claims number never matches a string", ghMapping(func(m *Mapping) {
+			m.Conditions.Claims = map[string]Values{"repository_owner_id": *OneNumber("91234567")}
+		}), ghClaims(nil), false, ReasonClaims},
+		{"claims number by value", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"float": *OneNumber("1.5")} }), ghClaims(nil), true, ""},
+		{"claims number as written", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"float": *OneNumber("1.50")} }), ghClaims(nil), true, ""},
+		{"claims number exponent", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"float": *OneNumber("15e-1")} }), ghClaims(nil), true, ""},
+		{"claims number close but not equal", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"float": *OneNumber("1.5000000000000001")} }), ghClaims(nil), false, ReasonClaims},
+		{"claims number beyond float64", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"big": *OneNumber("9007199254740992")} }), ghClaims(nil), false, ReasonClaims},
+		{"claims number beyond float64 exact", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"big": *OneNumber("9007199254740993")} }), ghClaims(nil), true, ""},
+		{"claims number list", ghMapping(func(m *Mapping) {
+			m.Conditions.Claims = map[string]Values{"run_number": *AnyOf(TypeNumber, "41", "42.0")}
+		}), ghClaims(nil), true, ""},
+		{"claims bool true", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"enterprise_managed": *OneBool(true)} }), ghClaims(nil), true, ""},
+		{"claims bool false", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"disabled_feature": *OneBool(false)} }), ghClaims(nil), true, ""},
+		{"claims bool other", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"enterprise_managed": *OneBool(false)} }), ghClaims(nil), false, ReasonClaims},
+		{"claims bool list", ghMapping(func(m *Mapping) {
+			m.Conditions.Claims = map[string]Values{"enterprise_managed": *AnyOf(TypeBoolean, "false", "true")}
+		}), ghClaims(nil), true, ""},
+		{"claims string true never matches a bool", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"enterprise_managed": *One("true")} }), ghClaims(nil), false, ReasonClaims},
+		{"claims string star never matches a bool", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"enterprise_managed": *One("**")} }), ghClaims(nil), false, ReasonClaims},
+		{"claims bool never matches a string true", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"ref_protected": *OneBool(true)} }), ghClaims(nil), false, ReasonClaims},
+		{"claims bool never matches a number", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"run_number": *OneBool(true)} }), ghClaims(nil), false, ReasonClaims},
+		{"claims number never matches a bool", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"enterprise_managed": *OneNumber("1")} }), ghClaims(nil), false, ReasonClaims},
 		{"claims string true", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"ref_protected": *One("true")} }), ghClaims(nil), true, ""},
+		{"claims invalid value never", ghMapping(func(m *Mapping) {
+			m.Conditions.Claims = map[string]Values{"ref_protected": {Invalid: ": null is not a value"}}
+		}), ghClaims(nil), false, ReasonClaims},
 		{"claims list never", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"list": *One("**")} }), ghClaims(nil), false, ReasonClaims},
 		{"claims list element never", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"list": *One("github-hosted")} }), ghClaims(nil), false, ReasonClaims},
 		{"claims object never", ghMapping(func(m *Mapping) { m.Conditions.Claims = map[string]Values{"object": *One("**")} }), ghClaims(nil), false, ReasonClaims},
