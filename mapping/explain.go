@@ -121,7 +121,7 @@ func explainConditions(cond *Conditions, c *identity.Claims) []ConditionResult {
 		{ReasonRepository, cond.Repository, claims.Repository, MatchFold},
 		{ReasonRepositoryID, cond.RepositoryID, claims.RepositoryID, equalString},
 		{ReasonRef, cond.Ref, claims.Ref, Match},
-		{ReasonEnvironment, cond.Environment, claims.Environment, Match},
+		{ReasonEnvironment, cond.Environment, claims.Environment, environmentMatch(claims.Kind)},
 		{ReasonEventName, cond.EventName, claims.EventName, Match},
 		{ReasonWorkflowRef, cond.WorkflowRef, claims.WorkflowRef, Match},
 	}

@@ -356,3 +356,37 @@ func FuzzExplainAgreesWithAdmits(f *testing.F) {
 		checkAgrees(t, m, c)
 	})
 }
+
+// TestExplainEnvironmentPerKind: the explainer compares environment names as
+// Admits does, by the issuer kind's rule.
+func TestExplainEnvironmentPerKind(t *testing.T) {
+	t.Parallel()
+	upper := func(c *identity.Claims) { c.Environment = "Production" }
+	for _, tt := range []struct {
+		name  string
+		m     *Mapping
+		c     *identity.Claims
+		match bool
+	}{
+		{"github folds case", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(upper), true},
+		{"gitlab keeps case", glMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), glClaims(upper), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := Explain(tt.m, tt.c)
+			checkAgrees(t, tt.m, tt.c)
+			var found bool
+			for _, r := range e.Conditions {
+				if r.Condition == ReasonEnvironment {
+					found = true
+					if r.Matched != tt.match || r.Value != "Production" {
+						t.Errorf("environment result %+v, want matched %v", r, tt.match)
+					}
+				}
+			}
+			if !found || e.Admitted != tt.match {
+				t.Errorf("Explain = %+v, want admitted %v", e, tt.match)
+			}
+		})
+	}
+}

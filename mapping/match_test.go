@@ -195,7 +195,17 @@ func TestAdmits(t *testing.T) {
 
 		// environment, event_name, workflow_ref
 		{"environment equal", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(nil), true, ""},
-		{"environment case-sensitive", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Environment = "Production" }), false, ReasonEnvironment},
+		{"github environment case-insensitive", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Environment = "Production" }), true, ""},
+		{"github environment condition upper case", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("PRODUCTION") }), ghClaims(nil), true, ""},
+		{"github environment pattern case-insensitive", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("prod*") }), ghClaims(func(c *identity.Claims) { c.Environment = "Production-EU" }), true, ""},
+		{"github environment other name", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Environment = "Production2" }), false, ReasonEnvironment},
+		{"github environment Kelvin sign never folds", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("k8s") }), ghClaims(func(c *identity.Claims) { c.Environment = "\u212a8s" }), false, ReasonEnvironment},
+		{"github environment long s never folds", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("staging") }), ghClaims(func(c *identity.Claims) { c.Environment = "\u017ftaging" }), false, ReasonEnvironment},
+		{"gitlab environment case-sensitive", glMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), glClaims(func(c *identity.Claims) { c.Environment = "Production" }), false, ReasonEnvironment},
+		{"gitlab environment pattern case-sensitive", glMapping(func(m *Mapping) { m.Conditions.Environment = One("prod*") }), glClaims(func(c *identity.Claims) { c.Environment = "Production" }), false, ReasonEnvironment},
+		{"gitlab environment equal", glMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), glClaims(nil), true, ""},
+		{"generic environment case-sensitive", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Kind = identity.KindGeneric; c.Environment = "Production" }), false, ReasonEnvironment},
+		{"unknown kind environment case-sensitive", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Kind = "buildkite"; c.Environment = "Production" }), false, ReasonEnvironment},
 		{"environment absent", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("*") }), ghClaims(func(c *identity.Claims) { c.Environment = "" }), false, ReasonEnvironment},
 		{"environment spoofed on branch", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Ref = "refs/heads/feat/x" }), false, ReasonRef},
 		{"environment NUL", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Environment = "production\x00" }), false, ReasonEnvironment},
