@@ -71,7 +71,7 @@ func TestStoreMappingRoundTrip(t *testing.T) {
 			Environment: mapping.Any("prod", "staging"),
 			Claims: map[string]mapping.Values{"job_project_path": *mapping.One("platform/app"),
 				"ref_protected": *mapping.Any("true"), "team_verified": *mapping.OneBool(true),
-				"runner_group_id": *mapping.AnyOf(mapping.TypeNumber, "7.0", "1e3")},
+				"runner_group_id": *mapping.AnyOf(mapping.TypeNumber, "7.0", "1000")},
 		},
 		Target:             json.RawMessage(`{"service_account": "d@p.iam.gserviceaccount.com", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}`),
 		MaxDurationSeconds: 600,

@@ -166,3 +166,19 @@ func validJSONNumber(s string) bool {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// maxNumberExp bounds the power of ten of a number condition (in the
+// canonical form's terms), so that PostgreSQL's jsonb, whose numeric type
+// stops well short of JSON's unbounded numbers, stores every valid mapping.
+const maxNumberExp = 1000
+
+// numberInRange reports whether the canonical number c has an exponent
+// within ±maxNumberExp.
+func numberInRange(c string) bool {
+	_, exp, ok := strings.Cut(c, "e")
+	if !ok {
+		return true // "0"
+	}
+	e, ok := new(big.Int).SetString(exp, 10)
+	return ok && e.CmpAbs(big.NewInt(maxNumberExp)) <= 0
+}

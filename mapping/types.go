@@ -93,8 +93,9 @@ type Conditions struct {
 // Every condition but claims holds strings only. A claims condition may
 // instead hold booleans or numbers (a list holds one type): Type says which,
 // and Patterns holds their JSON text ("true", "false", "7", "7.0"), which
-// reads back as written. Such a value matches only a claim of the same JSON
-// type (see Admits).
+// reads back as written (though PostgreSQL's jsonb may store a number in
+// another form of the same value: 1e3 reads back as 1000). Such a value
+// matches only a claim of the same JSON type (see Admits).
 type Values struct {
 	Patterns []string
 	List     bool

@@ -355,8 +355,12 @@ func validateClaimValues(field string, v *Values) error {
 			if len(p) > maxPatternLen {
 				return invalid(f, "must be at most %d bytes", maxPatternLen)
 			}
-			if _, ok := canonicalNumber(p); !ok {
+			c, ok := canonicalNumber(p)
+			if !ok {
 				return invalid(f, "must be a JSON number")
+			}
+			if !numberInRange(c) {
+				return invalid(f, "must be a number whose decimal exponent is within -%d..%d", maxNumberExp, maxNumberExp)
 			}
 		}
 	}
