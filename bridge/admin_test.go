@@ -609,6 +609,11 @@ func TestMappingValidation(t *testing.T) {
 		{"ref not full", func(m map[string]any) { cond(m)["ref"] = "main" }, "conditions.ref"},
 		{"newline in pattern", func(m map[string]any) { cond(m)["environment"] = "prod\nx" }, "conditions.environment"},
 		{"claims on sub", func(m map[string]any) { cond(m)["claims"] = map[string]any{"sub": "repo:acme/web:*"} }, "conditions.claims.sub"},
+		{"claims list mixing types", func(m map[string]any) { cond(m)["claims"] = map[string]any{"team_id": []any{"7", 7}} }, "conditions.claims.team_id"},
+		{"claims null", func(m map[string]any) { cond(m)["claims"] = map[string]any{"team_id": nil} }, "conditions.claims.team_id"},
+		{"claims object", func(m map[string]any) { cond(m)["claims"] = map[string]any{"team_id": map[string]any{"a": 1}} }, "conditions.claims.team_id"},
+		{"claims list of lists", func(m map[string]any) { cond(m)["claims"] = map[string]any{"team_id": []any{[]any{1}}} }, "conditions.claims.team_id[0]"},
+		{"condition boolean", func(m map[string]any) { cond(m)["environment"] = true }, "conditions.environment"},
 		{"no repository constraint", func(m map[string]any) {
 			m["conditions"] = map[string]any{"ref": "refs/heads/main"}
 		}, "conditions"},

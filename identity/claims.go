@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"encoding/json"
 	"time"
 )
 
@@ -76,28 +75,8 @@ type Claims struct {
 	Expiry    time.Time
 
 	// Raw holds every claim of the token as decoded JSON (numbers as
-	// json.Number), for the `claims` conditions of mappings.
+	// json.Number), for the `claims` conditions of mappings. Those match a
+	// claim only of their own JSON type, so Raw keeps each claim's type:
+	// nothing turns a boolean or a number into a string.
 	Raw map[string]any
-}
-
-// RawString returns the claim name as a string for matching: strings as they
-// are, numbers in their JSON form, booleans as "true" or "false". Missing
-// claims and claims holding arrays, objects or null report ok=false.
-func (c *Claims) RawString(name string) (string, bool) {
-	v, present := c.Raw[name]
-	if !present {
-		return "", false
-	}
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case json.Number:
-		return x.String(), true
-	case bool:
-		if x {
-			return "true", true
-		}
-		return "false", true
-	}
-	return "", false
 }

@@ -48,8 +48,8 @@ func TestVerifyGitHubSample(t *testing.T) {
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("Claims mismatch (-want +got):\n%s", diff)
 	}
-	if got, ok := c.RawString("runner_environment"); !ok || got != "github-hosted" {
-		t.Errorf("RawString(runner_environment) = %q, %v", got, ok)
+	if got, ok := c.Raw["runner_environment"].(string); !ok || got != "github-hosted" {
+		t.Errorf("Raw[runner_environment] = %#v", c.Raw["runner_environment"])
 	}
 	if _, ok := c.Raw["iat"].(json.Number); !ok {
 		t.Errorf("Raw[iat] is %T, want json.Number", c.Raw["iat"])
@@ -94,8 +94,8 @@ func TestVerifyGitLabSample(t *testing.T) {
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("Claims mismatch (-want +got):\n%s", diff)
 	}
-	if got, ok := c.RawString("runner_id"); !ok || got != "1" {
-		t.Errorf("RawString(runner_id) = %q, %v; want a json.Number 1", got, ok)
+	if got, ok := c.Raw["runner_id"].(json.Number); !ok || got != "1" {
+		t.Errorf("Raw[runner_id] = %#v; want the json.Number 1, never a string", c.Raw["runner_id"])
 	}
 }
 

@@ -34,13 +34,19 @@ type ConditionResult struct {
 	// event_name, workflow_ref or claims.<name>.
 	Condition string   `json:"condition"`
 	Patterns  []string `json:"patterns"`
+	// Type is, for claims.*, the JSON type of the condition's values:
+	// string, boolean or number (a claims condition matches only a claim of
+	// its type). Empty for the first-class conditions, which hold strings.
+	Type string `json:"type,omitempty"`
 	// Value is the value seen: the normalised claim for the first-class
 	// conditions (GitLab's ref as a full ref, ...), the claim's raw form
-	// for claims.* (as Claims.RawString gives it; JSON for an array, an
-	// object or null, which never match).
-	Value   string `json:"value"`
-	Present bool   `json:"present"`
-	Matched bool   `json:"matched"`
+	// for claims.* (a string as it is, anything else as its JSON text).
+	Value string `json:"value"`
+	// ValueType is, for claims.*, the JSON type of the claim seen when the
+	// token carries it: string, boolean, number, null, array or object.
+	ValueType string `json:"value_type,omitempty"`
+	Present   bool   `json:"present"`
+	Matched   bool   `json:"matched"`
 }
 
 // Explain evaluates every condition of m against c, without stopping at the
@@ -115,7 +121,7 @@ func explainConditions(cond *Conditions, c *identity.Claims) []ConditionResult {
 		{ReasonRepository, cond.Repository, claims.Repository, MatchFold},
 		{ReasonRepositoryID, cond.RepositoryID, claims.RepositoryID, equalString},
 		{ReasonRef, cond.Ref, claims.Ref, Match},
-		{ReasonEnvironment, cond.Environment, claims.Environment, Match},
+		{ReasonEnvironment, cond.Environment, claims.Environment, environmentMatch(claims.Kind)},
 		{ReasonEventName, cond.EventName, claims.EventName, Match},
 		{ReasonWorkflowRef, cond.WorkflowRef, claims.WorkflowRef, Match},
 	}
@@ -139,13 +145,18 @@ func explainConditions(cond *Conditions, c *identity.Claims) []ConditionResult {
 	slices.Sort(names)
 	for _, name := range names {
 		v := cond.Claims[name]
-		r := ConditionResult{Condition: "claims." + name, Patterns: patternsOf(&v)}
-		if s, ok := claims.RawString(name); ok {
-			r.Value, r.Present, r.Matched = s, true, v.matches(s, Match)
-		} else if raw, present := claims.Raw[name]; present {
-			b, _ := json.Marshal(raw)
-			r.Value, r.Present = string(b), true
+		r := ConditionResult{Condition: "claims." + name, Patterns: patternsOf(&v), Type: v.typ()}
+		raw, present := rawClaim(c, name)
+		if present {
+			r.Present, r.ValueType = true, claimType(raw)
+			if s, ok := raw.(string); ok {
+				r.Value = s
+			} else {
+				b, _ := json.Marshal(raw)
+				r.Value = string(b)
+			}
 		}
+		r.Matched = v.matchesClaim(raw, present)
 		out = append(out, r)
 	}
 	return out
@@ -174,6 +185,11 @@ func failureDetail(r ConditionResult) string {
 	want := strings.Join(r.Patterns, ", ")
 	if len(r.Patterns) == 0 {
 		want = "(no patterns)"
+	}
+	if r.Type != "" && r.ValueType != r.Type {
+		// A typed claims condition: say why "true" does not match true.
+		return fmt.Sprintf("%s: the token's %s is a %s, the condition wants a %s (%s)",
+			r.Condition, strings.TrimPrefix(r.Condition, "claims."), r.ValueType, r.Type, want)
 	}
 	return fmt.Sprintf("%s: %s matches none of %s", r.Condition, quoteValue(r.Value), want)
 }

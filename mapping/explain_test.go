@@ -33,7 +33,11 @@ func TestExplain(t *testing.T) {
 		})
 	}
 	ok := func(cond, value string, patterns ...string) ConditionResult {
-		return ConditionResult{Condition: cond, Patterns: patterns, Value: value, Present: value != "", Matched: true}
+		r := ConditionResult{Condition: cond, Patterns: patterns, Value: value, Present: value != "", Matched: true}
+		if strings.HasPrefix(cond, "claims.") {
+			r.Type, r.ValueType = TypeString, TypeString
+		}
+		return r
 	}
 	fail := func(r ConditionResult) ConditionResult { r.Matched = false; return r }
 	allOK := []ConditionResult{
@@ -116,10 +120,24 @@ func TestExplain(t *testing.T) {
 			want: Explanation{Mapping: "web-prod-deploy", Provider: "aws", Enabled: true, Mode: "enforce", Reason: "claims",
 				Conditions: []ConditionResult{
 					ok("repository", "acme/web", "acme/web"), ok("ref", "refs/heads/main", "refs/heads/main"),
-					{Condition: "claims.list", Patterns: []string{"**"}, Value: `["github-hosted"]`, Present: true},
-					{Condition: "claims.nothing", Patterns: []string{}},
+					{Condition: "claims.list", Patterns: []string{"**"}, Type: "string", Value: `["github-hosted"]`, ValueType: "array", Present: true},
+					{Condition: "claims.nothing", Patterns: []string{}, Type: "string"},
 				}},
 			detail: "claims.list"},
+		{name: "typed claims show their types", mapping: ghMapping(func(m *Mapping) {
+			m.Conditions.Claims = map[string]Values{
+				"enterprise_managed": *One("true"), "float": *OneNumber("1.5"), "ref_protected": *OneBool(true), "run_number": *OneNumber("42"),
+			}
+		}), claims: ghClaims(nil),
+			want: Explanation{Mapping: "web-prod-deploy", Provider: "aws", Enabled: true, Mode: "enforce", Reason: "claims",
+				Conditions: []ConditionResult{
+					ok("repository", "acme/web", "acme/web"), ok("ref", "refs/heads/main", "refs/heads/main"),
+					{Condition: "claims.enterprise_managed", Patterns: []string{"true"}, Type: "string", Value: "true", ValueType: "boolean", Present: true},
+					{Condition: "claims.float", Patterns: []string{"1.5"}, Type: "number", Value: "1.50", ValueType: "number", Present: true, Matched: true},
+					{Condition: "claims.ref_protected", Patterns: []string{"true"}, Type: "boolean", Value: "true", ValueType: "string", Present: true},
+					{Condition: "claims.run_number", Patterns: []string{"42"}, Type: "number", Value: "42", ValueType: "number", Present: true, Matched: true},
+				}},
+			detail: "the token's enterprise_managed is a boolean, the condition wants a string"},
 		{name: "nil claims", mapping: ghMapping(nil), claims: nil,
 			want: Explanation{Mapping: "web-prod-deploy", Provider: "aws", Enabled: true, Mode: "enforce", Reason: "no_claims",
 				Conditions: []ConditionResult{
@@ -206,6 +224,8 @@ var (
 	poolWorkflowRef = []*Values{nil, One("acme/web/.github/workflows/deploy.yml@refs/heads/main"), One("acme/web/**"), One("**"),
 		One("gitlab.com/platform/app//.gitlab-ci.yml@refs/heads/main")}
 	poolClaims = []map[string]Values{nil, {}, {"runner_environment": *One("github-hosted")}, {"runner_environment": *One("*-hosted")},
+		{"enterprise_managed": *OneBool(true)}, {"enterprise_managed": *One("true")}, {"run_number": *OneNumber("42.0")},
+		{"run_number": *One("42")}, {"ref_protected": *OneBool(true)},
 		{"job_project_path": *One("platform/app")}, {"job_project_path": *One("platform/*")}, {"ref_protected": *One("true")},
 		{"run_number": *One("4?")}, {"list": *One("**")}, {"missing": *One("*")},
 		{"runner_environment": *One("github-hosted"), "repository_visibility": *One("public")}}
@@ -335,4 +355,38 @@ func FuzzExplainAgreesWithAdmits(f *testing.F) {
 		}
 		checkAgrees(t, m, c)
 	})
+}
+
+// TestExplainEnvironmentPerKind: the explainer compares environment names as
+// Admits does, by the issuer kind's rule.
+func TestExplainEnvironmentPerKind(t *testing.T) {
+	t.Parallel()
+	upper := func(c *identity.Claims) { c.Environment = "Production" }
+	for _, tt := range []struct {
+		name  string
+		m     *Mapping
+		c     *identity.Claims
+		match bool
+	}{
+		{"github folds case", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(upper), true},
+		{"gitlab keeps case", glMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), glClaims(upper), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := Explain(tt.m, tt.c)
+			checkAgrees(t, tt.m, tt.c)
+			var found bool
+			for _, r := range e.Conditions {
+				if r.Condition == ReasonEnvironment {
+					found = true
+					if r.Matched != tt.match || r.Value != "Production" {
+						t.Errorf("environment result %+v, want matched %v", r, tt.match)
+					}
+				}
+			}
+			if !found || e.Admitted != tt.match {
+				t.Errorf("Explain = %+v, want admitted %v", e, tt.match)
+			}
+		})
+	}
 }

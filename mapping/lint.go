@@ -49,9 +49,13 @@ const (
 // character that is neither a wildcard nor '/' (refs/heads/main,
 // refs/heads/release-*, refs/tags/v*; not refs/heads/*, refs/heads/**,
 // refs/** or refs/pull/*/merge). A mapping's ref is protected when
-// conditions.ref is present and every one of its patterns pins, or when
-// conditions.claims.ref_protected is present and is exactly "true" (GitHub
-// and GitLab both send that claim).
+// conditions.ref is present and every one of its patterns pins.
+// conditions.claims.ref_protected "true" alone does not make it protected:
+// GitHub and GitLab both send that claim for any ref a protection rule
+// covers, and a wildcard rule (release/*) covers branches that developers
+// can create from any commit (GitLab: anyone allowed to merge; GitHub:
+// anyone with write access unless creation is restricted); the bridge sees
+// neither the rules nor who may create refs.
 //
 // The codes and their rules:
 //
@@ -64,7 +68,9 @@ const (
 //   - unprotected_production (conditions.ref): the ref is not protected
 //     although the mapping is production-looking, or although it has an
 //     environment condition: any branch can declare an environment and the
-//     bridge cannot see deployment-branch rules (catalogue 33).
+//     bridge cannot see deployment-branch rules (catalogue 33). A mapping
+//     that requires claims.ref_protected "true" without pinning the ref
+//     keeps the warning, and its message says why.
 //   - ambiguous_ref (conditions.ref[i]): a ref pattern with a wildcard in the
 //     segment after refs/ (refs/*/main, refs/**) matches branches and tags
 //     alike (catalogue 36).
@@ -146,7 +152,7 @@ func (l *linter) unprotectedProduction() {
 	if !l.prod && l.cond.Environment == nil {
 		return
 	}
-	if l.refProtected() {
+	if l.refPinned() {
 		return
 	}
 	why := "the mapping looks like production"
@@ -154,8 +160,10 @@ func (l *linter) unprotectedProduction() {
 		why = "the mapping pins an environment, which any branch can declare"
 	}
 	hint := "pin conditions.ref to the protected branches or tags (refs/heads/main)"
-	if l.kind == identity.KindGitLab || l.kind == identity.KindGitHub {
-		hint += ` or require claims.ref_protected "true"`
+	if l.refProtectedClaim() {
+		l.add(LintUnprotectedProduction, "conditions.ref", `%s and relies on claims.ref_protected "true" alone, which does not pin the ref: %s; %s as well`,
+			why, refProtectedCaveat(l.kind), hint)
+		return
 	}
 	if l.cond.Ref == nil {
 		l.add(LintUnprotectedProduction, "conditions.ref", "%s but admits any ref: %s", why, hint)
@@ -165,10 +173,29 @@ func (l *linter) unprotectedProduction() {
 		why, strings.Join(l.cond.Ref.Patterns, ", "), hint)
 }
 
-func (l *linter) refProtected() bool {
-	if v, ok := l.cond.Claims[claimRefProtected]; ok && allEqual(v.Patterns, "true") {
-		return true
+// refProtectedClaim reports whether the mapping requires the string claim
+// ref_protected "true" (GitHub and GitLab both send it as a string).
+func (l *linter) refProtectedClaim() bool {
+	v, ok := l.cond.Claims[claimRefProtected]
+	return ok && v.typ() == TypeString && allEqual(v.Patterns, "true")
+}
+
+// refProtectedCaveat says why ref_protected alone does not make a ref one
+// that only reviewed code reaches, for issuers of kind k.
+func refProtectedCaveat(k identity.Kind) string {
+	switch k {
+	case identity.KindGitLab:
+		return "a wildcard protected-branch rule (release/*) lets any developer allowed to merge create a new matching branch, " +
+			"which is then protected, from any commit"
+	case identity.KindGeneric:
+		return "what the issuer means by a protected ref, and who can create one, is not known"
 	}
+	return "a wildcard branch protection rule or ruleset (release/*) lets anyone with write access create a new matching branch, " +
+		"which is then protected, from any commit, unless creating such branches is restricted"
+}
+
+// refPinned: see Lint.
+func (l *linter) refPinned() bool {
 	v := l.cond.Ref
 	if v == nil || len(v.Patterns) == 0 {
 		return false

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -56,9 +57,9 @@ func TestLint(t *testing.T) {
 			m.Name = "web-ci"
 			m.Conditions.Claims = map[string]Values{"repository_owner_id": *One("91234567")}
 		}), gh, nil},
-		{"gitlab production, protected ref claim", glMapping(func(m *Mapping) {
+		{"gitlab production, protected ref claim and pinned ref", glMapping(func(m *Mapping) {
 			m.Conditions = Conditions{Repository: One("platform/app"), RepositoryID: One("20"), Environment: One("production"),
-				Claims: map[string]Values{"ref_protected": *One("true")}}
+				Ref: One("refs/heads/main"), Claims: map[string]Values{"ref_protected": *One("true")}}
 		}), gl, nil},
 		{"gitlab production pinned ref", glMapping(func(m *Mapping) {
 			m.Conditions.RepositoryID = One("20")
@@ -101,10 +102,18 @@ func TestLint(t *testing.T) {
 			[]finding{{LintUnprotectedProduction, "conditions.ref"}}},
 		{"production with pull refs", safeGitHub(func(m *Mapping) { m.Conditions.Ref = One("refs/pull/1/merge") }), gh,
 			[]finding{{LintUnprotectedProduction, "conditions.ref"}}},
-		{"github ref_protected claim suffices", safeGitHub(func(m *Mapping) {
+		{"github ref_protected claim alone does not suffice", safeGitHub(func(m *Mapping) {
 			m.Conditions.Ref = nil
 			m.Conditions.Claims["ref_protected"] = *One("true")
-		}), gh, nil},
+		}), gh, []finding{{LintUnprotectedProduction, "conditions.ref"}}},
+		{"gitlab ref_protected claim alone does not suffice", glMapping(func(m *Mapping) {
+			m.Conditions = Conditions{Repository: One("platform/app"), RepositoryID: One("20"), Environment: One("production"),
+				Claims: map[string]Values{"ref_protected": *One("true")}}
+		}), gl, []finding{{LintUnprotectedProduction, "conditions.ref"}}},
+		{"gitlab ref_protected claim with a wildcard ref does not suffice", glMapping(func(m *Mapping) {
+			m.Conditions = Conditions{Repository: One("platform/app"), RepositoryID: One("20"), Environment: One("production"),
+				Ref: One("refs/heads/*"), Claims: map[string]Values{"ref_protected": *One("true")}}
+		}), gl, []finding{{LintUnprotectedProduction, "conditions.ref"}}},
 		{"ref_protected with a wildcard does not count", safeGitHub(func(m *Mapping) {
 			m.Conditions.Ref = nil
 			m.Conditions.Claims["ref_protected"] = *One("*")
@@ -261,5 +270,40 @@ func TestProductionLooking(t *testing.T) {
 		if got := productionLooking(m); got != tt.want {
 			t.Errorf("productionLooking(name %q) = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestLintRefProtectedMessage: a mapping relying on ref_protected alone is
+// told why that is not enough, in its platform's terms.
+func TestLintRefProtectedMessage(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		kind identity.Kind
+		m    *Mapping
+		want []string
+	}{
+		{identity.KindGitLab, glMapping(func(m *Mapping) {
+			m.Conditions = Conditions{Repository: One("platform/app"), RepositoryID: One("20"), Environment: One("production"),
+				Claims: map[string]Values{"ref_protected": *One("true")}}
+		}), []string{"ref_protected", "alone", "wildcard protected-branch rule", "developer allowed to merge", "pin conditions.ref"}},
+		{identity.KindGitHub, safeGitHub(func(m *Mapping) {
+			m.Conditions.Ref = nil
+			m.Conditions.Claims["ref_protected"] = *One("true")
+		}), []string{"ref_protected", "alone", "wildcard branch protection rule or ruleset", "write access", "pin conditions.ref"}},
+	} {
+		t.Run(string(tt.kind), func(t *testing.T) {
+			t.Parallel()
+			var msg string
+			for _, w := range Lint(tt.m, tt.kind) {
+				if w.Code == LintUnprotectedProduction {
+					msg = w.Message
+				}
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(msg, want) {
+					t.Errorf("unprotected_production message %q lacks %q", msg, want)
+				}
+			}
+		})
 	}
 }

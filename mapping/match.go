@@ -41,11 +41,15 @@ const (
 //     numeric normalisation ("0123" is not "123");
 //   - ref matches the full Claims.Ref byte-exactly (refs/heads/main never
 //     matches refs/tags/main, refs/heads/mainx or refs/heads/main/);
-//   - environment, event_name and workflow_ref (Claims.WorkflowRef) match
+//   - environment matches as the issuer's platform compares environment
+//     names (see environmentMatch): github ASCII case-insensitively, gitlab
+//     and every other kind byte-exactly;
+//   - event_name and workflow_ref (Claims.WorkflowRef) match
 //     case-sensitively;
-//   - each claims entry matches the named raw claim as Claims.RawString gives
-//     it; a missing claim, or one holding an array, object or null, never
-//     matches.
+//   - each claims entry matches the named raw claim of the same JSON type
+//     only (see typed.go): string patterns match string claims, booleans a
+//     boolean claim, numbers a number claim of the same value; a missing
+//     claim, or one holding an array, object or null, never matches.
 //
 // An absent claim (an empty string) never matches any pattern, not even `*`
 // or `**`: a condition is a demand that the token say something.
@@ -135,7 +139,7 @@ func (cond *Conditions) mismatch(c *identity.Claims) string {
 		return ReasonRepositoryID
 	case cond.Ref != nil && !cond.Ref.matches(c.Ref, Match):
 		return ReasonRef
-	case cond.Environment != nil && !cond.Environment.matches(c.Environment, Match):
+	case cond.Environment != nil && !cond.Environment.matches(c.Environment, environmentMatch(c.Kind)):
 		return ReasonEnvironment
 	case cond.EventName != nil && !cond.EventName.matches(c.EventName, Match):
 		return ReasonEventName
@@ -143,8 +147,7 @@ func (cond *Conditions) mismatch(c *identity.Claims) string {
 		return ReasonWorkflowRef
 	}
 	for name, v := range cond.Claims {
-		s, ok := c.RawString(name)
-		if !ok || !v.matches(s, Match) {
+		if !v.matchesClaim(rawClaim(c, name)) {
 			return ReasonClaims
 		}
 	}
@@ -164,9 +167,10 @@ func (cond *Conditions) constrains(k identity.Kind) bool {
 }
 
 // matches reports whether any pattern matches s. An empty s is an absent
-// claim and matches nothing; so does a Values with no patterns.
+// claim and matches nothing; so does a Values with no patterns, and one that
+// does not hold strings (which only a claims condition may).
 func (v *Values) matches(s string, match func(pattern, s string) bool) bool {
-	if s == "" {
+	if s == "" || v.typ() != TypeString || v.Invalid != "" {
 		return false
 	}
 	for _, p := range v.Patterns {
@@ -191,6 +195,31 @@ func (v *Values) lists(s string) bool {
 }
 
 func equalString(a, b string) bool { return a == b }
+
+// environmentMatch returns how an environment condition compares with the
+// environment claim of a token of kind k: the way the platform itself tells
+// its environments apart, so that a condition names exactly the environment
+// (and its protection rules) the platform means.
+//
+//   - github: ASCII case-insensitively (MatchFold). GitHub's environment
+//     names are not case sensitive: "Production" and "production" are one
+//     environment, with one set of protection rules, and the token carries
+//     the name as the workflow spelled it. Only ASCII letters fold: Unicode
+//     folding would let a name with the Kelvin sign or a long s pass for
+//     "k" or "s", which GitHub may well keep apart, and condition patterns
+//     are ASCII anyway.
+//   - gitlab: byte-exact (Match). GitLab's environment names are case
+//     sensitive: "Production" and "production" are two environments, each
+//     with its own protection (gitlab-org/gitlab#2651 proposes otherwise and
+//     is not done), so folding would admit an unprotected twin.
+//   - generic and any other kind: byte-exact, the fail-closed choice when
+//     the platform's rule is not known.
+func environmentMatch(k identity.Kind) func(pattern, s string) bool {
+	if k == identity.KindGitHub {
+		return MatchFold
+	}
+	return Match
+}
 
 func isGitLabForkPipeline(c *identity.Claims) bool {
 	return c.Kind == identity.KindGitLab && !equalFoldASCII(c.JobProjectPath, c.Repository)

@@ -433,12 +433,8 @@ func (s *PGStore) writeMapping(ctx context.Context, by Actor, op, name string, u
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	cond, perHour, perJob, err := mappingArgs(m)
-	if err != nil {
-		return Mapping{}, fmt.Errorf("mapping: %s %q: %w", op, name, err)
-	}
 	var out Mapping
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var before any // nil for a create
 		if update {
 			// Lock the row first, so that before is what this write replaces.
@@ -451,6 +447,13 @@ func (s *PGStore) writeMapping(ctx context.Context, by Actor, op, name string, u
 		issuerID, err := issuerForMapping(ctx, tx, m.Issuer, check)
 		if err != nil {
 			return err
+		}
+		// Encoded only once check has validated m: a condition value that
+		// cannot be one (null, a list mixing types) is check's 400, not an
+		// encoding failure.
+		cond, perHour, perJob, err := mappingArgs(m)
+		if err != nil {
+			return fmt.Errorf("mapping: %s %q: %w", op, name, err)
 		}
 		var written string
 		args := []any{m.Name, issuerID, m.Enabled, cond, m.Provider, []byte(m.Target), m.MaxDurationSeconds, perHour, perJob, mappingMode(m)}

@@ -300,7 +300,7 @@ func validateConditions(c *Conditions, kind identity.Kind) error {
 			return invalid(field, "%s", why)
 		}
 		v := c.Claims[name]
-		if err := validateValues(field, &v, nil); err != nil {
+		if err := validateClaimValues(field, &v); err != nil {
 			return err
 		}
 	}
@@ -322,9 +322,58 @@ func kindLabel(k identity.Kind) string {
 	return "github or gitlab"
 }
 
+// validateClaimValues validates a claims condition: strings follow the rules
+// of every pattern; booleans and numbers are valid JSON of their type. A
+// list holds values of one type (field: the claim, without an index).
+func validateClaimValues(field string, v *Values) error {
+	if v.Invalid != "" {
+		f, why, _ := strings.Cut(v.Invalid, ": ")
+		return invalid(field+f, "%s", why)
+	}
+	switch v.typ() {
+	case TypeString:
+		return validateValues(field, v, nil)
+	case TypeBoolean, TypeNumber:
+	default:
+		return invalid(field, "unknown value type %q: must be a string, a boolean or a number", v.Type)
+	}
+	if len(v.Patterns) == 0 {
+		return invalid(field, "must hold at least one value")
+	}
+	if len(v.Patterns) > maxPatterns {
+		return invalid(field, "at most %d values", maxPatterns)
+	}
+	for i, p := range v.Patterns {
+		f := field
+		if v.List || len(v.Patterns) != 1 {
+			f = fmt.Sprintf("%s[%d]", field, i)
+		}
+		if v.Type == TypeBoolean && p != "true" && p != "false" {
+			return invalid(f, "must be true or false")
+		}
+		if v.Type == TypeNumber {
+			if len(p) > maxPatternLen {
+				return invalid(f, "must be at most %d bytes", maxPatternLen)
+			}
+			c, ok := canonicalNumber(p)
+			if !ok {
+				return invalid(f, "must be a JSON number")
+			}
+			if !numberInRange(c) {
+				return invalid(f, "must be a number whose decimal exponent is within -%d..%d", maxNumberExp, maxNumberExp)
+			}
+		}
+	}
+	return nil
+}
+
 // validateValues applies the rules every pattern follows, then check (if any)
 // to each pattern. Fields name the pattern's index when the admin wrote a list.
+// The values must be strings.
 func validateValues(field string, v *Values, check func(field, p string) error) error {
+	if v.Invalid != "" || v.typ() != TypeString {
+		return invalid(field, "must be a string or a list of strings")
+	}
 	if len(v.Patterns) == 0 {
 		return invalid(field, "must hold at least one value")
 	}

@@ -282,10 +282,18 @@ func renderMapping(w io.Writer, e *mapping.Explanation) {
 	fmt.Fprintf(w, "%s %s [%s] %s\n", mark(e.Admitted), clean(e.Mapping), clean(strings.Join(tags, ", ")), clean(verdict))
 	for _, r := range e.Conditions {
 		v := strconv.Quote(r.Value)
-		if !r.Present {
+		switch {
+		case !r.Present:
 			v = "(absent)"
+		case r.ValueType != "" && r.ValueType != mapping.TypeString:
+			// A typed claim: its JSON text and type, never quoted as if a string.
+			v = r.Value + " (" + r.ValueType + ")"
 		}
-		fmt.Fprintf(w, "    %s %s\t%s\t%s\n", mark(r.Matched), clean(r.Condition), clean(strings.Join(r.Patterns, ", ")), clean(v))
+		patterns := strings.Join(r.Patterns, ", ")
+		if r.Type != "" && r.Type != mapping.TypeString {
+			patterns += " (" + r.Type + ")"
+		}
+		fmt.Fprintf(w, "    %s %s\t%s\t%s\n", mark(r.Matched), clean(r.Condition), clean(patterns), clean(v))
 	}
 }
 

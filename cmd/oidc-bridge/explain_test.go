@@ -32,6 +32,8 @@ func sampleExplanation() *bridge.ExplainResponse {
 					{Condition: "repository", Patterns: []string{"acme/web"}, Value: "acme/web", Present: true, Matched: true},
 					{Condition: "ref", Patterns: []string{"refs/heads/main"}, Value: "refs/heads/feat/x", Present: true},
 					{Condition: "claims.runner_environment", Patterns: []string{"github-hosted"}, Value: "self\x1b[2J", Present: true},
+					{Condition: "claims.ref_protected", Patterns: []string{"true"}, Type: "boolean", Value: "true", ValueType: "string", Present: true},
+					{Condition: "claims.run_number", Patterns: []string{"42"}, Type: "string", Value: "42", ValueType: "number", Present: true},
 				}},
 			{Mapping: "off", Provider: "gcp", Mode: "audit", Reason: "disabled", Detail: "the mapping is disabled: it admits nothing",
 				Conditions: []mapping.ConditionResult{
@@ -66,6 +68,8 @@ func TestRenderExplanation(t *testing.T) {
     ✓ repository                 acme/web         "acme/web"
     ✗ ref                        refs/heads/main  "refs/heads/feat/x"
     ✗ claims.runner_environment  github-hosted    "self\x1b[2J"
+    ✗ claims.ref_protected       true (boolean)   "true"
+    ✗ claims.run_number          42               42 (number)
 ✗ off [gcp, disabled, audit mode] refused (disabled): the mapping is disabled: it admits nothing
     ✗ environment  production, staging  (absent)
 ✓ any-branch [jwt] admitted

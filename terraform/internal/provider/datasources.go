@@ -94,7 +94,9 @@ func (d *mappingDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 					"environment":   computedStrings("Environment patterns."),
 					"event_name":    computedStrings("Event names."),
 					"workflow_ref":  computedStrings("Workflow ref patterns."),
-					"claims":        schema.MapAttribute{Computed: true, ElementType: stringList, Description: "Other claims' patterns."},
+					"claims":        schema.MapAttribute{Computed: true, ElementType: stringList, Description: "Other string claims' patterns."},
+					"claims_bool":   schema.MapAttribute{Computed: true, ElementType: boolList, Description: "Boolean claims' values."},
+					"claims_number": schema.MapAttribute{Computed: true, ElementType: numberList, Description: "Number claims' values."},
 				}},
 			"aws": schema.SingleNestedAttribute{Computed: true, Description: "The AWS target.", Attributes: map[string]schema.Attribute{
 				"role_arn": computedString("Role ARN."), "region": computedString("Region."),

@@ -123,8 +123,21 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"event_name":    patternList("GitHub's event_name (GitLab: pipeline_source)."),
 					"workflow_ref":  patternList("GitHub's job_workflow_ref (GitLab: ci_config_ref_uri)."),
 					"claims": schema.MapAttribute{
-						Description: "Any other claim by name, each a list of patterns.",
+						Description: "Any other string claim by name, each a list of patterns. A condition matches only a claim of its JSON type: " +
+							"for a boolean or number claim use claims_bool or claims_number (the string \"true\" never matches the boolean true).",
 						ElementType: stringList,
+						Optional:    true,
+						Validators:  []validator.Map{mapvalidator.SizeAtLeast(1), mapvalidator.ValueListsAre(listvalidator.SizeAtLeast(1))},
+					},
+					"claims_bool": schema.MapAttribute{
+						Description: "Boolean claims by name, each a list of the values admitted (true, false): matches only a boolean claim.",
+						ElementType: boolList,
+						Optional:    true,
+						Validators:  []validator.Map{mapvalidator.SizeAtLeast(1), mapvalidator.ValueListsAre(listvalidator.SizeAtLeast(1))},
+					},
+					"claims_number": schema.MapAttribute{
+						Description: "Number claims by name, each a list of the values admitted: matches only a number claim of the same value (7 and 7.0 are equal).",
+						ElementType: numberList,
 						Optional:    true,
 						Validators:  []validator.Map{mapvalidator.SizeAtLeast(1), mapvalidator.ValueListsAre(listvalidator.SizeAtLeast(1))},
 					},
@@ -238,7 +251,7 @@ func (r *mappingResource) ValidateConfig(ctx context.Context, req resource.Valid
 	}
 	mapping.Normalize(&api)
 	if err := mapping.ValidateMapping(&api, identity.KindGeneric); err != nil {
-		validationError(&resp.Diagnostics, "Invalid oidcbridge_mapping", err, mappingFieldPath(prov))
+		validationError(&resp.Diagnostics, "Invalid oidcbridge_mapping", err, mappingFieldPath(prov, api.Conditions.Claims))
 	}
 }
 
@@ -334,7 +347,7 @@ func (r *mappingResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	out, err := r.client.CreateMapping(ctx, m)
 	if err != nil {
-		apiError(&resp.Diagnostics, "Could not create mapping "+m.Name, err, mappingFieldPath(m.Provider))
+		apiError(&resp.Diagnostics, "Could not create mapping "+m.Name, err, mappingFieldPath(m.Provider, m.Conditions.Claims))
 		return
 	}
 	r.setState(ctx, out, &resp.State, &resp.Diagnostics)
@@ -380,7 +393,7 @@ func (r *mappingResource) Update(ctx context.Context, req resource.UpdateRequest
 	// the body renames it, keeping its id, quota counts and history.
 	out, err := r.client.UpdateMapping(ctx, prior.ValueString(), m)
 	if err != nil {
-		apiError(&resp.Diagnostics, "Could not update mapping "+prior.ValueString(), err, mappingFieldPath(m.Provider))
+		apiError(&resp.Diagnostics, "Could not update mapping "+prior.ValueString(), err, mappingFieldPath(m.Provider, m.Conditions.Claims))
 		return
 	}
 	r.setState(ctx, out, &resp.State, &resp.Diagnostics)

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/big"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -42,7 +45,13 @@ type conditionsModel struct {
 	Environment  types.List `tfsdk:"environment"`
 	EventName    types.List `tfsdk:"event_name"`
 	WorkflowRef  types.List `tfsdk:"workflow_ref"`
-	Claims       types.Map  `tfsdk:"claims"`
+	// Claims holds string conditions (patterns); ClaimsBool and
+	// ClaimsNumber the boolean and number ones: a claims condition matches
+	// only a claim of its JSON type, and Terraform would turn true into
+	// "true" in a map of strings without a word.
+	Claims       types.Map `tfsdk:"claims"`
+	ClaimsBool   types.Map `tfsdk:"claims_bool"`
+	ClaimsNumber types.Map `tfsdk:"claims_number"`
 }
 
 type awsModel struct {
@@ -79,6 +88,8 @@ type quotaModel struct {
 
 var (
 	stringList   = types.ListType{ElemType: types.StringType}
+	boolList     = types.ListType{ElemType: types.BoolType}
+	numberList   = types.ListType{ElemType: types.NumberType}
 	warningAttrs = map[string]attr.Type{"code": types.StringType, "field": types.StringType, "message": types.StringType}
 	warningType  = types.ObjectType{AttrTypes: warningAttrs}
 )
@@ -99,13 +110,26 @@ func (m *mappingModel) provider() string {
 }
 
 // mappingFieldPath turns a field as the API and package mapping name it into
-// the attribute path of a mapping of provider prov.
-func mappingFieldPath(prov string) func(string) (path.Path, bool) {
+// the attribute path of a mapping of provider prov whose claims conditions
+// are claims (conditions.claims.x is under claims_bool or claims_number when
+// x is a boolean or number condition there).
+func mappingFieldPath(prov string, claims map[string]mapping.Values) func(string) (path.Path, bool) {
 	rename := map[string]string{"target": prov, "provider": prov}
-	mapAttrs := map[string]bool{"claims": true}
+	mapAttrs := map[string]bool{"claims": true, "claims_bool": true, "claims_number": true}
 	return func(field string) (path.Path, bool) {
 		if prov == "" && (field == "target" || len(field) > 7 && field[:7] == "target.") {
 			return path.Empty(), false
+		}
+		if rest, ok := strings.CutPrefix(field, "conditions.claims."); ok {
+			name, _ := splitIndex(rest)
+			if v, ok := claims[name]; ok {
+				switch v.Type {
+				case mapping.TypeBoolean:
+					field = "conditions.claims_bool." + rest
+				case mapping.TypeNumber:
+					field = "conditions.claims_number." + rest
+				}
+			}
 		}
 		return apiPath(field, rename, mapAttrs)
 	}
@@ -159,24 +183,9 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 			EventName:    vals(c.EventName, phPattern),
 			WorkflowRef:  vals(c.WorkflowRef, phPattern),
 		}
-		switch {
-		case c.Claims.IsNull():
-		case c.Claims.IsUnknown():
-			out.Conditions.Claims = map[string]mapping.Values{phClaimName: *mapping.Any(phPattern)}
-		default:
-			out.Conditions.Claims = map[string]mapping.Values{}
-			for k, v := range c.Claims.Elements() {
-				l, ok := v.(types.List)
-				if !ok {
-					diags.AddAttributeError(path.Root("conditions").AtName("claims").AtMapKey(k), "Unexpected value type", fmt.Sprintf("%T", v))
-					continue
-				}
-				if l.IsNull() {
-					continue
-				}
-				out.Conditions.Claims[k] = *mapping.Any(strs(ctx, l, phPattern)...)
-			}
-		}
+		claims, d := claimsConditions(ctx, c)
+		diags.Append(d...)
+		out.Conditions.Claims = claims
 	}
 	var target any
 	switch out.Provider = m.provider(); out.Provider {
@@ -270,18 +279,50 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 		EventName:    values(c.EventName),
 		WorkflowRef:  values(c.WorkflowRef),
 		Claims:       types.MapNull(stringList),
+		ClaimsBool:   types.MapNull(boolList),
+		ClaimsNumber: types.MapNull(numberList),
 	}
-	if len(c.Claims) > 0 {
-		elems := make(map[string]attr.Value, len(c.Claims))
-		for _, k := range slices.Sorted(maps.Keys(c.Claims)) {
-			v := c.Claims[k]
-			elems[k] = listOf(v.Patterns)
+	strElems, boolElems, numElems := map[string]attr.Value{}, map[string]attr.Value{}, map[string]attr.Value{}
+	for _, k := range slices.Sorted(maps.Keys(c.Claims)) {
+		v := c.Claims[k]
+		switch v.Type {
+		case "", mapping.TypeString:
+			strElems[k] = listOf(v.Patterns)
+		case mapping.TypeBoolean:
+			elems := make([]attr.Value, len(v.Patterns))
+			for i, p := range v.Patterns {
+				elems[i] = types.BoolValue(p == "true")
+			}
+			boolElems[k] = types.ListValueMust(types.BoolType, elems)
+		case mapping.TypeNumber:
+			elems := make([]attr.Value, len(v.Patterns))
+			for i, p := range v.Patterns {
+				f, _, err := big.ParseFloat(p, 10, 512, big.ToNearestEven)
+				if err != nil {
+					diags.AddError("Unexpected condition from the API",
+						fmt.Sprintf("mapping %q: claims condition %q holds %q, which is not a number: %v", m.Name, k, p, err))
+					f = new(big.Float)
+				}
+				elems[i] = types.NumberValue(f)
+			}
+			numElems[k] = types.ListValueMust(types.NumberType, elems)
+		default:
+			diags.AddError("Unexpected condition from the API",
+				fmt.Sprintf("mapping %q: claims condition %q has type %q, which this version of the provider does not know", m.Name, k, v.Type))
 		}
-		cm.Claims = types.MapValueMust(stringList, elems)
+	}
+	if len(strElems) > 0 {
+		cm.Claims = types.MapValueMust(stringList, strElems)
+	}
+	if len(boolElems) > 0 {
+		cm.ClaimsBool = types.MapValueMust(boolList, boolElems)
+	}
+	if len(numElems) > 0 {
+		cm.ClaimsNumber = types.MapValueMust(numberList, numElems)
 	}
 	out.Conditions = cm
 	if cm.Repository.IsNull() && cm.RepositoryID.IsNull() && cm.Ref.IsNull() && cm.Environment.IsNull() &&
-		cm.EventName.IsNull() && cm.WorkflowRef.IsNull() && cm.Claims.IsNull() {
+		cm.EventName.IsNull() && cm.WorkflowRef.IsNull() && cm.Claims.IsNull() && cm.ClaimsBool.IsNull() && cm.ClaimsNumber.IsNull() {
 		out.Conditions = nil
 	}
 
@@ -361,4 +402,125 @@ func warningsValue(ws []mapping.Warning) types.List {
 		}))
 	}
 	return types.ListValueMust(warningType, elems)
+}
+
+// Placeholders of typed claims conditions unknown at plan time.
+const (
+	phBool   = "true"
+	phNumber = "1"
+)
+
+// claimsConditions reads claims, claims_bool and claims_number into the
+// API's claims conditions, typed. A claim named in more than one of them is
+// an error: a condition has one type.
+func claimsConditions(ctx context.Context, c *conditionsModel) (map[string]mapping.Values, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	var out map[string]mapping.Values
+	add := func(attrName string, m types.Map, typ string, conv func(attr.Value) (string, bool)) {
+		switch {
+		case m.IsNull():
+			return
+		case m.IsUnknown():
+			if out == nil {
+				out = map[string]mapping.Values{}
+			}
+			ph := phPattern
+			switch typ {
+			case mapping.TypeBoolean:
+				ph = phBool
+			case mapping.TypeNumber:
+				ph = phNumber
+			}
+			out[phClaimName+"_"+attrName] = *mapping.AnyOf(typ, ph)
+			return
+		}
+		if out == nil {
+			out = map[string]mapping.Values{}
+		}
+		for _, k := range slices.Sorted(maps.Keys(m.Elements())) {
+			at := path.Root("conditions").AtName(attrName).AtMapKey(k)
+			l, ok := m.Elements()[k].(types.List)
+			if !ok {
+				diags.AddAttributeError(at, "Unexpected value type", fmt.Sprintf("%T", m.Elements()[k]))
+				continue
+			}
+			if l.IsNull() {
+				continue
+			}
+			if prev, dup := out[k]; dup {
+				diags.AddAttributeError(at, "Claim condition given twice",
+					fmt.Sprintf("claim %q is already a %s condition; a claims condition has one type (claims: strings, claims_bool: booleans, claims_number: numbers)", k, typeWord(prev.Type)))
+				continue
+			}
+			var vals []string
+			if l.IsUnknown() {
+				vals = []string{placeholderOf(typ)}
+			} else {
+				for _, e := range l.Elements() {
+					s, known := conv(e)
+					if !known {
+						s = placeholderOf(typ)
+					}
+					vals = append(vals, s)
+				}
+			}
+			out[k] = *mapping.AnyOf(typ, vals...)
+		}
+	}
+	add("claims", c.Claims, "", func(v attr.Value) (string, bool) {
+		s, ok := v.(types.String)
+		if !ok || s.IsUnknown() {
+			return "", false
+		}
+		return s.ValueString(), true
+	})
+	add("claims_bool", c.ClaimsBool, mapping.TypeBoolean, func(v attr.Value) (string, bool) {
+		b, ok := v.(types.Bool)
+		if !ok || b.IsUnknown() || b.IsNull() {
+			return "", false
+		}
+		return strconv.FormatBool(b.ValueBool()), true
+	})
+	add("claims_number", c.ClaimsNumber, mapping.TypeNumber, func(v attr.Value) (string, bool) {
+		n, ok := v.(types.Number)
+		if !ok || n.IsUnknown() || n.IsNull() {
+			return "", false
+		}
+		return numberText(n.ValueBigFloat()), true
+	})
+	return out, diags
+}
+
+func placeholderOf(typ string) string {
+	switch typ {
+	case mapping.TypeBoolean:
+		return phBool
+	case mapping.TypeNumber:
+		return phNumber
+	}
+	return phPattern
+}
+
+func typeWord(typ string) string {
+	switch typ {
+	case mapping.TypeBoolean:
+		return "claims_bool"
+	case mapping.TypeNumber:
+		return "claims_number"
+	}
+	return "claims"
+}
+
+// numberText is a Terraform number as a JSON number: integers of up to 40
+// digits in full, others in the shortest form that reads back the same.
+func numberText(f *big.Float) string {
+	if f == nil {
+		return phNumber
+	}
+	if f.IsInt() {
+		if s := f.Text('f', 0); len(s) <= 40 {
+			return s
+		}
+	}
+	return f.Text('g', -1)
 }

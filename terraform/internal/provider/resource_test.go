@@ -43,6 +43,12 @@ resource "oidcbridge_mapping" "web" {
     claims = {
       runner_environment = ["github-hosted"]
     }
+    claims_bool = {
+      enterprise_managed = [false]
+    }
+    claims_number = {
+      runner_group_id = [7, 8.5]
+    }
   }
 
   aws {
@@ -104,9 +110,17 @@ func TestAccMappingLifecycle(t *testing.T) {
 					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "max_duration_seconds", "1800"),
 					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "quota.per_hour", "100"),
 					resource.TestCheckNoResourceAttr("oidcbridge_mapping.web", "gcp"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "conditions.claims_bool.enterprise_managed.0", "false"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "conditions.claims_number.runner_group_id.1", "8.5"),
 					e.checkAPI("web-prod-deploy", func(m mapping.Mapping) error {
 						if m.Provider != "aws" || m.Mode != "enforce" || m.Quota == nil || m.Quota.PerJob != 5 {
 							return fmt.Errorf("API has %+v", m)
+						}
+						// Typed claims conditions reach the API with their JSON types.
+						b, n, s := m.Conditions.Claims["enterprise_managed"], m.Conditions.Claims["runner_group_id"], m.Conditions.Claims["runner_environment"]
+						if b.Type != mapping.TypeBoolean || fmt.Sprint(b.Patterns) != "[false]" ||
+							n.Type != mapping.TypeNumber || fmt.Sprint(n.Patterns) != "[7 8.5]" || s.Type != "" {
+							return fmt.Errorf("API has claims %+v", m.Conditions.Claims)
 						}
 						return nil
 					}),
@@ -208,6 +222,8 @@ resource "oidcbridge_mapping" "single" {
     claims = {
       runner_environment = ["github-hosted"]
     }
+    claims_bool   = { enterprise_managed = [true] }
+    claims_number = { runner_group_id = [7] }
   }
   jwt {
     audience = "https://internal.example.com"
@@ -223,7 +239,11 @@ func singleStringMapping() mapping.Mapping {
 			Repository:   mapping.One("acme/api"),
 			RepositoryID: mapping.One("42"),
 			Ref:          mapping.One("refs/heads/main"),
-			Claims:       map[string]mapping.Values{"runner_environment": *mapping.One("github-hosted")},
+			Claims: map[string]mapping.Values{
+				"runner_environment": *mapping.One("github-hosted"),
+				"enterprise_managed": *mapping.OneBool(true),
+				"runner_group_id":    *mapping.OneNumber("7.0"),
+			},
 		},
 		Provider: "jwt",
 		Target:   json.RawMessage(`{"audience":"https://internal.example.com","claims":{"team":"platform"}}`),
@@ -535,6 +555,17 @@ resource "oidcbridge_mapping" "bad" {
     ref = ["main"]
   }
 ` + aws, `conditions.ref\[0\]: must be a full ref`},
+		{"claim in two types", `conditions {
+    repository  = ["acme/web"]
+    claims      = { ref_protected = ["true"] }
+    claims_bool = { ref_protected = [true] }
+  }
+` + aws, `(?s)Claim condition given twice.*ref_protected`},
+		{"typed sub claim", `conditions {
+    repository    = ["acme/web"]
+    claims_number = { sub = [1] }
+  }
+` + aws, `conditions.claims.sub: cannot be matched`},
 		{"empty quota", cond + aws + `quota {}`, `Empty quota block`},
 		{"mode", cond + aws + `mode = "dry-run"`, `(?s)value must be one of`},
 		{"name", "", `(?s)name: must be 1-64 characters|Invalid Attribute Combination`},
