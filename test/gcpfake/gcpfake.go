@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -141,6 +142,7 @@ type control struct {
 	refuse     string
 	fail       int
 	failStatus int
+	drop       int
 	hang       chan struct{} // closed by Reset; nil when not hanging
 }
 
@@ -272,6 +274,16 @@ func (h *Handler) Fail(ep Endpoint, n, status int) {
 	c.fail, c.failStatus = n, status
 }
 
+// Drop makes the next n requests to ep be read in full and then their
+// connections closed without an answer, as a network that loses the
+// response after Google got the request. Such calls are recorded with
+// ErrorCode "dropped" and Status 0.
+func (h *Handler) Drop(ep Endpoint, n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.control(ep).drop = n
+}
+
 // Hang makes every later request to ep block until its client goes away,
 // Reset or Close.
 func (h *Handler) Hang(ep Endpoint) {
@@ -373,7 +385,20 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, call *Call, shap
 		c.fail--
 		failStatus = c.failStatus
 	}
+	drop := hang == nil && failStatus == 0 && c.drop > 0
+	if drop {
+		c.drop--
+	}
 	h.mu.Unlock()
+	if drop {
+		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
+		call.Status, call.ErrorCode = 0, "dropped"
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+			return false
+		}
+		panic(http.ErrAbortHandler)
+	}
 	if hang != nil {
 		select {
 		case <-r.Context().Done():
