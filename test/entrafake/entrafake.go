@@ -123,6 +123,7 @@ type Server struct {
 	fail         int
 	failStatus   int
 	drop         int
+	early        map[*Call]bool // calls recorded before their handler returned
 	hang         bool
 	failMeta     int
 	failMetaCode int
@@ -324,8 +325,25 @@ func (s *Server) JWKS() jose.JSONWebKeySet {
 
 func (s *Server) record(c *Call) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.early[c] {
+		delete(s.early, c)
+		return
+	}
 	s.calls = append(s.calls, *c)
-	s.mu.Unlock()
+}
+
+// recordEarly records c before its handler returns (a dropped connection,
+// which the client sees before the deferred record); the deferred record
+// then does nothing.
+func (s *Server) recordEarly(c *Call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, *c)
+	if s.early == nil {
+		s.early = map[*Call]bool{}
+	}
+	s.early[c] = true
 }
 
 func (s *Server) knownTenant(tenant string) bool {

@@ -57,6 +57,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if drop {
 		call.Status, call.Error = 0, "dropped"
+		s.recordEarly(&call)
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			_ = conn.Close()
 			return

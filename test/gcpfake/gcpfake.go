@@ -155,6 +155,7 @@ type Handler struct {
 	closed      chan struct{}
 	closeOnce   sync.Once
 	mux         *http.ServeMux
+	early       map[*Call]bool // calls recorded before their handler returned
 
 	mu        sync.Mutex
 	baseURL   string // for the aud of assertions; set by Server
@@ -393,6 +394,7 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, call *Call, shap
 	if drop {
 		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
 		call.Status, call.ErrorCode = 0, "dropped"
+		h.recordEarly(call)
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			_ = conn.Close()
 			return false
@@ -427,7 +429,24 @@ func (h *Handler) refusal(ep Endpoint) string {
 func (h *Handler) record(call *Call) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.early[call] {
+		delete(h.early, call)
+		return
+	}
 	h.calls = append(h.calls, *call)
+}
+
+// recordEarly records call before its handler returns (a dropped
+// connection, which the client sees before the deferred record); the
+// deferred record then does nothing.
+func (h *Handler) recordEarly(call *Call) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, *call)
+	if h.early == nil {
+		h.early = map[*Call]bool{}
+	}
+	h.early[call] = true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

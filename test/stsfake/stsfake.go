@@ -296,11 +296,17 @@ func cloneValues(v url.Values) url.Values {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call := Call{Time: h.now(), RequestID: uuid.NewString()}
 	w.Header().Set("X-Amzn-Requestid", call.RequestID)
-	defer func() {
+	recorded := false
+	record := func() {
+		if recorded {
+			return
+		}
+		recorded = true
 		h.mu.Lock()
 		h.calls = append(h.calls, call)
 		h.mu.Unlock()
-	}()
+	}
+	defer record()
 	fail := func(code, msg string) {
 		call.Status, call.ErrorCode = writeError(w, call.RequestID, code, msg)
 	}
@@ -328,6 +334,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	if drop {
 		call.ErrorCode = "(dropped)"
+		record() // before the client can see the connection close
 		dropConnection(w)
 		return
 	}
