@@ -26,7 +26,7 @@ import (
 // withExchange gives the server a verifier, the ledger and the AWS
 // provider (real SDK, aimed at the shared STS fake).
 func withExchange(t testing.TB) envOption {
-	p, err := aws.New(context.Background(), aws.Config{MaxBackoff: 5 * time.Millisecond})
+	p, err := aws.New(context.Background(), aws.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

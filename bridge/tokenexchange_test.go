@@ -144,6 +144,7 @@ func TestTokenExchangeJWT(t *testing.T) {
 	}
 	var claims struct {
 		Sub        string            `json:"sub"`
+		SrcSub     string            `json:"src_sub"`
 		Act        map[string]string `json:"act"`
 		Repository string            `json:"repository"`
 		Team       string            `json:"team"`
@@ -152,7 +153,7 @@ func TestTokenExchangeJWT(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	if claims.Sub != "repo:acme/web:environment:production" || claims.Act["iss"] != x.gh.URL() ||
+	if claims.Sub != "oidc-bridge:jwt:mapping:internal" || claims.SrcSub != "repo:acme/web:environment:production" || claims.Act["iss"] != x.gh.URL() ||
 		claims.Repository != "acme/web" || claims.Team != "web" || claims.JTI != resp.IssuanceID {
 		t.Fatalf("claims %+v", claims)
 	}

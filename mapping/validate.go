@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // ErrInvalid matches (errors.Is) every *ValidationError: the admin API
@@ -800,7 +801,8 @@ func validGUID(s string) bool {
 // tests keep this list equal to the provider's own.
 var reservedJWTClaims = []string{
 	"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act",
-	"src_iss", "mapping",
+	"src_iss", "src_sub", "mapping",
+	"ci_issuer", "ci_subject", "ci_kind", "service_account", "issuance_id",
 	"repository", "repository_id", "repository_owner", "ref", "ref_type", "sha",
 	"environment", "event_name", "workflow_ref", "actor", "run_id", "run_attempt", "job_id",
 }
@@ -816,6 +818,12 @@ func checkJWTTarget(t *JWTTarget) error {
 	if err := checkAudience("target.audience", t.Audience); err != nil {
 		return err
 	}
+	// The bridge signs its cloud assertions with the same key and issuer:
+	// a jwt token for a cloud's audience could be presented there.
+	if providers.CloudAudience(t.Audience) {
+		return invalid("target.audience", "is a cloud's federation audience (AWS STS, Entra ID, Google); "+
+			"the jwt provider signs tokens for the bridge's own internal services only")
+	}
 	names := make([]string, 0, len(t.Claims))
 	for name := range t.Claims {
 		names = append(names, name)
@@ -825,7 +833,7 @@ func checkJWTTarget(t *JWTTarget) error {
 		if name == "" {
 			return invalid("target.claims", "claim names must not be empty")
 		}
-		if slices.Contains(reservedJWTClaims, name) {
+		if slices.Contains(reservedJWTClaims, name) || providers.CloudClaim(name) {
 			return invalid("target.claims."+name, "is set by the bridge and cannot be overridden")
 		}
 	}

@@ -22,9 +22,12 @@ import (
 type Provider interface {
 	// Name is the provider's name in mappings: aws, gcp, azure or jwt.
 	Name() string
-	// Mint returns a credential for req. Its errors wrap ErrRefused when
-	// the cloud said no (not retried) or ErrUnavailable when the cloud is
-	// failing (already retried within ctx's deadline).
+	// Mint returns a credential for req with at most one call to the
+	// cloud that issues it: no SDK retries, so that one issuance record
+	// stands for at most one credential (the client retries, with a fresh
+	// token). Its errors wrap ErrRefused when the cloud said no or
+	// ErrUnavailable when the cloud is failing; an ambiguous outcome is
+	// an Error with Indeterminate set.
 	Mint(ctx context.Context, req Request) (Credential, error)
 }
 
@@ -56,7 +59,7 @@ var (
 	// ErrRefused: the cloud refused the request (access denied, bad
 	// target). The bridge answers 502 provider_error and does not retry.
 	ErrRefused = errors.New("providers: refused")
-	// ErrUnavailable: the cloud failed or timed out after retries.
+	// ErrUnavailable: the cloud failed or timed out (not retried).
 	ErrUnavailable = errors.New("providers: unavailable")
 )
 

@@ -22,14 +22,6 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/signing"
 )
 
-// Defaults of Config.
-const (
-	DefaultMaxAttempts = 4
-	// DefaultMaxBackoff caps one wait between attempts. The SDK's own default
-	// (20s) is too long for an exchange a pipeline waits on.
-	DefaultMaxBackoff = 2 * time.Second
-)
-
 // Limits of AssumeRole's DurationSeconds.
 const (
 	minDuration = 900 * time.Second
@@ -42,12 +34,6 @@ type Config struct {
 	// Logger receives failures (with AWS's message and request id) and, at
 	// debug level, successes. Never secrets. Nil discards.
 	Logger *slog.Logger
-	// MaxAttempts is the number of STS calls per mint, first included;
-	// 0 means DefaultMaxAttempts. It overrides AWS_MAX_ATTEMPTS.
-	MaxAttempts int
-	// MaxBackoff caps the jittered wait between attempts; 0 means
-	// DefaultMaxBackoff.
-	MaxBackoff time.Duration
 	// HTTPClient, if set, makes the STS calls, used as it is (AWS_CA_BUNDLE
 	// does not apply to it); the SDK's credential lookups keep the SDK's
 	// own client. Nil means the SDK's default client for both.
@@ -74,40 +60,14 @@ var _ providers.Provider = (*Provider)(nil)
 // New loads the bridge's own AWS configuration with the SDK's default chain.
 // It does not contact AWS: missing credentials show on the first Mint.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
-	if cfg.MaxAttempts < 0 {
-		return nil, fmt.Errorf("aws: max attempts %d is negative", cfg.MaxAttempts)
-	}
-	if cfg.MaxBackoff < 0 {
-		return nil, fmt.Errorf("aws: max backoff %v is negative", cfg.MaxBackoff)
-	}
-	attempts, backoff := cfg.MaxAttempts, cfg.MaxBackoff
-	if attempts == 0 {
-		attempts = DefaultMaxAttempts
-	}
-	if backoff == 0 {
-		backoff = DefaultMaxBackoff
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 
-	// The standard retryer retries throttling codes, 5xx and transport
-	// errors with jittered exponential backoff (throttling from a 1s base,
-	// others from 50ms, each wait capped by MaxBackoff), sleeps under ctx,
-	// and never retries refusals or a cancelled context. Its client-side
-	// retry quota (a token bucket shared by all mints of this provider) cuts
-	// retries short while STS keeps failing, so that an outage is not
-	// multiplied by MaxAttempts.
-	retryer := func() awssdk.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = attempts
-			o.MaxBackoff = backoff
-		})
-	}
 	// The HTTP client is not given to LoadDefaultConfig: with AWS_CA_BUNDLE
 	// set, it refuses any client but its own BuildableClient.
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(retryer))
+	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("aws: load sdk configuration: %w", err)
 	}
@@ -118,8 +78,12 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		if cfg.HTTPClient != nil {
 			o.HTTPClient = cfg.HTTPClient
 		}
-		o.Retryer = retryer()
-		o.RetryMaxAttempts = 0 // else AWS_MAX_ATTEMPTS would wrap our retryer
+		// One STS call per mint, hence per issuance record: the SDK's
+		// retries would send the same request again after a lost answer
+		// and could leave a session the ledger never saw. The client
+		// retries, with a fresh pipeline token and a new record.
+		o.Retryer = awssdk.NopRetryer{}
+		o.RetryMaxAttempts = 0 // else AWS_MAX_ATTEMPTS would wrap the retryer
 		// Wire logging would print response bodies, which hold secrets.
 		o.ClientLogMode = 0
 		o.Logger = logging.Nop{}

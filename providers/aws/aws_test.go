@@ -56,9 +56,6 @@ func setup(t *testing.T, cfg aws.Config) (*stsfake.Server, *aws.Provider) {
 	s := stsfake.New(t)
 	bridgeEnv(t)
 	t.Setenv("AWS_ENDPOINT_URL_STS", s.URL())
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = 5 * time.Millisecond
-	}
 	p, err := aws.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -269,59 +266,80 @@ func TestValidationErrorIsRefusal(t *testing.T) {
 	}
 }
 
-func TestThrottlingIsRetried(t *testing.T) {
-	s, p := setup(t, aws.Config{})
-	s.Throttle(2)
-	cred, err := p.Mint(t.Context(), request(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls := s.Calls()
-	if len(calls) != 3 || calls[0].ErrorCode != "Throttling" || calls[1].ErrorCode != "Throttling" || calls[2].IssuedAccessKeyID != cred.ID {
-		t.Errorf("calls: %+v", calls)
-	}
-}
-
-func TestServerErrorsAreRetriedThenUnavailable(t *testing.T) {
+// TestOneCallPerMint: a failing STS (throttling, 500, 503) is called once
+// per mint, whatever AWS_MAX_ATTEMPTS says; the error is typed unavailable
+// (failing, not refusing) and definite: STS answered, so it issued nothing.
+func TestOneCallPerMint(t *testing.T) {
 	tests := []struct {
 		name     string
 		arrange  func(*stsfake.Server)
 		wantCode string
 	}{
-		{"500", func(s *stsfake.Server) { s.Fail(100, http.StatusInternalServerError) }, "InternalFailure"},
-		{"503", func(s *stsfake.Server) { s.Fail(100, http.StatusServiceUnavailable) }, "ServiceUnavailable"},
-		{"throttling", func(s *stsfake.Server) { s.Throttle(100) }, "Throttling"},
+		{"500", func(s *stsfake.Server) { s.Fail(1, http.StatusInternalServerError) }, "InternalFailure"},
+		{"503", func(s *stsfake.Server) { s.Fail(1, http.StatusServiceUnavailable) }, "ServiceUnavailable"},
+		{"throttling", func(s *stsfake.Server) { s.Throttle(1) }, "Throttling"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, p := setup(t, aws.Config{MaxAttempts: 3})
-			tt.arrange(s)
-			_, err := p.Mint(t.Context(), request(t))
-			wantError(t, err, providers.ErrUnavailable, tt.wantCode)
-			if n := s.CallCount(); n != 3 {
-				t.Errorf("STS called %d times, want MaxAttempts (3)", n)
+		for _, mode := range []string{"assume_role", "web_identity"} {
+			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+				s, p, req := oneCallSetup(t, mode)
+				tt.arrange(s)
+				_, err := p.Mint(t.Context(), req)
+				wantError(t, err, providers.ErrUnavailable, tt.wantCode)
+				var pe *providers.Error
+				if errors.As(err, &pe) && pe.Indeterminate {
+					t.Errorf("STS answered %s: not indeterminate", tt.wantCode)
+				}
+				if n := s.CallCount(); n != 1 {
+					t.Errorf("STS called %d times for one mint, want 1", n)
+				}
+			})
+		}
+	}
+}
+
+// TestConnectionDropIsIndeterminate: STS reads the request and the
+// connection breaks before its answer. The mint is one call, unavailable
+// and indeterminate: STS may have issued a session.
+func TestConnectionDropIsIndeterminate(t *testing.T) {
+	for _, mode := range []string{"assume_role", "web_identity"} {
+		t.Run(mode, func(t *testing.T) {
+			s, p, req := oneCallSetup(t, mode)
+			s.Drop(1)
+			_, err := p.Mint(t.Context(), req)
+			wantError(t, err, providers.ErrUnavailable, "ConnectionError")
+			var pe *providers.Error
+			if !errors.As(err, &pe) || !pe.Indeterminate {
+				t.Errorf("a connection lost after sending must be indeterminate: %#v", err)
+			}
+			calls := s.Calls()
+			if len(calls) != 1 || calls[0].ErrorCode != "(dropped)" {
+				t.Errorf("STS calls %+v, want the one dropped", calls)
 			}
 		})
 	}
-	t.Run("default attempts", func(t *testing.T) {
-		s, p := setup(t, aws.Config{})
-		s.Fail(100, http.StatusInternalServerError)
-		_, err := p.Mint(t.Context(), request(t))
-		wantError(t, err, providers.ErrUnavailable, "InternalFailure")
-		if n := s.CallCount(); n != aws.DefaultMaxAttempts {
-			t.Errorf("STS called %d times, want %d", n, aws.DefaultMaxAttempts)
-		}
-	})
-	t.Run("recovers", func(t *testing.T) {
-		s, p := setup(t, aws.Config{})
-		s.Fail(2, http.StatusServiceUnavailable)
-		if _, err := p.Mint(t.Context(), request(t)); err != nil {
+}
+
+// oneCallSetup is setup for mode, with AWS_MAX_ATTEMPTS asking for retries
+// that must not happen.
+func oneCallSetup(t *testing.T, mode string) (*stsfake.Server, *aws.Provider, providers.Request) {
+	t.Helper()
+	if mode == "web_identity" {
+		s, signer, _ := webSetup(t, aws.Config{})
+		t.Setenv("AWS_MAX_ATTEMPTS", "5")
+		p, err := aws.New(t.Context(), aws.Config{Signer: signer})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if n := s.CallCount(); n != 3 {
-			t.Errorf("STS called %d times, want 3", n)
-		}
-	})
+		return s, p, webRequest(t)
+	}
+	s, _ := setup(t, aws.Config{})
+	t.Setenv("AWS_MAX_ATTEMPTS", "5")
+	p, err := aws.New(t.Context(), aws.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, p, request(t)
 }
 
 func TestHangTimesOut(t *testing.T) {
@@ -343,7 +361,7 @@ func TestHangTimesOut(t *testing.T) {
 
 // TestDefiniteFailures: errors that STS answered are not indeterminate.
 func TestDefiniteFailures(t *testing.T) {
-	s, p := setup(t, aws.Config{MaxAttempts: 2, MaxBackoff: 5 * time.Millisecond})
+	s, p := setup(t, aws.Config{})
 	for _, arm := range []func(){func() { s.Refuse("AccessDenied") }, func() { s.Fail(10, 503) }, func() { s.Throttle(10) }} {
 		s.Reset()
 		arm()
@@ -352,21 +370,6 @@ func TestDefiniteFailures(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Indeterminate {
 			t.Errorf("an answered failure is indeterminate: %#v", err)
 		}
-	}
-}
-
-func TestBackoffStaysInsideDeadline(t *testing.T) {
-	s, p := setup(t, aws.Config{MaxAttempts: 10, MaxBackoff: 10 * time.Second})
-	s.Throttle(100) // throttling backs off from a 1s base
-	ctx, cancel := context.WithTimeout(t.Context(), 400*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := p.Mint(ctx, request(t))
-	if !errors.Is(err, providers.ErrUnavailable) {
-		t.Errorf("error %v is not ErrUnavailable", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Mint returned after %v, past its 400ms deadline", d)
 	}
 }
 
@@ -406,13 +409,13 @@ func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error)
 func TestRegionalEndpointWithoutOverride(t *testing.T) {
 	bridgeEnv(t)
 	rt := &recordingTransport{}
-	p, err := aws.New(t.Context(), aws.Config{MaxAttempts: 2, MaxBackoff: time.Millisecond, HTTPClient: &http.Client{Transport: rt}})
+	p, err := aws.New(t.Context(), aws.Config{HTTPClient: &http.Client{Transport: rt}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = p.Mint(t.Context(), request(t))
 	wantError(t, err, providers.ErrUnavailable, "ConnectionError")
-	if d := cmp.Diff([]string{"sts.eu-west-1.amazonaws.com", "sts.eu-west-1.amazonaws.com"}, rt.hosts); d != "" {
+	if d := cmp.Diff([]string{"sts.eu-west-1.amazonaws.com"}, rt.hosts); d != "" {
 		t.Errorf("hosts (-want +got):\n%s", d)
 	}
 }
@@ -500,35 +503,13 @@ func TestInvalidTargets(t *testing.T) {
 	})
 }
 
-func TestNew(t *testing.T) {
-	bridgeEnv(t)
-	for _, cfg := range []aws.Config{{MaxAttempts: -1}, {MaxBackoff: -time.Second}} {
-		if _, err := aws.New(t.Context(), cfg); err == nil || !strings.HasPrefix(err.Error(), "aws: ") {
-			t.Errorf("New(%+v) = %v", cfg, err)
-		}
-	}
-	// AWS_MAX_ATTEMPTS does not override Config.MaxAttempts.
-	s := stsfake.New(t)
-	t.Setenv("AWS_ENDPOINT_URL_STS", s.URL())
-	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	p, err := aws.New(t.Context(), aws.Config{MaxAttempts: 2, MaxBackoff: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Fail(5, http.StatusInternalServerError)
-	_, _ = p.Mint(t.Context(), request(t))
-	if n := s.CallCount(); n != 2 {
-		t.Errorf("STS called %d times, want 2", n)
-	}
-}
-
 // TestNoSecretsInLogs logs at debug level through a success, a refusal, an
 // outage and a timeout and searches the log for any secret.
 func TestNoSecretsInLogs(t *testing.T) {
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, p := setup(t, aws.Config{Logger: log, MaxAttempts: 2})
+	s, p := setup(t, aws.Config{Logger: log})
 
 	cred, err := p.Mint(t.Context(), request(t))
 	if err != nil {
@@ -584,7 +565,6 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 
 func TestConcurrentMints(t *testing.T) {
 	s, p := setup(t, aws.Config{})
-	s.Throttle(10)
 	const n = 50
 	var wg sync.WaitGroup
 	ids := make(chan string, n)
@@ -609,7 +589,7 @@ func TestConcurrentMints(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	if len(seen) != n {
-		t.Errorf("%d credentials, want %d", len(seen), n)
+	if len(seen) != n || s.CallCount() != n {
+		t.Errorf("%d credentials from %d calls, want %d", len(seen), s.CallCount(), n)
 	}
 }

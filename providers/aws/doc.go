@@ -55,11 +55,13 @@
 //
 //   - iss: the bridge's public URL; aud: "sts.amazonaws.com"
 //     (WebIdentityAudience);
-//   - sub: "repo:<repository in lower case>:mapping:<mapping>"
-//     (WebIdentitySubject), e.g. "repo:acme/web:mapping:web-prod-deploy";
+//   - sub: "oidc-bridge:aws:mapping:<mapping>" (WebIdentitySubject), e.g.
+//     "oidc-bridge:aws:mapping:web-prod-deploy": nothing of the pipeline's
+//     token, and no other token the bridge signs (a jwt mapping's, an
+//     Azure or Google assertion) has it;
 //   - iat now, nbf a minute earlier (for clock skew), exp 5 minutes later;
 //     jti the issuance id;
-//   - mapping, src_iss (the pipeline token's iss), repository,
+//   - mapping, src_iss and src_sub (the pipeline token's iss and sub), repository,
 //     repository_id, ref, environment, event_name, workflow_ref, actor,
 //     run_id, run_attempt, when the pipeline's token has them.
 //
@@ -76,23 +78,26 @@
 //	    "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"],
 //	    "Condition": {"StringEquals": {
 //	      "bridge.example.com:aud": "sts.amazonaws.com",
-//	      "bridge.example.com:sub": "repo:acme/web:mapping:web-prod-deploy"
+//	      "bridge.example.com:sub": "oidc-bridge:aws:mapping:web-prod-deploy"
 //	    }}
 //	  }]
 //	}
 //
-// (StringLike "repo:*:mapping:web-prod-deploy" admits whatever repositories
-// the mapping admits.) STS's web identity refusals (InvalidIdentityToken,
+// Pin both with StringEquals, never a pattern: the mapping is the bridge's
+// authorization decision, and the subject names it exactly. STS's web
+// identity refusals (InvalidIdentityToken,
 // ExpiredTokenException, IDPRejectedClaim, AccessDenied) are ErrRefused;
 // IDPCommunicationError (STS could not fetch the bridge's keys) is
-// retried, then ErrUnavailable. Without a Signer, or when signing fails,
+// ErrUnavailable. Without a Signer, or when signing fails,
 // such mints fail with ErrUnavailable, code SignerUnavailable, before any
 // call.
 //
-// Throttling, 5xx and transport errors are retried by the SDK's standard
-// retryer (jittered exponential backoff, MaxAttempts, MaxBackoff) within the
-// caller's deadline; its client-side retry quota stops retries early while
-// STS keeps failing. Errors are *providers.Error whose Code is AWS's error
+// Each mint is one STS call: the SDK's retries are off (aws.NopRetryer,
+// whatever AWS_MAX_ATTEMPTS says), so that one issuance record stands for at
+// most one session. Throttling and 5xx are ErrUnavailable (the client
+// retries, with a fresh pipeline token); a timeout, a connection broken
+// after the request was sent or an unreadable answer is also Indeterminate,
+// as STS may have issued. Errors are *providers.Error whose Code is AWS's error
 // code (or Timeout, InvalidTarget, ...), never the message, ARN or account,
 // which go to the log only. Secrets and session tokens are never logged and
 // SDK request/response logging is forced off.

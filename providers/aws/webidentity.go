@@ -3,7 +3,6 @@ package aws
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
@@ -35,24 +34,21 @@ const (
 )
 
 // WebIdentitySubject is the sub of the web identity tokens of mapping's
-// mints for repository: "repo:<repository>:mapping:<mapping>", with the
-// repository in lower case (the bridge compares repositories without
-// case; IAM's StringEquals does not), e.g.
-// "repo:acme/web:mapping:web-prod-deploy". The repository part is empty when
-// the pipeline's token names none. Mapping names contain no ":", so the
-// mapping at the end cannot be forged through the repository, and
-// "repo:*:mapping:<mapping>" in a StringLike condition pins a mapping
-// whatever repositories it admits.
-func WebIdentitySubject(repository, mapping string) string {
-	return "repo:" + strings.ToLower(repository) + ":mapping:" + mapping
-}
+// mints: "oidc-bridge:aws:mapping:<mapping>" (providers.Subject), e.g.
+// "oidc-bridge:aws:mapping:web-prod-deploy". Nothing of the pipeline's
+// token is in it, so that a role's trust policy pins it whole with
+// StringEquals, and no token the bridge signs for another provider (a jwt
+// mapping's, whatever its pipeline's sub) or another mapping can meet that
+// condition. The repository is in the repository claim and the session
+// tags; the pipeline's sub in src_sub.
+func WebIdentitySubject(mapping string) string { return providers.Subject("aws", mapping) }
 
 // webIdentityClaims are the claims of the web identity token for req, but
 // iss and iat, which the signer sets.
 func webIdentityClaims(req providers.Request, now time.Time) map[string]any {
 	c := req.Claims
 	claims := map[string]any{
-		"sub":     WebIdentitySubject(c.Repository, req.Mapping),
+		"sub":     WebIdentitySubject(req.Mapping),
 		"aud":     WebIdentityAudience,
 		"exp":     now.Add(webIdentityLifetime).Unix(),
 		"nbf":     now.Add(-webIdentitySkew).Unix(),
@@ -61,6 +57,7 @@ func webIdentityClaims(req providers.Request, now time.Time) map[string]any {
 	for k, v := range map[string]string{
 		"jti":           req.IssuanceID,
 		"src_iss":       c.Issuer,
+		"src_sub":       c.Subject,
 		"repository":    c.Repository,
 		"repository_id": c.RepositoryID,
 		"ref":           c.Ref,
@@ -92,6 +89,10 @@ func webIdentityClaims(req providers.Request, now time.Time) map[string]any {
 // presenting a token the bridge signs: the call is anonymous, the bridge's
 // own AWS credentials are neither needed nor used.
 func (p *Provider) assumeRoleWithWebIdentity(ctx context.Context, log *slog.Logger, req providers.Request, t target) (providers.Credential, error) {
+	if !providers.ValidMappingName(req.Mapping) {
+		log.Error("aws: mint request without a valid mapping name")
+		return providers.Credential{}, refused("InvalidRequest")
+	}
 	if p.signer == nil {
 		log.Error("aws: mode web_identity needs the bridge's signer, which is not configured")
 		return providers.Credential{}, unavailable("SignerUnavailable")

@@ -33,25 +33,14 @@ const (
 	// SubjectPrefix begins the sub of every client assertion; the mapping's
 	// name follows. The federated identity credential's subject must be
 	// exactly SubjectPrefix + mapping name.
-	SubjectPrefix = "oidc-bridge:mapping:"
+	SubjectPrefix = providers.SubjectPrefix + "azure:mapping:"
 	// AuthorityHostEnv is the variable azidentity reads for the authority
 	// host.
 	AuthorityHostEnv = "AZURE_AUTHORITY_HOST"
 )
 
-// Defaults of Config.
-const (
-	DefaultMaxAttempts = 4
-	// DefaultMaxBackoff caps one wait between attempts; azcore's own cap
-	// (60s) is too long for an exchange a pipeline waits on.
-	DefaultMaxBackoff = 2 * time.Second
-	// retryDelay is the base of azcore's exponential backoff (its default,
-	// 800ms, would spend a pipeline's patience on the second retry).
-	retryDelay = 200 * time.Millisecond
-)
-
 // assertionLifetime is how long a client assertion is valid: long enough for
-// retries within one exchange, short enough to be useless if it leaks. A
+// one exchange, short enough to be useless if it leaks. A
 // shorter requested duration shortens it.
 const assertionLifetime = 5 * time.Minute
 
@@ -80,12 +69,6 @@ type Config struct {
 	// correlation ids) and, at debug level, successes. Never tokens or
 	// assertions. Nil discards.
 	Logger *slog.Logger
-	// MaxAttempts is the number of attempts of each HTTP call of a mint,
-	// first included; 0 means DefaultMaxAttempts.
-	MaxAttempts int
-	// MaxBackoff caps the jittered wait between attempts; 0 means
-	// DefaultMaxBackoff. A longer Retry-After from Entra ends the retries.
-	MaxBackoff time.Duration
 }
 
 // Provider mints Entra ID access tokens for applications that trust the
@@ -97,7 +80,6 @@ type Provider struct {
 	hostURL  *url.URL
 	audience string
 	client   *http.Client
-	retry    policy.RetryOptions
 	log      *slog.Logger
 }
 
@@ -107,12 +89,6 @@ var _ providers.Provider = (*Provider)(nil)
 func New(_ context.Context, cfg Config) (*Provider, error) {
 	if cfg.Signer == nil {
 		return nil, errors.New("azure: a signer is required")
-	}
-	if cfg.MaxAttempts < 0 {
-		return nil, fmt.Errorf("azure: max attempts %d is negative", cfg.MaxAttempts)
-	}
-	if cfg.MaxBackoff < 0 {
-		return nil, fmt.Errorf("azure: max backoff %v is negative", cfg.MaxBackoff)
 	}
 	host := cfg.AuthorityHost
 	if host == "" {
@@ -129,13 +105,6 @@ func New(_ context.Context, cfg Config) (*Provider, error) {
 	if audience == "" {
 		audience = DefaultAudience
 	}
-	attempts, backoff := cfg.MaxAttempts, cfg.MaxBackoff
-	if attempts == 0 {
-		attempts = DefaultMaxAttempts
-	}
-	if backoff == 0 {
-		backoff = DefaultMaxBackoff
-	}
 	client := cfg.HTTPClient
 	if client == nil {
 		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -144,24 +113,13 @@ func New(_ context.Context, cfg Config) (*Provider, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	maxRetries := int32(attempts - 1)
-	if maxRetries == 0 {
-		maxRetries = -1 // azcore reads 0 as its default, 3
-	}
 	return &Provider{
 		signer:   cfg.Signer,
 		host:     host,
 		hostURL:  u,
 		audience: audience,
 		client:   client,
-		// azcore retries 408, 429, 500, 502, 503, 504 and transport errors,
-		// honours Retry-After up to MaxRetryDelay, and stops at ctx's end.
-		retry: policy.RetryOptions{
-			MaxRetries:    maxRetries,
-			RetryDelay:    retryDelay,
-			MaxRetryDelay: backoff,
-		},
-		log: log,
+		log:      log,
 	}, nil
 }
 
@@ -171,8 +129,10 @@ func (p *Provider) Name() string { return "azure" }
 // AuthorityHost is the Entra base URL the provider uses.
 func (p *Provider) AuthorityHost() string { return p.host }
 
-// Subject is the sub of the client assertions for mapping: what the
-// federated identity credential's subject must be.
+// Subject is the sub of the client assertions for mapping,
+// "oidc-bridge:azure:mapping:<mapping>" (providers.Subject): what the
+// federated identity credential's subject must be. No other token the
+// bridge signs (a jwt mapping's, an AWS or Google assertion) has it.
 func Subject(mapping string) string { return SubjectPrefix + mapping }
 
 // Mint exchanges a client assertion naming req's mapping for an access token
@@ -216,7 +176,13 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 			ClientOptions: azcore.ClientOptions{
 				Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: p.host},
 				Transport: x,
-				Retry:     p.retry,
+				// One call per request: azcore would otherwise retry a
+				// token request (408, 429, 5xx, transport errors) whose
+				// first answer was lost, and Entra could issue a token the
+				// ledger never saw. MaxRetries < 0 means none (0 would mean
+				// azcore's default, 3). The client retries, with a fresh
+				// pipeline token.
+				Retry: policy.RetryOptions{MaxRetries: -1},
 				// Bodies of token responses hold tokens: never log them,
 				// whatever azcore log listener the process sets.
 				Logging: policy.LogOptions{IncludeBody: false},

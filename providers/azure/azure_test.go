@@ -381,37 +381,54 @@ func TestMintRefused(t *testing.T) {
 	}
 }
 
-func TestMintRetries(t *testing.T) {
-	for _, status := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError, http.StatusTooManyRequests} {
-		t.Run(fmt.Sprint(status), func(t *testing.T) {
+// TestMintOneCall: a failing Entra (500, 503, 429) gets one token request
+// per mint, never azcore's retries: the error is unavailable (failing, not
+// refusing) and definite, Entra having answered.
+func TestMintOneCall(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		code   string
+	}{
+		{http.StatusServiceUnavailable, "AADSTS90033"},
+		{http.StatusInternalServerError, "AADSTS50000"},
+		{http.StatusTooManyRequests, "AADSTS90033"},
+	} {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
 			t.Parallel()
 			e := setup(t)
-			e.fake.Fail(1, status)
-			if _, err := e.prov.Mint(t.Context(), request(mapping, target(""))); err != nil {
-				t.Fatalf("Mint: %v", err)
+			e.fake.Fail(1, tc.status)
+			_, err := e.prov.Mint(t.Context(), request(mapping, target("")))
+			if !errors.Is(err, providers.ErrUnavailable) {
+				t.Fatalf("Mint: %v, want ErrUnavailable", err)
 			}
-			calls := e.fake.TokenCalls()
-			if len(calls) != 2 || calls[0].Status != status || calls[1].Status != http.StatusOK {
-				t.Errorf("token calls %d: want a %d then a 200", len(calls), status)
+			pe := providerError(t, err)
+			if pe.Code != tc.code || pe.Indeterminate {
+				t.Errorf("Code %q Indeterminate %v, want %s, false", pe.Code, pe.Indeterminate, tc.code)
+			}
+			if calls := e.fake.TokenCalls(); len(calls) != 1 || calls[0].Status != tc.status {
+				t.Errorf("token calls %+v, want one answered %d", calls, tc.status)
 			}
 		})
 	}
 }
 
-func TestMintUnavailable(t *testing.T) {
+// TestMintConnectionDrop: Entra reads the token request and the connection
+// breaks before its answer: one request, and the failure is indeterminate
+// (Entra may have issued a token).
+func TestMintConnectionDrop(t *testing.T) {
 	t.Parallel()
-	e := setup(t, func(c *azure.Config) { c.MaxAttempts = 2 })
-	e.fake.Fail(100, http.StatusServiceUnavailable)
+	e := setup(t)
+	e.fake.Drop(1)
 	_, err := e.prov.Mint(t.Context(), request(mapping, target("")))
 	if !errors.Is(err, providers.ErrUnavailable) {
 		t.Fatalf("Mint: %v, want ErrUnavailable", err)
 	}
 	pe := providerError(t, err)
-	if pe.Code != "AADSTS90033" || pe.Indeterminate {
-		t.Errorf("Code %q Indeterminate %v", pe.Code, pe.Indeterminate)
+	if pe.Code != "ConnectionError" || !pe.Indeterminate {
+		t.Errorf("Code %q Indeterminate %v, want ConnectionError, true", pe.Code, pe.Indeterminate)
 	}
-	if n := len(e.fake.TokenCalls()); n != 2 {
-		t.Errorf("%d token calls, want MaxAttempts = 2", n)
+	if calls := e.fake.TokenCalls(); len(calls) != 1 || calls[0].Error != "dropped" {
+		t.Errorf("token calls %+v, want the one dropped", calls)
 	}
 }
 
@@ -464,7 +481,6 @@ func TestMintConnectionRefused(t *testing.T) {
 	l.Close()
 	e := setup(t, func(c *azure.Config) {
 		c.AuthorityHost = "https://" + addr
-		c.MaxAttempts = 2
 	})
 	_, err = e.prov.Mint(t.Context(), request(mapping, target("")))
 	pe := providerError(t, err)
@@ -592,7 +608,6 @@ func TestNewRejects(t *testing.T) {
 		{"no signer", azure.Config{AuthorityHost: "https://login.microsoftonline.com/"}},
 		{"http authority", azure.Config{Signer: s, AuthorityHost: "http://127.0.0.1:1"}},
 		{"not a URL", azure.Config{Signer: s, AuthorityHost: "login.microsoftonline.com"}},
-		{"negative attempts", azure.Config{Signer: s, MaxAttempts: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := azure.New(t.Context(), tc.cfg); err == nil || !strings.HasPrefix(err.Error(), "azure: ") {
@@ -647,7 +662,7 @@ func TestOnlyTheAuthorityIsCalled(t *testing.T) {
 				})
 			}))
 			defer self.Close()
-			p, err := azure.New(t.Context(), azure.Config{Signer: e.signer, AuthorityHost: self.URL, HTTPClient: self.Client(), MaxAttempts: 1})
+			p, err := azure.New(t.Context(), azure.Config{Signer: e.signer, AuthorityHost: self.URL, HTTPClient: self.Client()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,7 @@
 // The client assertion is a JWT (RS256) with
 //
 //	iss  the bridge's issuer URL (BRIDGE_PUBLIC_URL, Signer.Issuer())
-//	sub  oidc-bridge:mapping:<mapping name>
+//	sub  oidc-bridge:azure:mapping:<mapping name>
 //	aud  api://AzureADTokenExchange (Config.Audience)
 //	iat, nbf  now; exp  now + 5 minutes (less if the requested duration is)
 //	jti  a random UUID, new for every token request
@@ -28,7 +28,7 @@
 //	az ad app federated-credential create --id "$APP_ID" --parameters '{
 //	  "name": "oidc-bridge-web-prod-deploy",
 //	  "issuer": "https://bridge.example.com",
-//	  "subject": "oidc-bridge:mapping:web-prod-deploy",
+//	  "subject": "oidc-bridge:azure:mapping:web-prod-deploy",
 //	  "audiences": ["api://AzureADTokenExchange"]
 //	}'
 //	az role assignment create --assignee "$APP_ID" --role Reader \
@@ -52,9 +52,10 @@
 // (typically 60 to 90 minutes); the requested duration only shortens the
 // assertion.
 //
-// azcore retries 408, 429, 5xx answers and transport errors with jittered
-// exponential backoff (Config.MaxAttempts, Config.MaxBackoff) within the
-// caller's deadline. Errors are *providers.Error whose Code is Entra's code,
+// Nothing is retried: azcore's retries are off (MaxRetries -1), so a mint
+// sends at most one token request and one issuance record stands for at
+// most one token; the client retries, with a fresh pipeline token. Errors
+// are *providers.Error whose Code is Entra's code,
 // such as AADSTS70021 or AADSTS700213 (no matching federated identity
 // credential), AADSTS700016 (unknown application), AADSTS90002 (unknown
 // tenant), else its OAuth error or HTTPnnn, or Timeout, Canceled,

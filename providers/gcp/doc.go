@@ -30,11 +30,14 @@
 //	     without allowed audiences accepts by default (it also accepts the
 //	     bare "//iam.googleapis.com/..." form); a provider with allowed
 //	     audiences must list this value
-//	sub  mapping:<mapping name>, e.g. mapping:web-prod-deploy (at most 72
-//	     bytes, within google.subject's 127)
+//	sub  oidc-bridge:gcp:mapping:<mapping name>, e.g.
+//	     oidc-bridge:gcp:mapping:web-prod-deploy (at most 88 bytes, within
+//	     google.subject's 127); nothing of the pipeline's token, and no
+//	     other token the bridge signs (a jwt mapping's, an AWS or Azure
+//	     assertion) has it
 //	exp  5 minutes after iat; jti a fresh UUID
 //	mapping, service_account, issuance_id, and from the pipeline's verified
-//	token when present: ci_issuer, ci_kind, repository, repository_id,
+//	token when present: ci_issuer, ci_subject (its sub), ci_kind, repository, repository_id,
 //	repository_owner, ref, environment, event_name, workflow_ref, run_id,
 //	run_attempt, job_id — all strings, for attribute mappings and Cloud
 //	Audit Logs.
@@ -51,7 +54,7 @@
 //	  --attribute-mapping=google.subject=assertion.sub,attribute.mapping=assertion.mapping,attribute.repository=assertion.repository
 //	gcloud iam service-accounts add-iam-policy-binding deploy@acme-prod.iam.gserviceaccount.com \
 //	  --role=roles/iam.workloadIdentityUser \
-//	  --member=principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge/subject/mapping:web-prod-deploy
+//	  --member=principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge/subject/oidc-bridge:gcp:mapping:web-prod-deploy
 //
 // and the mapping's target:
 //
@@ -74,11 +77,11 @@
 // invalid_target, ...) for the exchange, or CredentialsUnavailable,
 // SignerUnavailable, InvalidTarget, InvalidDuration, Timeout, Canceled,
 // ConnectionError, InvalidResponse — never a message, e-mail or project,
-// which go to the log only. Failing answers and connections that never
-// carried a request are retried with gax's jittered exponential backoff
-// (MaxAttempts calls, waits capped by MaxBackoff, none that would outlast the
-// context's deadline). Only generateAccessToken's failures can be
-// Indeterminate (a timeout or broken connection after sending, a 504, an
+// which go to the log only. Nothing is retried: each step of a mint (STS,
+// generateAccessToken) is one call, the client libraries' default retries
+// replaced by none, so that one issuance record stands for at most one
+// token; the client retries, with a fresh pipeline token. Only
+// generateAccessToken's failures can be Indeterminate (a timeout or broken connection after sending, a 504, an
 // answer that does not decode): it alone mints the credential, while a lost
 // federated or bridge token is harmless. Tokens, assertions and keys are
 // never logged; the client libraries' own request logging is silenced.

@@ -193,50 +193,12 @@ func codePattern(code string) bool {
 	return true
 }
 
-// retryer retries failing (not refusing) answers and connections that
-// never carried the request, with gax's jittered exponential backoff, at
-// most maxAttempts calls in all, and never past ctx's deadline: a wait that
-// would outlast it ends the retries with the last answer, which is then
-// reported rather than a bare timeout.
-type retryer struct {
-	calls    int
-	max      int
-	backoff  gax.Backoff
-	deadline time.Time
-}
+// noRetry replaces the client libraries' default retries (generateAccessToken
+// retries 503 and 504 by default): one call per step of a mint, so that a
+// lost answer is never followed by a second credential the ledger does not
+// know of. The client retries, with a fresh pipeline token.
+func noRetry() gax.Retryer { return never{} }
 
-func (p *Provider) retryer(ctx context.Context) func() gax.Retryer {
-	deadline, _ := ctx.Deadline()
-	return func() gax.Retryer {
-		return &retryer{
-			max:      p.maxAttempts,
-			backoff:  gax.Backoff{Initial: 50 * time.Millisecond, Max: p.maxBackoff, Multiplier: 2},
-			deadline: deadline,
-		}
-	}
-}
+type never struct{}
 
-func (r *retryer) Retry(err error) (time.Duration, bool) {
-	r.calls++
-	if r.calls >= r.max || !retryable(err) {
-		return 0, false
-	}
-	d := r.backoff.Pause()
-	if !r.deadline.IsZero() && time.Until(r.deadline) <= d {
-		return 0, false
-	}
-	return d, true
-}
-
-func retryable(err error) bool {
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		switch ge.Code {
-		case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
-			http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return true
-		}
-		return false
-	}
-	return notSent(err)
-}
+func (never) Retry(error) (time.Duration, bool) { return 0, false }

@@ -28,11 +28,6 @@ import (
 const (
 	DefaultIAMCredentialsEndpoint = "https://iamcredentials.googleapis.com"
 	DefaultSTSEndpoint            = "https://sts.googleapis.com"
-	DefaultMaxAttempts            = 4
-	// DefaultMaxBackoff caps one wait between attempts. The client
-	// library's own cap (60s) is too long for an exchange a pipeline waits
-	// on.
-	DefaultMaxBackoff = 2 * time.Second
 )
 
 // DefaultScope is the OAuth scope of minted tokens when the target names
@@ -72,24 +67,16 @@ type Config struct {
 	// Logger receives failures (with Google's message) and, at debug
 	// level, successes. Never tokens or keys. Nil discards.
 	Logger *slog.Logger
-	// MaxAttempts is the number of calls per step of a mint, first
-	// included; 0 means DefaultMaxAttempts.
-	MaxAttempts int
-	// MaxBackoff caps the jittered wait between attempts; 0 means
-	// DefaultMaxBackoff.
-	MaxBackoff time.Duration
 }
 
 // Provider mints Google access tokens for service accounts with
 // generateAccessToken. It is safe for concurrent use.
 type Provider struct {
-	iam         *iamcredentials.IamCredentialsClient
-	sts         *stsv1.Service
-	httpClient  *http.Client
-	signer      signing.Signer
-	log         *slog.Logger
-	maxAttempts int
-	maxBackoff  time.Duration
+	iam        *iamcredentials.IamCredentialsClient
+	sts        *stsv1.Service
+	httpClient *http.Client
+	signer     signing.Signer
+	log        *slog.Logger
 
 	mu  sync.Mutex
 	adc *auth.Credentials // found on the first impersonate mint
@@ -101,12 +88,6 @@ var _ providers.Provider = (*Provider)(nil)
 // Application Default Credentials: a bridge without them starts, and only
 // impersonate mints fail (CredentialsUnavailable).
 func New(ctx context.Context, cfg Config) (*Provider, error) {
-	if cfg.MaxAttempts < 0 {
-		return nil, fmt.Errorf("gcp: max attempts %d is negative", cfg.MaxAttempts)
-	}
-	if cfg.MaxBackoff < 0 {
-		return nil, fmt.Errorf("gcp: max backoff %v is negative", cfg.MaxBackoff)
-	}
 	iamEndpoint, err := endpoint(cfg.IAMCredentialsEndpoint, DefaultIAMCredentialsEndpoint)
 	if err != nil {
 		return nil, fmt.Errorf("gcp: iamcredentials endpoint: %w", err)
@@ -116,23 +97,15 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("gcp: sts endpoint: %w", err)
 	}
 	p := &Provider{
-		httpClient:  cfg.HTTPClient,
-		signer:      cfg.Signer,
-		log:         cfg.Logger,
-		maxAttempts: cfg.MaxAttempts,
-		maxBackoff:  cfg.MaxBackoff,
+		httpClient: cfg.HTTPClient,
+		signer:     cfg.Signer,
+		log:        cfg.Logger,
 	}
 	if p.httpClient == nil {
 		p.httpClient = &http.Client{Transport: http.DefaultTransport}
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.maxAttempts == 0 {
-		p.maxAttempts = DefaultMaxAttempts
-	}
-	if p.maxBackoff == 0 {
-		p.maxBackoff = DefaultMaxBackoff
 	}
 	// The client libraries' loggers print request and response bodies
 	// (tokens) at debug level when GOOGLE_SDK_GO_LOGGING_LEVEL says so;
@@ -217,7 +190,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 	for _, d := range t.Delegates {
 		in.Delegates = append(in.Delegates, serviceAccountPrefix+d)
 	}
-	out, err := p.iam.GenerateAccessToken(withBearer(ctx, bearer), in, gax.WithRetry(p.retryer(ctx)))
+	out, err := p.iam.GenerateAccessToken(withBearer(ctx, bearer), in, gax.WithRetry(noRetry))
 	if err != nil {
 		return providers.Credential{}, p.failed(log, ctx, "generateAccessToken", err, googleCode, true)
 	}

@@ -102,7 +102,6 @@ func setup(t *testing.T, mutate func(*gcp.Config)) *env {
 		IAMCredentialsEndpoint: e.fake.IAMCredentialsEndpoint(),
 		STSEndpoint:            e.fake.STSEndpoint(),
 		Logger:                 slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		MaxBackoff:             5 * time.Millisecond,
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -282,7 +281,7 @@ func TestWorkloadIdentity(t *testing.T) {
 	c := s.SubjectClaims
 	str := func(k string) string { v, _ := c[k].(string); return v }
 	wantAud := "https://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge"
-	if str("iss") != e.signer.Issuer() || str("aud") != wantAud || str("sub") != "mapping:"+mapping || str("jti") == "" {
+	if str("iss") != e.signer.Issuer() || str("aud") != wantAud || str("sub") != "oidc-bridge:gcp:mapping:"+mapping || str("jti") == "" {
 		t.Errorf("iss %q aud %q sub %q jti %q", str("iss"), str("aud"), str("sub"), str("jti"))
 	}
 	iat, _ := c["iat"].(json.Number).Int64()
@@ -303,7 +302,7 @@ func TestWorkloadIdentity(t *testing.T) {
 		t.Error("the JWT carries actor")
 	}
 	wantAttrs := map[string]string{"mapping": mapping, "repository": "acme/web"}
-	if s.Principal != e.prov.Principal("mapping:"+mapping) || !cmp.Equal(s.Attributes, wantAttrs) {
+	if s.Principal != e.prov.Principal("oidc-bridge:gcp:mapping:"+mapping) || !cmp.Equal(s.Attributes, wantAttrs) {
 		t.Errorf("principal %q attributes %v", s.Principal, s.Attributes)
 	}
 
@@ -384,79 +383,70 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-func TestRetries(t *testing.T) {
+// TestOneCallPerStep: a failing Google (429, 500, 503) is called once per
+// step of a mint, never retried by the client libraries: the error is
+// unavailable (failing, not refusing) and definite, Google having answered.
+func TestOneCallPerStep(t *testing.T) {
 	tests := []struct {
 		name   string
 		ep     gcpfake.Endpoint
-		n      int
 		status int
 		mode   string
+		code   string
 	}{
-		{"iam 503", gcpfake.IAMCredentials, 1, http.StatusServiceUnavailable, "impersonate"},
-		{"iam 429 and 500", gcpfake.IAMCredentials, 3, http.StatusTooManyRequests, "impersonate"},
-		{"iam 500", gcpfake.IAMCredentials, 2, http.StatusInternalServerError, "workload_identity"},
-		{"sts 503", gcpfake.STS, 2, http.StatusServiceUnavailable, "workload_identity"},
+		{"iam 503", gcpfake.IAMCredentials, http.StatusServiceUnavailable, "impersonate", "UNAVAILABLE"},
+		{"iam 429", gcpfake.IAMCredentials, http.StatusTooManyRequests, "impersonate", "RESOURCE_EXHAUSTED"},
+		{"iam 500", gcpfake.IAMCredentials, http.StatusInternalServerError, "workload_identity", "INTERNAL"},
+		{"iam 503 federated", gcpfake.IAMCredentials, http.StatusServiceUnavailable, "workload_identity", "UNAVAILABLE"},
+		{"sts 503", gcpfake.STS, http.StatusServiceUnavailable, "workload_identity", "temporarily_unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := setup(t, nil)
-			e.fake.Fail(tt.ep, tt.n, tt.status)
+			e.fake.Fail(tt.ep, 1, tt.status)
 			tgt := map[string]any{"service_account": deploySA}
 			if tt.mode == "workload_identity" {
 				tgt = wiTarget()
 			}
-			start := time.Now()
-			cred, err := e.p.Mint(t.Context(), request(t, tgt, time.Hour))
-			if err != nil {
-				t.Fatal(err)
+			_, err := e.p.Mint(t.Context(), request(t, tgt, time.Hour))
+			wantProviderError(t, err, providers.ErrUnavailable, tt.code, false)
+			if n := len(e.fake.CallsTo(tt.ep)); n != 1 {
+				t.Errorf("%d calls to %s for one mint, want 1", n, tt.ep)
 			}
-			checkCredential(t, e, cred, start, time.Hour)
+		})
+	}
+}
+
+// TestConnectionDrop: Google reads the request and the connection breaks
+// before its answer. One call; for generateAccessToken, which mints the
+// credential, the failure is indeterminate; for STS, whose federated token
+// never reaches the pipeline, it is definite.
+func TestConnectionDrop(t *testing.T) {
+	tests := []struct {
+		name          string
+		ep            gcpfake.Endpoint
+		mode          string
+		indeterminate bool
+	}{
+		{"generateAccessToken", gcpfake.IAMCredentials, "impersonate", true},
+		{"generateAccessToken with a federated token", gcpfake.IAMCredentials, "workload_identity", true},
+		{"sts", gcpfake.STS, "workload_identity", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, nil)
+			e.fake.Drop(tt.ep, 1)
+			tgt := map[string]any{"service_account": deploySA}
+			if tt.mode == "workload_identity" {
+				tgt = wiTarget()
+			}
+			_, err := e.p.Mint(t.Context(), request(t, tgt, time.Hour))
+			wantProviderError(t, err, providers.ErrUnavailable, "ConnectionError", tt.indeterminate)
 			calls := e.fake.CallsTo(tt.ep)
-			if len(calls) != tt.n+1 {
-				t.Fatalf("%d calls, want %d", len(calls), tt.n+1)
-			}
-			for i, c := range calls {
-				if want := map[bool]int{true: tt.status, false: http.StatusOK}[i < tt.n]; c.Status != want {
-					t.Errorf("call %d: status %d, want %d", i, c.Status, want)
-				}
+			if len(calls) != 1 || calls[0].ErrorCode != "dropped" {
+				t.Errorf("calls to %s: %+v, want the one dropped", tt.ep, calls)
 			}
 		})
-	}
-}
-
-func TestUnavailableAfterRetries(t *testing.T) {
-	for _, ep := range []gcpfake.Endpoint{gcpfake.IAMCredentials, gcpfake.STS} {
-		t.Run(string(ep), func(t *testing.T) {
-			e := setup(t, func(c *gcp.Config) { c.MaxAttempts = 3 })
-			e.fake.Fail(ep, 100, http.StatusServiceUnavailable)
-			_, err := e.p.Mint(t.Context(), request(t, wiTarget(), time.Hour))
-			code := "UNAVAILABLE"
-			if ep == gcpfake.STS {
-				code = "temporarily_unavailable"
-			}
-			wantProviderError(t, err, providers.ErrUnavailable, code, false)
-			if n := len(e.fake.CallsTo(ep)); n != 3 {
-				t.Errorf("%d calls, want 3", n)
-			}
-		})
-	}
-}
-
-// TestRetriesStopAtDeadline: a wait that would outlast the deadline is not
-// taken, and the last answer is reported rather than a timeout.
-func TestRetriesStopAtDeadline(t *testing.T) {
-	e := setup(t, func(c *gcp.Config) { c.MaxAttempts = 50; c.MaxBackoff = 400 * time.Millisecond })
-	e.fake.Fail(gcpfake.IAMCredentials, 1000, http.StatusServiceUnavailable)
-	ctx, cancel := context.WithTimeout(t.Context(), 700*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := e.p.Mint(ctx, request(t, map[string]any{"service_account": deploySA}, time.Hour))
-	wantProviderError(t, err, providers.ErrUnavailable, "UNAVAILABLE", false)
-	if d := time.Since(start); d > 700*time.Millisecond {
-		t.Errorf("returned after %v", d)
-	}
-	if n := len(e.fake.CallsTo(gcpfake.IAMCredentials)); n < 2 {
-		t.Errorf("%d calls: not retried", n)
 	}
 }
 
@@ -567,8 +557,6 @@ func TestNewRejectsBadEndpoints(t *testing.T) {
 		{STSEndpoint: "ftp://sts.example.com"},
 		{STSEndpoint: "https://sts.example.com/?x=1"},
 		{IAMCredentialsEndpoint: "https://user:pw@iam.example.com"},
-		{MaxAttempts: -1},
-		{MaxBackoff: -time.Second},
 	} {
 		if _, err := gcp.New(t.Context(), cfg); err == nil || !strings.HasPrefix(err.Error(), "gcp: ") {
 			t.Errorf("%+v: error %v", cfg, err)
@@ -670,7 +658,7 @@ func TestConnectionRefused(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	dead := srv.URL
 	srv.Close()
-	p, err := gcp.New(t.Context(), gcp.Config{IAMCredentialsEndpoint: dead, MaxBackoff: time.Millisecond})
+	p, err := gcp.New(t.Context(), gcp.Config{IAMCredentialsEndpoint: dead})
 	if err != nil {
 		t.Fatal(err)
 	}

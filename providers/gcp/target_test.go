@@ -90,7 +90,8 @@ func TestAssertionClaims(t *testing.T) {
 		IssuanceID: "iss-1",
 		Mapping:    "web-prod-deploy",
 		Claims: &identity.Claims{
-			Issuer: "https://gitlab.com", Kind: identity.KindGitLab, Repository: "platform/app", RepositoryID: "4242",
+			Issuer: "https://gitlab.com", Subject: "project_path:platform/app:ref_type:tag:ref:v1",
+			Kind: identity.KindGitLab, Repository: "platform/app", RepositoryID: "4242",
 			Ref: "refs/tags/v1", RunID: "1212", JobID: "77", Actor: "alice",
 		},
 	}, now)
@@ -100,13 +101,14 @@ func TestAssertionClaims(t *testing.T) {
 	}
 	delete(got, "jti")
 	want := map[string]any{
-		"sub":             "mapping:web-prod-deploy",
+		"sub":             "oidc-bridge:gcp:mapping:web-prod-deploy",
 		"aud":             "https://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge",
 		"exp":             now.Add(5 * time.Minute).Unix(),
 		"mapping":         "web-prod-deploy",
 		"service_account": sa,
 		"issuance_id":     "iss-1",
 		"ci_issuer":       "https://gitlab.com",
+		"ci_subject":      "project_path:platform/app:ref_type:tag:ref:v1",
 		"ci_kind":         "gitlab",
 		"repository":      "platform/app",
 		"repository_id":   "4242",
@@ -166,24 +168,12 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestRetryer(t *testing.T) {
+func TestNoRetry(t *testing.T) {
 	t.Parallel()
-	r := &retryer{max: 3}
-	r.backoff.Initial, r.backoff.Max = time.Millisecond, time.Millisecond
-	unavailable := &googleapi.Error{Code: 503}
-	if _, ok := r.Retry(&googleapi.Error{Code: 403}); ok {
-		t.Error("retried a refusal")
-	}
-	r = &retryer{max: 3}
-	r.backoff.Initial, r.backoff.Max = time.Millisecond, time.Millisecond
-	for i, want := range []bool{true, true, false} {
-		if _, ok := r.Retry(unavailable); ok != want {
-			t.Errorf("attempt %d: retry %v", i+1, ok)
+	r := noRetry()
+	for _, err := range []error{&googleapi.Error{Code: 503}, &googleapi.Error{Code: 429}, &net.OpError{Op: "dial"}} {
+		if _, ok := r.Retry(err); ok {
+			t.Errorf("retried %v", err)
 		}
-	}
-	r = &retryer{max: 10, deadline: time.Now().Add(time.Millisecond)}
-	r.backoff.Initial, r.backoff.Max = time.Second, time.Second
-	if _, ok := r.Retry(unavailable); ok {
-		t.Error("a wait past the deadline")
 	}
 }

@@ -30,10 +30,14 @@ func Audience(workloadIdentityProvider string) string {
 	return "https://iam.googleapis.com/" + strings.TrimPrefix(workloadIdentityProvider, "//iam.googleapis.com/")
 }
 
-// Subject is the sub of the bridge's JWT for a mapping: "mapping:" and the
-// mapping's name. Mapping names are at most 64 characters of [a-z0-9._-],
-// so the subject stays under Google's 127-byte limit for google.subject.
-func Subject(mapping string) string { return "mapping:" + mapping }
+// Subject is the sub of the bridge's JWT for a mapping:
+// "oidc-bridge:gcp:mapping:<mapping>" (providers.Subject), with nothing of
+// the pipeline's token in it, so that a principal:// binding names one
+// mapping of this provider and no other token the bridge signs (a jwt
+// mapping's, an AWS or Azure assertion) can be that principal. Mapping names
+// are at most 64 characters of [a-z0-9._-], so the subject (at most 88
+// bytes) stays under Google's 127-byte limit for google.subject.
+func Subject(mapping string) string { return providers.Subject("gcp", mapping) }
 
 // assertionClaims are the claims of the bridge's JWT for STS; the signer
 // adds iss and iat. Every value is a string, so that attribute mappings
@@ -56,6 +60,7 @@ func assertionClaims(t target, req providers.Request, now time.Time) map[string]
 	put("issuance_id", req.IssuanceID)
 	if cl := req.Claims; cl != nil {
 		put("ci_issuer", cl.Issuer)
+		put("ci_subject", cl.Subject)
 		put("ci_kind", string(cl.Kind))
 		put("repository", cl.Repository)
 		put("repository_id", cl.RepositoryID)
@@ -78,7 +83,7 @@ func (p *Provider) federatedToken(ctx context.Context, log *slog.Logger, t targe
 		log.Error("gcp: workload_identity needs the bridge's signer, and this provider has none")
 		return "", unavailable("SignerUnavailable")
 	}
-	if req.Mapping == "" {
+	if !providers.ValidMappingName(req.Mapping) {
 		log.Error("gcp: mint request without a mapping name")
 		return "", refused("InvalidRequest")
 	}
@@ -100,7 +105,7 @@ func (p *Provider) federatedToken(ctx context.Context, log *slog.Logger, t targe
 		var err error
 		out, err = p.sts.V1.Token(in).Context(ctx).Do()
 		return err
-	}, gax.WithRetry(p.retryer(ctx)))
+	}, gax.WithRetry(noRetry))
 	if err != nil {
 		return "", p.failed(log.With("workload_identity_provider", t.WorkloadIdentityProvider), ctx, "STS token exchange", err, stsCode, false)
 	}

@@ -8,16 +8,23 @@
 //
 //   - iss: the bridge (signing.Signer.Issuer); iat: when it was signed.
 //   - aud: the target's audience, a single string.
-//   - sub: the pipeline token's sub exactly as its issuer wrote it (e.g.
-//     GitHub's "repo:acme/web:environment:prod"), so that services can keep
-//     the subject rules they know. It is unique only per issuer: a service
-//     that pins sub must pin src_iss too (or trust the bridge's mapping,
-//     which its aud stands for).
+//   - sub: "oidc-bridge:jwt:mapping:<mapping>" (Subject), the same for every
+//     pipeline the mapping admits, and never the subject of any other
+//     token the bridge signs (its AWS, Google and Azure assertions), so that
+//     no pipeline can choose a sub that passes for one. The pipeline
+//     token's sub, exactly as its issuer wrote it (e.g. GitHub's
+//     "repo:acme/web:environment:prod"), is in src_sub; it is unique only
+//     per issuer, so a service that pins it must pin src_iss too.
+//   - aud: never a cloud's federation audience (providers.CloudAudience:
+//     sts.amazonaws.com and the other AWS partitions, api://AzureADTokenExchange
+//     and its variants, any Google API host): such a target is refused when
+//     written and, should it be stored behind the API's back, at mint time
+//     (InvalidTarget).
 //   - exp: the mint's time plus the request's duration (60 s to 24 h, the
 //     bridge having capped it by the mapping); nbf: the mint's time; jti:
 //     the issuance id (the ledger row).
-//   - src_iss, the pipeline token's iss, and, when the pipeline's token
-//     carries them: repository, repository_id, repository_owner, ref,
+//   - src_iss and src_sub, the pipeline token's iss and sub, and, when the
+//     pipeline's token carries them: repository, repository_id, repository_owner, ref,
 //     ref_type, sha, environment, event_name, workflow_ref, actor, run_id,
 //     run_attempt, job_id (the normalised claims of identity.Claims, the same
 //     for GitHub and GitLab); mapping, the mapping's name.
@@ -29,7 +36,9 @@
 //     a chain longer than Config.MaxDelegationDepth is refused
 //     (DelegationTooDeep), a malformed one too (InvalidDelegation).
 //   - the target's static claims, which may name none of the claims above
-//     (ReservedClaims): such a target is refused (InvalidTarget) rather
+//     nor those of the bridge's cloud assertions (ReservedClaims), nor a
+//     claim a cloud reads (providers.CloudClaim: https://aws.amazon.com/...):
+//     such a target is refused (InvalidTarget) rather
 //     than let a static value pass for the pipeline's.
 //
 // The credential's token_type is "Bearer" (RFC 8693 §2.2.1): the token is

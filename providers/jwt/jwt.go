@@ -75,14 +75,18 @@ func (p *Provider) Name() string { return "jwt" }
 // name them.
 var reserved = []string{
 	"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act",
-	"src_iss", "mapping",
+	"src_iss", "src_sub", "mapping",
+	// Claims of the bridge's cloud assertions, so that no static value
+	// makes a jwt token read like one.
+	"ci_issuer", "ci_subject", "ci_kind", "service_account", "issuance_id",
 	"repository", "repository_id", "repository_owner", "ref", "ref_type", "sha",
 	"environment", "event_name", "workflow_ref", "actor", "run_id", "run_attempt", "job_id",
 }
 
 // ReservedClaims returns the names of the claims the bridge sets in every
-// token (when it has a value for them) and which a target's static claims
-// therefore may not name.
+// token (when it has a value for them) or in its cloud assertions, and
+// which a target's static claims therefore may not name. Names a cloud
+// reads from federated tokens (providers.CloudClaim) are refused too.
 func ReservedClaims() []string { return slices.Clone(reserved) }
 
 // Mint signs a token for the target's audience, valid for req.Duration.
@@ -94,6 +98,10 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		return providers.Credential{}, refused("InvalidTarget")
 	}
 	c := req.Claims
+	if !providers.ValidMappingName(req.Mapping) {
+		log.Error("jwt: mint request without a valid mapping name")
+		return providers.Credential{}, refused("InvalidRequest")
+	}
 	if c == nil || c.Issuer == "" || c.Subject == "" {
 		log.Error("jwt: mint request without the pipeline's iss and sub")
 		return providers.Credential{}, refused("InvalidRequest")
@@ -122,7 +130,9 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 	for k, v := range t.Claims {
 		claims[k] = v
 	}
-	claims["sub"] = c.Subject
+	// The subject is the bridge's, never the pipeline's: see Subject.
+	claims["sub"] = Subject(req.Mapping)
+	claims["src_sub"] = c.Subject
 	claims["aud"] = t.Audience
 	claims["exp"] = exp.Unix()
 	claims["nbf"] = now.Unix()
@@ -156,7 +166,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		return providers.Credential{}, unavailable("SignerUnavailable")
 	}
 	id := providers.TokenID(token)
-	log.Debug("jwt: signed a token", "credential_id", id, "audience", t.Audience, "sub", c.Subject, "expires_at", exp)
+	log.Debug("jwt: signed a token", "credential_id", id, "audience", t.Audience, "sub", claims["sub"], "expires_at", exp)
 	return providers.Credential{
 		ID:        id,
 		ExpiresAt: exp.UTC(),
@@ -168,6 +178,12 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		},
 	}, nil
 }
+
+// Subject is the sub of the jwt provider's tokens for mapping:
+// "oidc-bridge:jwt:mapping:<mapping>" (providers.Subject). It differs from
+// the subject of every cloud assertion of the bridge, whatever the
+// pipeline's token says; the pipeline's sub is in src_sub.
+func Subject(mapping string) string { return providers.Subject("jwt", mapping) }
 
 var errTooDeep = errors.New("jwt: delegation chain too deep")
 
@@ -268,11 +284,14 @@ func decodeTarget(raw []byte) (target, error) {
 	}) {
 		return t, errors.New("jwt: target's audience is empty or not printable")
 	}
+	if providers.CloudAudience(t.Audience) {
+		return t, errors.New("jwt: target's audience is a cloud's federation audience")
+	}
 	for name := range t.Claims {
 		if name == "" {
 			return t, errors.New("jwt: target's claims have an empty name")
 		}
-		if slices.Contains(reserved, name) {
+		if slices.Contains(reserved, name) || providers.CloudClaim(name) {
 			return t, fmt.Errorf("jwt: target's claims name %s, which the bridge sets", name)
 		}
 	}

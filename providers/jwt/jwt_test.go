@@ -139,7 +139,8 @@ func TestMint(t *testing.T) {
 	delete(claims, "exp")
 	want := map[string]any{
 		"iss":              s.Issuer(),
-		"sub":              "repo:acme/web:environment:prod",
+		"sub":              "oidc-bridge:jwt:mapping:web-prod-deploy",
+		"src_sub":          "repo:acme/web:environment:prod",
 		"aud":              audience,
 		"jti":              "0193b9e2-6c1e-7c3a-9f1e-2a4b5c6d7e8f",
 		"act":              map[string]any{"iss": "https://token.actions.githubusercontent.com", "sub": "repo:acme/web:environment:prod"},
@@ -213,7 +214,7 @@ func TestMintGitLabWithoutOptionalClaims(t *testing.T) {
 			t.Errorf("claim %s present though the pipeline had none", absent)
 		}
 	}
-	if claims["sub"] != req.Claims.Subject || claims["src_iss"] != "https://gitlab.com" || claims["repository"] != "platform/app" {
+	if claims["sub"] != "oidc-bridge:jwt:mapping:web-prod-deploy" || claims["src_sub"] != req.Claims.Subject || claims["src_iss"] != "https://gitlab.com" || claims["repository"] != "platform/app" {
 		t.Errorf("claims %v", claims)
 	}
 }
@@ -286,8 +287,8 @@ func TestDelegation(t *testing.T) {
 			if d := cmp.Diff(want, claims["act"]); d != "" {
 				t.Errorf("act (-want +got):\n%s", d)
 			}
-			if claims["sub"] != pipelineSub || claims["src_iss"] != tt.issuer {
-				t.Errorf("sub %v src_iss %v", claims["sub"], claims["src_iss"])
+			if claims["sub"] != jwt.Subject("web-prod-deploy") || claims["src_sub"] != pipelineSub || claims["src_iss"] != tt.issuer {
+				t.Errorf("sub %v src_sub %v src_iss %v", claims["sub"], claims["src_sub"], claims["src_iss"])
 			}
 		})
 	}
@@ -317,6 +318,23 @@ func TestTargets(t *testing.T) {
 		`{"audience":"`+audience+`"}{}`,
 		`{"audience":"`+audience+`"`,
 	)
+	// The audiences of the clouds' federation, which the bridge's own
+	// assertions carry: a jwt token must never be presentable there, even
+	// from a target written behind the admin API's back.
+	for _, aud := range []string{
+		"sts.amazonaws.com", "STS.AmazonAWS.com", "sts.amazonaws.com.", "https://sts.amazonaws.com/",
+		"sts.cn-north-1.amazonaws.com.cn", "sts.us-gov-west-1.amazonaws.com",
+		"api://AzureADTokenExchange", "API://azureadtokenexchange", "api://AzureADTokenExchangeUSGov",
+		"api://AzureADTokenExchangeChina",
+		"//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/b",
+		"https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/b",
+		"sts.googleapis.com", "https://sts.googleapis.com",
+	} {
+		bad = append(bad, `{"audience":"`+aud+`"}`)
+	}
+	for _, name := range []string{"https://aws.amazon.com/tags", "https://aws.amazon.com/source_identity", "HTTPS://AWS.AMAZON.COM/x", "src_sub", "ci_subject", "service_account"} {
+		bad = append(bad, `{"audience":"`+audience+`","claims":{"`+name+`":"x"}}`)
+	}
 	for _, target := range bad {
 		_, err := p.Mint(t.Context(), request(t, target))
 		var pe *providers.Error
@@ -390,6 +408,9 @@ func TestFailures(t *testing.T) {
 		func(r *providers.Request) { r.Claims = nil },
 		func(r *providers.Request) { r.Claims.Subject = "" },
 		func(r *providers.Request) { r.Claims.Issuer = "" },
+		func(r *providers.Request) { r.Mapping = "" },
+		func(r *providers.Request) { r.Mapping = "deploy:x" },
+		func(r *providers.Request) { r.Mapping = "Deploy" },
 	} {
 		req := request(t, target)
 		mod(&req)

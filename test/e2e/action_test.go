@@ -70,7 +70,7 @@ func TestAction(t *testing.T) {
 	c.addMapping(s, "web-azure", "azure", fmt.Sprintf(`{"tenant_id": %q, "client_id": %q, "scope": "https://management.azure.com/.default"}`,
 		azureTenant, azureClient))
 	c.entra.AddFederatedCredential(azureTenant, azureClient, entrafake.FederatedCredential{Name: "oidc-bridge-action",
-		Issuer: c.publicURL, Subject: "oidc-bridge:mapping:web-azure", Audiences: []string{"api://AzureADTokenExchange"}})
+		Issuer: c.publicURL, Subject: "oidc-bridge:azure:mapping:web-azure", Audiences: []string{"api://AzureADTokenExchange"}})
 	c.addMapping(s, "web-jwt", "jwt", `{"audience": "https://deploy.internal.example"}`)
 	// A mapping that never admits the job (its ref is main): a policy denial.
 	s.must(201, "POST", "/v1/admin/mappings", `{"name": "web-staging", "issuer": "github",

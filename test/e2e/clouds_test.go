@@ -57,10 +57,10 @@ func newCloudsEnv(t *testing.T) *cloudsEnv {
 	if err := c.gcp.AddWorkloadIdentityProvider(p); err != nil {
 		t.Fatal(err)
 	}
-	c.gcp.Allow(p.Principal("mapping:gcp-wif"), wifSA)
+	c.gcp.Allow(p.Principal("oidc-bridge:gcp:mapping:gcp-wif"), wifSA)
 	// Azure: the app's federated credential trusts the bridge for mapping azure.
 	c.entra.AddFederatedCredential(azureTenant, azureClient, entrafake.FederatedCredential{Name: "oidc-bridge",
-		Issuer: publicURL, Subject: "oidc-bridge:mapping:azure", Audiences: []string{"api://AzureADTokenExchange"}})
+		Issuer: publicURL, Subject: "oidc-bridge:azure:mapping:azure", Audiences: []string{"api://AzureADTokenExchange"}})
 	c.env = append(env, awsEnv(c.sts)...)
 	c.env = append(c.env,
 		"BRIDGE_LISTEN_ADDR="+strings.TrimPrefix(publicURL, "http://"),
@@ -140,7 +140,7 @@ func TestAllClouds(t *testing.T) {
 	// workload identity exchange went through STS with the bridge's JWT.
 	calls := c.sts.Calls()
 	if len(calls) != 2 || calls[0].Action != "AssumeRole" || calls[1].Action != "AssumeRoleWithWebIdentity" ||
-		calls[1].WebIdentityIssuer != c.publicURL || calls[1].WebIdentitySubject != "repo:acme/web:mapping:aws-wi" {
+		calls[1].WebIdentityIssuer != c.publicURL || calls[1].WebIdentitySubject != "oidc-bridge:aws:mapping:aws-wi" {
 		t.Fatalf("STS calls %+v", calls)
 	}
 	if sts := c.gcp.CallsTo(gcpfake.STS); len(sts) != 1 {

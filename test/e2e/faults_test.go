@@ -511,9 +511,10 @@ func TestFaultJWKSDown(t *testing.T) {
 	s.stopClean()
 }
 
-// TestFaultCloudThrottles: throttling STS answers are retried by the SDK and
-// the exchange succeeds with one issued row; an STS failing with 503 beyond
-// the retries gives 502 provider_error with Retry-After and a failed row.
+// TestFaultCloudThrottles: the bridge makes one STS call per exchange and
+// never retries it (retrying is the client's job, with a fresh token): a
+// throttling or failing STS gives 502 provider_error with Retry-After and a
+// failed row after exactly one call, and the client's next attempt issues.
 func TestFaultCloudThrottles(t *testing.T) {
 	t.Parallel()
 	x := newExchangeEnv(t)
@@ -521,39 +522,39 @@ func TestFaultCloudThrottles(t *testing.T) {
 	x.register(s, "")
 	db := openDB(t, x.dbURL)
 
-	x.sts.Throttle(2)
-	a := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
-	if a.err != nil || a.status != 200 {
-		t.Fatalf("exchange against a throttling STS: %d %s %v", a.status, a.body, a.err)
-	}
-	if n := x.sts.CallCount(); n != 3 {
-		t.Errorf("STS saw %d calls, want 3 (two throttled, one served)", n)
-	}
-	if n := requireIssuedRows(t, db, []answer{a}); n != 1 {
-		t.Fatal("no 200")
-	}
-	if c := countOutcomes(t, db); c["issued"] != 1 || len(c) != 1 {
-		t.Errorf("ledger: %v, want one issued row", c)
+	var failed []answer
+	for _, arm := range []func(){func() { x.sts.Throttle(1) }, func() { x.sts.Fail(1, http.StatusServiceUnavailable) }} {
+		x.sts.Reset()
+		arm()
+		b := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+		if b.err != nil {
+			t.Fatal(b.err)
+		}
+		if b.status != 502 || b.code() != api.CodeProviderError || b.retryAfter != "5" {
+			t.Fatalf("exchange against a failing STS: %d (Retry-After %q) %s, want 502 provider_error with Retry-After 5",
+				b.status, b.retryAfter, b.body)
+		}
+		if n := x.sts.CallCount(); n != 1 {
+			t.Errorf("STS saw %d calls for one exchange, want 1", n)
+		}
+		if o := outcome(t, db, b.issuance()); o != "failed" {
+			t.Errorf("ledger row of the failed mint: %q, want failed", o)
+		}
+		failed = append(failed, b)
 	}
 
 	x.sts.Reset()
-	x.sts.Fail(10, http.StatusServiceUnavailable)
-	b := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
-	if b.err != nil {
-		t.Fatal(b.err)
+	a := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+	if a.err != nil || a.status != 200 {
+		t.Fatalf("the client's next attempt: %d %s %v", a.status, a.body, a.err)
 	}
-	if b.status != 502 || b.code() != api.CodeProviderError || b.retryAfter != "5" {
-		t.Fatalf("exchange against a failing STS: %d (Retry-After %q) %s, want 502 provider_error with Retry-After 5",
-			b.status, b.retryAfter, b.body)
+	if n := x.sts.CallCount(); n != 1 {
+		t.Errorf("STS saw %d calls, want 1", n)
 	}
-	if o := outcome(t, db, b.issuance()); o != "failed" {
-		t.Errorf("ledger row of the failed mint: %q, want failed", o)
+	if c := countOutcomes(t, db); c["issued"] != 1 || c["failed"] != 2 || c["pending"] != 0 {
+		t.Errorf("ledger: %v, want one issued and two failed rows", c)
 	}
-	if c := countOutcomes(t, db); c["issued"] != 1 || c["failed"] != 1 || c["pending"] != 0 {
-		t.Errorf("ledger: %v", c)
-	}
-	requireIssuedRows(t, db, []answer{a, b})
-	t.Logf("STS calls for the failing mint: %d", x.sts.CallCount())
+	requireIssuedRows(t, db, append(failed, a))
 	s.stopClean()
 }
 

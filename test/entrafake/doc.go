@@ -48,7 +48,7 @@
 // timestamp, trace_id, correlation_id, error_uri} with Entra's status (400,
 // or 401 for invalid_client).
 //
-// Controls (Refuse, Fail, Hang for the token endpoint; FailMetadata and
+// Controls (Refuse, Fail, Drop, Hang for the token endpoint; FailMetadata and
 // HangMetadata for the metadata document) apply to requests that arrive
 // after they are set. Every request is recorded as a Call. All methods are
 // safe for concurrent use.

@@ -122,6 +122,8 @@ type Server struct {
 	refuse       int // AADSTS number; 0 none
 	fail         int
 	failStatus   int
+	drop         int
+	early        map[*Call]bool // calls recorded before their handler returned
 	hang         bool
 	failMeta     int
 	failMetaCode int
@@ -245,6 +247,16 @@ func (s *Server) Fail(n, status int) {
 	s.fail, s.failStatus = n, status
 }
 
+// Drop makes the next n token requests be read in full and then their
+// connections closed without an answer, as a network that loses the
+// response after Entra got the request. Such calls are recorded with
+// Status 0 and Error "dropped".
+func (s *Server) Drop(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop = n
+}
+
 // Hang makes every later token request, until Reset, go unanswered until
 // the test ends, whether or not its client still waits.
 func (s *Server) Hang() {
@@ -271,7 +283,7 @@ func (s *Server) HangMetadata() {
 // registered credentials stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
-	s.refuse, s.fail, s.failStatus, s.hang = 0, 0, 0, false
+	s.refuse, s.fail, s.failStatus, s.drop, s.hang = 0, 0, 0, 0, false
 	s.failMeta, s.failMetaCode, s.hangMeta = 0, 0, false
 	s.calls = nil
 	s.mu.Unlock()
@@ -313,8 +325,25 @@ func (s *Server) JWKS() jose.JSONWebKeySet {
 
 func (s *Server) record(c *Call) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.early[c] {
+		delete(s.early, c)
+		return
+	}
 	s.calls = append(s.calls, *c)
-	s.mu.Unlock()
+}
+
+// recordEarly records c before its handler returns (a dropped connection,
+// which the client sees before the deferred record); the deferred record
+// then does nothing.
+func (s *Server) recordEarly(c *Call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, *c)
+	if s.early == nil {
+		s.early = map[*Call]bool{}
+	}
+	s.early[c] = true
 }
 
 func (s *Server) knownTenant(tenant string) bool {

@@ -30,7 +30,7 @@ import (
 const (
 	tenant  = "3f1c2a9e-6b7d-4e8f-9a0b-1c2d3e4f5a6b"
 	client  = "8e7d6c5b-4a39-4827-9160-5f4e3d2c1b0a"
-	subject = "oidc-bridge:mapping:deploy"
+	subject = "oidc-bridge:azure:mapping:deploy"
 	scope   = "https://management.azure.com/.default openid profile offline_access"
 )
 
@@ -248,7 +248,7 @@ func TestTokenRefused(t *testing.T) {
 		{"forged signature", tenant, withForm("client_assertion", forged()), 401, "invalid_client", 700027, ""},
 		{"wrong audience", tenant, withForm("client_assertion", assertion(t, sg, func(c map[string]any) { c["aud"] = "api://AzureADTokenExchangeChina" })), 401, "invalid_client", 700212, ""},
 		{"audience list", tenant, withForm("client_assertion", assertion(t, sg, func(c map[string]any) { c["aud"] = []string{"x", "y"} })), 401, "invalid_client", 700212, ""},
-		{"wrong subject", tenant, withForm("client_assertion", assertion(t, sg, func(c map[string]any) { c["sub"] = "oidc-bridge:mapping:Deploy" })), 401, "invalid_client", 700213, "'oidc-bridge:mapping:Deploy'"},
+		{"wrong subject", tenant, withForm("client_assertion", assertion(t, sg, func(c map[string]any) { c["sub"] = "oidc-bridge:azure:mapping:Deploy" })), 401, "invalid_client", 700213, "'oidc-bridge:azure:mapping:Deploy'"},
 		{"expired", tenant, withForm("client_assertion", assertion(t, sg, func(c map[string]any) { c["exp"] = time.Now().Add(-6 * time.Minute).Unix() })), 401, "invalid_client", 700024, ""},
 		{"not yet valid", tenant, withForm("client_assertion", assertion(t, sg, func(c map[string]any) { c["nbf"] = time.Now().Add(6 * time.Minute).Unix() })), 401, "invalid_client", 700024, ""},
 		{"no exp", tenant, withForm("client_assertion", assertion(t, sg, func(c map[string]any) { delete(c, "exp") })), 400, "invalid_request", 50027, ""},

@@ -50,7 +50,20 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.fail--
 		forced = s.failStatus
 	}
+	drop := !hang && forced == 0 && s.drop > 0
+	if drop {
+		s.drop--
+	}
 	s.mu.Unlock()
+	if drop {
+		call.Status, call.Error = 0, "dropped"
+		s.recordEarly(&call)
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
 	if hang {
 		s.wait(r)
 		fail(failure(http.StatusServiceUnavailable))

@@ -34,7 +34,8 @@
 // principalSet:// attribute or pool). Nothing is allowed by default.
 // Lifetimes above an hour are refused unless WithMaxLifetime says otherwise.
 //
-// Tests steer failures per endpoint with Refuse, Fail and Hang, and undo
+// Tests steer failures per endpoint with Refuse, Fail, Drop (the connection
+// closed after the request was read) and Hang, and undo
 // them with Reset; Calls lists what each endpoint saw (never the bearer or
 // subject tokens themselves); Lookup describes a token the fake issued. All
 // methods are safe for concurrent use.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -141,6 +142,7 @@ type control struct {
 	refuse     string
 	fail       int
 	failStatus int
+	drop       int
 	hang       chan struct{} // closed by Reset; nil when not hanging
 }
 
@@ -153,6 +155,7 @@ type Handler struct {
 	closed      chan struct{}
 	closeOnce   sync.Once
 	mux         *http.ServeMux
+	early       map[*Call]bool // calls recorded before their handler returned
 
 	mu        sync.Mutex
 	baseURL   string // for the aud of assertions; set by Server
@@ -272,6 +275,16 @@ func (h *Handler) Fail(ep Endpoint, n, status int) {
 	c.fail, c.failStatus = n, status
 }
 
+// Drop makes the next n requests to ep be read in full and then their
+// connections closed without an answer, as a network that loses the
+// response after Google got the request. Such calls are recorded with
+// ErrorCode "dropped" and Status 0.
+func (h *Handler) Drop(ep Endpoint, n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.control(ep).drop = n
+}
+
 // Hang makes every later request to ep block until its client goes away,
 // Reset or Close.
 func (h *Handler) Hang(ep Endpoint) {
@@ -373,7 +386,21 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, call *Call, shap
 		c.fail--
 		failStatus = c.failStatus
 	}
+	drop := hang == nil && failStatus == 0 && c.drop > 0
+	if drop {
+		c.drop--
+	}
 	h.mu.Unlock()
+	if drop {
+		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
+		call.Status, call.ErrorCode = 0, "dropped"
+		h.recordEarly(call)
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+			return false
+		}
+		panic(http.ErrAbortHandler)
+	}
 	if hang != nil {
 		select {
 		case <-r.Context().Done():
@@ -402,7 +429,24 @@ func (h *Handler) refusal(ep Endpoint) string {
 func (h *Handler) record(call *Call) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.early[call] {
+		delete(h.early, call)
+		return
+	}
 	h.calls = append(h.calls, *call)
+}
+
+// recordEarly records call before its handler returns (a dropped
+// connection, which the client sees before the deferred record); the
+// deferred record then does nothing.
+func (h *Handler) recordEarly(call *Call) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, *call)
+	if h.early == nil {
+		h.early = map[*Call]bool{}
+	}
+	h.early[call] = true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -86,7 +86,7 @@ func (is *issuer) URL() string { return is.srv.URL }
 func (is *issuer) claims() map[string]any {
 	now := time.Now()
 	return map[string]any{
-		"iss": is.URL(), "sub": "mapping:web", "aud": wipHTTPS,
+		"iss": is.URL(), "sub": "oidc-bridge:gcp:mapping:web", "aud": wipHTTPS,
 		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
 		"repository": "acme/web", "mapping": "web",
 	}
@@ -220,7 +220,7 @@ func TestSTSExchange(t *testing.T) {
 			}
 			tok, ok := s.Lookup(a.str("access_token"))
 			want := gcpfake.Token{
-				Via: gcpfake.STS, Principal: p.Principal("mapping:web"), Attributes: map[string]string{"repository": "acme/web"},
+				Via: gcpfake.STS, Principal: p.Principal("oidc-bridge:gcp:mapping:web"), Attributes: map[string]string{"repository": "acme/web"},
 				Pool: "projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge", Scopes: []string{gcpfake.CloudPlatformScope},
 			}
 			tok.Expiry = time.Time{}
@@ -230,7 +230,7 @@ func TestSTSExchange(t *testing.T) {
 		})
 	}
 	calls := s.CallsTo(gcpfake.STS)
-	if len(calls) != 6 || calls[0].SubjectClaims["sub"] != "mapping:web" || calls[0].Principal != p.Principal("mapping:web") {
+	if len(calls) != 6 || calls[0].SubjectClaims["sub"] != "oidc-bridge:gcp:mapping:web" || calls[0].Principal != p.Principal("oidc-bridge:gcp:mapping:web") {
 		t.Errorf("calls %+v", calls)
 	}
 }
@@ -539,7 +539,7 @@ func TestFederatedCaller(t *testing.T) {
 		}
 		return a.str("access_token")
 	}
-	s.Allow(p.Principal("mapping:a"), deploySA)
+	s.Allow(p.Principal("oidc-bridge:gcp:mapping:a"), deploySA)
 	s.Allow(p.PrincipalSet("mapping", "b"), middleSA)
 	s.Allow(p.AllIdentities(), "everyone@acme-prod.iam.gserviceaccount.com")
 	body := map[string]any{"scope": []string{gcpfake.CloudPlatformScope}}
@@ -547,11 +547,11 @@ func TestFederatedCaller(t *testing.T) {
 		sub, mapping, account string
 		ok                    bool
 	}{
-		{"mapping:a", "a", deploySA, true},
-		{"mapping:b", "b", deploySA, false},
-		{"mapping:b", "b", middleSA, true},
-		{"mapping:a", "a", middleSA, false},
-		{"mapping:c", "c", "everyone@acme-prod.iam.gserviceaccount.com", true},
+		{"oidc-bridge:gcp:mapping:a", "a", deploySA, true},
+		{"oidc-bridge:gcp:mapping:b", "b", deploySA, false},
+		{"oidc-bridge:gcp:mapping:b", "b", middleSA, true},
+		{"oidc-bridge:gcp:mapping:a", "a", middleSA, false},
+		{"oidc-bridge:gcp:mapping:c", "c", "everyone@acme-prod.iam.gserviceaccount.com", true},
 	} {
 		a := generate(t, s, tt.account, exchange(tt.sub, tt.mapping), body)
 		if (a.Status == 200) != tt.ok {
@@ -559,7 +559,7 @@ func TestFederatedCaller(t *testing.T) {
 		}
 	}
 	c := s.CallsTo(gcpfake.IAMCredentials)[0]
-	if c.Caller != p.Principal("mapping:a") || c.CallerVia != gcpfake.STS {
+	if c.Caller != p.Principal("oidc-bridge:gcp:mapping:a") || c.CallerVia != gcpfake.STS {
 		t.Errorf("call %+v", c)
 	}
 }

@@ -17,10 +17,13 @@
 // It validates what STS validates before any policy is evaluated
 // (DurationSeconds 900..43200, RoleSessionName and SourceIdentity charset and
 // length, the role ARN's shape, session tags, external id, policy JSON) and
-// answers ValidationError like STS does. It does not evaluate trust or IAM
-// policies: every well-formed, correctly signed AssumeRole succeeds unless a
-// test asks for a refusal (Refuse), throttling (Throttle), server errors
-// (Fail), latency (SetLatency) or a hang (Hang). PackedPolicySize and
+// answers ValidationError like STS does. It does not evaluate IAM policies:
+// every well-formed, correctly signed AssumeRole succeeds unless a test asks
+// for a refusal (Refuse), throttling (Throttle), server errors (Fail), a
+// connection lost after the request was read (Drop), latency (SetLatency) or
+// a hang (Hang). For AssumeRoleWithWebIdentity a role may be given the web
+// identity trust policy the bridge's documentation writes (TrustRole:
+// StringEquals on iss, aud and sub). PackedPolicySize and
 // SessionTokenUtilization are approximations, never enforced.
 //
 // Every request, including refused and unsigned ones, is recorded as a Call.

@@ -70,6 +70,36 @@ func (h *Handler) TrustOIDCProvider(issuerURL string, audiences ...string) {
 	h.oidc[issuerURL] = &oidcProvider{audiences: slices.Clone(audiences)}
 }
 
+// TrustPolicy is the web identity part of a role's trust policy as the
+// bridge's documentation writes it: Federated the IAM OIDC provider of
+// Issuer, and StringEquals on "<issuer host>:aud" = Audience and
+// "<issuer host>:sub" = Subject. Every field is compared exactly.
+type TrustPolicy struct {
+	Issuer, Audience, Subject string
+}
+
+// TrustRole gives roleARN trust policy p for AssumeRoleWithWebIdentity:
+// a verified token whose iss, aud and sub do not all equal p's is refused
+// with AccessDenied, as IAM does. A role without a policy trusts every
+// verified token (the fake's default; Refuse stands for a refusal). Reset
+// keeps the policies.
+func (h *Handler) TrustRole(roleARN string, p TrustPolicy) {
+	h.oidcMu.Lock()
+	defer h.oidcMu.Unlock()
+	if h.roleTrust == nil {
+		h.roleTrust = make(map[string]TrustPolicy)
+	}
+	h.roleTrust[roleARN] = p
+}
+
+// trusts reports whether roleARN's trust policy, if any, admits wi.
+func (h *Handler) trusts(roleARN string, wi webIdentity) bool {
+	h.oidcMu.Lock()
+	p, ok := h.roleTrust[roleARN]
+	h.oidcMu.Unlock()
+	return !ok || (wi.issuer == p.Issuer && wi.audience == p.Audience && wi.subject == p.Subject)
+}
+
 // webIdentity is what the fake learned from a verified token.
 type webIdentity struct {
 	issuer, subject, audience string

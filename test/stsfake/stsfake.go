@@ -138,6 +138,8 @@ type Handler struct {
 
 	oidcMu sync.Mutex
 	oidc   map[string]*oidcProvider // by issuer URL
+	// roleTrust holds the roles' web identity trust policies.
+	roleTrust map[string]TrustPolicy
 
 	mu         sync.Mutex
 	latency    time.Duration
@@ -145,6 +147,7 @@ type Handler struct {
 	throttle   int
 	fail       int
 	failStatus int
+	drop       int
 	hang       bool
 	calls      []Call
 	issued     map[string]bool
@@ -220,6 +223,16 @@ func (h *Handler) Fail(n, status int) {
 	h.fail, h.failStatus = n, status
 }
 
+// Drop makes the next n requests be read in full and then their
+// connections closed without an answer, as a network that loses the
+// response after STS got the request: the client cannot know whether STS
+// acted. Such calls are recorded with ErrorCode "(dropped)" and Status 0.
+func (h *Handler) Drop(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.drop = n
+}
+
 // Hang makes every later request block until its client goes away (or the
 // handler is closed), until Reset.
 func (h *Handler) Hang() {
@@ -239,7 +252,7 @@ func (h *Handler) SetLatency(d time.Duration) {
 func (h *Handler) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.latency, h.refuse, h.throttle, h.fail, h.failStatus, h.hang = 0, "", 0, 0, 0, false
+	h.latency, h.refuse, h.throttle, h.fail, h.failStatus, h.drop, h.hang = 0, "", 0, 0, 0, 0, false
 	h.calls = nil
 }
 
@@ -283,11 +296,17 @@ func cloneValues(v url.Values) url.Values {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call := Call{Time: h.now(), RequestID: uuid.NewString()}
 	w.Header().Set("X-Amzn-Requestid", call.RequestID)
-	defer func() {
+	recorded := false
+	record := func() {
+		if recorded {
+			return
+		}
+		recorded = true
 		h.mu.Lock()
 		h.calls = append(h.calls, call)
 		h.mu.Unlock()
-	}()
+	}
+	defer record()
 	fail := func(code, msg string) {
 		call.Status, call.ErrorCode = writeError(w, call.RequestID, code, msg)
 	}
@@ -306,6 +325,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call.Action, call.Version = params.Get("Action"), params.Get("Version")
 	if call.Action == "AssumeRole" || call.Action == actionWebIdentity {
 		call.readAssumeRole(params)
+	}
+	h.mu.Lock()
+	drop := h.drop > 0
+	if drop {
+		h.drop--
+	}
+	h.mu.Unlock()
+	if drop {
+		call.ErrorCode = "(dropped)"
+		record() // before the client can see the connection close
+		dropConnection(w)
+		return
 	}
 
 	// AssumeRoleWithWebIdentity needs no signature: the token is the
@@ -379,6 +410,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if werr != nil {
 			fail(werr.code, werr.msg)
 			return
+		}
+		if !h.trusts(call.RoleArn, wi) {
+			refuse = "AccessDenied"
 		}
 		if refuse != "" {
 			fail(refuse, refusalMessage(refuse, call.Action, auth.accessKeyID, call.RoleArn))
@@ -744,4 +778,13 @@ func refusalMessage(code, action, accessKeyID, roleArn string) string {
 		return "Packed policy consumes 112% of allotted space, please use smaller policy."
 	}
 	return "Request refused for " + accessKeyID + " on " + roleArn
+}
+
+// dropConnection closes the request's connection without writing anything.
+func dropConnection(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler) // HTTP/2: abort the stream instead
 }

@@ -37,7 +37,7 @@ func anonymousClient(t *testing.T, s *stsfake.Server) *sts.Client {
 // signer.
 func webToken(t *testing.T, signer *signingtest.Signer, alg string, claims map[string]any) string {
 	t.Helper()
-	c := map[string]any{"sub": "repo:acme/web:mapping:deploy", "aud": stsAudience, "exp": time.Now().Add(5 * time.Minute).Unix()}
+	c := map[string]any{"sub": "oidc-bridge:aws:mapping:deploy", "aud": stsAudience, "exp": time.Now().Add(5 * time.Minute).Unix()}
 	for k, v := range claims {
 		if v == nil {
 			delete(c, k)
@@ -101,7 +101,7 @@ func TestAssumeRoleWithWebIdentity(t *testing.T) {
 		"source":   aws.ToString(out.SourceIdentity),
 	}
 	want := map[string]string{
-		"subject":  "repo:acme/web:mapping:deploy",
+		"subject":  "oidc-bridge:aws:mapping:deploy",
 		"audience": stsAudience,
 		"provider": signer.Issuer(),
 		"arn":      "arn:aws:sts::123456789012:assumed-role/deploy/gh-acme.web-42-1",
@@ -129,7 +129,7 @@ func TestAssumeRoleWithWebIdentity(t *testing.T) {
 		Tags:                map[string]string{"repository": "acme/web", "ref": "refs/heads/main"},
 		TransitiveTagKeys:   []string{"repository"},
 		WebIdentityIssuer:   signer.Issuer(),
-		WebIdentitySubject:  "repo:acme/web:mapping:deploy",
+		WebIdentitySubject:  "oidc-bridge:aws:mapping:deploy",
 		WebIdentityAudience: []string{stsAudience},
 		Status:              http.StatusOK, IssuedAccessKeyID: *cr.AccessKeyId,
 	}

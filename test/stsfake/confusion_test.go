@@ -1,0 +1,85 @@
+package stsfake_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/smithy-go"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
+	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
+	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+)
+
+// craftedSubjects are subs a generic issuer's token may carry to pass for
+// the bridge's AWS assertions: the old format and the new one.
+var craftedSubjects = []string{
+	"repo:x:mapping:deploy", "repo:acme/web:mapping:deploy",
+	"oidc-bridge:aws:mapping:deploy", "oidc-bridge:mapping:deploy",
+}
+
+// jwtToken mints a token with the bridge's jwt provider, for a pipeline
+// token of a generic issuer whose sub is crafted.
+func jwtToken(t *testing.T, signer *signingtest.Signer, audience, sub string) (string, error) {
+	t.Helper()
+	target, _ := json.Marshal(map[string]string{"audience": audience})
+	cred, err := jwt.New(jwt.Config{Signer: signer}).Mint(t.Context(), providers.Request{
+		IssuanceID: "0193b9e2-6c1e-7c3a-9f1e-2a4b5c6d7e8f",
+		Mapping:    "deploy",
+		Target:     target,
+		Claims: &identity.Claims{Issuer: "https://ci.example", Kind: identity.KindGeneric, Subject: sub,
+			Repository: "x:mapping:deploy"},
+		Duration: 15 * time.Minute,
+	})
+	if err != nil {
+		return "", err
+	}
+	return cred.Body.(providers.JWTCredentials).Token, nil
+}
+
+// TestJWTProviderTokenRefusedByWebIdentity: a token of the bridge's jwt
+// provider cannot be used at AssumeRoleWithWebIdentity for a role whose
+// trust policy is the documented one (StringEquals on the whole subject),
+// whatever sub the pipeline's token had: the jwt provider will not sign for
+// sts.amazonaws.com, and even where an IAM OIDC provider and the policy
+// also accepted its internal audience, its sub is the jwt provider's.
+func TestJWTProviderTokenRefusedByWebIdentity(t *testing.T) {
+	t.Parallel()
+	signer := signingtest.New(t)
+	const internal = "https://internal.example"
+	s := stsfake.New(t)
+	s.TrustOIDCProvider(signer.Issuer(), stsAudience, internal)
+	s.TrustRole(roleARN, stsfake.TrustPolicy{Issuer: signer.Issuer(), Audience: internal, Subject: "oidc-bridge:aws:mapping:deploy"})
+	c := anonymousClient(t, s)
+	for _, sub := range craftedSubjects {
+		for _, aud := range []string{stsAudience, "STS.amazonaws.com", "sts.amazonaws.com.cn"} {
+			if _, err := jwtToken(t, signer, aud, sub); err == nil {
+				t.Errorf("the jwt provider signed a token for %s", aud)
+			}
+		}
+		tok, err := jwtToken(t, signer, internal, sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = assumeWeb(t, c, tok)
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDenied" {
+			t.Errorf("sub %q: AssumeRoleWithWebIdentity %v, want AccessDenied", sub, err)
+		}
+	}
+	for _, call := range s.Calls() {
+		if call.WebIdentitySubject != "oidc-bridge:jwt:mapping:deploy" || call.IssuedAccessKeyID != "" {
+			t.Errorf("STS saw sub %q, issued %q", call.WebIdentitySubject, call.IssuedAccessKeyID)
+		}
+	}
+	// The trust policy admits the subject it names: the refusal above is
+	// the subject's doing.
+	ok := webToken(t, signer, "", map[string]any{"sub": "oidc-bridge:aws:mapping:deploy", "aud": internal})
+	if _, err := assumeWeb(t, c, ok); err != nil {
+		t.Fatalf("the trusted subject: %v", err)
+	}
+}
