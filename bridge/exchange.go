@@ -35,6 +35,7 @@ type Ledger interface {
 	Reserve(ctx context.Context, a ledger.Attempt) (ledger.Reservation, error)
 	Complete(ctx context.Context, r ledger.Reservation, credentialID string, expiresAt time.Time) error
 	Fail(ctx context.Context, r ledger.Reservation, errorCode string) error
+	Indeterminate(ctx context.Context, r ledger.Reservation) error
 	Deny(ctx context.Context, a ledger.Attempt, errorCode string) (string, error)
 	RecordAudit(ctx context.Context, a ledger.Attempt, admitted bool, reason string) (string, error)
 }
@@ -322,20 +323,28 @@ func (x *exchangeRun) recordAudits(ctx context.Context, base ledger.Attempt) {
 
 // recordMintFailure records a failed mint, even if the client has gone.
 // Failed releases the token for a retry, so it is recorded only when the
-// cloud certainly issued nothing; after an indeterminate failure the row
-// stays pending (the token spent) and the sweeper marks it unknown once a
-// credential would have expired. If the write fails, the row likewise
-// stays pending.
+// cloud certainly issued nothing. After an indeterminate failure (the
+// request may have reached the cloud, no answer came back) the row becomes
+// unknown at once and the token stays spent: one cloud call per issuance
+// record, and never a second credential for the same token. If a write
+// fails, the row stays pending and the sweeper marks it unknown once a
+// credential would have expired.
 func (x *exchangeRun) recordMintFailure(ctx context.Context, res ledger.Reservation, err error) {
-	var pe *providers.Error
-	if errors.As(err, &pe) && pe.Indeterminate {
-		x.s.log.WarnContext(ctx, "exchange: the cloud may have issued a credential that was lost; issuance left pending",
-			"issuance_id", res.ID, "code", pe.Code)
-		return
-	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	rctx, end := x.stage(rctx, stageRecord)
+	var pe *providers.Error
+	if errors.As(err, &pe) && pe.Indeterminate {
+		x.s.log.WarnContext(ctx, "exchange: the cloud may have issued a credential that was lost; issuance recorded unknown",
+			"issuance_id", res.ID, "code", pe.Code)
+		uerr := x.s.opts.Ledger.Indeterminate(rctx, res)
+		end(uerr)
+		if uerr != nil {
+			x.auditWriteFailed(opIndeterminate)
+			x.s.log.ErrorContext(ctx, "exchange: record an indeterminate mint; the row stays pending", "issuance_id", res.ID, "err", uerr)
+		}
+		return
+	}
 	ferr := x.s.opts.Ledger.Fail(rctx, res, api.CodeProviderError)
 	end(ferr)
 	if ferr != nil {

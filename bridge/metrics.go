@@ -32,11 +32,12 @@ const (
 // Ledger writes of the exchange, the op of
 // oidc_bridge_audit_write_failures_total.
 const (
-	opDeny        = "deny"
-	opReserve     = "reserve"
-	opComplete    = "complete"
-	opFail        = "fail"
-	opRecordAudit = "record_audit"
+	opDeny          = "deny"
+	opReserve       = "reserve"
+	opComplete      = "complete"
+	opFail          = "fail"
+	opIndeterminate = "indeterminate"
+	opRecordAudit   = "record_audit"
 )
 
 // durationBuckets suit latencies from 1 ms to 10 s.
@@ -125,7 +126,7 @@ func newMetrics(reg *prometheus.Registry, providers []string) *metrics {
 	for _, k := range []string{throttleRateLimit, throttleQuota, throttleAdminAuth} {
 		m.throttled.WithLabelValues(k)
 	}
-	for _, op := range []string{opDeny, opReserve, opComplete, opFail, opRecordAudit} {
+	for _, op := range []string{opDeny, opReserve, opComplete, opFail, opIndeterminate, opRecordAudit} {
 		m.auditFailures.WithLabelValues(op)
 	}
 	for _, p := range providers {

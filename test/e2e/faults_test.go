@@ -342,13 +342,11 @@ func TestFaultPostgresRestart(t *testing.T) {
 
 // TestFaultCloudHangs: STS accepts the connection and never answers. The
 // exchange answers 502 provider_error (Timeout) once the bridge's mint
-// deadline (20 s, not configurable) passes, hands out nothing, and leaves
-// the ledger row pending: STS may have issued a credential that was lost,
-// so the token stays spent. When the row's expires_at passes the sweeper
-// marks it unknown (abandoned). `serve` sweeps every minute and there is no
-// CLI command to sweep, so the test simulates the passing time with an
-// UPDATE and calls ledger.New(pool).Sweep, the very code serve's
-// maintainLedger runs.
+// deadline (20 s, not configurable) passes, hands out nothing, and records
+// the ledger row unknown (indeterminate) at once: STS may have issued a
+// credential that was lost, so the token stays spent and a retry with it is
+// refused. The sweeper (serve's maintainLedger, called here directly after
+// moving expires_at into the past) leaves the row as it is.
 func TestFaultCloudHangs(t *testing.T) {
 	t.Parallel()
 	x := newExchangeEnv(t)
@@ -357,8 +355,9 @@ func TestFaultCloudHangs(t *testing.T) {
 	db := openDB(t, x.dbURL)
 
 	x.sts.Hang()
+	token := x.gh.Mint(t, x.gh.GitHubClaims(nil))
 	start := time.Now()
-	a := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil)))
+	a := tryExchange(s.url, token)
 	took := time.Since(start)
 	if a.err != nil {
 		t.Fatal(a.err)
@@ -373,13 +372,30 @@ func TestFaultCloudHangs(t *testing.T) {
 	if id == "" {
 		t.Fatalf("no issuance_id in %s", a.body)
 	}
-	if o := outcome(t, db, id); o != "pending" {
-		t.Fatalf("ledger row after a hung mint: %q, want pending (indeterminate)", o)
-	}
 	requireIssuedRows(t, db, []answer{a})
-
-	requireSweptUnknown(t, db, id)
-	if c := countOutcomes(t, db); c["issued"] != 0 || c["pending"] != 0 {
+	requireUnknown := func() {
+		t.Helper()
+		var o, code string
+		if err := db.QueryRow(context.Background(), `SELECT outcome, coalesce(error_code, '') FROM audit.issuances WHERE id::text = $1`, id).Scan(&o, &code); err != nil {
+			t.Fatal(err)
+		}
+		if o != "unknown" || code != ledger.CodeIndeterminate {
+			t.Fatalf("ledger row after a hung mint: %s/%s, want unknown/%s", o, code, ledger.CodeIndeterminate)
+		}
+	}
+	requireUnknown()
+	x.sts.Reset()
+	if r := tryExchange(s.url, token); r.err != nil || r.status != 409 || r.code() != api.CodeTokenReplayed {
+		t.Fatalf("the same token again: %d %s (%v), want 409 token_replayed", r.status, r.body, r.err)
+	}
+	if _, err := db.Exec(context.Background(), `UPDATE issuances SET expires_at = now() - interval '1 second' WHERE id = $1::uuid`, id); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ledger.New(db).Sweep(context.Background()); err != nil || n != 0 {
+		t.Fatalf("sweep: marked %d, %v; want 0", n, err)
+	}
+	requireUnknown()
+	if c := countOutcomes(t, db); c["issued"] != 0 || c["pending"] != 0 || c["unknown"] != 1 || c["denied"] != 1 {
 		t.Fatalf("ledger: %v", c)
 	}
 	x.sts.Reset()
