@@ -2,9 +2,12 @@ package bridge_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge"
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
@@ -130,5 +133,40 @@ func TestDisableMeansNow(t *testing.T) {
 				t.Errorf("%d STS calls; want none", n)
 			}
 		})
+	}
+}
+
+// A generic issuer's token without jti (Jenkins' OIDC plugin issues none)
+// is accepted, exchanged once (keyed on its SHA-256) and recorded by that
+// identifier, never by the token.
+func TestAttack47TokenWithoutJTI(t *testing.T) {
+	x := newExchangeEnv(t)
+	ci := oidctest.New(t)
+	x.must(201, "POST", "/v1/admin/issuers", fmt.Sprintf(`{"name": "jenkins", "url": %q, "audiences": [%q], "kind": "generic"}`,
+		ci.URL(), oidctest.DefaultAudience))
+	x.must(201, "POST", "/v1/admin/mappings", `{"name": "svc", "issuer": "jenkins", "conditions": {"repository": "team/service"},
+		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/svc", "region": "eu-west-1"}}`)
+	now := time.Now().Unix()
+	tok := ci.Mint(t, map[string]any{"iss": ci.URL(), "aud": oidctest.DefaultAudience, "sub": "job/svc/42",
+		"repository": "team/service", "iat": now, "exp": now + 300})
+	if r := x.exchange(tok, ""); r.status != 200 {
+		t.Fatalf("token without jti: %d %s", r.status, r.body)
+	}
+	x.wantError(x.exchange(tok, ""), 409, api.CodeTokenReplayed, "")
+	sum := sha256.Sum256([]byte(tok))
+	var ids []string
+	rows, err := x.pool.Query(context.Background(), `SELECT token_jti FROM audit.issuances ORDER BY requested_at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s)
+	}
+	if want := "sha256:" + hex.EncodeToString(sum[:]); len(ids) != 2 || ids[0] != want || ids[1] != want {
+		t.Errorf("token_jti recorded %v, want %s twice", ids, want)
 	}
 }
