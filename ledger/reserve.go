@@ -107,6 +107,10 @@ func (l *Ledger) Reserve(ctx context.Context, a Attempt) (Reservation, error) {
 //     replay_scope never re-opens it (see migration 00006).
 //
 // A concurrent claim of the same key waits for the first one's transaction.
+// Two concurrent claims of one token for one mapping under different scopes
+// (only while a change of replay_scope reaches the replicas) take the two
+// rows in opposite orders and may deadlock: PostgreSQL aborts one, which
+// fails as unavailable and issues nothing.
 const checkAndClaim = `
 s AS (
 	SELECT CASE WHEN m.id IS NULL THEN '` + CodeNoMatchingMapping + `'
