@@ -110,7 +110,7 @@ func (l *Ledger) Reserve(ctx context.Context, a Attempt) (Reservation, error) {
 // Two concurrent claims of one token for one mapping under different scopes
 // (only while a change of replay_scope reaches the replicas) take the two
 // rows in opposite orders and may deadlock: PostgreSQL aborts one, which
-// fails as unavailable and issues nothing.
+// fails (an internal error) and issues nothing.
 const checkAndClaim = `
 s AS (
 	SELECT CASE WHEN m.id IS NULL THEN '` + CodeNoMatchingMapping + `'
