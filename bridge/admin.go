@@ -21,6 +21,9 @@ func (s *Server) listIssuers(c echo.Context) error {
 	if is == nil {
 		is = []mapping.Issuer{}
 	}
+	for i := range is {
+		is[i].Warnings = mapping.LintIssuer(&is[i])
+	}
 	return c.JSON(http.StatusOK, api.IssuerList{Issuers: is})
 }
 
@@ -29,16 +32,23 @@ func (s *Server) getIssuer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	is.Warnings = mapping.LintIssuer(&is)
 	return c.JSON(http.StatusOK, is)
 }
 
-// readIssuer decodes and validates an issuer; pathName is the name in the
-// URL of a PUT, which the body may omit.
+// readIssuer decodes, validates and lints an issuer (into is.Warnings); with
+// ?lint=strict it refuses one with warnings, as for mappings. pathName is
+// the name in the URL of a PUT, which the body may omit.
 func (s *Server) readIssuer(c echo.Context, pathName string) (mapping.Issuer, error) {
 	is := mapping.Issuer{Enabled: true}
+	strict, err := lintStrict(c)
+	if err != nil {
+		return is, err
+	}
 	if err := decodeStrict(c, &is); err != nil {
 		return is, err
 	}
+	is.Warnings = nil
 	if is.Name == "" {
 		is.Name = pathName
 	}
@@ -48,7 +58,22 @@ func (s *Server) readIssuer(c echo.Context, pathName string) (mapping.Issuer, er
 	if err := identity.ValidateIssuerURL(is.URL, s.opts.AllowInsecureIssuers); err != nil {
 		return is, &mapping.ValidationError{Field: "url", Message: err.Error()}
 	}
+	if ws := mapping.LintIssuer(&is); strict && len(ws) > 0 {
+		return is, &mapping.ValidationError{Field: ws[0].Field,
+			Message: fmt.Sprintf("lint %s: %s (lint=strict refuses issuers with warnings; %d in all)", ws[0].Code, ws[0].Message, len(ws))}
+	}
 	return is, nil
+}
+
+// lintStrict reads ?lint: warn (the default) or strict.
+func lintStrict(c echo.Context) (bool, error) {
+	switch c.QueryParam("lint") {
+	case "", "warn":
+		return false, nil
+	case "strict":
+		return true, nil
+	}
+	return false, invalid("lint", "lint: must be warn (the default) or strict")
 }
 
 func (s *Server) createIssuer(c echo.Context) error {
@@ -60,6 +85,7 @@ func (s *Server) createIssuer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	out.Warnings = mapping.LintIssuer(&out)
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/admin/issuers/"+url.PathEscape(out.Name))
 	return c.JSON(http.StatusCreated, out)
 }
@@ -78,6 +104,7 @@ func (s *Server) updateIssuer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	out.Warnings = mapping.LintIssuer(&out)
 	return c.JSON(http.StatusOK, out)
 }
 

@@ -307,7 +307,7 @@ func TestIssuerLifecycle(t *testing.T) {
 	}
 	created := decode[mapping.Issuer](t, r.body)
 	want := mapping.Issuer{Name: "github", URL: "https://token.actions.githubusercontent.com",
-		Audiences: []string{"https://bridge.example.com"}, Kind: "github", Enabled: true}
+		Audiences: []string{"https://bridge.example.com"}, Kind: "github", Enabled: true, ReplayScope: "token"}
 	if diff := cmp.Diff(want, created, ignoreTimes); diff != "" {
 		t.Errorf("created (-want +got):\n%s", diff)
 	}

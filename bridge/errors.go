@@ -70,6 +70,7 @@ func classifyCause(err error) problem {
 		he  *echo.HTTPError
 		mbe *http.MaxBytesError
 		qe  *ledger.QuotaError
+		de  *ledger.DisabledError
 		pe  *providers.Error
 	)
 	switch {
@@ -88,9 +89,16 @@ func classifyCause(err error) problem {
 	case errors.Is(err, identity.ErrUnavailable):
 		return problem{http.StatusServiceUnavailable, api.Error{Error: api.CodeUnavailable,
 			Message: "the token's issuer or the database cannot be reached; nothing was issued, try again later"}, 0}
+	case errors.As(err, &de) && de.Code == ledger.CodeUntrustedIssuer:
+		// The reservation's recheck: disabled since the catalog was read.
+		return problem{http.StatusUnauthorized, api.Error{Error: api.CodeUntrustedIssuer,
+			Message: "the token's issuer is not a registered, enabled issuer of this bridge"}, 0}
+	case errors.As(err, &de):
+		return problem{http.StatusForbidden, api.Error{Error: api.CodeNoMatchingMapping,
+			Message: "the selected mapping was disabled or deleted; nothing was issued"}, 0}
 	case errors.Is(err, ledger.ErrReplayed):
 		return problem{http.StatusConflict, api.Error{Error: api.CodeTokenReplayed,
-			Message: "this token was already exchanged for this mapping; request a new OIDC token"}, 0}
+			Message: "this token was already exchanged; request a new OIDC token for each exchange"}, 0}
 	case errors.As(err, &qe):
 		return problem{http.StatusTooManyRequests, api.Error{Error: api.CodeQuotaExceeded, Message: qe.Error()}, qe.RetryAfter}
 	case errors.As(err, &pe):

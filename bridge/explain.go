@@ -38,8 +38,11 @@ type ExplainRequest struct {
 // ExplainResponse is the 200 body of POST /v1/admin/explain.
 type ExplainResponse struct {
 	// Issuer is the registered issuer's name.
-	Issuer string        `json:"issuer"`
-	Claims ExplainClaims `json:"claims"`
+	Issuer string `json:"issuer"`
+	// IssuerPolicy is what the issuer imposes on every exchange of its
+	// tokens, whatever the mapping.
+	IssuerPolicy ExplainIssuerPolicy `json:"issuer_policy"`
+	Claims       ExplainClaims       `json:"claims"`
 	// Verified is true when a token was given and verified; false for bare
 	// claims.
 	Verified bool `json:"verified"`
@@ -48,6 +51,22 @@ type ExplainResponse struct {
 	// one.
 	Mappings []mapping.Explanation `json:"mappings"`
 	Decision ExplainDecision       `json:"decision"`
+}
+
+// ExplainIssuerPolicy is the issuer's replay scope and its effective token
+// age and lifetime limits (its own, or its kind's defaults).
+type ExplainIssuerPolicy struct {
+	// ReplayScope is token (a token is exchanged once in all) or
+	// token_mapping (once per mapping).
+	ReplayScope             string `json:"replay_scope"`
+	MaxTokenAgeSeconds      int    `json:"max_token_age_seconds"`
+	MaxTokenLifetimeSeconds int    `json:"max_token_lifetime_seconds"`
+}
+
+func issuerPolicy(is mapping.Issuer) ExplainIssuerPolicy {
+	age, life := mapping.IdentityIssuer(is).Limits()
+	return ExplainIssuerPolicy{ReplayScope: is.ReplayScope, MaxTokenAgeSeconds: int(age / time.Second),
+		MaxTokenLifetimeSeconds: int(life / time.Second)}
 }
 
 // ExplainClaims is a readable summary of the normalised claims: the values
@@ -120,15 +139,20 @@ func (s *Server) explain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	is, err := s.opts.Store.GetIssuer(ctx, claims.IssuerName)
+	if err != nil {
+		return err
+	}
 	ms, err := s.explainMappings(ctx, claims.IssuerName, &req)
 	if err != nil {
 		return err
 	}
 	res := ExplainResponse{
-		Issuer:   claims.IssuerName,
-		Claims:   summarize(claims),
-		Verified: req.Token != "",
-		Mappings: make([]mapping.Explanation, len(ms)),
+		Issuer:       claims.IssuerName,
+		IssuerPolicy: issuerPolicy(is),
+		Claims:       summarize(claims),
+		Verified:     req.Token != "",
+		Mappings:     make([]mapping.Explanation, len(ms)),
 	}
 	for i := range ms {
 		res.Mappings[i] = mapping.Explain(&ms[i], claims)
@@ -188,8 +212,7 @@ func (s *Server) explainClaims(ctx context.Context, req *ExplainRequest) (*ident
 	if !is.Enabled {
 		return nil, invalid("issuer", fmt.Sprintf("issuer: %q is disabled: its tokens are refused before any mapping is considered", is.Name))
 	}
-	claims, err := identity.NormalizeClaims(identity.Issuer{Name: is.Name, URL: is.URL, Kind: identity.Kind(is.Kind),
-		Audiences: is.Audiences, Enabled: is.Enabled}, req.Claims)
+	claims, err := identity.NormalizeClaims(mapping.IdentityIssuer(is), req.Claims)
 	if err != nil {
 		msg := err.Error()
 		var ie *identity.Error

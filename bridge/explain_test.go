@@ -249,6 +249,10 @@ func TestExplainBareClaims(t *testing.T) {
 	if res.Verified || res.Issuer != "github" {
 		t.Errorf("verified %v, issuer %q", res.Verified, res.Issuer)
 	}
+	// The issuer's policy: its replay scope and its kind's token limits.
+	if want := (bridge.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900}); res.IssuerPolicy != want {
+		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)
+	}
 	if r := condition(t, explanation(t, res, "web"), "ref"); r.Matched || r.Value != "refs/heads/dev" {
 		t.Errorf("web's ref: %+v", r)
 	}
@@ -343,5 +347,16 @@ func TestExplainNeedsAdmin(t *testing.T) {
 	}
 	if r := x.do("POST", "/v1/admin/explain", tokenBody(tok, ""), "Authorization", "Bearer "+reader); r.status != 200 {
 		t.Errorf("read-only admin token: %d %s", r.status, r.body)
+	}
+}
+
+// The explainer shows the issuer's own replay scope and token limits.
+func TestExplainIssuerPolicy(t *testing.T) {
+	x, _ := newExplainEnv(t)
+	x.must(200, "PUT", "/v1/admin/issuers/github", fmt.Sprintf(`{"url": %q, "audiences": [%q], "kind": "github",
+		"replay_scope": "token_mapping", "max_token_lifetime_seconds": 3600}`, x.gh.URL(), oidctest.DefaultAudience))
+	res := x.mustExplain(tokenBody(x.token(nil), ""))
+	if want := (bridge.ExplainIssuerPolicy{ReplayScope: "token_mapping", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 3600}); res.IssuerPolicy != want {
+		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)
 	}
 }

@@ -31,6 +31,49 @@ type Issuer struct {
 	Kind      Kind
 	Audiences []string
 	Enabled   bool
+	// MaxTokenAge and MaxTokenLifetime bound now-iat and exp-iat for this
+	// issuer's tokens; zero takes the kind's default (KindLimits). Both are
+	// also capped by the Verifier's Config.
+	MaxTokenAge      time.Duration
+	MaxTokenLifetime time.Duration
+}
+
+// Bounds of an issuer's token age and lifetime limits.
+const (
+	MinTokenLimit = time.Minute
+	MaxTokenLimit = 6 * time.Hour
+)
+
+// KindLimits returns the default age and lifetime limits of a kind's tokens:
+//
+//   - github: 15 minutes each. GitHub Actions' ID tokens live 5 minutes
+//     (exp = iat + 300) and the Action and the CLI request a fresh one per
+//     exchange; 15 minutes leaves room for a slower GitHub Enterprise
+//     Server clock or a later change of lifetime without admitting tokens
+//     that live for hours.
+//   - gitlab: 6 hours each. GitLab's id_tokens live for the job's timeout
+//     (1 hour by default, up to 3 hours on GitLab.com's hosted runners, set
+//     per project and longer on self-managed instances) and are requested
+//     once, at the start of the job, so a token may be used at the job's end.
+//   - generic: 6 hours each, the cap.
+func KindLimits(k Kind) (age, lifetime time.Duration) {
+	if k == KindGitHub {
+		return 15 * time.Minute, 15 * time.Minute
+	}
+	return MaxTokenLimit, MaxTokenLimit
+}
+
+// Limits returns the issuer's effective age and lifetime limits: its own,
+// or its kind's defaults.
+func (is Issuer) Limits() (age, lifetime time.Duration) {
+	age, lifetime = KindLimits(is.Kind)
+	if is.MaxTokenAge > 0 {
+		age = is.MaxTokenAge
+	}
+	if is.MaxTokenLifetime > 0 {
+		lifetime = is.MaxTokenLifetime
+	}
+	return age, lifetime
 }
 
 // Claims is a verified pipeline token, normalised across CI systems. Every
@@ -42,7 +85,14 @@ type Claims struct {
 	Kind       Kind
 	Subject    string // sub, recorded for audit only
 	Audience   string // the single audience the token was issued for
-	JTI        string
+	// JTI is the token's jti; empty when it has none (generic issuers only:
+	// GitHub and GitLab always send one, and a token of theirs without is
+	// refused).
+	JTI string
+	// TokenSHA256 is the hex SHA-256 of the whole token as presented: an
+	// identifier that does not reveal the token, the replay key of a token
+	// without a jti.
+	TokenSHA256 string
 
 	// Repository is GitHub's repository or GitLab's project_path.
 	Repository string
@@ -79,4 +129,18 @@ type Claims struct {
 	// claim only of their own JSON type, so Raw keeps each claim's type:
 	// nothing turns a boolean or a number into a string.
 	Raw map[string]any
+}
+
+// ReplayKey is the one key of the replay guard for this token: "jti:" and
+// its jti, or, when it has none, "sha256:" and the hex SHA-256 of the token.
+// The prefixes keep the two forms apart. It is empty when neither is known
+// (claims that did not come from Verify).
+func (c *Claims) ReplayKey() string {
+	switch {
+	case c.JTI != "":
+		return "jti:" + c.JTI
+	case c.TokenSHA256 != "":
+		return "sha256:" + c.TokenSHA256
+	}
+	return ""
 }

@@ -39,19 +39,14 @@ type Config struct {
 	// age check. Default and maximum 60s; larger values are capped.
 	ClockSkew time.Duration
 
-	// MaxTokenLifetime bounds exp-iat. Default 6h: GitHub tokens live about
-	// 5 minutes, but GitLab id_tokens live for the job's timeout (1h by
-	// default, up to 3h on GitLab.com's hosted runners, longer on
-	// self-managed instances), and a GitLab job requests its token at start.
-	// Six hours admits those while refusing tokens that live for days.
+	// MaxTokenLifetime and MaxTokenAge are deployment-wide ceilings on
+	// exp-iat and now-iat, default (and at most useful) 6h. Each issuer has
+	// its own limits (Issuer.Limits: its max_token_age_seconds and
+	// max_token_lifetime_seconds, or its kind's defaults, 15 minutes for
+	// GitHub and 6 hours for GitLab and generic issuers); the lower of the
+	// issuer's limit and the ceiling applies.
 	MaxTokenLifetime time.Duration
-
-	// MaxTokenAge bounds now-iat. Default 6h, the same as the lifetime: a
-	// GitLab job may use its start-of-job token at its end, so an age limit
-	// below the longest accepted lifetime would break long GitLab jobs.
-	// Deployments that trust only short-lived issuers (GitHub) should set both
-	// much lower (e.g. 15 minutes).
-	MaxTokenAge time.Duration
+	MaxTokenAge      time.Duration
 
 	// AllowInsecureIssuers permits http:// issuer URLs (and jwks_uri) when
 	// the host is a loopback IP or "localhost". For tests and demos only:

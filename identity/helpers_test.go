@@ -77,9 +77,13 @@ type env struct {
 }
 
 type envOpt struct {
-	kind   Kind
-	issuer []oidctest.Option
-	config func(*Config)
+	kind Kind
+	// kindLimits leaves the issuer's age and lifetime limits to its kind's
+	// defaults; otherwise they are the 6h ceiling, the bounds the tests of
+	// the time rules probe.
+	kindLimits bool
+	issuer     []oidctest.Option
+	config     func(*Config)
 }
 
 func newEnv(t testing.TB, o envOpt) *env {
@@ -91,7 +95,11 @@ func newEnv(t testing.TB, o envOpt) *env {
 		kind = KindGitHub
 	}
 	src := &memSource{}
-	src.add(Issuer{Name: "test-" + string(kind), URL: iss.URL(), Kind: kind, Audiences: []string{oidctest.DefaultAudience}, Enabled: true})
+	is := Issuer{Name: "test-" + string(kind), URL: iss.URL(), Kind: kind, Audiences: []string{oidctest.DefaultAudience}, Enabled: true}
+	if !o.kindLimits {
+		is.MaxTokenAge, is.MaxTokenLifetime = MaxTokenLimit, MaxTokenLimit
+	}
+	src.add(is)
 	cfg := Config{AllowInsecureIssuers: true, Now: clk.Now, HTTPClient: iss.Client()}
 	if o.config != nil {
 		o.config(&cfg)

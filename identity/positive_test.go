@@ -2,11 +2,14 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 )
@@ -45,7 +48,7 @@ func TestVerifyGitHubSample(t *testing.T) {
 		Expiry:            time.Unix(1795712700, 0),
 		Raw:               rawOf(t, claims),
 	}
-	if diff := cmp.Diff(want, c); diff != "" {
+	if diff := cmp.Diff(want, c, ignoreTokenHash); diff != "" {
 		t.Errorf("Claims mismatch (-want +got):\n%s", diff)
 	}
 	if got, ok := c.Raw["runner_environment"].(string); !ok || got != "github-hosted" {
@@ -91,7 +94,7 @@ func TestVerifyGitLabSample(t *testing.T) {
 		Expiry:            time.Unix(1795716000, 0),
 		Raw:               rawOf(t, claims),
 	}
-	if diff := cmp.Diff(want, c); diff != "" {
+	if diff := cmp.Diff(want, c, ignoreTokenHash); diff != "" {
 		t.Errorf("Claims mismatch (-want +got):\n%s", diff)
 	}
 	if got, ok := c.Raw["runner_id"].(json.Number); !ok || got != "1" {
@@ -164,18 +167,54 @@ func TestVerifyGeneric(t *testing.T) {
 		IssuedAt: t0, Expiry: t0.Add(10 * time.Minute),
 		Raw: rawOf(t, claims),
 	}
-	if diff := cmp.Diff(want, c); diff != "" {
+	if diff := cmp.Diff(want, c, ignoreTokenHash); diff != "" {
 		t.Errorf("Claims mismatch (-want +got):\n%s", diff)
 	}
 
-	// Only sub, jti, iss, exp and iat are required of a generic issuer.
-	minimal := map[string]any{"iss": e.iss.URL(), "aud": oidctest.DefaultAudience, "sub": "s", "jti": "j-2", "iat": t0.Unix(), "exp": t0.Unix() + 60}
-	if _, err := e.v.Verify(context.Background(), e.iss.Mint(t, minimal)); err != nil {
-		t.Errorf("minimal generic token: %v", err)
+	// Only sub, iss, exp and iat are required of a generic issuer: a token
+	// without jti (Jenkins' OIDC plugin issues none) is keyed on its SHA-256.
+	minimal := map[string]any{"iss": e.iss.URL(), "aud": oidctest.DefaultAudience, "sub": "s", "iat": t0.Unix(), "exp": t0.Unix() + 60}
+	noJTI := e.iss.Mint(t, minimal)
+	c, err = e.v.Verify(context.Background(), noJTI)
+	if err != nil {
+		t.Fatalf("generic token without jti: %v", err)
+	}
+	sum := sha256.Sum256([]byte(noJTI))
+	if want := "sha256:" + hex.EncodeToString(sum[:]); c.JTI != "" || c.ReplayKey() != want {
+		t.Errorf("token without jti: JTI %q, ReplayKey %q; want empty, %q", c.JTI, c.ReplayKey(), want)
+	}
+	minimal["jti"] = "j-2"
+	if c, err := e.v.Verify(context.Background(), e.iss.Mint(t, minimal)); err != nil || c.ReplayKey() != "jti:j-2" {
+		t.Errorf("minimal generic token: %v, ReplayKey %q", err, c.ReplayKey())
 	}
 	minimal["ref"] = "main"
 	_, err = e.v.Verify(context.Background(), e.iss.Mint(t, minimal))
 	checkErr(t, err, ErrInvalidToken, ReasonInvalidClaim)
+}
+
+// ignoreTokenHash leaves TokenSHA256 to TestVerifyTokenSHA256.
+var ignoreTokenHash = cmpopts.IgnoreFields(Claims{}, "TokenSHA256")
+
+// The token's SHA-256 identifies the token presented, byte for byte, and the
+// replay key prefers the jti.
+func TestVerifyTokenSHA256(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpt{})
+	raw := e.iss.Mint(t, e.iss.GitHubClaims(map[string]any{"jti": "j-hash"}))
+	c, err := e.v.Verify(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(raw))
+	if c.TokenSHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("TokenSHA256 = %q, want the hex SHA-256 of the token", c.TokenSHA256)
+	}
+	if c.ReplayKey() != "jti:j-hash" {
+		t.Errorf("ReplayKey = %q, want jti:j-hash", c.ReplayKey())
+	}
+	if (&Claims{}).ReplayKey() != "" {
+		t.Error("claims without jti or hash have a replay key")
+	}
 }
 
 // GitHub Enterprise Server issuers live under a path.

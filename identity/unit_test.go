@@ -294,3 +294,60 @@ func TestClockSkewConfigured(t *testing.T) {
 		})
 	}
 }
+
+// Each issuer has its own age and lifetime limits: its kind's defaults (15
+// minutes for GitHub, whose tokens live 5; 6 hours for GitLab and generic
+// issuers) or its own, never above the Config's ceiling.
+func TestIssuerTokenLimits(t *testing.T) {
+	t.Parallel()
+	now := t0.Unix()
+	tests := []struct {
+		name      string
+		kind      Kind
+		age, life time.Duration // the issuer's own; 0: the kind's
+		config    func(*Config)
+		overrides map[string]any
+		want      string
+	}{
+		{"github lifetime 15m", KindGitHub, 0, 0, nil, map[string]any{"iat": now - 60, "exp": now + 840}, ""},
+		{"github lifetime 15m1s", KindGitHub, 0, 0, nil, map[string]any{"iat": now - 60, "exp": now + 841}, ReasonLifetimeTooLong},
+		{"github lifetime 1h", KindGitHub, 0, 0, nil, map[string]any{"iat": now - 60, "exp": now + 3540}, ReasonLifetimeTooLong},
+		{"github age 15m", KindGitHub, 0, 0, nil, map[string]any{"iat": now - 900, "nbf": nil, "exp": now}, ""},
+		{"github age 16m1s", KindGitHub, 0, 0, nil, map[string]any{"iat": now - 961, "nbf": nil, "exp": now}, ReasonTokenTooOld},
+		{"gitlab lifetime 6h", KindGitLab, 0, 0, nil, map[string]any{"iat": now - 60, "exp": now + 6*3600 - 60}, ""},
+		{"gitlab lifetime 6h1s", KindGitLab, 0, 0, nil, map[string]any{"iat": now - 60, "exp": now + 6*3600 - 59}, ReasonLifetimeTooLong},
+		{"gitlab age 5h", KindGitLab, 0, 0, nil, map[string]any{"iat": now - 5*3600, "nbf": nil, "exp": now + 60}, ""},
+		{"generic lifetime 6h", KindGeneric, 0, 0, nil, map[string]any{"iat": now - 60, "exp": now + 6*3600 - 60}, ""},
+		{"github own lifetime 1h", KindGitHub, 0, time.Hour, nil, map[string]any{"iat": now - 60, "exp": now + 3540}, ""},
+		{"gitlab own lifetime 10m", KindGitLab, 0, 10 * time.Minute, nil, map[string]any{"iat": now - 60, "exp": now + 541}, ReasonLifetimeTooLong},
+		{"gitlab own age 5m", KindGitLab, 5 * time.Minute, 0, nil, map[string]any{"iat": now - 400, "nbf": nil, "exp": now + 60}, ReasonTokenTooOld},
+		{"ceiling below the issuer's", KindGitLab, 0, 0, func(c *Config) { c.MaxTokenLifetime = time.Hour },
+			map[string]any{"iat": now - 60, "exp": now + 3541}, ReasonLifetimeTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOpt{kind: tt.kind, kindLimits: true, config: tt.config})
+			if tt.age != 0 || tt.life != 0 {
+				is := e.src.issuers[e.iss.URL()]
+				is.MaxTokenAge, is.MaxTokenLifetime = tt.age, tt.life
+				e.src.add(is)
+			}
+			var claims map[string]any
+			switch tt.kind {
+			case KindGitLab:
+				claims = e.iss.GitLabClaims(tt.overrides)
+			default:
+				claims = e.iss.GitHubClaims(tt.overrides)
+			}
+			_, err := e.v.Verify(t.Context(), e.iss.Mint(t, claims))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			checkErr(t, err, ErrInvalidToken, tt.want)
+		})
+	}
+}

@@ -3,6 +3,8 @@ package identity
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +113,8 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, *Error) {
 	if e != nil {
 		return nil, e
 	}
+	sum := sha256.Sum256([]byte(raw))
+	claims.TokenSHA256 = hex.EncodeToString(sum[:])
 	if err != nil {
 		return nil, fail(ReasonInvalidClaim, "%v", err)
 	}
@@ -161,7 +165,8 @@ func (v *Verifier) lookup(ctx context.Context, iss string) (Issuer, *Error) {
 
 // checkClaims applies the time and audience rules and normalises the claims.
 func (v *Verifier) checkClaims(obj jsonObject, payload []byte, issuer Issuer) (*Claims, *Error) {
-	tc, e := checkTimes(obj, v.cfg.Now(), v.cfg.ClockSkew, v.cfg.MaxTokenLifetime, v.cfg.MaxTokenAge)
+	maxAge, maxLifetime := issuer.Limits()
+	tc, e := checkTimes(obj, v.cfg.Now(), v.cfg.ClockSkew, min(maxLifetime, v.cfg.MaxTokenLifetime), min(maxAge, v.cfg.MaxTokenAge))
 	if e != nil {
 		return nil, e
 	}

@@ -132,7 +132,7 @@ func (r row) args() (pgx.NamedArgs, error) {
 		"run_id":        text(c.RunID, maxClaim),
 		"run_attempt":   text(c.RunAttempt, maxClaim),
 		"job_id":        text(c.JobID, maxClaim),
-		"token_jti":     text(c.JTI, maxClaim),
+		"token_jti":     text(tokenID(c), maxClaim),
 		"mapping_id":    mappingID,
 		"mapping":       text(a.Mapping, maxClaim),
 		"provider":      text(a.Provider, maxClaim),
@@ -141,6 +141,16 @@ func (r row) args() (pgx.NamedArgs, error) {
 		"client_ip":     ip,
 		"user_agent":    text(a.UserAgent, MaxUserAgent),
 	}, nil
+}
+
+// tokenID is the token's identifier in the ledger's token_jti column: its
+// jti, or "sha256:" and the token's hex SHA-256 when it has none (never the
+// token).
+func tokenID(c *identity.Claims) string {
+	if c.JTI != "" {
+		return c.JTI
+	}
+	return c.ReplayKey()
 }
 
 // insertIssuance writes one row. requested_at is the given time or the

@@ -6,11 +6,14 @@
 //
 // The exchange writes it in three steps (ARCHITECTURE.md):
 //
-//   - [Ledger.Reserve], before any cloud call: one transaction claims the
-//     token in replay_guard (INSERT ... ON CONFLICT DO NOTHING on
-//     (issuer, jti, mapping)), checks the mapping's quotas and inserts the
-//     row as pending. A replay or a spent quota commits a denied row instead
-//     and returns a *ReplayError or a *QuotaError.
+//   - [Ledger.Reserve], before any cloud call: one transaction rechecks
+//     that the mapping and its issuer are still enabled, claims the token
+//     in replay_guard (INSERT ... ON CONFLICT DO NOTHING on (issuer, replay
+//     key, 0) for the issuer's replay_scope token, (issuer, replay key,
+//     mapping) for token_mapping), checks the mapping's quotas and inserts
+//     the row as pending. A disabled mapping or issuer, a replay or a spent
+//     quota commits a denied row instead and returns a *DisabledError, a
+//     *ReplayError or a *QuotaError.
 //   - [Ledger.Complete] after the mint (pending → issued), or [Ledger.Fail]
 //     when the cloud definitely issued nothing (pending → failed; the token
 //     may be used again). The bridge answers 200 only after Complete.

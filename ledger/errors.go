@@ -13,14 +13,19 @@ import (
 )
 
 var (
-	// ErrReplayed: the token (issuer, jti) was already exchanged for this
-	// mapping. Reserve returns it as a *ReplayError after recording the
+	// ErrReplayed: the token (its jti, or its SHA-256 without one) was
+	// already exchanged: for any mapping, or for this mapping when its
+	// issuer's replay_scope is token_mapping. Reserve returns it as a *ReplayError after recording the
 	// attempt as denied (error_code token_replayed).
 	ErrReplayed = errors.New("ledger: token replayed")
 	// ErrQuotaExceeded: a quota of the mapping is spent. Reserve returns it
 	// as a *QuotaError after recording the attempt as denied (error_code
 	// quota_exceeded).
 	ErrQuotaExceeded = errors.New("ledger: quota exceeded")
+	// ErrDisabled: the mapping or its issuer was disabled or deleted since
+	// the exchange selected it. Reserve returns it as a *DisabledError after
+	// recording the attempt as denied.
+	ErrDisabled = errors.New("ledger: mapping or issuer disabled")
 	// ErrUnavailable: the database could not be reached, timed out, or
 	// cannot take the write (disk full, read-only after a failover, a
 	// revoked grant). Nothing was recorded, so nothing may be issued: the
@@ -39,6 +44,10 @@ var (
 const (
 	CodeTokenReplayed = "token_replayed"
 	CodeQuotaExceeded = "quota_exceeded"
+	// CodeNoMatchingMapping and CodeUntrustedIssuer are Reserve's recheck:
+	// the mapping, or its issuer, is no longer enabled.
+	CodeNoMatchingMapping = "no_matching_mapping"
+	CodeUntrustedIssuer   = "untrusted_issuer"
 	// CodeAbandoned marks a pending row that Sweep turned unknown: the
 	// bridge never recorded the mint's result (a crash, a lost database).
 	CodeAbandoned = "abandoned"
@@ -65,6 +74,25 @@ func (e *ReplayError) Error() string {
 func (e *ReplayError) Is(target error) bool { return target == ErrReplayed }
 
 func (e *ReplayError) issuanceID() string { return e.IssuanceID }
+
+// DisabledError is Reserve's error for a mapping or issuer found disabled
+// (or deleted) at the reservation. It matches ErrDisabled.
+type DisabledError struct {
+	// Code is CodeNoMatchingMapping (the mapping) or CodeUntrustedIssuer
+	// (its issuer): the error_code recorded.
+	Code string
+	// IssuanceID is the denied row recorded for this attempt.
+	IssuanceID string
+}
+
+func (e *DisabledError) Error() string {
+	return "ledger: " + e.Code + ": the mapping or its issuer is no longer enabled (issuance " + e.IssuanceID + ")"
+}
+
+// Is makes errors.Is(err, ErrDisabled) true.
+func (e *DisabledError) Is(target error) bool { return target == ErrDisabled }
+
+func (e *DisabledError) issuanceID() string { return e.IssuanceID }
 
 // QuotaError is Reserve's error for a spent quota. It matches
 // ErrQuotaExceeded.

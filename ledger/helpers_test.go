@@ -69,11 +69,32 @@ func attempt(c *identity.Claims) ledger.Attempt {
 	}
 }
 
+// newLedger returns a ledger on a fresh database whose catalog holds the
+// enabled issuer "seed" (replay_scope token) and its enabled mappings 1 to
+// seedMappings (named seed-<id>): Reserve rechecks that the mapping and its
+// issuer exist and are enabled. Later mappings get ids above 1000.
 func newLedger(t testing.TB) (*ledger.Ledger, *pgxpool.Pool) {
 	t.Helper()
 	pool := pgtest.NewPool(t)
+	seedCatalog(t, pool)
 	return ledger.New(pool), pool
 }
+
+// seedCatalog writes newLedger's issuer and mappings.
+func seedCatalog(t testing.TB, pool *pgxpool.Pool) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `
+		INSERT INTO issuers (name, url, kind, audiences) VALUES ('seed', 'https://seed.example', 'generic', '{x}');
+		INSERT INTO mappings (id, name, issuer_id, conditions, provider, target, max_duration_seconds)
+		OVERRIDING SYSTEM VALUE
+		SELECT g, 'seed-' || g, (SELECT id FROM issuers WHERE name = 'seed'), '{}', 'aws', '{}', 3600
+		FROM generate_series(1, `+strconv.Itoa(seedMappings)+`) g;
+		SELECT setval(pg_get_serial_sequence('mappings', 'id'), 1000);`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const seedMappings = 200
 
 // outcomes counts the ledger's rows by outcome and error code.
 func outcomes(t testing.TB, pool *pgxpool.Pool) map[string]int {

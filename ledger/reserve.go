@@ -33,12 +33,20 @@ type Reservation struct {
 }
 
 // Reserve records the attempt a as a pending issuance in one transaction,
-// after checking replay protection and the quotas:
+// after checking that the mapping and its issuer are still enabled, replay
+// protection and the quotas:
 //
-//   - Replay: (issuer, jti, mapping) is claimed in replay_guard with an
-//     INSERT ... ON CONFLICT DO NOTHING. When it is taken, the attempt is
-//     recorded as denied (token_replayed) and the error is a *ReplayError
-//     (errors.Is ErrReplayed).
+//   - Enabled: the mapping a.MappingID must exist and be enabled, and its
+//     issuer be enabled, in the database at the moment of the reservation
+//     (not in a catalog cache). Otherwise the attempt is recorded as denied
+//     (no_matching_mapping for the mapping, untrusted_issuer for the
+//     issuer) and the error is a *DisabledError (errors.Is ErrDisabled).
+//   - Replay: the token's replay key (identity.Claims.ReplayKey: its jti,
+//     or its SHA-256 when it has none) is claimed in replay_guard with an
+//     INSERT ... ON CONFLICT DO NOTHING, for every mapping (the issuer's
+//     replay_scope token, the default) or for this mapping (token_mapping).
+//     When it is taken, the attempt is recorded as denied (token_replayed)
+//     and the error is a *ReplayError (errors.Is ErrReplayed).
 //   - Quotas (a.PerHour, a.PerJob; 0 = none): counted under transaction
 //     advisory locks on the quota buckets, so they hold exactly across
 //     goroutines and replicas. Issuances with outcome issued, pending or
@@ -68,6 +76,7 @@ func (l *Ledger) Reserve(ctx context.Context, a Attempt) (Reservation, error) {
 		return Reservation{}, fmt.Errorf("ledger: reserve: %w", err)
 	}
 	args["token_exp"] = a.Claims.Expiry
+	args["replay_key"] = a.Claims.ReplayKey()
 	args["per_hour"] = a.PerHour
 	args["per_job"] = a.PerJob
 	args["window"] = Window.Seconds()
@@ -81,34 +90,68 @@ func (l *Ledger) Reserve(ctx context.Context, a Attempt) (Reservation, error) {
 	return reserveWithQuotas(ctx, l.pool, a, args)
 }
 
-// claimAndInsert is the reservation of a mapping without quotas in one
-// statement, hence one round trip and one atomic commit: it claims the
-// token in replay_guard and inserts the issuance, pending when the claim
-// succeeded and denied (token_replayed) when the token was already spent
-// for the mapping. A concurrent claim of the same token waits for the
-// first one's transaction, as in Reserve's transaction.
-var claimAndInsert = mustNamed(`
-WITH t AS (SELECT coalesce(@requested_at::timestamptz, clock_timestamp()) AS n),
-g AS (
-	INSERT INTO replay_guard (issuer, token_jti, mapping_id, issuance_id, token_exp)
-	VALUES (@issuer, @token_jti, @mapping_id::bigint, @id::uuid, @token_exp)
+// checkAndClaim are the CTEs every reservation starts with, in its first
+// statement:
+//
+//   - s rechecks, on the statement's snapshot, that the mapping still exists
+//     and is enabled and that its issuer is enabled: a disable committed
+//     before the statement is honoured at once by every replica, whatever
+//     its catalog cache holds. refusal is the contract's code of a refusal
+//     (untrusted_issuer, no_matching_mapping), NULL when both are enabled;
+//     the issuer's replay_scope is read there too.
+//   - g1 claims the token's replay key for the scope: mapping 0 (the token,
+//     for every mapping) under replay_scope token, the mapping under
+//     token_mapping. The claim succeeded when g1 inserted its row.
+//   - g2, after a successful claim only, also inserts the other scope's row
+//     when it is free, so that a token always holds both and a change of
+//     replay_scope never re-opens it (see migration 00006).
+//
+// A concurrent claim of the same key waits for the first one's transaction.
+// Two concurrent claims of one token for one mapping under different scopes
+// (only while a change of replay_scope reaches the replicas) take the two
+// rows in opposite orders and may deadlock: PostgreSQL aborts one, which
+// fails (an internal error) and issues nothing.
+const checkAndClaim = `
+s AS (
+	SELECT CASE WHEN m.id IS NULL THEN '` + CodeNoMatchingMapping + `'
+			WHEN NOT i.enabled THEN '` + CodeUntrustedIssuer + `'
+			WHEN NOT m.enabled THEN '` + CodeNoMatchingMapping + `' END AS refusal,
+		CASE WHEN i.replay_scope = 'token_mapping' THEN m.id ELSE 0 END AS first_m,
+		CASE WHEN i.replay_scope = 'token_mapping' THEN 0 ELSE m.id END AS second_m
+	FROM (VALUES (1)) AS one (x)
+	LEFT JOIN mappings m ON m.id = @mapping_id::bigint
+	LEFT JOIN issuers i ON i.id = m.issuer_id),
+g1 AS (
+	INSERT INTO replay_guard (issuer, replay_key, mapping_id, issuance_id, token_exp)
+	SELECT @issuer, @replay_key, s.first_m, @id::uuid, @token_exp FROM s WHERE s.refusal IS NULL
 	ON CONFLICT DO NOTHING
 	RETURNING true AS claimed),
-c AS (SELECT EXISTS (SELECT FROM g) AS claimed)
+g2 AS (
+	INSERT INTO replay_guard (issuer, replay_key, mapping_id, issuance_id, token_exp)
+	SELECT @issuer, @replay_key, s.second_m, @id::uuid, @token_exp FROM s WHERE EXISTS (SELECT FROM g1)
+	ON CONFLICT DO NOTHING)`
+
+// claimAndInsert is the reservation of a mapping without quotas in one
+// statement, hence one round trip and one atomic commit: checkAndClaim,
+// then the issuance, pending when the claim succeeded, denied otherwise
+// (the recheck's refusal, or token_replayed when the token was spent).
+var claimAndInsert = mustNamed(`
+WITH t AS (SELECT coalesce(@requested_at::timestamptz, clock_timestamp()) AS n),` + checkAndClaim + `,
+c AS (SELECT EXISTS (SELECT FROM g1) AS claimed, (SELECT refusal FROM s) AS refusal)
 INSERT INTO issuances (id, requested_at, completed_at, outcome, error_code, issuer, subject,
 	repository, repository_id, ref, sha, environment, event_name, workflow_ref, actor,
 	run_id, run_attempt, job_id, token_jti, mapping_id, mapping, provider, target,
 	expires_at, client_ip, user_agent)
 SELECT @id::uuid, t.n, CASE WHEN c.claimed THEN NULL ELSE t.n END,
 	CASE WHEN c.claimed THEN 'pending' ELSE 'denied' END,
-	CASE WHEN c.claimed THEN NULL ELSE '` + CodeTokenReplayed + `' END,
+	CASE WHEN c.claimed THEN NULL ELSE coalesce(c.refusal, '` + CodeTokenReplayed + `') END,
 	@issuer, @subject, @repository, @repository_id, @ref, @sha, @environment, @event_name,
 	@workflow_ref, @actor, @run_id, @run_attempt, @job_id, @token_jti, @mapping_id::bigint,
 	@mapping, @provider, @target::jsonb,
 	CASE WHEN c.claimed THEN t.n + make_interval(secs => @duration::float8) END,
 	@client_ip::inet, @user_agent
 FROM t, c
-RETURNING requested_at, expires_at, outcome = 'pending'`)
+RETURNING requested_at, expires_at, outcome = 'pending', error_code`)
 
 // reserveUnlimited is Reserve for an attempt without quotas: one statement.
 func reserveUnlimited(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArgs) (Reservation, error) {
@@ -117,12 +160,13 @@ func reserveUnlimited(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArg
 		res     = Reservation{ID: id}
 		expires *time.Time
 		claimed bool
+		code    *string
 	)
-	if err := pool.QueryRow(ctx, claimAndInsert.sql, claimAndInsert.args(args)...).Scan(&res.RequestedAt, &expires, &claimed); err != nil {
+	if err := pool.QueryRow(ctx, claimAndInsert.sql, claimAndInsert.args(args)...).Scan(&res.RequestedAt, &expires, &claimed, &code); err != nil {
 		return Reservation{}, dbError("reserve", err)
 	}
 	if !claimed {
-		return Reservation{}, &ReplayError{IssuanceID: id}
+		return Reservation{}, reserveDenial(code, id)
 	}
 	if expires != nil {
 		res.ExpiresAt = *expires
@@ -130,33 +174,40 @@ func reserveUnlimited(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArg
 	return res, nil
 }
 
-// claimAndLock claims the token for the mapping and, when it was free,
-// takes the transaction advisory locks of the quota buckets in ascending
-// order (so that two transactions never wait on each other in a cycle;
-// they are released at commit or rollback). It returns whether the claim
-// succeeded. The buckets' keys are computed by the database so that
-// lower() is exactly the one the counts use.
+// claimAndLock is checkAndClaim and, when the claim succeeded, takes the
+// transaction advisory locks of the quota buckets in ascending order (so
+// that two transactions never wait on each other in a cycle; they are
+// released at commit or rollback). It returns whether the claim succeeded
+// and the recheck's refusal. The buckets' keys are computed by the database
+// so that lower() is exactly the one the counts use.
 var claimAndLock = mustNamed(`
-WITH g AS (
-	INSERT INTO replay_guard (issuer, token_jti, mapping_id, issuance_id, token_exp)
-	VALUES (@issuer, @token_jti, @mapping_id::bigint, @id::uuid, @token_exp)
-	ON CONFLICT DO NOTHING
-	RETURNING
+WITH` + checkAndClaim + `,
+k AS (
+	SELECT
 		hashtextextended(json_build_array('oidc-bridge/ledger/per_hour', @mapping_id::bigint,
 			lower(@repository::text))::text, 0) AS hour_key,
 		hashtextextended(json_build_array('oidc-bridge/ledger/per_job', @mapping_id::bigint,
-			@issuer::text, @run_id::text, @run_attempt::text, @job_id::text)::text, 0) AS job_key)
-SELECT EXISTS (SELECT FROM g),
-	(SELECT count(pg_advisory_xact_lock(k)) FROM unnest(ARRAY(
-		SELECT DISTINCT v.k FROM g, LATERAL (VALUES
-			(CASE WHEN @per_hour::int > 0 THEN g.hour_key END),
-			(CASE WHEN @per_job::int > 0 THEN g.job_key END)) AS v(k)
-		WHERE v.k IS NOT NULL ORDER BY v.k)) AS k)`)
+			@issuer::text, @run_id::text, @run_attempt::text, @job_id::text)::text, 0) AS job_key
+	FROM g1)
+SELECT EXISTS (SELECT FROM g1), (SELECT refusal FROM s),
+	(SELECT count(pg_advisory_xact_lock(x)) FROM unnest(ARRAY(
+		SELECT DISTINCT v.x FROM k, LATERAL (VALUES
+			(CASE WHEN @per_hour::int > 0 THEN k.hour_key END),
+			(CASE WHEN @per_job::int > 0 THEN k.job_key END)) AS v(x)
+		WHERE v.x IS NOT NULL ORDER BY v.x)) AS x)`)
 
-// releaseGuard gives back the guard claimed by this transaction.
+// releaseGuard gives back the guard rows claimed by this transaction.
 var releaseGuard = mustNamed(`
-DELETE FROM replay_guard
-WHERE issuer = @issuer AND token_jti = @token_jti AND mapping_id = @mapping_id::bigint AND issuance_id = @id::uuid`)
+DELETE FROM replay_guard WHERE issuance_id = @id::uuid`)
+
+// reserveDenial is Reserve's error for a reservation denied with code (NULL:
+// token_replayed).
+func reserveDenial(code *string, id string) error {
+	if code != nil && *code != CodeTokenReplayed {
+		return &DisabledError{Code: *code, IssuanceID: id}
+	}
+	return &ReplayError{IssuanceID: id}
+}
 
 // countQuotas returns the moment of the count (which becomes requested_at)
 // and, per quota, the counted issuances (up to the limit: more need not be
@@ -219,6 +270,7 @@ func reserveWithQuotas(ctx context.Context, pool *pgxpool.Pool, a Attempt, args 
 
 	var (
 		claimed            bool
+		refusal            *string
 		locked             int
 		now                time.Time
 		hourN, jobN        int
@@ -227,7 +279,7 @@ func reserveWithQuotas(ctx context.Context, pool *pgxpool.Pool, a Attempt, args 
 	c := a.Claims
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	b.Queue(claimAndLock.sql, claimAndLock.args(args)...).QueryRow(func(r pgx.Row) error { return r.Scan(&claimed, &locked) })
+	b.Queue(claimAndLock.sql, claimAndLock.args(args)...).QueryRow(func(r pgx.Row) error { return r.Scan(&claimed, &refusal, &locked) })
 	b.Queue(countQuotas[b2i(text(c.Repository, maxClaim) != nil)][b2i(text(c.RunID, maxClaim) != nil)], args).
 		QueryRow(func(r pgx.Row) error { return r.Scan(&now, &hourN, &hourOld, &jobN, &jobOldest) })
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
@@ -237,6 +289,9 @@ func reserveWithQuotas(ctx context.Context, pool *pgxpool.Pool, a Attempt, args 
 	var denial error
 	b = &pgx.Batch{}
 	switch {
+	case refusal != nil:
+		args["outcome"], args["error_code"] = "denied", *refusal
+		denial = reserveDenial(refusal, id)
 	case !claimed:
 		args["outcome"], args["error_code"] = "denied", CodeTokenReplayed
 		denial = &ReplayError{IssuanceID: id}
@@ -326,8 +381,8 @@ func (l *Ledger) Complete(ctx context.Context, r Reservation, credentialID strin
 // (the cloud refused or failed): pending becomes failed with errorCode (the
 // contract's code, e.g. provider_error). It also gives the replay guard
 // back, so the pipeline may retry with the same token: the guard promises
-// at most one credential per token and mapping, and a failed mint produced
-// none. When the outcome is unknown (a timeout after the request may have
+// at most one credential per token (per token and mapping under
+// replay_scope token_mapping), and a failed mint produced none. When the outcome is unknown (a timeout after the request may have
 // reached the cloud), do not call Fail: leave the row pending, and Sweep
 // marks it unknown while the guard keeps the token spent.
 func (l *Ledger) Fail(ctx context.Context, r Reservation, errorCode string) error {
@@ -345,11 +400,9 @@ func (l *Ledger) Fail(ctx context.Context, r Reservation, errorCode string) erro
 		WITH f AS (
 			UPDATE issuances SET outcome = 'failed', completed_at = clock_timestamp(), error_code = @error_code
 			WHERE id = @id::uuid AND requested_at = @requested_at AND outcome = 'pending'
-			RETURNING issuer, token_jti, mapping_id),
+			RETURNING id),
 		g AS (
-			DELETE FROM replay_guard r USING f
-			WHERE r.issuer = f.issuer AND r.token_jti = f.token_jti AND r.mapping_id = f.mapping_id
-				AND r.issuance_id = @id::uuid)
+			DELETE FROM replay_guard r USING f WHERE r.issuance_id = f.id)
 		SELECT count(*) FROM f`,
 		pgx.NamedArgs{"id": r.ID, "requested_at": r.RequestedAt, "error_code": clean(errorCode, maxCode)}).Scan(&n)
 	if err != nil {
@@ -432,9 +485,10 @@ func (a *Attempt) validate(reserve bool) error {
 		return fmt.Errorf("%w: negative quota", ErrInvalid)
 	case !reserve:
 		return nil
-	case a.Claims.JTI == "":
-		// Without a jti there is no replay protection: fail closed.
-		return fmt.Errorf("%w: token has no jti", ErrInvalid)
+	case a.Claims.ReplayKey() == "":
+		// Without a jti or the token's hash there is no replay
+		// protection: fail closed.
+		return fmt.Errorf("%w: token has neither jti nor hash", ErrInvalid)
 	case a.Claims.Expiry.IsZero():
 		return fmt.Errorf("%w: token has no expiry", ErrInvalid)
 	case a.MappingID <= 0:

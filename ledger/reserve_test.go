@@ -215,11 +215,15 @@ func TestReplay(t *testing.T) {
 		t.Errorf("denied row: %s %s %s %s", outcome, code, jti, mapping)
 	}
 
-	// The same token for another mapping is another exchange.
-	other := attempt(c)
-	other.MappingID, other.Mapping = 2, "web-staging"
-	if _, err := l.Reserve(ctx, other); err != nil {
-		t.Errorf("same jti, other mapping: %v", err)
+	// One token, one credential: the same token for another mapping is a
+	// replay too (the issuer's replay_scope is token, the default), with
+	// or without quotas.
+	for _, quota := range []int{0, 5} {
+		other := attempt(c)
+		other.MappingID, other.Mapping, other.PerHour = 2, "web-staging", quota
+		if _, err := l.Reserve(ctx, other); !errors.Is(err, ledger.ErrReplayed) {
+			t.Errorf("same jti, other mapping, per_hour %d: %v; want ErrReplayed", quota, err)
+		}
 	}
 	// The same jti from another issuer is another token.
 	c2 := *c
@@ -227,7 +231,7 @@ func TestReplay(t *testing.T) {
 	if _, err := l.Reserve(ctx, attempt(&c2)); err != nil {
 		t.Errorf("same jti, other issuer: %v", err)
 	}
-	if diff := cmp.Diff(map[string]int{"issued": 1, "pending": 2, "denied/token_replayed": 1}, outcomes(t, pool)); diff != "" {
+	if diff := cmp.Diff(map[string]int{"issued": 1, "pending": 1, "denied/token_replayed": 3}, outcomes(t, pool)); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
 }

@@ -307,8 +307,7 @@ func loadCatalog(ctx context.Context, conn *pgx.Conn) (*catalog, error) {
 			return err
 		}
 		for _, is := range issuers {
-			cat.issuers[is.URL] = identity.Issuer{Name: is.Name, URL: is.URL, Kind: identity.Kind(is.Kind),
-				Audiences: is.Audiences, Enabled: is.Enabled}
+			cat.issuers[is.URL] = IdentityIssuer(is)
 		}
 		ms, err := listMappings(ctx, tx, Filter{})
 		if err != nil {

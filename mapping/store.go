@@ -149,11 +149,13 @@ func (s *PGStore) ctx(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-const issuerColumns = `name, url, kind, audiences, enabled, created_at, updated_at`
+const issuerColumns = `name, url, kind, audiences, enabled, replay_scope, max_token_age_seconds,
+	max_token_lifetime_seconds, created_at, updated_at`
 
 func scanIssuer(row pgx.Row) (Issuer, error) {
 	var is Issuer
-	err := row.Scan(&is.Name, &is.URL, &is.Kind, &is.Audiences, &is.Enabled, &is.CreatedAt, &is.UpdatedAt)
+	err := row.Scan(&is.Name, &is.URL, &is.Kind, &is.Audiences, &is.Enabled, &is.ReplayScope,
+		&is.MaxTokenAgeSeconds, &is.MaxTokenLifetimeSeconds, &is.CreatedAt, &is.UpdatedAt)
 	return is, err
 }
 
@@ -168,7 +170,7 @@ func (s *PGStore) IssuerByURL(ctx context.Context, url string) (identity.Issuer,
 	if err != nil {
 		return identity.Issuer{}, fmt.Errorf("mapping: issuer by url: %w", err)
 	}
-	return identity.Issuer{Name: is.Name, URL: is.URL, Kind: identity.Kind(is.Kind), Audiences: is.Audiences, Enabled: is.Enabled}, nil
+	return IdentityIssuer(is), nil
 }
 
 // ListIssuers returns all issuers ordered by name.
@@ -208,9 +210,11 @@ func (s *PGStore) CreateIssuer(ctx context.Context, by Actor, is Issuer) (Issuer
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		out, err = scanIssuer(tx.QueryRow(ctx, `
-			INSERT INTO issuers (name, url, kind, audiences, enabled)
-			VALUES ($1, $2, $3, $4, $5)
-			RETURNING `+issuerColumns, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled))
+			INSERT INTO issuers (name, url, kind, audiences, enabled, replay_scope, max_token_age_seconds,
+				max_token_lifetime_seconds)
+			VALUES ($1, $2, $3, $4, $5, coalesce(nullif($6, ''), 'token'), $7, $8)
+			RETURNING `+issuerColumns, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled, is.ReplayScope,
+			is.MaxTokenAgeSeconds, is.MaxTokenLifetimeSeconds))
 		if err != nil {
 			return err
 		}
@@ -236,9 +240,12 @@ func (s *PGStore) UpdateIssuer(ctx context.Context, by Actor, name string, is Is
 			return err
 		}
 		out, err = scanIssuer(tx.QueryRow(ctx, `
-			UPDATE issuers SET name = $2, url = $3, kind = $4, audiences = $5, enabled = $6, updated_at = now()
+			UPDATE issuers SET name = $2, url = $3, kind = $4, audiences = $5, enabled = $6,
+				replay_scope = coalesce(nullif($7, ''), 'token'), max_token_age_seconds = $8,
+				max_token_lifetime_seconds = $9, updated_at = now()
 			WHERE name = $1
-			RETURNING `+issuerColumns, name, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled))
+			RETURNING `+issuerColumns, name, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled, is.ReplayScope,
+			is.MaxTokenAgeSeconds, is.MaxTokenLifetimeSeconds))
 		if err != nil {
 			return err
 		}

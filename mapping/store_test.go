@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -340,5 +341,43 @@ func TestAuditorReadsChanges(t *testing.T) {
 		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT s`); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The issuer's replay_scope and token limits are stored, read back and
+// reach verification (IssuerByURL, the catalog cache).
+func TestStoreIssuerReplayAndLimits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := mapping.NewPGStore(pgtest.NewPool(t), 0)
+	age, life := 120, 900
+	in := mapping.Issuer{Name: "gl", URL: "https://gitlab.example.com", Kind: "gitlab", Audiences: []string{"a"}, Enabled: true,
+		ReplayScope: mapping.ReplayScopeTokenMapping, MaxTokenAgeSeconds: &age, MaxTokenLifetimeSeconds: &life}
+	out, err := s.CreateIssuer(ctx, testActor, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ReplayScope != "token_mapping" || out.MaxTokenAgeSeconds == nil || *out.MaxTokenAgeSeconds != 120 ||
+		out.MaxTokenLifetimeSeconds == nil || *out.MaxTokenLifetimeSeconds != 900 {
+		t.Errorf("created: %+v", out)
+	}
+	got, err := s.IssuerByURL(ctx, in.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.MaxTokenAge != 2*time.Minute || got.MaxTokenLifetime != 15*time.Minute {
+		t.Errorf("IssuerByURL limits: %v, %v; want 2m, 15m", got.MaxTokenAge, got.MaxTokenLifetime)
+	}
+	// A PUT without them takes the defaults back.
+	in.ReplayScope, in.MaxTokenAgeSeconds, in.MaxTokenLifetimeSeconds = "", nil, nil
+	out, err = s.UpdateIssuer(ctx, testActor, "gl", in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ReplayScope != "token" || out.MaxTokenAgeSeconds != nil || out.MaxTokenLifetimeSeconds != nil {
+		t.Errorf("updated: %+v; want token and no limits", out)
+	}
+	if got, err := s.IssuerByURL(ctx, in.URL); err != nil || got.MaxTokenAge != 0 || got.MaxTokenLifetime != 0 {
+		t.Errorf("IssuerByURL after update: %+v, %v; want the kind's defaults (zero)", got, err)
 	}
 }

@@ -15,10 +15,22 @@ type Issuer struct {
 	Audiences []string `json:"audiences"`
 	Kind      string   `json:"kind"`
 	Enabled   bool     `json:"enabled"`
+	// ReplayScope is token (the default: a token is exchanged once in all)
+	// or token_mapping (once per mapping, for issuers whose one token must
+	// reach several clouds); see ReplayScopeToken.
+	ReplayScope string `json:"replay_scope"`
+	// MaxTokenAgeSeconds and MaxTokenLifetimeSeconds bound now-iat and
+	// exp-iat of the issuer's tokens, 60 to 21600; nil takes the kind's
+	// default (identity.KindLimits).
+	MaxTokenAgeSeconds      *int `json:"max_token_age_seconds,omitempty"`
+	MaxTokenLifetimeSeconds *int `json:"max_token_lifetime_seconds,omitempty"`
 
 	// Read-only: set by the store, ignored on input.
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// Warnings are the lint findings about this issuer (LintIssuer);
+	// read-only, ignored on input.
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // Mapping says which tokens of an issuer may obtain which cloud target.

@@ -148,7 +148,7 @@ func ValidateIssuer(is *Issuer) error {
 	if !identity.Kind(is.Kind).Valid() {
 		return invalid("kind", "must be github, gitlab or generic")
 	}
-	return nil
+	return validateIssuerReplayAndLimits(is)
 }
 
 func validateIssuerURL(s string) error {

@@ -71,8 +71,9 @@ func WithBackoff(minWait, maxWait time.Duration) Option {
 // WithUserAgent sets the User-Agent header, e.g. "terraform-provider-oidcbridge/1.2.3".
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
-// WithStrictLint makes mapping writes ask the bridge to refuse mappings with
-// lint warnings (?lint=strict): they fail with a 400 naming the finding.
+// WithStrictLint makes issuer and mapping writes ask the bridge to refuse
+// issuers and mappings with lint warnings (?lint=strict): they fail with a
+// 400 naming the finding.
 func WithStrictLint() Option { return func(c *Client) { c.strictLint = true } }
 
 // New returns a Client of the bridge at endpoint (its base URL, e.g.
@@ -169,7 +170,7 @@ func (c *Client) GetIssuer(ctx context.Context, name string) (mapping.Issuer, er
 // CreateIssuer registers is and returns it as stored.
 func (c *Client) CreateIssuer(ctx context.Context, is mapping.Issuer) (mapping.Issuer, error) {
 	var out mapping.Issuer
-	err := c.do(ctx, http.MethodPost, "/v1/admin/issuers", writableIssuer(is), &out)
+	err := c.do(ctx, http.MethodPost, c.lintQuery("/v1/admin/issuers"), writableIssuer(is), &out)
 	return out, err
 }
 
@@ -177,7 +178,7 @@ func (c *Client) CreateIssuer(ctx context.Context, is mapping.Issuer) (mapping.I
 // from name, which renames it.
 func (c *Client) UpdateIssuer(ctx context.Context, name string, is mapping.Issuer) (mapping.Issuer, error) {
 	var out mapping.Issuer
-	err := c.do(ctx, http.MethodPut, issuerPath(name), writableIssuer(is), &out)
+	err := c.do(ctx, http.MethodPut, c.lintQuery(issuerPath(name)), writableIssuer(is), &out)
 	return out, err
 }
 
@@ -251,6 +252,7 @@ func mappingPath(name string) string { return "/v1/admin/mappings/" + url.PathEs
 // writableIssuer drops the read-only fields, which the server ignores.
 func writableIssuer(is mapping.Issuer) mapping.Issuer {
 	is.CreatedAt, is.UpdatedAt = time.Time{}, time.Time{}
+	is.Warnings = nil
 	return is
 }
 
@@ -263,7 +265,8 @@ func writableMapping(m mapping.Mapping) mapping.Mapping {
 
 // do sends one call, with retries, and decodes a 2xx body into out (if
 // not nil).
-// lintQuery adds ?lint=strict to a mapping write's path when asked.
+// lintQuery adds ?lint=strict to an issuer or mapping write's path when
+// asked.
 func (c *Client) lintQuery(path string) string {
 	if c.strictLint {
 		return path + "?lint=strict"

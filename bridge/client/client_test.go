@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 var github = mapping.Issuer{
 	Name: "github", URL: "https://token.actions.githubusercontent.com",
-	Audiences: []string{"https://bridge.example.com"}, Kind: "github", Enabled: true,
+	Audiences: []string{"https://bridge.example.com"}, Kind: "github", Enabled: true, ReplayScope: "token",
 }
 
 func webMapping() mapping.Mapping {
@@ -318,4 +318,47 @@ func del(c *client.Client) error { return c.DeleteMapping(context.Background(), 
 func post(c *client.Client) error {
 	_, err := c.CreateMapping(context.Background(), webMapping())
 	return err
+}
+
+// An issuer's replay_scope and token limits go both ways; token_mapping
+// comes back with its warning and WithStrictLint refuses it.
+func TestIssuerReplayScopeAndLimits(t *testing.T) {
+	t.Parallel()
+	b := clienttest.New(t)
+	c := client.New(b.URL, b.Token)
+	ctx := t.Context()
+	age, life := 300, 3600
+	is := mapping.Issuer{Name: "tfc", URL: "https://app.terraform.io", Audiences: []string{"https://bridge.example.com"},
+		Kind: "generic", Enabled: true, ReplayScope: mapping.ReplayScopeTokenMapping,
+		MaxTokenAgeSeconds: &age, MaxTokenLifetimeSeconds: &life}
+	strict := client.New(b.URL, b.Token, client.WithStrictLint())
+	_, err := strict.CreateIssuer(ctx, is)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 400 || ce.Field != "replay_scope" {
+		t.Fatalf("strict CreateIssuer(token_mapping): %v; want 400 on replay_scope", err)
+	}
+	got, err := c.CreateIssuer(ctx, is)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Warnings) != 1 || got.Warnings[0].Code != "replay_scope_token_mapping" {
+		t.Errorf("warnings %v; want replay_scope_token_mapping", got.Warnings)
+	}
+	got.Warnings = nil
+	if d := cmp.Diff(is, got, ignoreIssuerTimes); d != "" {
+		t.Errorf("CreateIssuer (-want +got):\n%s", d)
+	}
+	// Sending back what was read works: warnings are read-only.
+	read, err := c.GetIssuer(ctx, "tfc")
+	if err != nil || len(read.Warnings) != 1 {
+		t.Fatalf("GetIssuer: %+v, %v", read, err)
+	}
+	if _, err := c.UpdateIssuer(ctx, "tfc", read); err != nil {
+		t.Errorf("UpdateIssuer with what GetIssuer read: %v", err)
+	}
+	tooLong := 86400
+	is.MaxTokenLifetimeSeconds = &tooLong
+	if _, err := c.UpdateIssuer(ctx, "tfc", is); !errors.As(err, &ce) || ce.Status != 400 || ce.Field != "max_token_lifetime_seconds" {
+		t.Errorf("a day's lifetime: %v; want 400 on max_token_lifetime_seconds", err)
+	}
 }

@@ -234,6 +234,14 @@ func renderExplanation(w io.Writer, res *bridge.ExplainResponse) error {
 		how = "token verified"
 	}
 	fmt.Fprintf(tw, "issuer %s (%s)\n", clean(res.Issuer), how)
+	if p := res.IssuerPolicy; p.ReplayScope != "" {
+		once := "once in all"
+		if p.ReplayScope == "token_mapping" {
+			once = "once per mapping"
+		}
+		fmt.Fprintf(tw, "  a token is exchanged %s (replay_scope %s); accepted up to %ds old, %ds long\n",
+			once, clean(p.ReplayScope), p.MaxTokenAgeSeconds, p.MaxTokenLifetimeSeconds)
+	}
 	c := res.Claims
 	for _, kv := range [][2]string{
 		{"repository", c.Repository}, {"repository_id", c.RepositoryID}, {"ref", c.Ref}, {"environment", c.Environment},

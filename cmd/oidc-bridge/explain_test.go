@@ -21,8 +21,9 @@ import (
 
 func sampleExplanation() *bridge.ExplainResponse {
 	return &bridge.ExplainResponse{
-		Issuer:   "github",
-		Verified: true,
+		Issuer:       "github",
+		Verified:     true,
+		IssuerPolicy: bridge.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900},
 		Claims: bridge.ExplainClaims{Issuer: "https://token.actions.githubusercontent.com", Repository: "acme/web", RepositoryID: "1339936803",
 			Ref: "refs/heads/feat/x", EventName: "push", Actor: "octocat", RunID: "42"},
 		Mappings: []mapping.Explanation{
@@ -55,6 +56,7 @@ func TestRenderExplanation(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `issuer github (token verified)
+  a token is exchanged once in all (replay_scope token); accepted up to 900s old, 900s long
   repository     acme/web
   repository_id  1339936803
   ref            refs/heads/feat/x

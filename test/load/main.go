@@ -193,7 +193,10 @@ func run() error {
 		}
 		return nil
 	}
-	if err := admin("/v1/admin/issuers", fmt.Sprintf(`{"name": "github", "url": %q, "audiences": [%q], "kind": "github"}`, iss.url, audience)); err != nil {
+	// The tokens live 30 minutes (they are minted ahead of the phases that
+	// use them), beyond the github kind's default 15-minute limits.
+	if err := admin("/v1/admin/issuers", fmt.Sprintf(`{"name": "github", "url": %q, "audiences": [%q], "kind": "github",
+		"max_token_age_seconds": 1800, "max_token_lifetime_seconds": 1800}`, iss.url, audience)); err != nil {
 		return err
 	}
 	if err := admin("/v1/admin/mappings", `{"name": "load", "issuer": "github",

@@ -20498,7 +20498,7 @@ var HINTS = {
   untrusted_issuer: "the job's token issuer (https://token.actions.githubusercontent.com, or your GitHub Enterprise Server's) is not a registered, enabled issuer of this bridge: ask its admins to register it",
   no_matching_mapping: "no enabled mapping admits this job's claims (repository, ref, environment, event, workflow): check the `mapping` input, or ask the bridge's admins (`oidc-bridge explain` shows the condition that failed)",
   ambiguous_mapping: "several mappings admit this job: name one with the `mapping` input (or narrow with `provider`)",
-  token_replayed: "this ID token was already exchanged for this mapping; run the job again for a fresh token",
+  token_replayed: "this ID token was already exchanged (a token is exchanged once, for one mapping); each step asks for a fresh one, so run the job again",
   quota_exceeded: "a quota of the mapping is spent (per hour or per job); wait until it frees or ask the bridge's admins to raise it",
   rate_limited: "the bridge is rate limiting this client or issuer; try again later",
   provider_error: "the cloud refused or failed to mint the credential (its error code is in the message): ask the bridge's admins to check the mapping's target (role trust, service account, app registration)",

@@ -23,7 +23,7 @@ export const HINTS = {
   ambiguous_mapping:
     'several mappings admit this job: name one with the `mapping` input (or narrow with `provider`)',
   token_replayed:
-    'this ID token was already exchanged for this mapping; run the job again for a fresh token',
+    'this ID token was already exchanged (a token is exchanged once, for one mapping); each step asks for a fresh one, so run the job again',
   quota_exceeded:
     'a quota of the mapping is spent (per hour or per job); wait until it frees or ask the bridge\'s admins to raise it',
   rate_limited: 'the bridge is rate limiting this client or issuer; try again later',

@@ -182,6 +182,17 @@ test('jwt: token output and token file, masked', async (t) => {
   assert.equal(fs.existsSync(r.outputs['token-file']), false);
 });
 
+test('one job, two mappings: each step exchanges its own fresh ID token (a token is exchanged once in all)', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const aws = await runStep(runner, { inputs: { 'bridge-url': frontURL('two', 'ok'), audience: 'https://bridge.example.com', mapping: 'web-aws' } });
+  assert.equal(aws.code, 0, aws.stdout + aws.stderr);
+  const jwt = await runStep(runner, { inputs: { 'bridge-url': frontURL('two', 'ok'), audience: 'https://bridge.example.com', mapping: 'web-jwt' } });
+  assert.equal(jwt.code, 0, jwt.stdout + jwt.stderr);
+  assert.notEqual(aws.outputs['issuance-id'], jwt.outputs['issuance-id']);
+  assert.deepEqual(await frontStats('two'), { requests: 2, distinct_tokens: 2 });
+});
+
 test('a policy denial fails fast: no_matching_mapping, the reason, exit code 1, one attempt', async (t) => {
   const runner = newRunner();
   t.after(() => runner.cleanup());

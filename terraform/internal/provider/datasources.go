@@ -36,6 +36,18 @@ func (d *issuerDataSource) Schema(_ context.Context, _ datasource.SchemaRequest,
 			"audiences": schema.ListAttribute{Computed: true, ElementType: types.StringType, Description: "The accepted aud values."},
 			"kind":      schema.StringAttribute{Computed: true, Description: "github, gitlab or generic."},
 			"enabled":   schema.BoolAttribute{Computed: true, Description: "Whether its tokens are accepted."},
+			"replay_scope": schema.StringAttribute{Computed: true,
+				Description: "token (a token is exchanged once in all) or token_mapping (once per mapping)."},
+			"max_token_age_seconds": schema.Int64Attribute{Computed: true,
+				Description: "The issuer's own token age limit; null when it takes its kind's default."},
+			"max_token_lifetime_seconds": schema.Int64Attribute{Computed: true,
+				Description: "The issuer's own token lifetime limit; null when it takes its kind's default."},
+			"warnings": schema.ListNestedAttribute{Computed: true, Description: "The bridge's lint findings about this issuer.",
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"code":    schema.StringAttribute{Computed: true, Description: "Stable code."},
+					"field":   schema.StringAttribute{Computed: true, Description: "The field the finding is about."},
+					"message": schema.StringAttribute{Computed: true, Description: "The finding, for a person."},
+				}}},
 		},
 	}
 }

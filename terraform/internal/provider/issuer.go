@@ -2,7 +2,10 @@ package provider
 
 import (
 	"context"
+	"fmt"
+	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -10,10 +13,12 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
+	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
@@ -22,10 +27,12 @@ var (
 	_ resource.ResourceWithConfigure      = (*issuerResource)(nil)
 	_ resource.ResourceWithImportState    = (*issuerResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*issuerResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*issuerResource)(nil)
 )
 
 type issuerResource struct {
-	client *client.Client
+	client     *client.Client
+	strictLint bool
 }
 
 func newIssuerResource() resource.Resource { return &issuerResource{} }
@@ -37,6 +44,11 @@ type issuerModel struct {
 	Audiences types.List   `tfsdk:"audiences"`
 	Kind      types.String `tfsdk:"kind"`
 	Enabled   types.Bool   `tfsdk:"enabled"`
+
+	ReplayScope             types.String `tfsdk:"replay_scope"`
+	MaxTokenAgeSeconds      types.Int64  `tfsdk:"max_token_age_seconds"`
+	MaxTokenLifetimeSeconds types.Int64  `tfsdk:"max_token_lifetime_seconds"`
+	Warnings                types.List   `tfsdk:"warnings"`
 }
 
 func (r *issuerResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -78,12 +90,73 @@ func (r *issuerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Computed:    true,
 				Default:     booldefault.StaticBool(true),
 			},
+			"replay_scope": schema.StringAttribute{
+				Description: "token (default): a token of this issuer is exchanged once in all, whatever the mapping. " +
+					"token_mapping: once per mapping, for an issuer whose one token must reach several clouds " +
+					"(an HCP Terraform run token); it draws the lint warning replay_scope_token_mapping.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(mapping.ReplayScopeToken),
+				Validators: []validator.String{stringvalidator.OneOf(mapping.ReplayScopeToken, mapping.ReplayScopeTokenMapping)},
+			},
+			"max_token_age_seconds": schema.Int64Attribute{
+				Description: "The oldest token (now - iat) accepted, 60-21600 seconds. Unset: the kind's default " +
+					"(github 900, gitlab and generic 21600).",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.Between(tokenLimitMin, tokenLimitMax)},
+			},
+			"max_token_lifetime_seconds": schema.Int64Attribute{
+				Description: "The longest token lifetime (exp - iat) accepted, 60-21600 seconds. Unset: the kind's default " +
+					"(github 900, gitlab and generic 21600).",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.Between(tokenLimitMin, tokenLimitMax)},
+			},
+			"warnings": schema.ListNestedAttribute{
+				Description: "The bridge's lint findings about this issuer (replay_scope_token_mapping). Read-only; also shown as warnings when planning.",
+				Computed:    true,
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"code":    schema.StringAttribute{Computed: true, Description: "Stable code, e.g. replay_scope_token_mapping."},
+					"field":   schema.StringAttribute{Computed: true, Description: "The field the finding is about."},
+					"message": schema.StringAttribute{Computed: true, Description: "The finding, for a person."},
+				}},
+			},
 		},
 	}
 }
 
+const (
+	tokenLimitMin = int64(identity.MinTokenLimit / time.Second)
+	tokenLimitMax = int64(identity.MaxTokenLimit / time.Second)
+)
+
+// ModifyPlan shows the lint findings of a new or changed issuer when
+// planning: warnings, or errors with strict_lint (as the API's
+// ?lint=strict would refuse it).
+func (r *issuerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() {
+		return // destroy
+	}
+	if !req.State.Raw.IsNull() && req.Plan.Raw.Equal(req.State.Raw) {
+		return
+	}
+	var plan issuerModel
+	if diags := req.Plan.Get(ctx, &plan); diags.HasError() || plan.ReplayScope.IsUnknown() {
+		return
+	}
+	is := issuerOf(ctx, &plan)
+	for _, w := range mapping.LintIssuer(&is) {
+		detail := w.Field + ": " + w.Message
+		if r.strictLint {
+			resp.Diagnostics.AddError(fmt.Sprintf("Issuer %s: %s (strict_lint)", is.Name, w.Code), detail)
+		} else {
+			resp.Diagnostics.AddWarning(fmt.Sprintf("Issuer %s: %s", is.Name, w.Code), detail)
+		}
+	}
+}
+
 func (r *issuerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	r.client = clientFrom(req.ProviderData, &resp.Diagnostics)
+	d := dataFrom(req.ProviderData, &resp.Diagnostics)
+	r.client, r.strictLint = d.client, d.strictLint
 }
 
 func issuerFieldPath(field string) (path.Path, bool) { return apiPath(field, nil, nil) }
@@ -97,7 +170,28 @@ func issuerOf(ctx context.Context, m *issuerModel) mapping.Issuer {
 		Audiences: strs(ctx, m.Audiences, "placeholder"),
 		Kind:      str(m.Kind, "generic"),
 		Enabled:   m.Enabled.IsNull() || m.Enabled.IsUnknown() || m.Enabled.ValueBool(),
+
+		ReplayScope:             str(m.ReplayScope, mapping.ReplayScopeToken),
+		MaxTokenAgeSeconds:      optInt(m.MaxTokenAgeSeconds),
+		MaxTokenLifetimeSeconds: optInt(m.MaxTokenLifetimeSeconds),
 	}
+}
+
+// optInt is a known value as an *int, nil when null or unknown.
+func optInt(v types.Int64) *int {
+	if v.IsNull() || v.IsUnknown() {
+		return nil
+	}
+	n := int(v.ValueInt64())
+	return &n
+}
+
+// int64Of is n as a Terraform value, null when nil.
+func int64Of(n *int) types.Int64 {
+	if n == nil {
+		return types.Int64Null()
+	}
+	return types.Int64Value(int64(*n))
 }
 
 func issuerModelOf(is mapping.Issuer) issuerModel {
@@ -112,6 +206,11 @@ func issuerModelOf(is mapping.Issuer) issuerModel {
 		Audiences: aud,
 		Kind:      types.StringValue(is.Kind),
 		Enabled:   types.BoolValue(is.Enabled),
+
+		ReplayScope:             types.StringValue(is.ReplayScope),
+		MaxTokenAgeSeconds:      int64Of(is.MaxTokenAgeSeconds),
+		MaxTokenLifetimeSeconds: int64Of(is.MaxTokenLifetimeSeconds),
+		Warnings:                warningsValue(is.Warnings),
 	}
 }
 

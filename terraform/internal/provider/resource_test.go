@@ -596,3 +596,77 @@ resource "oidcbridge_issuer" "bad" {
 	})
 	resource.ParallelTest(t, resource.TestCase{ProtoV6ProviderFactories: factories(), Steps: steps})
 }
+
+// TestAccIssuerReplayScopeAndLimits: replay_scope and the token limits
+// round-trip through the bridge; token_mapping is a lint warning (a plan
+// error with strict_lint); out-of-range limits fail at plan time.
+func TestAccIssuerReplayScopeAndLimits(t *testing.T) {
+	e := newEnv(t)
+	widened := `
+resource "oidcbridge_issuer" "tfc" {
+  name                       = "tfc"
+  url                        = "https://app.terraform.io"
+  audiences                  = ["https://bridge.example.com"]
+  kind                       = "generic"
+  replay_scope               = "token_mapping"
+  max_token_age_seconds      = 300
+  max_token_lifetime_seconds = 3600
+}
+`
+	plain := `
+resource "oidcbridge_issuer" "tfc" {
+  name      = "tfc"
+  url       = "https://app.terraform.io"
+  audiences = ["https://bridge.example.com"]
+  kind      = "generic"
+}
+
+data "oidcbridge_issuer" "tfc" {
+  name = oidcbridge_issuer.tfc.name
+}
+`
+	strict := strings.Replace(e.config(widened), "provider \"oidcbridge\" {", "provider \"oidcbridge\" {\n  strict_lint = true", 1)
+	tooLong := strings.Replace(widened, "3600", "86400", 1)
+	fromBridge := func(scope string, age, life *int) resource.TestCheckFunc {
+		return func(*terraform.State) error {
+			is, err := e.c.GetIssuer(context.Background(), "tfc")
+			if err != nil {
+				return err
+			}
+			if is.ReplayScope != scope || fmt.Sprint(deref(is.MaxTokenAgeSeconds)) != fmt.Sprint(deref(age)) ||
+				fmt.Sprint(deref(is.MaxTokenLifetimeSeconds)) != fmt.Sprint(deref(life)) {
+				return fmt.Errorf("bridge has %s %v %v", is.ReplayScope, deref(is.MaxTokenAgeSeconds), deref(is.MaxTokenLifetimeSeconds))
+			}
+			return nil
+		}
+	}
+	age, life := 300, 3600
+	resource.ParallelTest(t, resource.TestCase{ProtoV6ProviderFactories: factories(), CheckDestroy: e.checkGone, Steps: []resource.TestStep{
+		{Config: strict, PlanOnly: true, ExpectError: regexp.MustCompile(`replay_scope_token_mapping \(strict_lint\)`)},
+		{Config: e.config(tooLong), PlanOnly: true, ExpectError: regexp.MustCompile(`(?s)max_token_lifetime_seconds.*between 60 and 21600`)},
+		{Config: e.config(widened), Check: resource.ComposeAggregateTestCheckFunc(
+			resource.TestCheckResourceAttr("oidcbridge_issuer.tfc", "replay_scope", "token_mapping"),
+			resource.TestCheckResourceAttr("oidcbridge_issuer.tfc", "max_token_age_seconds", "300"),
+			resource.TestCheckResourceAttr("oidcbridge_issuer.tfc", "max_token_lifetime_seconds", "3600"),
+			resource.TestCheckResourceAttr("oidcbridge_issuer.tfc", "warnings.0.code", "replay_scope_token_mapping"),
+			fromBridge("token_mapping", &age, &life),
+		)},
+		{Config: e.config(plain), Check: resource.ComposeAggregateTestCheckFunc(
+			resource.TestCheckResourceAttr("oidcbridge_issuer.tfc", "replay_scope", "token"),
+			resource.TestCheckNoResourceAttr("oidcbridge_issuer.tfc", "max_token_age_seconds"),
+			resource.TestCheckNoResourceAttr("oidcbridge_issuer.tfc", "max_token_lifetime_seconds"),
+			resource.TestCheckResourceAttr("oidcbridge_issuer.tfc", "warnings.#", "0"),
+			resource.TestCheckResourceAttr("data.oidcbridge_issuer.tfc", "replay_scope", "token"),
+			resource.TestCheckNoResourceAttr("data.oidcbridge_issuer.tfc", "max_token_age_seconds"),
+			fromBridge("token", nil, nil),
+		)},
+		{Config: e.config(plain), PlanOnly: true},
+	}})
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}

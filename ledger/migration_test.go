@@ -1,0 +1,125 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/oidc-bridge/oidc-bridge/ledger"
+	"github.com/oidc-bridge/oidc-bridge/migrations"
+	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
+)
+
+// guardRows lists replay_guard as (issuer, key, mapping) triples.
+func guardRows(t *testing.T, pool *pgxpool.Pool, keyColumn string) [][3]string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(),
+		`SELECT issuer, `+keyColumn+`, mapping_id::text FROM replay_guard ORDER BY 1, 2, 3`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][3]string
+	for rows.Next() {
+		var r [3]string
+		if err := rows.Scan(&r[0], &r[1], &r[2]); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Migration 00006 moves the replay guard's rows written under the old
+// contract (once per mapping) without losing any, and makes every token
+// already exchanged refused for every mapping; its Down restores them.
+func TestMigrationReplayScope(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.DownTo(ctx, 5); err != nil {
+		t.Fatalf("DownTo(5): %v", err)
+	}
+	// Under the old contract, token a was exchanged for mappings 1 and 2,
+	// token b for mapping 1.
+	exp := time.Now().Add(5 * time.Minute)
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO replay_guard (issuer, token_jti, mapping_id, issuance_id, token_exp) VALUES
+			($1, 'jti-a', 1, gen_random_uuid(), $2),
+			($1, 'jti-a', 2, gen_random_uuid(), $2 + interval '1 minute'),
+			($1, 'jti-b', 1, gen_random_uuid(), $2)`, ghIssuer, exp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.UpTo(ctx, 6); err != nil {
+		t.Fatalf("UpTo(6): %v", err)
+	}
+	want := [][3]string{
+		{ghIssuer, "jti:jti-a", "0"}, {ghIssuer, "jti:jti-a", "1"}, {ghIssuer, "jti:jti-a", "2"},
+		{ghIssuer, "jti:jti-b", "0"}, {ghIssuer, "jti:jti-b", "1"},
+	}
+	if diff := cmp.Diff(want, guardRows(t, pool, "replay_key")); diff != "" {
+		t.Errorf("replay_guard after Up (-want +got):\n%s", diff)
+	}
+	var latest time.Time
+	if err := pool.QueryRow(ctx, `SELECT token_exp FROM replay_guard WHERE replay_key = 'jti:jti-a' AND mapping_id = 0`).Scan(&latest); err != nil ||
+		!latest.Equal(exp.Add(time.Minute).Truncate(time.Microsecond)) {
+		t.Errorf("token row of jti-a expires %v, %v; want the latest of its rows, %v", latest, err, exp.Add(time.Minute))
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+
+	// Both tokens are now refused for every mapping, under either scope
+	// for the mappings they were spent for.
+	seedCatalog(t, pool)
+	l := ledger.New(pool)
+	for _, jti := range []string{"jti-a", "jti-b"} {
+		c := claims()
+		c.JTI = jti
+		if err := reserveOn(t, l, attempt(c), 3, 0); !errors.Is(err, ledger.ErrReplayed) {
+			t.Errorf("%s on mapping 3 after the migration: %v; want ErrReplayed", jti, err)
+		}
+	}
+	setScope(t, pool, "token_mapping")
+	c := claims()
+	c.JTI = "jti-b"
+	if err := reserveOn(t, l, attempt(c), 1, 0); !errors.Is(err, ledger.ErrReplayed) {
+		t.Errorf("jti-b on mapping 1 under token_mapping: %v; want ErrReplayed", err)
+	}
+	if err := reserveOn(t, l, attempt(c), 2, 0); err != nil {
+		t.Errorf("jti-b on mapping 2 under token_mapping: %v", err)
+	}
+	// A token without jti cannot be written by the old schema: Down drops
+	// it with the token rows and keeps every per-mapping row of a jti.
+	h := claims()
+	h.JTI, h.TokenSHA256 = "", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	if err := reserveOn(t, l, attempt(h), 4, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := provider.DownTo(ctx, 5); err != nil {
+		t.Fatalf("DownTo(5): %v", err)
+	}
+	want = [][3]string{{ghIssuer, "jti-a", "1"}, {ghIssuer, "jti-a", "2"}, {ghIssuer, "jti-b", "1"}, {ghIssuer, "jti-b", "2"}}
+	if diff := cmp.Diff(want, guardRows(t, pool, "token_jti")); diff != "" {
+		t.Errorf("replay_guard after Down (-want +got):\n%s", diff)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		t.Fatalf("Up again: %v", err)
+	}
+}

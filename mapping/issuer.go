@@ -1,0 +1,70 @@
+package mapping
+
+import (
+	"time"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+)
+
+// Replay scopes of an issuer: what a token of it may be exchanged for.
+const (
+	// ReplayScopeToken (the default): once in all, whatever the mapping.
+	ReplayScopeToken = "token"
+	// ReplayScopeTokenMapping: once per mapping, for issuers whose one token
+	// must reach several clouds (an HCP Terraform run token read by several
+	// providers). A token leaked after its job used it still mints every
+	// other mapping that admits it until it expires: LintIssuer warns.
+	ReplayScopeTokenMapping = "token_mapping"
+)
+
+// validateIssuerReplayAndLimits checks, and defaults, the issuer's replay
+// scope and token time limits.
+func validateIssuerReplayAndLimits(is *Issuer) error {
+	switch is.ReplayScope {
+	case "":
+		is.ReplayScope = ReplayScopeToken
+	case ReplayScopeToken, ReplayScopeTokenMapping:
+	default:
+		return invalid("replay_scope", "must be %s or %s", ReplayScopeToken, ReplayScopeTokenMapping)
+	}
+	lo, hi := int(identity.MinTokenLimit/time.Second), int(identity.MaxTokenLimit/time.Second)
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"max_token_age_seconds", is.MaxTokenAgeSeconds}, {"max_token_lifetime_seconds", is.MaxTokenLifetimeSeconds}} {
+		if f.v != nil && (*f.v < lo || *f.v > hi) {
+			return invalid(f.name, "must be %d to %d seconds (omit it for the kind's default)", lo, hi)
+		}
+	}
+	return nil
+}
+
+// IdentityIssuer is what verification needs of is.
+func IdentityIssuer(is Issuer) identity.Issuer {
+	out := identity.Issuer{Name: is.Name, URL: is.URL, Kind: identity.Kind(is.Kind), Audiences: is.Audiences, Enabled: is.Enabled}
+	if is.MaxTokenAgeSeconds != nil {
+		out.MaxTokenAge = time.Duration(*is.MaxTokenAgeSeconds) * time.Second
+	}
+	if is.MaxTokenLifetimeSeconds != nil {
+		out.MaxTokenLifetime = time.Duration(*is.MaxTokenLifetimeSeconds) * time.Second
+	}
+	return out
+}
+
+// LintIssuer returns the lint findings about a valid issuer:
+//
+//   - replay_scope_token_mapping (replay_scope): the issuer's tokens may be
+//     exchanged once per mapping, not once in all (catalogue 46): a token
+//     leaked after its job used it still mints every other mapping that
+//     admits it until it expires.
+func LintIssuer(is *Issuer) []Warning {
+	if is == nil {
+		return nil
+	}
+	var out []Warning
+	if is.ReplayScope == ReplayScopeTokenMapping {
+		out = append(out, Warning{Code: "replay_scope_token_mapping", Field: "replay_scope",
+			Message: "a token of this issuer may be exchanged once per mapping, not once in all: a token leaked after its job used it still mints every other mapping that admits it until it expires; keep it only for an issuer whose one token must reach several clouds"})
+	}
+	return out
+}
