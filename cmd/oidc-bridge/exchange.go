@@ -339,7 +339,7 @@ func (a *app) credentials(ctx context.Context, c *exchangeConfig) (*api.Exchange
 				entry.Response.ExpiresAt.UTC().Format(time.RFC3339), c.source.describe())
 			return &entry.Response, nil
 		case errors.As(err, &se) && entry != nil:
-			return nil, fmt.Errorf("exchange: the cached credentials expired at %s, and %s still holds the token already exchanged for them: the bridge refuses a second exchange of one token for one mapping (token_replayed). Use a source that gives a fresh token (--token-file the CI refreshes, GitHub Actions' request variables) or ask for a longer --duration",
+			return nil, fmt.Errorf("exchange: the cached credentials expired at %s, and %s still holds the token already exchanged for them: the bridge exchanges a token once (token_replayed). Use a source that gives a fresh token (--token-file the CI refreshes, GitHub Actions' request variables) or ask for a longer --duration",
 				entry.Response.ExpiresAt.UTC().Format(time.RFC3339), c.source.describe())
 		case staleOK && !isRefusal(err):
 			fmt.Fprintf(a.stderr, "oidc-bridge: warning: %v; using cached credentials that expire at %s\n",
@@ -440,6 +440,10 @@ func (a *app) exchangeWithRetries(ctx context.Context, c *exchangeConfig, spent 
 			var e *exchangeError
 			if errors.As(err, &e) && e.code == api.CodeTokenReplayed && attempt > 0 {
 				return nil, "", fmt.Errorf("%w; an earlier attempt that failed in transit may have been issued, and %s gives no fresh token", err, c.source.describe())
+			}
+			if errors.As(err, &e) && e.code == api.CodeTokenReplayed && c.source.static() {
+				return nil, "", fmt.Errorf("%w; a token is exchanged once in all, whatever the mapping, and %s holds one token: "+
+					"give each exchange a token of its own (on GitLab, one id_tokens entry per mapping, each passed with --token-env)", err, c.source.describe())
 			}
 			if errors.As(err, &e) && e.code == api.CodeNoMatchingMapping && c.req.Provider != "" {
 				return nil, "", fmt.Errorf("%w (--format and --provider asked for a mapping of provider %s)", err, c.req.Provider)

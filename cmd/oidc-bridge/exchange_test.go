@@ -168,6 +168,20 @@ func TestExchangeRetries(t *testing.T) {
 	}
 }
 
+// TestExchangeReplayedStaticToken: a token the bridge already exchanged
+// (for any mapping: once in all) from a source that holds one token is
+// explained with what to do, not only the code.
+func TestExchangeReplayedStaticToken(t *testing.T) {
+	t.Parallel()
+	f := newFakeExchangeBridge(t, time.Hour, refuse(409, "token_replayed"))
+	_, _, err := runExchangeCLI(t, []string{"OIDC_BRIDGE_URL=" + f.srv.URL, "JOB_TOKEN=static-token"},
+		"--token-env", "JOB_TOKEN", "--mapping", "second", "--no-cache")
+	if err == nil || f.calls.Load() != 1 || !strings.Contains(err.Error(), "token_replayed") ||
+		!strings.Contains(err.Error(), "once in all") || !strings.Contains(err.Error(), "one id_tokens entry per mapping") {
+		t.Fatalf("replayed static token: %v after %d calls", err, f.calls.Load())
+	}
+}
+
 func TestExchangeCache(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
