@@ -309,7 +309,11 @@ func TestCLIGitHubRequestVariables(t *testing.T) {
 // TestCLIGCPExecutable: Google's auth library runs `oidc-bridge exchange
 // --format gcp-executable` as an external account's executable source,
 // exchanges the bridge-signed JWT at the GCP fake's STS and impersonates a
-// service account with it.
+// service account with it. The jwt mapping's audience is one of the pool
+// provider's allowed audiences of the bridge's own (a Google audience is
+// refused for jwt targets: it would pass for the bridge's own workload
+// identity assertions), and the binding names the jwt token's exact
+// subject, which no pipeline claim can produce.
 func TestCLIGCPExecutable(t *testing.T) {
 	// Not parallel: Google's library reads the opt-in from the process
 	// environment.
@@ -318,10 +322,20 @@ func TestCLIGCPExecutable(t *testing.T) {
 	c := newCloudsEnv(t)
 	s := startServer(t, c.env)
 	s.must(201, "POST", "/v1/admin/issuers", issuerBody("github", c.gh.URL(), "github"))
-	c.addMapping(s, "gcp-exec", "jwt", fmt.Sprintf(`{"audience": %q}`, wip))
-	const execSA = "exec-deploy@acme-prod.iam.gserviceaccount.com"
-	prov := gcpfake.WorkloadIdentityProvider{Name: wip, IssuerURI: c.publicURL}
-	c.gcp.Allow(prov.Principal("repo:acme/web:environment:production"), execSA)
+	const (
+		execWIP = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge-exec"
+		execAud = "https://bridge.example.com/google/acme-prod"
+		execSA  = "exec-deploy@acme-prod.iam.gserviceaccount.com"
+	)
+	// The Google audience itself is refused for a jwt target.
+	s.must(400, "POST", "/v1/admin/mappings", fmt.Sprintf(`{"name": "gcp-exec-google", "issuer": "github",
+		"conditions": {"repository": "acme/web", "repository_id": "123456"}, "provider": "jwt", "target": {"audience": %q}}`, execWIP))
+	c.addMapping(s, "gcp-exec", "jwt", fmt.Sprintf(`{"audience": %q}`, execAud))
+	prov := gcpfake.WorkloadIdentityProvider{Name: execWIP, IssuerURI: c.publicURL, AllowedAudiences: []string{execAud}}
+	if err := c.gcp.AddWorkloadIdentityProvider(prov); err != nil {
+		t.Fatal(err)
+	}
+	c.gcp.Allow(prov.Principal("oidc-bridge:jwt:mapping:gcp-exec"), execSA)
 
 	// Google's executable source splits its command at blanks: keep every
 	// path free of them, copying the binary if its own path has any.
@@ -350,7 +364,7 @@ func TestCLIGCPExecutable(t *testing.T) {
 	}
 	cfg, _ := json.Marshal(map[string]any{
 		"type":                              "external_account",
-		"audience":                          wip,
+		"audience":                          execWIP,
 		"subject_token_type":                "urn:ietf:params:oauth:token-type:jwt",
 		"token_url":                         c.gcp.STSEndpoint() + "/v1/token",
 		"service_account_impersonation_url": c.gcp.IAMCredentialsEndpoint() + "/v1/projects/-/serviceAccounts/" + execSA + ":generateAccessToken",
@@ -370,7 +384,7 @@ func TestCLIGCPExecutable(t *testing.T) {
 		t.Fatalf("access token %+v (%v)", issued, ok)
 	}
 	stsCalls := c.gcp.CallsTo(gcpfake.STS)
-	if len(stsCalls) != 1 || stsCalls[0].Status != 200 || stsCalls[0].Principal != prov.Principal("repo:acme/web:environment:production") {
+	if len(stsCalls) != 1 || stsCalls[0].Status != 200 || stsCalls[0].Principal != prov.Principal("oidc-bridge:jwt:mapping:gcp-exec") {
 		t.Fatalf("Google STS calls %+v", stsCalls)
 	}
 	// The executable's own output, as Google documents it.

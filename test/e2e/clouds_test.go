@@ -97,9 +97,11 @@ func TestAllClouds(t *testing.T) {
 	c.addMapping(s, "azure", "azure", fmt.Sprintf(`{"tenant_id": %q, "client_id": %q, "scope": "https://management.azure.com/.default"}`,
 		azureTenant, azureClient))
 
-	token := c.gh.Mint(t, c.gh.GitHubClaims(nil)) // one token, exchanged once per mapping
 	ids := map[string]string{}
 	for _, m := range []string{"aws-ar", "aws-wi", "gcp-imp", "gcp-wif", "internal", "azure"} {
+		// A fresh token per exchange, as the clients do: a token is
+		// exchanged once in all.
+		token := c.gh.Mint(t, c.gh.GitHubClaims(nil))
 		r := exchange(s, token, fmt.Sprintf(`{"mapping": %q, "duration_seconds": 900}`, m))
 		if r.status != 200 {
 			t.Fatalf("%s: %d %s", m, r.status, r.body)
