@@ -36,13 +36,13 @@ type Client struct {
 	// fails with it, before any connection.
 	endpointErr error
 	strictLint  bool
-	base       string // endpoint without a trailing slash
-	token      string
-	http       *http.Client
-	retries    int
-	minWait    time.Duration
-	maxWait    time.Duration
-	userAgent  string
+	base        string // endpoint without a trailing slash
+	token       string
+	http        *http.Client
+	retries     int
+	minWait     time.Duration
+	maxWait     time.Duration
+	userAgent   string
 }
 
 // Option configures a Client.
