@@ -89,6 +89,10 @@ func (a *app) exchangeCmd() *cobra.Command {
 		Long: `Exchange the CI job's OIDC token for short-lived credentials at the bridge's
 POST /v1/exchange, and print them for a shell, a file or a cloud SDK.
 
+The bridge's URL (--bridge-url, $OIDC_BRIDGE_URL or $OIDC_BRIDGE_ENDPOINT)
+must be https://; plain http:// only on localhost, 127.0.0.1 or [::1]. No
+redirect is followed: a 3xx answer fails, naming where it pointed.
+
 The token comes from exactly one source: --token-file (read again for each
 attempt, so a file the CI refreshes gives fresh tokens), --token-env (a
 variable such as GitLab's id_tokens variable; static), or, when neither is

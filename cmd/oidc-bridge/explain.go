@@ -59,7 +59,9 @@ with --issuer naming the registered issuer) are read as that issuer's tokens
 are, but neither signature nor times nor audience are checked.
 
 The bridge's URL and an admin token (scope read) come from --bridge-url and
---admin-token, or from OIDC_BRIDGE_ENDPOINT and OIDC_BRIDGE_TOKEN. The exit
+--admin-token, or from OIDC_BRIDGE_ENDPOINT and OIDC_BRIDGE_TOKEN. The URL
+must be https://; plain http:// only on localhost, 127.0.0.1 or [::1]; no
+redirect is followed. The exit
 status is 0 whatever the decision, 1 when the explanation failed.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
