@@ -32,21 +32,25 @@ const (
 // Client calls the admin API of one oidc-bridge with one admin token. It is
 // safe for concurrent use.
 type Client struct {
-	strictLint bool
-	base       string // endpoint without a trailing slash
-	token      string
-	http       *http.Client
-	retries    int
-	minWait    time.Duration
-	maxWait    time.Duration
-	userAgent  string
+	// endpointErr is CheckEndpoint's verdict on the endpoint: every call
+	// fails with it, before any connection.
+	endpointErr error
+	strictLint  bool
+	base        string // endpoint without a trailing slash
+	token       string
+	http        *http.Client
+	retries     int
+	minWait     time.Duration
+	maxWait     time.Duration
+	userAgent   string
 }
 
 // Option configures a Client.
 type Option func(*Client)
 
 // WithHTTPClient makes the Client send its requests through hc (its
-// Timeout bounds each attempt).
+// Timeout bounds each attempt). The Client uses a copy of hc that follows
+// no redirect, whatever hc's CheckRedirect.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
 
 // WithTimeout bounds each attempt (default DefaultTimeout).
@@ -78,6 +82,13 @@ func WithStrictLint() Option { return func(c *Client) { c.strictLint = true } }
 
 // New returns a Client of the bridge at endpoint (its base URL, e.g.
 // https://bridge.example.com) authenticating with the admin token.
+//
+// An endpoint that CheckEndpoint refuses (plain http:// off loopback, or not
+// an http(s) URL) makes every call fail with its error before any
+// connection; callers that can report it earlier (the Terraform provider's
+// configuration) call CheckEndpoint themselves. The Client follows no
+// redirect: a 3xx answer fails the call with a *RedirectError, and nothing
+// is sent to its Location.
 func New(endpoint, token string, opts ...Option) *Client {
 	c := &Client{
 		base:      strings.TrimRight(endpoint, "/"),
@@ -91,6 +102,8 @@ func New(endpoint, token string, opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	_, c.endpointErr = CheckEndpoint(endpoint)
+	c.http = NoRedirects(c.http)
 	return c
 }
 
@@ -263,8 +276,6 @@ func writableMapping(m mapping.Mapping) mapping.Mapping {
 	return m
 }
 
-// do sends one call, with retries, and decodes a 2xx body into out (if
-// not nil).
 // lintQuery adds ?lint=strict to an issuer or mapping write's path when
 // asked.
 func (c *Client) lintQuery(path string) string {
@@ -274,7 +285,12 @@ func (c *Client) lintQuery(path string) string {
 	return path
 }
 
+// do sends one call, with retries, and decodes a 2xx body into out (if
+// not nil).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if c.endpointErr != nil {
+		return c.endpointErr
+	}
 	var body []byte
 	if in != nil {
 		var err error
@@ -332,6 +348,9 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if re := (*RedirectError)(nil); errors.As(err, &re) {
+			return nil, re // says more than the *url.Error around it
+		}
 		// *url.Error names the URL, never the headers; keep it.
 		return nil, err
 	}

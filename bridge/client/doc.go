@@ -8,5 +8,9 @@
 // back as *Error. The client never logs, and never puts the admin token in
 // an error or a String form.
 //
+// It sends the admin token only to an https:// endpoint, or plain http:// on a
+// loopback host (CheckEndpoint), and follows no redirect (RefuseRedirect);
+// the CLI's exchange and explain use the same two rules.
+//
 // It does not call the exchange endpoints: pipelines do that.
 package client

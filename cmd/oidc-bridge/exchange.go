@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
@@ -87,6 +88,10 @@ func (a *app) exchangeCmd() *cobra.Command {
 		Short: "Exchange this job's OIDC token for credentials (the client for any CI)",
 		Long: `Exchange the CI job's OIDC token for short-lived credentials at the bridge's
 POST /v1/exchange, and print them for a shell, a file or a cloud SDK.
+
+The bridge's URL (--bridge-url, $OIDC_BRIDGE_URL or $OIDC_BRIDGE_ENDPOINT)
+must be https://; plain http:// only on localhost, 127.0.0.1 or [::1]. No
+redirect is followed: a 3xx answer fails, naming where it pointed.
 
 The token comes from exactly one source: --token-file (read again for each
 attempt, so a file the CI refreshes gives fresh tokens), --token-env (a
@@ -173,9 +178,11 @@ func (a *app) exchangeConfig(o exchangeOpts) (*exchangeConfig, error) {
 	if o.bridgeURL == "" {
 		return nil, usageError{fmt.Errorf("the bridge's URL is required: --bridge-url or %s", envBridgeURL)}
 	}
-	u, err := url.Parse(o.bridgeURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, usageError{fmt.Errorf("the bridge URL %q must be an http(s) URL like https://bridge.example.com", o.bridgeURL)}
+	// https, or plain http only on loopback: the CI's token must not cross
+	// the network in clear text. Checked before the token is read.
+	u, err := client.CheckEndpoint(o.bridgeURL)
+	if err != nil {
+		return nil, usageError{err}
 	}
 	c.base = strings.TrimRight(u.String(), "/")
 	if o.provider != "" && !slices.Contains([]string{"aws", "gcp", "azure", "jwt"}, o.provider) {
@@ -412,7 +419,7 @@ func (*spentTokenError) Error() string { return "exchange: the token was already
 // is the id of a token already exchanged (from the cache): the source
 // holding only that token is a spentTokenError, not a call.
 func (a *app) exchangeWithRetries(ctx context.Context, c *exchangeConfig, spent string) (*api.ExchangeResponse, string, error) {
-	hc := &http.Client{Timeout: attemptTimeout}
+	hc := a.httpClient(attemptTimeout)
 	payload, err := json.Marshal(c.req)
 	if err != nil {
 		return nil, "", err
@@ -504,6 +511,9 @@ func postExchange(ctx context.Context, hc *http.Client, base, token string, payl
 	req.Header.Set("User-Agent", "oidc-bridge-cli exchange")
 	resp, err := hc.Do(req)
 	if err != nil {
+		if re := (*client.RedirectError)(nil); errors.As(err, &re) {
+			return nil, fmt.Errorf("exchange: %w", re) // final: never retried
+		}
 		return nil, netError(err)
 	}
 	defer resp.Body.Close()
@@ -660,7 +670,11 @@ func (s *githubSource) token(ctx context.Context, hc *http.Client) (string, erro
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL may carry secrets of the runner
 		}
-		return "", &transientError{fmt.Errorf("exchange: request a token from GitHub Actions: %w", err)}
+		err = fmt.Errorf("exchange: request a token from GitHub Actions: %w", err)
+		if re := (*client.RedirectError)(nil); errors.As(err, &re) {
+			return "", err // not followed, and not worth retrying
+		}
+		return "", &transientError{err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenFile))

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge"
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
@@ -59,7 +59,9 @@ with --issuer naming the registered issuer) are read as that issuer's tokens
 are, but neither signature nor times nor audience are checked.
 
 The bridge's URL and an admin token (scope read) come from --bridge-url and
---admin-token, or from OIDC_BRIDGE_ENDPOINT and OIDC_BRIDGE_TOKEN. The exit
+--admin-token, or from OIDC_BRIDGE_ENDPOINT and OIDC_BRIDGE_TOKEN. The URL
+must be https://; plain http:// only on localhost, 127.0.0.1 or [::1]; no
+redirect is followed. The exit
 status is 0 whatever the decision, 1 when the explanation failed.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -81,7 +83,7 @@ status is 0 whatever the decision, 1 when the explanation failed.`,
 			case adminToken == "":
 				return usageError{fmt.Errorf("an admin token is required: --admin-token or %s", envAdminToken)}
 			}
-			body, err := postExplain(cmd.Context(), bridgeURL, adminToken, req)
+			body, err := postExplain(cmd.Context(), a.httpClient(explainTimeout), bridgeURL, adminToken, req)
 			if err != nil {
 				return err
 			}
@@ -178,13 +180,16 @@ func readInput(stdin io.Reader, name string) ([]byte, error) {
 	return b, nil
 }
 
-// postExplain calls POST /v1/admin/explain and returns the 200 body; any
-// other answer becomes an error carrying the bridge's code and message.
-func postExplain(ctx context.Context, base, adminToken string, req bridge.ExplainRequest) ([]byte, error) {
-	u, err := url.Parse(strings.TrimRight(base, "/") + explainPath)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, usageError{fmt.Errorf("the bridge URL %q must be an http(s) URL like https://bridge.example.com", base)}
+// postExplain calls POST /v1/admin/explain through hc (which follows no
+// redirect) and returns the 200 body; any other answer becomes an error
+// carrying the bridge's code and message. base must be https, or plain
+// http on loopback: the admin token must not cross the network in clear.
+func postExplain(ctx context.Context, hc *http.Client, base, adminToken string, req bridge.ExplainRequest) ([]byte, error) {
+	u, err := client.CheckEndpoint(base)
+	if err != nil {
+		return nil, usageError{err}
 	}
+	u = u.JoinPath(explainPath)
 	payload, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -202,8 +207,11 @@ func postExplain(ctx context.Context, base, adminToken string, req bridge.Explai
 	hr.Header.Set("Accept", "application/json")
 	hr.Header.Set("Authorization", "Bearer "+adminToken)
 	hr.Header.Set("User-Agent", "oidc-bridge-cli")
-	resp, err := http.DefaultClient.Do(hr)
+	resp, err := hc.Do(hr)
 	if err != nil {
+		if re := (*client.RedirectError)(nil); errors.As(err, &re) {
+			return nil, fmt.Errorf("explain: %w", re)
+		}
 		return nil, fmt.Errorf("explain: %w", err)
 	}
 	defer resp.Body.Close()

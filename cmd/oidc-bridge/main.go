@@ -11,11 +11,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 )
 
 func main() {
@@ -35,7 +39,14 @@ func main() {
 // usageError marks a command-line mistake (exit status 2).
 type usageError struct{ error }
 
+func (e usageError) Unwrap() error { return e.error }
+
 func newRoot(stdout, stderr io.Writer, environ []string) *cobra.Command {
+	return newAppRoot(&app{stdout: stdout, stderr: stderr, environ: environ})
+}
+
+// newAppRoot builds the command tree around app.
+func newAppRoot(app *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "oidc-bridge",
 		Short: "Exchange CI OIDC tokens for short-lived cloud credentials",
@@ -49,10 +60,9 @@ BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(app.stdout)
+	root.SetErr(app.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	app := &app{stdout: stdout, stderr: stderr, environ: environ}
 	root.AddCommand(
 		app.serveCmd(),
 		app.migrateCmd(),
@@ -68,6 +78,15 @@ BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
 type app struct {
 	stdout, stderr io.Writer
 	environ        []string
+	// transport carries the client commands' (exchange, explain) HTTP
+	// requests; nil is http.DefaultTransport. Tests set it.
+	transport http.RoundTripper
+}
+
+// httpClient is the client commands' HTTP client: it follows no redirect
+// (client.RefuseRedirect), so a bearer token goes only to the URL given.
+func (a *app) httpClient(timeout time.Duration) *http.Client {
+	return client.NoRedirects(&http.Client{Transport: a.transport, Timeout: timeout})
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {

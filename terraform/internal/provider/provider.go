@@ -58,7 +58,7 @@ func (p *bridgeProvider) Schema(_ context.Context, _ provider.SchemaRequest, res
 		Description: "Manages oidc-bridge issuers and mappings through the admin API.",
 		Attributes: map[string]schema.Attribute{
 			"endpoint": schema.StringAttribute{
-				Description: "Base URL of the bridge, e.g. https://bridge.example.com. Default: the " + EnvEndpoint + " environment variable.",
+				Description: "Base URL of the bridge, e.g. https://bridge.example.com: https, or plain http only on a loopback address (localhost, 127.0.0.1, [::1]). Redirects are not followed. Default: the " + EnvEndpoint + " environment variable.",
 				Optional:    true,
 			},
 			"token": schema.StringAttribute{
@@ -101,6 +101,11 @@ func (p *bridgeProvider) Configure(ctx context.Context, req provider.ConfigureRe
 	if endpoint == "" {
 		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Missing oidc-bridge endpoint",
 			"Set endpoint in the provider block or the "+EnvEndpoint+" environment variable.")
+	} else if _, err := client.CheckEndpoint(endpoint); err != nil {
+		// The admin token must not cross the network in clear text: https,
+		// or plain http only on a loopback address.
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Invalid oidc-bridge endpoint",
+			err.Error()+". The endpoint comes from the provider block or the "+EnvEndpoint+" environment variable.")
 	}
 	if token == "" {
 		resp.Diagnostics.AddAttributeError(path.Root("token"), "Missing oidc-bridge admin token",
