@@ -299,6 +299,11 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 			// do not leave it behind.
 			_ = c.command(context.WithoutCancel(ctx), "pg_ctl", "stop", "-m", "immediate", "-w", "-D", c.pgData).Run()
 		}
+		if c.tempSocketDir {
+			// Nothing listens there: leave nothing behind in the shared
+			// temporary folder (only succeeds when empty, as it is now).
+			_ = os.Remove(socketDir)
+		}
 		return fmt.Errorf("pgcluster: start server in %s: %w\n%s\npostgres.log:\n%s", c.pgData, err, tail(out, 10), logTail)
 	}
 	c.started = true
