@@ -118,6 +118,10 @@ type Call struct {
 	// Params is the whole decoded form.
 	Params url.Values
 
+	// IssuedAt is when the fake issued the credentials, after any latency
+	// or Hold: the session's aws:TokenIssueTime. Zero when none were
+	// issued.
+	IssuedAt time.Time
 	// Status and ErrorCode are what the fake answered (ErrorCode empty on
 	// success); IssuedAccessKeyID the key id it issued, if any.
 	Status            int
@@ -149,6 +153,8 @@ type Handler struct {
 	failStatus int
 	drop       int
 	hang       bool
+	hold       chan struct{} // closed by the release of Hold
+	held       chan struct{} // one send per request that starts waiting on hold
 	calls      []Call
 	issued     map[string]bool
 }
@@ -241,6 +247,36 @@ func (h *Handler) Hang() {
 	h.hang = true
 }
 
+// Hold makes every later request wait, after its signature is checked and
+// any latency, until release is called (or its client goes away, or the
+// handler is closed or Reset): a mint held in flight. arrived receives once
+// for each request that starts waiting (up to 16 unread).
+func (h *Handler) Hold() (arrived <-chan struct{}, release func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.releaseHold()
+	hold, held := make(chan struct{}), make(chan struct{}, 16)
+	h.hold, h.held = hold, held
+	var once sync.Once
+	return held, func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.hold == hold {
+				h.releaseHold()
+			}
+		})
+	}
+}
+
+// releaseHold releases the requests held by Hold; h.mu is held.
+func (h *Handler) releaseHold() {
+	if h.hold != nil {
+		close(h.hold)
+		h.hold, h.held = nil, nil
+	}
+}
+
 // SetLatency delays every later answer by d; 0 removes the delay.
 func (h *Handler) SetLatency(d time.Duration) {
 	h.mu.Lock()
@@ -253,6 +289,7 @@ func (h *Handler) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.latency, h.refuse, h.throttle, h.fail, h.failStatus, h.drop, h.hang = 0, "", 0, 0, 0, 0, false
+	h.releaseHold()
 	h.calls = nil
 }
 
@@ -353,9 +390,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	h.mu.Lock()
-	latency, hang := h.latency, h.hang
+	latency, hang, hold, held := h.latency, h.hang, h.hold, h.held
 	h.mu.Unlock()
-	if !h.wait(r.Context(), latency, hang) {
+	if !h.wait(r.Context(), latency, hang) || !h.waitHold(r.Context(), hold, held) {
 		fail("ServiceUnavailable", "Service unavailable.")
 		return
 	}
@@ -480,6 +517,25 @@ func (h *Handler) wait(ctx context.Context, latency time.Duration, hang bool) bo
 		return false
 	}
 	return true
+}
+
+// waitHold waits for the release of Hold's hold, if any; it reports false
+// when the request's client went away or the handler closed meanwhile.
+func (h *Handler) waitHold(ctx context.Context, hold, held chan struct{}) bool {
+	if hold == nil {
+		return true
+	}
+	select {
+	case held <- struct{}{}:
+	default:
+	}
+	select {
+	case <-hold:
+		return true
+	case <-ctx.Done():
+	case <-h.closed:
+	}
+	return false
 }
 
 func (c *Call) readAssumeRole(p url.Values) {
@@ -651,6 +707,7 @@ func (h *Handler) newSession(call *Call) session {
 		dur = call.DurationSeconds
 	}
 	partition, account, roleName := splitRoleARN(call.RoleArn)
+	call.IssuedAt = h.now()
 	s := session{
 		user: assumedRoleUser{
 			AssumedRoleID: "AROA" + idFrom(call.RoleArn, 17) + ":" + call.RoleSessionName,
@@ -660,7 +717,7 @@ func (h *Handler) newSession(call *Call) session {
 			AccessKeyID:     h.newAccessKeyID(),
 			SecretAccessKey: randomBase64(30),
 			SessionToken:    "IQoJb3JpZ2luX2Vj" + randomBase64(300),
-			Expiration:      call.Time.UTC().Truncate(time.Second).Add(time.Duration(dur) * time.Second).Format(time.RFC3339),
+			Expiration:      call.IssuedAt.UTC().Truncate(time.Second).Add(time.Duration(dur) * time.Second).Format(time.RFC3339),
 		},
 	}
 	s.sessionTokenSize = len(s.creds.SessionToken)
