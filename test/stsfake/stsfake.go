@@ -118,10 +118,6 @@ type Call struct {
 	// Params is the whole decoded form.
 	Params url.Values
 
-	// IssuedAt is when the fake issued the credentials, after any latency
-	// or Hold: the session's aws:TokenIssueTime. Zero when none were
-	// issued.
-	IssuedAt time.Time
 	// Status and ErrorCode are what the fake answered (ErrorCode empty on
 	// success); IssuedAccessKeyID the key id it issued, if any.
 	Status            int
@@ -156,7 +152,7 @@ type Handler struct {
 	hold       chan struct{} // closed by the release of Hold
 	held       chan struct{} // one send per request that starts waiting on hold
 	calls      []Call
-	issued     map[string]bool
+	issued     map[string]time.Time // by access key id: when it was issued
 }
 
 // NewHandler returns a Handler that knows the default key pair unless
@@ -166,7 +162,7 @@ func NewHandler(opts ...Option) *Handler {
 		keys:   map[string]Key{AccessKeyID: {AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey}},
 		now:    time.Now,
 		closed: make(chan struct{}),
-		issued: make(map[string]bool),
+		issued: make(map[string]time.Time),
 		oidc:   make(map[string]*oidcProvider),
 	}
 	for _, o := range opts {
@@ -291,6 +287,16 @@ func (h *Handler) Reset() {
 	h.latency, h.refuse, h.throttle, h.fail, h.failStatus, h.drop, h.hang = 0, "", 0, 0, 0, 0, false
 	h.releaseHold()
 	h.calls = nil
+}
+
+// IssuedAt returns when the fake issued the session of accessKeyID (after
+// any latency or Hold): its aws:TokenIssueTime. It reports false for a key
+// it never issued.
+func (h *Handler) IssuedAt(accessKeyID string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at, ok := h.issued[accessKeyID]
+	return at, ok
 }
 
 // Calls returns a copy of the calls received so far, in arrival order of
@@ -707,7 +713,6 @@ func (h *Handler) newSession(call *Call) session {
 		dur = call.DurationSeconds
 	}
 	partition, account, roleName := splitRoleARN(call.RoleArn)
-	call.IssuedAt = h.now()
 	s := session{
 		user: assumedRoleUser{
 			AssumedRoleID: "AROA" + idFrom(call.RoleArn, 17) + ":" + call.RoleSessionName,
@@ -717,7 +722,7 @@ func (h *Handler) newSession(call *Call) session {
 			AccessKeyID:     h.newAccessKeyID(),
 			SecretAccessKey: randomBase64(30),
 			SessionToken:    "IQoJb3JpZ2luX2Vj" + randomBase64(300),
-			Expiration:      call.IssuedAt.UTC().Truncate(time.Second).Add(time.Duration(dur) * time.Second).Format(time.RFC3339),
+			Expiration:      call.Time.UTC().Truncate(time.Second).Add(time.Duration(dur) * time.Second).Format(time.RFC3339),
 		},
 	}
 	s.sessionTokenSize = len(s.creds.SessionToken)
@@ -782,8 +787,8 @@ func (h *Handler) newAccessKeyID() string {
 		b := make([]byte, 10)
 		_, _ = rand.Read(b)
 		id := "ASIA" + base32.StdEncoding.EncodeToString(b)
-		if !h.issued[id] {
-			h.issued[id] = true
+		if _, taken := h.issued[id]; !taken {
+			h.issued[id] = h.now()
 			return id
 		}
 	}
