@@ -48,7 +48,8 @@ type RevokeRequest struct {
 	// Reason is recorded in the ledger (required).
 	Reason string `json:"reason"`
 	// RevokeAWSSessions also revokes, for every AWS role whose credentials
-	// were marked, all of the role's sessions issued until now.
+	// were marked, all of the role's sessions issued until now, and those
+	// of marked issuances still being minted (see revokeAWSSessions).
 	RevokeAWSSessions bool `json:"revoke_aws_sessions,omitempty"`
 }
 
