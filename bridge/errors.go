@@ -96,6 +96,13 @@ func classifyCause(err error) problem {
 	case errors.As(err, &de):
 		return problem{http.StatusForbidden, api.Error{Error: api.CodeNoMatchingMapping,
 			Message: "the selected mapping was disabled or deleted; nothing was issued"}, 0}
+	case errors.Is(err, ledger.ErrRevoked):
+		// Complete refused a credential revoked while it was minted: the
+		// admin's decision, not a failure, so 403 and no retry hint. The
+		// contract has no code of its own for it; no_matching_mapping is
+		// the refusal by policy it comes closest to.
+		return problem{http.StatusForbidden, api.Error{Error: api.CodeNoMatchingMapping,
+			Message: "an admin revoked this issuance while its credential was being issued; the credential is withheld and recorded as revoked"}, 0}
 	case errors.Is(err, ledger.ErrReplayed):
 		return problem{http.StatusConflict, api.Error{Error: api.CodeTokenReplayed,
 			Message: "this token was already exchanged; request a new OIDC token for each exchange"}, 0}

@@ -242,6 +242,18 @@ func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.Exc
 	rctx, end = x.stage(rctx, stageRecord)
 	err = s.opts.Ledger.Complete(rctx, res, cred.ID, cred.ExpiresAt)
 	end(err)
+	var revoked *ledger.RevokedError
+	if errors.As(err, &revoked) {
+		// An admin revoked the issuance while it was minted: the
+		// credential is recorded (issued, revoked, revoked_in_flight) but
+		// must not reach the client. Its id goes to the log so that
+		// operators can follow it at the cloud.
+		x.reason = "revoked_in_flight"
+		s.log.WarnContext(ctx, "exchange: issuance revoked while its credential was minted; withheld from the client",
+			"issuance_id", res.ID, "credential_id", cred.ID, "mapping", m.Name,
+			"revoked_by", revoked.RevokedBy, "revoked_at", revoked.RevokedAt.UTC())
+		return nil, withIssuance(err, res.ID)
+	}
 	if err != nil {
 		// The credential exists at the cloud but its issuance is not
 		// durably recorded: it must not reach the client. Its id goes to

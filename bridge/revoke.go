@@ -24,6 +24,13 @@ type Revoker interface {
 	Revoke(ctx context.Context, sel ledger.Selector, by, reason string) (ledger.RevokeResult, error)
 }
 
+// Settler waits for in-flight issuances to stop minting and bounds when
+// their credentials were minted (ledger.Ledger.Settle). The server uses its
+// Options.Ledger when that implements it.
+type Settler interface {
+	Settle(ctx context.Context, rs []ledger.Reservation, window time.Duration) (time.Time, error)
+}
+
 // SessionRevoker revokes, at the cloud, the sessions of a target issued
 // before a time (aws.Provider: the role's AWSRevokeOlderSessions policy).
 // The server uses its Options.Providers["aws"] when that implements it.
@@ -41,7 +48,8 @@ type RevokeRequest struct {
 	// Reason is recorded in the ledger (required).
 	Reason string `json:"reason"`
 	// RevokeAWSSessions also revokes, for every AWS role whose credentials
-	// were marked, all of the role's sessions issued until now.
+	// were marked, all of the role's sessions issued until now, and those
+	// of marked issuances still being minted (see revokeAWSSessions).
 	RevokeAWSSessions bool `json:"revoke_aws_sessions,omitempty"`
 }
 
@@ -128,13 +136,32 @@ func (s *Server) revokeIssuances(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// revokeAWSSessions revokes the sessions of each distinct AWS role of res,
-// issued up to the revocation's time, and reports each role's result.
+// revokeAWSSessions revokes the sessions of each distinct AWS role of res
+// and reports each role's result. The policy's date must follow the issue
+// of every session of the marked rows:
+//
+//   - rows issued (or unknown) at the revocation were minted before their
+//     completed_at, hence before RevokedTarget.Latest;
+//   - rows pending at the revocation (RevokedTarget.InFlight) are being
+//     minted: their sessions may be issued after the revocation. Complete
+//     withholds those credentials from the pipeline, but they exist at
+//     the cloud, so the date waits for them: Settle returns once each has
+//     left pending (its completed_at follows its session's issue) or can
+//     no longer mint (requested_at + exchangeTimeout: the exchange's
+//     deadline starts before its reservation). That wait is a few seconds
+//     at most unless a replica died while minting (then at most
+//     exchangeTimeout). A date in the future (revocation + the mint
+//     timeout) would also cover them, but would deny the role's next,
+//     legitimate sessions, of every caller, until then.
+//
+// When the wait fails (the database), the date is the conservative bound:
+// the newest in-flight reservation + exchangeTimeout.
 func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult) []AWSSessionRevocation {
 	type role struct {
-		arn    string
-		target json.RawMessage
-		before time.Time
+		arn      string
+		target   json.RawMessage
+		before   time.Time
+		inFlight []ledger.Reservation
 	}
 	var roles []role
 	for _, t := range res.Targets {
@@ -154,9 +181,28 @@ func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult)
 		}
 		if i := slices.IndexFunc(roles, func(r role) bool { return r.arn == tgt.RoleARN }); i >= 0 {
 			roles[i].before = maxTime(roles[i].before, before)
+			roles[i].inFlight = append(roles[i].inFlight, t.InFlight...)
 			continue
 		}
-		roles = append(roles, role{arn: tgt.RoleARN, target: t.Target, before: before})
+		roles = append(roles, role{arn: tgt.RoleARN, target: t.Target, before: before, inFlight: slices.Clone(t.InFlight)})
+	}
+	settler, _ := s.opts.Ledger.(Settler)
+	settle := func(rs []ledger.Reservation) time.Time {
+		var worst time.Time
+		for _, r := range rs {
+			worst = maxTime(worst, r.RequestedAt.Add(exchangeTimeout))
+		}
+		if len(rs) == 0 || settler == nil {
+			return worst
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exchangeTimeout+recordTimeout)
+		defer cancel()
+		at, err := settler.Settle(sctx, rs, exchangeTimeout)
+		if err != nil {
+			s.log.Warn("revoke: in-flight issuances not settled; the sessions' date is their latest possible mint", "err", err)
+			return worst
+		}
+		return at
 	}
 	out := make([]AWSSessionRevocation, len(roles))
 	sr, ok := s.opts.Providers["aws"].(SessionRevoker)
@@ -168,6 +214,9 @@ func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult)
 			continue
 		}
 		wg.Go(func() {
+			// Before the semaphore: waiting for one role's in-flight
+			// mints does not hold up the others.
+			r.before = maxTime(r.before, settle(r.inFlight))
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionRevokeTimeout)

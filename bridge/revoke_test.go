@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,5 +167,98 @@ func TestRevokeIssuances(t *testing.T) {
 	}
 	if rv := x.revoked(); rv[web2] != "alice/rotate/true" || rv[other] != "" {
 		t.Fatalf("rows %v", rv)
+	}
+}
+
+// R3: a mint in flight when an admin revokes its issuance. The STS fake
+// holds the AssumeRole while the revocation (with the AWS sessions) is
+// issued, and answers only after the revocation's second has passed: the
+// pipeline gets no credential (403, recorded), the ledger shows the
+// credential issued with its id and revoked, and the deny policy's date
+// follows the session's issue time.
+func TestRevokeRacesInFlightMint(t *testing.T) {
+	x, iam := newRevokeEnv(t)
+	alice := x.as(x.newToken("alice", "write"))
+	arrived, release := sts.Hold()
+	defer release()
+
+	exchanged := make(chan response, 1)
+	tok := x.token(map[string]any{"ref": "refs/heads/release", "run_id": "77"})
+	go func() { exchanged <- x.exchange(tok, "") }()
+	select {
+	case <-arrived:
+	case r := <-exchanged:
+		t.Fatalf("exchange answered before the mint was held: %d %s", r.status, r.body)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the mint never reached the STS fake")
+	}
+
+	revoked := make(chan response, 1)
+	go func() {
+		revoked <- alice.do("POST", revokePath, `{"run_id": "77", "reason": "leaked", "revoke_aws_sessions": true}`)
+	}()
+	// Wait for the ledger's mark, then past the revocation's second, so
+	// that a policy dated at the revocation would miss the session.
+	var revokedAt time.Time
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := x.pool.QueryRow(context.Background(), `SELECT revoked_at FROM issuances
+			WHERE run_id = '77' AND outcome = 'pending' AND revoked_at IS NOT NULL`).Scan(&revokedAt)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pending row was never revoked: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Until(revokedAt.Truncate(time.Second).Add(1200 * time.Millisecond)))
+	release()
+
+	r := <-exchanged
+	e := x.wantError(r, 403, api.CodeNoMatchingMapping, "")
+	if e.IssuanceID == "" || strings.Contains(string(r.body), "ASIA") || strings.Contains(string(r.body), "credentials") {
+		t.Fatalf("withheld credential: %s", r.body)
+	}
+	got := revokeResponse(t, (<-revoked).body)
+	if d := cmp.Diff(bridge.RevokeResponse{Revoked: 1, AWSSessions: []bridge.AWSSessionRevocation{
+		{RoleARN: ownRoleARN, Result: "revoked"}}}, got); d != "" {
+		t.Fatalf("revoke (-want +got):\n%s", d)
+	}
+
+	var mint stsfake.Call
+	for _, c := range sts.Calls() {
+		if c.Action == "AssumeRole" && c.RoleArn == ownRoleARN {
+			mint = c
+		}
+	}
+	issuedAt, ok := sts.IssuedAt(mint.IssuedAccessKeyID)
+	if !ok || !issuedAt.After(revokedAt) {
+		t.Fatalf("the held mint %+v did not issue after the revocation at %v (%v)", mint, revokedAt, issuedAt)
+	}
+	var outcome, code, credID, by string
+	if err := x.pool.QueryRow(context.Background(), `SELECT outcome, coalesce(error_code, ''), coalesce(credential_id, ''),
+		coalesce(revoked_by, '') FROM audit.issuances WHERE id = $1`, e.IssuanceID).Scan(&outcome, &code, &credID, &by); err != nil {
+		t.Fatal(err)
+	}
+	if outcome != "issued" || code != "revoked_in_flight" || credID != mint.IssuedAccessKeyID || by != "alice" {
+		t.Fatalf("ledger row: %s %s %s %s; want issued revoked_in_flight %s alice", outcome, code, credID, by, mint.IssuedAccessKeyID)
+	}
+
+	calls := iam.Calls()
+	if len(calls) != 1 || calls[0].Status != 200 {
+		t.Fatalf("IAM calls %+v", calls)
+	}
+	var doc struct {
+		Statement []struct {
+			Condition map[string]map[string]string
+		}
+	}
+	if err := json.Unmarshal([]byte(calls[0].PolicyDocument), &doc); err != nil {
+		t.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339, doc.Statement[0].Condition["DateLessThan"]["aws:TokenIssueTime"])
+	if err != nil || !at.After(issuedAt) || at.After(time.Now().Add(time.Second)) {
+		t.Fatalf("deny date %v (%v), session issued at %v: the session escapes the policy", at, err, issuedAt)
 	}
 }

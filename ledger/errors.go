@@ -35,6 +35,12 @@ var (
 	// reservation (unknown id, already completed or failed, or swept to
 	// unknown).
 	ErrNotPending = errors.New("ledger: reservation not pending")
+	// ErrRevoked: Complete found the reservation revoked while its
+	// credential was being minted. Complete returns it as a *RevokedError
+	// after recording the credential (the row is issued, with its
+	// credential id, and stays revoked); the credential must not reach the
+	// pipeline.
+	ErrRevoked = errors.New("ledger: issuance revoked while in flight")
 	// ErrInvalid: the caller passed an incomplete or malformed argument
 	// (no claims, no jti, no mapping, a non-positive duration, ...).
 	ErrInvalid = errors.New("ledger: invalid argument")
@@ -51,6 +57,10 @@ const (
 	// CodeAbandoned marks a pending row that Sweep turned unknown: the
 	// bridge never recorded the mint's result (a crash, a lost database).
 	CodeAbandoned = "abandoned"
+	// CodeRevokedInFlight marks an issued row whose credential was minted
+	// after an admin revoked the issuance (while it was pending): the
+	// credential exists at the cloud but was withheld from the pipeline.
+	CodeRevokedInFlight = "revoked_in_flight"
 )
 
 // The quotas a QuotaError names.
@@ -119,6 +129,25 @@ func (e *QuotaError) Error() string {
 func (e *QuotaError) Is(target error) bool { return target == ErrQuotaExceeded }
 
 func (e *QuotaError) issuanceID() string { return e.IssuanceID }
+
+// RevokedError is Complete's error for a reservation revoked while it was
+// being minted. It matches ErrRevoked.
+type RevokedError struct {
+	// IssuanceID is the row, now issued with its credential id and
+	// error_code CodeRevokedInFlight.
+	IssuanceID string
+	// RevokedAt and RevokedBy are the revocation's time and admin.
+	RevokedAt time.Time
+	RevokedBy string
+}
+
+func (e *RevokedError) Error() string {
+	return "ledger: issuance " + e.IssuanceID + " was revoked by " + e.RevokedBy + " at " +
+		e.RevokedAt.UTC().Format(time.RFC3339) + " while its credential was minted"
+}
+
+// Is makes errors.Is(err, ErrRevoked) true.
+func (e *RevokedError) Is(target error) bool { return target == ErrRevoked }
 
 // IssuanceID returns the id of the denied row that a Reserve error carries
 // (a *ReplayError or a *QuotaError, possibly wrapped).

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -354,6 +355,16 @@ func b2i(b bool) int {
 // hash prefix of a token) and expiresAt is its expiry. It fails unless it
 // turned exactly one pending row into issued; the bridge answers 200 only
 // after it returned nil.
+//
+// A row that an admin revoked while it was pending (Revoke marks pending
+// rows: their credential may be minted any moment) is still recorded as
+// issued, with its credential id and expiry, for the credential exists at
+// the cloud and the ledger never hides one; it keeps its revoked_at, gets
+// error_code CodeRevokedInFlight, and Complete returns a *RevokedError
+// (errors.Is ErrRevoked): the credential must not reach the pipeline. The
+// row lock orders Complete and Revoke: a revocation committed before
+// Complete's update is seen by it; one after finds the row issued and
+// marks it like any issued row.
 func (l *Ledger) Complete(ctx context.Context, r Reservation, credentialID string, expiresAt time.Time) error {
 	if credentialID == "" || expiresAt.IsZero() {
 		return fmt.Errorf("ledger: complete %s: %w: credential id and expiry are required", r.ID, ErrInvalid)
@@ -363,16 +374,29 @@ func (l *Ledger) Complete(ctx context.Context, r Reservation, credentialID strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	tag, err := l.pool.Exec(ctx, `
+	var (
+		revokedAt *time.Time
+		revokedBy *string
+	)
+	err := l.pool.QueryRow(ctx, `
 		UPDATE issuances SET outcome = 'issued', completed_at = clock_timestamp(),
-			credential_id = $3, expires_at = $4
-		WHERE id = $1::uuid AND requested_at = $2 AND outcome = 'pending'`,
-		r.ID, r.RequestedAt, clean(credentialID, maxCode), expiresAt)
+			credential_id = $3, expires_at = $4,
+			error_code = CASE WHEN revoked_at IS NOT NULL THEN '`+CodeRevokedInFlight+`' END
+		WHERE id = $1::uuid AND requested_at = $2 AND outcome = 'pending'
+		RETURNING revoked_at, revoked_by`,
+		r.ID, r.RequestedAt, clean(credentialID, maxCode), expiresAt).Scan(&revokedAt, &revokedBy)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("ledger: complete %s: %w", r.ID, ErrNotPending)
+	}
 	if err != nil {
 		return dbError("complete "+r.ID, err)
 	}
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("ledger: complete %s: %w", r.ID, ErrNotPending)
+	if revokedAt != nil {
+		re := &RevokedError{IssuanceID: r.ID, RevokedAt: *revokedAt}
+		if revokedBy != nil {
+			re.RevokedBy = *revokedBy
+		}
+		return re
 	}
 	return nil
 }

@@ -37,10 +37,15 @@ type RevokedTarget struct {
 	Target   json.RawMessage
 	// Count is the number of rows marked for this target.
 	Count int
-	// Latest is the latest completed_at of the marked rows (for a pending
-	// row, its requested_at): every credential marked for this target was
-	// minted at or before it.
+	// Latest is the latest completed_at of the marked rows that had
+	// settled (issued, unknown) at the revocation: each of their
+	// credentials was minted at or before it. For a target with only
+	// in-flight rows, it is their latest requested_at.
 	Latest time.Time
+	// InFlight are the marked rows that were pending at the revocation:
+	// their credentials may be minted after it (see Settle), and Complete
+	// will withhold them from the pipeline.
+	InFlight []Reservation
 }
 
 // RevokeResult is what Revoke marked.
@@ -84,8 +89,12 @@ r AS (
 		AND (@run_id::text IS NULL OR i.run_id = @run_id::text)
 		AND (@mapping::text IS NULL OR i.mapping = @mapping::text OR i.mapping_id IN (SELECT id FROM m))
 		AND (@before::timestamptz IS NULL OR i.requested_at < @before::timestamptz)
-	RETURNING i.mapping, i.provider, i.target, coalesce(i.completed_at, i.requested_at) AS minted, i.revoked_at)
-SELECT coalesce(mapping, ''), coalesce(provider, ''), target, count(*), max(minted), max(revoked_at)
+	RETURNING i.id, i.outcome, i.requested_at, i.mapping, i.provider, i.target,
+		coalesce(i.completed_at, i.requested_at) AS minted, i.revoked_at)
+SELECT coalesce(mapping, ''), coalesce(provider, ''), target, count(*),
+	coalesce(max(minted) FILTER (WHERE outcome <> 'pending'), max(minted)), max(revoked_at),
+	coalesce(array_agg(id::text ORDER BY requested_at, id) FILTER (WHERE outcome = 'pending'), '{}'),
+	coalesce(array_agg(requested_at ORDER BY requested_at, id) FILTER (WHERE outcome = 'pending'), '{}')
 FROM r
 GROUP BY mapping, provider, target
 ORDER BY 1, 2, target::text`
@@ -129,9 +138,17 @@ func (l *Ledger) Revoke(ctx context.Context, sel Selector, by, reason string) (R
 			t      RevokedTarget
 			target []byte
 			at     time.Time
+			ids    []string
+			times  []time.Time
 		)
-		if err := r.Scan(&t.Mapping, &t.Provider, &target, &t.Count, &t.Latest, &at); err != nil {
+		if err := r.Scan(&t.Mapping, &t.Provider, &target, &t.Count, &t.Latest, &at, &ids, &times); err != nil {
 			return t, err
+		}
+		if len(ids) != len(times) {
+			return t, fmt.Errorf("revoke: %d in-flight ids for %d times", len(ids), len(times))
+		}
+		for i, id := range ids {
+			t.InFlight = append(t.InFlight, Reservation{ID: id, RequestedAt: times[i]})
 		}
 		if target != nil {
 			t.Target = json.RawMessage(target)
@@ -144,4 +161,75 @@ func (l *Ledger) Revoke(ctx context.Context, sel Selector, by, reason string) (R
 		return RevokeResult{}, dbError("revoke", err)
 	}
 	return res, nil
+}
+
+// settlePoll is how often Settle looks at the in-flight rows again.
+const settlePoll = 100 * time.Millisecond
+
+// Settle waits for in-flight reservations (RevokedTarget.InFlight) to stop
+// minting and returns the latest time at which any of them may have
+// obtained its credential at the cloud (database clock). window is the
+// longest a mint may last after its reservation: the bridge's whole
+// exchange deadline, which starts before Reserve, so that no credential of
+// a reservation is minted after requested_at + window.
+//
+// A row stops minting when it leaves pending (the bridge records issued,
+// failed or unknown only after the cloud answered or the call ended, so its
+// completed_at is after any credential's issue) or when requested_at +
+// window has passed. The bound of a row is its completed_at, at most
+// requested_at + window; the result is the latest bound. Settle returns as
+// soon as every row has stopped, hence at most window after the newest
+// reservation. If ctx ends first, or the database fails, it returns the
+// conservative bound, the latest requested_at + window, with the error: a
+// caller that revokes sessions older than the result then still covers
+// every credential of the rows.
+func (l *Ledger) Settle(ctx context.Context, rs []Reservation, window time.Duration) (time.Time, error) {
+	if len(rs) == 0 {
+		return time.Time{}, nil
+	}
+	ids := make([]string, len(rs))
+	times := make([]time.Time, len(rs))
+	var worst time.Time
+	for i, r := range rs {
+		if err := r.validate(); err != nil {
+			return time.Time{}, fmt.Errorf("ledger: settle: %w", err)
+		}
+		ids[i], times[i] = r.ID, r.RequestedAt
+		if b := r.RequestedAt.Add(window); b.After(worst) {
+			worst = b
+		}
+	}
+	for {
+		var (
+			minting int
+			bound   *time.Time
+		)
+		qctx, cancel := context.WithTimeout(ctx, l.timeout)
+		err := l.pool.QueryRow(qctx, `
+			SELECT count(*) FILTER (WHERE i.outcome = 'pending'
+					AND i.requested_at + make_interval(secs => $3::float8) > clock_timestamp()),
+				max(least(coalesce(i.completed_at, 'infinity'), i.requested_at + make_interval(secs => $3::float8)))
+			FROM unnest($1::uuid[], $2::timestamptz[]) AS r (id, requested_at)
+			JOIN issuances i ON i.id = r.id AND i.requested_at = r.requested_at`,
+			ids, times, window.Seconds()).Scan(&minting, &bound)
+		cancel()
+		if err != nil {
+			return worst, dbError("settle", err)
+		}
+		if minting == 0 {
+			if bound == nil {
+				// None of the rows is left (a dropped partition): the
+				// conservative bound.
+				return worst, nil
+			}
+			return *bound, nil
+		}
+		t := time.NewTimer(settlePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return worst, fmt.Errorf("ledger: settle: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
 }

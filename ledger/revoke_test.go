@@ -202,13 +202,153 @@ func TestRevokePendingAndUnknown(t *testing.T) {
 	if err != nil || rv.Count != 2 {
 		t.Fatalf("revoke: %+v %v", rv, err)
 	}
-	if err := l.Complete(ctx, res, "ASIAX", time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
+	if err := l.Complete(ctx, res, "ASIAX", time.Now().Add(time.Hour)); !errors.Is(err, ledger.ErrRevoked) {
+		t.Fatalf("complete of a revoked reservation: %v, want ErrRevoked", err)
 	}
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit.issuances WHERE revoked_at IS NOT NULL
 		AND outcome IN ('issued', 'unknown')`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("revoked issued+unknown rows: %d %v", n, err)
+	}
+}
+
+// R3: a reservation revoked while its credential is being minted is
+// recorded as issued (the credential exists at the cloud), stays revoked,
+// is marked revoked_in_flight, and Complete refuses it, so that the bridge
+// withholds the credential. A reservation not revoked completes as before,
+// and a revocation after Complete marks an issued row.
+func TestCompleteRefusesRevokedInFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, pool := newLedger(t)
+	c := claims()
+	res, err := l.Reserve(ctx, attempt(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := claims()
+	other.RunID = "other-run"
+	res2, err := l.Reserve(ctx, attempt(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := l.Revoke(ctx, ledger.Selector{RunID: c.RunID}, "alice", "leaked")
+	if err != nil || rv.Count != 1 || len(rv.Targets) != 1 {
+		t.Fatalf("revoke: %+v %v", rv, err)
+	}
+	if got := rv.Targets[0].InFlight; len(got) != 1 || got[0].ID != res.ID || !got[0].RequestedAt.Equal(res.RequestedAt) {
+		t.Fatalf("in-flight rows %+v, want the reservation %+v", got, res)
+	}
+
+	expires := time.Now().Add(time.Hour).Truncate(time.Second)
+	err = l.Complete(ctx, res, "ASIAREVOKED", expires)
+	var re *ledger.RevokedError
+	if !errors.As(err, &re) || !errors.Is(err, ledger.ErrRevoked) || re.IssuanceID != res.ID ||
+		re.RevokedBy != "alice" || !re.RevokedAt.Equal(rv.RevokedAt) {
+		t.Fatalf("complete of a revoked reservation: %#v", err)
+	}
+	if err := l.Complete(ctx, res2, "ASIAFINE", expires); err != nil {
+		t.Fatalf("complete of a live reservation: %v", err)
+	}
+	// Settled once: a second Complete finds nothing pending.
+	if err := l.Complete(ctx, res, "ASIAREVOKED", expires); !errors.Is(err, ledger.ErrNotPending) {
+		t.Fatalf("second complete: %v", err)
+	}
+
+	type view struct {
+		outcome, credential string
+		code                *string
+		expires             time.Time
+		revoked, completed  *time.Time
+	}
+	read := func(id string) view {
+		var v view
+		err := asAuditor(t, pool, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT outcome, coalesce(credential_id, ''), error_code, expires_at, revoked_at, completed_at
+				FROM audit.issuances WHERE id = $1`, id).Scan(&v.outcome, &v.credential, &v.code, &v.expires, &v.revoked, &v.completed)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v := read(res.ID)
+	if v.outcome != "issued" || v.credential != "ASIAREVOKED" || !v.expires.Equal(expires) || v.code == nil ||
+		*v.code != ledger.CodeRevokedInFlight || v.revoked == nil || !v.revoked.Equal(rv.RevokedAt) ||
+		v.completed == nil || v.completed.Before(*v.revoked) {
+		t.Fatalf("revoked in flight: %+v", v)
+	}
+	if v := read(res2.ID); v.outcome != "issued" || v.credential != "ASIAFINE" || v.code != nil || v.revoked != nil {
+		t.Fatalf("live: %+v", v)
+	}
+	// Revoked after it completed: an issued row, marked; no in-flight row.
+	rv, err = l.Revoke(ctx, ledger.Selector{RunID: other.RunID}, "bob", "later")
+	if err != nil || rv.Count != 1 || len(rv.Targets[0].InFlight) != 0 || !rv.Targets[0].Latest.Equal(*read(res2.ID).completed) {
+		t.Fatalf("revoke after complete: %+v %v", rv, err)
+	}
+}
+
+// Settle waits for in-flight reservations to stop minting and bounds when
+// their credentials were minted: the completion of a settled row, the
+// reservation + window for one that never settles, and that conservative
+// bound when the caller gives up.
+func TestSettle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, pool := newLedger(t)
+	reserve := func() ledger.Reservation {
+		res, err := l.Reserve(ctx, attempt(claims()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	completedAt := func(id string) time.Time {
+		var at time.Time
+		if err := pool.QueryRow(ctx, `SELECT completed_at FROM issuances WHERE id = $1`, id).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+
+	if at, err := l.Settle(ctx, nil, time.Minute); err != nil || !at.IsZero() {
+		t.Fatalf("nothing in flight: %v %v", at, err)
+	}
+
+	// Completed while Settle waits: its completion is the bound.
+	a, b := reserve(), reserve()
+	if err := l.Fail(ctx, b, "provider_error"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		done <- l.Complete(ctx, a, "ASIAA", time.Now().Add(time.Hour))
+	}()
+	start := time.Now()
+	at, err := l.Settle(ctx, []ledger.Reservation{a, b}, time.Minute)
+	if cerr := <-done; cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil || !at.Equal(completedAt(a.ID)) || time.Since(start) < 400*time.Millisecond || time.Since(start) > 10*time.Second {
+		t.Fatalf("settle: %v %v after %v; completed at %v", at, err, time.Since(start), completedAt(a.ID))
+	}
+
+	// Never settled: the window bounds it, and Settle returns once it passed.
+	c := reserve()
+	start = time.Now()
+	at, err = l.Settle(ctx, []ledger.Reservation{c}, time.Second)
+	if err != nil || !at.Equal(c.RequestedAt.Add(time.Second)) || time.Since(start) > 10*time.Second {
+		t.Fatalf("unsettled: %v %v after %v", at, err, time.Since(start))
+	}
+
+	// The caller gives up: the conservative bound, with the error.
+	d := reserve()
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	at, err = l.Settle(cctx, []ledger.Reservation{d}, time.Hour)
+	if err == nil || !at.Equal(d.RequestedAt.Add(time.Hour)) {
+		t.Fatalf("given up: %v %v", at, err)
 	}
 }
 

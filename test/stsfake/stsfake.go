@@ -149,8 +149,10 @@ type Handler struct {
 	failStatus int
 	drop       int
 	hang       bool
+	hold       chan struct{} // closed by the release of Hold
+	held       chan struct{} // one send per request that starts waiting on hold
 	calls      []Call
-	issued     map[string]bool
+	issued     map[string]time.Time // by access key id: when it was issued
 }
 
 // NewHandler returns a Handler that knows the default key pair unless
@@ -160,7 +162,7 @@ func NewHandler(opts ...Option) *Handler {
 		keys:   map[string]Key{AccessKeyID: {AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey}},
 		now:    time.Now,
 		closed: make(chan struct{}),
-		issued: make(map[string]bool),
+		issued: make(map[string]time.Time),
 		oidc:   make(map[string]*oidcProvider),
 	}
 	for _, o := range opts {
@@ -241,6 +243,36 @@ func (h *Handler) Hang() {
 	h.hang = true
 }
 
+// Hold makes every later request wait, after its signature is checked and
+// any latency, until release is called (or its client goes away, or the
+// handler is closed or Reset): a mint held in flight. arrived receives once
+// for each request that starts waiting (up to 16 unread).
+func (h *Handler) Hold() (arrived <-chan struct{}, release func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.releaseHold()
+	hold, held := make(chan struct{}), make(chan struct{}, 16)
+	h.hold, h.held = hold, held
+	var once sync.Once
+	return held, func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.hold == hold {
+				h.releaseHold()
+			}
+		})
+	}
+}
+
+// releaseHold releases the requests held by Hold; h.mu is held.
+func (h *Handler) releaseHold() {
+	if h.hold != nil {
+		close(h.hold)
+		h.hold, h.held = nil, nil
+	}
+}
+
 // SetLatency delays every later answer by d; 0 removes the delay.
 func (h *Handler) SetLatency(d time.Duration) {
 	h.mu.Lock()
@@ -253,7 +285,18 @@ func (h *Handler) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.latency, h.refuse, h.throttle, h.fail, h.failStatus, h.drop, h.hang = 0, "", 0, 0, 0, 0, false
+	h.releaseHold()
 	h.calls = nil
+}
+
+// IssuedAt returns when the fake issued the session of accessKeyID (after
+// any latency or Hold): its aws:TokenIssueTime. It reports false for a key
+// it never issued.
+func (h *Handler) IssuedAt(accessKeyID string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at, ok := h.issued[accessKeyID]
+	return at, ok
 }
 
 // Calls returns a copy of the calls received so far, in arrival order of
@@ -353,9 +396,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	h.mu.Lock()
-	latency, hang := h.latency, h.hang
+	latency, hang, hold, held := h.latency, h.hang, h.hold, h.held
 	h.mu.Unlock()
-	if !h.wait(r.Context(), latency, hang) {
+	if !h.wait(r.Context(), latency, hang) || !h.waitHold(r.Context(), hold, held) {
 		fail("ServiceUnavailable", "Service unavailable.")
 		return
 	}
@@ -480,6 +523,25 @@ func (h *Handler) wait(ctx context.Context, latency time.Duration, hang bool) bo
 		return false
 	}
 	return true
+}
+
+// waitHold waits for the release of Hold's hold, if any; it reports false
+// when the request's client went away or the handler closed meanwhile.
+func (h *Handler) waitHold(ctx context.Context, hold, held chan struct{}) bool {
+	if hold == nil {
+		return true
+	}
+	select {
+	case held <- struct{}{}:
+	default:
+	}
+	select {
+	case <-hold:
+		return true
+	case <-ctx.Done():
+	case <-h.closed:
+	}
+	return false
 }
 
 func (c *Call) readAssumeRole(p url.Values) {
@@ -725,8 +787,8 @@ func (h *Handler) newAccessKeyID() string {
 		b := make([]byte, 10)
 		_, _ = rand.Read(b)
 		id := "ASIA" + base32.StdEncoding.EncodeToString(b)
-		if !h.issued[id] {
-			h.issued[id] = true
+		if _, taken := h.issued[id]; !taken {
+			h.issued[id] = h.now()
 			return id
 		}
 	}
