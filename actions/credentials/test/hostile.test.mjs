@@ -92,6 +92,14 @@ function commandProblem(r) {
   return '';
 }
 
+// each runs fn over items, n at a time (each step is a Node process).
+async function each(items, fn, n = 4) {
+  const queue = [...items];
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (queue.length > 0) await fn(queue.shift());
+  }));
+}
+
 async function step(name, inputs = {}) {
   const runner = newRunner();
   try {
@@ -124,17 +132,16 @@ test('the hostile bridge is otherwise a bridge: a well-formed answer is taken', 
 });
 
 test('a 200 with an injection in a logged field (mapping, issuance_id, expires_at, provider) is refused, the value not shown', async () => {
-  for (const field of ['mapping', 'issuance_id', 'expires_at', 'provider']) {
-    for (const [i, p] of PAYLOADS.entries()) {
-      const valid = { mapping: 'web-aws', issuance_id: UUID, expires_at: future(), provider: 'aws' }[field];
-      // The payload after, or before, a valid value.
-      const value = i % 2 ? `${p}${valid}` : `${valid}${p}`;
-      const label = `${field} ${JSON.stringify(value)}`;
-      const r = await step(addCase(json(200, { ...goodAnswer(), [field]: value })));
-      assertRefused(r, new RegExp(`invalid_response \\(HTTP 200\\): the bridge answered 200 with an? ${field} that is not`), label);
-      assert.doesNotMatch(r.stdout, /pwned/, label);
-    }
-  }
+  const cases = ['mapping', 'issuance_id', 'expires_at', 'provider'].flatMap((field) => PAYLOADS.map((p, i) => [field, p, i]));
+  await each(cases, async ([field, p, i]) => {
+    const valid = { mapping: 'web-aws', issuance_id: UUID, expires_at: future(), provider: 'aws' }[field];
+    // The payload after, or before, a valid value.
+    const value = i % 2 ? `${p}${valid}` : `${valid}${p}`;
+    const label = `${field} ${JSON.stringify(value)}`;
+    const r = await step(addCase(json(200, { ...goodAnswer(), [field]: value })));
+    assertRefused(r, new RegExp(`invalid_response \\(HTTP 200\\): the bridge answered 200 with an? ${field} that is not`), label);
+    assert.doesNotMatch(r.stdout, /pwned/, label);
+  });
 });
 
 test('a 200 with an injection in a credential or another credentials field is refused before anything is masked', async () => {
@@ -148,17 +155,15 @@ test('a 200 with an injection in a credential or another credentials field is re
     azure: { access_token: 'eyJ0eXAi.eyJhdWQi.sig', token_type: 'Bearer', scope: 'https://management.azure.com/.default', expires_at: future() },
     jwt: { token: 'eyJ0eXAi.eyJhdWQi.sig', token_type: 'Bearer', audience: 'https://deploy.example', expires_at: future() },
   };
-  for (const [provider, field] of cases) {
-    for (const p of PAYLOADS.slice(0, 3)) {
-      const label = `${provider} ${field} ${JSON.stringify(p)}`;
-      const credentials = { ...base[provider], [field]: `${base[provider][field]}${p}` };
-      const r = await step(addCase(json(200, { ...goodAnswer(), provider, credentials })));
-      assertRefused(r, new RegExp(`oidc-bridge: the bridge's ${provider} credentials have an? "${field}"`), label);
-      // Only the ID token was masked: no credential, nothing the bridge sent.
-      assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('::add-mask::')).length, 1, `${label}: ${r.stdout}`);
-      assert.doesNotMatch(r.stdout, /pwned/, label);
-    }
-  }
+  await each(cases.flatMap(([provider, field]) => PAYLOADS.slice(0, 3).map((p) => [provider, field, p])), async ([provider, field, p]) => {
+    const label = `${provider} ${field} ${JSON.stringify(p)}`;
+    const credentials = { ...base[provider], [field]: `${base[provider][field]}${p}` };
+    const r = await step(addCase(json(200, { ...goodAnswer(), provider, credentials })));
+    assertRefused(r, new RegExp(`oidc-bridge: the bridge's ${provider} credentials have an? "${field}"`), label);
+    // Only the ID token was masked: no credential, nothing the bridge sent.
+    assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('::add-mask::')).length, 1, `${label}: ${r.stdout}`);
+    assert.doesNotMatch(r.stdout, /pwned/, label);
+  });
 });
 
 test('an error answer with injections in error, message and issuance_id: one safe ::error:: line', async () => {
