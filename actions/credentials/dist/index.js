@@ -20490,6 +20490,22 @@ function getIDToken(aud) {
   });
 }
 
+// src/text.mjs
+var UNPRINTABLE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+var UNPRINTABLE_ALL = /[\p{Cc}\p{Cf}\u2028\u2029]+/gu;
+function hasUnprintable(s) {
+  return UNPRINTABLE.test(s);
+}
+var MAX_TEXT = 500;
+function safeText(value, max = MAX_TEXT) {
+  let s = String(value ?? "").replace(UNPRINTABLE_ALL, " ").replace(/\s+/g, " ").trim();
+  s = s.replace(/##\[/g, "##(");
+  if (s.startsWith("::")) s = `: ${s.slice(1)}`;
+  const chars = [...s];
+  if (chars.length > max) s = `${chars.slice(0, max).join("")}…`;
+  return s;
+}
+
 // src/errors.mjs
 var PERMISSION_HINT = "give the job `permissions: id-token: write` (in the workflow or the job); GitHub gives pull requests from forks no ID token";
 var HINTS = {
@@ -20505,7 +20521,7 @@ var HINTS = {
   unavailable: "the bridge or one of its dependencies is down; nothing was issued, try again later"
 };
 function hintFor(code) {
-  return HINTS[code] || "see the oidc-bridge API contract for this error";
+  return Object.hasOwn(HINTS, code) && HINTS[code] || "see the oidc-bridge API contract for this error";
 }
 function isRetryableStatus(status, retryAfter) {
   if (status === 502) return retryAfter !== void 0;
@@ -20538,12 +20554,15 @@ var ActionError = class extends Error {
     this.issuanceId = issuanceId;
     this.attempts = attempts;
   }
-  // describe is the one line the job log shows.
+  // describe is the one line the job log shows. Every part is made safe
+  // text (one line, no control characters, no command at its start): parts
+  // can come from the bridge or the network (a TLS error names what the
+  // server's certificate says).
   describe() {
-    let s = `oidc-bridge: ${this.code}`;
-    if (this.status) s += ` (HTTP ${this.status})`;
-    s += `: ${this.message}`;
-    if (this.issuanceId) s += ` [issuance ${this.issuanceId}]`;
+    let s = `oidc-bridge: ${safeText(this.code, 64)}`;
+    if (this.status) s += ` (HTTP ${Number(this.status)})`;
+    s += `: ${safeText(this.message, 1e3)}`;
+    if (this.issuanceId) s += ` [issuance ${safeText(this.issuanceId, 64)}]`;
     if (this.attempts > 1) s += ` after ${this.attempts} attempts`;
     if (this.hint) s += `. To fix: ${this.hint}`;
     return s;
@@ -20551,15 +20570,29 @@ var ActionError = class extends Error {
 };
 
 // src/credentials.mjs
+var SECRET = /^[A-Za-z0-9._~+/=-]+$/;
+var AWS_ACCESS_KEY_ID = /^\w{16,128}$/;
+var AWS_REGION = /^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$/;
+var RFC3339_FIELD = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+var MAX_FIELD = 2048;
 function required(creds, provider, ...names) {
   for (const n of names) {
     if (typeof creds[n] !== "string" || creds[n] === "") {
       throw new Error(`the bridge's ${provider} credentials lack "${n}"`);
     }
+    if (!SECRET.test(creds[n])) {
+      throw new Error(`the bridge's ${provider} credentials have a "${n}" with characters no credential has (only letters, digits and - . _ ~ + / =): refused, nothing exported`);
+    }
   }
 }
-function str(v) {
-  return v === void 0 || v === null ? "" : String(v);
+function str(creds, provider, name, format) {
+  const v = creds[name];
+  if (v === void 0 || v === null || v === "") return "";
+  const bad = typeof v !== "string" || v.length > MAX_FIELD || hasUnprintable(v) || format && !format.test(v) || format === RFC3339_FIELD && Number.isNaN(Date.parse(v));
+  if (bad) {
+    throw new Error(`the bridge's ${provider} credentials have a "${name}" that is not ${format === RFC3339_FIELD ? "an RFC 3339 date-time" : format ? "of its format" : "one line of printable text"}: refused, nothing exported`);
+  }
+  return v;
 }
 function plan(provider, creds) {
   if (creds === null || typeof creds !== "object") {
@@ -20568,7 +20601,10 @@ function plan(provider, creds) {
   switch (provider) {
     case "aws": {
       required(creds, "aws", "access_key_id", "secret_access_key", "session_token");
-      const region = str(creds.region);
+      if (!AWS_ACCESS_KEY_ID.test(creds.access_key_id)) {
+        throw new Error(`the bridge's aws credentials have an "access_key_id" that is not an access key id (16-128 word characters): refused, nothing exported`);
+      }
+      const region = str(creds, "aws", "region", AWS_REGION);
       const env = {
         AWS_ACCESS_KEY_ID: creds.access_key_id,
         AWS_SECRET_ACCESS_KEY: creds.secret_access_key,
@@ -20585,7 +20621,7 @@ function plan(provider, creds) {
           "secret-access-key": creds.secret_access_key,
           "session-token": creds.session_token,
           region,
-          expiration: str(creds.expiration)
+          expiration: str(creds, "aws", "expiration", RFC3339_FIELD)
         },
         env,
         files: {}
@@ -20597,9 +20633,9 @@ function plan(provider, creds) {
         secrets: [creds.access_token],
         outputs: {
           "access-token": creds.access_token,
-          "token-type": str(creds.token_type),
-          "service-account": str(creds.service_account),
-          expiration: str(creds.expires_at)
+          "token-type": str(creds, "gcp", "token_type"),
+          "service-account": str(creds, "gcp", "service_account"),
+          expiration: str(creds, "gcp", "expires_at", RFC3339_FIELD)
         },
         // gcloud reads CLOUDSDK_AUTH_ACCESS_TOKEN_FILE (and recent versions
         // CLOUDSDK_AUTH_ACCESS_TOKEN); Google's Terraform provider and
@@ -20618,11 +20654,11 @@ function plan(provider, creds) {
         secrets: [creds.access_token],
         outputs: {
           "access-token": creds.access_token,
-          "token-type": str(creds.token_type),
-          "tenant-id": str(creds.tenant_id),
-          "client-id": str(creds.client_id),
-          scope: str(creds.scope),
-          expiration: str(creds.expires_at)
+          "token-type": str(creds, "azure", "token_type"),
+          "tenant-id": str(creds, "azure", "tenant_id"),
+          "client-id": str(creds, "azure", "client_id"),
+          scope: str(creds, "azure", "scope"),
+          expiration: str(creds, "azure", "expires_at", RFC3339_FIELD)
         },
         env: {},
         files: {}
@@ -20633,9 +20669,9 @@ function plan(provider, creds) {
         secrets: [creds.token],
         outputs: {
           token: creds.token,
-          "token-type": str(creds.token_type),
-          audience: str(creds.audience),
-          expiration: str(creds.expires_at)
+          "token-type": str(creds, "jwt", "token_type"),
+          audience: str(creds, "jwt", "audience"),
+          expiration: str(creds, "jwt", "expires_at", RFC3339_FIELD)
         },
         env: {},
         files: {
@@ -20643,14 +20679,85 @@ function plan(provider, creds) {
         }
       };
     default:
-      throw new Error(`the bridge answered with provider "${provider}", which this action does not know`);
+      throw new Error("the bridge answered with a provider this action does not know");
   }
+}
+
+// src/response.mjs
+var MAX_BODY_BYTES = 64 * 1024;
+var PROVIDERS = ["aws", "gcp", "azure", "jwt"];
+var MAPPING_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+var UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+var ERROR_CODE = /^[a-z_]{1,64}$/;
+var RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+function isRFC3339(s) {
+  return typeof s === "string" && RFC3339.test(s) && !Number.isNaN(Date.parse(s));
+}
+function invalid(field, want) {
+  return new ActionError(
+    "invalid_response",
+    `the bridge answered 200 with ${field} that is not ${want}: refused, nothing exported`,
+    { status: 200, hint: "the bridge-url must be an oidc-bridge (or the bridge is broken or not the one you trust); ask its admins" }
+  );
+}
+function checkExchange(r) {
+  if (r === null || typeof r !== "object" || Array.isArray(r)) throw invalid("a body", "a JSON object");
+  if (typeof r.issuance_id !== "string" || !UUID.test(r.issuance_id)) throw invalid("an issuance_id", "a UUID");
+  if (typeof r.mapping !== "string" || !MAPPING_NAME.test(r.mapping)) {
+    throw invalid("a mapping", 'a mapping name (1-64 of a-z, 0-9, ".", "_", "-")');
+  }
+  if (typeof r.provider !== "string" || !PROVIDERS.includes(r.provider)) throw invalid("a provider", `one of ${PROVIDERS.join(", ")}`);
+  if (!isRFC3339(r.expires_at)) throw invalid("an expires_at", "an RFC 3339 date-time");
+  if (r.credentials === null || typeof r.credentials !== "object" || Array.isArray(r.credentials)) {
+    throw invalid("credentials", "a JSON object");
+  }
+  return { issuanceId: r.issuance_id, mapping: r.mapping, provider: r.provider, expiresAt: r.expires_at, credentials: r.credentials };
+}
+function errorFromBody(status, text, url) {
+  let e = {};
+  try {
+    e = JSON.parse(text);
+  } catch {
+  }
+  if (e === null || typeof e !== "object") e = {};
+  let code = `http_${status}`;
+  let note = "";
+  if (typeof e.error === "string" && ERROR_CODE.test(e.error)) {
+    code = e.error;
+  } else if (e.error !== void 0) {
+    note = " (its error code is not of the contract's form and is not shown)";
+  }
+  const message = typeof e.message === "string" && safeText(e.message) !== "" ? safeText(e.message) + note : `the server at ${url} answered HTTP ${status}${status >= 300 && status < 400 ? " (a redirect: check bridge-url)" : ""}${note}`;
+  return new ActionError(code, message, {
+    status,
+    hint: hintFor(code),
+    issuanceId: typeof e.issuance_id === "string" && UUID.test(e.issuance_id) ? e.issuance_id : void 0
+  });
+}
+var BodyTooLarge = class extends Error {
+};
+async function readLimited(stream, limit = MAX_BODY_BYTES) {
+  const declared = Number(stream.headers?.["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) {
+    stream.destroy();
+    throw new BodyTooLarge(`the answer is ${declared} bytes, more than ${limit}`);
+  }
+  const chunks = [];
+  let n = 0;
+  for await (const chunk of stream) {
+    n += chunk.length;
+    if (n > limit) {
+      stream.destroy();
+      throw new BodyTooLarge(`the answer is more than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 // src/main.mjs
 var VERSION = "1.0.0";
 var USER_AGENT = `oidc-bridge-credentials-action/${VERSION}`;
-var PROVIDERS = ["aws", "gcp", "azure", "jwt"];
 var DEFAULT_RETRIES = 4;
 var MAX_RETRIES = 10;
 var ATTEMPT_TIMEOUT_MS = 3e4;
@@ -20728,8 +20835,15 @@ async function attempt(client, url, token, body) {
   const status = res.message.statusCode;
   let text;
   try {
-    text = await res.readBody();
+    text = await readLimited(res.message, MAX_BODY_BYTES);
   } catch (err) {
+    if (err instanceof BodyTooLarge) {
+      return { error: new ActionError(
+        "invalid_response",
+        `the bridge's answer (HTTP ${status}) is larger than ${MAX_BODY_BYTES} bytes: refused unread`,
+        { status, hint: "the bridge-url must be an oidc-bridge; ask its admins" }
+      ) };
+    }
     return { error: new ActionError("network_error", `reading the bridge's answer failed: ${err.message}`), retryable: true };
   }
   if (status === 200) {
@@ -20739,20 +20853,13 @@ async function attempt(client, url, token, body) {
     } catch {
       return { error: new ActionError("invalid_response", "the bridge answered 200 with a body that is not JSON", { status }) };
     }
-    return { response };
+    try {
+      return { response: checkExchange(response) };
+    } catch (err) {
+      return { error: err };
+    }
   }
-  let e = {};
-  try {
-    e = JSON.parse(text);
-  } catch {
-  }
-  const code = typeof e.error === "string" && e.error ? e.error : `http_${status}`;
-  const message = typeof e.message === "string" && e.message ? e.message : `the server at ${url} answered HTTP ${status}${status >= 300 && status < 400 ? " (a redirect: check bridge-url)" : ""}`;
-  const error2 = new ActionError(code, message, {
-    status,
-    hint: hintFor(code),
-    issuanceId: typeof e.issuance_id === "string" ? e.issuance_id : void 0
-  });
+  const error2 = errorFromBody(status, text, url);
   const retryAfterMs = parseRetryAfter(res.message.headers["retry-after"]);
   return { error: error2, retryable: isRetryableStatus(status, retryAfterMs), retryAfterMs };
 }
@@ -20803,9 +20910,9 @@ function deliver(inp, response) {
       }
     }
   }
-  setOutput("issuance-id", String(response.issuance_id ?? ""));
-  setOutput("expires-at", String(response.expires_at ?? ""));
-  setOutput("mapping", String(response.mapping ?? ""));
+  setOutput("issuance-id", response.issuanceId);
+  setOutput("expires-at", response.expiresAt);
+  setOutput("mapping", response.mapping);
   setOutput("provider", String(provider));
   for (const [k, v] of Object.entries(p.outputs)) setOutput(k, v);
   if (inp.exportEnv) {
@@ -20822,7 +20929,7 @@ async function main() {
   const inp = inputs();
   const { response, attempts } = await exchange(inp);
   const names = deliver(inp, response);
-  info(`oidc-bridge: issuance ${response.issuance_id}: ${response.provider} credentials of mapping ${response.mapping}, expiring ${response.expires_at}` + (attempts > 1 ? ` (attempt ${attempts})` : ""));
+  info(`oidc-bridge: issuance ${response.issuanceId}: ${response.provider} credentials of mapping ${response.mapping}, expiring ${response.expiresAt}` + (attempts > 1 ? ` (attempt ${attempts})` : ""));
   if (names.length > 0) info(`oidc-bridge: exported ${names.join(", ")}`);
 }
 function post() {
@@ -20853,7 +20960,7 @@ async function run() {
       await main();
     }
   } catch (err) {
-    setFailed(err instanceof ActionError ? err.describe() : `oidc-bridge: ${err.message}`);
+    setFailed(err instanceof ActionError ? err.describe() : `oidc-bridge: ${safeText(err.message, 1e3)}`);
   }
 }
 run();

@@ -3,16 +3,52 @@
 // that the cloud's own tools read, and the files (under RUNNER_TEMP) to write.
 // Pure: main.js does the I/O.
 
+import { hasUnprintable } from './text.mjs';
+
+// A secret is masked with ::add-mask::, one line per value, before anything
+// else: a newline in it would split the mask (the runner masks line by
+// line), so a secret must be one bearer token as RFC 6750 spells it
+// (b64token: letters, digits and - . _ ~ + / =), which every provider's
+// credential is (AWS keys and session tokens are base64, Google and Azure
+// access tokens and the bridge's JWTs base64url). An AWS access key id is
+// 16 to 128 word characters (the AWS API's AccessKeyIdType).
+const SECRET = /^[A-Za-z0-9._~+/=-]+$/;
+const AWS_ACCESS_KEY_ID = /^\w{16,128}$/;
+// The AWS provider's rule for regions (providers/aws/target.go).
+const AWS_REGION = /^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$/;
+// An RFC 3339 date-time (an expiration).
+const RFC3339_FIELD = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+// The longest non-secret field (an Azure scope is at most 2048).
+const MAX_FIELD = 2048;
+
+// required checks the secret fields: present, strings, of the secret form.
+// Errors name the field, never the value.
 function required(creds, provider, ...names) {
   for (const n of names) {
     if (typeof creds[n] !== 'string' || creds[n] === '') {
       throw new Error(`the bridge's ${provider} credentials lack "${n}"`);
     }
+    if (!SECRET.test(creds[n])) {
+      throw new Error(`the bridge's ${provider} credentials have a "${n}" with characters no credential has ` +
+        '(only letters, digits and - . _ ~ + / =): refused, nothing exported');
+    }
   }
 }
 
-function str(v) {
-  return v === undefined || v === null ? '' : String(v);
+// str reads an optional non-secret field: absent is '', anything else must
+// be a string of printable characters (an output or an environment
+// variable that a later step may print), at most MAX_FIELD long, and of
+// the format, if one is given.
+function str(creds, provider, name, format) {
+  const v = creds[name];
+  if (v === undefined || v === null || v === '') return '';
+  const bad = typeof v !== 'string' || v.length > MAX_FIELD || hasUnprintable(v) ||
+    (format && !format.test(v)) || (format === RFC3339_FIELD && Number.isNaN(Date.parse(v)));
+  if (bad) {
+    throw new Error(`the bridge's ${provider} credentials have a "${name}" that is not ` +
+      `${format === RFC3339_FIELD ? 'an RFC 3339 date-time' : format ? 'of its format' : 'one line of printable text'}: refused, nothing exported`);
+  }
+  return v;
 }
 
 // plan returns {secrets, outputs, env, files} for one exchange response.
@@ -26,7 +62,10 @@ export function plan(provider, creds) {
   switch (provider) {
     case 'aws': {
       required(creds, 'aws', 'access_key_id', 'secret_access_key', 'session_token');
-      const region = str(creds.region);
+      if (!AWS_ACCESS_KEY_ID.test(creds.access_key_id)) {
+        throw new Error('the bridge\'s aws credentials have an "access_key_id" that is not an access key id (16-128 word characters): refused, nothing exported');
+      }
+      const region = str(creds, 'aws', 'region', AWS_REGION);
       const env = {
         AWS_ACCESS_KEY_ID: creds.access_key_id,
         AWS_SECRET_ACCESS_KEY: creds.secret_access_key,
@@ -43,7 +82,7 @@ export function plan(provider, creds) {
           'secret-access-key': creds.secret_access_key,
           'session-token': creds.session_token,
           region,
-          expiration: str(creds.expiration),
+          expiration: str(creds, 'aws', 'expiration', RFC3339_FIELD),
         },
         env,
         files: {},
@@ -55,9 +94,9 @@ export function plan(provider, creds) {
         secrets: [creds.access_token],
         outputs: {
           'access-token': creds.access_token,
-          'token-type': str(creds.token_type),
-          'service-account': str(creds.service_account),
-          expiration: str(creds.expires_at),
+          'token-type': str(creds, 'gcp', 'token_type'),
+          'service-account': str(creds, 'gcp', 'service_account'),
+          expiration: str(creds, 'gcp', 'expires_at', RFC3339_FIELD),
         },
         // gcloud reads CLOUDSDK_AUTH_ACCESS_TOKEN_FILE (and recent versions
         // CLOUDSDK_AUTH_ACCESS_TOKEN); Google's Terraform provider and
@@ -76,11 +115,11 @@ export function plan(provider, creds) {
         secrets: [creds.access_token],
         outputs: {
           'access-token': creds.access_token,
-          'token-type': str(creds.token_type),
-          'tenant-id': str(creds.tenant_id),
-          'client-id': str(creds.client_id),
-          scope: str(creds.scope),
-          expiration: str(creds.expires_at),
+          'token-type': str(creds, 'azure', 'token_type'),
+          'tenant-id': str(creds, 'azure', 'tenant_id'),
+          'client-id': str(creds, 'azure', 'client_id'),
+          scope: str(creds, 'azure', 'scope'),
+          expiration: str(creds, 'azure', 'expires_at', RFC3339_FIELD),
         },
         env: {},
         files: {},
@@ -91,9 +130,9 @@ export function plan(provider, creds) {
         secrets: [creds.token],
         outputs: {
           token: creds.token,
-          'token-type': str(creds.token_type),
-          audience: str(creds.audience),
-          expiration: str(creds.expires_at),
+          'token-type': str(creds, 'jwt', 'token_type'),
+          audience: str(creds, 'jwt', 'audience'),
+          expiration: str(creds, 'jwt', 'expires_at', RFC3339_FIELD),
         },
         env: {},
         files: {
@@ -101,6 +140,6 @@ export function plan(provider, creds) {
         },
       };
     default:
-      throw new Error(`the bridge answered with provider "${provider}", which this action does not know`);
+      throw new Error('the bridge answered with a provider this action does not know');
   }
 }

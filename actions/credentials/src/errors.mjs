@@ -2,6 +2,8 @@
 // (POST /v1/exchange), and which answers are worth another attempt.
 // Pure functions: no I/O, no @actions/core, so the tests load them directly.
 
+import { safeText } from './text.mjs';
+
 export const PERMISSION_HINT =
   'give the job `permissions: id-token: write` (in the workflow or the job); ' +
   'GitHub gives pull requests from forks no ID token';
@@ -35,7 +37,7 @@ export const HINTS = {
 
 // hintFor returns what to fix for a contract error code.
 export function hintFor(code) {
-  return HINTS[code] || 'see the oidc-bridge API contract for this error';
+  return (Object.hasOwn(HINTS, code) && HINTS[code]) || 'see the oidc-bridge API contract for this error';
 }
 
 // isRetryableStatus: 408, 429 and every 5xx are worth another attempt, except
@@ -85,12 +87,15 @@ export class ActionError extends Error {
     this.attempts = attempts;
   }
 
-  // describe is the one line the job log shows.
+  // describe is the one line the job log shows. Every part is made safe
+  // text (one line, no control characters, no command at its start): parts
+  // can come from the bridge or the network (a TLS error names what the
+  // server's certificate says).
   describe() {
-    let s = `oidc-bridge: ${this.code}`;
-    if (this.status) s += ` (HTTP ${this.status})`;
-    s += `: ${this.message}`;
-    if (this.issuanceId) s += ` [issuance ${this.issuanceId}]`;
+    let s = `oidc-bridge: ${safeText(this.code, 64)}`;
+    if (this.status) s += ` (HTTP ${Number(this.status)})`;
+    s += `: ${safeText(this.message, 1000)}`;
+    if (this.issuanceId) s += ` [issuance ${safeText(this.issuanceId, 64)}]`;
     if (this.attempts > 1) s += ` after ${this.attempts} attempts`;
     if (this.hint) s += `. To fix: ${this.hint}`;
     return s;

@@ -7,13 +7,16 @@ import * as path from 'node:path';
 import * as core from '@actions/core';
 import { HttpClient } from '@actions/http-client';
 import {
-  ActionError, PERMISSION_HINT, backoffDelay, hintFor, isRetryableStatus, parseRetryAfter,
+  ActionError, PERMISSION_HINT, backoffDelay, isRetryableStatus, parseRetryAfter,
 } from './errors.mjs';
 import { plan } from './credentials.mjs';
+import {
+  BodyTooLarge, MAX_BODY_BYTES, PROVIDERS, checkExchange, errorFromBody, readLimited,
+} from './response.mjs';
+import { safeText } from './text.mjs';
 
 const VERSION = '1.0.0';
 const USER_AGENT = `oidc-bridge-credentials-action/${VERSION}`;
-const PROVIDERS = ['aws', 'gcp', 'azure', 'jwt'];
 const DEFAULT_RETRIES = 4;
 const MAX_RETRIES = 10;
 const ATTEMPT_TIMEOUT_MS = 30_000;
@@ -101,8 +104,14 @@ async function attempt(client, url, token, body) {
   const status = res.message.statusCode;
   let text;
   try {
-    text = await res.readBody();
+    // At most MAX_BODY_BYTES, read through the limit: a bigger answer is
+    // refused, not buffered.
+    text = await readLimited(res.message, MAX_BODY_BYTES);
   } catch (err) {
+    if (err instanceof BodyTooLarge) {
+      return { error: new ActionError('invalid_response', `the bridge's answer (HTTP ${status}) is larger than ${MAX_BODY_BYTES} bytes: refused unread`,
+        { status, hint: 'the bridge-url must be an oidc-bridge; ask its admins' }) };
+    }
     return { error: new ActionError('network_error', `reading the bridge's answer failed: ${err.message}`), retryable: true };
   }
   if (status === 200) {
@@ -113,21 +122,13 @@ async function attempt(client, url, token, body) {
       // Never print a 200 body: it would hold the credentials.
       return { error: new ActionError('invalid_response', 'the bridge answered 200 with a body that is not JSON', { status }) };
     }
-    return { response };
+    try {
+      return { response: checkExchange(response) };
+    } catch (err) {
+      return { error: err };
+    }
   }
-  let e = {};
-  try {
-    e = JSON.parse(text);
-  } catch {
-    // Not the bridge's JSON (a proxy or load balancer answered).
-  }
-  const code = typeof e.error === 'string' && e.error ? e.error : `http_${status}`;
-  const message = typeof e.message === 'string' && e.message
-    ? e.message
-    : `the server at ${url} answered HTTP ${status}${status >= 300 && status < 400 ? ' (a redirect: check bridge-url)' : ''}`;
-  const error = new ActionError(code, message, {
-    status, hint: hintFor(code), issuanceId: typeof e.issuance_id === 'string' ? e.issuance_id : undefined,
-  });
+  const error = errorFromBody(status, text, url);
   const retryAfterMs = parseRetryAfter(res.message.headers['retry-after']);
   return { error, retryable: isRetryableStatus(status, retryAfterMs), retryAfterMs };
 }
@@ -166,6 +167,8 @@ async function exchange(inp) {
 // environment, and records in the state what the post step must clear.
 function deliver(inp, response) {
   const { provider, credentials } = response;
+  // plan refuses a credential that could break its mask (a newline) before
+  // anything is masked or written.
   const p = plan(provider, credentials);
   for (const s of p.secrets) core.setSecret(s);
 
@@ -189,9 +192,9 @@ function deliver(inp, response) {
     }
   }
 
-  core.setOutput('issuance-id', String(response.issuance_id ?? ''));
-  core.setOutput('expires-at', String(response.expires_at ?? ''));
-  core.setOutput('mapping', String(response.mapping ?? ''));
+  core.setOutput('issuance-id', response.issuanceId);
+  core.setOutput('expires-at', response.expiresAt);
+  core.setOutput('mapping', response.mapping);
   core.setOutput('provider', String(provider));
   for (const [k, v] of Object.entries(p.outputs)) core.setOutput(k, v);
 
@@ -210,8 +213,9 @@ async function main() {
   const inp = inputs();
   const { response, attempts } = await exchange(inp);
   const names = deliver(inp, response);
-  core.info(`oidc-bridge: issuance ${response.issuance_id}: ${response.provider} credentials of mapping ` +
-    `${response.mapping}, expiring ${response.expires_at}` + (attempts > 1 ? ` (attempt ${attempts})` : ''));
+  // Only fields checked against their formats (checkExchange) reach the log.
+  core.info(`oidc-bridge: issuance ${response.issuanceId}: ${response.provider} credentials of mapping ` +
+    `${response.mapping}, expiring ${response.expiresAt}` + (attempts > 1 ? ` (attempt ${attempts})` : ''));
   if (names.length > 0) core.info(`oidc-bridge: exported ${names.join(', ')}`);
 }
 
@@ -246,7 +250,7 @@ async function run() {
       await main();
     }
   } catch (err) {
-    core.setFailed(err instanceof ActionError ? err.describe() : `oidc-bridge: ${err.message}`);
+    core.setFailed(err instanceof ActionError ? err.describe() : `oidc-bridge: ${safeText(err.message, 1000)}`);
   }
 }
 

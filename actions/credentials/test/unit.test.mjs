@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import {
   ActionError, backoffDelay, hintFor, isRetryableStatus, parseRetryAfter,
 } from '../src/errors.mjs';
+import { Readable } from 'node:stream';
 import { plan } from '../src/credentials.mjs';
+import {
+  BodyTooLarge, MAX_BODY_BYTES, MAX_TEXT, checkExchange, errorFromBody, readLimited, safeText,
+} from '../src/response.mjs';
 
 test('retryable: 408, 429 and 5xx; decisions are not', () => {
   for (const s of [408, 429, 500, 503, 504, 599]) assert.equal(isRetryableStatus(s), true, String(s));
@@ -45,25 +49,155 @@ test('every contract error code has a hint', () => {
   assert.equal(e.describe(), 'oidc-bridge: no_matching_mapping (HTTP 403): no mapping admits [issuance id]. To fix: x');
 });
 
+const AKID = 'ASIAQWERTYUIOPASDFGH';
+const EXP = '2026-11-26T18:00:00Z';
+
 test('plan: aws', () => {
-  const p = plan('aws', { access_key_id: 'ASIAX', secret_access_key: 's', session_token: 't', region: 'eu-west-1', expiration: 'e' });
-  assert.deepEqual(p.secrets, ['ASIAX', 's', 't']);
-  assert.deepEqual(p.env, { AWS_ACCESS_KEY_ID: 'ASIAX', AWS_SECRET_ACCESS_KEY: 's', AWS_SESSION_TOKEN: 't', AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'eu-west-1' });
-  assert.equal(p.outputs['secret-access-key'], 's');
-  assert.throws(() => plan('aws', { access_key_id: 'ASIAX' }), /lack "secret_access_key"/);
+  const p = plan('aws', { access_key_id: AKID, secret_access_key: 's3cr/t+KEY=', session_token: 'IQoJb3JpZ2lu', region: 'eu-west-1', expiration: EXP });
+  assert.deepEqual(p.secrets, [AKID, 's3cr/t+KEY=', 'IQoJb3JpZ2lu']);
+  assert.deepEqual(p.env, { AWS_ACCESS_KEY_ID: AKID, AWS_SECRET_ACCESS_KEY: 's3cr/t+KEY=', AWS_SESSION_TOKEN: 'IQoJb3JpZ2lu', AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'eu-west-1' });
+  assert.equal(p.outputs['secret-access-key'], 's3cr/t+KEY=');
+  assert.equal(p.outputs.expiration, EXP);
+  assert.throws(() => plan('aws', { access_key_id: AKID }), /lack "secret_access_key"/);
 });
 
 test('plan: gcp, azure, jwt, and unknown providers', () => {
-  const g = plan('gcp', { access_token: 'ya29', token_type: 'Bearer', service_account: 'sa', expires_at: 'e' });
-  assert.deepEqual(g.secrets, ['ya29']);
-  assert.deepEqual(g.env, { CLOUDSDK_AUTH_ACCESS_TOKEN: 'ya29', GOOGLE_OAUTH_ACCESS_TOKEN: 'ya29' });
+  const g = plan('gcp', { access_token: 'ya29.c.gcpfake-x_Y', token_type: 'Bearer', service_account: 'sa', expires_at: EXP });
+  assert.deepEqual(g.secrets, ['ya29.c.gcpfake-x_Y']);
+  assert.deepEqual(g.env, { CLOUDSDK_AUTH_ACCESS_TOKEN: 'ya29.c.gcpfake-x_Y', GOOGLE_OAUTH_ACCESS_TOKEN: 'ya29.c.gcpfake-x_Y' });
   assert.equal(g.files['gcp-access-token'].env, 'CLOUDSDK_AUTH_ACCESS_TOKEN_FILE');
-  const a = plan('azure', { access_token: 'eyJ', tenant_id: 't', client_id: 'c', scope: 's' });
+  const a = plan('azure', { access_token: 'eyJ', tenant_id: 't', client_id: 'c', scope: 'https://management.azure.com/.default' });
   assert.deepEqual(a.env, {});
   assert.equal(a.outputs['access-token'], 'eyJ');
-  const j = plan('jwt', { token: 'eyJ', audience: 'aud' });
+  assert.equal(a.outputs.scope, 'https://management.azure.com/.default');
+  const j = plan('jwt', { token: 'eyJ', audience: 'aud', expires_at: '2026-11-26T18:00:00.123456789+01:00' });
   assert.equal(j.outputs.token, 'eyJ');
   assert.equal(j.files.token.output, 'token-file');
   assert.throws(() => plan('oracle', {}), /does not know/);
   assert.throws(() => plan('aws', null), /without a credentials object/);
+});
+
+// Each injection payload a hostile bridge might put in a field: a new line
+// that starts a workflow command, a lone carriage return, an escape
+// sequence, a Unicode line separator, a bidi override, the legacy form.
+const PAYLOADS = [
+  'x\n::stop-commands::pwned', 'x\r::warning::pwned', 'x\n  ::add-mask::pwned', 'x\u2028::set-output name=a::b',
+  '\u001b[2J::error::pwned', 'x\u202e::debug::pwned', '::warning::pwned', '##[warning]pwned', 'x%0A::warning::pwned',
+];
+
+test('plan refuses a credential that could break its mask, naming the field, not the value', () => {
+  const aws = { access_key_id: AKID, secret_access_key: 'abc', session_token: 'def', region: 'eu-west-1', expiration: EXP };
+  for (const bad of [...PAYLOADS, 'a b', 'tok\n', 'a::b', 'per%cent']) {
+    for (const field of ['secret_access_key', 'session_token']) {
+      assert.throws(() => plan('aws', { ...aws, [field]: bad }), (e) => e.message.includes(`"${field}"`) && !e.message.includes('pwned'), `${field} ${JSON.stringify(bad)}`);
+    }
+    assert.throws(() => plan('gcp', { access_token: bad }), /"access_token" with characters no credential has/);
+    assert.throws(() => plan('azure', { access_token: bad }), /"access_token"/);
+    assert.throws(() => plan('jwt', { token: bad }), /"token"/);
+  }
+  // An access key id is 16-128 word characters.
+  for (const bad of ['ASIA', 'ASIA/QWERTYUIOPASDF', `ASIA${'A'.repeat(125)}`, 'ASIAQWERTYUIOPASDFGH\n::warning::x']) {
+    assert.throws(() => plan('aws', { ...aws, access_key_id: bad }), /"access_key_id"/, JSON.stringify(bad));
+  }
+  assert.equal(plan('aws', { ...aws, access_key_id: 'AKIAIOSFODNN7EXAMPLE' }).env.AWS_ACCESS_KEY_ID, 'AKIAIOSFODNN7EXAMPLE');
+});
+
+test('plan refuses a non-secret field that is not one printable line, or not of its format', () => {
+  const aws = { access_key_id: AKID, secret_access_key: 'abc', session_token: 'def' };
+  for (const bad of PAYLOADS) {
+    assert.throws(() => plan('aws', { ...aws, region: bad }), /"region" that is not of its format/);
+    assert.throws(() => plan('aws', { ...aws, expiration: bad }), /"expiration" that is not an RFC 3339 date-time/);
+    assert.throws(() => plan('gcp', { access_token: 'ya29', expires_at: bad }), /"expires_at"/);
+  }
+  for (const bad of PAYLOADS.filter((p) => /[\p{Cc}\p{Cf}\u2028]/u.test(p))) {
+    assert.throws(() => plan('gcp', { access_token: 'ya29', service_account: bad }), /"service_account" that is not one line of printable text/);
+    assert.throws(() => plan('azure', { access_token: 'eyJ', scope: bad }), /"scope"/);
+    assert.throws(() => plan('azure', { access_token: 'eyJ', tenant_id: bad }), /"tenant_id"/);
+    assert.throws(() => plan('jwt', { token: 'eyJ', audience: bad }), /"audience"/);
+    assert.throws(() => plan('jwt', { token: 'eyJ', token_type: bad }), /"token_type"/);
+  }
+  assert.throws(() => plan('jwt', { token: 'eyJ', audience: { a: 1 } }), /"audience"/);
+  assert.throws(() => plan('aws', { ...aws, expiration: '2026-13-45T99:99:99Z' }), /"expiration"/);
+  assert.throws(() => plan('jwt', { token: 'eyJ', audience: 'a'.repeat(2049) }), /"audience"/);
+});
+
+const GOOD = {
+  issuance_id: '0193b9e2-6c1e-7c3a-9f1e-2a4b5c6d7e8f', mapping: 'web-prod.deploy_1', provider: 'aws', expires_at: EXP,
+  credentials: { access_key_id: AKID },
+};
+
+test('checkExchange: the fields the log shows have their formats, or the answer is refused', () => {
+  assert.deepEqual(checkExchange(GOOD), {
+    issuanceId: GOOD.issuance_id, mapping: GOOD.mapping, provider: 'aws', expiresAt: EXP, credentials: GOOD.credentials,
+  });
+  assert.equal(checkExchange({ ...GOOD, expires_at: '2026-11-26T18:00:00.123456789Z' }).expiresAt, '2026-11-26T18:00:00.123456789Z');
+  for (const [field, want] of [['issuance_id', /issuance_id that is not a UUID/], ['mapping', /mapping that is not a mapping name/],
+    ['provider', /provider that is not one of aws, gcp, azure, jwt/], ['expires_at', /expires_at that is not an RFC 3339 date-time/]]) {
+    for (const bad of [...PAYLOADS, '', undefined, 7, {}, 'A'.repeat(65)]) {
+      assert.throws(() => checkExchange({ ...GOOD, [field]: bad }), (e) => {
+        assert.ok(e instanceof ActionError);
+        assert.equal(e.code, 'invalid_response');
+        assert.match(e.message, want);
+        assert.doesNotMatch(e.describe(), /pwned/);
+        return true;
+      }, `${field} ${JSON.stringify(bad)}`);
+    }
+  }
+  assert.throws(() => checkExchange({ ...GOOD, mapping: 'Web' }), /mapping/);
+  assert.throws(() => checkExchange({ ...GOOD, mapping: `a${'b'.repeat(64)}` }), /mapping/);
+  assert.throws(() => checkExchange({ ...GOOD, credentials: 'x' }), /credentials that is not a JSON object/);
+  assert.throws(() => checkExchange([]), /a body that is not a JSON object/);
+});
+
+test('safeText: one line, no control or format characters, no command at its start, capped', () => {
+  for (const p of PAYLOADS) {
+    const s = safeText(p);
+    assert.doesNotMatch(s, /[\p{Cc}\p{Cf}\u2028\u2029]/u, JSON.stringify(p));
+    assert.doesNotMatch(s, /^\s*::/, JSON.stringify(p));
+    assert.doesNotMatch(s, /##\[/, JSON.stringify(p));
+  }
+  assert.equal(safeText('a\r\n\n  ::stop-commands::tok'), 'a ::stop-commands::tok');
+  assert.equal(safeText('::warning::x'), ': :warning::x');
+  assert.equal(safeText('not authorized on arn:aws:iam::123456789012:role/x'), 'not authorized on arn:aws:iam::123456789012:role/x');
+  assert.equal(safeText('x'.repeat(600)).length, MAX_TEXT + 1);
+  assert.equal(safeText(undefined), '');
+});
+
+test('errorFromBody: a code of the contract\'s form, a UUID issuance id, the message as safe text', () => {
+  const ok = errorFromBody(403, JSON.stringify({ error: 'no_matching_mapping', message: 'no mapping admits', issuance_id: GOOD.issuance_id }), 'u');
+  assert.equal(ok.code, 'no_matching_mapping');
+  assert.equal(ok.issuanceId, GOOD.issuance_id);
+  assert.match(ok.hint, /oidc-bridge explain/);
+  for (const p of PAYLOADS) {
+    const e = errorFromBody(503, JSON.stringify({ error: p, message: `m\n${p}`, issuance_id: p }), 'https://b/v1/exchange');
+    assert.equal(e.code, 'http_503');
+    assert.equal(e.issuanceId, undefined);
+    assert.match(e.message, /its error code is not of the contract's form and is not shown/);
+    const line = e.describe();
+    assert.doesNotMatch(line, /[\p{Cc}\p{Cf}\u2028\u2029]/u, JSON.stringify(p));
+    assert.doesNotMatch(line, /##\[/);
+    assert.ok(line.startsWith('oidc-bridge: http_503 (HTTP 503): m '), line);
+  }
+  // A code that is an Object property is not a hint's key.
+  assert.match(errorFromBody(400, '{"error": "constructor"}', 'u').hint, /see the oidc-bridge API contract/);
+  assert.equal(errorFromBody(502, '<html>', 'u').code, 'http_502');
+  assert.equal(errorFromBody(502, 'null', 'u').code, 'http_502');
+  assert.equal(errorFromBody(400, JSON.stringify({ error: 'x', message: 'y'.repeat(5000) }), 'u').message.length, MAX_TEXT + 1);
+});
+
+test('readLimited: reads up to the limit, refuses more without reading it all', async () => {
+  assert.equal(await readLimited(Readable.from([Buffer.from('ab'), Buffer.from('cd')]), 4), 'abcd');
+  let pulled = 0;
+  const endless = new Readable({
+    read() {
+      pulled++;
+      this.push(Buffer.alloc(1024, 'a'));
+    },
+  });
+  await assert.rejects(readLimited(endless, 64 * 1024), BodyTooLarge);
+  assert.ok(pulled <= 70, `read ${pulled} KiB of an endless answer`);
+  assert.ok(endless.destroyed);
+  const declared = Readable.from([Buffer.from('x')]);
+  declared.headers = { 'content-length': String(MAX_BODY_BYTES + 1) };
+  await assert.rejects(readLimited(declared), /more than 65536/);
 });
