@@ -2,7 +2,10 @@ package mapping
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +41,13 @@ const ListenerApplicationName = "oidc-bridge catalog listener"
 //     admin API's reads and every write go to the database.
 //   - A dedicated connection LISTENs on CatalogChannel; any change
 //     committed by any replica (or by SQL) notifies it, and the snapshot
-//     is dropped at once and reloaded.
+//     is dropped at once and reloaded. Any database login can NOTIFY on
+//     the channel, so any payload that is not one of this cache's own
+//     heartbeats counts as a change (fail closed), and reloads are rate
+//     limited: at most one starts per ReloadInterval. Changes notified
+//     meanwhile leave the snapshot dropped (reads go to the database) and
+//     fold into one pending reload, run at the first notification (at the
+//     latest, the next heartbeat) after the interval.
 //   - Fail closed on doubt: the snapshot is used only while the cache can
 //     prove it is current. Every Heartbeat it NOTIFYs itself through the
 //     pool; PostgreSQL delivers notifications in commit order, so a
@@ -47,20 +56,41 @@ const ListenerApplicationName = "oidc-bridge catalog listener"
 //     MaxStale (a lost connection, a stuck listener, a database without
 //     the triggers) is not used: reads go to the database, which fails
 //     closed by itself.
+//   - Heartbeats are authenticated, because anyone who can LISTEN can read
+//     them and anyone who can log in can NOTIFY: the payload carries the
+//     cache's id, a sequence number and an HMAC of both under a key drawn
+//     at start and held only in memory; the send time is kept in memory
+//     by sequence number, never read from the payload. A heartbeat counts
+//     only if its MAC verifies, its sequence number is outstanding (each
+//     counts once), it was sent after the current snapshot's load began,
+//     and it arrives within MaxStale of being sent; it proves freshness
+//     as of its send time, which is never later than its arrival.
 //   - A write through this Cache drops the snapshot before it returns, so
 //     the replica that made a change never serves the old state after.
 type Cache struct {
 	*PGStore
-	pool      *pgxpool.Pool
-	log       *slog.Logger
-	heartbeat time.Duration
-	maxStale  time.Duration
-	onReload  func(error)
+	pool           *pgxpool.Pool
+	log            *slog.Logger
+	heartbeat      time.Duration
+	maxStale       time.Duration
+	reloadInterval time.Duration
+	onReload       func(error)
+	onIgnored      func(reason string)
+	onCoalesced    func()
 
-	// id tells this cache's heartbeats from other replicas'; base is the
-	// monotonic origin of the offsets in heartbeats and in fresh.
+	// id tells this cache's heartbeats from other replicas'; key is the
+	// heartbeats' MAC key, never sent anywhere; base is the monotonic
+	// origin of the offsets in sent and in fresh.
 	id   string
+	key  []byte
 	base time.Time
+
+	// Heartbeats sent and not yet received: their send time (offset from
+	// base) by sequence number. seq is the last number used. beatsMu
+	// guards both.
+	beatsMu sync.Mutex
+	seq     uint64
+	sent    map[uint64]int64
 
 	// snap is the current snapshot, nil when there is none or it was
 	// dropped; fresh is the offset from base of the latest moment the
@@ -72,10 +102,29 @@ type Cache struct {
 	mu    sync.Mutex
 	gen   uint64
 
-	// The last failure logged, and when (the listener's goroutine only).
+	// The listener's goroutine only: whether a reload is owed (a change
+	// was notified, or an authentic heartbeat found no live snapshot),
+	// when the last reload started, and the last failure logged, and when.
+	pending    bool
+	lastReload time.Time
 	lastErr    string
 	lastLogged time.Time
 }
+
+// Reasons a heartbeat is ignored, as CacheOptions.OnHeartbeatIgnored
+// receives them.
+const (
+	// HeartbeatForged: it names this cache but its MAC does not verify
+	// (or it is malformed): someone else sent it.
+	HeartbeatForged = "forged"
+	// HeartbeatUnknown: authentic, but no heartbeat of that sequence
+	// number is outstanding: a replay of one already counted, or one
+	// whose send reported an error.
+	HeartbeatUnknown = "unknown"
+	// HeartbeatLate: authentic, but it arrived more than MaxStale after it
+	// was sent (a lagging listener).
+	HeartbeatLate = "late"
+)
 
 // CacheOptions configure a Cache; zero values take the defaults.
 type CacheOptions struct {
@@ -85,9 +134,20 @@ type CacheOptions struct {
 	// MaxStale is how long a snapshot stays in use without that proof
 	// (default 3 s): the bound on how late a change can be seen.
 	MaxStale time.Duration
-	Logger   *slog.Logger
+	// ReloadInterval is the least time between the starts of two reloads
+	// (default 1 s): a flood of notifications costs one reload per
+	// interval, while reads go to the database.
+	ReloadInterval time.Duration
+	Logger         *slog.Logger
 	// OnReload, if set, is called after each reload with its error.
 	OnReload func(error)
+	// OnHeartbeatIgnored, if set, is called for each heartbeat naming this
+	// cache that does not count, with the reason (HeartbeatForged,
+	// HeartbeatUnknown, HeartbeatLate).
+	OnHeartbeatIgnored func(reason string)
+	// OnReloadCoalesced, if set, is called for each change notification
+	// that folds into a reload already owed rather than having its own.
+	OnReloadCoalesced func()
 }
 
 // NewCache returns a Cache over store, listening with a connection made
@@ -100,11 +160,23 @@ func NewCache(store *PGStore, pool *pgxpool.Pool, o CacheOptions) *Cache {
 	if o.MaxStale <= 0 {
 		o.MaxStale = 3 * time.Second
 	}
+	if o.ReloadInterval <= 0 {
+		o.ReloadInterval = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.OnHeartbeatIgnored == nil {
+		o.OnHeartbeatIgnored = func(string) {}
+	}
+	if o.OnReloadCoalesced == nil {
+		o.OnReloadCoalesced = func() {}
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // never fails (crypto/rand)
 	return &Cache{PGStore: store, pool: pool, log: o.Logger, heartbeat: o.Heartbeat, maxStale: o.MaxStale,
-		onReload: o.OnReload, id: rand.Text(), base: time.Now()}
+		reloadInterval: o.ReloadInterval, onReload: o.OnReload, onIgnored: o.OnHeartbeatIgnored,
+		onCoalesced: o.OnReloadCoalesced, id: rand.Text(), key: key, base: time.Now(), sent: map[uint64]int64{}}
 }
 
 var _ Store = (*Cache)(nil)
@@ -113,6 +185,9 @@ var _ Store = (*Cache)(nil)
 type catalog struct {
 	issuers  map[string]identity.Issuer // by URL
 	mappings map[string][]Mapping       // by issuer name, ordered by name
+	// minSeq is the first heartbeat sequence number sent after this
+	// snapshot's load began: only such a heartbeat proves it current.
+	minSeq uint64
 }
 
 // Run keeps the cache current until ctx ends: it listens (reconnecting
@@ -168,6 +243,14 @@ func (c *Cache) current() *catalog {
 	return s
 }
 
+// mac authenticates the heartbeat of sequence number seq: its first 16
+// bytes of HMAC-SHA256 under c.key, over the cache's id and seq.
+func (c *Cache) mac(seq string) string {
+	h := hmac.New(sha256.New, c.key)
+	h.Write([]byte("oidc-bridge catalog heartbeat\x00" + c.id + "\x00" + seq))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
 // drop discards the snapshot.
 func (c *Cache) drop() {
 	c.mu.Lock()
@@ -176,8 +259,9 @@ func (c *Cache) drop() {
 	c.mu.Unlock()
 }
 
-// beat sends a heartbeat every c.heartbeat: its payload is this cache's id
-// and when it was sent.
+// beat sends a heartbeat every c.heartbeat: its payload is "hb:", this
+// cache's id, a sequence number and their MAC, colon-separated; its send
+// time stays in memory (c.sent).
 func (c *Cache) beat(ctx context.Context) {
 	t := time.NewTicker(c.heartbeat)
 	defer t.Stop()
@@ -187,12 +271,32 @@ func (c *Cache) beat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		c.beatsMu.Lock()
+		c.seq++
+		seq := c.seq
+		now := int64(time.Since(c.base))
+		// One that has not come back within 4 × maxStale never will, or
+		// would be ignored as late.
+		for s, at := range c.sent {
+			if now-at > 4*int64(c.maxStale) {
+				delete(c.sent, s)
+			}
+		}
+		c.sent[seq] = now
+		c.beatsMu.Unlock()
+		n := strconv.FormatUint(seq, 10)
+		payload := "hb:" + c.id + ":" + n + ":" + c.mac(n)
 		bctx, cancel := context.WithTimeout(ctx, c.maxStale)
-		payload := "hb:" + c.id + ":" + strconv.FormatInt(int64(time.Since(c.base)), 10)
 		// No heartbeat while the triggers are missing or disabled: changes
 		// would not be notified, so the snapshot must go stale.
 		tag, err := c.pool.Exec(bctx, `SELECT pg_notify($1, $2) WHERE (`+triggersActive+`) = 2`, CatalogChannel, payload)
 		cancel()
+		if err != nil || tag.RowsAffected() == 0 {
+			// Not sent, or not known to be: it proves nothing.
+			c.beatsMu.Lock()
+			delete(c.sent, seq)
+			c.beatsMu.Unlock()
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			c.log.Debug("catalog cache: heartbeat", "err", err)
@@ -213,42 +317,95 @@ type listenHandler Cache
 // HandleBacklog loads the first snapshot once the listener listens, so that
 // no change committed after the load can be missed.
 func (h *listenHandler) HandleBacklog(ctx context.Context, _ string, conn *pgx.Conn) error {
-	return (*Cache)(h).reload(ctx, conn)
+	c := (*Cache)(h)
+	c.pending = false
+	c.lastReload = time.Now()
+	err := c.reload(ctx, conn)
+	if err != nil {
+		c.pending = true
+	}
+	return err
 }
 
-// HandleNotification applies a notification: a change drops the snapshot
-// and reloads it; this cache's own heartbeat advances its freshness, or
-// reloads when there is no snapshot or it went stale; other replicas'
-// heartbeats are ignored.
+// HandleNotification applies a notification. A heartbeat of this cache's
+// that counts advances its freshness, or, when there is no live snapshot,
+// owes a reload; other replicas' heartbeats and ignored ones change
+// nothing. Anything else is a change: the snapshot is dropped at once and
+// a reload is owed. An owed reload runs now if the last one started at
+// least ReloadInterval ago, else at a later notification.
 func (h *listenHandler) HandleNotification(ctx context.Context, n *pgconn.Notification, conn *pgx.Conn) error {
 	c := (*Cache)(h)
-	rest, ok := strings.CutPrefix(n.Payload, "hb:")
-	if !ok {
+	if rest, ok := strings.CutPrefix(n.Payload, "hb:"); ok {
+		c.heartbeatArrived(rest)
+	} else {
 		c.drop()
-		return c.reload(ctx, conn)
+		if c.pending {
+			c.onCoalesced()
+		}
+		c.pending = true
 	}
-	id, sent, ok := strings.Cut(rest, ":")
-	if id != c.id {
+	if !c.pending || time.Since(c.lastReload) < c.reloadInterval {
 		return nil
 	}
-	at, err := strconv.ParseInt(sent, 10, 64)
-	if !ok || err != nil {
-		return fmt.Errorf("malformed heartbeat %q", n.Payload)
+	c.pending = false
+	c.lastReload = time.Now()
+	if err := c.reload(ctx, conn); err != nil {
+		c.pending = true
+		return err
 	}
+	return nil
+}
+
+// heartbeatArrived applies the heartbeat whose payload after "hb:" is rest.
+// Only the listener's goroutine calls it.
+func (c *Cache) heartbeatArrived(rest string) {
+	id, rest, _ := strings.Cut(rest, ":")
+	if id != c.id {
+		return // another replica's
+	}
+	n, mac, _ := strings.Cut(rest, ":")
+	seq, err := strconv.ParseUint(n, 10, 64)
+	if err != nil || !hmac.Equal([]byte(mac), []byte(c.mac(n))) {
+		c.ignored(HeartbeatForged)
+		return
+	}
+	c.beatsMu.Lock()
+	sent, ok := c.sent[seq]
+	delete(c.sent, seq)
+	c.beatsMu.Unlock()
+	if !ok {
+		c.ignored(HeartbeatUnknown)
+		return
+	}
+	// sent is this cache's own clock at sending, never later than now.
+	now := int64(time.Since(c.base))
+	c.mu.Lock()
+	s := c.snap.Load()
 	// A snapshot left unproven past maxStale (heartbeats stopped: the
 	// triggers were missing or disabled, the pool failed) may have missed
 	// a change: it is reloaded, never revived.
-	c.mu.Lock()
-	live := c.snap.Load() != nil && time.Since(c.base) <= time.Duration(c.fresh.Load())+c.maxStale
-	if live && at > c.fresh.Load() {
-		c.fresh.Store(at)
+	live := s != nil && now <= c.fresh.Load()+int64(c.maxStale)
+	late := now-sent > int64(c.maxStale)
+	if live && !late && seq >= s.minSeq && sent > c.fresh.Load() {
+		c.fresh.Store(sent)
 	}
 	c.mu.Unlock()
+	if late {
+		c.ignored(HeartbeatLate)
+	}
 	if !live {
 		c.drop()
-		return c.reload(ctx, conn)
+		c.pending = true
 	}
-	return nil
+}
+
+// ignored counts a heartbeat of this cache's that does not count, and logs
+// a forged one (at most once a minute).
+func (c *Cache) ignored(reason string) {
+	c.onIgnored(reason)
+	if reason == HeartbeatForged && c.shouldLog(errors.New("forged heartbeat")) {
+		c.log.Warn("catalog cache: ignored a heartbeat with this replica's id that it did not send: some database login NOTIFYs on " + CatalogChannel)
+	}
 }
 
 // reload reads a snapshot on conn and publishes it, unless the snapshot was
@@ -262,13 +419,18 @@ func (c *Cache) reload(ctx context.Context, conn *pgx.Conn) (err error) {
 	c.mu.Lock()
 	gen := c.gen
 	c.mu.Unlock()
+	// Heartbeats from minSeq on were sent after started.
+	c.beatsMu.Lock()
+	minSeq := c.seq + 1
 	started := int64(time.Since(c.base))
+	c.beatsMu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, c.PGStore.timeout)
 	defer cancel()
 	cat, err := loadCatalog(lctx, conn)
 	if err != nil {
 		return fmt.Errorf("load catalog: %w", err)
 	}
+	cat.minSeq = minSeq
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen == gen {

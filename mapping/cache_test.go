@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
@@ -28,6 +32,11 @@ type cacheEnv struct {
 	other   *mapping.PGStore
 	cache   *mapping.Cache
 	reloads chan error
+	// Counts of reloads, of coalesced change notifications and of ignored
+	// heartbeats by reason.
+	nReloads, nCoalesced atomic.Int64
+	ignoredMu            sync.Mutex
+	ignored              map[string]int
 }
 
 const cacheIssuerURL = "https://token.actions.githubusercontent.com"
@@ -51,8 +60,15 @@ func newCacheEnv(t *testing.T, o mapping.CacheOptions) *cacheEnv {
 	if _, err := other.CreateMapping(ctx, testActor, cacheMapping("web", true), nil); err != nil {
 		t.Fatal(err)
 	}
-	e := &cacheEnv{pool: pool, other: other, reloads: make(chan error, 100)}
+	e := &cacheEnv{pool: pool, other: other, reloads: make(chan error, 100), ignored: map[string]int{}}
+	o.OnReloadCoalesced = func() { e.nCoalesced.Add(1) }
+	o.OnHeartbeatIgnored = func(reason string) {
+		e.ignoredMu.Lock()
+		e.ignored[reason]++
+		e.ignoredMu.Unlock()
+	}
 	o.OnReload = func(err error) {
+		e.nReloads.Add(1)
 		select {
 		case e.reloads <- err:
 		default:
@@ -325,5 +341,176 @@ func TestCacheStartsWithoutTriggers(t *testing.T) {
 	}
 	if is, err := c.IssuerByURL(ctx, cacheIssuerURL); err != nil || is.Enabled {
 		t.Fatalf("issuer read without the cache: %+v %v", is, err)
+	}
+}
+
+// ignoredCount is how many heartbeats the cache ignored for reason.
+func (e *cacheEnv) ignoredCount(reason string) int {
+	e.ignoredMu.Lock()
+	defer e.ignoredMu.Unlock()
+	return e.ignored[reason]
+}
+
+// connect opens a connection of its own to the cache's database: another
+// database login, as an attacker would have.
+func (e *cacheEnv) connect(t *testing.T) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.ConnectConfig(context.Background(), e.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// TestCacheIgnoresForgedHeartbeats: any database login can LISTEN on the
+// catalog channel (and so learn a replica's id and see its heartbeats) and
+// NOTIFY on it. Here the cache's real heartbeats stop (its pool is closed,
+// the listener stays up), so nothing proves its snapshot current any
+// more; another connection meanwhile sends heartbeats naming the cache:
+// with a far-future timestamp (the old format), replays of the cache's own
+// heartbeats, and guessed sequence numbers under a copied MAC. None of
+// them extends the snapshot's freshness: within MaxStale the cache stops
+// serving from memory (reads go to the database, here failing) and stays
+// so.
+func TestCacheIgnoresForgedHeartbeats(t *testing.T) {
+	t.Parallel()
+	const maxStale = 500 * time.Millisecond
+	farFuture := int64(100 * 365 * 24 * time.Hour)
+	for _, tt := range []struct {
+		name   string
+		forged func(id string, seen []string) []string
+		reason string
+	}{
+		{"far-future timestamp", func(id string, _ []string) []string {
+			return []string{fmt.Sprintf("hb:%s:%d", id, farFuture)}
+		}, mapping.HeartbeatForged},
+		{"replayed", func(_ string, seen []string) []string { return seen }, mapping.HeartbeatUnknown},
+		{"guessed sequence numbers", func(id string, seen []string) []string {
+			// hb:id:seq:mac; the MAC of the last one seen under the
+			// numbers that follow it.
+			last := append(strings.Split(seen[len(seen)-1], ":"), "", "")
+			var seq int
+			_, _ = fmt.Sscan(last[2], &seq)
+			var out []string
+			for i := range 50 {
+				out = append(out, fmt.Sprintf("hb:%s:%d:%s", id, seq+i, last[3]),
+					fmt.Sprintf("hb:%s:%d:%d", id, seq+i, farFuture))
+			}
+			return out
+		}, mapping.HeartbeatForged},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := newCacheEnv(t, mapping.CacheOptions{Heartbeat: 20 * time.Millisecond, MaxStale: maxStale})
+			until(t, changeBound, "first load", e.cache.Fresh)
+			spy := e.connect(t)
+			if _, err := spy.Exec(ctx, `LISTEN `+mapping.CatalogChannel); err != nil {
+				t.Fatal(err)
+			}
+			var seen []string
+			for len(seen) < 5 {
+				wctx, cancel := context.WithTimeout(ctx, changeBound)
+				n, err := spy.WaitForNotification(wctx)
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.HasPrefix(n.Payload, "hb:") {
+					seen = append(seen, n.Payload)
+				}
+			}
+			id := strings.Split(seen[0], ":")[1]
+
+			// The real heartbeats stop: the pool is closed (the listener has a
+			// connection of its own, which stays up). Exchanges' reads then
+			// fail unless served from memory.
+			e.pool.Close()
+			forged := tt.forged(id, seen)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for {
+					for _, p := range forged {
+						if _, err := spy.Exec(ctx, `SELECT pg_notify($1, $2)`, mapping.CatalogChannel, p); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+					select {
+					case <-stop:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			})
+			defer func() { close(stop); wg.Wait() }()
+			read := func() error {
+				_, err := e.cache.ListMappings(ctx, mapping.Filter{Issuer: "github", EnabledOnly: true})
+				return err
+			}
+			took := until(t, maxStale+time.Second, "the unproven snapshot given up", func() bool { return read() != nil })
+			t.Logf("unproven snapshot given up %v after the heartbeats stopped, forged heartbeats arriving throughout", took)
+			for end := time.Now().Add(2 * maxStale); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+				if e.cache.Fresh() || read() == nil {
+					t.Fatal("the cache is in use again on forged heartbeats")
+				}
+			}
+			if e.ignoredCount(tt.reason) == 0 {
+				t.Errorf("no heartbeat counted as ignored (%s)", tt.reason)
+			}
+		})
+	}
+}
+
+// TestCacheCoalescesNotificationFloods: any database login can NOTIFY on
+// the channel, and every payload but a cache's own heartbeat counts as a
+// change. A flood of them costs at most one reload per ReloadInterval, not
+// one per message; a change notified while a reload is owed is honoured at
+// once (the snapshot is not served: reads go to the database), and the
+// cache is in use again, with the change, once the flood is over.
+func TestCacheCoalescesNotificationFloods(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const interval = time.Second
+	e := newCacheEnv(t, mapping.CacheOptions{Heartbeat: 50 * time.Millisecond, MaxStale: time.Second, ReloadInterval: interval})
+	until(t, changeBound, "first load", e.cache.Fresh)
+	attacker := e.connect(t)
+	before := e.nReloads.Load()
+	start := time.Now()
+	const n = 2000
+	// One transaction of n distinct payloads (PostgreSQL folds only
+	// identical ones), then single ones, for a second.
+	if _, err := attacker.Exec(ctx, `SELECT pg_notify($1, 'storm ' || i) FROM generate_series(1, $2::int) i`, mapping.CatalogChannel, n); err != nil {
+		t.Fatal(err)
+	}
+	// A real change in the middle of the storm: seen at once.
+	if _, err := e.other.UpdateMapping(ctx, testActor, "web", cacheMapping("web", false), nil); err != nil {
+		t.Fatal(err)
+	}
+	took := until(t, 300*time.Millisecond, "change during the storm", func() bool { return len(enabledNames(t, e.cache)) == 0 })
+	t.Logf("a change committed during the storm was read %v later", took)
+	singles := 0
+	for time.Since(start) < interval {
+		if _, err := attacker.Exec(ctx, `SELECT pg_notify($1, 'changed')`, mapping.CatalogChannel); err != nil {
+			t.Fatal(err)
+		}
+		singles++
+	}
+	until(t, changeBound, "in use again after the storm", e.cache.Fresh)
+	if got := enabledNames(t, e.cache); len(got) != 0 {
+		t.Fatalf("the reloaded snapshot misses the change: %v", got)
+	}
+	elapsed := time.Since(start)
+	reloads := e.nReloads.Load() - before
+	// One at once, then at most one per interval started.
+	bound := 2 + int64(elapsed/interval)
+	t.Logf("%d notifications over %v: %d reloads (bound %d), %d coalesced", n+singles+1, elapsed.Round(time.Millisecond), reloads, bound, e.nCoalesced.Load())
+	if reloads > bound {
+		t.Fatalf("%d reloads for a storm of %d notifications over %v, want at most %d", reloads, n+singles+1, elapsed, bound)
+	}
+	if e.nCoalesced.Load() < n-bound {
+		t.Fatalf("coalesced %d, want at least %d", e.nCoalesced.Load(), n-bound)
 	}
 }

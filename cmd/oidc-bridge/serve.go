@@ -129,8 +129,10 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	// by LISTEN/NOTIFY (mapping.Cache); admin reads and writes go to the
 	// database.
 	var store *mapping.Cache
+	catalogMetrics := telemetry.NewCatalogMetrics(reg, func() bool { return store.Fresh() })
 	store = mapping.NewCache(mapping.NewPGStore(db.pool, 0), db.pool, mapping.CacheOptions{Logger: log,
-		OnReload: telemetry.NewCatalogMetrics(reg, func() bool { return store.Fresh() })})
+		OnReload: catalogMetrics.Reloaded, OnHeartbeatIgnored: catalogMetrics.HeartbeatIgnored,
+		OnReloadCoalesced: catalogMetrics.Coalesced})
 	cacheCtx, stopCache := context.WithCancel(ctx)
 	cacheDone := make(chan struct{})
 	go func() { defer close(cacheDone); store.Run(cacheCtx) }()

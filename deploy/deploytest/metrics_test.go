@@ -36,6 +36,10 @@ var bridgeMetrics = map[string]metricKind{
 	"oidc_bridge_catalog_reloads_total":              counter,
 	"oidc_bridge_http_requests_total":                counter,
 	"oidc_bridge_http_request_duration_seconds":      histogram,
+
+	// The catalog channel's forged heartbeats and coalesced notifications.
+	"oidc_bridge_catalog_heartbeats_ignored_total":      counter,
+	"oidc_bridge_catalog_notifications_coalesced_total": counter,
 }
 
 // externalMetrics are series that Prometheus itself (up) or

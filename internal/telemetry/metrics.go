@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/signing"
 )
 
@@ -41,17 +42,40 @@ func NewFetchMetrics(reg prometheus.Registerer) func(identity.Fetch) {
 	}
 }
 
+// CatalogMetrics count the catalog cache's reloads, ignored heartbeats and
+// coalesced change notifications; its methods are the mapping.CacheOptions
+// callbacks of the same names.
+type CatalogMetrics struct {
+	reloads   *prometheus.CounterVec
+	ignored   *prometheus.CounterVec
+	coalesced prometheus.Counter
+}
+
 // NewCatalogMetrics registers oidc_bridge_catalog_cache_fresh (1 while the
 // exchange reads issuers and mappings from memory, 0 while it reads the
-// database) and oidc_bridge_catalog_reloads_total by result (ok, error),
-// and returns the mapping.CacheOptions.OnReload that counts reloads.
-func NewCatalogMetrics(reg prometheus.Registerer, fresh func() bool) func(error) {
-	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "oidc_bridge_catalog_reloads_total",
-		Help: "Reloads of the in-memory issuers and mappings after a change or a reconnection, by result (ok, error).",
-	}, []string{"result"})
+// database), oidc_bridge_catalog_reloads_total by result (ok, error),
+// oidc_bridge_catalog_heartbeats_ignored_total by reason (forged, unknown,
+// late) and oidc_bridge_catalog_notifications_coalesced_total.
+func NewCatalogMetrics(reg prometheus.Registerer, fresh func() bool) *CatalogMetrics {
+	m := &CatalogMetrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidc_bridge_catalog_reloads_total",
+			Help: "Reloads of the in-memory issuers and mappings after a change or a reconnection, by result (ok, error).",
+		}, []string{"result"}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oidc_bridge_catalog_heartbeats_ignored_total",
+			Help: "Heartbeats naming this replica on the catalog channel that did not count, by reason: forged (its MAC does not verify: another database login sent it), unknown (a replay, or one whose send failed), late (arrived over 3 s after it was sent).",
+		}, []string{"reason"}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oidc_bridge_catalog_notifications_coalesced_total",
+			Help: "Change notifications on the catalog channel folded into a reload already owed (reloads are at most one a second) rather than reloading themselves.",
+		}),
+	}
 	for _, r := range []string{"ok", "error"} {
-		reloads.WithLabelValues(r)
+		m.reloads.WithLabelValues(r)
+	}
+	for _, r := range []string{mapping.HeartbeatForged, mapping.HeartbeatUnknown, mapping.HeartbeatLate} {
+		m.ignored.WithLabelValues(r)
 	}
 	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "oidc_bridge_catalog_cache_fresh",
@@ -62,15 +86,26 @@ func NewCatalogMetrics(reg prometheus.Registerer, fresh func() bool) func(error)
 		}
 		return 0
 	})
-	reg.MustRegister(reloads, gauge)
-	return func(err error) {
-		if err != nil {
-			reloads.WithLabelValues("error").Inc()
-			return
-		}
-		reloads.WithLabelValues("ok").Inc()
-	}
+	reg.MustRegister(m.reloads, m.ignored, m.coalesced, gauge)
+	return m
 }
+
+// Reloaded counts a reload (mapping.CacheOptions.OnReload).
+func (m *CatalogMetrics) Reloaded(err error) {
+	if err != nil {
+		m.reloads.WithLabelValues("error").Inc()
+		return
+	}
+	m.reloads.WithLabelValues("ok").Inc()
+}
+
+// HeartbeatIgnored counts an ignored heartbeat
+// (mapping.CacheOptions.OnHeartbeatIgnored).
+func (m *CatalogMetrics) HeartbeatIgnored(reason string) { m.ignored.WithLabelValues(reason).Inc() }
+
+// Coalesced counts a coalesced change notification
+// (mapping.CacheOptions.OnReloadCoalesced).
+func (m *CatalogMetrics) Coalesced() { m.coalesced.Inc() }
 
 // signingScrapeTimeout bounds the read of the active keys at a scrape.
 const signingScrapeTimeout = 2 * time.Second

@@ -94,6 +94,12 @@ func TestServeAdminAPI(t *testing.T) {
 	if !regexp.MustCompile(`\noidc_bridge_catalog_reloads_total\{result="ok"\} ([2-9]|\d\d+)\n`).MatchString(metrics) {
 		t.Errorf("catalog cache did not reload after changes:\n%s", metrics)
 	}
+	for _, m := range []string{`oidc_bridge_catalog_heartbeats_ignored_total{reason="forged"} 0`,
+		`oidc_bridge_catalog_notifications_coalesced_total `} {
+		if !strings.Contains(metrics, "\n"+m) {
+			t.Errorf("metrics lack %s:\n%s", m, metrics)
+		}
+	}
 	s.stopClean()
 	logs := s.logs.String()
 	if strings.Contains(logs, adminToken) {
