@@ -277,6 +277,11 @@ func (c *change) removeInvalid(ctx context.Context) error {
 	}
 	c.changed = true
 	c.rows, c.invalid = valid, nil
+	left := make(map[string]error, len(valid))
+	for _, r := range valid {
+		left[r.kid] = nil
+	}
+	c.m.noteVerified(left, true) // (a failed commit: the next check finds them again)
 	return nil
 }
 

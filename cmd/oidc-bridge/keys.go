@@ -119,11 +119,24 @@ last use, so rotation never breaks a verifier.`,
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tLAST USED\tPUBLISHED UNTIL")
+			var invalid []signing.KeyInfo
 			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.State, stamp(k.CreatedAt),
+				state := k.State
+				if k.Invalid != "" {
+					state += ",INVALID"
+					invalid = append(invalid, k)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, state, stamp(k.CreatedAt),
 					stamp(k.ActivatedAt), stamp(k.RetiredAt), stamp(k.LastUsedAt), stamp(k.PublishedUntil))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, k := range invalid {
+				fmt.Fprintf(a.stdout, "\nINVALID %s: %s\n  not published, never signs; the bridge refuses to start beside it. "+
+					"Investigate (docs/runbooks/signing-key-invalid.md), then: oidc-bridge keys rotate --force --revoke\n", k.KID, k.Invalid)
+			}
+			return nil
 		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -134,7 +147,9 @@ last use, so rotation never breaks a verifier.`,
 		Long: `Promote each algorithm's next key to active and retire the active one. The
 next key must have been published for an hour, so that every verifier has
 it; --force promotes it at once (after a compromise), and --revoke also stops
-publishing the old key, so tokens it signed stop verifying.`,
+publishing the old key, so tokens it signed stop verifying, and deletes every
+stored key that does not verify against the key-encryption key (a row that a
+bridge with this key did not write; see keys list).`,
 		Args: exactArgs(0),
 		RunE: a.withSigner(func(ctx context.Context, m *signing.Manager) error {
 			if err := m.Rotate(ctx, opts); err != nil {
@@ -151,7 +166,7 @@ publishing the old key, so tokens it signed stop verifying.`,
 	}
 	rotate.Flags().StringVar(&opts.Alg, "alg", "", "rotate only this algorithm (RS256 or ES256)")
 	rotate.Flags().BoolVar(&opts.Force, "force", false, "promote the next key even if it was published less than an hour ago")
-	rotate.Flags().BoolVar(&opts.Revoke, "revoke", false, "also unpublish the old key at once (implies --force)")
+	rotate.Flags().BoolVar(&opts.Revoke, "revoke", false, "also unpublish the old key at once, and delete keys that do not verify (implies --force)")
 	cmd.AddCommand(list, rotate)
 	return cmd
 }
@@ -179,7 +194,9 @@ func (a *app) withSigner(run func(context.Context, *signing.Manager) error) func
 			}
 			return errors.New("no key-encryption key is configured (BRIDGE_KEY_ENCRYPTION_KEY): the bridge has no signing keys")
 		}
-		m, err := signing.New(ctx, db.pool, kek, signing.Options{Issuer: cfg.PublicURL, Logger: log})
+		// Keys that do not verify are listed, and removed by rotate
+		// --revoke; serve refuses to start beside them.
+		m, err := signing.New(ctx, db.pool, kek, signing.Options{Issuer: cfg.PublicURL, Logger: log, AllowInvalidKeys: true})
 		if err != nil {
 			return err
 		}
