@@ -23,8 +23,9 @@ const kekFileName = "key-encryption-key"
 
 // loadKEK returns the configured key-encryption key: BRIDGE_KEY_ENCRYPTION_KEY,
 // the file BRIDGE_KEY_ENCRYPTION_KEY_FILE names, or, for the embedded
-// default, a key kept in BRIDGE_DATA_DIR (made on first use). ok is false
-// when none is configured.
+// default, a key kept in BRIDGE_DATA_DIR (made on first use, mode 0600). ok
+// is false when none is configured. A key file that other users may read
+// is refused (readKEKFile).
 func loadKEK(cfg config.Config, embedded bool) (kek signing.KEK, ok bool, err error) {
 	switch {
 	case cfg.KeyEncryptionKey != "":
@@ -34,7 +35,7 @@ func loadKEK(cfg config.Config, embedded bool) (kek signing.KEK, ok bool, err er
 		}
 		return kek, true, nil
 	case cfg.KeyEncryptionKeyFile != "":
-		b, err := os.ReadFile(cfg.KeyEncryptionKeyFile)
+		b, err := readKEKFile(cfg.KeyEncryptionKeyFile)
 		if err != nil {
 			return kek, false, fmt.Errorf("BRIDGE_KEY_ENCRYPTION_KEY_FILE: %w", err)
 		}
@@ -45,7 +46,7 @@ func loadKEK(cfg config.Config, embedded bool) (kek signing.KEK, ok bool, err er
 		return kek, true, nil
 	case embedded:
 		path := filepath.Join(cfg.DataDir, kekFileName)
-		b, err := os.ReadFile(path)
+		b, err := readKEKFile(path)
 		if errors.Is(err, os.ErrNotExist) {
 			enc, gerr := signing.GenerateKEK()
 			if gerr != nil {
@@ -55,7 +56,7 @@ func loadKEK(cfg config.Config, embedded bool) (kek signing.KEK, ok bool, err er
 			// O_EXCL: two commands starting at once must not write two keys.
 			f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if errors.Is(ferr, os.ErrExist) {
-				b, err = os.ReadFile(path)
+				b, err = readKEKFile(path)
 			} else if ferr != nil {
 				return kek, false, fmt.Errorf("key-encryption key: %w", ferr)
 			} else {
