@@ -35,7 +35,7 @@ func readKEKFile(path string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: cannot read its owner", path)
 	}
-	if err := error(nil); st == nil && err != nil {
+	if err := checkKEKFilePerm(path, fi.Mode().Perm(), int(st.Uid), os.Geteuid()); err != nil {
 		return nil, err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxKEKFileSize+1))
