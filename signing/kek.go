@@ -96,42 +96,58 @@ func (k KEK) valid() bool { return k.aead != nil }
 
 // Encrypted private keys are: version byte, 96-bit random nonce, AES-GCM
 // ciphertext and tag. The additional data binds a ciphertext to its kid and
-// alg (and the version), so that rows cannot be swapped.
+// alg (and the version), so that rows cannot be swapped; from version 2 it
+// also binds the public key stored beside it (its RFC 7638 SHA-256
+// thumbprint), so that a database writer without the KEK cannot pair a
+// genuine ciphertext with a public key of their own. Version 1 rows (written
+// before) are still read: verifyKey derives the public key from the
+// decrypted private key and compares, which covers them too.
 const (
 	sealVersion1 byte = 1
+	sealVersion2 byte = 2
 	nonceSize    int  = 12
 )
 
-func additionalData(version byte, kid, alg string) []byte {
-	return fmt.Appendf(nil, "oidc-bridge signing key\x00%d\x00%s\x00%s", version, kid, alg)
+func additionalData(version byte, kid, alg string, thumbprint []byte) []byte {
+	ad := fmt.Appendf(nil, "oidc-bridge signing key\x00%d\x00%s\x00%s", version, kid, alg)
+	if version >= sealVersion2 {
+		ad = append(append(ad, 0), thumbprint...)
+	}
+	return ad
 }
 
-// seal encrypts a private key's PKCS#8 DER for the row (kid, alg).
-func (k KEK) seal(kid, alg string, plaintext []byte) ([]byte, error) {
+// seal encrypts a private key's PKCS#8 DER for the row (kid, alg) whose
+// public key has the given thumbprint.
+func (k KEK) seal(kid, alg string, thumbprint, plaintext []byte) ([]byte, error) {
+	return k.sealVersion(sealVersion2, kid, alg, thumbprint, plaintext)
+}
+
+func (k KEK) sealVersion(version byte, kid, alg string, thumbprint, plaintext []byte) ([]byte, error) {
 	if !k.valid() {
 		return nil, errors.New("signing: no key-encryption key")
 	}
 	out := make([]byte, 1+nonceSize, 1+nonceSize+len(plaintext)+k.aead.Overhead())
-	out[0] = sealVersion1
+	out[0] = version
 	if _, err := rand.Read(out[1:]); err != nil {
 		return nil, fmt.Errorf("signing: nonce: %w", err)
 	}
-	return k.aead.Seal(out, out[1:1+nonceSize], plaintext, additionalData(sealVersion1, kid, alg)), nil
+	return k.aead.Seal(out, out[1:1+nonceSize], plaintext, additionalData(version, kid, alg, thumbprint)), nil
 }
 
-// open decrypts what seal made for (kid, alg). A wrong KEK or an altered
-// row gives ErrWrongKEK: GCM cannot tell them apart.
-func (k KEK) open(kid, alg string, sealed []byte) ([]byte, error) {
+// open decrypts what seal made for (kid, alg, thumbprint). A wrong KEK or
+// an altered row (another public key included) gives ErrWrongKEK: GCM
+// cannot tell them apart.
+func (k KEK) open(kid, alg string, thumbprint, sealed []byte) ([]byte, error) {
 	if !k.valid() {
 		return nil, errors.New("signing: no key-encryption key")
 	}
-	if len(sealed) == 0 || sealed[0] != sealVersion1 {
+	if len(sealed) == 0 || (sealed[0] != sealVersion1 && sealed[0] != sealVersion2) {
 		return nil, fmt.Errorf("signing: private key of %s: unknown encryption format", kid)
 	}
 	if len(sealed) < 1+nonceSize+k.aead.Overhead() {
 		return nil, fmt.Errorf("signing: private key of %s: truncated", kid)
 	}
-	plain, err := k.aead.Open(nil, sealed[1:1+nonceSize], sealed[1+nonceSize:], additionalData(sealed[0], kid, alg))
+	plain, err := k.aead.Open(nil, sealed[1:1+nonceSize], sealed[1+nonceSize:], additionalData(sealed[0], kid, alg, thumbprint))
 	if err != nil {
 		return nil, fmt.Errorf("%w (key %s)", ErrWrongKEK, kid)
 	}

@@ -24,19 +24,28 @@ func TestSealOpen(t *testing.T) {
 	t.Parallel()
 	kek, other := mustKEK(t), mustKEK(t)
 	plain := []byte("pkcs8 der stand-in")
-	sealed, err := kek.seal("kid-aaaaaaaaaaaaaaaa", RS256, plain)
+	thumb, otherThumb := []byte("thumbprint of the public key...."), []byte("thumbprint of another key......")
+	sealed, err := kek.seal("kid-aaaaaaaaaaaaaaaa", RS256, thumb, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := kek.seal("kid-aaaaaaaaaaaaaaaa", RS256, plain)
+	again, _ := kek.seal("kid-aaaaaaaaaaaaaaaa", RS256, thumb, plain)
 	if bytes.Equal(sealed[1:1+nonceSize], again[1:1+nonceSize]) {
 		t.Error("two seals share a nonce")
 	}
-	if sealed[0] != sealVersion1 || len(sealed) != 1+nonceSize+len(plain)+16 {
+	if sealed[0] != sealVersion2 || len(sealed) != 1+nonceSize+len(plain)+16 {
 		t.Errorf("sealed = version %d, %d bytes", sealed[0], len(sealed))
 	}
-	if got, err := kek.open("kid-aaaaaaaaaaaaaaaa", RS256, sealed); err != nil || !bytes.Equal(got, plain) {
+	if got, err := kek.open("kid-aaaaaaaaaaaaaaaa", RS256, thumb, sealed); err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("open = %q, %v", got, err)
+	}
+	// Rows written before version 2 bind no public key, and still open.
+	v1, err := kek.sealVersion(sealVersion1, "kid-aaaaaaaaaaaaaaaa", RS256, nil, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := kek.open("kid-aaaaaaaaaaaaaaaa", RS256, otherThumb, v1); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("open version 1 = %q, %v", got, err)
 	}
 	flipped := bytes.Clone(sealed)
 	flipped[len(flipped)-1] ^= 1
@@ -44,6 +53,7 @@ func TestSealOpen(t *testing.T) {
 		name     string
 		kek      KEK
 		kid, alg string
+		thumb    []byte // default: thumb
 		sealed   []byte
 		wantKEK  bool
 	}{
@@ -51,13 +61,18 @@ func TestSealOpen(t *testing.T) {
 		{name: "other kid", kek: kek, kid: "kid-bbbbbbbbbbbbbbbb", alg: RS256, sealed: sealed, wantKEK: true},
 		{name: "other alg", kek: kek, kid: "kid-aaaaaaaaaaaaaaaa", alg: ES256, sealed: sealed, wantKEK: true},
 		{name: "altered", kek: kek, kid: "kid-aaaaaaaaaaaaaaaa", alg: RS256, sealed: flipped, wantKEK: true},
-		{name: "unknown version", kek: kek, kid: "kid-aaaaaaaaaaaaaaaa", alg: RS256, sealed: append([]byte{2}, sealed[1:]...)},
+		{name: "other public key", kek: kek, kid: "kid-aaaaaaaaaaaaaaaa", alg: RS256, thumb: otherThumb, sealed: sealed, wantKEK: true},
+		{name: "version 2 read as 1", kek: kek, kid: "kid-aaaaaaaaaaaaaaaa", alg: RS256, sealed: append([]byte{1}, sealed[1:]...), wantKEK: true},
+		{name: "unknown version", kek: kek, kid: "kid-aaaaaaaaaaaaaaaa", alg: RS256, sealed: append([]byte{3}, sealed[1:]...)},
 		{name: "truncated", kek: kek, kid: "kid-aaaaaaaaaaaaaaaa", alg: RS256, sealed: sealed[:20]},
 		{name: "empty", kek: kek, kid: "kid-aaaaaaaaaaaaaaaa", alg: RS256},
 		{name: "no KEK", kid: "kid-aaaaaaaaaaaaaaaa", alg: RS256, sealed: sealed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := tt.kek.open(tt.kid, tt.alg, tt.sealed)
+			if tt.thumb == nil {
+				tt.thumb = thumb
+			}
+			_, err := tt.kek.open(tt.kid, tt.alg, tt.thumb, tt.sealed)
 			if err == nil {
 				t.Fatal("open succeeded")
 			}
@@ -84,7 +99,7 @@ func TestGenerateKeyStoredForms(t *testing.T) {
 			if _, err := parsePublic(k.kid, alg, k.publicJWK); err != nil {
 				t.Error(err)
 			}
-			if _, err := parsePrivate(kek, k.kid, alg, k.sealed); err != nil {
+			if _, _, err := verifyKey(kek, k.kid, alg, k.publicJWK, k.sealed); err != nil {
 				t.Error(err)
 			}
 			other := RS256

@@ -62,11 +62,15 @@ func generateKey(kek KEK, alg string) (newKey, error) {
 	if err != nil {
 		return newKey{}, fmt.Errorf("signing: encode public JWK: %w", err)
 	}
+	thumb, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return newKey{}, fmt.Errorf("signing: thumbprint of the %s public key: %w", alg, err)
+	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		return newKey{}, fmt.Errorf("signing: encode %s private key: %w", alg, err)
 	}
-	sealed, err := kek.seal(kid, alg, der)
+	sealed, err := kek.seal(kid, alg, thumb, der)
 	clear(der)
 	if err != nil {
 		return newKey{}, err
@@ -74,9 +78,10 @@ func generateKey(kek KEK, alg string) (newKey, error) {
 	return newKey{kid: kid, alg: alg, publicJWK: publicJWK, sealed: sealed}, nil
 }
 
-// parsePrivate decrypts a stored private key and checks it fits alg.
-func parsePrivate(kek KEK, kid, alg string, sealed []byte) (crypto.Signer, error) {
-	der, err := kek.open(kid, alg, sealed)
+// parsePrivate decrypts a stored private key and checks it fits alg;
+// thumbprint is that of the public key stored beside it (see seal).
+func parsePrivate(kek KEK, kid, alg string, thumbprint, sealed []byte) (crypto.Signer, error) {
+	der, err := kek.open(kid, alg, thumbprint, sealed)
 	if err != nil {
 		return nil, err
 	}

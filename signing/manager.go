@@ -93,6 +93,18 @@ type Options struct {
 	// next key to active (by Maintain or Rotate) has been committed by
 	// this Manager, for metrics. It must not block.
 	OnRotate func(alg string)
+	// OnInvalidKeys, if set, is called with the kids of the stored keys
+	// that do not verify (see ErrInvalidKey; empty once all do) each time
+	// this Manager checks keys: New, Maintain, Rotate and Keys check all of
+	// them, JWKS and Sign the ones they read. For a metric and an alert; it
+	// must not block.
+	OnInvalidKeys func(kids []string)
+	// AllowInvalidKeys lets New return a Manager although stored keys do
+	// not verify, so that `oidc-bridge keys` can list them and remove them
+	// (Rotate with Revoke). Such keys are never published nor used to sign
+	// either way, but a server must not start beside them: someone wrote to
+	// the database who should not have. Not for serving.
+	AllowInvalidKeys bool
 }
 
 // withDefaults returns o with defaults filled in, or why it is invalid.
@@ -170,6 +182,10 @@ type Manager struct {
 	uses   map[string]*usage // by kid
 	// flushMu serialises the recording of last uses.
 	flushMu sync.Mutex
+
+	verMu    sync.Mutex
+	verified map[string]verified // by kid: the outcome of verifyKey
+	invalid  map[string]struct{} // kids that did not verify when last read
 }
 
 var _ Signer = (*Manager)(nil)
@@ -184,6 +200,7 @@ type slot struct {
 // cachedKey is a decrypted active key ready to sign.
 type cachedKey struct {
 	kid     string
+	digest  [32]byte // of the row it was verified from
 	signer  jose.Signer
 	expires time.Time
 	use     *usage
@@ -209,10 +226,13 @@ func (u *usage) note(now time.Time) {
 }
 
 // New returns a Manager on pool, whose schema must include migration
-// 00002. It checks kek against the stored keys (ErrWrongKEK when it does
-// not decrypt them, before it could add a key the other replicas cannot
-// read), runs Maintain once (creating the keys of an empty database) and
-// loads the active keys.
+// 00002. It verifies every stored key, retired ones included (ErrWrongKEK
+// when kek decrypts none of them, before it could add a key the other
+// replicas cannot read; an *InvalidKeyError, errors.Is ErrInvalidKey, for
+// each key that does not verify, unless Options.AllowInvalidKeys), runs
+// Maintain once (creating the keys of an empty database) and loads the
+// active keys. With AllowInvalidKeys and keys that do not verify it does
+// neither: it returns a Manager that can list keys and rotate with Revoke.
 //
 // A binary started without a configured KEK must not make one up when keys
 // exist already: they could never be decrypted. It should call KeysExist
@@ -236,12 +256,18 @@ func New(ctx context.Context, pool *pgxpool.Pool, kek KEK, opts Options) (*Manag
 		log:   opts.Logger,
 		slots: make(map[string]*slot, len(algs)),
 		uses:  map[string]*usage{},
+
+		verified: map[string]verified{},
+		invalid:  map[string]struct{}{},
 	}
 	for _, alg := range algs {
 		m.slots[alg] = &slot{alg: alg}
 	}
 	if err := m.checkKEK(ctx); err != nil {
-		return nil, err
+		if !errors.Is(err, ErrInvalidKey) || errors.Is(err, errNoKeyVerifies) || !opts.AllowInvalidKeys {
+			return nil, err
+		}
+		return m, nil
 	}
 	if err := m.Maintain(ctx); err != nil {
 		return nil, err
@@ -348,18 +374,22 @@ func (m *Manager) loadActive(ctx context.Context, alg string, old *cachedKey, no
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	var kid string
-	var sealed []byte
-	err := m.pool.QueryRow(qctx, "SELECT kid, private_key FROM signing_keys WHERE alg = $1 AND state = 'active'", alg).Scan(&kid, &sealed)
+	var public, sealed []byte
+	err := m.pool.QueryRow(qctx, "SELECT kid, public_jwk, private_key FROM signing_keys WHERE alg = $1 AND state = 'active'",
+		alg).Scan(&kid, &public, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("signing: %w for %s; Maintain creates one", ErrNoActiveKey, alg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("signing: read active %s key: %w", alg, err)
 	}
-	if old != nil && old.kid == kid {
-		return &cachedKey{kid: kid, signer: old.signer, expires: now.Add(KeyCacheTTL), use: old.use}, nil
+	// A row that changed since it was verified is verified again: a key
+	// whose row no longer verifies stops signing (fail closed).
+	digest := rowDigest(alg, StateActive, public, sealed)
+	if old != nil && old.kid == kid && old.digest == digest {
+		return &cachedKey{kid: kid, digest: digest, signer: old.signer, expires: now.Add(KeyCacheTTL), use: old.use}, nil
 	}
-	priv, err := parsePrivate(m.kek, kid, alg, sealed)
+	priv, _, err := m.verify(kid, alg, StateActive, public, sealed)
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +401,7 @@ func (m *Manager) loadActive(ctx context.Context, alg string, old *cachedKey, no
 	if old != nil {
 		m.log.InfoContext(ctx, "signing: signing with a new key", "alg", alg, "kid", kid, "previous", old.kid)
 	}
-	return &cachedKey{kid: kid, signer: signer, expires: now.Add(KeyCacheTTL), use: m.usageOf(kid)}, nil
+	return &cachedKey{kid: kid, digest: digest, signer: signer, expires: now.Add(KeyCacheTTL), use: m.usageOf(kid)}, nil
 }
 
 func (m *Manager) usageOf(kid string) *usage {
@@ -401,8 +431,9 @@ func (m *Manager) flushUsage(ctx context.Context, all bool) error {
 			continue
 		}
 		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
-		_, err := m.pool.Exec(qctx, "UPDATE signing_keys SET last_used_at = greatest(last_used_at, $2) WHERE kid = $1",
-			kid, time.Unix(0, last).UTC())
+		// Never a time in the future (see clampFuture), whatever is stored.
+		_, err := m.pool.Exec(qctx, "UPDATE signing_keys SET last_used_at = least(greatest(last_used_at, $2), $3) WHERE kid = $1",
+			kid, time.Unix(0, last).UTC(), now)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("signing: record last use of %s: %w", kid, err))
@@ -434,8 +465,12 @@ func (m *Manager) invalidate() {
 
 // JWKS returns the public keys verifiers may meet: the next and active key
 // of each alg and the retired keys still within their retention, never a
-// revoked one. It is cached for JWKSCacheTTL, cheap enough to serve on
-// every request.
+// revoked one, and only keys that verify: each published key is derived
+// from a private key that decrypts with the KEK, whatever public key the
+// row holds (a database writer without the KEK cannot publish a key of
+// their own); a row that does not verify is left out and reported
+// (InvalidKeys, Options.OnInvalidKeys). It is cached for JWKSCacheTTL,
+// cheap enough to serve on every request (decryption is cached per row).
 func (m *Manager) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
 	m.jwksMu.Lock()
 	defer m.jwksMu.Unlock()
@@ -446,7 +481,7 @@ func (m *Manager) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	rows, err := m.pool.Query(ctx, `
-		SELECT kid, alg, public_jwk FROM signing_keys
+		SELECT kid, alg, state, public_jwk, private_key FROM signing_keys
 		WHERE state IN ('next', 'active')
 		   OR (state = 'retired' AND revoked_at IS NULL AND greatest(retired_at, last_used_at) > $1)
 		ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'next' THEN 1 ELSE 2 END, alg, created_at, kid`,
@@ -455,14 +490,12 @@ func (m *Manager) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
 		return jose.JSONWebKeySet{}, fmt.Errorf("signing: read public keys: %w", err)
 	}
 	var keys []jose.JSONWebKey
-	var kid, alg string
-	var raw []byte
-	_, err = pgx.ForEachRow(rows, []any{&kid, &alg, &raw}, func() error {
-		k, err := parsePublic(kid, alg, raw)
-		if err != nil {
-			return err
+	var kid, alg, state string
+	var raw, sealed []byte
+	_, err = pgx.ForEachRow(rows, []any{&kid, &alg, &state, &raw, &sealed}, func() error {
+		if _, k, err := m.verify(kid, alg, state, raw, sealed); err == nil {
+			keys = append(keys, k)
 		}
-		keys = append(keys, k)
 		return nil
 	})
 	if err != nil {
@@ -518,18 +551,25 @@ type KeyInfo struct {
 	PromotableAt time.Time
 	// PublishedUntil, for a retired key, is when it leaves the JWKS and is
 	// deleted (later if it is used again); for a revoked key, when it left
-	// the JWKS. Zero for next and active keys, which stay published.
+	// the JWKS. Zero for next and active keys, which stay published, and
+	// for keys that do not verify, which are never published.
 	PublishedUntil time.Time
+	// Invalid, when not empty, says why the key does not verify (see
+	// ErrInvalidKey): it is neither published nor used to sign, and
+	// `keys rotate --force --revoke` deletes it.
+	Invalid string `json:",omitempty"`
 }
 
 // Keys lists the stored keys by alg, then newest first.
 func (m *Manager) Keys(ctx context.Context) ([]KeyInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	rows, err := loadKeys(ctx, m.pool, false)
+	rows, err := loadKeys(ctx, m.pool, true)
 	if err != nil {
 		return nil, err
 	}
+	m.checkRows(rows, true)
+	now := m.now()
 	out := make([]KeyInfo, 0, len(rows))
 	for _, r := range rows {
 		ki := KeyInfo{
@@ -540,10 +580,18 @@ func (m *Manager) Keys(ctx context.Context) ([]KeyInfo, error) {
 		case StateNext:
 			ki.PromotableAt = r.created.Add(m.opts.PublishLead)
 		case StateRetired:
-			ki.PublishedUntil = r.lastUse().Add(m.opts.RetiredRetention + RetentionMargin)
+			ki.PublishedUntil = r.lastUse(now).Add(m.opts.RetiredRetention + RetentionMargin)
 			if !r.revoked.IsZero() {
 				ki.PublishedUntil = r.revoked
 			}
+		}
+		if r.invalid != nil {
+			ki.Invalid = r.invalid.Error()
+			var ie *InvalidKeyError
+			if errors.As(r.invalid, &ie) {
+				ki.Invalid = ie.Err.Error()
+			}
+			ki.PromotableAt, ki.PublishedUntil = time.Time{}, time.Time{}
 		}
 		out = append(out, ki)
 	}

@@ -63,16 +63,25 @@ type keyRow struct {
 	kid, alg, state                      string
 	created, activated, retired, revoked time.Time
 	lastUsed                             time.Time
-	sealed                               []byte // only when loaded with private parts, for next and active keys
+	// Only when loaded with private parts:
+	public, sealed []byte
+	invalid        error // set by checkRows: an *InvalidKeyError
 }
 
-// lastUse is the later of the retirement and the last use: the start of a
-// retired key's retention.
-func (r keyRow) lastUse() time.Time {
-	if r.lastUsed.After(r.retired) {
-		return r.lastUsed
+// lastUse is the later of the retirement and the last use, but not after
+// now: the start of a retired key's retention. A time in the future
+// (written by someone else, or another replica's fast clock) counts as now
+// and is clamped in the database by Maintain, so that no key stays
+// published for ever.
+func (r keyRow) lastUse(now time.Time) time.Time {
+	t := r.retired
+	if r.lastUsed.After(t) {
+		t = r.lastUsed
 	}
-	return r.retired
+	if t.After(now) {
+		return now
+	}
+	return t
 }
 
 type querier interface {
@@ -80,11 +89,11 @@ type querier interface {
 }
 
 // loadKeys reads every key, by alg then newest first; withPrivate also
-// reads the encrypted private parts of the next and active keys.
+// reads their public and encrypted private parts, for checkRows.
 func loadKeys(ctx context.Context, q querier, withPrivate bool) ([]keyRow, error) {
 	rows, err := q.Query(ctx, `
 		SELECT kid, alg, state, created_at, activated_at, retired_at, revoked_at, last_used_at,
-		       CASE WHEN $1 AND state <> 'retired' THEN private_key END
+		       CASE WHEN $1 THEN public_jwk END, CASE WHEN $1 THEN private_key END
 		FROM signing_keys ORDER BY alg, created_at DESC, kid`, withPrivate)
 	if err != nil {
 		return nil, fmt.Errorf("signing: read keys: %w", err)
@@ -92,7 +101,7 @@ func loadKeys(ctx context.Context, q querier, withPrivate bool) ([]keyRow, error
 	var out []keyRow
 	var r keyRow
 	var activated, retired, revoked, lastUsed *time.Time
-	_, err = pgx.ForEachRow(rows, []any{&r.kid, &r.alg, &r.state, &r.created, &activated, &retired, &revoked, &lastUsed, &r.sealed}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.kid, &r.alg, &r.state, &r.created, &activated, &retired, &revoked, &lastUsed, &r.public, &r.sealed}, func() error {
 		row := r
 		row.created = r.created.UTC()
 		row.activated, row.retired, row.revoked, row.lastUsed = deref(activated), deref(retired), deref(revoked), deref(lastUsed)
@@ -112,8 +121,8 @@ func deref(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-// checkKEK decrypts the stored next and active keys: ErrWrongKEK when kek
-// is not theirs.
+// checkKEK verifies every stored key (see judge): ErrWrongKEK when kek
+// is not theirs, the *InvalidKeyErrors of those that do not verify.
 func (m *Manager) checkKEK(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
@@ -121,18 +130,7 @@ func (m *Manager) checkKEK(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.checkRows(rows)
-}
-
-func (m *Manager) checkRows(rows []keyRow) error {
-	for _, r := range rows {
-		if r.sealed != nil {
-			if _, err := parsePrivate(m.kek, r.kid, r.alg, r.sealed); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return judge(rows, m.checkRows(rows, true))
 }
 
 // algKeys are the keys of one alg.
@@ -166,9 +164,11 @@ type change struct {
 	m   *Manager
 	tx  pgx.Tx
 	now time.Time
-	// rows as read under the lock, private parts included.
-	rows    []keyRow
-	checked bool // the KEK decrypted rows
+	// rows as read under the lock, private parts included, verified.
+	rows []keyRow
+	// invalid is judge's verdict on rows: nil when every key verifies.
+	// Nothing is built on keys while one does not (needKEK).
+	invalid error
 	changed bool
 	// rotated are the algs whose next key fn promoted, for OnRotate once
 	// committed.
@@ -192,6 +192,10 @@ func (m *Manager) locked(ctx context.Context, what string, fn func(ctx context.C
 			return err
 		}
 		c.tx, c.now, c.rows = tx, m.now(), rows
+		c.invalid = judge(rows, m.checkRows(rows, true))
+		if err := c.clampFuture(ctx); err != nil {
+			return err
+		}
 		fnErr = fn(ctx, c)
 		return fnErr
 	})
@@ -209,17 +213,75 @@ func (m *Manager) locked(ctx context.Context, what string, fn func(ctx context.C
 	return err
 }
 
-// needKEK checks, once per change, that this Manager's KEK decrypts the
-// keys it is about to build on: a replica with a wrong KEK must not add or
-// promote keys the others cannot read.
-func (c *change) needKEK() error {
-	if c.checked {
+// needKEK checks that every stored key verifies before a change builds on
+// them: a replica with a wrong KEK must not add or promote keys the others
+// cannot read, and no schedule runs beside a key someone planted (fail
+// closed: Rotate with Revoke removes it first).
+func (c *change) needKEK() error { return c.invalid }
+
+// clampFuture sets last uses and retirements in the future to now: the
+// bridge never writes one (bar another replica's clock running a little
+// ahead), and one would keep a retired key published for ever.
+func (c *change) clampFuture(ctx context.Context) error {
+	tag, err := c.tx.Exec(ctx, `UPDATE signing_keys SET last_used_at = least(last_used_at, $1), retired_at = least(retired_at, $1)
+		WHERE last_used_at > $1 OR retired_at > $1`, c.now)
+	if err != nil {
+		return fmt.Errorf("signing: clamp future times: %w", err)
+	}
+	if tag.RowsAffected() > 0 {
+		c.changed = true
+		for i := range c.rows {
+			r := &c.rows[i]
+			if r.lastUsed.After(c.now) || r.retired.After(c.now) {
+				c.m.log.WarnContext(ctx, "signing: a key's last use or retirement was in the future; set to now",
+					"kid", r.kid, "last_used_at", r.lastUsed, "retired_at", r.retired)
+				r.lastUsed, r.retired = minTime(r.lastUsed, c.now), minTime(r.retired, c.now)
+			}
+		}
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return b
+	}
+	return a
+}
+
+// removeInvalid deletes the keys that do not verify (Rotate with Revoke),
+// unless none verifies: then the KEK is wrong, not the keys.
+func (c *change) removeInvalid(ctx context.Context) error {
+	if c.invalid == nil {
 		return nil
 	}
-	if err := c.m.checkRows(c.rows); err != nil {
-		return err
+	if errors.Is(c.invalid, errNoKeyVerifies) {
+		return c.invalid
 	}
-	c.checked = true
+	var kids []string
+	valid := c.rows[:0:0]
+	for _, r := range c.rows {
+		if r.invalid == nil {
+			valid = append(valid, r)
+			continue
+		}
+		kids = append(kids, r.kid)
+		c.m.log.WarnContext(ctx, "signing: deleting a key that does not verify", "kid", r.kid, "alg", r.alg, "state", r.state, "error", r.invalid)
+	}
+	tag, err := c.tx.Exec(ctx, "DELETE FROM signing_keys WHERE kid = ANY($1)", kids)
+	if err != nil {
+		return fmt.Errorf("signing: delete keys that do not verify: %w", err)
+	}
+	if int(tag.RowsAffected()) != len(kids) {
+		return fmt.Errorf("signing: delete keys that do not verify: %d rows deleted, want %d", tag.RowsAffected(), len(kids))
+	}
+	c.changed = true
+	c.rows, c.invalid = valid, nil
+	left := make(map[string]error, len(valid))
+	for _, r := range valid {
+		left[r.kid] = nil
+	}
+	c.m.noteVerified(left, true) // (a failed commit: the next check finds them again)
 	return nil
 }
 
@@ -313,7 +375,8 @@ func (c *change) ensure(ctx context.Context, a *algKeys) (bool, error) {
 	return false, nil
 }
 
-// deleteExpired deletes the retired keys past their retention.
+// deleteExpired deletes the retired keys past their retention (times in
+// the future were clamped to now by clampFuture).
 func (c *change) deleteExpired(ctx context.Context) error {
 	rows, err := c.tx.Query(ctx, `DELETE FROM signing_keys
 		WHERE state = 'retired' AND greatest(retired_at, last_used_at) <= $1 RETURNING kid, alg`,
@@ -342,6 +405,9 @@ func (c *change) deleteExpired(ctx context.Context) error {
 func (m *Manager) Maintain(ctx context.Context) error {
 	flushErr := m.flushUsage(ctx, false)
 	err := m.locked(ctx, "maintain", func(ctx context.Context, c *change) error {
+		if err := c.needKEK(); err != nil {
+			return err // nothing changes beside a key that does not verify
+		}
 		for _, a := range byAlg(c.rows) {
 			changed, err := c.ensure(ctx, a)
 			if err != nil {
@@ -378,6 +444,13 @@ func (m *Manager) Rotate(ctx context.Context, opts RotateOptions) error {
 	force := opts.Force || opts.Revoke
 	var early *TooEarlyError
 	err := m.locked(ctx, "rotate", func(ctx context.Context, c *change) error {
+		if opts.Revoke {
+			if err := c.removeInvalid(ctx); err != nil {
+				return err
+			}
+		} else if c.invalid != nil {
+			return c.invalid
+		}
 		keys := byAlg(c.rows)
 		var rotate []*algKeys
 		for _, alg := range todo {

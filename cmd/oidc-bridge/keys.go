@@ -23,8 +23,9 @@ const kekFileName = "key-encryption-key"
 
 // loadKEK returns the configured key-encryption key: BRIDGE_KEY_ENCRYPTION_KEY,
 // the file BRIDGE_KEY_ENCRYPTION_KEY_FILE names, or, for the embedded
-// default, a key kept in BRIDGE_DATA_DIR (made on first use). ok is false
-// when none is configured.
+// default, a key kept in BRIDGE_DATA_DIR (made on first use, mode 0600). ok
+// is false when none is configured. A key file that other users may read
+// is refused (readKEKFile).
 func loadKEK(cfg config.Config, embedded bool) (kek signing.KEK, ok bool, err error) {
 	switch {
 	case cfg.KeyEncryptionKey != "":
@@ -34,7 +35,7 @@ func loadKEK(cfg config.Config, embedded bool) (kek signing.KEK, ok bool, err er
 		}
 		return kek, true, nil
 	case cfg.KeyEncryptionKeyFile != "":
-		b, err := os.ReadFile(cfg.KeyEncryptionKeyFile)
+		b, err := readKEKFile(cfg.KeyEncryptionKeyFile)
 		if err != nil {
 			return kek, false, fmt.Errorf("BRIDGE_KEY_ENCRYPTION_KEY_FILE: %w", err)
 		}
@@ -45,7 +46,7 @@ func loadKEK(cfg config.Config, embedded bool) (kek signing.KEK, ok bool, err er
 		return kek, true, nil
 	case embedded:
 		path := filepath.Join(cfg.DataDir, kekFileName)
-		b, err := os.ReadFile(path)
+		b, err := readKEKFile(path)
 		if errors.Is(err, os.ErrNotExist) {
 			enc, gerr := signing.GenerateKEK()
 			if gerr != nil {
@@ -55,7 +56,7 @@ func loadKEK(cfg config.Config, embedded bool) (kek signing.KEK, ok bool, err er
 			// O_EXCL: two commands starting at once must not write two keys.
 			f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if errors.Is(ferr, os.ErrExist) {
-				b, err = os.ReadFile(path)
+				b, err = readKEKFile(path)
 			} else if ferr != nil {
 				return kek, false, fmt.Errorf("key-encryption key: %w", ferr)
 			} else {
@@ -119,11 +120,24 @@ last use, so rotation never breaks a verifier.`,
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tLAST USED\tPUBLISHED UNTIL")
+			var invalid []signing.KeyInfo
 			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.State, stamp(k.CreatedAt),
+				state := k.State
+				if k.Invalid != "" {
+					state += ",INVALID"
+					invalid = append(invalid, k)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, state, stamp(k.CreatedAt),
 					stamp(k.ActivatedAt), stamp(k.RetiredAt), stamp(k.LastUsedAt), stamp(k.PublishedUntil))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, k := range invalid {
+				fmt.Fprintf(a.stdout, "\nINVALID %s: %s\n  not published, never signs; the bridge refuses to start beside it. "+
+					"Investigate (docs/runbooks/signing-key-invalid.md), then: oidc-bridge keys rotate --force --revoke\n", k.KID, k.Invalid)
+			}
+			return nil
 		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -134,7 +148,9 @@ last use, so rotation never breaks a verifier.`,
 		Long: `Promote each algorithm's next key to active and retire the active one. The
 next key must have been published for an hour, so that every verifier has
 it; --force promotes it at once (after a compromise), and --revoke also stops
-publishing the old key, so tokens it signed stop verifying.`,
+publishing the old key, so tokens it signed stop verifying, and deletes every
+stored key that does not verify against the key-encryption key (a row that a
+bridge with this key did not write; see keys list).`,
 		Args: exactArgs(0),
 		RunE: a.withSigner(func(ctx context.Context, m *signing.Manager) error {
 			if err := m.Rotate(ctx, opts); err != nil {
@@ -151,7 +167,7 @@ publishing the old key, so tokens it signed stop verifying.`,
 	}
 	rotate.Flags().StringVar(&opts.Alg, "alg", "", "rotate only this algorithm (RS256 or ES256)")
 	rotate.Flags().BoolVar(&opts.Force, "force", false, "promote the next key even if it was published less than an hour ago")
-	rotate.Flags().BoolVar(&opts.Revoke, "revoke", false, "also unpublish the old key at once (implies --force)")
+	rotate.Flags().BoolVar(&opts.Revoke, "revoke", false, "also unpublish the old key at once, and delete keys that do not verify (implies --force)")
 	cmd.AddCommand(list, rotate)
 	return cmd
 }
@@ -179,7 +195,9 @@ func (a *app) withSigner(run func(context.Context, *signing.Manager) error) func
 			}
 			return errors.New("no key-encryption key is configured (BRIDGE_KEY_ENCRYPTION_KEY): the bridge has no signing keys")
 		}
-		m, err := signing.New(ctx, db.pool, kek, signing.Options{Issuer: cfg.PublicURL, Logger: log})
+		// Keys that do not verify are listed, and removed by rotate
+		// --revoke; serve refuses to start beside them.
+		m, err := signing.New(ctx, db.pool, kek, signing.Options{Issuer: cfg.PublicURL, Logger: log, AllowInvalidKeys: true})
 		if err != nil {
 			return err
 		}

@@ -150,7 +150,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	if haveKEK {
 		ds := &deferredSigner{issuer: cfg.PublicURL}
 		sm := telemetry.NewSigningMetrics(reg, ds.activeSince, log)
-		ds.onRotate = sm.Rotated
+		ds.onRotate, ds.onInvalidKeys = sm.Rotated, sm.InvalidKeys
 		if err := ds.start(ctx, db, kek, log); err != nil {
 			return err
 		}

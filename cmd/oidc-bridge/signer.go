@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -23,8 +24,10 @@ var errSignerNotReady = errors.New("signing keys are not available yet: the data
 type deferredSigner struct {
 	issuer string
 	m      atomic.Pointer[signing.Manager]
-	// onRotate is the Manager's signing.Options.OnRotate (metrics).
-	onRotate func(alg string)
+	// onRotate and onInvalidKeys are the Manager's signing.Options.OnRotate
+	// and OnInvalidKeys (metrics).
+	onRotate      func(alg string)
+	onInvalidKeys func(kids []string)
 }
 
 // activeSince is the Manager's ActiveSince, or nothing before it exists.
@@ -58,7 +61,14 @@ func (d *deferredSigner) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
 // background once it is; then it keeps the keys' schedule until ctx ends.
 func (d *deferredSigner) start(ctx context.Context, db *dbHandle, kek signing.KEK, log *slog.Logger) error {
 	open := func() error {
-		m, err := signing.New(ctx, db.pool, kek, signing.Options{Issuer: d.issuer, Logger: log, OnRotate: d.onRotate})
+		m, err := signing.New(ctx, db.pool, kek, signing.Options{Issuer: d.issuer, Logger: log,
+			OnRotate: d.onRotate, OnInvalidKeys: d.onInvalidKeys})
+		if errors.Is(err, signing.ErrInvalidKey) {
+			// A key row that a bridge with this KEK did not write: someone
+			// wrote to the database who should not have. Refuse to start
+			// (the running replicas stop publishing it and alert).
+			return fmt.Errorf("refusing to start: %w", err)
+		}
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ var bridgeMetrics = map[string]metricKind{
 	"oidc_bridge_unrecorded_credentials_total":       counter,
 	"oidc_bridge_signing_key_age_seconds":            gauge,
 	"oidc_bridge_signing_key_rotations_total":        counter,
+	"oidc_bridge_signing_keys_invalid":               gauge,
 	"oidc_bridge_jwks_fetches_total":                 counter,
 	"oidc_bridge_discovery_fetches_total":            counter,
 	"oidc_bridge_db_pool_acquired_connections":       gauge,

@@ -115,9 +115,13 @@ const signingScrapeTimeout = 2 * time.Second
 // oidc_bridge_signing_key_age_seconds{alg}, the age of each alg's active
 // key, read from the database at every scrape (so that another replica's
 // rotation shows) through ActiveSince. Without a source, or when the read
-// fails, no age is reported.
+// fails, no age is reported. oidc_bridge_signing_keys_invalid is the number
+// of stored keys that did not verify against the key-encryption key when
+// this replica last read them (InvalidKeys, signing.Options.OnInvalidKeys):
+// not published, never signing, and a reason to page.
 type SigningMetrics struct {
 	rotations *prometheus.CounterVec
+	invalid   prometheus.Gauge
 	age       *prometheus.Desc
 	source    func(ctx context.Context) (map[string]time.Time, error)
 	now       func() time.Time
@@ -137,6 +141,10 @@ func NewSigningMetrics(reg prometheus.Registerer, source func(ctx context.Contex
 			Name: "oidc_bridge_signing_key_rotations_total",
 			Help: "Promotions of a next signing key to active committed by this replica, by alg.",
 		}, []string{"alg"}),
+		invalid: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oidc_bridge_signing_keys_invalid",
+			Help: "Stored signing keys that do not verify against the key-encryption key (not published; someone wrote them to the database), as last read by this replica.",
+		}),
 		age: prometheus.NewDesc("oidc_bridge_signing_key_age_seconds",
 			"Seconds since the active signing key of the alg was activated.", []string{"alg"}, nil),
 		source: source,
@@ -153,15 +161,21 @@ func NewSigningMetrics(reg prometheus.Registerer, source func(ctx context.Contex
 // Rotated counts a rotation of alg; it is a signing.Options.OnRotate.
 func (m *SigningMetrics) Rotated(alg string) { m.rotations.WithLabelValues(alg).Inc() }
 
+// InvalidKeys sets the number of stored keys that do not verify; it is a
+// signing.Options.OnInvalidKeys.
+func (m *SigningMetrics) InvalidKeys(kids []string) { m.invalid.Set(float64(len(kids))) }
+
 // Describe implements prometheus.Collector.
 func (m *SigningMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.rotations.Describe(ch)
+	m.invalid.Describe(ch)
 	ch <- m.age
 }
 
 // Collect implements prometheus.Collector.
 func (m *SigningMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.rotations.Collect(ch)
+	m.invalid.Collect(ch)
 	if m.source == nil {
 		return
 	}

@@ -160,6 +160,7 @@ func TestSigningMetrics(t *testing.T) {
 		return map[string]time.Time{"RS256": activated}, nil
 	}, nil)
 	m.Rotated("ES256")
+	m.InvalidKeys([]string{"forged-kid-0000000000", "swapped-kid-000000000"})
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +168,10 @@ func TestSigningMetrics(t *testing.T) {
 	got := map[string]float64{}
 	for _, f := range fams {
 		for _, mt := range f.GetMetric() {
+			if f.GetName() == "oidc_bridge_signing_keys_invalid" {
+				got[f.GetName()] = mt.GetGauge().GetValue()
+				continue
+			}
 			key := f.GetName() + "/" + mt.GetLabel()[0].GetValue()
 			if f.GetName() == "oidc_bridge_signing_key_age_seconds" {
 				got[key] = mt.GetGauge().GetValue()
@@ -175,11 +180,23 @@ func TestSigningMetrics(t *testing.T) {
 			}
 		}
 	}
-	if got["oidc_bridge_signing_key_rotations_total/ES256"] != 1 || got["oidc_bridge_signing_key_rotations_total/RS256"] != 0 || len(got) != 3 {
+	if got["oidc_bridge_signing_key_rotations_total/ES256"] != 1 || got["oidc_bridge_signing_key_rotations_total/RS256"] != 0 || len(got) != 4 {
 		t.Errorf("metrics %v", got)
 	}
 	if age := got["oidc_bridge_signing_key_age_seconds/RS256"]; age < 5400 || age > 5460 {
 		t.Errorf("age %v, want about 5400", age)
+	}
+	if got["oidc_bridge_signing_keys_invalid"] != 2 {
+		t.Errorf("invalid keys %v, want 2", got["oidc_bridge_signing_keys_invalid"])
+	}
+	m.InvalidKeys(nil)
+	want := `
+# HELP oidc_bridge_signing_keys_invalid Stored signing keys that do not verify against the key-encryption key (not published; someone wrote them to the database), as last read by this replica.
+# TYPE oidc_bridge_signing_keys_invalid gauge
+oidc_bridge_signing_keys_invalid 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "oidc_bridge_signing_keys_invalid"); err != nil {
+		t.Errorf("invalid keys once all verify: %v", err)
 	}
 	fail.Store(true)
 	if n, err := testutil.GatherAndCount(reg, "oidc_bridge_signing_key_age_seconds"); err != nil || n != 0 {
