@@ -127,7 +127,10 @@ last use, so rotation never breaks a verifier.`,
 		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	var opts signing.RotateOptions
+	var (
+		opts signing.RotateOptions
+		by   string
+	)
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Promote the next signing key now (every replica picks it up within 30 s)",
@@ -136,6 +139,10 @@ next key must have been published for an hour, so that every verifier has
 it; --force promotes it at once (after a compromise), and --revoke also stops
 publishing the old key, so tokens it signed stop verifying.`,
 		Args: exactArgs(0),
+		PreRunE: func(*cobra.Command, []string) (err error) {
+			opts.Actor, err = cliActor(by)
+			return err
+		},
 		RunE: a.withSigner(func(ctx context.Context, m *signing.Manager) error {
 			if err := m.Rotate(ctx, opts); err != nil {
 				var te *signing.TooEarlyError
@@ -152,6 +159,7 @@ publishing the old key, so tokens it signed stop verifying.`,
 	rotate.Flags().StringVar(&opts.Alg, "alg", "", "rotate only this algorithm (RS256 or ES256)")
 	rotate.Flags().BoolVar(&opts.Force, "force", false, "promote the next key even if it was published less than an hour ago")
 	rotate.Flags().BoolVar(&opts.Revoke, "revoke", false, "also unpublish the old key at once (implies --force)")
+	rotate.Flags().StringVar(&by, "actor", "", actorHelp)
 	cmd.AddCommand(list, rotate)
 	return cmd
 }
