@@ -23,6 +23,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/database"
+	"github.com/oidc-bridge/oidc-bridge/internal/history"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
@@ -68,11 +69,15 @@ func insecureIssuers(o *bridge.Options) { o.AllowInsecureIssuers = true }
 // baseOptions are the real dependencies on pool, without the exchange's
 // verifier and providers (withExchange adds them).
 func baseOptions(t testing.TB, pool *pgxpool.Pool) bridge.Options {
+	admins, err := admintoken.New(pool, bootstrap, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return bridge.Options{
 		Store:    mapping.NewPGStore(pool, 0),
 		Usage:    ledger.New(pool),
 		Ledger:   ledger.New(pool),
-		Admins:   admintoken.New(pool, bootstrap),
+		Admins:   admins,
 		Ready:    func(ctx context.Context) error { return database.CheckCurrent(ctx, pool) },
 		Registry: prometheus.NewRegistry(),
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -211,15 +216,15 @@ func decode[T any](t *testing.T, b []byte) T {
 
 func TestAdminAuth(t *testing.T) {
 	e := newEnv(t)
-	created, info, err := e.tokens.Create(context.Background(), "ops", admintoken.AllScopes(), nil)
+	created, info, err := e.tokens.Create(context.Background(), testActor, "ops", admintoken.AllScopes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoked, _, err := e.tokens.Create(context.Background(), "gone", admintoken.AllScopes(), nil)
+	revoked, _, err := e.tokens.Create(context.Background(), testActor, "gone", admintoken.AllScopes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.tokens.Revoke(context.Background(), "gone"); err != nil {
+	if _, err := e.tokens.Revoke(context.Background(), testActor, "gone"); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -755,7 +760,7 @@ func TestReadyzSchemaBehind(t *testing.T) {
 	}
 	t.Cleanup(empty.Close)
 	srv := bridge.New(bridge.Options{
-		Store: mapping.NewPGStore(pool, 0), Usage: ledger.New(pool), Admins: admintoken.New(pool, bootstrap),
+		Store: mapping.NewPGStore(pool, 0), Usage: ledger.New(pool), Admins: baseOptions(t, pool).Admins,
 		Ready: func(ctx context.Context) error { return database.CheckCurrent(ctx, empty) },
 	})
 	rec := httptest.NewRecorder()
@@ -809,7 +814,7 @@ func TestDatabaseDown(t *testing.T) {
 // newToken makes an admin token with scopes for the test.
 func (e *env) newToken(name string, scopes ...string) string {
 	e.t.Helper()
-	token, _, err := e.tokens.Create(context.Background(), name, scopes, nil)
+	token, _, err := e.tokens.Create(context.Background(), testActor, name, scopes, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -823,11 +828,13 @@ func (e *env) as(token string) *env {
 	return &c
 }
 
-// changeCount is the number of rows in the admin-change history.
+// changeCount is the number of rows of issuers and mappings in the
+// admin-change history.
 func (e *env) changeCount() int {
 	e.t.Helper()
 	var n int
-	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM audit.admin_changes`).Scan(&n); err != nil {
+	if err := e.pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM audit.admin_changes WHERE kind IN ('issuer', 'mapping')`).Scan(&n); err != nil {
 		e.t.Fatal(err)
 	}
 	return n
@@ -886,7 +893,7 @@ func TestAdminScopes(t *testing.T) {
 		w.must(204, "DELETE", "/v1/admin/mappings/"+name+"-x", "")
 	}
 	var actors []string
-	rows, err := e.pool.Query(context.Background(), `SELECT actor || ':' || action FROM audit.admin_changes WHERE id > $1`, changes)
+	rows, err := e.pool.Query(context.Background(), `SELECT actor || ':' || action FROM audit.admin_changes WHERE id > $1 AND kind IN ('issuer', 'mapping')`, changes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -912,7 +919,7 @@ func TestAdminExpiredToken(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
-	token, _, err := e.tokens.Create(ctx, "temp", admintoken.AllScopes(), &exp)
+	token, _, err := e.tokens.Create(ctx, testActor, "temp", admintoken.AllScopes(), &exp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -937,16 +944,28 @@ type adminChange struct {
 
 func (e *env) adminChanges() []adminChange {
 	e.t.Helper()
+	var user string
+	if err := e.pool.QueryRow(context.Background(), `SELECT session_user`).Scan(&user); err != nil {
+		e.t.Fatal(err)
+	}
+	// The API's writes are recorded by the API alone (source api, with the
+	// database login): the direct-SQL trigger sees the API's row in the
+	// transaction and adds none.
 	rows, err := e.pool.Query(context.Background(),
-		`SELECT actor, action, kind, name, before, after, coalesce(request_id, '') FROM audit.admin_changes`)
+		`SELECT actor, action, kind, name, before, after, coalesce(request_id, ''), source, db_user
+		FROM audit.admin_changes WHERE kind IN ('issuer', 'mapping')`)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var out []adminChange
 	for rows.Next() {
 		var c adminChange
-		if err := rows.Scan(&c.Actor, &c.Action, &c.Kind, &c.Name, &c.Before, &c.After, &c.RequestID); err != nil {
+		var source, dbUser string
+		if err := rows.Scan(&c.Actor, &c.Action, &c.Kind, &c.Name, &c.Before, &c.After, &c.RequestID, &source, &dbUser); err != nil {
 			e.t.Fatal(err)
+		}
+		if source != "api" || dbUser != user {
+			e.t.Errorf("row %+v: source %q, db_user %q; want api, %q", c, source, dbUser, user)
 		}
 		out = append(out, c)
 	}
@@ -1192,3 +1211,24 @@ func TestAdminAuthLimiterFullTable(t *testing.T) {
 		t.Errorf("Retry-After %q", ra)
 	}
 }
+
+// TestAdminChangesBootstrapLabel: the bootstrap token's writes (and
+// revocations) name its holder by BRIDGE_ADMIN_TOKEN_LABEL.
+func TestAdminChangesBootstrapLabel(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	o := baseOptions(t, pool)
+	admins, err := admintoken.New(pool, bootstrap, "ops-team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Admins = admins
+	e := &env{opts: o, t: t, pool: pool, srv: bridge.New(o), tokens: admins, token: bootstrap}
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	got := e.adminChanges()
+	if len(got) != 1 || got[0].Actor != "bootstrap:ops-team" || got[0].Action != "create" {
+		t.Fatalf("changes: %+v", got)
+	}
+}
+
+// testActor makes the tests' admin tokens.
+var testActor = history.Actor{Name: "cli:test", Source: history.SourceCLI}

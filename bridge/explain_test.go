@@ -341,7 +341,7 @@ func TestExplainNeedsAdmin(t *testing.T) {
 	x.wantError(r, 401, "unauthorized", "")
 
 	// Explaining changes nothing: the read scope suffices.
-	reader, _, err := x.tokens.Create(context.Background(), "reader", []string{admintoken.ScopeRead}, nil)
+	reader, _, err := x.tokens.Create(context.Background(), testActor, "reader", []string{admintoken.ScopeRead}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/internal/history"
 )
 
 // Store errors. The bridge maps them to the admin API's codes.
@@ -56,8 +57,8 @@ type Store interface {
 
 // Actor is who makes a write, as the admin-change history records it.
 type Actor struct {
-	// Name is the admin token's name ("bootstrap" for the bootstrap
-	// token); required.
+	// Name is the admin token's name ("bootstrap", or "bootstrap:LABEL"
+	// with BRIDGE_ADMIN_TOKEN_LABEL, for the bootstrap token); required.
 	Name string
 	// RequestID is the HTTP request's id (its X-Request-ID), if any.
 	RequestID string
@@ -77,31 +78,17 @@ const (
 // transaction. before is nil for a create, after for a delete; name is the
 // object's name before the change (after it, for a create).
 func recordChange(ctx context.Context, tx pgx.Tx, by Actor, action, kind, name string, before, after any) error {
-	enc := func(v any) ([]byte, error) {
-		if v == nil {
-			return nil, nil
-		}
+	strip := func(v any) any {
 		if m, ok := v.(Mapping); ok {
 			m.Warnings = nil // computed on read, not part of the change
-			v = m
+			return m
 		}
-		return json.Marshal(v)
+		return v
 	}
-	b, err := enc(before)
-	if err != nil {
-		return err
-	}
-	a, err := enc(after)
-	if err != nil {
-		return err
-	}
-	var rid *string
-	if by.RequestID != "" {
-		rid = &by.RequestID
-	}
-	_, err = tx.Exec(ctx, `
-		INSERT INTO admin_changes (actor, action, kind, name, before, after, request_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, by.Name, action, kind, name, b, a, rid)
+	err := history.Record(ctx, tx, history.Change{
+		Actor:  history.Actor{Name: by.Name, Source: history.SourceAPI, RequestID: by.RequestID},
+		Action: action, Kind: kind, Name: name, Before: strip(before), After: strip(after),
+	})
 	if err != nil {
 		return fmt.Errorf("record admin change: %w", err)
 	}

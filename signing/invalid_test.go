@@ -179,7 +179,7 @@ func TestForgedRetiredKeyNeverPublished(t *testing.T) {
 	t.Run("schedule stops", func(t *testing.T) {
 		e.clock.Advance(opts.RotationPeriod)
 		wantRefusal(t, e.m.Maintain(ctx), a.kid)
-		wantRefusal(t, e.m.Rotate(ctx, signing.RotateOptions{Force: true}), a.kid)
+		wantRefusal(t, e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Force: true}), a.kid)
 		if after, _ := countKeys(ctx, e.pool); fmt.Sprint(after) != fmt.Sprint(counts) {
 			t.Errorf("keys changed beside a forged key: %v, were %v", after, counts)
 		}
@@ -196,12 +196,17 @@ func TestForgedRetiredKeyNeverPublished(t *testing.T) {
 		if !ok || ki.Invalid == "" || !ki.PublishedUntil.IsZero() {
 			t.Errorf("keys list shows %+v, want it invalid and never published", ki)
 		}
-		if err := m.Rotate(ctx, signing.RotateOptions{Force: true, Revoke: true}); err != nil {
+		if err := m.Rotate(ctx, signing.RotateOptions{Actor: tester, Force: true, Revoke: true}); err != nil {
 			t.Fatalf("Rotate --force --revoke: %v", err)
 		}
 		var n int
 		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM signing_keys WHERE kid = $1", a.kid).Scan(&n); err != nil || n != 0 {
 			t.Errorf("the forged key survived the emergency rotation: %d rows, %v", n, err)
+		}
+		// The deletion is in the admin history, by the one who asked for it.
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM audit.admin_changes
+			WHERE kind = 'signing_key' AND action = 'delete' AND name = $1 AND reason = 'invalid' AND source <> 'sql'`, a.kid).Scan(&n); err != nil || n != 1 {
+			t.Errorf("history rows of the deletion: %d, %v; want 1", n, err)
 		}
 		if got := m.InvalidKeys(); len(got) != 0 {
 			t.Errorf("InvalidKeys after removal = %v", got)
@@ -241,11 +246,11 @@ func TestForgedNextKeyNeverPromoted(t *testing.T) {
 		t.Error("the forged next key is published")
 	}
 	wantRefusal(t, e.m.Maintain(ctx), a.kid)
-	wantRefusal(t, e.m.Rotate(ctx, signing.RotateOptions{}), a.kid)
+	wantRefusal(t, e.m.Rotate(ctx, signing.RotateOptions{Actor: tester}), a.kid)
 	if got := stateOf(t, e.m)[signing.ES256][signing.StateActive]; got != active {
 		t.Fatalf("active ES256 key %s, want still %s", got, active)
 	}
-	if err := e.m.Rotate(ctx, signing.RotateOptions{Alg: signing.ES256, Revoke: true}); err != nil {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: signing.ES256, Revoke: true}); err != nil {
 		t.Fatalf("Rotate --revoke: %v", err)
 	}
 	st := stateOf(t, e.m)[signing.ES256]
@@ -347,7 +352,7 @@ func TestFutureLastUseClamped(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	retired := stateOf(t, e.m)[signing.ES256][signing.StateActive]
-	if err := e.m.Rotate(ctx, signing.RotateOptions{Alg: signing.ES256, Force: true}); err != nil {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: signing.ES256, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.pool.Exec(ctx, "UPDATE signing_keys SET last_used_at = '9999-01-01' WHERE kid = $1", retired); err != nil {

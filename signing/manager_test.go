@@ -111,7 +111,7 @@ func TestRotationNeverBreaksAVerifier(t *testing.T) {
 			}
 
 			e.clock.Advance(e.opts.PublishLead)
-			if err := e.m.Rotate(context.Background(), signing.RotateOptions{Alg: alg}); err != nil {
+			if err := e.m.Rotate(context.Background(), signing.RotateOptions{Actor: tester, Alg: alg}); err != nil {
 				t.Fatalf("Rotate: %v", err)
 			}
 			after := stateOf(t, e.m)[alg]
@@ -244,7 +244,7 @@ func TestRotate(t *testing.T) {
 	start := e.clock.Now()
 	k0 := stateOf(t, e.m)
 
-	err := e.m.Rotate(ctx, signing.RotateOptions{})
+	err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester})
 	var early *signing.TooEarlyError
 	if !errors.As(err, &early) || !errors.Is(err, signing.ErrTooEarly) {
 		t.Fatalf("Rotate right after bootstrap = %v, want a *TooEarlyError", err)
@@ -258,19 +258,19 @@ func TestRotate(t *testing.T) {
 	}
 
 	e.clock.Advance(e.opts.PublishLead)
-	if err := e.m.Rotate(ctx, signing.RotateOptions{}); err != nil {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester}); err != nil {
 		t.Fatalf("Rotate after PublishLead: %v", err)
 	}
 	k1 := stateOf(t, e.m)
 	if k1[signing.RS256]["active"] != k0[signing.RS256]["next"] || k1[signing.ES256]["active"] != k0[signing.ES256]["next"] {
 		t.Fatalf("after Rotate %v, before %v", k1, k0)
 	}
-	if err := e.m.Rotate(ctx, signing.RotateOptions{Alg: signing.ES256}); !errors.Is(err, signing.ErrTooEarly) {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: signing.ES256}); !errors.Is(err, signing.ErrTooEarly) {
 		t.Fatalf("second Rotate at once = %v, want ErrTooEarly", err)
 	}
 
 	// Emergency: promote the young next key now.
-	if err := e.m.Rotate(ctx, signing.RotateOptions{Alg: signing.RS256, Force: true}); err != nil {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: signing.RS256, Force: true}); err != nil {
 		t.Fatalf("Rotate Force: %v", err)
 	}
 	k2 := stateOf(t, e.m)
@@ -285,7 +285,7 @@ func TestRotate(t *testing.T) {
 	}
 
 	// Compromise: the old key leaves the JWKS at once.
-	if err := e.m.Rotate(ctx, signing.RotateOptions{Alg: signing.ES256, Revoke: true}); err != nil {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: signing.ES256, Revoke: true}); err != nil {
 		t.Fatalf("Rotate Revoke: %v", err)
 	}
 	revoked := k2[signing.ES256]["active"]
@@ -296,7 +296,7 @@ func TestRotate(t *testing.T) {
 		t.Errorf("revoked key info %+v", info)
 	}
 
-	if err := e.m.Rotate(ctx, signing.RotateOptions{Alg: "HS256"}); !errors.Is(err, signing.ErrUnsupportedAlg) {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: "HS256"}); !errors.Is(err, signing.ErrUnsupportedAlg) {
 		t.Errorf("Rotate HS256 = %v, want ErrUnsupportedAlg", err)
 	}
 }
@@ -310,7 +310,7 @@ func TestSecondReplicaPicksUpRotation(t *testing.T) {
 		e.clock.Advance(e.opts.PublishLead)
 		before := stateOf(t, e.m)[alg]
 		t1 := sign(t, b, e.claims(), alg)
-		if err := e.m.Rotate(ctx, signing.RotateOptions{Alg: alg}); err != nil {
+		if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: alg}); err != nil {
 			t.Fatal(err)
 		}
 		t2 := sign(t, b, e.claims(), alg)
@@ -387,10 +387,10 @@ func TestReplicasKeepOneActiveKeyPerAlg(t *testing.T) {
 		for i, m := range replicas {
 			wg.Add(4)
 			go func() { defer wg.Done(); report(m.Maintain(ctx)) }()
-			go func() { defer wg.Done(); report(m.Rotate(ctx, signing.RotateOptions{})) }()
+			go func() { defer wg.Done(); report(m.Rotate(ctx, signing.RotateOptions{Actor: tester})) }()
 			go func() {
 				defer wg.Done()
-				report(m.Rotate(ctx, signing.RotateOptions{Force: (round+i)%4 == 0, Alg: []string{signing.RS256, signing.ES256}[i]}))
+				report(m.Rotate(ctx, signing.RotateOptions{Actor: tester, Force: (round+i)%4 == 0, Alg: []string{signing.RS256, signing.ES256}[i]}))
 			}()
 			go func() {
 				defer wg.Done()
@@ -616,7 +616,7 @@ func TestKeysList(t *testing.T) {
 	e.clock.Advance(e.opts.PublishLead)
 	sign(t, e.m, e.claims(), signing.RS256)
 	t1 := e.clock.Now()
-	if err := e.m.Rotate(ctx, signing.RotateOptions{Alg: signing.RS256}); err != nil {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: signing.RS256}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := e.m.Keys(ctx)

@@ -39,11 +39,11 @@ func TestOnRotateAndActiveSince(t *testing.T) {
 	if len(since) != 2 || !since[signing.RS256].Equal(start) || !since[signing.ES256].Equal(start) {
 		t.Fatalf("ActiveSince after bootstrap = %v, want both at %s", since, start)
 	}
-	if err := e.m.Rotate(ctx, signing.RotateOptions{}); err == nil || len(got()) != 0 {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester}); err == nil || len(got()) != 0 {
 		t.Fatalf("a refused Rotate: err %v, OnRotate %v", err, got())
 	}
 	later := e.clock.Advance(opts.PublishLead).UTC()
-	if err := e.m.Rotate(ctx, signing.RotateOptions{Alg: signing.ES256}); err != nil {
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: signing.ES256}); err != nil {
 		t.Fatal(err)
 	}
 	if r := got(); !slices.Equal(r, []string{signing.ES256}) {

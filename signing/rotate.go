@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/oidc-bridge/oidc-bridge/internal/history"
 )
 
 // advisoryLockID is the transaction-level advisory lock under which every
@@ -56,6 +58,63 @@ type RotateOptions struct {
 	// before they notice the rotation. Without it the old key stays
 	// published for RetiredRetention after its last use, like any other.
 	Revoke bool
+	// Actor is who rotates, for the admin-change history (e.g. cli:alice
+	// from the CLI). Required.
+	Actor history.Actor
+}
+
+// Automatic is the actor of the changes Maintain makes: the schedule.
+var Automatic = history.Actor{Name: "automatic", Source: history.SourceService}
+
+// Reasons a key changes, as the admin-change history records them.
+const (
+	reasonInitial   = "initial"   // the first keys of an empty database
+	reasonRepair    = "repair"    // a missing next or active key replaced
+	reasonScheduled = "scheduled" // the RotationPeriod rotation
+	reasonManual    = "manual"    // keys rotate
+	reasonForced    = "forced"    // keys rotate --force
+	reasonRevoke    = "revoke"    // keys rotate --revoke
+	reasonRetention = "retention" // a retired key past its retention
+	reasonInvalid   = "invalid"   // keys rotate --revoke: a key that does not verify
+)
+
+// keyState is a key as the admin-change history shows it: never its
+// private part.
+type keyState struct {
+	KID         string     `json:"kid"`
+	Alg         string     `json:"alg"`
+	State       string     `json:"state"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty"`
+	RetiredAt   *time.Time `json:"retired_at,omitempty"`
+	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
+}
+
+func stateOf(r keyRow) keyState {
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	return keyState{KID: r.kid, Alg: r.alg, State: r.state, CreatedAt: r.created,
+		ActivatedAt: at(r.activated), RetiredAt: at(r.retired), RevokedAt: at(r.revoked)}
+}
+
+// record writes the history row of a key's change in the change's
+// transaction.
+func (c *change) record(ctx context.Context, action, reason string, before, after *keyRow) error {
+	ch := history.Change{Actor: c.by, Action: action, Kind: history.KindSigningKey, Reason: reason}
+	if before != nil {
+		ch.Name, ch.Before = before.kid, stateOf(*before)
+	}
+	if after != nil {
+		ch.After = stateOf(*after)
+		if before == nil {
+			ch.Name = after.kid
+		}
+	}
+	return history.Record(ctx, c.tx, ch)
 }
 
 // keyRow is a row of signing_keys; zero times stand for NULL.
@@ -164,6 +223,7 @@ type change struct {
 	m   *Manager
 	tx  pgx.Tx
 	now time.Time
+	by  history.Actor
 	// rows as read under the lock, private parts included, verified.
 	rows []keyRow
 	// invalid is judge's verdict on rows: nil when every key verifies.
@@ -178,10 +238,13 @@ type change struct {
 // locked runs fn in a transaction holding the advisory lock, with the
 // keys as they are once it is held, and drops this Manager's caches when
 // fn changed anything.
-func (m *Manager) locked(ctx context.Context, what string, fn func(ctx context.Context, c *change) error) error {
+func (m *Manager) locked(ctx context.Context, what string, by history.Actor, fn func(ctx context.Context, c *change) error) error {
+	if err := by.Check(); err != nil {
+		return fmt.Errorf("signing: %s: %w", what, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, lockedTimeout)
 	defer cancel()
-	c := &change{m: m}
+	c := &change{m: m, by: by}
 	var fnErr error
 	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", advisoryLockID); err != nil {
@@ -267,6 +330,9 @@ func (c *change) removeInvalid(ctx context.Context) error {
 		}
 		kids = append(kids, r.kid)
 		c.m.log.WarnContext(ctx, "signing: deleting a key that does not verify", "kid", r.kid, "alg", r.alg, "state", r.state, "error", r.invalid)
+		if err := c.record(ctx, history.ActionDelete, reasonInvalid, &r, nil); err != nil {
+			return fmt.Errorf("signing: record the deletion of %s: %w", r.kid, err)
+		}
 	}
 	tag, err := c.tx.Exec(ctx, "DELETE FROM signing_keys WHERE kid = ANY($1)", kids)
 	if err != nil {
@@ -298,7 +364,7 @@ func (c *change) exec(ctx context.Context, sql string, args ...any) error {
 }
 
 // create inserts a new key of alg as state (next or active).
-func (c *change) create(ctx context.Context, alg, state string) (string, error) {
+func (c *change) create(ctx context.Context, alg, state, reason string) (string, error) {
 	if err := c.needKEK(); err != nil {
 		return "", err
 	}
@@ -315,13 +381,20 @@ func (c *change) create(ctx context.Context, alg, state string) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("signing: store %s key: %w", alg, err)
 	}
+	row := keyRow{kid: k.kid, alg: alg, state: state, created: c.now}
+	if activated != nil {
+		row.activated = c.now
+	}
+	if err := c.record(ctx, history.ActionCreate, reason, nil, &row); err != nil {
+		return "", err
+	}
 	c.m.log.InfoContext(ctx, "signing: created key", "alg", alg, "kid", k.kid, "state", state)
 	return k.kid, nil
 }
 
 // promote makes the next key of a active (retiring the active one, if
-// any) and creates a new next key.
-func (c *change) promote(ctx context.Context, a *algKeys, force, revoke bool) error {
+// any) and creates a new next key; reason is the history's.
+func (c *change) promote(ctx context.Context, a *algKeys, force, revoke bool, reason string) error {
 	if err := c.needKEK(); err != nil {
 		return err
 	}
@@ -336,10 +409,23 @@ func (c *change) promote(ctx context.Context, a *algKeys, force, revoke bool) er
 			old, c.now, revokedAt); err != nil {
 			return fmt.Errorf("signing: retire %s: %w", old, err)
 		}
+		after, action := *a.active, history.ActionRetire
+		after.state, after.retired = StateRetired, c.now
+		if revoke {
+			after.revoked, action = c.now, history.ActionRevoke
+		}
+		if err := c.record(ctx, action, reason, a.active, &after); err != nil {
+			return err
+		}
 	}
 	if err := c.exec(ctx, "UPDATE signing_keys SET state = 'active', activated_at = $2 WHERE kid = $1 AND state = 'next'",
 		a.next.kid, c.now); err != nil {
 		return fmt.Errorf("signing: activate %s: %w", a.next.kid, err)
+	}
+	after := *a.next
+	after.state, after.activated = StateActive, c.now
+	if err := c.record(ctx, history.ActionActivate, reason, a.next, &after); err != nil {
+		return err
 	}
 	c.rotated = append(c.rotated, a.alg)
 	lvl := "signing: rotated key"
@@ -348,7 +434,7 @@ func (c *change) promote(ctx context.Context, a *algKeys, force, revoke bool) er
 	}
 	c.m.log.InfoContext(ctx, lvl, "alg", a.alg, "kid", a.next.kid, "retired", old, "revoked", revoke,
 		"published_for", c.now.Sub(a.next.created).String())
-	_, err := c.create(ctx, a.alg, StateNext)
+	_, err := c.create(ctx, a.alg, StateNext, reason)
 	return err
 }
 
@@ -358,18 +444,18 @@ func (c *change) promote(ctx context.Context, a *algKeys, force, revoke bool) er
 func (c *change) ensure(ctx context.Context, a *algKeys) (bool, error) {
 	switch {
 	case a.active == nil && a.next == nil:
-		if _, err := c.create(ctx, a.alg, StateActive); err != nil {
+		if _, err := c.create(ctx, a.alg, StateActive, reasonInitial); err != nil {
 			return false, err
 		}
-		_, err := c.create(ctx, a.alg, StateNext)
+		_, err := c.create(ctx, a.alg, StateNext, reasonInitial)
 		return true, err
 	case a.active == nil:
 		// Someone removed the active key: nothing signs, so the next key is
 		// promoted whatever its age.
 		c.m.log.WarnContext(ctx, "signing: no active key; promoting the next one", "alg", a.alg, "kid", a.next.kid)
-		return true, c.promote(ctx, a, true, false)
+		return true, c.promote(ctx, a, true, false, reasonRepair)
 	case a.next == nil:
-		_, err := c.create(ctx, a.alg, StateNext)
+		_, err := c.create(ctx, a.alg, StateNext, reasonRepair)
 		return true, err
 	}
 	return false, nil
@@ -385,13 +471,24 @@ func (c *change) deleteExpired(ctx context.Context) error {
 		return fmt.Errorf("signing: delete expired keys: %w", err)
 	}
 	var kid, alg string
+	var deleted []string
 	_, err = pgx.ForEachRow(rows, []any{&kid, &alg}, func() error {
 		c.changed = true
+		deleted = append(deleted, kid)
 		c.m.log.InfoContext(ctx, "signing: deleted retired key", "alg", alg, "kid", kid)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("signing: delete expired keys: %w", err)
+	}
+	for _, kid := range deleted {
+		for i := range c.rows {
+			if c.rows[i].kid == kid {
+				if err := c.record(ctx, history.ActionDelete, reasonRetention, &c.rows[i], nil); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -404,7 +501,7 @@ func (c *change) deleteExpired(ctx context.Context) error {
 // serialise on an advisory lock, and all but one find nothing to do.
 func (m *Manager) Maintain(ctx context.Context) error {
 	flushErr := m.flushUsage(ctx, false)
-	err := m.locked(ctx, "maintain", func(ctx context.Context, c *change) error {
+	err := m.locked(ctx, "maintain", Automatic, func(ctx context.Context, c *change) error {
 		if err := c.needKEK(); err != nil {
 			return err // nothing changes beside a key that does not verify
 		}
@@ -418,7 +515,7 @@ func (m *Manager) Maintain(ctx context.Context) error {
 			}
 			if !c.now.Before(a.active.activated.Add(m.opts.RotationPeriod)) &&
 				!c.now.Before(a.next.created.Add(m.opts.PublishLead)) {
-				if err := c.promote(ctx, a, false, false); err != nil {
+				if err := c.promote(ctx, a, false, false, reasonScheduled); err != nil {
 					return err
 				}
 			}
@@ -442,8 +539,15 @@ func (m *Manager) Rotate(ctx context.Context, opts RotateOptions) error {
 		todo = []string{opts.Alg}
 	}
 	force := opts.Force || opts.Revoke
+	reason := reasonManual
+	switch {
+	case opts.Revoke:
+		reason = reasonRevoke
+	case opts.Force:
+		reason = reasonForced
+	}
 	var early *TooEarlyError
-	err := m.locked(ctx, "rotate", func(ctx context.Context, c *change) error {
+	err := m.locked(ctx, "rotate", opts.Actor, func(ctx context.Context, c *change) error {
 		if opts.Revoke {
 			if err := c.removeInvalid(ctx); err != nil {
 				return err
@@ -471,7 +575,7 @@ func (m *Manager) Rotate(ctx context.Context, opts RotateOptions) error {
 			}
 			if a.next == nil {
 				// Forced without a next key: make one to promote at once.
-				kid, err := c.create(ctx, alg, StateNext)
+				kid, err := c.create(ctx, alg, StateNext, reason)
 				if err != nil {
 					return err
 				}
@@ -489,7 +593,7 @@ func (m *Manager) Rotate(ctx context.Context, opts RotateOptions) error {
 			return nil // rotate nothing; commit the keys ensure made
 		}
 		for _, a := range rotate {
-			if err := c.promote(ctx, a, force, opts.Revoke); err != nil {
+			if err := c.promote(ctx, a, force, opts.Revoke, reason); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/config"
+	"github.com/oidc-bridge/oidc-bridge/internal/history"
 )
 
 func (a *app) adminTokenCmd() *cobra.Command {
@@ -27,6 +30,7 @@ each token is stored: a token is shown once, when it is created.`,
 		asJSON    bool
 		scopes    []string
 		expiresIn time.Duration
+		by        string
 	)
 	create := &cobra.Command{
 		Use:   "create NAME",
@@ -44,7 +48,8 @@ long; without, it works until revoked.`,
 			if expiresIn < 0 {
 				return usageError{errors.New("--expires-in must be positive, e.g. 720h")}
 			}
-			return nil
+			_, err := cliActor(by)
+			return err
 		},
 		RunE: a.withTokens(func(ctx context.Context, s *admintoken.Store, args []string) error {
 			var expiresAt *time.Time
@@ -52,7 +57,11 @@ long; without, it works until revoked.`,
 				t := time.Now().Add(expiresIn)
 				expiresAt = &t
 			}
-			token, info, err := s.Create(ctx, args[0], scopes, expiresAt)
+			actor, err := cliActor(by)
+			if err != nil {
+				return err
+			}
+			token, info, err := s.Create(ctx, actor, args[0], scopes, expiresAt)
 			if err != nil {
 				return err
 			}
@@ -101,14 +110,25 @@ long; without, it works until revoked.`,
 		Use:   "revoke ID|NAME",
 		Short: "Revoke a token; it stops working at once on every replica",
 		Args:  exactArgs(1),
+		PreRunE: func(*cobra.Command, []string) error {
+			_, err := cliActor(by)
+			return err
+		},
 		RunE: a.withTokens(func(ctx context.Context, s *admintoken.Store, args []string) error {
-			info, err := s.Revoke(ctx, args[0])
+			actor, err := cliActor(by)
+			if err != nil {
+				return err
+			}
+			info, err := s.Revoke(ctx, actor, args[0])
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "revoked admin token %q (id %s)\n", info.Name, info.ID)
 			return nil
 		}),
+	}
+	for _, c := range []*cobra.Command{create, revoke} {
+		c.Flags().StringVar(&by, "actor", "", actorHelp)
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
@@ -126,8 +146,36 @@ func (a *app) withTokens(run func(context.Context, *admintoken.Store, []string) 
 			return err
 		}
 		defer func() { err = errors.Join(err, db.Close(context.WithoutCancel(ctx))) }()
-		return run(ctx, admintoken.New(db.pool, ""), args)
+		s, err := admintoken.New(db.pool, "", "")
+		if err != nil {
+			return err
+		}
+		return run(ctx, s, args)
 	}
+}
+
+const actorHelp = "who runs this, for the admin-change history (recorded as cli:LABEL with the database login); default: the OS user"
+
+// cliActor is who runs a command that changes admin tokens or signing
+// keys, as the admin-change history records it: cli:LABEL, the label from
+// --actor or else the OS user. Both are the runner's say-so; the history
+// also records the database login (db_user), which the database vouches for.
+func cliActor(label string) (history.Actor, error) {
+	if label == "" {
+		label = osUser()
+	} else if !history.ValidLabel(label) {
+		return history.Actor{}, usageError{fmt.Errorf("--actor must be %s", history.LabelRule)}
+	}
+	return history.Actor{Name: "cli:" + label, Source: history.SourceCLI}, nil
+}
+
+// osUser is the name of the OS user running the command, or uid-N when it
+// has none that history.ValidLabel accepts.
+func osUser() string {
+	if u, err := user.Current(); err == nil && history.ValidLabel(u.Username) {
+		return u.Username
+	}
+	return fmt.Sprintf("uid-%d", os.Getuid())
 }
 
 func exactArgs(n int) cobra.PositionalArgs {

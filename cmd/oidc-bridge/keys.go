@@ -141,7 +141,10 @@ last use, so rotation never breaks a verifier.`,
 		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	var opts signing.RotateOptions
+	var (
+		opts signing.RotateOptions
+		by   string
+	)
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Promote the next signing key now (every replica picks it up within 30 s)",
@@ -152,6 +155,10 @@ publishing the old key, so tokens it signed stop verifying, and deletes every
 stored key that does not verify against the key-encryption key (a row that a
 bridge with this key did not write; see keys list).`,
 		Args: exactArgs(0),
+		PreRunE: func(*cobra.Command, []string) (err error) {
+			opts.Actor, err = cliActor(by)
+			return err
+		},
 		RunE: a.withSigner(func(ctx context.Context, m *signing.Manager) error {
 			if err := m.Rotate(ctx, opts); err != nil {
 				var te *signing.TooEarlyError
@@ -168,6 +175,7 @@ bridge with this key did not write; see keys list).`,
 	rotate.Flags().StringVar(&opts.Alg, "alg", "", "rotate only this algorithm (RS256 or ES256)")
 	rotate.Flags().BoolVar(&opts.Force, "force", false, "promote the next key even if it was published less than an hour ago")
 	rotate.Flags().BoolVar(&opts.Revoke, "revoke", false, "also unpublish the old key at once, and delete keys that do not verify (implies --force)")
+	rotate.Flags().StringVar(&by, "actor", "", actorHelp)
 	cmd.AddCommand(list, rotate)
 	return cmd
 }

@@ -169,6 +169,10 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	}
 	verifier := identity.NewVerifier(identity.Config{AllowInsecureIssuers: cfg.AllowInsecureIssuers, Logger: log,
 		OnFetch: telemetry.NewFetchMetrics(reg)}, store)
+	admins, err := admintoken.New(db.pool, cfg.AdminToken, cfg.AdminTokenLabel)
+	if err != nil {
+		return err
+	}
 	srv := bridge.New(bridge.Options{
 		Store:                store,
 		Usage:                led,
@@ -185,7 +189,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		IssuerOwnerRateLimit: cfg.IssuerOwnerRateLimit,
 		IssuerOwnerRateBurst: cfg.IssuerOwnerRateBurst,
 		SeparateMetrics:      cfg.MetricsAddr != "",
-		Admins:               admintoken.New(db.pool, cfg.AdminToken),
+		Admins:               admins,
 		Ready:                func(ctx context.Context) error { return schemaUsable(ctx, db.pool) },
 		AllowInsecureIssuers: cfg.AllowInsecureIssuers,
 		Logger:               log,
@@ -196,6 +200,9 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on BRIDGE_LISTEN_ADDR: %w", err)
+	}
+	if cfg.AdminToken != "" && cfg.AdminTokenLabel == "" {
+		log.Warn("BRIDGE_ADMIN_TOKEN has no BRIDGE_ADMIN_TOKEN_LABEL: the admin-change history names its holder only as bootstrap; set the label to the person or team who holds it")
 	}
 	if cfg.AdminToken == "" {
 		log.Info("no BRIDGE_ADMIN_TOKEN: the admin API accepts only tokens made with `oidc-bridge admin-token create`")

@@ -8,6 +8,10 @@
 // (everything else, and reading too); the bootstrap token has both. A token may expire; an
 // expired token is refused like a revoked one.
 //
+// Creating and revoking a token records a row of the admin-change history
+// (kind admin_token) in the same transaction: the token's id, name, scopes
+// and expiry, never the token or its digest.
+//
 // It does not rate-limit failed attempts; the HTTP layer does that.
 package admintoken
 
@@ -28,6 +32,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oidc-bridge/oidc-bridge/internal/history"
 )
 
 // Prefix starts every token this package creates, so that secret scanners
@@ -37,7 +43,8 @@ const Prefix = "obat_"
 // MinBootstrapLength is the shortest bootstrap token accepted.
 const MinBootstrapLength = 32
 
-// BootstrapName is the name reported for the bootstrap token.
+// BootstrapName is the name reported for the bootstrap token; with a
+// label, BootstrapName + ":" + label.
 const BootstrapName = "bootstrap"
 
 var (
@@ -130,19 +137,32 @@ func (i Info) Expired(now time.Time) bool { return i.ExpiresAt != nil && !now.Be
 
 // Store keeps admin tokens in Postgres.
 type Store struct {
-	pool      *pgxpool.Pool
-	bootstrap []byte // digest of the bootstrap token, or nil
-	timeout   time.Duration
+	pool          *pgxpool.Pool
+	bootstrap     []byte // digest of the bootstrap token, or nil
+	bootstrapName string
+	timeout       time.Duration
 }
 
-// New returns a Store. bootstrap is the bootstrap token, or "" for none.
-func New(pool *pgxpool.Pool, bootstrap string) *Store {
-	s := &Store{pool: pool, timeout: 5 * time.Second}
+// ErrInvalidLabel: a bootstrap label that history.ValidLabel refuses.
+var ErrInvalidLabel = errors.New("admintoken: a bootstrap label is " + history.LabelRule)
+
+// New returns a Store. bootstrap is the bootstrap token, or "" for none;
+// label names its holder (BRIDGE_ADMIN_TOKEN_LABEL) for the admin-change
+// history and the logs: its principal is "bootstrap:LABEL", or "bootstrap"
+// without one. A label history.ValidLabel refuses is an error.
+func New(pool *pgxpool.Pool, bootstrap, label string) (*Store, error) {
+	s := &Store{pool: pool, timeout: 5 * time.Second, bootstrapName: BootstrapName}
+	if label != "" {
+		if !history.ValidLabel(label) {
+			return nil, ErrInvalidLabel
+		}
+		s.bootstrapName = BootstrapName + ":" + label
+	}
 	if bootstrap != "" {
 		d := digest(bootstrap)
 		s.bootstrap = d[:]
 	}
-	return s
+	return s, nil
 }
 
 func digest(token string) [32]byte { return sha256.Sum256([]byte(token)) }
@@ -152,8 +172,11 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 // Create makes a new token called name with scopes (nil or empty: an error;
 // AllScopes for both), expiring at expiresAt (nil: never), and returns it
 // with its Info. The token is not kept: this is the only time it can be
-// seen.
-func (s *Store) Create(ctx context.Context, name string, scopes []string, expiresAt *time.Time) (string, Info, error) {
+// seen. by is recorded in the admin-change history.
+func (s *Store) Create(ctx context.Context, by history.Actor, name string, scopes []string, expiresAt *time.Time) (string, Info, error) {
+	if err := by.Check(); err != nil {
+		return "", Info{}, fmt.Errorf("admintoken: create %q: %w", name, err)
+	}
 	if !nameRE.MatchString(name) || name == BootstrapName {
 		return "", Info{}, ErrInvalidName
 	}
@@ -177,9 +200,16 @@ func (s *Store) Create(ctx context.Context, name string, scopes []string, expire
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	info := Info{ID: uuid.New(), Name: name, Scopes: scopes, ExpiresAt: expiresAt}
-	err = s.pool.QueryRow(ctx,
-		`INSERT INTO admin_tokens (id, name, token_hash, scopes, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING created_at`,
-		info.ID, name, d[:], scopes, expiresAt).Scan(&info.CreatedAt)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx,
+			`INSERT INTO admin_tokens (id, name, token_hash, scopes, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING created_at`,
+			info.ID, name, d[:], scopes, expiresAt).Scan(&info.CreatedAt)
+		if err != nil {
+			return err
+		}
+		return history.Record(ctx, tx, history.Change{Actor: by, Action: history.ActionCreate,
+			Kind: history.KindAdminToken, Name: name, After: info})
+	})
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -214,19 +244,41 @@ func (s *Store) List(ctx context.Context) ([]Info, error) {
 	return out, nil
 }
 
-// Revoke revokes the token whose id or name is ref. Revoking a revoked
-// token is not an error.
-func (s *Store) Revoke(ctx context.Context, ref string) (Info, error) {
+// Revoke revokes the token whose id or name is ref, recording by in the
+// admin-change history. Revoking a revoked token is not an error, and
+// records nothing: nothing changes.
+func (s *Store) Revoke(ctx context.Context, by history.Actor, ref string) (Info, error) {
+	if err := by.Check(); err != nil {
+		return Info{}, fmt.Errorf("admintoken: revoke %q: %w", ref, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var id *uuid.UUID
 	if u, err := uuid.Parse(ref); err == nil {
 		id = &u
 	}
-	i, err := scanInfo(s.pool.QueryRow(ctx, `
-		UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, now())
-		WHERE name = $1 OR id = $2
-		RETURNING `+infoColumns, ref, id))
+	var i Info
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		before, err := scanInfo(tx.QueryRow(ctx, `SELECT `+infoColumns+` FROM admin_tokens
+			WHERE name = $1 OR id = $2 FOR UPDATE`, ref, id))
+		if err != nil {
+			return err
+		}
+		if i = before; before.RevokedAt != nil {
+			return nil
+		}
+		i, err = scanInfo(tx.QueryRow(ctx, `
+			UPDATE admin_tokens SET revoked_at = now() WHERE id = $1
+			RETURNING `+infoColumns, before.ID))
+		if err != nil {
+			return err
+		}
+		// last_used_at is bookkeeping, not part of the change.
+		after := i
+		before.LastUsedAt, after.LastUsedAt = nil, nil
+		return history.Record(ctx, tx, history.Change{Actor: by, Action: history.ActionRevoke,
+			Kind: history.KindAdminToken, Name: i.Name, Before: before, After: after})
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Info{}, fmt.Errorf("%w: %q", ErrNotFound, ref)
 	}
@@ -248,7 +300,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 	}
 	d := digest(token)
 	if s.bootstrap != nil && subtle.ConstantTimeCompare(d[:], s.bootstrap) == 1 {
-		return Principal{Name: BootstrapName, Scopes: AllScopes()}, nil
+		return Principal{Name: s.bootstrapName, Scopes: AllScopes()}, nil
 	}
 	if !strings.HasPrefix(token, Prefix) {
 		return Principal{}, ErrUnauthorized

@@ -23,9 +23,9 @@ func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	s := admintoken.New(pool, bootstrap)
+	s := newStore(t, pool, bootstrap, "")
 
-	token, info, err := s.Create(ctx, "ops", admintoken.AllScopes(), nil)
+	token, info, err := s.Create(ctx, cli, "ops", admintoken.AllScopes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +47,11 @@ func TestLifecycle(t *testing.T) {
 		!p.Can(admintoken.ScopeRead) || !p.Can(admintoken.ScopeWrite) {
 		t.Fatalf("bootstrap: %+v %v", p, err)
 	}
-	if _, _, err := s.Create(ctx, "ops", admintoken.AllScopes(), nil); !errors.Is(err, admintoken.ErrExists) {
+	if _, _, err := s.Create(ctx, cli, "ops", admintoken.AllScopes(), nil); !errors.Is(err, admintoken.ErrExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
 	for _, bad := range []string{"", "Ops", "bootstrap", "a b", strings.Repeat("a", 65), "-x", "ä"} {
-		if _, _, err := s.Create(ctx, bad, admintoken.AllScopes(), nil); !errors.Is(err, admintoken.ErrInvalidName) {
+		if _, _, err := s.Create(ctx, cli, bad, admintoken.AllScopes(), nil); !errors.Is(err, admintoken.ErrInvalidName) {
 			t.Errorf("name %q: %v", bad, err)
 		}
 	}
@@ -61,16 +61,16 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("list: %+v %v", list, err)
 	}
 	// Revoke by id; revoking again is fine; by name works too.
-	if _, err := s.Revoke(ctx, info.ID.String()); err != nil {
+	if _, err := s.Revoke(ctx, cli, info.ID.String()); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.Revoke(ctx, "ops"); err != nil || r.RevokedAt == nil {
+	if r, err := s.Revoke(ctx, cli, "ops"); err != nil || r.RevokedAt == nil {
 		t.Fatalf("revoke again: %+v %v", r, err)
 	}
 	if _, err := s.Authenticate(ctx, token); !errors.Is(err, admintoken.ErrUnauthorized) {
 		t.Fatalf("revoked token: %v", err)
 	}
-	if _, err := s.Revoke(ctx, "nobody"); !errors.Is(err, admintoken.ErrNotFound) {
+	if _, err := s.Revoke(ctx, cli, "nobody"); !errors.Is(err, admintoken.ErrNotFound) {
 		t.Fatalf("revoke unknown: %v", err)
 	}
 }
@@ -79,8 +79,8 @@ func TestAuthenticateRefuses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	s := admintoken.New(pool, bootstrap)
-	token, _, err := s.Create(ctx, "ci", admintoken.AllScopes(), nil)
+	s := newStore(t, pool, bootstrap, "")
+	token, _, err := s.Create(ctx, cli, "ci", admintoken.AllScopes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestAuthenticateRefuses(t *testing.T) {
 		}
 	}
 	// Without a bootstrap token configured, nothing is the bootstrap.
-	none := admintoken.New(pool, "")
+	none := newStore(t, pool, "", "")
 	if _, err := none.Authenticate(ctx, bootstrap); !errors.Is(err, admintoken.ErrUnauthorized) {
 		t.Errorf("bootstrap accepted without being configured: %v", err)
 	}
@@ -101,7 +101,7 @@ func TestScopes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	s := admintoken.New(pool, "")
+	s := newStore(t, pool, "", "")
 	tests := []struct {
 		name    string
 		scopes  []string
@@ -119,7 +119,7 @@ func TestScopes(t *testing.T) {
 	}
 	for i, tt := range tests {
 		name := "t" + string(rune('a'+i))
-		_, info, err := s.Create(ctx, name, tt.scopes, nil)
+		_, info, err := s.Create(ctx, cli, name, tt.scopes, nil)
 		if tt.wantErr != "-" {
 			var se *admintoken.ScopeError
 			if !errors.As(err, &se) || se.Scope != tt.wantErr {
@@ -148,7 +148,7 @@ func TestScopes(t *testing.T) {
 		t.Fatalf("stored scopes (-want +got):\n%s", diff)
 	}
 
-	read, _, err := s.Create(ctx, "reader", []string{"read"}, nil)
+	read, _, err := s.Create(ctx, cli, "reader", []string{"read"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,14 +168,14 @@ func TestExpiry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	s := admintoken.New(pool, "")
+	s := newStore(t, pool, "", "")
 	for _, past := range []time.Time{time.Now().Add(-time.Second), time.Now().Add(-24 * time.Hour)} {
-		if _, _, err := s.Create(ctx, "old", admintoken.AllScopes(), &past); !errors.Is(err, admintoken.ErrExpiryInPast) {
+		if _, _, err := s.Create(ctx, cli, "old", admintoken.AllScopes(), &past); !errors.Is(err, admintoken.ErrExpiryInPast) {
 			t.Fatalf("expiry %v: %v", past, err)
 		}
 	}
 	exp := time.Now().Add(time.Hour)
-	token, info, err := s.Create(ctx, "temp", []string{"write"}, &exp)
+	token, info, err := s.Create(ctx, cli, "temp", []string{"write"}, &exp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("expired token: %v", err)
 	}
 	// The bootstrap token never expires.
-	boot := admintoken.New(pool, bootstrap)
+	boot := newStore(t, pool, bootstrap, "")
 	if p, err := boot.Authenticate(ctx, bootstrap); err != nil || p.Name != admintoken.BootstrapName {
 		t.Fatalf("bootstrap: %+v %v", p, err)
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/oidc-bridge/oidc-bridge/internal/history"
 )
 
 // Config is the whole configuration of the oidc-bridge binary.
@@ -33,6 +35,11 @@ type Config struct {
 	// AdminToken is the bootstrap admin bearer token, at least 32
 	// characters. Empty: only tokens made with `admin-token create`.
 	AdminToken string `env:"BRIDGE_ADMIN_TOKEN"`
+	// AdminTokenLabel names the holder of the bootstrap token in the
+	// admin-change history and the logs: its uses are recorded as
+	// bootstrap:LABEL (bootstrap without it). 1-64 of A-Z, a-z, 0-9, '.',
+	// '_', '@' and '-'.
+	AdminTokenLabel string `env:"BRIDGE_ADMIN_TOKEN_LABEL"`
 	// AllowInsecureIssuers lets issuers use http:// URLs on loopback hosts.
 	// For tests and demos only: never set it in production.
 	AllowInsecureIssuers bool `env:"BRIDGE_ALLOW_INSECURE_ISSUERS"`
@@ -119,6 +126,12 @@ func (c *Config) validate() error {
 	}
 	if strings.TrimSpace(c.AdminToken) != c.AdminToken {
 		errs = append(errs, errors.New("BRIDGE_ADMIN_TOKEN: must not start or end with whitespace"))
+	}
+	if c.AdminTokenLabel != "" && !history.ValidLabel(c.AdminTokenLabel) {
+		errs = append(errs, errors.New("BRIDGE_ADMIN_TOKEN_LABEL: must be "+history.LabelRule))
+	}
+	if c.AdminTokenLabel != "" && c.AdminToken == "" {
+		errs = append(errs, errors.New("BRIDGE_ADMIN_TOKEN_LABEL: names the holder of BRIDGE_ADMIN_TOKEN, which is not set"))
 	}
 	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
 		errs = append(errs, fmt.Errorf("BRIDGE_RATE_LIMIT: must be a number of requests per second, 0 or more"))

@@ -324,6 +324,7 @@ func TestCommandLine(t *testing.T) {
 		{"keys without a key-encryption key", []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t)}, []string{"keys", "list"}, 1, "BRIDGE_KEY_ENCRYPTION_KEY"},
 		{"bad key-encryption key", []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t), "BRIDGE_KEY_ENCRYPTION_KEY=short"}, []string{"keys", "list"}, 1, "BRIDGE_KEY_ENCRYPTION_KEY"},
 		{"unknown flag", nil, []string{"serve", "--frobnicate"}, 2, "frobnicate"},
+		{"bad bootstrap label", []string{"BRIDGE_ADMIN_TOKEN=" + strings.Repeat("x", 40), "BRIDGE_ADMIN_TOKEN_LABEL=ops team", "BRIDGE_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"serve"}, 1, "BRIDGE_ADMIN_TOKEN_LABEL"},
 		{"admin-token create without name", []string{"BRIDGE_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"admin-token", "create"}, 2, "usage"},
 	}
 	for _, tt := range tests {

@@ -35,11 +35,15 @@ type Bridge struct {
 func New(t testing.TB) *Bridge {
 	t.Helper()
 	pool := pgtest.NewPool(t)
+	admins, err := admintoken.New(pool, Token, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := bridge.New(bridge.Options{
 		Store:    mapping.NewPGStore(pool, 0),
 		Usage:    ledger.New(pool),
 		Ledger:   ledger.New(pool),
-		Admins:   admintoken.New(pool, Token),
+		Admins:   admins,
 		Ready:    func(ctx context.Context) error { return database.CheckCurrent(ctx, pool) },
 		Registry: prometheus.NewRegistry(),
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
