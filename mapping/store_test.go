@@ -322,7 +322,7 @@ func TestAuditorReadsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SET LOCAL ROLE oidc_bridge_auditor`); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT set_config('role', oidc_bridge_auditor_role(), true)`); err != nil {
 		t.Fatal(err)
 	}
 	var n int
