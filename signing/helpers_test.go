@@ -77,7 +77,8 @@ func newEnv(t testing.TB) *env {
 
 func newEnvWith(t testing.TB, opts signing.Options) *env {
 	t.Helper()
-	e := &env{url: pgtest.NewDatabase(t), kek: newKEK(t), clock: newClock()}
+	// As the service's runtime role (migrations/00007_roles.sql).
+	e := &env{url: pgtest.RuntimeURL(t, pgtest.NewDatabase(t)), kek: newKEK(t), clock: newClock()}
 	e.pool = e.openPool(t)
 	var served *signing.Manager
 	mux := http.NewServeMux()
