@@ -16,7 +16,9 @@ func (a *app) migrateCmd() *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply pending database migrations and exit",
 		Long: `Apply pending database migrations and exit. Safe to run from several
-replicas at once: an advisory lock lets one migrate while the others wait.`,
+replicas at once: an advisory lock lets one migrate while the others wait.
+Connects as BRIDGE_MIGRATION_DATABASE_URL (the schema's owner), else as
+BRIDGE_DATABASE_URL; the embedded default migrates as its superuser.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			cfg, err := config.Load(a.environ)
@@ -25,15 +27,17 @@ replicas at once: an advisory lock lets one migrate while the others wait.`,
 			}
 			ctx := cmd.Context()
 			log := newLogger(a.stderr, cfg.Level)
-			db, err := openDB(ctx, cfg, log)
+			if cfg.MigrationDatabaseURL == "" {
+				// The only URL is the migrator's (a single-role setup,
+				// or the migration Job's environment).
+				cfg.MigrationDatabaseURL = cfg.DatabaseURL
+			}
+			db, err := openDB(ctx, cfg, log, true)
 			if err != nil {
 				return err
 			}
 			defer func() { err = errors.Join(err, db.Close(context.WithoutCancel(ctx))) }()
-			n, err := database.Migrate(ctx, db.pool, log)
-			if err != nil {
-				return err
-			}
+			n := db.applied
 			cur, _, err := database.Status(ctx, db.pool)
 			if err != nil {
 				return err

@@ -37,8 +37,11 @@ func TestServeAdminAPI(t *testing.T) {
 	t.Parallel()
 	gh := oidctest.New(t)
 	gl := oidctest.New(t, oidctest.WithPathPrefix("/gitlab"))
+	url := pgtest.NewEmptyDatabase(t)
 	s := startServer(t, []string{
-		"BRIDGE_DATABASE_URL=" + pgtest.NewEmptyDatabase(t),
+		// One role for both (serve migrates at start).
+		"BRIDGE_DATABASE_URL=" + url,
+		"BRIDGE_MIGRATION_DATABASE_URL=" + url,
 		"BRIDGE_ADMIN_TOKEN=" + adminToken,
 		"BRIDGE_ALLOW_INSECURE_ISSUERS=true",
 	})
@@ -223,17 +226,23 @@ func TestEmbeddedDefaultUnreachableDataDir(t *testing.T) {
 	}
 }
 
-// TestMigrateAndReadiness: serve --no-migrate on an empty database is not
+// TestMigrateAndReadiness: serve without BRIDGE_MIGRATION_DATABASE_URL, or
+// with --no-migrate, on an empty database does not migrate and is not
 // ready until `oidc-bridge migrate` has run.
 func TestMigrateAndReadiness(t *testing.T) {
 	t.Parallel()
 	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewEmptyDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken}
-	s := startServer(t, env, "--no-migrate")
-	r := s.call("GET", "/readyz", "", "")
-	if r.status != 503 || !strings.Contains(string(r.body), "migrate") {
-		t.Fatalf("readyz before migrate: %d %s", r.status, r.body)
+	s := startServer(t, env)
+	noMigrate := startServer(t, append([]string{"BRIDGE_MIGRATION_DATABASE_URL=" + strings.TrimPrefix(env[0], "BRIDGE_DATABASE_URL=")}, env...),
+		"--no-migrate")
+	for _, s := range []*server{s, noMigrate} {
+		r := s.call("GET", "/readyz", "", "")
+		if r.status != 503 || !strings.Contains(string(r.body), "migrate") {
+			t.Fatalf("readyz before migrate: %d %s", r.status, r.body)
+		}
+		s.must(200, "GET", "/healthz", "", "")
 	}
-	s.must(200, "GET", "/healthz", "", "")
+	noMigrate.stopClean()
 	out, errOut, code := cli(t, env, "migrate")
 	if code != 0 || !regexp.MustCompile(`^applied [1-9][0-9]* migration\(s\); schema version [1-9]`).MatchString(out) {
 		t.Fatalf("migrate: exit %d\n%s\n%s", code, out, errOut)
@@ -259,7 +268,8 @@ func TestMigrateAndReadiness(t *testing.T) {
 func TestReplicas(t *testing.T) {
 	t.Parallel()
 	gh := oidctest.New(t)
-	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewEmptyDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken,
+	url := pgtest.NewEmptyDatabase(t)
+	env := []string{"BRIDGE_DATABASE_URL=" + url, "BRIDGE_MIGRATION_DATABASE_URL=" + url, "BRIDGE_ADMIN_TOKEN=" + adminToken,
 		"BRIDGE_ALLOW_INSECURE_ISSUERS=true"}
 	servers := make([]*server, 3)
 	var wg sync.WaitGroup
