@@ -144,6 +144,29 @@ func TestEmbeddedDefault(t *testing.T) {
 	if strings.Contains(s2.logs.String(), "initdb") && strings.Contains(s2.logs.String(), `"msg":"initdb`) {
 		t.Error("second run initialised the cluster again")
 	}
+	// The service connects as its runtime login, not as the superuser
+	// that migrated (migrations/00007_roles.sql).
+	pidFile, err := os.ReadFile(filepath.Join(dir, "postgres", "pgdata", "postmaster.pid"))
+	if lines := strings.Split(string(pidFile), "\n"); err != nil || len(lines) < 5 {
+		t.Fatalf("postmaster.pid: %v", err)
+	} else {
+		db := openDB(t, "postgres://postgres@/oidc_bridge?sslmode=disable&port="+lines[3]+"&host="+lines[4])
+		var users []string
+		if err := db.QueryRow(t.Context(), `SELECT array_agg(DISTINCT usename::text) FROM pg_stat_activity
+			WHERE datname = 'oidc_bridge' AND pid <> pg_backend_pid()`).Scan(&users); err != nil {
+			t.Fatal(err)
+		}
+		var super, member bool
+		if err := db.QueryRow(t.Context(), `SELECT rolsuper OR rolcreaterole, pg_has_role('oidc_bridge_service', oidc_bridge_runtime_role(), 'USAGE')
+			FROM pg_roles WHERE rolname = 'oidc_bridge_service'`).Scan(&super, &member); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(users, ",") != "oidc_bridge_service" || super || !member {
+			t.Errorf("the service's sessions are %v's (SUPERUSER or CREATEROLE %v, runtime role %v); want only oidc_bridge_service's, a runtime member",
+				users, super, member)
+		}
+		db.Close()
+	}
 	out, errOut, code = cli(t, env, "admin-token", "list")
 	if code != 0 || !strings.Contains(out, "ops") || strings.Contains(out, token) {
 		t.Fatalf("admin-token list: exit %d\n%s\n%s", code, out, errOut)
