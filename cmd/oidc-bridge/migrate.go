@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/oidc-bridge/oidc-bridge/internal/config"
@@ -27,18 +28,33 @@ BRIDGE_DATABASE_URL; the embedded default migrates as its superuser.`,
 			}
 			ctx := cmd.Context()
 			log := newLogger(a.stderr, cfg.Level)
-			if cfg.MigrationDatabaseURL == "" {
-				// The only URL is the migrator's (a single-role setup,
-				// or the migration Job's environment).
-				cfg.MigrationDatabaseURL = cfg.DatabaseURL
+			var pool *pgxpool.Pool
+			var n int
+			if cfg.DatabaseURL == "" {
+				db, err := openDB(ctx, cfg, log, true)
+				if err != nil {
+					return err
+				}
+				defer func() { err = errors.Join(err, db.Close(context.WithoutCancel(ctx))) }()
+				pool, n = db.pool, db.applied
+			} else {
+				// Only the migrator's URL is used: on a first install
+				// the runtime login has no grant yet. Without
+				// BRIDGE_MIGRATION_DATABASE_URL the only URL is the
+				// migrator's (the migration Job, a single-role setup).
+				url := cfg.MigrationDatabaseURL
+				if url == "" {
+					url = cfg.DatabaseURL
+				}
+				if pool, err = database.Open(ctx, url); err != nil {
+					return err
+				}
+				defer pool.Close()
+				if n, err = database.Migrate(ctx, pool, log); err != nil {
+					return err
+				}
 			}
-			db, err := openDB(ctx, cfg, log, true)
-			if err != nil {
-				return err
-			}
-			defer func() { err = errors.Join(err, db.Close(context.WithoutCancel(ctx))) }()
-			n := db.applied
-			cur, _, err := database.Status(ctx, db.pool)
+			cur, _, err := database.Status(ctx, pool)
 			if err != nil {
 				return err
 			}
