@@ -74,7 +74,18 @@ func TestRuntimeRoleCannotRewriteHistory(t *testing.T) {
 		}
 	}
 
+	// A partition made later, through the owner's function on the
+	// runtime's behalf, carries no grant either.
+	var later string
+	if err := owner.QueryRow(ctx, `SELECT max(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'issuances'::regclass AND c.relname ~ '^issuances_[0-9]{4}_[0-9]{2}$'`).Scan(&later); err != nil || later == month {
+		t.Fatalf("the partition made by ledger_ensure_partitions(4): %q, %v", later, err)
+	}
 	for _, sql := range []string{
+		`INSERT INTO ` + pgx.Identifier{later}.Sanitize() + ` (id, requested_at, outcome, issuer) SELECT gen_random_uuid(), lower_bound, 'pending', 'x'
+			FROM (SELECT date_trunc('month', now() + interval '4 months') AS lower_bound) b`,
+		`DELETE FROM ` + pgx.Identifier{later}.Sanitize(),
+		`TRUNCATE ` + pgx.Identifier{later}.Sanitize(),
 		`UPDATE issuances SET issuer = 'forged'`,
 		`UPDATE issuances SET repository = 'org/other', requested_at = requested_at - interval '1 day'`,
 		`UPDATE issuances SET subject = NULL`,
