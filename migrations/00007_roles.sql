@@ -75,9 +75,9 @@ $$;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 -- Functions are callable by PUBLIC by default. The trigger function needs no
 -- EXECUTE to fire; the SECURITY DEFINER functions below must be reachable
--- by the runtime role only.
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.oidc_bridge_runtime_role(), public.oidc_bridge_auditor_role() TO PUBLIC;
+-- by the runtime role only. (Only the bridge's own functions: extensions
+-- installed in public keep their grants.)
+REVOKE EXECUTE ON FUNCTION ledger_ensure_partitions(integer), oidc_bridge_catalog_changed() FROM PUBLIC;
 
 -- Partitions are created with the owner's rights, on the runtime's behalf
 -- (serve at start and daily). The new partitions carry no grant: the
@@ -214,7 +214,8 @@ BEGIN
         IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
             EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', r);
             EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM %I', r);
-            EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM %I', r);
+            EXECUTE format('REVOKE ALL ON FUNCTION public.ledger_ensure_partitions(integer), '
+                'public.ledger_drop_partitions_before(timestamptz) FROM %I', r);
             EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM %I', r);
             EXECUTE format('REVOKE ALL ON SCHEMA public, audit FROM %I', r);
             BEGIN
@@ -232,4 +233,4 @@ ALTER FUNCTION ledger_ensure_partitions(integer) SECURITY INVOKER;
 ALTER FUNCTION ledger_ensure_partitions(integer) RESET search_path;
 DROP FUNCTION oidc_bridge_runtime_role();
 DROP FUNCTION oidc_bridge_auditor_role();
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO PUBLIC;
+GRANT EXECUTE ON FUNCTION ledger_ensure_partitions(integer), oidc_bridge_catalog_changed() TO PUBLIC;
