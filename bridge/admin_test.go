@@ -54,12 +54,16 @@ func TestMain(m *testing.M) {
 const bootstrap = "bootstrap-token-0123456789-abcdefghij"
 
 type env struct {
-	opts   bridge.Options
-	t      testing.TB
-	pool   *pgxpool.Pool
-	srv    *bridge.Server
-	tokens *admintoken.Store
-	token  string
+	opts bridge.Options
+	t    testing.TB
+	// pool is the schema owner's, for fixtures and checks; the server
+	// runs on runtime, as the service's runtime role
+	// (migrations/00007_roles.sql).
+	pool    *pgxpool.Pool
+	runtime *pgxpool.Pool
+	srv     *bridge.Server
+	tokens  *admintoken.Store
+	token   string
 }
 
 type envOption func(*bridge.Options)
@@ -86,12 +90,12 @@ func baseOptions(t testing.TB, pool *pgxpool.Pool) bridge.Options {
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	pool := pgtest.NewPool(t)
-	o := baseOptions(t, pool)
+	runtime, pool := pgtest.NewRuntimePool(t)
+	o := baseOptions(t, runtime)
 	for _, f := range opts {
 		f(&o)
 	}
-	return &env{opts: o, t: t, pool: pool, srv: bridge.New(o), tokens: o.Admins.(*admintoken.Store), token: bootstrap}
+	return &env{opts: o, t: t, pool: pool, runtime: runtime, srv: bridge.New(o), tokens: o.Admins.(*admintoken.Store), token: bootstrap}
 }
 
 // in returns a copy of e that reports to t (a subtest's).
@@ -788,6 +792,7 @@ func TestDatabaseDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.pool.Reset()
+	e.runtime.Reset()
 	// The bootstrap token needs no database, so the handlers are reached.
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/v1/admin/issuers", ""},

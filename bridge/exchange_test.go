@@ -344,6 +344,7 @@ func TestExchangeUnavailable(t *testing.T) {
 	exec(fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS false`, db))
 	exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db)
 	x.pool.Reset()
+	x.runtime.Reset()
 	r := x.exchange(tok, "")
 	x.wantError(r, 503, "unavailable", "")
 	if sts.CallCount() != 0 {

@@ -149,7 +149,7 @@ func TestAuditDocQueries(t *testing.T) {
 			return rows.Err()
 		})
 		if err != nil {
-			t.Errorf("%s: as oidc_bridge_auditor: %v", name, err)
+			t.Errorf("%s: as the auditor role: %v", name, err)
 			continue
 		}
 		plan := explain(t, pool, q.sql)

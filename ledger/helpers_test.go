@@ -73,11 +73,15 @@ func attempt(c *identity.Claims) ledger.Attempt {
 // enabled issuer "seed" (replay_scope token) and its enabled mappings 1 to
 // seedMappings (named seed-<id>): Reserve rechecks that the mapping and its
 // issuer exist and are enabled. Later mappings get ids above 1000.
+//
+// The ledger runs as the service's runtime role (pgtest.RuntimeLogin: no
+// ownership, history append-only); the pool returned is the schema owner's,
+// for fixtures and checks.
 func newLedger(t testing.TB) (*ledger.Ledger, *pgxpool.Pool) {
 	t.Helper()
-	pool := pgtest.NewPool(t)
-	seedCatalog(t, pool)
-	return ledger.New(pool), pool
+	runtime, owner := pgtest.NewRuntimePool(t)
+	seedCatalog(t, owner)
+	return ledger.New(runtime), owner
 }
 
 // seedCatalog writes newLedger's issuer and mappings.

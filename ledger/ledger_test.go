@@ -20,8 +20,9 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 func TestEnsurePartitions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	l := ledger.New(pool)
+	// The ledger runs as the service's runtime role; pool is the owner's.
+	runtime, pool := pgtest.NewRuntimePool(t)
+	l := ledger.New(runtime)
 	months := func() map[string]bool {
 		t.Helper()
 		rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -79,8 +80,9 @@ func TestEnsurePartitions(t *testing.T) {
 func TestRecordAudit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	l := ledger.New(pool)
+	// The ledger runs as the service's runtime role; pool is the owner's.
+	runtime, pool := pgtest.NewRuntimePool(t)
+	l := ledger.New(runtime)
 	a := ledger.Attempt{Claims: &identity.Claims{Issuer: "https://token.actions.githubusercontent.com", JTI: "j1",
 		Repository: "acme/web"}, MappingID: 7, Mapping: "shadow", Provider: "aws", Target: json.RawMessage(`{"role_arn":"x"}`)}
 	if _, err := l.RecordAudit(ctx, a, true, ""); err != nil {

@@ -56,7 +56,7 @@ const auditColumns = `id, requested_at, completed_at, outcome, error_code, issue
 ref, sha, environment, event_name, workflow_ref, actor, run_id, run_attempt, job_id, token_jti,
 mapping, provider, target, credential_id, expires_at, client_ip, user_agent`
 
-// asAuditor runs f in a read-only transaction as oidc_bridge_auditor.
+// asAuditor runs f in a read-only transaction as the auditor role (oidc_bridge_auditor_role()).
 func asAuditor(t *testing.T, pool *pgxpool.Pool, f func(tx pgx.Tx) error) error {
 	t.Helper()
 	ctx := context.Background()
@@ -65,7 +65,7 @@ func asAuditor(t *testing.T, pool *pgxpool.Pool, f func(tx pgx.Tx) error) error 
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SET LOCAL ROLE oidc_bridge_auditor`); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT set_config('role', oidc_bridge_auditor_role(), true)`); err != nil {
 		t.Fatal(err)
 	}
 	return f(tx)

@@ -44,6 +44,10 @@ var ErrRetentionTooShort = errors.New("ledger: retention cutoff is less than the
 // history than the retention must archive the partitions first (for
 // example pg_dump --table=issuances_2024_01) or leave the retention unset.
 //
+// The partitions are detached and dropped by ledger_drop_partitions_before,
+// a SECURITY DEFINER function of the schema's owner, so that the service's
+// database role needs no ownership of the ledger.
+//
 // All partitions are dropped in one transaction under an advisory lock:
 // a replica that finds the lock held returns at once with nothing dropped,
 // and the statement's lock waits are bounded (retentionLockTimeout), so a
@@ -71,40 +75,16 @@ func (l *Ledger) DropPartitionsBefore(ctx context.Context, cutoff time.Time) (dr
 		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, retentionLockTimeout); err != nil {
 			return dbError("retention: lock timeout", err)
 		}
-		rows, err := tx.Query(ctx, `
-			SELECT n.nspname, c.relname
-			FROM pg_catalog.pg_inherits i
-			JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = i.inhparent
-			CROSS JOIN LATERAL (SELECT substring(pg_catalog.pg_get_expr(c.relpartbound, c.oid)
-				FROM '^FOR VALUES FROM \(.*\) TO \(''([^'']+)''\)$')::timestamptz) AS b(upper_bound)
-			WHERE i.inhparent = 'issuances'::regclass
-				AND c.relkind = 'r'
-				AND c.oid <> p.partdefid
-				AND b.upper_bound IS NOT NULL
-				AND b.upper_bound <= $1::timestamptz
-			ORDER BY b.upper_bound, c.relname`, cutoff)
+		// The owner's function detaches and drops (the runtime role owns
+		// no table; migrations/00007_roles.sql): it reads each partition's
+		// bounds from the catalog, and refuses a cutoff within 31 days too.
+		rows, err := tx.Query(ctx, `SELECT ledger_drop_partitions_before($1::timestamptz)`, cutoff)
 		if err != nil {
-			return dbError("retention: list partitions", err)
+			return dbError("retention: drop partitions", err)
 		}
-		type part struct{ schema, name string }
-		parts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (part, error) {
-			var p part
-			err := r.Scan(&p.schema, &p.name)
-			return p, err
-		})
+		dropped, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
-			return dbError("retention: list partitions", err)
-		}
-		for _, p := range parts {
-			if _, err := tx.Exec(ctx, `ALTER TABLE issuances DETACH PARTITION `+pgx.Identifier{p.schema, p.name}.Sanitize()); err != nil {
-				return dbError("retention: detach "+p.name, err)
-			}
-			if _, err := tx.Exec(ctx, `DROP TABLE `+pgx.Identifier{p.schema, p.name}.Sanitize()); err != nil {
-				return dbError("retention: drop "+p.name, err)
-			}
-			dropped = append(dropped, p.schema+"."+p.name)
+			return dbError("retention: drop partitions", err)
 		}
 		return nil
 	})

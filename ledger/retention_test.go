@@ -33,8 +33,9 @@ func partitions(t *testing.T, pool *pgxpool.Pool) []string {
 func TestDropPartitionsBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	l := ledger.New(pool)
+	// The ledger runs as the service's runtime role; pool is the owner's.
+	runtime, pool := pgtest.NewRuntimePool(t)
+	l := ledger.New(runtime)
 	now := time.Now().UTC()
 	month := func(delta int) time.Time {
 		return time.Date(now.Year(), now.Month()+time.Month(delta), 1, 0, 0, 0, 0, time.UTC)
@@ -124,8 +125,9 @@ func TestDropPartitionsBefore(t *testing.T) {
 func TestDropPartitionsBeforeRefusesRecentCutoff(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	l := ledger.New(pool)
+	// The ledger runs as the service's runtime role; pool is the owner's.
+	runtime, pool := pgtest.NewRuntimePool(t)
+	l := ledger.New(runtime)
 	before := partitions(t, pool)
 	for _, cutoff := range []time.Time{{}, time.Now(), time.Now().AddDate(1, 0, 0), time.Now().Add(-ledger.MinRetention + time.Hour)} {
 		dropped, err := l.DropPartitionsBefore(ctx, cutoff)
@@ -141,8 +143,9 @@ func TestDropPartitionsBeforeRefusesRecentCutoff(t *testing.T) {
 func TestDropPartitionsBeforeLocked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	l := ledger.New(pool)
+	// The ledger runs as the service's runtime role; pool is the owner's.
+	runtime, pool := pgtest.NewRuntimePool(t)
+	l := ledger.New(runtime)
 	old := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE issuances_2000_01 PARTITION OF issuances FOR VALUES FROM (%s) TO (%s)`,
 		literal(old), literal(old.AddDate(0, 1, 0)))); err != nil {

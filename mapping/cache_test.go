@@ -28,7 +28,10 @@ const changeBound = 5 * time.Second
 // writes as another replica would (not through the cache), and a running
 // cache.
 type cacheEnv struct {
+	// pool is the schema owner's, for fixtures; the stores and the cache
+	// run as the service's runtime role (pgtest.NewRuntimePool).
 	pool    *pgxpool.Pool
+	runtime *pgxpool.Pool
 	other   *mapping.PGStore
 	cache   *mapping.Cache
 	reloads chan error
@@ -51,8 +54,8 @@ func cacheMapping(name string, enabled bool) mapping.Mapping {
 func newCacheEnv(t *testing.T, o mapping.CacheOptions) *cacheEnv {
 	t.Helper()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	other := mapping.NewPGStore(pool, 0)
+	runtime, pool := pgtest.NewRuntimePool(t)
+	other := mapping.NewPGStore(runtime, 0)
 	if _, err := other.CreateIssuer(ctx, testActor, mapping.Issuer{Name: "github", URL: cacheIssuerURL,
 		Kind: "github", Audiences: []string{"aud"}, Enabled: true}); err != nil {
 		t.Fatal(err)
@@ -60,7 +63,7 @@ func newCacheEnv(t *testing.T, o mapping.CacheOptions) *cacheEnv {
 	if _, err := other.CreateMapping(ctx, testActor, cacheMapping("web", true), nil); err != nil {
 		t.Fatal(err)
 	}
-	e := &cacheEnv{pool: pool, other: other, reloads: make(chan error, 100), ignored: map[string]int{}}
+	e := &cacheEnv{pool: pool, runtime: runtime, other: other, reloads: make(chan error, 100), ignored: map[string]int{}}
 	o.OnReloadCoalesced = func() { e.nCoalesced.Add(1) }
 	o.OnHeartbeatIgnored = func(reason string) {
 		e.ignoredMu.Lock()
@@ -74,7 +77,7 @@ func newCacheEnv(t *testing.T, o mapping.CacheOptions) *cacheEnv {
 		default:
 		}
 	}
-	e.cache = mapping.NewCache(mapping.NewPGStore(pool, 0), pool, o)
+	e.cache = mapping.NewCache(mapping.NewPGStore(runtime, 0), runtime, o)
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { e.cache.Run(rctx) })
@@ -135,7 +138,7 @@ func TestCacheServesFromMemory(t *testing.T) {
 
 	// Take the database away from the pool (the listener has its own
 	// connection, which stays up).
-	e.pool.Close()
+	e.runtime.Close()
 	if got := enabledNames(t, e.cache); !slices.Equal(got, []string{"web"}) {
 		t.Fatalf("from memory with the pool closed: %v", got)
 	}
@@ -302,17 +305,17 @@ func TestCacheNeedsTriggers(t *testing.T) {
 func TestCacheStartsWithoutTriggers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
+	runtime, pool := pgtest.NewRuntimePool(t)
 	if _, err := pool.Exec(ctx, `DROP TRIGGER oidc_bridge_catalog_notify ON issuers`); err != nil {
 		t.Fatal(err)
 	}
-	store := mapping.NewPGStore(pool, 0)
+	store := mapping.NewPGStore(runtime, 0)
 	if _, err := store.CreateIssuer(ctx, testActor, mapping.Issuer{Name: "github", URL: cacheIssuerURL,
 		Kind: "github", Audiences: []string{"aud"}, Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
 	reloads := make(chan error, 100)
-	c := mapping.NewCache(store, pool, mapping.CacheOptions{Heartbeat: 20 * time.Millisecond,
+	c := mapping.NewCache(store, runtime, mapping.CacheOptions{Heartbeat: 20 * time.Millisecond,
 		OnReload: func(err error) {
 			select {
 			case reloads <- err:
@@ -426,7 +429,7 @@ func TestCacheIgnoresForgedHeartbeats(t *testing.T) {
 			// The real heartbeats stop: the pool is closed (the listener has a
 			// connection of its own, which stays up). Exchanges' reads then
 			// fail unless served from memory.
-			e.pool.Close()
+			e.runtime.Close()
 			forged := tt.forged(id, seen)
 			stop := make(chan struct{})
 			var wg sync.WaitGroup

@@ -9,7 +9,6 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
-	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
 )
 
 // TestVerifiedTokenSelectsMapping joins the pieces the exchange will use:
@@ -18,7 +17,7 @@ import (
 func TestVerifiedTokenSelectsMapping(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store := mapping.NewPGStore(pgtest.NewPool(t), 0)
+	store := mapping.NewPGStore(runtimePool(t), 0)
 	gh := oidctest.New(t)
 	gl := oidctest.New(t, oidctest.WithPathPrefix("/gitlab"))
 	for _, is := range []mapping.Issuer{

@@ -27,7 +27,7 @@ var testActor = mapping.Actor{Name: "test"}
 func TestStoreIssuerByURL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := mapping.NewPGStore(pgtest.NewPool(t), 0)
+	s := mapping.NewPGStore(runtimePool(t), 0)
 	if _, err := s.CreateIssuer(ctx, testActor, mapping.Issuer{Name: "github", URL: "https://token.actions.githubusercontent.com",
 		Kind: "github", Audiences: []string{"a", "b"}, Enabled: true}); err != nil {
 		t.Fatal(err)
@@ -59,7 +59,7 @@ func TestStoreIssuerByURL(t *testing.T) {
 func TestStoreMappingRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := mapping.NewPGStore(pgtest.NewPool(t), 0)
+	s := mapping.NewPGStore(runtimePool(t), 0)
 	if _, err := s.CreateIssuer(ctx, testActor, mapping.Issuer{Name: "gl", URL: "https://gitlab.com", Kind: "gitlab",
 		Audiences: []string{"x"}, Enabled: true}); err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestStoreMappingRoundTrip(t *testing.T) {
 func TestStoreMode(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := mapping.NewPGStore(pgtest.NewPool(t), 0)
+	s := mapping.NewPGStore(runtimePool(t), 0)
 	if _, err := s.CreateIssuer(ctx, testActor, mapping.Issuer{Name: "gh", URL: "https://gh.example", Kind: "github",
 		Audiences: []string{"x"}, Enabled: true}); err != nil {
 		t.Fatal(err)
@@ -199,8 +199,8 @@ func asJSON(t *testing.T, v any) map[string]any {
 func TestStoreRecordsChanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	s := mapping.NewPGStore(pool, 0)
+	runtime, pool := pgtest.NewRuntimePool(t)
+	s := mapping.NewPGStore(runtime, 0)
 	alice := mapping.Actor{Name: "alice", RequestID: "req-1"}
 	bob := mapping.Actor{Name: "bob"}
 	rid := func(s string) *string { return &s }
@@ -306,8 +306,8 @@ func TestStoreRecordsChanges(t *testing.T) {
 func TestAuditorReadsChanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	s := mapping.NewPGStore(pool, 0)
+	runtime, pool := pgtest.NewRuntimePool(t)
+	s := mapping.NewPGStore(runtime, 0)
 	if _, err := s.CreateIssuer(ctx, testActor, mapping.Issuer{Name: "gh", URL: "https://gh.example", Kind: "github",
 		Audiences: []string{"x"}, Enabled: true}); err != nil {
 		t.Fatal(err)
@@ -322,7 +322,7 @@ func TestAuditorReadsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SET LOCAL ROLE oidc_bridge_auditor`); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT set_config('role', oidc_bridge_auditor_role(), true)`); err != nil {
 		t.Fatal(err)
 	}
 	var n int
@@ -349,7 +349,7 @@ func TestAuditorReadsChanges(t *testing.T) {
 func TestStoreIssuerReplayAndLimits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := mapping.NewPGStore(pgtest.NewPool(t), 0)
+	s := mapping.NewPGStore(runtimePool(t), 0)
 	age, life := 120, 900
 	in := mapping.Issuer{Name: "gl", URL: "https://gitlab.example.com", Kind: "gitlab", Audiences: []string{"a"}, Enabled: true,
 		ReplayScope: mapping.ReplayScopeTokenMapping, MaxTokenAgeSeconds: &age, MaxTokenLifetimeSeconds: &life}
@@ -380,4 +380,12 @@ func TestStoreIssuerReplayAndLimits(t *testing.T) {
 	if got, err := s.IssuerByURL(ctx, in.URL); err != nil || got.MaxTokenAge != 0 || got.MaxTokenLifetime != 0 {
 		t.Errorf("IssuerByURL after update: %+v, %v; want the kind's defaults (zero)", got, err)
 	}
+}
+
+// runtimePool returns a pool on a fresh database that connects as the
+// service's runtime role (no ownership; migrations/00007_roles.sql).
+func runtimePool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	runtime, _ := pgtest.NewRuntimePool(t)
+	return runtime
 }

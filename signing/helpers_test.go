@@ -62,6 +62,9 @@ func testOptions() signing.Options {
 type env struct {
 	url   string
 	pool  *pgxpool.Pool
+	// owner is the schema owner's pool, for checks the service's runtime
+	// role may not make (the admin history: it may only INSERT there).
+	owner *pgxpool.Pool
 	kek   signing.KEK
 	clock *clock
 	opts  signing.Options
@@ -77,8 +80,16 @@ func newEnv(t testing.TB) *env {
 
 func newEnvWith(t testing.TB, opts signing.Options) *env {
 	t.Helper()
-	e := &env{url: pgtest.NewDatabase(t), kek: newKEK(t), clock: newClock()}
+	// As the service's runtime role (migrations/00007_roles.sql).
+	ownerURL := pgtest.NewDatabase(t)
+	e := &env{url: pgtest.RuntimeURL(t, ownerURL), kek: newKEK(t), clock: newClock()}
 	e.pool = e.openPool(t)
+	owner, err := database.Open(context.Background(), ownerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(owner.Close)
+	e.owner = owner
 	var served *signing.Manager
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {

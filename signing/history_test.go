@@ -23,7 +23,7 @@ var tester = history.Actor{Name: "cli:tester", Source: history.SourceCLI}
 // database's, so the bridge's own last uses look forged to them.
 func keyChanges(t *testing.T, e *env) []string {
 	t.Helper()
-	rows, err := e.pool.Query(context.Background(), `
+	rows, err := e.owner.Query(context.Background(), `
 		SELECT actor, source, action, coalesce(reason, ''), name,
 		       coalesce(before->>'state', '-'), coalesce(after->>'state', '-'), coalesce(after->>'alg', before->>'alg'),
 		       coalesce(before ? 'private_key', false) OR coalesce(after ? 'private_key', false) OR (after->>'revoked_at' IS NOT NULL) <> (action = 'revoke')

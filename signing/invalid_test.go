@@ -204,7 +204,7 @@ func TestForgedRetiredKeyNeverPublished(t *testing.T) {
 			t.Errorf("the forged key survived the emergency rotation: %d rows, %v", n, err)
 		}
 		// The deletion is in the admin history, by the one who asked for it.
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM audit.admin_changes
+		if err := e.owner.QueryRow(ctx, `SELECT count(*) FROM audit.admin_changes
 			WHERE kind = 'signing_key' AND action = 'delete' AND name = $1 AND reason = 'invalid' AND source <> 'sql'`, a.kid).Scan(&n); err != nil || n != 1 {
 			t.Errorf("history rows of the deletion: %d, %v; want 1", n, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"path/filepath"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,11 +25,40 @@ const embeddedDatabase = "oidc_bridge"
 // tests can build the binary with another one (-ldflags -X).
 var clusterRoot = "/var/lib/oidc-bridge"
 
+// embeddedLogin is the service's login role in the embedded cluster: a
+// member of the database's runtime role (oidc_bridge_runtime_role(),
+// migrations/00007_roles.sql), so that the embedded default runs with the
+// same privileges as a deployment on a managed PostgreSQL. The superuser
+// postgres migrates and owns the schema. Both connect over the private
+// unix socket (trust authentication, a folder only the cluster's user can
+// enter): the role keeps the service's SQL within the runtime's rights; it
+// does not protect the database from a process that owns its data folder.
+const embeddedLogin = "oidc_bridge_service"
+
+// embeddedRoles creates the embedded login and grants it the runtime role
+// once migration 00007 has made it. Concurrent commands on one cluster may
+// run it at once.
+const embeddedRoles = `DO $$
+BEGIN
+    BEGIN
+        CREATE ROLE oidc_bridge_service LOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+        NULL;
+    END;
+    IF to_regprocedure('public.oidc_bridge_runtime_role()') IS NOT NULL THEN
+        EXECUTE format('GRANT %I TO oidc_bridge_service', public.oidc_bridge_runtime_role());
+    END IF;
+END
+$$`
+
 // dbHandle is an open database, and the embedded cluster behind it if any.
 type dbHandle struct {
+	// pool connects as the service's runtime login.
 	pool     *pgxpool.Pool
 	cluster  *pgcluster.Cluster
 	embedded bool
+	// applied is how many migrations openDB applied.
+	applied int
 }
 
 // Close closes the pool and stops the embedded cluster if this process
@@ -43,11 +73,16 @@ func (h *dbHandle) Close(ctx context.Context) error {
 	return nil
 }
 
-// openDB connects to BRIDGE_DATABASE_URL or, when it is unset, creates
-// (first run) or reuses the private cluster under BRIDGE_DATA_DIR.
-func openDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*dbHandle, error) {
+// openDB opens the service's pool on BRIDGE_DATABASE_URL or, when it is
+// unset, creates (first run) or reuses the private cluster under
+// BRIDGE_DATA_DIR and connects as its runtime login. With migrate, it
+// first applies the pending migrations as the migrator: the embedded
+// cluster's superuser, or BRIDGE_MIGRATION_DATABASE_URL; without that
+// variable nothing is migrated (the schema's owner runs `oidc-bridge
+// migrate`).
+func openDB(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*dbHandle, error) {
 	h := &dbHandle{}
-	url := cfg.DatabaseURL
+	url, migrationURL := cfg.DatabaseURL, cfg.MigrationDatabaseURL
 	if url == "" {
 		h.embedded = true
 		dir := filepath.Join(cfg.DataDir, "postgres")
@@ -60,7 +95,19 @@ func openDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*dbHandle
 		if err := c.EnsureDatabase(ctx, embeddedDatabase); err != nil {
 			return nil, errors.Join(fmt.Errorf("embedded database in %s: %w", c.Dir(), err), h.Close(context.WithoutCancel(ctx)))
 		}
-		url = c.URL(embeddedDatabase)
+		migrationURL = c.URL(embeddedDatabase)
+		if url, err = withUser(migrationURL, embeddedLogin); err != nil {
+			return nil, errors.Join(err, h.Close(context.WithoutCancel(ctx)))
+		}
+	}
+	if h.embedded || (migrate && migrationURL != "") {
+		n, err := runMigrations(ctx, migrationURL, log, migrate, h.embedded)
+		if err != nil {
+			return nil, errors.Join(err, h.Close(context.WithoutCancel(ctx)))
+		}
+		h.applied = n
+	} else if migrate {
+		log.Info("BRIDGE_MIGRATION_DATABASE_URL is unset: not migrating; /readyz answers 503 until the schema is current (`oidc-bridge migrate`)")
 	}
 	pool, err := database.Open(ctx, url)
 	if err != nil {
@@ -70,21 +117,52 @@ func openDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*dbHandle
 	return h, nil
 }
 
+// runMigrations connects as the migrator on url, applies the pending
+// migrations when migrate is set and, in the embedded cluster, sets up the
+// service's login (embeddedRoles).
+func runMigrations(ctx context.Context, url string, log *slog.Logger, migrate, embedded bool) (applied int, err error) {
+	pool, err := database.Open(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("migrator: %w", err)
+	}
+	defer pool.Close()
+	if migrate {
+		if applied, err = database.Migrate(ctx, pool, log); err != nil {
+			return applied, err
+		}
+		log.Info("migrations applied", "count", applied)
+	}
+	if embedded {
+		if _, err := pool.Exec(ctx, embeddedRoles); err != nil {
+			return applied, fmt.Errorf("embedded database: the service's login role: %w", err)
+		}
+	}
+	return applied, nil
+}
+
+// withUser returns the connection URL rawURL with user instead of its own.
+func withUser(rawURL, user string) (string, error) {
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("embedded database: URL: %w", err)
+	}
+	u.User = neturl.User(user)
+	return u.String(), nil
+}
+
 // openCurrentDB opens the database for a tool command: it migrates the
 // embedded default (which this binary owns) and otherwise requires that the
 // schema is current.
 func openCurrentDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*dbHandle, error) {
-	h, err := openDB(ctx, cfg, log)
+	h, err := openDB(ctx, cfg, log, cfg.DatabaseURL == "")
 	if err != nil {
 		return nil, err
 	}
-	if h.embedded {
-		_, err = database.Migrate(ctx, h.pool, log)
-	} else if err = database.CheckCurrent(ctx, h.pool); err != nil {
-		err = fmt.Errorf("%w (run `oidc-bridge migrate` first)", err)
-	}
-	if err != nil {
-		return nil, errors.Join(err, h.Close(context.WithoutCancel(ctx)))
+	if !h.embedded {
+		if err = database.CheckCurrent(ctx, h.pool); err != nil {
+			err = fmt.Errorf("%w (run `oidc-bridge migrate` first)", err)
+			return nil, errors.Join(err, h.Close(context.WithoutCancel(ctx)))
+		}
 	}
 	return h, nil
 }

@@ -55,6 +55,7 @@ issuers hand to pipeline jobs, and exchanges them for short-lived cloud
 credentials under mappings kept in Postgres.
 
 Configuration is read from the environment (BRIDGE_DATABASE_URL,
+BRIDGE_MIGRATION_DATABASE_URL,
 BRIDGE_DATA_DIR, BRIDGE_LISTEN_ADDR, BRIDGE_PUBLIC_URL, BRIDGE_ADMIN_TOKEN,
 BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
 		SilenceUsage:  true,

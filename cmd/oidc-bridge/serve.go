@@ -19,7 +19,6 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/config"
-	"github.com/oidc-bridge/oidc-bridge/internal/database"
 	"github.com/oidc-bridge/oidc-bridge/internal/telemetry"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
@@ -50,7 +49,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var noMigrate bool
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the HTTP service (applies pending migrations first)",
+		Short: "Run the HTTP service (applies pending migrations first, as BRIDGE_MIGRATION_DATABASE_URL)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(a.environ)
@@ -97,7 +96,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	}
 	// Shutdown work must run even after the signal cancelled ctx.
 	bg := context.WithoutCancel(ctx)
-	db, err := openDB(ctx, cfg, log)
+	db, err := openDB(ctx, cfg, log, migrate)
 	if err != nil {
 		return err
 	}
@@ -107,13 +106,6 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		err = errors.Join(err, db.Close(stopCtx))
 	}()
 
-	if migrate {
-		n, err := database.Migrate(ctx, db.pool, log)
-		if err != nil {
-			return err
-		}
-		log.Info("migrations applied", "count", n)
-	}
 	led := ledger.New(db.pool)
 	if err := schemaUsable(ctx, db.pool); err == nil {
 		if err := led.EnsurePartitions(ctx, partitionMonths); err != nil {

@@ -446,16 +446,34 @@ func TestMigrationJob(t *testing.T) {
 	if j.Annotations["argocd.argoproj.io/hook"] != "PreSync" {
 		t.Error("the Job must run before the rollout: argocd.argoproj.io/hook: PreSync")
 	}
-	// The same database as the server.
-	dbURL := func(c corev1.Container) string {
-		e, ok := envByName(c)["BRIDGE_DATABASE_URL"]
+	// The migrator's URL, from its own Secret; the server's from the
+	// runtime's (migrations/00007_roles.sql: the service owns nothing).
+	dbURL := func(c corev1.Container, name string) string {
+		e, ok := envByName(c)[name]
 		if !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 			return ""
 		}
 		return e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
 	}
-	if got, want := dbURL(c), dbURL(d.Spec.Template.Spec.Containers[0]); got == "" || got != want {
-		t.Errorf("the Job's BRIDGE_DATABASE_URL comes from %q, the server's from %q", got, want)
+	server := d.Spec.Template.Spec.Containers[0]
+	if got := dbURL(c, "BRIDGE_DATABASE_URL"); got != migratorSecret+"/database-url" {
+		t.Errorf("the Job's BRIDGE_DATABASE_URL comes from %q, want the migrator's %s/database-url", got, migratorSecret)
+	}
+	if got := dbURL(server, "BRIDGE_DATABASE_URL"); got != runtimeSecret+"/database-url" {
+		t.Errorf("the server's BRIDGE_DATABASE_URL comes from %q, want the runtime's %s/database-url", got, runtimeSecret)
+	}
+	if _, ok := envByName(server)["BRIDGE_MIGRATION_DATABASE_URL"]; ok {
+		t.Error("the server has BRIDGE_MIGRATION_DATABASE_URL: the owner's login belongs to the Job only")
+	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == migratorSecret {
+			t.Errorf("the server mounts the migrator's Secret %s", migratorSecret)
+		}
+	}
+	for _, ef := range server.EnvFrom {
+		if ef.SecretRef != nil && ef.SecretRef.Name == migratorSecret {
+			t.Errorf("the server reads the migrator's Secret %s", migratorSecret)
+		}
 	}
 	// The server's Service and PDB must not count the Job's pod.
 	sel, _ := metav1.LabelSelectorAsSelector(d.Spec.Selector)
@@ -568,8 +586,9 @@ func TestNoPlaintextSecrets(t *testing.T) {
 	})
 }
 
-// TestSecretReferencesAgree: every reference to the external Secret names
-// the same Secret, and its keys are the documented ones.
+// TestSecretReferencesAgree: the manifests reference the two external
+// Secrets (the runtime's and the migrator's) and their documented keys, and
+// nothing else.
 func TestSecretReferencesAgree(t *testing.T) {
 	objs := loadManifests(t)
 	refs := map[string]map[string]bool{}
@@ -602,11 +621,18 @@ func TestSecretReferencesAgree(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	want := []string{"oidc-bridge/database-url", "oidc-bridge/key-encryption-key"}
+	want := []string{migratorSecret + "/database-url", runtimeSecret + "/database-url", runtimeSecret + "/key-encryption-key"}
 	if !slices.Equal(got, want) {
 		t.Errorf("Secret references %v, want %v (docs/operations.md documents these)", got, want)
 	}
 }
+
+// The two Secrets created out of band (docs/operations.md): the runtime
+// login's URL and the key-encryption key, and the migrator's URL.
+const (
+	runtimeSecret  = "oidc-bridge"
+	migratorSecret = "oidc-bridge-migrator"
+)
 
 func hasPort(c corev1.Container, port string) bool {
 	for _, p := range c.Ports {

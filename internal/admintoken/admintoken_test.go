@@ -22,8 +22,9 @@ const bootstrap = "0123456789abcdef0123456789abcdef-boot"
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	s := newStore(t, pool, bootstrap, "")
+	// The store runs as the service's runtime role; pool is the owner's.
+	runtime, pool := pgtest.NewRuntimePool(t)
+	s := newStore(t, runtime, bootstrap, "")
 
 	token, info, err := s.Create(ctx, cli, "ops", admintoken.AllScopes(), nil)
 	if err != nil {
@@ -78,8 +79,9 @@ func TestLifecycle(t *testing.T) {
 func TestAuthenticateRefuses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	s := newStore(t, pool, bootstrap, "")
+	// The store runs as the service's runtime role.
+	runtime, _ := pgtest.NewRuntimePool(t)
+	s := newStore(t, runtime, bootstrap, "")
 	token, _, err := s.Create(ctx, cli, "ci", admintoken.AllScopes(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +93,7 @@ func TestAuthenticateRefuses(t *testing.T) {
 		}
 	}
 	// Without a bootstrap token configured, nothing is the bootstrap.
-	none := newStore(t, pool, "", "")
+	none := newStore(t, runtime, "", "")
 	if _, err := none.Authenticate(ctx, bootstrap); !errors.Is(err, admintoken.ErrUnauthorized) {
 		t.Errorf("bootstrap accepted without being configured: %v", err)
 	}
@@ -100,8 +102,9 @@ func TestAuthenticateRefuses(t *testing.T) {
 func TestScopes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	s := newStore(t, pool, "", "")
+	// The store runs as the service's runtime role; pool is the owner's.
+	runtime, pool := pgtest.NewRuntimePool(t)
+	s := newStore(t, runtime, "", "")
 	tests := []struct {
 		name    string
 		scopes  []string
@@ -167,8 +170,9 @@ func TestScopes(t *testing.T) {
 func TestExpiry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	s := newStore(t, pool, "", "")
+	// The store runs as the service's runtime role; pool is the owner's.
+	runtime, pool := pgtest.NewRuntimePool(t)
+	s := newStore(t, runtime, "", "")
 	for _, past := range []time.Time{time.Now().Add(-time.Second), time.Now().Add(-24 * time.Hour)} {
 		if _, _, err := s.Create(ctx, cli, "old", admintoken.AllScopes(), &past); !errors.Is(err, admintoken.ErrExpiryInPast) {
 			t.Fatalf("expiry %v: %v", past, err)
@@ -197,7 +201,7 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("expired token: %v", err)
 	}
 	// The bootstrap token never expires.
-	boot := newStore(t, pool, bootstrap, "")
+	boot := newStore(t, runtime, bootstrap, "")
 	if p, err := boot.Authenticate(ctx, bootstrap); err != nil || p.Name != admintoken.BootstrapName {
 		t.Fatalf("bootstrap: %+v %v", p, err)
 	}

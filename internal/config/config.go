@@ -22,9 +22,16 @@ import (
 
 // Config is the whole configuration of the oidc-bridge binary.
 type Config struct {
-	// DatabaseURL is the Postgres connection URL. Empty selects the
+	// DatabaseURL is the Postgres connection URL of the service's login,
+	// a member of the database's runtime role (oidc_bridge_runtime_role(),
+	// migrations/00007_roles.sql), which owns nothing. Empty selects the
 	// embedded default: a private cluster under DataDir.
 	DatabaseURL string `env:"BRIDGE_DATABASE_URL"`
+	// MigrationDatabaseURL is the connection URL of the migrator, the
+	// owner of the schema: `migrate` uses it (else DatabaseURL), and
+	// `serve` applies pending migrations at start only when it is set.
+	// Requires DatabaseURL.
+	MigrationDatabaseURL string `env:"BRIDGE_MIGRATION_DATABASE_URL"`
 	// DataDir is the state folder of the embedded default.
 	DataDir string `env:"BRIDGE_DATA_DIR" envDefault:"./.oidc-bridge"`
 	// ListenAddr is the HTTP listen address, host:port.
@@ -216,6 +223,13 @@ func (c *Config) validate() error {
 	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		// Do not echo the URL: it may hold a password.
 		errs = append(errs, errors.New("BRIDGE_DATABASE_URL: must be a postgres:// or postgresql:// URL"))
+	}
+	if c.MigrationDatabaseURL != "" {
+		if u, err := url.Parse(c.MigrationDatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("BRIDGE_MIGRATION_DATABASE_URL: must be a postgres:// or postgresql:// URL"))
+		} else if c.DatabaseURL == "" {
+			errs = append(errs, errors.New("BRIDGE_MIGRATION_DATABASE_URL: needs BRIDGE_DATABASE_URL (the embedded default has its own roles)"))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -48,10 +48,11 @@ func TestLoad(t *testing.T) {
 	}{
 		{
 			name: "everything set",
-			env: []string{"BRIDGE_DATABASE_URL=postgres://u:p@db/bridge", "BRIDGE_LISTEN_ADDR=0.0.0.0:9000",
+			env: []string{"BRIDGE_DATABASE_URL=postgres://u:p@db/bridge", "BRIDGE_MIGRATION_DATABASE_URL=postgres://owner:p@db/bridge",
+				"BRIDGE_LISTEN_ADDR=0.0.0.0:9000",
 				"BRIDGE_PUBLIC_URL=https://bridge.example.com/", "BRIDGE_ADMIN_TOKEN=" + strings.Repeat("x", 32),
 				"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_LOG_LEVEL=debug"},
-			want: Config{DatabaseURL: "postgres://u:p@db/bridge", ListenAddr: "0.0.0.0:9000",
+			want: Config{DatabaseURL: "postgres://u:p@db/bridge", MigrationDatabaseURL: "postgres://owner:p@db/bridge", ListenAddr: "0.0.0.0:9000",
 				PublicURL: "https://bridge.example.com", AdminToken: strings.Repeat("x", 32),
 				AllowInsecureIssuers: true, LogLevel: "debug", Level: slog.LevelDebug, RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
 		},
@@ -111,6 +112,10 @@ func TestLoad(t *testing.T) {
 		{name: "pprof on a host name", env: []string{"BRIDGE_PPROF_ADDR=localhost:6060"}, wantErr: "BRIDGE_PPROF_ADDR"},
 		{name: "pprof without port", env: []string{"BRIDGE_PPROF_ADDR=127.0.0.1"}, wantErr: "BRIDGE_PPROF_ADDR"},
 		{name: "database URL scheme", env: []string{"BRIDGE_DATABASE_URL=mysql://root:secret@db/x"}, wantErr: "BRIDGE_DATABASE_URL"},
+		{name: "migration URL scheme", env: []string{"BRIDGE_DATABASE_URL=postgres://db/x", "BRIDGE_MIGRATION_DATABASE_URL=mysql://root:secret@db/x"},
+			wantErr: "BRIDGE_MIGRATION_DATABASE_URL"},
+		{name: "migration URL without database URL", env: []string{"BRIDGE_MIGRATION_DATABASE_URL=postgres://owner@db/x"},
+			wantErr: "BRIDGE_MIGRATION_DATABASE_URL"},
 		{
 			name: "empty data dir takes the default",
 			env:  []string{"BRIDGE_DATA_DIR="},

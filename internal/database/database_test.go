@@ -250,11 +250,11 @@ func TestAuditorRole(t *testing.T) {
 		t.Fatalf("SELECT * FROM audit.issuances: %v", err)
 	}
 	var canLogin bool
-	if err := pool.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'oidc_bridge_auditor'").Scan(&canLogin); err != nil {
-		t.Fatalf("role oidc_bridge_auditor: %v", err)
+	if err := pool.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = oidc_bridge_auditor_role()").Scan(&canLogin); err != nil {
+		t.Fatalf("the auditor role: %v", err)
 	}
 	if canLogin {
-		t.Error("oidc_bridge_auditor can log in")
+		t.Error("the auditor role can log in")
 	}
 
 	for _, tt := range []struct {
@@ -267,7 +267,7 @@ func TestAuditorRole(t *testing.T) {
 	} {
 		t.Run(tt.query, func(t *testing.T) {
 			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, "SET LOCAL ROLE oidc_bridge_auditor"); err != nil {
+				if _, err := tx.Exec(ctx, "SELECT set_config('role', oidc_bridge_auditor_role(), true)"); err != nil {
 					t.Fatalf("SET ROLE: %v", err)
 				}
 				_, err := tx.Exec(ctx, tt.query)
@@ -276,7 +276,7 @@ func TestAuditorRole(t *testing.T) {
 			var pgErr *pgconn.PgError
 			denied := errors.As(err, &pgErr) && pgErr.Code == "42501" // insufficient_privilege
 			if denied != tt.wantDenied || (err != nil && !denied) {
-				t.Errorf("as oidc_bridge_auditor: %s: %v; want denied: %v", tt.query, err, tt.wantDenied)
+				t.Errorf("as the auditor role: %s: %v; want denied: %v", tt.query, err, tt.wantDenied)
 			}
 		})
 	}

@@ -48,8 +48,10 @@ func newExchangeEnv(t *testing.T, extra ...string) *exchangeEnv {
 		gl:    oidctest.New(t, oidctest.WithPathPrefix("/gitlab")),
 		sts:   stsfake.New(t),
 	}
-	x.env = append([]string{"BRIDGE_DATABASE_URL=" + x.dbURL, "BRIDGE_ADMIN_TOKEN=" + adminToken,
-		"BRIDGE_ALLOW_INSECURE_ISSUERS=true"}, awsEnv(x.sts)...)
+	// The service connects as the runtime role (no ownership, history
+	// append-only: migrations/00007_roles.sql), the migrator as the owner.
+	x.env = append([]string{"BRIDGE_DATABASE_URL=" + pgtest.RuntimeURL(t, x.dbURL), "BRIDGE_MIGRATION_DATABASE_URL=" + x.dbURL,
+		"BRIDGE_ADMIN_TOKEN=" + adminToken, "BRIDGE_ALLOW_INSECURE_ISSUERS=true"}, awsEnv(x.sts)...)
 	x.env = append(x.env, extra...)
 	return x
 }

@@ -37,8 +37,11 @@ func TestServeAdminAPI(t *testing.T) {
 	t.Parallel()
 	gh := oidctest.New(t)
 	gl := oidctest.New(t, oidctest.WithPathPrefix("/gitlab"))
+	url := pgtest.NewEmptyDatabase(t)
 	s := startServer(t, []string{
-		"BRIDGE_DATABASE_URL=" + pgtest.NewEmptyDatabase(t),
+		// One role for both (serve migrates at start).
+		"BRIDGE_DATABASE_URL=" + url,
+		"BRIDGE_MIGRATION_DATABASE_URL=" + url,
 		"BRIDGE_ADMIN_TOKEN=" + adminToken,
 		"BRIDGE_ALLOW_INSECURE_ISSUERS=true",
 	})
@@ -147,6 +150,29 @@ func TestEmbeddedDefault(t *testing.T) {
 	if strings.Contains(s2.logs.String(), "initdb") && strings.Contains(s2.logs.String(), `"msg":"initdb`) {
 		t.Error("second run initialised the cluster again")
 	}
+	// The service connects as its runtime login, not as the superuser
+	// that migrated (migrations/00007_roles.sql).
+	pidFile, err := os.ReadFile(filepath.Join(dir, "postgres", "pgdata", "postmaster.pid"))
+	if lines := strings.Split(string(pidFile), "\n"); err != nil || len(lines) < 5 {
+		t.Fatalf("postmaster.pid: %v", err)
+	} else {
+		db := openDB(t, "postgres://postgres@/oidc_bridge?sslmode=disable&port="+lines[3]+"&host="+lines[4])
+		var users []string
+		if err := db.QueryRow(t.Context(), `SELECT array_agg(DISTINCT usename::text) FROM pg_stat_activity
+			WHERE datname = 'oidc_bridge' AND pid <> pg_backend_pid()`).Scan(&users); err != nil {
+			t.Fatal(err)
+		}
+		var super, member bool
+		if err := db.QueryRow(t.Context(), `SELECT rolsuper OR rolcreaterole, pg_has_role('oidc_bridge_service', oidc_bridge_runtime_role(), 'USAGE')
+			FROM pg_roles WHERE rolname = 'oidc_bridge_service'`).Scan(&super, &member); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(users, ",") != "oidc_bridge_service" || super || !member {
+			t.Errorf("the service's sessions are %v's (SUPERUSER or CREATEROLE %v, runtime role %v); want only oidc_bridge_service's, a runtime member",
+				users, super, member)
+		}
+		db.Close()
+	}
 	out, errOut, code = cli(t, env, "admin-token", "list")
 	if code != 0 || !strings.Contains(out, "ops") || strings.Contains(out, token) {
 		t.Fatalf("admin-token list: exit %d\n%s\n%s", code, out, errOut)
@@ -229,17 +255,23 @@ func TestEmbeddedDefaultUnreachableDataDir(t *testing.T) {
 	}
 }
 
-// TestMigrateAndReadiness: serve --no-migrate on an empty database is not
+// TestMigrateAndReadiness: serve without BRIDGE_MIGRATION_DATABASE_URL, or
+// with --no-migrate, on an empty database does not migrate and is not
 // ready until `oidc-bridge migrate` has run.
 func TestMigrateAndReadiness(t *testing.T) {
 	t.Parallel()
 	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewEmptyDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken}
-	s := startServer(t, env, "--no-migrate")
-	r := s.call("GET", "/readyz", "", "")
-	if r.status != 503 || !strings.Contains(string(r.body), "migrate") {
-		t.Fatalf("readyz before migrate: %d %s", r.status, r.body)
+	s := startServer(t, env)
+	noMigrate := startServer(t, append([]string{"BRIDGE_MIGRATION_DATABASE_URL=" + strings.TrimPrefix(env[0], "BRIDGE_DATABASE_URL=")}, env...),
+		"--no-migrate")
+	for _, s := range []*server{s, noMigrate} {
+		r := s.call("GET", "/readyz", "", "")
+		if r.status != 503 || !strings.Contains(string(r.body), "migrate") {
+			t.Fatalf("readyz before migrate: %d %s", r.status, r.body)
+		}
+		s.must(200, "GET", "/healthz", "", "")
 	}
-	s.must(200, "GET", "/healthz", "", "")
+	noMigrate.stopClean()
 	out, errOut, code := cli(t, env, "migrate")
 	if code != 0 || !regexp.MustCompile(`^applied [1-9][0-9]* migration\(s\); schema version [1-9]`).MatchString(out) {
 		t.Fatalf("migrate: exit %d\n%s\n%s", code, out, errOut)
@@ -265,7 +297,8 @@ func TestMigrateAndReadiness(t *testing.T) {
 func TestReplicas(t *testing.T) {
 	t.Parallel()
 	gh := oidctest.New(t)
-	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewEmptyDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken,
+	url := pgtest.NewEmptyDatabase(t)
+	env := []string{"BRIDGE_DATABASE_URL=" + url, "BRIDGE_MIGRATION_DATABASE_URL=" + url, "BRIDGE_ADMIN_TOKEN=" + adminToken,
 		"BRIDGE_ALLOW_INSECURE_ISSUERS=true"}
 	servers := make([]*server, 3)
 	var wg sync.WaitGroup

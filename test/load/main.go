@@ -120,7 +120,8 @@ func run() error {
 		return err
 	}
 
-	env := []string{"BRIDGE_DATABASE_URL=" + dbURL, "BRIDGE_ADMIN_TOKEN=" + adminToken,
+	// One role for both: serve migrates the fresh database at start.
+	env := []string{"BRIDGE_DATABASE_URL=" + dbURL, "BRIDGE_MIGRATION_DATABASE_URL=" + dbURL, "BRIDGE_ADMIN_TOKEN=" + adminToken,
 		"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_RATE_LIMIT=0", "BRIDGE_ISSUER_RATE_LIMIT=0", "BRIDGE_ISSUER_OWNER_RATE_LIMIT=0",
 		"AWS_ACCESS_KEY_ID=" + stsfake.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + stsfake.SecretAccessKey,
 		"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_STS=http://" + stsLn.Addr().String(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -178,6 +179,14 @@ func setup() (_ *cluster, err error) {
 		return nil, err
 	}
 	_, err = database.Migrate(ctx, pool, nil)
+	if err == nil {
+		// The service's login (migrations/00007_roles.sql): a member of
+		// the template's runtime group role, which every copy shares.
+		_, err = pool.Exec(ctx, `DO $$ BEGIN
+			CREATE ROLE `+RuntimeLogin+` LOGIN;
+			EXECUTE format('GRANT %I TO `+RuntimeLogin+`', oidc_bridge_runtime_role());
+		END $$`)
+	}
 	pool.Close()
 	if err != nil {
 		return nil, err
@@ -219,6 +228,46 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// RuntimeLogin is the login role of the service in the test cluster: a
+// member of the runtime group role (oidc_bridge_runtime_role()) of the
+// template database, which the databases of NewDatabase and NewPool share.
+// It owns nothing and has only the runtime role's privileges.
+const RuntimeLogin = "oidc_bridge_test_runtime"
+
+// RuntimeURL returns url (of NewDatabase) with the user RuntimeLogin instead
+// of the superuser.
+func RuntimeURL(t testing.TB, url string) string {
+	t.Helper()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	u.User = neturl.User(RuntimeLogin)
+	return u.String()
+}
+
+// NewRuntimePool opens two pools on one fresh database with the current
+// schema: runtime connects as RuntimeLogin, with the service's privileges
+// only, and owner as the superuser that owns the schema (for fixtures and
+// checks). Both are closed and the database dropped when the test ends.
+func NewRuntimePool(t testing.TB) (runtime, owner *pgxpool.Pool) {
+	t.Helper()
+	url := NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	owner, err := database.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(owner.Close)
+	runtime, err = database.Open(ctx, RuntimeURL(t, url))
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(runtime.Close)
+	return runtime, owner
 }
 
 // create copies template into a new database named after the test.
