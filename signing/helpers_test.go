@@ -60,8 +60,8 @@ func testOptions() signing.Options {
 // env is one bridge deployment: a database, a KEK, a fake clock and an
 // issuer URL serving the discovery document and JWKS of its first Manager.
 type env struct {
-	url   string
-	pool  *pgxpool.Pool
+	url  string
+	pool *pgxpool.Pool
 	// owner is the schema owner's pool, for checks the service's runtime
 	// role may not make (the admin history: it may only INSERT there).
 	owner *pgxpool.Pool
