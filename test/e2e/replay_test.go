@@ -176,6 +176,9 @@ func TestDisableMeansNowAcrossReplicas(t *testing.T) {
 			ALTER TABLE mappings DISABLE TRIGGER oidc_bridge_catalog_notify;
 			ALTER TABLE issuers DISABLE TRIGGER oidc_bridge_catalog_notify;
 			`+sql+`;
+			-- The admin history's direct-SQL trigger is deferred to the
+			-- commit; fire it now, as ALTER TABLE refuses pending events.
+			SET CONSTRAINTS ALL IMMEDIATE;
 			ALTER TABLE mappings ENABLE ALWAYS TRIGGER oidc_bridge_catalog_notify;
 			ALTER TABLE issuers ENABLE ALWAYS TRIGGER oidc_bridge_catalog_notify;
 			COMMIT`); err != nil {
