@@ -338,17 +338,7 @@ func validateClaimValues(field string, v *Values) error {
 	default:
 		return invalid(field, "unknown value type %q: must be a string, a boolean or a number", v.Type)
 	}
-	if len(v.Patterns) == 0 {
-		return invalid(field, "must hold at least one value")
-	}
-	if len(v.Patterns) > maxPatterns {
-		return invalid(field, "at most %d values", maxPatterns)
-	}
-	for i, p := range v.Patterns {
-		f := field
-		if v.List || len(v.Patterns) != 1 {
-			f = fmt.Sprintf("%s[%d]", field, i)
-		}
+	return eachValue(field, v, func(f, p string) error {
 		if v.Type == TypeBoolean && p != "true" && p != "false" {
 			return invalid(f, "must be true or false")
 		}
@@ -364,17 +354,14 @@ func validateClaimValues(field string, v *Values) error {
 				return invalid(f, "must be a number whose decimal exponent is within -%d..%d", maxNumberExp, maxNumberExp)
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-// validateValues applies the rules every pattern follows, then check (if any)
-// to each pattern. Fields name the pattern's index when the admin wrote a list.
-// The values must be strings.
-func validateValues(field string, v *Values, check func(field, p string) error) error {
-	if v.Invalid != "" || v.typ() != TypeString {
-		return invalid(field, "must be a string or a list of strings")
-	}
+// eachValue checks how many values v holds, then calls check with each
+// value and its field, which names the value's index when the admin wrote a
+// list.
+func eachValue(field string, v *Values, check func(field, p string) error) error {
 	if len(v.Patterns) == 0 {
 		return invalid(field, "must hold at least one value")
 	}
@@ -386,6 +373,21 @@ func validateValues(field string, v *Values, check func(field, p string) error) 
 		if v.List || len(v.Patterns) != 1 {
 			f = fmt.Sprintf("%s[%d]", field, i)
 		}
+		if err := check(f, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateValues applies the rules every pattern follows, then check (if any)
+// to each pattern. Fields name the pattern's index when the admin wrote a list.
+// The values must be strings.
+func validateValues(field string, v *Values, check func(field, p string) error) error {
+	if v.Invalid != "" || v.typ() != TypeString {
+		return invalid(field, "must be a string or a list of strings")
+	}
+	return eachValue(field, v, func(f, p string) error {
 		switch {
 		case p == "":
 			return invalid(f, "must not be empty")
@@ -397,12 +399,10 @@ func validateValues(field string, v *Values, check func(field, p string) error) 
 			return invalid(f, "three or more '*' in a row mean nothing more than '**'; write '**'")
 		}
 		if check != nil {
-			if err := check(f, p); err != nil {
-				return err
-			}
+			return check(f, p)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // checkRepositoryPattern enforces that a repository pattern names its owner
