@@ -202,9 +202,13 @@ func TestDisableMeansNowAcrossReplicas(t *testing.T) {
 		if slices.ContainsFunc(got, func(g string) bool { return g != c.want }) {
 			t.Errorf("%s without a notification: replicas answered %v; want only %s", c.disable, got, c.want)
 		}
-		silently(c.enable)
-		// The caches still hold the state before the disable: nothing to
-		// reload, so the next warm() works at once.
+		// Enabled again with a notification: a cache may have reloaded
+		// while the mapping was silently disabled (a reload coalesced from
+		// the rounds above), and a silent enable would leave it denying
+		// until the next change (stale towards refusal: fail closed).
+		if _, err := db.Exec(context.Background(), c.enable); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, s := range servers {
 		s.stopClean()
