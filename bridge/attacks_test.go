@@ -1,7 +1,7 @@
 package bridge_test
 
-// HTTP-level tests of the attack catalogue's cases
-// (/work/shared/security/attack-catalogue.md) that the identity, mapping and
+// HTTP-level tests of the attack catalogue's cases (the project's shared
+// security review catalogue, not in this repository) that the identity, mapping and
 // ledger unit tests do not already cover end to end. Each test is named
 // after its case number; docs/security/attack-coverage.md maps every case
 // to its tests.

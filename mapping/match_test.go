@@ -10,7 +10,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 )
 
-// ghClaims is the GitHub token of /work/shared/claims/github-actions.json as
+// ghClaims is a sample GitHub Actions token (GitHub's documented claims) as
 // identity normalises it, changed by edit.
 func ghClaims(edit func(*identity.Claims)) *identity.Claims {
 	c := &identity.Claims{
@@ -58,7 +58,7 @@ func ghClaims(edit func(*identity.Claims)) *identity.Claims {
 	return c
 }
 
-// glClaims is the GitLab token of /work/shared/claims/gitlab-ci.json as
+// glClaims is a sample GitLab CI id_token (GitLab's documented claims) as
 // identity normalises it, changed by edit.
 func glClaims(edit func(*identity.Claims)) *identity.Claims {
 	c := &identity.Claims{

@@ -528,8 +528,8 @@ func unpublishedEC(c elliptic.Curve) *ecdsa.PrivateKey {
 	return actual.(*ecdsa.PrivateKey)
 }
 
-// GitHubClaims returns the claims of a GitHub Actions token (the shape of
-// /work/shared/claims/github-actions.json) from this issuer, for
+// GitHubClaims returns the claims of a GitHub Actions token (the shape of a
+// real one, as GitHub documents it) from this issuer, for
 // DefaultAudience, issued now (nbf 5 minutes before, exp 5 minutes after),
 // with a fresh jti. overrides replace claims; a nil value removes one.
 func (i *Issuer) GitHubClaims(overrides map[string]any) map[string]any {
@@ -571,8 +571,8 @@ func (i *Issuer) GitHubClaims(overrides map[string]any) map[string]any {
 	return apply(c, overrides)
 }
 
-// GitLabClaims returns the claims of a GitLab CI id_token (the shape of
-// /work/shared/claims/gitlab-ci.json) from this issuer, for DefaultAudience,
+// GitLabClaims returns the claims of a GitLab CI id_token (the shape of a
+// real one, as GitLab documents it) from this issuer, for DefaultAudience,
 // issued now (nbf 5 seconds before, exp an hour after, GitLab's default job
 // timeout), with a fresh jti. overrides replace claims; a nil value removes
 // one.

@@ -18,7 +18,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 
 export const PROVIDERS = ['aws', 'gcp', 'azure', 'jwt'];
 
-// The formats of the contract's fields (docs: API.md, POST /v1/exchange).
+// The formats of the contract's fields (docs/api.md, POST /v1/exchange).
 export const MAPPING_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 export const ERROR_CODE = /^[a-z_]{1,64}$/;
