@@ -40,10 +40,10 @@ type tofuEnv struct {
 	tofu string
 }
 
-func newTofuEnv(t *testing.T, e *env, providerDir, example string) *tofuEnv {
+func newTofuEnv(t *testing.T, e *env, providerDir, src string) *tofuEnv {
 	t.Helper()
 	work := t.TempDir()
-	if err := os.CopyFS(work, os.DirFS(filepath.Join("..", "..", "examples", example))); err != nil {
+	if err := os.CopyFS(work, os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}
 	rc := filepath.Join(t.TempDir(), "tofurc")
@@ -116,8 +116,28 @@ func noWarnings(t *testing.T, step, out string) {
 	}
 }
 
-// TestTofuCLIExamples applies each example with the real tofu and a built
-// provider binary, checks that no step warns (the examples are lint-clean),
+// docExample writes the first terraform block of the provider's docs
+// (docs/index.md, its "Example Usage") into a folder of its own.
+func docExample(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "index.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```terraform\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/index.md has no terraform block")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestTofuCLIExamples applies each example (and the docs' Example Usage)
+// with the real tofu and a built provider binary, checks that no step warns (the examples are lint-clean),
 // that a second plan finds nothing to change (plan -detailed-exitcode exits
 // 0), and destroys it.
 func TestTofuCLIExamples(t *testing.T) {
@@ -132,6 +152,7 @@ func TestTofuCLIExamples(t *testing.T) {
 		{"gitlab-group", nil, 2},
 		{"monorepo", githubIssuer, 2},
 		{"many-repositories", githubIssuer, 4},
+		{"docs-index", nil, 1},
 	} {
 		t.Run(tc.example, func(t *testing.T) {
 			t.Parallel()
@@ -139,7 +160,11 @@ func TestTofuCLIExamples(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, e.c)
 			}
-			te := newTofuEnv(t, e, providerDir, tc.example)
+			src := filepath.Join("..", "..", "examples", tc.example)
+			if tc.example == "docs-index" {
+				src = docExample(t)
+			}
+			te := newTofuEnv(t, e, providerDir, src)
 			te.run(0, "fmt", "-check", "-diff")
 			noWarnings(t, "validate", te.run(0, "validate"))
 			noWarnings(t, "apply", te.run(0, "apply", "-auto-approve", "-input=false"))
