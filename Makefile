@@ -6,10 +6,10 @@ STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION := v2.30.0
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint bench fuzz postgres tofu clean action promtool
+.PHONY: help build run test lint bench fuzz postgres tofu clean action promtool terraform-provider
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 # The version in oidc_bridge_build_info: the git description, else dev.
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -29,6 +29,17 @@ TOFU_VERSION ?= v1.10.10
 
 tofu: ## Build the OpenTofu CLI for the provider's acceptance tests (once, then cached)
 	@TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh
+
+# The Terraform/OpenTofu provider, built and installed into a local
+# filesystem mirror with the registry layout under registry.terraform.io and
+# registry.opentofu.org (see scripts/install-terraform-provider.sh and
+# terraform/README.md "Installing the provider"): `terraform init` and
+# `tofu init` then find source = "oidc-bridge/oidcbridge" offline.
+TF_PROVIDER_MIRROR  ?= $(HOME)/.terraform.d/plugins
+TF_PROVIDER_VERSION ?=
+
+terraform-provider: ## Build the Terraform/OpenTofu provider into a local mirror (TF_PROVIDER_MIRROR, default ~/.terraform.d/plugins)
+	@GO=$(GO) TF_PROVIDER_MIRROR="$(TF_PROVIDER_MIRROR)" TF_PROVIDER_VERSION="$(TF_PROVIDER_VERSION)" scripts/install-terraform-provider.sh
 
 # The GitHub Action (actions/credentials): npm dependencies from its lockfile
 # (install scripts off), dist/index.js rebuilt, and the rebuild must equal

@@ -6,8 +6,9 @@
 # Order of preference:
 #   1. PROMTOOL, if set and executable;
 #   2. a promtool on PATH;
-#   3. the copy cached at
-#      ${OIDC_BRIDGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oidc-bridge}/promtool/promtool;
+#   3. the copy cached in the build cache (scripts/build-cache.sh):
+#      ${OIDC_BRIDGE_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oidc-bridge-build}/promtool/promtool
+#      (one in the old shared folder ~/.cache/oidc-bridge is moved there);
 #   4. otherwise it is taken out of Debian's `prometheus` package: the .deb is
 #      downloaded with `apt-get download` (no root needed) and only
 #      /usr/bin/promtool is extracted into the cache. The package is NOT
@@ -29,7 +30,10 @@ if p=$(command -v promtool 2>/dev/null) && works "$p"; then
   exit 0
 fi
 
-cache=${OIDC_BRIDGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oidc-bridge}
+# shellcheck source=build-cache.sh
+. "$(dirname "$0")/build-cache.sh"
+cache=$(build_cache_dir)
+adopt_old_build promtool
 dir="$cache/promtool"
 bin="$dir/promtool"
 if works "$bin"; then

@@ -5,13 +5,18 @@
 # `go install github.com/opentofu/opentofu/cmd/tofu@...` does not work (its
 # go.mod has a replace directive), so this downloads the module from the Go
 # module proxy, copies it out of the module cache and builds ./cmd/tofu in
-# the copy. That takes about 4 minutes cold; the binary is cached at
-#   ${OIDC_BRIDGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oidc-bridge}/tofu-<version>/tofu
-# and reused when present. Override the version with TOFU_VERSION.
+# the copy. That takes about 4 minutes cold; the binary is cached in the
+# build cache (scripts/build-cache.sh), never a credential cache's folder:
+#   ${OIDC_BRIDGE_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oidc-bridge-build}/tofu-<version>/tofu
+# and reused when present; one built into the old shared folder
+# (~/.cache/oidc-bridge) is moved there. Override the version with TOFU_VERSION.
 set -euo pipefail
 
+# shellcheck source=build-cache.sh
+. "$(dirname "$0")/build-cache.sh"
 version=${TOFU_VERSION:-v1.10.10}
-cache=${OIDC_BRIDGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oidc-bridge}
+cache=$(build_cache_dir)
+adopt_old_build "tofu-$version"
 dir="$cache/tofu-$version"
 bin="$dir/tofu"
 GO=${GO:-go}

@@ -31,7 +31,11 @@ resource "oidcbridge_mapping" "payments_jwt" {
     repository    = [local.repo]
     repository_id = [local.repo_id]
     ref           = ["refs/heads/main"]
+    event_name    = ["push", "workflow_dispatch"]
     workflow_ref  = ["${local.repo}/.github/workflows/payments-deploy.yml@refs/heads/main"]
+    claims = {
+      runner_environment = ["github-hosted"]
+    }
   }
 
   jwt {
@@ -55,6 +59,7 @@ resource "oidcbridge_mapping" "infra_azure" {
     repository_id = [local.repo_id]
     ref           = ["refs/heads/main"]
     environment   = ["azure-prod"]
+    event_name    = ["push", "workflow_dispatch"]
     workflow_ref  = ["${local.repo}/.github/workflows/infra-azure.yml@refs/heads/main"]
     claims = {
       runner_environment = ["github-hosted"]

@@ -80,18 +80,31 @@ func setupTofu(dir string) error {
 	return nil
 }
 
-// cachedTofu is where scripts/ensure-tofu.sh keeps the binary.
+// cachedTofu is where scripts/ensure-tofu.sh keeps the binary: the build
+// cache (scripts/build-cache.sh), else the old shared folder that the
+// script moves it out of.
 func cachedTofu() string {
-	dir := os.Getenv("OIDC_BRIDGE_CACHE")
-	if dir == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		dir = filepath.Join(base, "oidc-bridge")
+	base := os.Getenv("XDG_CACHE_HOME")
+	if base == "" {
+		home, _ := os.UserHomeDir()
+		base = filepath.Join(home, ".cache")
 	}
-	return filepath.Join(dir, "tofu-"+tofuVersion, "tofu")
+	dir := os.Getenv("OIDC_BRIDGE_BUILD_CACHE")
+	if dir == "" {
+		dir = filepath.Join(base, "oidc-bridge-build")
+	}
+	bin := filepath.Join(dir, "tofu-"+tofuVersion, "tofu")
+	if _, err := os.Stat(bin); err != nil {
+		if old := filepath.Join(base, "oidc-bridge", "tofu-"+tofuVersion, "tofu"); fileExists(old) {
+			return old
+		}
+	}
+	return bin
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
 
 // preCheck fails the test when tofu is missing.
