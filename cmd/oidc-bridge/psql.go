@@ -96,7 +96,7 @@ func (a *app) runPsql(ctx context.Context, auditor bool, args []string) (err err
 	}
 	// psql has the terminal: it handles Ctrl-C itself (cancelling its
 	// query), so the command is not tied to ctx, which a Ctrl-C cancels.
-	c := exec.Command(psql, append([]string{"--dbname", url}, args...)...) // #nosec G204 -- the user's own psql and arguments
+	c := exec.Command(psql, append([]string{"--dbname", url}, args...)...)
 	c.Env = env
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, a.stdout, a.stderr
 	if err := c.Run(); err != nil {

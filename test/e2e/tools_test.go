@@ -128,6 +128,13 @@ func TestToolCommandsReachTheServiceCluster(t *testing.T) {
 	if out, _ := mustRun("psql", "--auditor", "--", "-Atc", "SELECT actor FROM audit.admin_changes"); !strings.Contains(out, "cli:") {
 		t.Errorf("psql --auditor: audit.admin_changes has no row of admin-token create: %q", out)
 	}
+	// The examples of docs/audit.md.
+	for _, q := range []string{
+		"SELECT requested_at, outcome, error_code, ref, actor, credential_id FROM audit.issuances WHERE mapping = 'web-prod-deploy' AND requested_at >= now() - interval '1 day'",
+		"SELECT changed_at, actor, action, kind, name FROM audit.admin_changes WHERE name = 'web-prod-deploy'",
+	} {
+		mustRun("psql", "--auditor", "--", "-c", q)
+	}
 	for _, q := range []string{"SELECT count(*) FROM issuers", "RESET ROLE; SELECT count(*) FROM issuers",
 		"SET ROLE postgres", "SELECT count(*) FROM admin_tokens"} {
 		out, errOut, code := cli(t, env, "psql", "--auditor", "--", "-Atc", q)
