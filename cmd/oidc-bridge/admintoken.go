@@ -141,7 +141,7 @@ func (a *app) withTokens(run func(context.Context, *admintoken.Store, []string) 
 			return err
 		}
 		ctx := cmd.Context()
-		db, err := openCurrentDB(ctx, cfg, newLogger(a.stderr, max(cfg.Level, slog.LevelWarn)))
+		db, err := openCurrentDB(ctx, cfg, newLogger(a.stderr, max(cfg.Level, slog.LevelWarn)), a.stderr)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	neturl "net/url"
 	"path/filepath"
@@ -35,18 +36,30 @@ var clusterRoot = "/var/lib/oidc-bridge"
 // does not protect the database from a process that owns its data folder.
 const embeddedLogin = "oidc_bridge_service"
 
-// embeddedRoles creates the embedded login and grants it the runtime role
-// once migration 00007 has made it. Concurrent commands on one cluster may
-// run it at once.
+// embeddedAuditorLogin is the auditors' login in the embedded cluster
+// (`oidc-bridge psql --auditor`): a member of the database's auditor role
+// (oidc_bridge_auditor_role()) and of nothing else, so that a session of it
+// cannot RESET ROLE or SET ROLE its way to more than the audit views, as a
+// superuser's session could.
+const embeddedAuditorLogin = "oidc_bridge_auditor_login"
+
+// embeddedRoles creates the embedded logins and grants each its role once
+// migration 00007 has made them. Concurrent commands on one cluster may run
+// it at once.
 const embeddedRoles = `DO $$
+DECLARE
+    l text;
 BEGIN
-    BEGIN
-        CREATE ROLE oidc_bridge_service LOGIN;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN
-        NULL;
-    END;
+    FOREACH l IN ARRAY ARRAY['oidc_bridge_service', 'oidc_bridge_auditor_login'] LOOP
+        BEGIN
+            EXECUTE format('CREATE ROLE %I LOGIN', l);
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
+    END LOOP;
     IF to_regprocedure('public.oidc_bridge_runtime_role()') IS NOT NULL THEN
         EXECUTE format('GRANT %I TO oidc_bridge_service', public.oidc_bridge_runtime_role());
+        EXECUTE format('GRANT %I TO oidc_bridge_auditor_login', public.oidc_bridge_auditor_role());
     END IF;
 END
 $$`
@@ -81,13 +94,23 @@ func (h *dbHandle) Close(ctx context.Context) error {
 // variable nothing is migrated (the schema's owner runs `oidc-bridge
 // migrate`).
 func openDB(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*dbHandle, error) {
+	return openDBIn(ctx, cfg, log, migrate, false)
+}
+
+// openDBIn is openDB; with existing, the embedded default uses only a
+// cluster that exists (which it starts if stopped), and fails with
+// [errNoEmbeddedDatabase] when there is none.
+func openDBIn(ctx context.Context, cfg config.Config, log *slog.Logger, migrate, existing bool) (*dbHandle, error) {
 	h := &dbHandle{}
 	url, migrationURL := cfg.DatabaseURL, cfg.MigrationDatabaseURL
 	if url == "" {
 		h.embedded = true
 		dir := filepath.Join(cfg.DataDir, "postgres")
 		log.Info("no BRIDGE_DATABASE_URL: using the embedded PostgreSQL cluster", "dir", dir)
-		c, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, FallbackRoot: clusterRoot, Logger: log})
+		c, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, FallbackRoot: clusterRoot, Logger: log, MustExist: existing})
+		if errors.Is(err, pgcluster.ErrNoCluster) {
+			return nil, errNoEmbeddedDatabase(cfg.DataDir)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("embedded database: %w", err)
 		}
@@ -150,13 +173,20 @@ func withUser(rawURL, user string) (string, error) {
 	return u.String(), nil
 }
 
-// openCurrentDB opens the database for a tool command: it migrates the
-// embedded default (which this binary owns) and otherwise requires that the
-// schema is current.
-func openCurrentDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*dbHandle, error) {
-	h, err := openDB(ctx, cfg, log, cfg.DatabaseURL == "")
+// openCurrentDB opens the database for a tool command (everything but
+// serve and migrate): it migrates the embedded default (which this binary
+// owns) and otherwise requires that the schema is current. The embedded
+// default must exist: a tool command reaches the cluster the service uses,
+// starting it for its own duration when it is stopped, and never makes a
+// new one (which would hold none of the service's tokens, keys or
+// history). It notes on stderr which data folder it uses.
+func openCurrentDB(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) (*dbHandle, error) {
+	h, err := openDBIn(ctx, cfg, log, cfg.DatabaseURL == "", true)
 	if err != nil {
 		return nil, err
+	}
+	if h.embedded {
+		fmt.Fprintf(stderr, "oidc-bridge: using the embedded database in %s (BRIDGE_DATA_DIR %s)\n", h.cluster.Dir(), cfg.DataDir)
 	}
 	if !h.embedded {
 		if err = database.CheckCurrent(ctx, h.pool); err != nil {
@@ -165,6 +195,14 @@ func openCurrentDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*d
 		}
 	}
 	return h, nil
+}
+
+// errNoEmbeddedDatabase is a tool command's refusal to make an embedded
+// cluster in dataDir (an absolute path).
+func errNoEmbeddedDatabase(dataDir string) error {
+	return fmt.Errorf("no embedded database in %s: start the service first (`make run` in the checkout, or `oidc-bridge serve`), "+
+		"run this command from the folder the service runs in, or set BRIDGE_DATA_DIR to the service's data folder "+
+		"or BRIDGE_DATABASE_URL to its database; a tool command never creates a database", dataDir)
 }
 
 // schemaUsable reports whether this binary can serve on the database's

@@ -188,7 +188,7 @@ func (a *app) withSigner(run func(context.Context, *signing.Manager) error) func
 		}
 		ctx := cmd.Context()
 		log := newLogger(a.stderr, max(cfg.Level, slog.LevelWarn))
-		db, err := openCurrentDB(ctx, cfg, log)
+		db, err := openCurrentDB(ctx, cfg, log, a.stderr)
 		if err != nil {
 			return err
 		}

@@ -71,6 +71,7 @@ BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
 		app.exchangeCmd(),
 		app.keysCmd(),
 		app.explainCmd(),
+		app.psqlCmd(),
 	)
 	return root
 }

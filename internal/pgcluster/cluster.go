@@ -69,7 +69,17 @@ type Options struct {
 	Settings map[string]string
 	// Logger receives the cluster's life events; nil discards them.
 	Logger *slog.Logger
+	// MustExist uses only a cluster that already exists, in DataDir or in
+	// its folder under FallbackRoot: it is started when stopped, but none
+	// is initialised and no folder is created for one. Without a cluster,
+	// Start returns an error wrapping [ErrNoCluster]. For commands that
+	// must find the cluster a service uses rather than make another.
+	MustExist bool
 }
+
+// ErrNoCluster means that [Options.MustExist] was set and no cluster exists
+// for the data folder.
+var ErrNoCluster = errors.New("pgcluster: no cluster")
 
 // Cluster is a running PostgreSQL server on a cluster folder.
 type Cluster struct {
@@ -132,6 +142,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: data folder: %w", err)
 	}
+	if opts.MustExist && !existsFor(acct, requested, opts.FallbackRoot) {
+		return nil, fmt.Errorf("%w in %s", ErrNoCluster, requested)
+	}
 	if err := os.MkdirAll(filepath.Dir(requested), 0o755); err != nil {
 		return nil, fmt.Errorf("pgcluster: create data folder: %w", err)
 	}
@@ -157,6 +170,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 // startIn starts or reuses the cluster in dataDir, the folder [Start] chose.
 func startIn(ctx context.Context, opts Options, binDir string, acct account, dataDir string, logger *slog.Logger) (*Cluster, error) {
+	if opts.MustExist && !hasCluster(dataDir) {
+		return nil, fmt.Errorf("%w in %s", ErrNoCluster, dataDir)
+	}
 	if err := acct.ownDir(dataDir, true); err != nil {
 		return nil, err
 	}

@@ -527,3 +527,52 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// MustExist never makes a cluster: without one it fails with ErrNoCluster
+// and creates nothing; an existing, stopped one it starts (and stops), a
+// running one it reuses.
+func TestMustExist(t *testing.T) {
+	t.Parallel()
+	base := tempDir(t)
+	dataDir := filepath.Join(base, "data", "postgres")
+	_, err := startMustFail(t, Options{DataDir: dataDir, MustExist: true, Unsafe: true})
+	if !errors.Is(err, ErrNoCluster) || !strings.Contains(err.Error(), dataDir) {
+		t.Fatalf("Start without a cluster: %v, want ErrNoCluster naming %s", err, dataDir)
+	}
+	if entries, err := os.ReadDir(base); err != nil || len(entries) != 0 {
+		t.Fatalf("Start without a cluster left %v (%v) in %s", entries, err, base)
+	}
+
+	first := start(t, Options{DataDir: dataDir, Unsafe: true})
+	mustExec(t, first.URL("postgres"), "CREATE TABLE kept (v text)")
+	reuse := start(t, Options{DataDir: dataDir, MustExist: true})
+	if reuse.started {
+		t.Error("MustExist started a second server beside the running one")
+	}
+	if err := first.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again := start(t, Options{DataDir: dataDir, MustExist: true, Unsafe: true})
+	if !again.started {
+		t.Error("MustExist did not start the stopped cluster")
+	}
+	mustExec(t, again.URL("postgres"), "SELECT FROM kept")
+}
+
+// MustExist finds a cluster kept in the fallback folder.
+func TestMustExistFindsFallbackCluster(t *testing.T) {
+	t.Parallel()
+	_, _, dataDir, root := closedDataDir(t)
+	first := start(t, Options{DataDir: dataDir, FallbackRoot: root, Unsafe: true})
+	if err := first.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, Options{DataDir: dataDir, FallbackRoot: root, MustExist: true, Unsafe: true})
+	if c.Dir() != fallbackDir(root, dataDir) {
+		t.Errorf("cluster folder = %s, want the fallback %s", c.Dir(), fallbackDir(root, dataDir))
+	}
+	_, err := startMustFail(t, Options{DataDir: dataDir + "2", FallbackRoot: root, MustExist: true, Unsafe: true})
+	if !errors.Is(err, ErrNoCluster) {
+		t.Errorf("another data folder: %v, want ErrNoCluster", err)
+	}
+}

@@ -8,7 +8,8 @@
 // [Start] initialises the cluster folder on first use (initdb), starts the
 // server with pg_ctl, and reuses a server that is already running on the same
 // folder, so that a second oidc-bridge command (for example `admin-token
-// create` while `serve` runs) talks to the same database. By default the
+// create` while `serve` runs) talks to the same database; with
+// [Options.MustExist] (the tool commands) it never initialises one. By default the
 // server listens only on a unix socket in a folder that only its owner can
 // enter; authentication is "trust", so that folder is the only protection.
 //

@@ -47,6 +47,20 @@ func (a account) chooseDataDir(requested, root string) (string, bool, error) {
 	return dir, true, nil
 }
 
+// existsFor reports whether a cluster exists for the data folder requested
+// (an absolute path): in it, or, when a runs PostgreSQL as another user
+// and root is set, in its fallback folder under root. It creates nothing.
+func existsFor(a account, requested, root string) bool {
+	if hasCluster(requested) {
+		return true
+	}
+	if !a.switches() || root == "" {
+		return false
+	}
+	root, err := filepath.Abs(root)
+	return err == nil && hasCluster(fallbackDir(root, requested))
+}
+
 // fallbackDir is the cluster folder under root for the data folder
 // requested: one per absolute path, so a moved data folder gets a new one.
 func fallbackDir(root, requested string) string {
