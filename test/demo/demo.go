@@ -618,7 +618,13 @@ func removeFallback(clusterDir, requested string) error {
 	if _, err := os.Stat(filepath.Join(clusterDir, "pgdata", "postmaster.pid")); err == nil {
 		return fmt.Errorf("the cluster in %s still runs; not removed", clusterDir)
 	}
-	return os.RemoveAll(clusterDir)
+	if err := os.RemoveAll(clusterDir); err != nil {
+		return err
+	}
+	// The folder of such clusters too, when this one was its only one (it
+	// is made again when needed).
+	_ = os.Remove(filepath.Dir(clusterDir))
+	return nil
 }
 
 // tail is the last n lines of s.
