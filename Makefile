@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION := v2.30.0
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint bench fuzz postgres tofu clean action promtool terraform-provider
+.PHONY: help build run demo test lint bench fuzz postgres tofu clean action promtool terraform-provider
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -22,6 +22,13 @@ postgres: ## Make sure PostgreSQL server binaries are installed (apt-get when mi
 
 run: postgres build ## Start the service on the embedded default (or BRIDGE_DATABASE_URL)
 	./$(BIN) serve
+
+# The local demo (test/demo): the real binary on the embedded default in a
+# temporary folder, a local OIDC issuer and the AWS STS fake; it registers an
+# issuer and a mapping, exchanges a token, shows a refusal and the audit rows,
+# and removes everything it made. TestDemo runs it in `make test`.
+demo: postgres build ## See an exchange work on this machine (a demo issuer, the STS fake, a temporary database)
+	$(GO) run ./test/demo -bin $(BIN)
 
 # OpenTofu CLI that the Terraform provider's acceptance tests drive; built
 # once from the Go module proxy and cached (see scripts/ensure-tofu.sh).

@@ -454,6 +454,28 @@ func TestInsecureIssuerOnLoopback(t *testing.T) {
 	e.must(201, "POST", "/v1/admin/issuers", `{"name": "local2", "url": "http://localhost:5556", "audiences": ["x"], "kind": "generic"}`)
 }
 
+// TestInsecureIssuerMessage: refusing an http issuer tells the admin what
+// would allow it (BRIDGE_ALLOW_INSECURE_ISSUERS, loopback only) and that
+// it is for local tests and demos, never production.
+func TestInsecureIssuerMessage(t *testing.T) {
+	e := newEnv(t)
+	got := e.wantError(e.do("POST", "/v1/admin/issuers", `{"name": "local", "url": "http://127.0.0.1:5556", "audiences": ["x"], "kind": "generic"}`),
+		400, api.CodeInvalidRequest, "url")
+	for _, want := range []string{"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "loopback", "tests and demos", "never set it in production"} {
+		if !strings.Contains(got.Message, want) {
+			t.Errorf("message %q does not say %q", got.Message, want)
+		}
+	}
+	e = newEnv(t, insecureIssuers)
+	got = e.wantError(e.do("POST", "/v1/admin/issuers", `{"name": "remote", "url": "http://ci.example.com", "audiences": ["x"], "kind": "generic"}`),
+		400, api.CodeInvalidRequest, "url")
+	for _, want := range []string{"BRIDGE_ALLOW_INSECURE_ISSUERS", "loopback", "https"} {
+		if !strings.Contains(got.Message, want) {
+			t.Errorf("message %q does not say %q", got.Message, want)
+		}
+	}
+}
+
 func TestMalformedBodies(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)

@@ -72,16 +72,29 @@ func parseIssuerURL(u string, allowInsecure bool) (*url.URL, error) {
 	case "https":
 	case "http":
 		if !allowInsecure {
-			return nil, fmt.Errorf("identity: issuer URL %s is not https", quote(u))
+			return nil, fmt.Errorf("identity: issuer URL %s is not https: %s", quote(u), insecureIssuerHint)
 		}
 		if !isLoopbackHost(p.Hostname()) {
-			return nil, fmt.Errorf("identity: issuer URL %s: http is allowed only on loopback hosts", quote(u))
+			return nil, fmt.Errorf("identity: issuer URL %s: http is allowed only on loopback hosts (localhost, 127.0.0.1, [::1]), "+
+				"even with %s=true; every other issuer must use https", quote(u), insecureIssuersVariable)
 		}
 	default:
 		return nil, fmt.Errorf("identity: issuer URL %s must use https", quote(u))
 	}
 	return p, nil
 }
+
+// insecureIssuersVariable is the service's switch (internal/config) that
+// lets issuers use plain http on loopback addresses.
+const insecureIssuersVariable = "BRIDGE_ALLOW_INSECURE_ISSUERS"
+
+// insecureIssuerHint tells the person registering an http issuer when plain
+// http is acceptable and how, so that the switch is not taken for a fix in
+// production: on loopback only the local machine can serve (or tamper
+// with) the issuer's keys.
+const insecureIssuerHint = "plain http is accepted only for an issuer on a loopback address (localhost, 127.0.0.1, [::1]) " +
+	"and only when the service runs with " + insecureIssuersVariable + "=true, which is safe for local tests and demos only " +
+	"(over http anyone on the path could substitute the issuer's signing keys): never set it in production, use the issuer's https URL"
 
 // isLoopbackHost reports whether host is "localhost" or a loopback IP
 // literal. Other names are not resolved: a name that resolves to 127.0.0.1

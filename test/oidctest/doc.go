@@ -8,7 +8,11 @@
 // endpoints can be made to fail, and its discovery document and routes
 // overridden, to test outages and SSRF defences.
 //
-// It is for tests only: production code must never import it. Its keys are
+// Programs that are not tests, such as the local demo (test/demo), start one
+// with Start and sign with Sign.
+//
+// It is for tests and the programs under test/ only: production code must
+// never import it. Its keys are
 // RSA 2048 keys generated once per process and shared between issuers (each
 // issuer publishes them under its own kids), which keeps tests fast; tests
 // that need a key no issuer publishes use WithUnpublishedKey.

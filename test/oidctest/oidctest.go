@@ -11,6 +11,7 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"hash"
 	"maps"
 	"net/http"
@@ -106,6 +107,14 @@ func WithDiscovery(modify func(doc map[string]any)) Option {
 // New starts an issuer on 127.0.0.1 and stops it when the test ends.
 func New(t testing.TB, opts ...Option) *Issuer {
 	t.Helper()
+	iss := Start(opts...)
+	t.Cleanup(iss.Close)
+	return iss
+}
+
+// Start starts an issuer on 127.0.0.1 for a program that is not a test
+// (the local demo, test/demo); the caller stops it with Close. Tests use New.
+func Start(opts ...Option) *Issuer {
 	cfg := config{now: time.Now, algs: []string{"RS256"}}
 	for _, o := range opts {
 		o(&cfg)
@@ -126,9 +135,11 @@ func New(t testing.TB, opts ...Option) *Issuer {
 		iss.srv = httptest.NewServer(http.HandlerFunc(iss.serve))
 	}
 	iss.url = iss.srv.URL + cfg.prefix
-	t.Cleanup(iss.srv.Close)
 	return iss
 }
+
+// Close stops the issuer's server (New does it when the test ends).
+func (i *Issuer) Close() { i.srv.Close() }
 
 // URL is the issuer URL: the iss of its tokens.
 func (i *Issuer) URL() string { return i.url }
@@ -376,6 +387,15 @@ func WithSignature(sig string) MintOption { return func(c *mintConfig) { c.signa
 // current key and a header {"alg","kid","typ"}.
 func (i *Issuer) Mint(t testing.TB, claims map[string]any, opts ...MintOption) string {
 	t.Helper()
+	tok, err := i.Sign(claims, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Sign is Mint for a program that is not a test: it returns the error.
+func (i *Issuer) Sign(claims map[string]any, opts ...MintOption) (string, error) {
 	var mc mintConfig
 	for _, o := range opts {
 		o(&mc)
@@ -396,7 +416,7 @@ func (i *Issuer) Mint(t testing.TB, claims map[string]any, opts ...MintOption) s
 	}
 	i.mu.Unlock()
 	if k == nil {
-		t.Fatalf("oidctest: no key with kid %q", mc.keyID)
+		return "", fmt.Errorf("oidctest: no key with kid %q", mc.keyID)
 	}
 	alg := k.alg
 	if mc.alg != "" {
@@ -423,19 +443,19 @@ func (i *Issuer) Mint(t testing.TB, claims map[string]any, opts ...MintOption) s
 		}
 		var err error
 		if hdr, err = json.Marshal(h); err != nil {
-			t.Fatalf("oidctest: marshal header: %v", err)
+			return "", fmt.Errorf("oidctest: marshal header: %w", err)
 		}
 	}
 	payload := mc.rawPayload
 	if payload == nil {
 		var err error
 		if payload, err = json.Marshal(claims); err != nil {
-			t.Fatalf("oidctest: marshal claims: %v", err)
+			return "", fmt.Errorf("oidctest: marshal claims: %w", err)
 		}
 	}
 	input := b64(hdr) + "." + b64(payload)
 	if mc.signature != nil {
-		return input + "." + *mc.signature
+		return input + "." + *mc.signature, nil
 	}
 	secret := mc.hmacSecret
 	if secret == nil {
@@ -443,9 +463,9 @@ func (i *Issuer) Mint(t testing.TB, claims map[string]any, opts ...MintOption) s
 	}
 	sig, err := sign(alg, signer, secret, []byte(input))
 	if err != nil {
-		t.Fatalf("oidctest: sign: %v", err)
+		return "", fmt.Errorf("oidctest: sign: %w", err)
 	}
-	return input + "." + b64(sig)
+	return input + "." + b64(sig), nil
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
