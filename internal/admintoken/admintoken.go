@@ -288,6 +288,48 @@ func (s *Store) Revoke(ctx context.Context, by history.Actor, ref string) (Info,
 	return i, nil
 }
 
+// BootstrapStoredError is CheckBootstrap's error: the bootstrap token is
+// also a token made with Create (the admin token Name).
+type BootstrapStoredError struct {
+	Name    string
+	ID      uuid.UUID
+	Revoked bool
+}
+
+func (e *BootstrapStoredError) Error() string {
+	state := "active"
+	if e.Revoked {
+		state = "revoked"
+	}
+	return fmt.Sprintf("admintoken: the bootstrap token is the stored admin token %q (id %s, %s)", e.Name, e.ID, state)
+}
+
+// CheckBootstrap returns a *BootstrapStoredError when the bootstrap token
+// is also a stored token, revoked or not: its uses would then be recorded
+// as the bootstrap's, and revoking the stored token would not stop it. A
+// schema without admin_tokens yet (serve --no-migrate before migrate) holds
+// no token: nil.
+func (s *Store) CheckBootstrap(ctx context.Context) error {
+	if s.bootstrap == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var e BootstrapStoredError
+	var revokedAt *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT id, name, revoked_at FROM admin_tokens WHERE token_hash = $1
+		ORDER BY created_at DESC LIMIT 1`, s.bootstrap).Scan(&e.ID, &e.Name, &revokedAt)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && pgErr.Code == "42P01":
+		return nil
+	case err != nil:
+		return fmt.Errorf("admintoken: check the bootstrap token: %w", err)
+	}
+	e.Revoked = revokedAt != nil
+	return &e
+}
+
 // Authenticate returns the token's Principal, or ErrUnauthorized for an
 // unknown, revoked or expired token. The bootstrap token is compared in
 // constant time over digests, which also hides its length; stored tokens
