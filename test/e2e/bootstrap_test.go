@@ -47,6 +47,20 @@ func TestServeRefusesStoredTokenAsBootstrap(t *testing.T) {
 		}
 	}
 
+	// The revoked token's name may be reused; a name in use is refused in
+	// the CLI's own words, without package prefixes.
+	if _, errOut, code := cli(t, env, "admin-token", "create", "alice"); code != 0 {
+		t.Fatalf("admin-token create alice again, the first revoked: %d %s", code, errOut)
+	}
+	_, errOut, code = cli(t, env, "admin-token", "create", "alice")
+	if code != 1 || !strings.Contains(errOut, `oidc-bridge: an admin token named "alice" exists and is not revoked`) || strings.Contains(errOut, "admintoken:") {
+		t.Errorf("a third alice: exit %d: %s", code, errOut)
+	}
+	_, errOut, code = cli(t, env, "admin-token", "revoke", "nobody")
+	if code != 1 || !strings.Contains(errOut, `oidc-bridge: no admin token has the id or name "nobody"`) || strings.Contains(errOut, "admintoken:") {
+		t.Errorf("revoke nobody: exit %d: %s", code, errOut)
+	}
+
 	// A bootstrap token of its own is served.
 	s := startServer(t, append(env, "BRIDGE_ADMIN_TOKEN="+adminToken), "--no-migrate")
 	s.must(200, "GET", "/v1/admin/issuers", "")
