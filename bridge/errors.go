@@ -107,7 +107,7 @@ func classifyCause(err error) problem {
 		return problem{http.StatusConflict, api.Error{Error: api.CodeTokenReplayed,
 			Message: "this token was already exchanged; request a new OIDC token for each exchange"}, 0}
 	case errors.As(err, &qe):
-		return problem{http.StatusTooManyRequests, api.Error{Error: api.CodeQuotaExceeded, Message: qe.Error()}, qe.RetryAfter}
+		return problem{http.StatusTooManyRequests, api.Error{Error: api.CodeQuotaExceeded, Message: quotaMessage(qe, time.Now())}, qe.RetryAfter}
 	case errors.As(err, &pe):
 		// A failing cloud (not a refusal) may recover: say so with
 		// Retry-After, so that clients retry a 502 only then.
@@ -130,6 +130,13 @@ func classifyCause(err error) problem {
 		return problem{st, body, 0}
 	}
 	return problem{http.StatusInternalServerError, api.Error{Error: api.CodeInternal, Message: "internal error; the server log has the detail under this request id"}, 0}
+}
+
+// quotaMessage tells when the quota frees as a date (RFC 3339, UTC, rounded
+// up to the second), not as a duration: a per-job quota's is days away.
+func quotaMessage(qe *ledger.QuotaError, now time.Time) string {
+	at := now.Add(qe.RetryAfter + time.Second - 1).UTC().Truncate(time.Second)
+	return fmt.Sprintf("quota %s of %d exceeded; it frees at %s (issuance %s)", qe.Quota, qe.Limit, at.Format(time.RFC3339), qe.IssuanceID)
 }
 
 func echoError(he *echo.HTTPError) (int, api.Error) {

@@ -263,6 +263,14 @@ func TestExchangeQuota(t *testing.T) {
 	if err != nil || ra < 3590 || ra > 3600 {
 		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
 	}
+	// The message says when as a date, without the ledger's prefix.
+	_, at, ok := strings.Cut(e.Message, "it frees at ")
+	at, _, _ = strings.Cut(at, " ")
+	when, perr := time.Parse(time.RFC3339, at)
+	if !ok || perr != nil || !strings.HasSuffix(at, "Z") || strings.Contains(e.Message, "ledger:") ||
+		!strings.HasPrefix(e.Message, "quota per_hour of 3 exceeded") || time.Until(when) < 3580*time.Second || time.Until(when) > 3601*time.Second {
+		t.Errorf("message %q: want the date the quota frees (RFC 3339, UTC)", e.Message)
+	}
 	// Another repository has its own bucket.
 	x.mapping("api", `"repository": "acme/api"`, `"quota": {"per_hour": 3}`)
 	if r := x.exchange(x.token(map[string]any{"repository": "acme/api"}), ""); r.status != 200 {

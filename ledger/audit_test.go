@@ -101,7 +101,7 @@ func fillLedger(t *testing.T, pool *pgxpool.Pool, n int) {
 			provider, target, credential_id, expires_at, client_ip, user_agent)
 		SELECT gen_random_uuid(), at, at, outcome,
 			CASE outcome WHEN 'denied' THEN 'no_matching_mapping' WHEN 'unknown' THEN 'abandoned' END,
-			'https://token.actions.githubusercontent.com', 'repo:acme/' || r, 'acme/' || r, (1339936803 + g % 200)::text,
+			'https://token.actions.githubusercontent.com', 'repo:acme/' || r, 'acme/' || r, (123456 + g % 200)::text,
 			'refs/heads/main', md5(g::text), 'push', 'octocat',
 			CASE WHEN g % 1000 = 0 THEN '12345678901' ELSE (g / 3)::text END, '1', g::text, 'jti-' || g,
 			m, CASE m WHEN 0 THEN 'web-prod-deploy' ELSE 'mapping-' || m END, 'aws', '{"region": "eu-west-1"}',

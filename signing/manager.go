@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,9 @@ const (
 
 // algs are the algorithms a Manager keeps keys for.
 var algs = [...]string{RS256, ES256}
+
+// Algorithms returns the algorithms a Manager keeps keys for.
+func Algorithms() []string { return slices.Clone(algs[:]) }
 
 var (
 	// ErrNoActiveKey means no key of the alg is active: Maintain (which New

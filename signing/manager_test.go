@@ -296,8 +296,9 @@ func TestRotate(t *testing.T) {
 		t.Errorf("revoked key info %+v", info)
 	}
 
-	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: "HS256"}); !errors.Is(err, signing.ErrUnsupportedAlg) {
-		t.Errorf("Rotate HS256 = %v, want ErrUnsupportedAlg", err)
+	if err := e.m.Rotate(ctx, signing.RotateOptions{Actor: tester, Alg: "HS256"}); !errors.Is(err, signing.ErrUnsupportedAlg) ||
+		strings.Count(err.Error(), "signing:") != 1 || !strings.Contains(err.Error(), "use RS256 or ES256") {
+		t.Errorf("Rotate HS256 = %v, want ErrUnsupportedAlg naming the supported algorithms once prefixed", err)
 	}
 }
 

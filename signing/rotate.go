@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -534,7 +535,7 @@ func (m *Manager) Rotate(ctx context.Context, opts RotateOptions) error {
 	todo := algs[:]
 	if opts.Alg != "" {
 		if _, ok := m.slots[opts.Alg]; !ok {
-			return fmt.Errorf("signing: rotate: %w: %q", ErrUnsupportedAlg, opts.Alg)
+			return fmt.Errorf("%w %q: use %s", ErrUnsupportedAlg, opts.Alg, strings.Join(Algorithms(), " or "))
 		}
 		todo = []string{opts.Alg}
 	}

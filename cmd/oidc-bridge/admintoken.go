@@ -62,6 +62,9 @@ long; without, it works until revoked.`,
 				return err
 			}
 			token, info, err := s.Create(ctx, actor, args[0], scopes, expiresAt)
+			if errors.Is(err, admintoken.ErrExists) {
+				return fmt.Errorf("an admin token named %q exists and is not revoked: choose another name, or revoke it first (oidc-bridge admin-token revoke %s); a revoked token's name may be reused", args[0], args[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -120,6 +123,9 @@ long; without, it works until revoked.`,
 				return err
 			}
 			info, err := s.Revoke(ctx, actor, args[0])
+			if errors.Is(err, admintoken.ErrNotFound) {
+				return fmt.Errorf("no admin token has the id or name %q (see oidc-bridge admin-token list)", args[0])
+			}
 			if err != nil {
 				return err
 			}

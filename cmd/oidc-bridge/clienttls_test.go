@@ -56,11 +56,11 @@ func TestClientsRefuseInsecureURL(t *testing.T) {
 	}{
 		{"exchange flag", []string{"JOB_TOKEN=ci-secret"}, []string{"exchange", "--bridge-url", "http://bridge.example.com", "--token-env", "JOB_TOKEN", "--no-cache"}},
 		{"exchange OIDC_BRIDGE_URL", []string{"OIDC_BRIDGE_URL=http://bridge.example.com/", "JOB_TOKEN=ci-secret"}, []string{"exchange", "--token-env", "JOB_TOKEN", "--no-cache"}},
-		{"exchange OIDC_BRIDGE_ENDPOINT", []string{"OIDC_BRIDGE_ENDPOINT=http://10.0.0.5:8080", "JOB_TOKEN=ci-secret"}, []string{"exchange", "--token-env", "JOB_TOKEN", "--no-cache"}},
+		{"exchange OIDC_BRIDGE_ENDPOINT (deprecated)", []string{"OIDC_BRIDGE_ENDPOINT=http://10.0.0.5:8080", "JOB_TOKEN=ci-secret"}, []string{"exchange", "--token-env", "JOB_TOKEN", "--no-cache"}},
 		{"exchange GitHub token request", append([]string{"OIDC_BRIDGE_URL=http://bridge.example.com"}, gh...), []string{"exchange", "--no-cache"}},
 		{"exchange 127.0.0.2", []string{"OIDC_BRIDGE_URL=http://127.0.0.2:8080", "JOB_TOKEN=ci-secret"}, []string{"exchange", "--token-env", "JOB_TOKEN", "--no-cache"}},
-		{"explain flag", []string{"OIDC_BRIDGE_TOKEN=admin-secret", "CI_TOKEN=ci-secret"}, []string{"explain", "--bridge-url", "http://bridge.example.com", "--token-env", "CI_TOKEN"}},
-		{"explain OIDC_BRIDGE_ENDPOINT", []string{"OIDC_BRIDGE_ENDPOINT=http://bridge.example.com", "OIDC_BRIDGE_TOKEN=admin-secret", "CI_TOKEN=ci-secret"}, []string{"explain", "--token-env", "CI_TOKEN"}},
+		{"explain flag", []string{"OIDC_BRIDGE_ADMIN_TOKEN=admin-secret", "CI_TOKEN=ci-secret"}, []string{"explain", "--bridge-url", "http://bridge.example.com", "--token-env", "CI_TOKEN"}},
+		{"explain OIDC_BRIDGE_URL", []string{"OIDC_BRIDGE_URL=http://bridge.example.com", "OIDC_BRIDGE_ADMIN_TOKEN=admin-secret", "CI_TOKEN=ci-secret"}, []string{"explain", "--token-env", "CI_TOKEN"}},
 	} {
 		_, _, err := runCLIWith(t, rt, tc.env, "", tc.args...)
 		var ue usageError
@@ -114,7 +114,7 @@ func TestClientsRefuseRedirects(t *testing.T) {
 		}
 
 		calls.Store(0)
-		_, _, err = runCLIWith(t, srv.Client().Transport, []string{"OIDC_BRIDGE_ENDPOINT=" + srv.URL, "OIDC_BRIDGE_TOKEN=admin-secret", "CI_TOKEN=ci-secret"},
+		_, _, err = runCLIWith(t, srv.Client().Transport, []string{"OIDC_BRIDGE_URL=" + srv.URL, "OIDC_BRIDGE_ADMIN_TOKEN=admin-secret", "CI_TOKEN=ci-secret"},
 			"", "explain", "--token-env", "CI_TOKEN")
 		if !errors.As(err, &re) || re.Location != plainURL || strings.Contains(err.Error(), "secret") || calls.Load() != 1 {
 			t.Errorf("explain, %d: %v after %d calls, want a redirect error naming %s", status, err, calls.Load(), plainURL)
@@ -156,7 +156,7 @@ func TestClientsLoopbackHTTP(t *testing.T) {
 		t.Errorf("exchange over http on %s: %v, %d calls", f.srv.URL, err, f.calls.Load())
 	}
 	srv, _, _ := fakeBridge(t, 200, sampleExplanation())
-	if _, _, err := runCLIWith(t, nil, []string{"OIDC_BRIDGE_ENDPOINT=" + srv.URL, "OIDC_BRIDGE_TOKEN=a", "CI_TOKEN=t"}, "",
+	if _, _, err := runCLIWith(t, nil, []string{"OIDC_BRIDGE_URL=" + srv.URL, "OIDC_BRIDGE_ADMIN_TOKEN=a", "CI_TOKEN=t"}, "",
 		"explain", "--token-env", "CI_TOKEN"); err != nil {
 		t.Errorf("explain over http on %s: %v", srv.URL, err)
 	}

@@ -31,7 +31,6 @@ import (
 
 // Environment of the exchange command. Flags override every one of them.
 const (
-	envBridgeURL      = "OIDC_BRIDGE_URL"
 	envMappingName    = "OIDC_BRIDGE_MAPPING"
 	envProviderName   = "OIDC_BRIDGE_PROVIDER"
 	envDuration       = "OIDC_BRIDGE_DURATION"
@@ -89,8 +88,8 @@ func (a *app) exchangeCmd() *cobra.Command {
 		Long: `Exchange the CI job's OIDC token for short-lived credentials at the bridge's
 POST /v1/exchange, and print them for a shell, a file or a cloud SDK.
 
-The bridge's URL (--bridge-url, $OIDC_BRIDGE_URL or $OIDC_BRIDGE_ENDPOINT)
-must be https://; plain http:// only on localhost, 127.0.0.1 or [::1]. No
+The bridge's URL (--bridge-url or $OIDC_BRIDGE_URL; the old name
+$OIDC_BRIDGE_ENDPOINT is deprecated) must be https://; plain http:// only on localhost, 127.0.0.1 or [::1]. No
 redirect is followed: a 3xx answer fails, naming where it pointed.
 
 The token comes from exactly one source: --token-file (read again for each
@@ -164,8 +163,9 @@ func (a *app) exchangeConfig(o exchangeOpts) (*exchangeConfig, error) {
 			*v = strings.TrimSpace(env[name])
 		}
 	}
-	def(&o.bridgeURL, envBridgeURL)
-	def(&o.bridgeURL, envEndpoint)
+	if o.bridgeURL == "" {
+		o.bridgeURL = a.clientEnv(env, envBridgeURL, deprecatedEnvEndpoint)
+	}
 	def(&o.mapping, envMappingName)
 	def(&o.provider, envProviderName)
 	def(&o.duration, envDuration)

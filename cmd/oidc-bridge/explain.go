@@ -23,12 +23,6 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
-// Environment of the explain command (the client side, like the exchange).
-const (
-	envEndpoint   = "OIDC_BRIDGE_ENDPOINT"
-	envAdminToken = "OIDC_BRIDGE_TOKEN"
-)
-
 const (
 	explainPath    = "/v1/admin/explain"
 	explainTimeout = 60 * time.Second
@@ -59,18 +53,26 @@ with --issuer naming the registered issuer) are read as that issuer's tokens
 are, but neither signature nor times nor audience are checked.
 
 The bridge's URL and an admin token (scope read) come from --bridge-url and
---admin-token, or from OIDC_BRIDGE_ENDPOINT and OIDC_BRIDGE_TOKEN. The URL
-must be https://; plain http:// only on localhost, 127.0.0.1 or [::1]; no
-redirect is followed. The exit
-status is 0 whatever the decision, 1 when the explanation failed.`,
+--admin-token, or from OIDC_BRIDGE_URL and OIDC_BRIDGE_ADMIN_TOKEN (the old
+names OIDC_BRIDGE_ENDPOINT and OIDC_BRIDGE_TOKEN are deprecated: read with a
+warning, for one release). BRIDGE_ADMIN_TOKEN is the server's bootstrap
+token and is never read here. The URL must be https://; plain http:// only
+on localhost, 127.0.0.1 or [::1]; no redirect is followed.
+
+Exit status:
+  0  the bridge explained the token, whatever its decision (admitted or not)
+  1  the explanation failed: the bridge refused the request or could not be
+     reached, or the token or claims could not be read
+  2  usage: a flag or argument is wrong, the URL or admin token is missing,
+     or the URL is not https (nor http on loopback)`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			env := environMap(a.environ)
 			if bridgeURL == "" {
-				bridgeURL = env[envEndpoint]
+				bridgeURL = a.clientEnv(env, envBridgeURL, deprecatedEnvEndpoint)
 			}
 			if adminToken == "" {
-				adminToken = env[envAdminToken]
+				adminToken = a.clientEnv(env, envAdminToken, deprecatedEnvToken)
 			}
 			req, err := explainRequest(cmd.InOrStdin(), env, tokenFile, tokenEnv, claimsFile, issuer)
 			if err != nil {
@@ -79,7 +81,7 @@ status is 0 whatever the decision, 1 when the explanation failed.`,
 			req.Mapping, req.Provider = mapName, provider
 			switch {
 			case bridgeURL == "":
-				return usageError{fmt.Errorf("the bridge's URL is required: --bridge-url or %s", envEndpoint)}
+				return usageError{fmt.Errorf("the bridge's URL is required: --bridge-url or %s", envBridgeURL)}
 			case adminToken == "":
 				return usageError{fmt.Errorf("an admin token is required: --admin-token or %s", envAdminToken)}
 			}
@@ -104,7 +106,7 @@ status is 0 whatever the decision, 1 when the explanation failed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&bridgeURL, "bridge-url", "", "the bridge's base URL (default $"+envEndpoint+")")
+	f.StringVar(&bridgeURL, "bridge-url", "", "the bridge's base URL (default $"+envBridgeURL+")")
 	f.StringVar(&adminToken, "admin-token", "", "an admin token with the read scope (default $"+envAdminToken+"; prefer the variable: flags show in ps)")
 	f.StringVar(&tokenFile, "token-file", "", `a file holding the pipeline token to explain ("-": standard input)`)
 	f.StringVar(&tokenEnv, "token-env", "", "a variable holding the pipeline token to explain")

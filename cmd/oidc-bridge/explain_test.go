@@ -145,7 +145,7 @@ func runExplain(t *testing.T, environ []string, stdin string, args ...string) (s
 func TestExplainCommand(t *testing.T) {
 	t.Parallel()
 	srv, got, hdr := fakeBridge(t, 200, sampleExplanation())
-	env := []string{"OIDC_BRIDGE_ENDPOINT=" + srv.URL + "/", "OIDC_BRIDGE_TOKEN=admin-secret", "CI_TOKEN= eyJ.token.sig\n"}
+	env := []string{"OIDC_BRIDGE_URL=" + srv.URL + "/", "OIDC_BRIDGE_ADMIN_TOKEN=admin-secret", "CI_TOKEN= eyJ.token.sig\n"}
 
 	out, err := runExplain(t, env, "", "--token-env", "CI_TOKEN", "--mapping", "web", "--provider", "aws")
 	if err != nil {
@@ -177,7 +177,7 @@ func TestExplainCommand(t *testing.T) {
 	if err := os.WriteFile(claims, []byte(`{"iss": "https://token.actions.githubusercontent.com", "ref": "refs/heads/main"}`+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runExplain(t, []string{"OIDC_BRIDGE_ENDPOINT=http://127.0.0.1:1"}, "",
+	if _, err := runExplain(t, []string{"OIDC_BRIDGE_URL=http://127.0.0.1:1"}, "",
 		"--bridge-url", srv.URL, "--admin-token", "flag-secret", "--claims-file", claims, "--issuer", "github"); err != nil {
 		t.Fatalf("explain claims: %v", err)
 	}
@@ -189,7 +189,7 @@ func TestExplainCommand(t *testing.T) {
 func TestExplainCommandErrors(t *testing.T) {
 	t.Parallel()
 	refused, _, _ := fakeBridge(t, 401, map[string]string{"error": "invalid_token", "message": "the token was refused (token_expired)"})
-	env := []string{"OIDC_BRIDGE_ENDPOINT=" + refused.URL, "OIDC_BRIDGE_TOKEN=admin-secret", "CI_TOKEN=eyJ.token.sig"}
+	env := []string{"OIDC_BRIDGE_URL=" + refused.URL, "OIDC_BRIDGE_ADMIN_TOKEN=admin-secret", "CI_TOKEN=eyJ.token.sig"}
 	for _, tt := range []struct {
 		name    string
 		environ []string
@@ -202,9 +202,9 @@ func TestExplainCommandErrors(t *testing.T) {
 		{"two sources", env, []string{"--token-env", "CI_TOKEN", "--token-file", "-"}, true, "exactly one"},
 		{"claims without issuer", env, []string{"--claims-file", "-"}, true, "--issuer"},
 		{"issuer without claims", env, []string{"--token-env", "CI_TOKEN", "--issuer", "github"}, true, "--issuer"},
-		{"no URL", []string{"OIDC_BRIDGE_TOKEN=x", "CI_TOKEN=t"}, []string{"--token-env", "CI_TOKEN"}, true, "OIDC_BRIDGE_ENDPOINT"},
-		{"no admin token", []string{"OIDC_BRIDGE_ENDPOINT=" + refused.URL, "CI_TOKEN=t"}, []string{"--token-env", "CI_TOKEN"}, true, "OIDC_BRIDGE_TOKEN"},
-		{"bad URL", []string{"OIDC_BRIDGE_ENDPOINT=ftp://x", "OIDC_BRIDGE_TOKEN=x", "CI_TOKEN=t"}, []string{"--token-env", "CI_TOKEN"}, true, "http(s)"},
+		{"no URL", []string{"OIDC_BRIDGE_ADMIN_TOKEN=x", "CI_TOKEN=t"}, []string{"--token-env", "CI_TOKEN"}, true, "OIDC_BRIDGE_URL"},
+		{"no admin token", []string{"OIDC_BRIDGE_URL=" + refused.URL, "CI_TOKEN=t"}, []string{"--token-env", "CI_TOKEN"}, true, "OIDC_BRIDGE_ADMIN_TOKEN"},
+		{"bad URL", []string{"OIDC_BRIDGE_URL=ftp://x", "OIDC_BRIDGE_ADMIN_TOKEN=x", "CI_TOKEN=t"}, []string{"--token-env", "CI_TOKEN"}, true, "http(s)"},
 		{"empty variable", env, []string{"--token-env", "NOPE"}, false, "$NOPE"},
 		{"missing file", env, []string{"--token-file", "/nonexistent/token"}, false, "no such file"},
 		{"arguments", env, []string{"--token-env", "CI_TOKEN", "extra"}, true, "usage"},

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -156,6 +158,9 @@ stored key that does not verify against the key-encryption key (a row that a
 bridge with this key did not write; see keys list).`,
 		Args: exactArgs(0),
 		PreRunE: func(*cobra.Command, []string) (err error) {
+			if opts.Alg != "" && !slices.Contains(signing.Algorithms(), opts.Alg) {
+				return usageError{fmt.Errorf("--alg %q is not supported: use %s", opts.Alg, strings.Join(signing.Algorithms(), " or "))}
+			}
 			opts.Actor, err = cliActor(by)
 			return err
 		},

@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
+	"github.com/oidc-bridge/oidc-bridge/internal/config"
+	"github.com/oidc-bridge/oidc-bridge/internal/telemetry"
 )
 
 func main() {
@@ -27,7 +30,7 @@ func main() {
 	err := newRoot(os.Stdout, os.Stderr, os.Environ()).ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "oidc-bridge:", err)
+		fmt.Fprintln(os.Stderr, "oidc-bridge:", userMessage(err))
 		var ue usageError
 		if errors.As(err, &ue) {
 			os.Exit(2)
@@ -54,13 +57,13 @@ func newAppRoot(app *app) *cobra.Command {
 issuers hand to pipeline jobs, and exchanges them for short-lived cloud
 credentials under mappings kept in Postgres.
 
-Configuration is read from the environment (BRIDGE_DATABASE_URL,
-BRIDGE_MIGRATION_DATABASE_URL,
-BRIDGE_DATA_DIR, BRIDGE_LISTEN_ADDR, BRIDGE_PUBLIC_URL, BRIDGE_ADMIN_TOKEN,
-BRIDGE_ALLOW_INSECURE_ISSUERS, BRIDGE_LOG_LEVEL); see the README.`,
+` + environmentHelp() + `
+See the README's Configuration for what each variable means.`,
+		Version:       telemetry.Version(version),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("oidc-bridge {{.Version}}\n")
 	root.SetOut(app.stdout)
 	root.SetErr(app.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -89,6 +92,27 @@ type app struct {
 // (client.RefuseRedirect), so a bearer token goes only to the URL given.
 func (a *app) httpClient(timeout time.Duration) *http.Client {
 	return client.NoRedirects(&http.Client{Transport: a.transport, Timeout: timeout})
+}
+
+// environmentHelp lists the environment: the server's variables, from
+// config's Config (so the list cannot drift from what Load reads), then the
+// clients'.
+func environmentHelp() string {
+	var b strings.Builder
+	b.WriteString("Configuration of serve and the tool commands (migrate, admin-token, keys)\nis read from the environment:\n")
+	for _, v := range config.Variables() {
+		if v.Default != "" {
+			fmt.Fprintf(&b, "  %s (default %s)\n", v.Name, v.Default)
+		} else {
+			fmt.Fprintf(&b, "  %s\n", v.Name)
+		}
+	}
+	b.WriteString("  OTEL_* (OpenTelemetry tracing), and the cloud SDKs' own variables\n\n")
+	b.WriteString("The clients read their own variables, never the server's:\n")
+	fmt.Fprintf(&b, "  %s         the bridge's URL (exchange, explain)\n", envBridgeURL)
+	fmt.Fprintf(&b, "  %s an admin token (explain; the Terraform provider)\n", envAdminToken)
+	b.WriteString("  and exchange's OIDC_BRIDGE_MAPPING, _PROVIDER, _DURATION, _AUDIENCE,\n  _ID_TOKEN, _CACHE_DIR (see oidc-bridge exchange --help)\n")
+	return b.String()
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {

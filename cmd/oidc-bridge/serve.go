@@ -165,6 +165,21 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	if err != nil {
 		return err
 	}
+	if err := admins.CheckBootstrap(ctx); err != nil {
+		var se *admintoken.BootstrapStoredError
+		if !errors.As(err, &se) {
+			return err
+		}
+		state := ""
+		if se.Revoked {
+			state = ", revoked"
+		}
+		return fmt.Errorf("BRIDGE_ADMIN_TOKEN is the admin token %q (id %s%s) made with `oidc-bridge admin-token create`: "+
+			"refusing to start, because as the bootstrap token it would act with every scope, be recorded as %s rather than %q, "+
+			"and revoking %q would not stop it. Unset BRIDGE_ADMIN_TOKEN in the server's environment "+
+			"(admin clients read OIDC_BRIDGE_ADMIN_TOKEN), or give it a value of its own, e.g. `openssl rand -base64 32`",
+			se.Name, se.ID, state, admintoken.BootstrapName, se.Name, se.Name)
+	}
 	srv := bridge.New(bridge.Options{
 		Store:                store,
 		Usage:                led,

@@ -52,8 +52,9 @@ var (
 	ErrUnauthorized = errors.New("admintoken: invalid admin token")
 	// ErrNotFound: no token of that id or name.
 	ErrNotFound = errors.New("admintoken: no such token")
-	// ErrExists: a token of that name exists already.
-	ErrExists = errors.New("admintoken: a token of that name exists")
+	// ErrExists: a token of that name exists already and is not revoked
+	// (a revoked token's name may be reused).
+	ErrExists = errors.New("admintoken: a token of that name exists and is not revoked")
 	// ErrInvalidName: the name breaks the naming rules.
 	ErrInvalidName = errors.New("admintoken: a name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit")
 )
@@ -169,7 +170,8 @@ func digest(token string) [32]byte { return sha256.Sum256([]byte(token)) }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
-// Create makes a new token called name with scopes (nil or empty: an error;
+// Create makes a new token called name (unique among the tokens not
+// revoked: a revoked token's name may be reused) with scopes (nil or empty: an error;
 // AllScopes for both), expiring at expiresAt (nil: never), and returns it
 // with its Info. The token is not kept: this is the only time it can be
 // seen. by is recorded in the admin-change history.
@@ -245,7 +247,8 @@ func (s *Store) List(ctx context.Context) ([]Info, error) {
 }
 
 // Revoke revokes the token whose id or name is ref, recording by in the
-// admin-change history. Revoking a revoked token is not an error, and
+// admin-change history. A name means its token that is not revoked, if
+// any (a revoked token's name may have been reused). Revoking a revoked token is not an error, and
 // records nothing: nothing changes.
 func (s *Store) Revoke(ctx context.Context, by history.Actor, ref string) (Info, error) {
 	if err := by.Check(); err != nil {
@@ -259,8 +262,12 @@ func (s *Store) Revoke(ctx context.Context, by history.Actor, ref string) (Info,
 	}
 	var i Info
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A name may belong to revoked tokens and one that is not: that
+		// one, else the newest.
 		before, err := scanInfo(tx.QueryRow(ctx, `SELECT `+infoColumns+` FROM admin_tokens
-			WHERE name = $1 OR id = $2 FOR UPDATE`, ref, id))
+			WHERE name = $1 OR id = $2
+			ORDER BY (id = $2) IS TRUE DESC, revoked_at IS NULL DESC, created_at DESC, id DESC
+			LIMIT 1 FOR UPDATE`, ref, id))
 		if err != nil {
 			return err
 		}
@@ -286,6 +293,48 @@ func (s *Store) Revoke(ctx context.Context, by history.Actor, ref string) (Info,
 		return Info{}, fmt.Errorf("admintoken: revoke: %w", err)
 	}
 	return i, nil
+}
+
+// BootstrapStoredError is CheckBootstrap's error: the bootstrap token is
+// also a token made with Create (the admin token Name).
+type BootstrapStoredError struct {
+	Name    string
+	ID      uuid.UUID
+	Revoked bool
+}
+
+func (e *BootstrapStoredError) Error() string {
+	state := "active"
+	if e.Revoked {
+		state = "revoked"
+	}
+	return fmt.Sprintf("admintoken: the bootstrap token is the stored admin token %q (id %s, %s)", e.Name, e.ID, state)
+}
+
+// CheckBootstrap returns a *BootstrapStoredError when the bootstrap token
+// is also a stored token, revoked or not: its uses would then be recorded
+// as the bootstrap's, and revoking the stored token would not stop it. A
+// schema without admin_tokens yet (serve --no-migrate before migrate) holds
+// no token: nil.
+func (s *Store) CheckBootstrap(ctx context.Context) error {
+	if s.bootstrap == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var e BootstrapStoredError
+	var revokedAt *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT id, name, revoked_at FROM admin_tokens WHERE token_hash = $1
+		ORDER BY created_at DESC LIMIT 1`, s.bootstrap).Scan(&e.ID, &e.Name, &revokedAt)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && pgErr.Code == "42P01":
+		return nil
+	case err != nil:
+		return fmt.Errorf("admintoken: check the bootstrap token: %w", err)
+	}
+	e.Revoked = revokedAt != nil
+	return &e
 }
 
 // Authenticate returns the token's Principal, or ErrUnauthorized for an

@@ -76,6 +76,60 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// TestReuseRevokedName: a revoked token's name may be given to a new token;
+// the name then means the new token (revoke, not the old one), and a name
+// held by a token not revoked stays refused.
+func TestReuseRevokedName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	runtime, _ := pgtest.NewRuntimePool(t)
+	s := newStore(t, runtime, "", "")
+
+	old, oldInfo, err := s.Create(ctx, cli, "alice", admintoken.AllScopes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revoke(ctx, cli, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	tok, info, err := s.Create(ctx, cli, "alice", []string{admintoken.ScopeRead}, nil)
+	if err != nil {
+		t.Fatalf("create with a revoked token's name: %v", err)
+	}
+	if info.ID == oldInfo.ID {
+		t.Fatal("the same id")
+	}
+	if _, _, err := s.Create(ctx, cli, "alice", admintoken.AllScopes(), nil); !errors.Is(err, admintoken.ErrExists) ||
+		!strings.Contains(err.Error(), "not revoked") {
+		t.Fatalf("a third alice while one is active: %v", err)
+	}
+	if p, err := s.Authenticate(ctx, tok); err != nil || p.Name != "alice" || p.Can(admintoken.ScopeWrite) {
+		t.Fatalf("new alice: %+v %v", p, err)
+	}
+	if _, err := s.Authenticate(ctx, old); !errors.Is(err, admintoken.ErrUnauthorized) {
+		t.Fatalf("old alice: %v", err)
+	}
+	// By name, revoke finds the token that is not revoked.
+	r, err := s.Revoke(ctx, cli, "alice")
+	if err != nil || r.ID != info.ID || r.RevokedAt == nil {
+		t.Fatalf("revoke alice: %+v %v", r, err)
+	}
+	if _, err := s.Authenticate(ctx, tok); !errors.Is(err, admintoken.ErrUnauthorized) {
+		t.Fatalf("revoked new alice: %v", err)
+	}
+	// Both revoked: by name, the newest; by id, that one.
+	if r, err := s.Revoke(ctx, cli, "alice"); err != nil || r.ID != info.ID {
+		t.Fatalf("revoke alice again: %+v %v", r, err)
+	}
+	if r, err := s.Revoke(ctx, cli, oldInfo.ID.String()); err != nil || r.ID != oldInfo.ID {
+		t.Fatalf("revoke by id: %+v %v", r, err)
+	}
+	list, err := s.List(ctx)
+	if err != nil || len(list) != 2 || list[0].Name != "alice" || list[1].Name != "alice" {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+}
+
 func TestAuthenticateRefuses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

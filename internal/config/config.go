@@ -280,3 +280,28 @@ func explain(err error) error {
 	}
 	return errors.Join(out...)
 }
+
+// Variable is one environment variable of Config.
+type Variable struct {
+	// Name is the variable, e.g. BRIDGE_LISTEN_ADDR.
+	Name string
+	// Default is its default value, "" for none.
+	Default string
+}
+
+// Variables lists every environment variable that Load reads, in the
+// order of Config's fields, from the struct's env tags: the help and the
+// docs take it from here, so that the list cannot drift from Config.
+func Variables() []Variable {
+	t := reflect.TypeFor[Config]()
+	var out []Variable
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		out = append(out, Variable{Name: name, Default: f.Tag.Get("envDefault")})
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,33 @@ func TestTrustedProxies(t *testing.T) {
 		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("10.0.0.0/8")}
 	if diff := cmp.Diff(want, c.Proxies, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestVariables: Variables names every env tag of Config, once, with its
+// default.
+func TestVariables(t *testing.T) {
+	t.Parallel()
+	seen := map[string]string{}
+	for _, v := range Variables() {
+		if _, dup := seen[v.Name]; dup || !strings.HasPrefix(v.Name, "BRIDGE_") {
+			t.Errorf("variable %q (duplicate or not BRIDGE_)", v.Name)
+		}
+		seen[v.Name] = v.Default
+	}
+	ty := reflect.TypeFor[Config]()
+	n := 0
+	for i := range ty.NumField() {
+		name, _, _ := strings.Cut(ty.Field(i).Tag.Get("env"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		n++
+		if d, ok := seen[name]; !ok || d != ty.Field(i).Tag.Get("envDefault") {
+			t.Errorf("%s: listed %v, default %q", name, ok, d)
+		}
+	}
+	if n != len(seen) || seen["BRIDGE_LISTEN_ADDR"] != "127.0.0.1:8080" {
+		t.Errorf("%d tags, %d variables: %v", n, len(seen), seen)
 	}
 }

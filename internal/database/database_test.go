@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -314,5 +315,55 @@ func TestDownToZeroThenUp(t *testing.T) {
 	}
 	if _, err := pool.Exec(ctx, "SELECT * FROM audit.issuances"); err != nil {
 		t.Errorf("audit view after Up: %v", err)
+	}
+}
+
+// TestAdminTokenNameReuseDown: migration 00009 lets a revoked token's name
+// be reused; its Down gives the older holders of a shared name their id as
+// a suffix, so that the unique constraint it restores holds.
+func TestAdminTokenNameReuseDown(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	ctx := context.Background()
+	insert := `INSERT INTO admin_tokens (id, name, token_hash, created_at, revoked_at)
+		VALUES (gen_random_uuid(), $1, sha256($2::bytea), now() - make_interval(mins => $3), CASE WHEN $4 THEN now() END)`
+	for _, r := range []struct {
+		name, seed string
+		ago        int
+		revoked    bool
+	}{{"alice", "a1", 30, true}, {"alice", "a2", 20, true}, {"alice", "a3", 10, false}, {"bob", "b1", 20, true}, {"bob", "b2", 10, true}} {
+		if _, err := pool.Exec(ctx, insert, r.name, r.seed, r.ago, r.revoked); err != nil {
+			t.Fatalf("insert %v: %v", r, err)
+		}
+	}
+	if _, err := pool.Exec(ctx, insert, "alice", "a4", 1, false); err == nil {
+		t.Fatal("two alice tokens not revoked")
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.DownTo(ctx, 8); err != nil {
+		t.Fatalf("DownTo(8): %v", err)
+	}
+	rows, err := pool.Query(ctx, `SELECT name FROM admin_tokens WHERE name IN ('alice', 'bob') ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || !slices.Equal(kept, []string{"alice", "bob"}) {
+		t.Fatalf("names kept after Down: %v %v", kept, err)
+	}
+	var renamed int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM admin_tokens WHERE name = 'alice~' || id::text OR name = 'bob~' || id::text`).Scan(&renamed); err != nil || renamed != 3 {
+		t.Fatalf("renamed %d, %v", renamed, err)
+	}
+	if _, err := pool.Exec(ctx, insert, "bob", "b3", 0, false); err == nil {
+		t.Fatal("Down did not restore the unique name")
+	}
+	if n := migrate(t, pool); n != 1 {
+		t.Errorf("Migrate after DownTo(8) applied %d", n)
 	}
 }

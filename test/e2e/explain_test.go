@@ -37,7 +37,7 @@ func TestExplainCLI(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(gh.Mint(t, gh.GitHubClaims(map[string]any{"ref": "refs/heads/feature/x"}))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clientEnv := []string{"OIDC_BRIDGE_ENDPOINT=" + s.url, "OIDC_BRIDGE_TOKEN=" + readToken}
+	clientEnv := []string{"OIDC_BRIDGE_URL=" + s.url, "OIDC_BRIDGE_ADMIN_TOKEN=" + readToken}
 	out, errOut, code = cli(t, clientEnv, "explain", "--token-file", tokenFile)
 	if code != 0 || !strings.Contains(out, "web-prod") || !strings.Contains(out, "refs/heads/feature/x") {
 		t.Fatalf("explain: exit %d\n%s\n%s", code, out, errOut)

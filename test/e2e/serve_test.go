@@ -352,7 +352,7 @@ func TestCommandLine(t *testing.T) {
 		{"exchange without a bridge", nil, []string{"exchange"}, 2, "--bridge-url"},
 		{"exchange over plain http off loopback", []string{"OIDC_BRIDGE_URL=http://bridge.example.com", "JOB_TOKEN=x"},
 			[]string{"exchange", "--token-env", "JOB_TOKEN", "--no-cache"}, 2, "only on a loopback address"},
-		{"explain over plain http off loopback", []string{"OIDC_BRIDGE_ENDPOINT=http://bridge.example.com", "OIDC_BRIDGE_TOKEN=x", "JOB_TOKEN=x"},
+		{"explain over plain http off loopback", []string{"OIDC_BRIDGE_URL=http://bridge.example.com", "OIDC_BRIDGE_ADMIN_TOKEN=x", "JOB_TOKEN=x"},
 			[]string{"explain", "--token-env", "JOB_TOKEN"}, 2, "only on a loopback address"},
 		{"keys without a key-encryption key", []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t)}, []string{"keys", "list"}, 1, "BRIDGE_KEY_ENCRYPTION_KEY"},
 		{"bad key-encryption key", []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t), "BRIDGE_KEY_ENCRYPTION_KEY=short"}, []string{"keys", "list"}, 1, "BRIDGE_KEY_ENCRYPTION_KEY"},

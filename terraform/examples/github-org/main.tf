@@ -1,9 +1,9 @@
 # A GitHub organisation: several repositories, each deploying from main
 # (production environment) to its own AWS role.
 #
-#   export OIDC_BRIDGE_ENDPOINT=https://bridge.example.com
-#   export OIDC_BRIDGE_TOKEN=...   # an admin token
-#   tofu apply                      # or terraform apply
+#   export OIDC_BRIDGE_URL=https://bridge.example.com
+#   export OIDC_BRIDGE_ADMIN_TOKEN=...   # an admin token
+#   tofu apply                            # or terraform apply
 
 terraform {
   required_providers {

@@ -66,7 +66,7 @@ func newTofuEnv(t *testing.T, e *env, providerDir, src string) *tofuEnv {
 		envv = append(envv, kv)
 	}
 	envv = append(envv, "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1",
-		"OIDC_BRIDGE_ENDPOINT="+e.URL, "OIDC_BRIDGE_TOKEN="+e.Token)
+		"OIDC_BRIDGE_URL="+e.URL, "OIDC_BRIDGE_ADMIN_TOKEN="+e.Token)
 	return &tofuEnv{t: t, dir: work, env: envv, tofu: os.Getenv("TF_ACC_TERRAFORM_PATH")}
 }
 

@@ -19,6 +19,13 @@ import (
 // the environment) and an admin token.
 func configure(t *testing.T, endpoint string) fwprovider.ConfigureResponse {
 	t.Helper()
+	return configureWith(t, endpoint, "admin-secret")
+}
+
+// configureWith is configure with token too ("" leaves it to the
+// environment).
+func configureWith(t *testing.T, endpoint, token string) fwprovider.ConfigureResponse {
+	t.Helper()
 	ctx := t.Context()
 	p := provider.New("test")()
 	var sr fwprovider.SchemaResponse
@@ -27,9 +34,13 @@ func configure(t *testing.T, endpoint string) fwprovider.ConfigureResponse {
 	if endpoint != "" {
 		ep = tftypes.NewValue(tftypes.String, endpoint)
 	}
+	tok := tftypes.NewValue(tftypes.String, nil)
+	if token != "" {
+		tok = tftypes.NewValue(tftypes.String, token)
+	}
 	raw := tftypes.NewValue(sr.Schema.Type().TerraformType(ctx), map[string]tftypes.Value{
 		"endpoint":    ep,
-		"token":       tftypes.NewValue(tftypes.String, "admin-secret"),
+		"token":       tok,
 		"strict_lint": tftypes.NewValue(tftypes.Bool, nil),
 	})
 	var resp fwprovider.ConfigureResponse
@@ -38,7 +49,7 @@ func configure(t *testing.T, endpoint string) fwprovider.ConfigureResponse {
 }
 
 // TestConfigureEndpoint: an endpoint on plain http off loopback, from the
-// block or OIDC_BRIDGE_ENDPOINT, is an error diagnostic on endpoint at
+// block or OIDC_BRIDGE_URL, is an error diagnostic on endpoint at
 // configure time, and no client is handed out; https and http on loopback
 // configure.
 func TestConfigureEndpoint(t *testing.T) {
@@ -64,6 +75,59 @@ func TestConfigureEndpoint(t *testing.T) {
 	check("not a URL", configure(t, "bridge.example.com"))
 	t.Setenv(provider.EnvEndpoint, "http://bridge.example.com")
 	check("http off loopback from "+provider.EnvEndpoint, configure(t, ""))
+}
+
+// TestConfigureEnvironmentNames: the provider reads OIDC_BRIDGE_URL and
+// OIDC_BRIDGE_ADMIN_TOKEN, as every admin client does; the old names
+// OIDC_BRIDGE_ENDPOINT and OIDC_BRIDGE_TOKEN still configure it, with a
+// warning diagnostic each; the server's BRIDGE_ADMIN_TOKEN is never read.
+func TestConfigureEnvironmentNames(t *testing.T) {
+	for _, k := range []string{provider.EnvEndpoint, provider.EnvToken, provider.DeprecatedEnvEndpoint, provider.DeprecatedEnvToken, "BRIDGE_ADMIN_TOKEN"} {
+		t.Setenv(k, "")
+	}
+	if provider.EnvEndpoint != "OIDC_BRIDGE_URL" || provider.EnvToken != "OIDC_BRIDGE_ADMIN_TOKEN" {
+		t.Fatalf("variables %s, %s", provider.EnvEndpoint, provider.EnvToken)
+	}
+	warnings := func(resp fwprovider.ConfigureResponse) string {
+		var b strings.Builder
+		for _, d := range resp.Diagnostics.Warnings() {
+			b.WriteString(d.Summary() + ": " + d.Detail() + "\n")
+		}
+		return b.String()
+	}
+
+	t.Setenv(provider.EnvEndpoint, "https://bridge.example.com")
+	t.Setenv(provider.EnvToken, "admin-new")
+	if resp := configureWith(t, "", ""); resp.Diagnostics.HasError() || resp.ResourceData == nil || warnings(resp) != "" {
+		t.Errorf("new names: %v", resp.Diagnostics)
+	}
+
+	t.Setenv(provider.EnvEndpoint, "")
+	t.Setenv(provider.EnvToken, "")
+	t.Setenv(provider.DeprecatedEnvEndpoint, "https://bridge.example.com")
+	t.Setenv(provider.DeprecatedEnvToken, "admin-old")
+	resp := configureWith(t, "", "")
+	if w := warnings(resp); resp.Diagnostics.HasError() || resp.ResourceData == nil ||
+		!strings.Contains(w, "OIDC_BRIDGE_ENDPOINT is deprecated") || !strings.Contains(w, "set OIDC_BRIDGE_URL instead") ||
+		!strings.Contains(w, "OIDC_BRIDGE_TOKEN is deprecated") || strings.Contains(w, "admin-old") {
+		t.Errorf("old names: %v", resp.Diagnostics)
+	}
+
+	// Both set: the new name wins, and the old is said to be ignored.
+	t.Setenv(provider.EnvToken, "admin-new")
+	if w := warnings(configureWith(t, "https://bridge.example.com", "")); !strings.Contains(w, "OIDC_BRIDGE_TOKEN is deprecated and ignored") {
+		t.Errorf("both names: warnings %q", w)
+	}
+
+	// The server's bootstrap variable configures nothing.
+	t.Setenv(provider.EnvToken, "")
+	t.Setenv(provider.DeprecatedEnvToken, "")
+	t.Setenv("BRIDGE_ADMIN_TOKEN", "bootstrap-secret-bootstrap-secret")
+	resp = configureWith(t, "https://bridge.example.com", "")
+	if errs := resp.Diagnostics.Errors(); len(errs) != 1 || errs[0].Summary() != "Missing oidc-bridge admin token" ||
+		!strings.Contains(errs[0].Detail(), "OIDC_BRIDGE_ADMIN_TOKEN") {
+		t.Errorf("BRIDGE_ADMIN_TOKEN only: %v", resp.Diagnostics)
+	}
 }
 
 // TestAccInsecureEndpoint: tofu shows the diagnostic and plans nothing.

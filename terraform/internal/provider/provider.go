@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -17,11 +18,38 @@ import (
 // Address is the provider's source address.
 const Address = "registry.terraform.io/oidc-bridge/oidcbridge"
 
-// Environment variables that configure the provider when its block does not.
+// Environment variables that configure the provider when its block does
+// not: the same pair as every admin client of the bridge (oidc-bridge
+// explain, the docs). They never share a name with the server's
+// BRIDGE_ADMIN_TOKEN.
 const (
-	EnvEndpoint = "OIDC_BRIDGE_ENDPOINT"
-	EnvToken    = "OIDC_BRIDGE_TOKEN"
+	EnvEndpoint = "OIDC_BRIDGE_URL"
+	EnvToken    = "OIDC_BRIDGE_ADMIN_TOKEN"
 )
+
+// Deprecated names of EnvEndpoint and EnvToken, still read for one release
+// with a warning.
+const (
+	DeprecatedEnvEndpoint = "OIDC_BRIDGE_ENDPOINT"
+	DeprecatedEnvToken    = "OIDC_BRIDGE_TOKEN"
+)
+
+// getenv is the variable name, else its deprecated alias with a warning
+// diagnostic on attr; the warning also tells when alias is set but ignored.
+func getenv(diags *diag.Diagnostics, attr, name, alias string) string {
+	v, old := os.Getenv(name), os.Getenv(alias)
+	switch {
+	case old == "":
+	case v == "":
+		diags.AddAttributeWarning(path.Root(attr), "Deprecated environment variable "+alias,
+			alias+" is deprecated and will be removed in the next release; set "+name+" instead.")
+		return old
+	case old != v:
+		diags.AddAttributeWarning(path.Root(attr), "Deprecated environment variable "+alias,
+			alias+" is deprecated and ignored: "+name+" is set.")
+	}
+	return v
+}
 
 var _ provider.Provider = (*bridgeProvider)(nil)
 
@@ -91,12 +119,16 @@ func (p *bridgeProvider) Configure(ctx context.Context, req provider.ConfigureRe
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	endpoint, token := os.Getenv(EnvEndpoint), os.Getenv(EnvToken)
+	var endpoint, token string
 	if !cfg.Endpoint.IsNull() {
 		endpoint = cfg.Endpoint.ValueString()
+	} else {
+		endpoint = getenv(&resp.Diagnostics, "endpoint", EnvEndpoint, DeprecatedEnvEndpoint)
 	}
 	if !cfg.Token.IsNull() {
 		token = cfg.Token.ValueString()
+	} else {
+		token = getenv(&resp.Diagnostics, "token", EnvToken, DeprecatedEnvToken)
 	}
 	if endpoint == "" {
 		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Missing oidc-bridge endpoint",
