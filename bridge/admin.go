@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 
@@ -59,8 +58,7 @@ func (s *Server) readIssuer(c echo.Context, pathName string) (mapping.Issuer, er
 		return is, &mapping.ValidationError{Field: "url", Message: err.Error()}
 	}
 	if ws := mapping.LintIssuer(&is); strict && len(ws) > 0 {
-		return is, &mapping.ValidationError{Field: ws[0].Field,
-			Message: fmt.Sprintf("lint %s: %s (lint=strict refuses issuers with warnings; %d in all)", ws[0].Code, ws[0].Message, len(ws))}
+		return is, mapping.StrictLintError("issuers", ws)
 	}
 	return is, nil
 }
@@ -202,9 +200,7 @@ func readMapping(c echo.Context, pathName string, warnings *[]mapping.Warning) (
 		}
 		*warnings = mapping.Lint(&m, k)
 		if strict && len(*warnings) > 0 {
-			w := (*warnings)[0]
-			return &mapping.ValidationError{Field: w.Field,
-				Message: fmt.Sprintf("lint %s: %s (lint=strict refuses mappings with warnings; %d in all)", w.Code, w.Message, len(*warnings))}
+			return mapping.StrictLintError("mappings", *warnings)
 		}
 		return nil
 	}

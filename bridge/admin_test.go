@@ -1174,6 +1174,34 @@ func TestMappingLint(t *testing.T) {
 	e.wantError(e.do("POST", "/v1/admin/mappings?lint=loud", risky), 400, api.CodeInvalidRequest, "lint")
 
 	created := codes(e.must(201, "POST", "/v1/admin/mappings", risky))
+	// The strict refusal listed every warning the mapping has, with its
+	// field and message, in lint order; field is the first one's and the
+	// message names every code.
+	if len(got.Warnings) < 3 || !slices.Equal(codesOf(got.Warnings), created) {
+		t.Fatalf("strict refusal's warnings %v, want all of %v", got.Warnings, created)
+	}
+	for _, w := range got.Warnings {
+		if w.Field == "" || w.Message == "" || !strings.Contains(got.Message, w.Code) {
+			t.Errorf("warning %+v: no field or message, or not named in the message %q", w, got.Message)
+		}
+	}
+	if got.Field != got.Warnings[0].Field {
+		t.Errorf("field %q, want the first warning's, %q", got.Field, got.Warnings[0].Field)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(r.body, &raw); err != nil || raw["warnings"] == nil {
+		t.Errorf("no \"warnings\" member in %s", r.body)
+	}
+	// A PUT under strict lint lists them all too, and changes nothing.
+	before = e.snapshot()
+	up := e.wantError(e.do("PUT", "/v1/admin/mappings/risky?lint=strict", risky), 400, api.CodeInvalidRequest, got.Field)
+	if !slices.Equal(codesOf(up.Warnings), created) || e.snapshot() != before {
+		t.Errorf("strict PUT: warnings %v, want %v (or it wrote)", codesOf(up.Warnings), created)
+	}
+	// Other refusals carry no warnings.
+	if raw := e.do("POST", "/v1/admin/mappings?lint=loud", risky).body; strings.Contains(string(raw), "warnings") {
+		t.Errorf("a refusal that is not lint's has warnings: %s", raw)
+	}
 	for _, want := range []string{"no_immutable_id", "wildcard_repository", "risky_event"} {
 		if !slices.Contains(created, want) {
 			t.Errorf("warnings %v lack %s", created, want)
@@ -1201,6 +1229,15 @@ func TestMappingLint(t *testing.T) {
 	if got := codes(e.must(201, "POST", "/v1/admin/mappings?lint=strict", clean)); len(got) != 0 {
 		t.Errorf("clean mapping warnings %v", got)
 	}
+}
+
+// codesOf lists the warnings' codes.
+func codesOf(ws []api.Warning) []string {
+	out := []string{}
+	for _, w := range ws {
+		out = append(out, w.Code)
+	}
+	return out
 }
 
 // TestAdminAuthLimiterFullTable: when the failure table is full (here 3

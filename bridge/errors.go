@@ -77,7 +77,8 @@ func classifyCause(err error) problem {
 	case errors.As(err, &re):
 		return problem{re.status, re.body, re.retryAfter}
 	case errors.As(err, &ve):
-		return problem{http.StatusBadRequest, api.Error{Error: api.CodeInvalidRequest, Message: ve.Error(), Field: ve.Field}, 0}
+		return problem{http.StatusBadRequest, api.Error{Error: api.CodeInvalidRequest, Message: ve.Error(), Field: ve.Field,
+			Warnings: ve.Warnings}, 0}
 	case errors.As(err, &mbe):
 		return problem{http.StatusRequestEntityTooLarge, api.Error{Error: api.CodeRequestTooLarge, Message: "the request body is too large"}, 0}
 	case errors.Is(err, identity.ErrInvalidToken):

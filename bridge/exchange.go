@@ -277,6 +277,9 @@ func (x *exchangeRun) choose(ctx context.Context, a *ledger.Attempt, parse func(
 	ctx, end := x.stage(ctx, stageSelect)
 	defer func() { end(err) }()
 	req, err := parse()
+	// The name the request gave, recorded as given (the ledger cleans and
+	// bounds it) even when the request is refused, a bad name included.
+	a.RequestedMapping = req.Mapping
 	if err != nil {
 		return nil, true, err
 	}
@@ -286,6 +289,10 @@ func (x *exchangeRun) choose(ctx context.Context, a *ledger.Attempt, parse func(
 	x.recordAudits(ctx, *a)
 	if err != nil {
 		var re *requestError
+		if m != nil {
+			// The named mapping exists and refused: its row names it.
+			a.MappingID, a.Mapping, a.Provider, a.Target = m.ID, m.Name, m.Provider, m.Target
+		}
 		return nil, errors.As(err, &re), err
 	}
 	x.mapping, x.provider = m.Name, m.Provider
@@ -367,7 +374,9 @@ func (x *exchangeRun) recordMintFailure(ctx context.Context, res ledger.Reservat
 
 // selectMapping finds the mapping that admits the token: the named one, or
 // the single one among the issuer's enabled mappings (of the provider, if
-// given).
+// given). When the request named a mapping of the issuer that refuses the
+// token (its conditions, audit mode), that mapping is returned with the
+// refusal, for the record.
 func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeRequest) (*mapping.Mapping, error) {
 	all, err := x.s.opts.Store.ListMappings(ctx, mapping.Filter{Issuer: x.claims.IssuerName, Provider: req.Provider, EnabledOnly: true})
 	if err != nil {
@@ -386,7 +395,7 @@ func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeReques
 			if a.Name == req.Mapping {
 				x.decisions = append(x.decisions, decision{mapping: a.Name, reason: "audit_mode"})
 				x.reason = "audit_mode"
-				return nil, noMatch(fmt.Sprintf("mapping %q is in audit mode: it records what it would decide but issues nothing", a.Name))
+				return &a, noMatch(fmt.Sprintf("mapping %q is in audit mode: it records what it would decide but issues nothing", a.Name))
 			}
 		}
 		for i := range ms {
@@ -397,7 +406,7 @@ func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeReques
 			x.decisions = append(x.decisions, decision{mapping: ms[i].Name, reason: reason})
 			if !ok {
 				x.reason = reason
-				return nil, noMatch(fmt.Sprintf("mapping %q does not admit this token (%s)", req.Mapping, reason))
+				return &ms[i], noMatch(fmt.Sprintf("mapping %q does not admit this token (%s)", req.Mapping, reason))
 			}
 			return &ms[i], nil
 		}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge"
@@ -621,5 +623,71 @@ func TestIssuerOwnerRateLimited(t *testing.T) {
 	}
 	if n := sts.CallCount(); n != 5 {
 		t.Fatalf("STS called %d times, want 5", n)
+	}
+}
+
+// TestDeniedRowNamesRequestedMapping: a refused request that named a
+// mapping keeps that name in the ledger (requested_mapping, always; mapping,
+// provider and target too when the token's issuer has that mapping), so an
+// auditor sees what was asked for; a bad name is recorded cleaned.
+func TestDeniedRowNamesRequestedMapping(t *testing.T) {
+	x := newExchangeEnv(t)
+	x.mapping("shadow", `"repository": "acme/web"`, `"mode": "audit"`)
+	type row struct {
+		Outcome, Code                string
+		Mapping, Requested, Provider *string
+		Role                         *string
+	}
+	last := func() row {
+		t.Helper()
+		var r row
+		if err := x.pool.QueryRow(context.Background(), `SELECT outcome, coalesce(error_code, ''), mapping,
+			requested_mapping, provider, target->>'role_arn' FROM audit.issuances
+			WHERE outcome NOT LIKE 'would_%' ORDER BY requested_at DESC, id DESC LIMIT 1`).
+			Scan(&r.Outcome, &r.Code, &r.Mapping, &r.Requested, &r.Provider, &r.Role); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	s := func(v string) *string { return &v }
+	role := func(name string) *string { return s("arn:aws:iam::123456789012:role/" + name) }
+	tests := []struct {
+		name, body string
+		status     int
+		want       row
+	}{
+		{"named mapping refuses the token", `{"mapping": "tags"}`, 403,
+			row{"denied", "no_matching_mapping", s("tags"), s("tags"), s("aws"), role("tags")}},
+		{"named mapping does not exist", `{"mapping": "web-prod"}`, 403,
+			row{"denied", "no_matching_mapping", nil, s("web-prod"), nil, nil}},
+		{"named mapping of another provider", `{"mapping": "web", "provider": "gcp"}`, 403,
+			row{"denied", "no_matching_mapping", nil, s("web"), nil, nil}},
+		{"named mapping in audit mode", `{"mapping": "shadow"}`, 403,
+			row{"denied", "no_matching_mapping", s("shadow"), s("shadow"), s("aws"), role("shadow")}},
+		{"not a mapping name", `{"mapping": "Web\u0000; DROP"}`, 400,
+			row{"denied", "invalid_request", nil, s("Web\uFFFD; DROP"), nil, nil}},
+		{"named none, none admits", `{"provider": "gcp"}`, 403,
+			row{"denied", "no_matching_mapping", nil, nil, nil, nil}},
+		{"named and issued", `{"mapping": "web"}`, 200,
+			row{"issued", "", s("web"), s("web"), s("aws"), role("web")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sts.Reset()
+			r := x.exchange(x.token(nil), tt.body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if diff := cmp.Diff(tt.want, last()); diff != "" {
+				t.Errorf("ledger row (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// RFC 8693 names the mapping by audience: the same record.
+	form := url.Values{"grant_type": {grantTE}, "subject_token": {x.token(nil)}, "subject_token_type": {typeJWT},
+		"audience": {"no-such-mapping"}}
+	wantOAuthError(t, x.tokenExchange(form), 400, "invalid_target", "no_matching_mapping")
+	if diff := cmp.Diff(row{"denied", "no_matching_mapping", nil, s("no-such-mapping"), nil, nil}, last()); diff != "" {
+		t.Errorf("token exchange's ledger row (-want +got):\n%s", diff)
 	}
 }

@@ -36,8 +36,9 @@ func TestAttack46OnceInAll(t *testing.T) {
 	}
 
 	body := fmt.Sprintf(`{"url": %q, "audiences": [%q], "kind": "github", "replay_scope": "token_mapping"}`, x.gh.URL(), oidctest.DefaultAudience)
-	if r := x.do("PUT", "/v1/admin/issuers/github?lint=strict", body); r.status != 400 || r.err(t).Field != "replay_scope" {
-		t.Errorf("lint=strict PUT of token_mapping: %d %s; want 400 on replay_scope", r.status, r.body)
+	if r := x.do("PUT", "/v1/admin/issuers/github?lint=strict", body); r.status != 400 || r.err(t).Field != "replay_scope" ||
+		len(r.err(t).Warnings) != 1 || r.err(t).Warnings[0].Code != "replay_scope_token_mapping" || r.err(t).Warnings[0].Field != "replay_scope" {
+		t.Errorf("lint=strict PUT of token_mapping: %d %s; want 400 on replay_scope listing its warning", r.status, r.body)
 	}
 	is := decode[mapping.Issuer](t, x.must(200, "PUT", "/v1/admin/issuers/github", body))
 	if is.ReplayScope != "token_mapping" || len(is.Warnings) != 1 || is.Warnings[0].Code != "replay_scope_token_mapping" {

@@ -25,12 +25,21 @@ type Attempt struct {
 	// UserAgent is recorded truncated to MaxUserAgent bytes.
 	UserAgent string
 
-	// The selected mapping; zero values when none was selected (Deny of
-	// no_matching_mapping, ambiguous_mapping). Reserve requires MappingID.
+	// The selected mapping, or for a refusal the mapping the request named
+	// when the token's issuer has it; zero values when there is none (Deny
+	// of no_matching_mapping, ambiguous_mapping). Reserve requires
+	// MappingID.
 	MappingID int64
 	Mapping   string
 	Provider  string
 	Target    json.RawMessage
+	// RequestedMapping is the mapping the request named ({"mapping": ...},
+	// or RFC 8693's audience), as the client sent it, "" when it named
+	// none. Client input, not a reference: recorded on every row of the
+	// attempt (requested_mapping) cleaned and cut to MaxRequestedMapping
+	// bytes, so that a refusal of a name that does not exist still shows
+	// what was asked.
+	RequestedMapping string
 	// PerHour and PerJob are the mapping's quotas; 0 means no limit.
 	PerHour int
 	PerJob  int
@@ -50,6 +59,9 @@ const (
 	// maxClaim bounds every other recorded text value, in bytes: claims
 	// are attacker-influenced (a 100 KB actor) and the audit needs no more.
 	maxClaim = 1024
+	// MaxRequestedMapping bounds the recorded requested mapping, in bytes:
+	// twice the longest valid name, so a longer one shows as cut.
+	MaxRequestedMapping = 128
 	// maxCode bounds error codes and credential ids.
 	maxCode = 256
 )
@@ -115,31 +127,32 @@ func (r row) args() (pgx.NamedArgs, error) {
 		mappingID = a.MappingID
 	}
 	return pgx.NamedArgs{
-		"id":            r.id,
-		"requested_at":  requestedAt,
-		"outcome":       r.outcome,
-		"error_code":    text(r.errorCode, maxCode),
-		"issuer":        clean(c.Issuer, maxClaim),
-		"subject":       text(c.Subject, maxClaim),
-		"repository":    text(c.Repository, maxClaim),
-		"repository_id": text(c.RepositoryID, maxClaim),
-		"ref":           text(c.Ref, maxClaim),
-		"sha":           text(c.SHA, maxClaim),
-		"environment":   text(c.Environment, maxClaim),
-		"event_name":    text(c.EventName, maxClaim),
-		"workflow_ref":  text(c.WorkflowRef, maxClaim),
-		"actor":         text(c.Actor, maxClaim),
-		"run_id":        text(c.RunID, maxClaim),
-		"run_attempt":   text(c.RunAttempt, maxClaim),
-		"job_id":        text(c.JobID, maxClaim),
-		"token_jti":     text(tokenID(c), maxClaim),
-		"mapping_id":    mappingID,
-		"mapping":       text(a.Mapping, maxClaim),
-		"provider":      text(a.Provider, maxClaim),
-		"target":        target,
-		"duration":      a.Duration.Seconds(),
-		"client_ip":     ip,
-		"user_agent":    text(a.UserAgent, MaxUserAgent),
+		"id":                r.id,
+		"requested_at":      requestedAt,
+		"outcome":           r.outcome,
+		"error_code":        text(r.errorCode, maxCode),
+		"issuer":            clean(c.Issuer, maxClaim),
+		"subject":           text(c.Subject, maxClaim),
+		"repository":        text(c.Repository, maxClaim),
+		"repository_id":     text(c.RepositoryID, maxClaim),
+		"ref":               text(c.Ref, maxClaim),
+		"sha":               text(c.SHA, maxClaim),
+		"environment":       text(c.Environment, maxClaim),
+		"event_name":        text(c.EventName, maxClaim),
+		"workflow_ref":      text(c.WorkflowRef, maxClaim),
+		"actor":             text(c.Actor, maxClaim),
+		"run_id":            text(c.RunID, maxClaim),
+		"run_attempt":       text(c.RunAttempt, maxClaim),
+		"job_id":            text(c.JobID, maxClaim),
+		"token_jti":         text(tokenID(c), maxClaim),
+		"mapping_id":        mappingID,
+		"mapping":           text(a.Mapping, maxClaim),
+		"provider":          text(a.Provider, maxClaim),
+		"target":            target,
+		"duration":          a.Duration.Seconds(),
+		"client_ip":         ip,
+		"user_agent":        text(a.UserAgent, MaxUserAgent),
+		"requested_mapping": text(a.RequestedMapping, MaxRequestedMapping),
 	}, nil
 }
 
@@ -161,12 +174,12 @@ WITH t AS (SELECT coalesce(@requested_at::timestamptz, clock_timestamp()) AS n)
 INSERT INTO issuances (id, requested_at, completed_at, outcome, error_code, issuer, subject,
 	repository, repository_id, ref, sha, environment, event_name, workflow_ref, actor,
 	run_id, run_attempt, job_id, token_jti, mapping_id, mapping, provider, target,
-	expires_at, client_ip, user_agent)
+	expires_at, client_ip, user_agent, requested_mapping)
 SELECT @id::uuid, t.n, CASE WHEN @outcome::text = 'pending' THEN NULL ELSE t.n END, @outcome, @error_code,
 	@issuer, @subject, @repository, @repository_id, @ref, @sha, @environment, @event_name,
 	@workflow_ref, @actor, @run_id, @run_attempt, @job_id, @token_jti, @mapping_id::bigint,
 	@mapping, @provider, @target::jsonb,
 	CASE WHEN @outcome::text = 'pending' THEN t.n + make_interval(secs => @duration::float8) END,
-	@client_ip::inet, @user_agent
+	@client_ip::inet, @user_agent, @requested_mapping
 FROM t
 RETURNING requested_at, expires_at`)

@@ -91,27 +91,31 @@ func docQueries(t *testing.T) []docQuery {
 
 // fillLedger writes n rows over the last 30 days, in time order as the
 // bridge appends them: 200 repositories, 40 mappings, 2% denied, 0.1%
-// unknown, the rest issued.
+// unknown, the rest issued. Every request named its mapping; half the
+// denied ones named one that does not exist (mapping NULL).
 func fillLedger(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, `
 		INSERT INTO issuances (id, requested_at, completed_at, outcome, error_code, issuer, subject, repository,
 			repository_id, ref, sha, event_name, actor, run_id, run_attempt, job_id, token_jti, mapping_id, mapping,
-			provider, target, credential_id, expires_at, client_ip, user_agent)
+			provider, target, credential_id, expires_at, client_ip, user_agent, requested_mapping)
 		SELECT gen_random_uuid(), at, at, outcome,
 			CASE outcome WHEN 'denied' THEN 'no_matching_mapping' WHEN 'unknown' THEN 'abandoned' END,
 			'https://token.actions.githubusercontent.com', 'repo:acme/' || r, 'acme/' || r, (123456 + g % 200)::text,
 			'refs/heads/main', md5(g::text), 'push', 'octocat',
 			CASE WHEN g % 1000 = 0 THEN '12345678901' ELSE (g / 3)::text END, '1', g::text, 'jti-' || g,
-			m, CASE m WHEN 0 THEN 'web-prod-deploy' ELSE 'mapping-' || m END, 'aws', '{"region": "eu-west-1"}',
+			CASE WHEN NOT missing THEN m END, CASE WHEN missing THEN NULL WHEN m = 0 THEN 'web-prod-deploy' ELSE 'mapping-' || m END,
+			'aws', '{"region": "eu-west-1"}',
 			CASE outcome WHEN 'issued' THEN 'ASIAEXAMPLE' || lpad(g::text, 9, '0') END, at + interval '15 minutes',
-			'203.0.113.7', 'oidc-bridge-action/1.0'
+			'203.0.113.7', 'oidc-bridge-action/1.0',
+			CASE WHEN missing THEN 'web-prod' WHEN m = 0 THEN 'web-prod-deploy' ELSE 'mapping-' || m END
 		FROM (
 			SELECT g, now() - (($1 - g) * interval '30 days' / $1) AS at,
 				CASE WHEN g % 50 = 0 THEN 'denied' WHEN g % 997 = 0 THEN 'unknown' ELSE 'issued' END AS outcome,
 				CASE WHEN g % 200 = 0 THEN 'web' ELSE 'repo' || (g % 200) END AS r,
-				g % 40 AS m
+				g % 40 AS m,
+				g % 100 = 50 AS missing
 			FROM generate_series(1, $1::int) g) s`, n); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -121,5 +122,68 @@ func TestMigrationReplayScope(t *testing.T) {
 	}
 	if _, err := provider.Up(ctx); err != nil {
 		t.Fatalf("Up again: %v", err)
+	}
+}
+
+// Migration 00010 adds requested_mapping to the ledger and, at the end, to
+// audit.issuances, which keeps the auditor role's grant; its Down removes
+// both and keeps the grant too.
+func TestMigrationRequestedMapping(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastColumn := func() string {
+		t.Helper()
+		var col string
+		if err := pool.QueryRow(ctx, `SELECT attname FROM pg_attribute WHERE attrelid = 'audit.issuances'::regclass
+			AND attnum > 0 ORDER BY attnum DESC LIMIT 1`).Scan(&col); err != nil {
+			t.Fatal(err)
+		}
+		return col
+	}
+	auditorReads := func(query string) error {
+		t.Helper()
+		return asAuditor(t, pool, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, query)
+			return err
+		})
+	}
+	if got := lastColumn(); got != "requested_mapping" {
+		t.Errorf("last column of audit.issuances: %s, want requested_mapping", got)
+	}
+	if err := auditorReads(`SELECT requested_mapping FROM audit.issuances`); err != nil {
+		t.Errorf("auditor reads requested_mapping: %v", err)
+	}
+	if _, err := provider.DownTo(ctx, 8); err != nil {
+		t.Fatalf("DownTo(8): %v", err)
+	}
+	if got := lastColumn(); got != "revocation_reason" {
+		t.Errorf("last column after Down: %s, want revocation_reason", got)
+	}
+	if err := auditorReads(`SELECT * FROM audit.issuances`); err != nil {
+		t.Errorf("auditor reads the view after Down: %v", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.issuances'::regclass
+		AND attname = 'requested_mapping' AND NOT attisdropped`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("issuances.requested_mapping after Down: %d, %v", n, err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if err := auditorReads(`SELECT requested_mapping FROM audit.issuances`); err != nil {
+		t.Errorf("auditor reads requested_mapping after Up again: %v", err)
+	}
+	// The runtime role writes it through its table-level INSERT grant.
+	var priv bool
+	if err := pool.QueryRow(ctx, `SELECT has_column_privilege(oidc_bridge_runtime_role(), 'public.issuances', 'requested_mapping', 'INSERT')
+		AND NOT has_column_privilege(oidc_bridge_runtime_role(), 'public.issuances', 'requested_mapping', 'UPDATE')`).Scan(&priv); err != nil || !priv {
+		t.Errorf("runtime role: INSERT but no UPDATE of requested_mapping: %v, %v", priv, err)
 	}
 }

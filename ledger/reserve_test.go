@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -152,8 +153,10 @@ func TestReserveCompleteAudit(t *testing.T) {
 		FROM information_schema.columns WHERE table_schema = 'audit' AND table_name = 'issuances'`).Scan(&cols); err != nil {
 		t.Fatal(err)
 	}
-	// The contract's columns, in order, then the revocation columns (00004).
-	wantCols := append(strings.Fields(strings.ReplaceAll(auditColumns, ",", " ")), "revoked_at", "revoked_by", "revocation_reason")
+	// The contract's columns, in order, then the revocation columns (00004)
+	// and the requested mapping (00010).
+	wantCols := append(strings.Fields(strings.ReplaceAll(auditColumns, ",", " ")), "revoked_at", "revoked_by", "revocation_reason",
+		"requested_mapping")
 	if diff := cmp.Diff(wantCols, cols); diff != "" {
 		t.Errorf("audit.issuances columns (-contract +got):\n%s", diff)
 	}
@@ -650,4 +653,112 @@ func TestUnavailable(t *testing.T) {
 			t.Errorf("rows left behind: %d, %v", n, err)
 		}
 	})
+}
+
+// requestedMappings reads (id, mapping, requested_mapping) of audit.issuances
+// as the auditor.
+func requestedMappings(t *testing.T, pool *pgxpool.Pool) map[string][2]*string {
+	t.Helper()
+	out := map[string][2]*string{}
+	err := asAuditor(t, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(context.Background(), `SELECT id::text, mapping, requested_mapping FROM audit.issuances`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var m, rm *string
+			if err := rows.Scan(&id, &m, &rm); err != nil {
+				return err
+			}
+			out[id] = [2]*string{m, rm}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatalf("read audit.issuances as auditor: %v", err)
+	}
+	return out
+}
+
+// The mapping a request named is recorded on the attempt's row, whatever
+// the outcome, also when no mapping of that name exists; it is client
+// input, stored cleaned and bounded like the claims.
+func TestRequestedMappingRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, pool := newLedger(t)
+	check := func(name string, id string, wantMapping, wantRequested *string) {
+		t.Helper()
+		got, ok := requestedMappings(t, pool)[id]
+		if !ok {
+			t.Fatalf("%s: no row %s in audit.issuances", name, id)
+		}
+		if diff := cmp.Diff([2]*string{wantMapping, wantRequested}, got); diff != "" {
+			t.Errorf("%s: (mapping, requested_mapping) (-want +got):\n%s", name, diff)
+		}
+	}
+
+	// Refused, the named mapping missing: only the name asked for.
+	missing := attempt(claims())
+	missing.MappingID, missing.Mapping, missing.Provider, missing.Target = 0, "", "", nil
+	missing.RequestedMapping = "web-prod"
+	id, err := l.Deny(ctx, missing, "no_matching_mapping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("missing mapping", id, nil, ptr("web-prod"))
+
+	// Refused by the named mapping, which exists: both.
+	named := attempt(claims())
+	named.RequestedMapping = "web-prod-deploy"
+	if id, err = l.Deny(ctx, named, "no_matching_mapping"); err != nil {
+		t.Fatal(err)
+	}
+	check("existing mapping", id, ptr("web-prod-deploy"), ptr("web-prod-deploy"))
+
+	// Issued rows keep it too, with and without quotas (two statements).
+	for _, perHour := range []int{0, 5} {
+		a := attempt(claims())
+		a.MappingID, a.Mapping, a.PerHour = 2, "seed-2", perHour
+		a.RequestedMapping = "seed-2"
+		res, err := l.Reserve(ctx, a)
+		if err != nil {
+			t.Fatalf("Reserve (per_hour %d): %v", perHour, err)
+		}
+		check(fmt.Sprintf("reserved, per_hour %d", perHour), res.ID, ptr("seed-2"), ptr("seed-2"))
+	}
+
+	// Named none: NULL, not "".
+	none := attempt(claims())
+	if id, err = l.Deny(ctx, none, "invalid_request"); err != nil {
+		t.Fatal(err)
+	}
+	check("named none", id, ptr("web-prod-deploy"), nil)
+
+	// Hostile input: NUL and invalid UTF-8 replaced, cut on a rune at
+	// MaxRequestedMapping bytes, SQL stays data.
+	hostile := attempt(claims())
+	hostile.MappingID, hostile.Mapping, hostile.Provider, hostile.Target = 0, "", "", nil
+	hostile.RequestedMapping = "x\x00y\xff'); DROP TABLE mappings;--" + strings.Repeat("é", 1000)
+	if id, err = l.Deny(ctx, hostile, "invalid_request"); err != nil {
+		t.Fatalf("Deny of a hostile name: %v", err)
+	}
+	got := requestedMappings(t, pool)[id][1]
+	if got == nil || !strings.HasPrefix(*got, "x\uFFFDy\uFFFD'); DROP TABLE mappings;--é") ||
+		len(*got) > ledger.MaxRequestedMapping || len(*got) < ledger.MaxRequestedMapping-1 || !utf8.ValidString(*got) {
+		t.Errorf("hostile requested_mapping recorded as %q", deref(got))
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM mappings`).Scan(&n); err != nil || n != seedMappings {
+		t.Errorf("mappings: %d, %v", n, err)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<NULL>"
+	}
+	return *s
 }

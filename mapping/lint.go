@@ -3,6 +3,7 @@ package mapping
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -20,6 +21,24 @@ const (
 	LintRiskyEvent            = "risky_event"
 	LintSelfHostedRunner      = "self_hosted_runner"
 )
+
+// StrictLintError is the refusal of an object with lint warnings under
+// ?lint=strict (what: "mappings" or "issuers"): a *ValidationError on the
+// first warning's field whose message names the first warning in full and
+// every code, carrying all the warnings for the answer's "warnings".
+// Nil when ws is empty.
+func StrictLintError(what string, ws []Warning) *ValidationError {
+	if len(ws) == 0 {
+		return nil
+	}
+	codes := make([]string, len(ws))
+	for i, w := range ws {
+		codes[i] = w.Code
+	}
+	return &ValidationError{Field: ws[0].Field, Warnings: slices.Clone(ws),
+		Message: fmt.Sprintf("lint %s: %s (lint=strict refuses %s with warnings; %d in all: %s; each is listed in \"warnings\")",
+			ws[0].Code, ws[0].Message, what, len(ws), strings.Join(codes, ", "))}
+}
 
 // Claims that lint reads from a mapping's claims conditions.
 const (

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -305,5 +306,34 @@ func TestLintRefProtectedMessage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// StrictLintError names the first warning in full and every code, points
+// at the first one's field and carries all of them; none, no error.
+func TestStrictLintError(t *testing.T) {
+	t.Parallel()
+	if err := StrictLintError("mappings", nil); err != nil {
+		t.Fatalf("no warnings: %v", err)
+	}
+	ws := []Warning{
+		{Code: "no_immutable_id", Field: "conditions.repository_id", Message: "pin the id"},
+		{Code: "self_hosted_runner", Field: "conditions.claims.runner_environment", Message: "require github-hosted"},
+	}
+	err := StrictLintError("mappings", ws)
+	if err == nil || err.Field != "conditions.repository_id" || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("StrictLintError = %#v", err)
+	}
+	if diff := cmp.Diff(ws, err.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	ws[0].Code = "changed" // the error keeps its own copy
+	if err.Warnings[0].Code != "no_immutable_id" {
+		t.Error("the error shares the caller's slice")
+	}
+	for _, want := range []string{"lint no_immutable_id: pin the id", "2 in all: no_immutable_id, self_hosted_runner", "lint=strict refuses mappings"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q lacks %q", err.Error(), want)
+		}
 	}
 }

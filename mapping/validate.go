@@ -27,6 +27,9 @@ var ErrInvalid = errors.New("mapping: invalid")
 type ValidationError struct {
 	Field   string
 	Message string
+	// Warnings are the lint findings of a refusal under ?lint=strict
+	// (StrictLintError), all of them; Field is then the first one's.
+	Warnings []Warning
 }
 
 // Error returns "field: message". It carries no package prefix because it is

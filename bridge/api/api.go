@@ -46,6 +46,9 @@ type Error struct {
 	RequestID string `json:"request_id,omitempty"`
 	// TraceID is the request's trace id, when the server traces.
 	TraceID string `json:"trace_id,omitempty"`
+	// Warnings are every lint finding of an issuer or mapping refused
+	// under ?lint=strict (Field is the first one's), in lint order.
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // Issuer and Mapping are the admin API's objects.
@@ -53,6 +56,8 @@ type (
 	Issuer  = mapping.Issuer
 	Mapping = mapping.Mapping
 	Usage   = ledger.Usage
+	// Warning is a lint finding: code, field, message.
+	Warning = mapping.Warning
 )
 
 // IssuerList is the body of GET /v1/admin/issuers.

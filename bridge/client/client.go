@@ -128,6 +128,9 @@ type Error struct {
 	Field string
 	// RequestID ties an internal error to the server's log.
 	RequestID string
+	// Warnings are every lint finding of an issuer or mapping refused
+	// under WithStrictLint; Field is the first one's.
+	Warnings []api.Warning
 }
 
 func (e *Error) Error() string {
@@ -419,7 +422,7 @@ func readResponse(resp *http.Response, out any) error {
 	e := &Error{Status: resp.StatusCode}
 	var body api.Error
 	if json.Unmarshal(b, &body) == nil && body.Error != "" {
-		e.Code, e.Message, e.Field, e.RequestID = body.Error, body.Message, body.Field, body.RequestID
+		e.Code, e.Message, e.Field, e.RequestID, e.Warnings = body.Error, body.Message, body.Field, body.RequestID, body.Warnings
 	} else {
 		e.Message = strings.TrimSpace(string(b))
 		if len(e.Message) > 200 {

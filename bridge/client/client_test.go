@@ -334,8 +334,9 @@ func TestIssuerReplayScopeAndLimits(t *testing.T) {
 	strict := client.New(b.URL, b.Token, client.WithStrictLint())
 	_, err := strict.CreateIssuer(ctx, is)
 	var ce *client.Error
-	if !errors.As(err, &ce) || ce.Status != 400 || ce.Field != "replay_scope" {
-		t.Fatalf("strict CreateIssuer(token_mapping): %v; want 400 on replay_scope", err)
+	if !errors.As(err, &ce) || ce.Status != 400 || ce.Field != "replay_scope" ||
+		len(ce.Warnings) != 1 || ce.Warnings[0].Code != "replay_scope_token_mapping" || ce.Warnings[0].Field != "replay_scope" {
+		t.Fatalf("strict CreateIssuer(token_mapping): %v (warnings %+v); want 400 on replay_scope listing its warning", err, ce)
 	}
 	got, err := c.CreateIssuer(ctx, is)
 	if err != nil {

@@ -483,8 +483,9 @@ data "oidcbridge_mapping" "web" {
 
 // TestAccValidation: what package mapping refuses is refused at plan time,
 // on the attribute at fault, before anything reaches the API.
-// TestAccStrictLint: with strict_lint, a risky mapping is a plan error;
-// without it, the same mapping plans (with warnings) and applies.
+// TestAccStrictLint: with strict_lint, a risky mapping is a plan error,
+// one per finding; without it, the same mapping plans (with warnings) and
+// applies.
 func TestAccStrictLint(t *testing.T) {
 	e := newEnv(t)
 	risky := issuerHCL + `
@@ -492,7 +493,8 @@ resource "oidcbridge_mapping" "risky" {
   name   = "risky"
   issuer = oidcbridge_issuer.github.name
   conditions {
-    repository = ["acme/*"]
+    repository = ["acme/*", "acme-labs/*"]
+    ref        = ["refs/tags/*"]
     event_name = ["pull_request_target"]
   }
   aws {
@@ -503,7 +505,14 @@ resource "oidcbridge_mapping" "risky" {
 `
 	strict := strings.Replace(e.config(risky), "provider \"oidcbridge\" {", "provider \"oidcbridge\" {\n  strict_lint = true", 1)
 	resource.ParallelTest(t, resource.TestCase{ProtoV6ProviderFactories: factories(), Steps: []resource.TestStep{
-		{Config: strict, PlanOnly: true, ExpectError: regexp.MustCompile(`(?s)wildcard_repository \(strict_lint\)`)},
+		// Every finding is its own error diagnostic, in lint order, with its
+		// field: not only the first.
+		// (The issuer does not exist yet when planning: the generic kind's
+		// rules apply.)
+		{Config: strict, PlanOnly: true, ExpectError: regexp.MustCompile(`(?s)` +
+			`risky: wildcard_repository \(strict_lint\).*conditions\.repository\[0\]: .*` +
+			`risky: wildcard_repository \(strict_lint\).*conditions\.repository\[1\]: .*` +
+			`risky: tag_ref \(strict_lint\).*conditions\.ref`)},
 		{Config: e.config(risky), Check: resource.TestCheckResourceAttrSet("oidcbridge_mapping.risky", "warnings.0.code")},
 	}})
 }
