@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION := v2.30.0
 
 .DEFAULT_GOAL := help
-.PHONY: help build run demo test lint bench fuzz postgres tofu clean action promtool terraform-provider
+.PHONY: help build release run demo test lint bench fuzz postgres tofu clean action promtool terraform-provider
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -16,6 +16,16 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 
 build: ## Build bin/oidc-bridge (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/oidc-bridge
+
+# A release (scripts/release.sh): static binaries
+# oidc-bridge_<VERSION>_<os>_<arch> for linux and darwin, amd64 and arm64,
+# and SHA256SUMS, into RELEASE_DIR (dist/, ignored by git); the container
+# image tagged VERSION when `docker buildx` reaches an engine, else the
+# command that builds it. VERSION must be a tag such as v1.0.0.
+RELEASE_DIR ?= dist
+
+release: ## Build release binaries and SHA256SUMS into dist/ (make release VERSION=v1.0.0), and the image when Docker can
+	@GO=$(GO) scripts/release.sh "$(VERSION)" "$(RELEASE_DIR)"
 
 postgres: ## Make sure PostgreSQL server binaries are installed (apt-get when missing)
 	@scripts/ensure-postgres.sh
@@ -106,4 +116,4 @@ fuzz: ## Run each fuzz target for FUZZTIME (seed corpora run in `make test` anyw
 	done
 
 clean: ## Remove build output (not the embedded database under .oidc-bridge)
-	rm -rf bin
+	rm -rf bin dist

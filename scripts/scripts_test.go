@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -48,5 +49,64 @@ func TestEnsureTofuMovesTheOldBuild(t *testing.T) {
 	}
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Fatalf("the old shared folder is still there: %v", err)
+	}
+}
+
+// TestRelease runs scripts/release.sh for this machine's platform only
+// (RELEASE_TARGETS; the four targets take minutes) into a temporary folder,
+// without the image step: the binary has the release's name, SHA256SUMS
+// lists exactly it and verifies with `sha256sum -c`, and the binary
+// prints the version it was built as. A version that is not a release tag
+// is refused before anything is built.
+func TestRelease(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	target := runtime.GOOS + "/" + runtime.GOARCH
+	if target != "linux/amd64" && target != "linux/arm64" && target != "darwin/amd64" && target != "darwin/arm64" {
+		t.Fatalf("release.sh has no target for this machine (%s)", target)
+	}
+	release := func(version string) ([]byte, error) {
+		cmd := exec.Command("bash", "release.sh", version, out)
+		cmd.Env = append(os.Environ(), "RELEASE_TARGETS="+target, "RELEASE_IMAGE=none")
+		return cmd.CombinedOutput()
+	}
+	if b, err := release("v1.2.3-rc.1"); err != nil {
+		t.Fatalf("release.sh: %v\n%s", err, b)
+	}
+	name := "oidc-bridge_v1.2.3-rc.1_" + runtime.GOOS + "_" + runtime.GOARCH
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, " ") != "SHA256SUMS "+name {
+		t.Fatalf("release.sh wrote %v, want [SHA256SUMS %s]", got, name)
+	}
+	sums, err := os.ReadFile(filepath.Join(out, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(sums)), "\n"); len(lines) != 1 || !strings.HasSuffix(lines[0], "  "+name) {
+		t.Fatalf("SHA256SUMS is %q, want one line for %s", sums, name)
+	}
+	check := exec.Command("sha256sum", "-c", "SHA256SUMS")
+	check.Dir = out
+	if b, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("sha256sum -c SHA256SUMS: %v\n%s", err, b)
+	}
+	v, err := exec.Command(filepath.Join(out, name), "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", name, err)
+	}
+	if strings.TrimSpace(string(v)) != "oidc-bridge v1.2.3-rc.1" {
+		t.Fatalf("%s --version printed %q, want \"oidc-bridge v1.2.3-rc.1\"", name, v)
+	}
+	for _, bad := range []string{"1.2.3", "latest", "v1.2", "v1.2.3;true"} {
+		if b, err := release(bad); err == nil || !strings.Contains(string(b), "must be a release tag") {
+			t.Errorf("release.sh %q: %v, %s; want a refusal", bad, err, b)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -644,8 +645,10 @@ func TestGitLabTemplateInstall(t *testing.T) {
 	}
 	sum := fmt.Sprintf("%x", sha256.Sum256(cli))
 	var downloads atomic.Int32
+	var lastAsset atomic.Value
 	assets := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		downloads.Add(1)
+		lastAsset.Store(r.URL.Path)
 		_, _ = w.Write(cli)
 	}))
 	t.Cleanup(assets.Close)
@@ -721,6 +724,24 @@ func TestGitLabTemplateInstall(t *testing.T) {
 			if downloads.Load() != n+1 {
 				t.Fatalf("downloads %d", downloads.Load()-n)
 			}
+			// A checksum and no URL: the release's own asset, named as
+			// scripts/release.sh names it, of the pinned version.
+			asset := "/download/" + vars["OIDC_BRIDGE_CLI_VERSION"] + "/oidc-bridge_" + vars["OIDC_BRIDGE_CLI_VERSION"] + "_linux_" + runtime.GOARCH
+			lastAsset.Store("")
+			ok("release asset", gitlabRun{}, with("OIDC_BRIDGE_CLI_SHA256", sum, "OIDC_BRIDGE_CLI_RELEASES", assets.URL+"/download"), job)
+			if got := lastAsset.Load(); got != asset {
+				t.Fatalf("the template downloaded %v, want the release asset %s", got, asset)
+			}
+			lastAsset.Store("")
+			rjob, _ := gitlabComponent(t, map[string]string{"bridge-url": s.url, "audience": oidctest.DefaultAudience,
+				"mapping": "app-main", "cli-sha256": sum})
+			rjob.Variables["OIDC_BRIDGE_CLI_RELEASES"] = assets.URL + "/download"
+			ok("component release asset", gitlabRun{}, rjob.Variables, rjob)
+			if got := lastAsset.Load(); got != asset {
+				t.Fatalf("the component downloaded %v, want the release asset %s", got, asset)
+			}
+			refused("release asset, no version", gitlabRun{}, with("OIDC_BRIDGE_CLI_SHA256", sum, "OIDC_BRIDGE_CLI_VERSION", "latest",
+				"OIDC_BRIDGE_CLI_RELEASES", assets.URL+"/download"), job, "must be a release such as v1.0.0")
 			// The component, configured with its inputs alone.
 			cjob, _ := gitlabComponent(t, map[string]string{"bridge-url": s.url, "audience": oidctest.DefaultAudience,
 				"mapping": "app-main", "cli-url": url, "cli-sha256": sum})

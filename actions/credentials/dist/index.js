@@ -20594,7 +20594,15 @@ function str(creds, provider, name, format) {
   }
   return v;
 }
-function plan(provider, creds) {
+function utc(v) {
+  return new Date(v).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+function common(env, meta) {
+  if (meta.expiresAt) env.OIDC_BRIDGE_EXPIRES_AT = utc(meta.expiresAt);
+  if (meta.issuanceId) env.OIDC_BRIDGE_ISSUANCE_ID = meta.issuanceId;
+  return env;
+}
+function plan(provider, creds, meta = {}) {
   if (creds === null || typeof creds !== "object") {
     throw new Error("the bridge answered without a credentials object");
   }
@@ -20605,6 +20613,7 @@ function plan(provider, creds) {
         throw new Error(`the bridge's aws credentials have an "access_key_id" that is not an access key id (16-128 word characters): refused, nothing exported`);
       }
       const region = str(creds, "aws", "region", AWS_REGION);
+      const expiration = str(creds, "aws", "expiration", RFC3339_FIELD);
       const env = {
         AWS_ACCESS_KEY_ID: creds.access_key_id,
         AWS_SECRET_ACCESS_KEY: creds.secret_access_key,
@@ -20614,6 +20623,7 @@ function plan(provider, creds) {
         env.AWS_REGION = region;
         env.AWS_DEFAULT_REGION = region;
       }
+      if (expiration) env.AWS_CREDENTIAL_EXPIRATION = utc(expiration);
       return {
         secrets: [creds.access_key_id, creds.secret_access_key, creds.session_token],
         outputs: {
@@ -20621,9 +20631,9 @@ function plan(provider, creds) {
           "secret-access-key": creds.secret_access_key,
           "session-token": creds.session_token,
           region,
-          expiration: str(creds, "aws", "expiration", RFC3339_FIELD)
+          expiration
         },
-        env,
+        env: common(env, meta),
         files: {}
       };
     }
@@ -20637,15 +20647,15 @@ function plan(provider, creds) {
           "service-account": str(creds, "gcp", "service_account"),
           expiration: str(creds, "gcp", "expires_at", RFC3339_FIELD)
         },
-        // gcloud reads CLOUDSDK_AUTH_ACCESS_TOKEN_FILE (and recent versions
-        // CLOUDSDK_AUTH_ACCESS_TOKEN); Google's Terraform provider and
-        // client libraries GOOGLE_OAUTH_ACCESS_TOKEN.
-        env: {
+        // gcloud reads CLOUDSDK_AUTH_ACCESS_TOKEN; Google's Terraform
+        // provider GOOGLE_OAUTH_ACCESS_TOKEN. The token file is an output
+        // only (gcloud --access-token-file), as the CLI exports no file.
+        env: common({
           CLOUDSDK_AUTH_ACCESS_TOKEN: creds.access_token,
           GOOGLE_OAUTH_ACCESS_TOKEN: creds.access_token
-        },
+        }, meta),
         files: {
-          "gcp-access-token": { content: creds.access_token, output: "access-token-file", env: "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE" }
+          "gcp-access-token": { content: creds.access_token, output: "access-token-file" }
         }
       };
     case "azure":
@@ -20660,7 +20670,8 @@ function plan(provider, creds) {
           scope: str(creds, "azure", "scope"),
           expiration: str(creds, "azure", "expires_at", RFC3339_FIELD)
         },
-        env: {},
+        // No Azure tool reads it: a bearer token for the caller to pass.
+        env: common({ AZURE_ACCESS_TOKEN: creds.access_token }, meta),
         files: {}
       };
     case "jwt":
@@ -20673,7 +20684,7 @@ function plan(provider, creds) {
           audience: str(creds, "jwt", "audience"),
           expiration: str(creds, "jwt", "expires_at", RFC3339_FIELD)
         },
-        env: {},
+        env: common({ OIDC_BRIDGE_JWT: creds.token }, meta),
         files: {
           token: { content: creds.token, output: "token-file" }
         }
@@ -20891,7 +20902,7 @@ async function exchange(inp) {
 }
 function deliver(inp, response) {
   const { provider, credentials } = response;
-  const p = plan(provider, credentials);
+  const p = plan(provider, credentials, { issuanceId: response.issuanceId, expiresAt: response.expiresAt });
   for (const s of p.secrets) setSecret(s);
   const exported = { env: [], dir: "" };
   const files = Object.entries(p.files);

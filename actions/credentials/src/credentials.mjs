@@ -51,11 +51,27 @@ function str(creds, provider, name, format) {
   return v;
 }
 
-// plan returns {secrets, outputs, env, files} for one exchange response.
+// utc renders a checked RFC 3339 date-time as the CLI does (Go's
+// time.RFC3339 in UTC, whole seconds): 2026-11-26T17:00:00Z.
+function utc(v) {
+  return new Date(v).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+// The variables of every exchange, after the provider's: the same names,
+// in the same order, as `oidc-bridge exchange --format env` prints
+// (actions/exported-variables.json lists them; both sides' tests read it).
+function common(env, meta) {
+  if (meta.expiresAt) env.OIDC_BRIDGE_EXPIRES_AT = utc(meta.expiresAt);
+  if (meta.issuanceId) env.OIDC_BRIDGE_ISSUANCE_ID = meta.issuanceId;
+  return env;
+}
+
+// plan returns {secrets, outputs, env, files} for one exchange response;
+// meta holds the answer's checked issuanceId and expiresAt.
 // files maps a file name (relative to the action's RUNNER_TEMP folder) to
 // its content and to the outputs/env entries that name its path:
 // {name: {content, output, env}}.
-export function plan(provider, creds) {
+export function plan(provider, creds, meta = {}) {
   if (creds === null || typeof creds !== 'object') {
     throw new Error('the bridge answered without a credentials object');
   }
@@ -66,6 +82,7 @@ export function plan(provider, creds) {
         throw new Error('the bridge\'s aws credentials have an "access_key_id" that is not an access key id (16-128 word characters): refused, nothing exported');
       }
       const region = str(creds, 'aws', 'region', AWS_REGION);
+      const expiration = str(creds, 'aws', 'expiration', RFC3339_FIELD);
       const env = {
         AWS_ACCESS_KEY_ID: creds.access_key_id,
         AWS_SECRET_ACCESS_KEY: creds.secret_access_key,
@@ -75,6 +92,7 @@ export function plan(provider, creds) {
         env.AWS_REGION = region;
         env.AWS_DEFAULT_REGION = region;
       }
+      if (expiration) env.AWS_CREDENTIAL_EXPIRATION = utc(expiration);
       return {
         secrets: [creds.access_key_id, creds.secret_access_key, creds.session_token],
         outputs: {
@@ -82,9 +100,9 @@ export function plan(provider, creds) {
           'secret-access-key': creds.secret_access_key,
           'session-token': creds.session_token,
           region,
-          expiration: str(creds, 'aws', 'expiration', RFC3339_FIELD),
+          expiration,
         },
-        env,
+        env: common(env, meta),
         files: {},
       };
     }
@@ -98,15 +116,15 @@ export function plan(provider, creds) {
           'service-account': str(creds, 'gcp', 'service_account'),
           expiration: str(creds, 'gcp', 'expires_at', RFC3339_FIELD),
         },
-        // gcloud reads CLOUDSDK_AUTH_ACCESS_TOKEN_FILE (and recent versions
-        // CLOUDSDK_AUTH_ACCESS_TOKEN); Google's Terraform provider and
-        // client libraries GOOGLE_OAUTH_ACCESS_TOKEN.
-        env: {
+        // gcloud reads CLOUDSDK_AUTH_ACCESS_TOKEN; Google's Terraform
+        // provider GOOGLE_OAUTH_ACCESS_TOKEN. The token file is an output
+        // only (gcloud --access-token-file), as the CLI exports no file.
+        env: common({
           CLOUDSDK_AUTH_ACCESS_TOKEN: creds.access_token,
           GOOGLE_OAUTH_ACCESS_TOKEN: creds.access_token,
-        },
+        }, meta),
         files: {
-          'gcp-access-token': { content: creds.access_token, output: 'access-token-file', env: 'CLOUDSDK_AUTH_ACCESS_TOKEN_FILE' },
+          'gcp-access-token': { content: creds.access_token, output: 'access-token-file' },
         },
       };
     case 'azure':
@@ -121,7 +139,8 @@ export function plan(provider, creds) {
           scope: str(creds, 'azure', 'scope'),
           expiration: str(creds, 'azure', 'expires_at', RFC3339_FIELD),
         },
-        env: {},
+        // No Azure tool reads it: a bearer token for the caller to pass.
+        env: common({ AZURE_ACCESS_TOKEN: creds.access_token }, meta),
         files: {},
       };
     case 'jwt':
@@ -134,7 +153,7 @@ export function plan(provider, creds) {
           audience: str(creds, 'jwt', 'audience'),
           expiration: str(creds, 'jwt', 'expires_at', RFC3339_FIELD),
         },
-        env: {},
+        env: common({ OIDC_BRIDGE_JWT: creds.token }, meta),
         files: {
           token: { content: creds.token, output: 'token-file' },
         },

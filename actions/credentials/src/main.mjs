@@ -169,7 +169,7 @@ function deliver(inp, response) {
   const { provider, credentials } = response;
   // plan refuses a credential that could break its mask (a newline) before
   // anything is masked or written.
-  const p = plan(provider, credentials);
+  const p = plan(provider, credentials, { issuanceId: response.issuanceId, expiresAt: response.expiresAt });
   for (const s of p.secrets) core.setSecret(s);
 
   const exported = { env: [], dir: '' };

@@ -13,7 +13,10 @@ import {
 const bridge = need('OIDC_BRIDGE_TEST_BRIDGE_URL');
 const stsEndpoint = need('OIDC_BRIDGE_TEST_STS_ENDPOINT');
 
-const AWS_VARS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION'];
+// The variables each provider's credentials set (the CLI sets the same for
+// the GitLab templates): actions/exported-variables.json.
+const EXPORTED = JSON.parse(fs.readFileSync(new URL('../../exported-variables.json', import.meta.url), 'utf8'));
+const AWS_VARS = EXPORTED.aws;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 // errorLine is the ::error:: line a failed step printed.
@@ -88,7 +91,8 @@ describe('aws', () => {
     assert.ok(idTokenMask, 'the ID token was not masked');
     // The log says what happened without any value.
     assert.match(main.stdout, new RegExp(`issuance ${main.outputs['issuance-id']}: aws credentials of mapping web-aws`));
-    assert.match(main.stdout, /exported AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_DEFAULT_REGION/);
+    assert.match(main.stdout, new RegExp(`exported ${AWS_VARS.join(', ')}`));
+    assert.equal(main.env.OIDC_BRIDGE_ISSUANCE_ID, main.outputs['issuance-id']);
   });
 
   test('the exported credentials work: GetCallerIdentity with the AWS SDK, SigV4-signed', async () => {
@@ -143,19 +147,19 @@ test('gcp: access token output, CLOUDSDK_AUTH_ACCESS_TOKEN, GOOGLE_OAUTH_ACCESS_
   assert.equal(maskProblem(r, [token]), '');
   assert.equal(r.env.CLOUDSDK_AUTH_ACCESS_TOKEN, token);
   assert.equal(r.env.GOOGLE_OAUTH_ACCESS_TOKEN, token);
-  const file = r.env.CLOUDSDK_AUTH_ACCESS_TOKEN_FILE;
-  assert.equal(r.outputs['access-token-file'], file);
+  assert.deepEqual(Object.keys(r.env), EXPORTED.gcp);
+  const file = r.outputs['access-token-file'];
   assert.equal(path.dirname(path.dirname(file)), runner.temp, `${file} is not in RUNNER_TEMP`);
   assert.equal(fs.readFileSync(file, 'utf8'), token);
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
 
   const post = await runStep(runner, { inputs: { 'bridge-url': bridge }, state: r.state });
   assert.equal(post.code, 0, post.stdout + post.stderr);
-  assert.deepEqual(post.env, { CLOUDSDK_AUTH_ACCESS_TOKEN: '', GOOGLE_OAUTH_ACCESS_TOKEN: '', CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: '' });
+  assert.deepEqual(post.env, Object.fromEntries(EXPORTED.gcp.map((v) => [v, ''])));
   assert.equal(fs.existsSync(path.dirname(file)), false, 'the post step left the token file');
 });
 
-test('azure: access token output, masked, nothing exported', async (t) => {
+test('azure: access token output and AZURE_ACCESS_TOKEN, masked', async (t) => {
   const runner = newRunner();
   t.after(() => runner.cleanup());
   const r = await runStep(runner, { inputs: { 'bridge-url': bridge, mapping: 'web-azure', provider: 'azure' } });
@@ -164,7 +168,8 @@ test('azure: access token output, masked, nothing exported', async (t) => {
   assert.equal(r.outputs['tenant-id'], need('OIDC_BRIDGE_TEST_AZURE_TENANT'));
   assert.equal(r.outputs.scope, 'https://management.azure.com/.default');
   assert.equal(maskProblem(r, [r.outputs['access-token']]), '');
-  assert.deepEqual(r.env, {});
+  assert.deepEqual(Object.keys(r.env), EXPORTED.azure);
+  assert.equal(r.env.AZURE_ACCESS_TOKEN, r.outputs['access-token']);
 });
 
 test('jwt: token output and token file, masked', async (t) => {
@@ -177,8 +182,11 @@ test('jwt: token output and token file, masked', async (t) => {
   assert.equal(r.outputs.audience, 'https://deploy.internal.example');
   assert.equal(maskProblem(r, [token]), '');
   assert.equal(fs.readFileSync(r.outputs['token-file'], 'utf8'), token);
+  assert.deepEqual(Object.keys(r.env), EXPORTED.jwt);
+  assert.equal(r.env.OIDC_BRIDGE_JWT, token);
   const post = await runStep(runner, { inputs: { 'bridge-url': bridge }, state: r.state });
   assert.equal(post.code, 0);
+  assert.deepEqual(post.env, Object.fromEntries(EXPORTED.jwt.map((v) => [v, ''])));
   assert.equal(fs.existsSync(r.outputs['token-file']), false);
 });
 

@@ -1,6 +1,7 @@
 // Unit tests of the action's pure parts: retry classification, backoff,
 // Retry-After, hints, and what each provider's credentials become.
 import { test } from 'node:test';
+import fs from 'node:fs';
 import assert from 'node:assert/strict';
 import {
   ActionError, backoffDelay, hintFor, isRetryableStatus, parseRetryAfter,
@@ -55,7 +56,7 @@ const EXP = '2026-11-26T18:00:00Z';
 test('plan: aws', () => {
   const p = plan('aws', { access_key_id: AKID, secret_access_key: 's3cr/t+KEY=', session_token: 'IQoJb3JpZ2lu', region: 'eu-west-1', expiration: EXP });
   assert.deepEqual(p.secrets, [AKID, 's3cr/t+KEY=', 'IQoJb3JpZ2lu']);
-  assert.deepEqual(p.env, { AWS_ACCESS_KEY_ID: AKID, AWS_SECRET_ACCESS_KEY: 's3cr/t+KEY=', AWS_SESSION_TOKEN: 'IQoJb3JpZ2lu', AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'eu-west-1' });
+  assert.deepEqual(p.env, { AWS_ACCESS_KEY_ID: AKID, AWS_SECRET_ACCESS_KEY: 's3cr/t+KEY=', AWS_SESSION_TOKEN: 'IQoJb3JpZ2lu', AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'eu-west-1', AWS_CREDENTIAL_EXPIRATION: EXP });
   assert.equal(p.outputs['secret-access-key'], 's3cr/t+KEY=');
   assert.equal(p.outputs.expiration, EXP);
   assert.throws(() => plan('aws', { access_key_id: AKID }), /lack "secret_access_key"/);
@@ -65,16 +66,40 @@ test('plan: gcp, azure, jwt, and unknown providers', () => {
   const g = plan('gcp', { access_token: 'ya29.c.gcpfake-x_Y', token_type: 'Bearer', service_account: 'sa', expires_at: EXP });
   assert.deepEqual(g.secrets, ['ya29.c.gcpfake-x_Y']);
   assert.deepEqual(g.env, { CLOUDSDK_AUTH_ACCESS_TOKEN: 'ya29.c.gcpfake-x_Y', GOOGLE_OAUTH_ACCESS_TOKEN: 'ya29.c.gcpfake-x_Y' });
-  assert.equal(g.files['gcp-access-token'].env, 'CLOUDSDK_AUTH_ACCESS_TOKEN_FILE');
+  assert.equal(g.files['gcp-access-token'].output, 'access-token-file');
+  assert.equal(g.files['gcp-access-token'].env, undefined);
   const a = plan('azure', { access_token: 'eyJ', tenant_id: 't', client_id: 'c', scope: 'https://management.azure.com/.default' });
-  assert.deepEqual(a.env, {});
+  assert.deepEqual(a.env, { AZURE_ACCESS_TOKEN: 'eyJ' });
   assert.equal(a.outputs['access-token'], 'eyJ');
   assert.equal(a.outputs.scope, 'https://management.azure.com/.default');
   const j = plan('jwt', { token: 'eyJ', audience: 'aud', expires_at: '2026-11-26T18:00:00.123456789+01:00' });
   assert.equal(j.outputs.token, 'eyJ');
   assert.equal(j.files.token.output, 'token-file');
+  assert.deepEqual(j.env, { OIDC_BRIDGE_JWT: 'eyJ' });
   assert.throws(() => plan('oracle', {}), /does not know/);
   assert.throws(() => plan('aws', null), /without a credentials object/);
+});
+
+// actions/exported-variables.json: the variables of each provider, which
+// `oidc-bridge exchange --format env` (the GitLab templates) also sets
+// (cmd/oidc-bridge's TestExportedVariables checks the CLI against it).
+test('plan: the exported variables are those of actions/exported-variables.json, in order, as the CLI exports them', () => {
+  const want = JSON.parse(fs.readFileSync(new URL('../../exported-variables.json', import.meta.url), 'utf8'));
+  const meta = { issuanceId: '0193b9e2-0000-7000-8000-000000000000', expiresAt: '2026-11-26T19:00:00.5+01:00' };
+  const answers = {
+    aws: { access_key_id: AKID, secret_access_key: 's3cr/t+KEY=', session_token: 'IQoJb3JpZ2lu', region: 'eu-west-1', expiration: EXP },
+    gcp: { access_token: 'ya29.x', token_type: 'Bearer', service_account: 'sa', expires_at: EXP },
+    azure: { access_token: 'eyJ', token_type: 'Bearer', tenant_id: 't', client_id: 'c', scope: 's', expires_at: EXP },
+    jwt: { token: 'eyJ', token_type: 'Bearer', audience: 'aud', expires_at: EXP },
+  };
+  assert.deepEqual(Object.keys(want).filter((k) => k !== '_comment').sort(), Object.keys(answers).sort());
+  for (const [provider, creds] of Object.entries(answers)) {
+    const p = plan(provider, creds, meta);
+    assert.deepEqual(Object.keys(p.env), want[provider], provider);
+    // The CLI's forms: Go's time.RFC3339 in UTC, whole seconds.
+    assert.equal(p.env.OIDC_BRIDGE_EXPIRES_AT, '2026-11-26T18:00:00Z');
+    assert.equal(p.env.OIDC_BRIDGE_ISSUANCE_ID, meta.issuanceId);
+  }
 });
 
 // Each injection payload a hostile bridge might put in a field: a new line
