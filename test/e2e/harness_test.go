@@ -110,8 +110,14 @@ type server struct {
 // listens. It is stopped (SIGTERM) at the end of the test if still running.
 func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
+	return startServerIn(t, t.TempDir(), env, args...)
+}
+
+// startServerIn is startServer run in the folder dir.
+func startServerIn(t *testing.T, dir string, env []string, args ...string) *server {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
-	cmd.Dir = t.TempDir()
+	cmd.Dir = dir
 	cmd.Env = baseEnv(append([]string{"BRIDGE_LISTEN_ADDR=127.0.0.1:0", "BRIDGE_LOG_LEVEL=debug"}, env...)...)
 	logs := &syncBuffer{}
 	pr, pw := io.Pipe()
