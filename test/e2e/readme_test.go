@@ -145,20 +145,13 @@ func TestReadmeQuickStart(t *testing.T) {
 			case "/v1/admin/mappings":
 				sawMapping = true
 			}
-			// The example is there to be copied, so it draws no lint
-			// warning but, for now, one: self_hosted_runner (the mapping
-			// looks like production and does not require GitHub-hosted
-			// runners). Making the README's mapping lint-clean is another
-			// part of issue 16; until it lands the walk accepts that
-			// warning, and no other.
+			// The example is there to be copied: it draws no lint warning.
 			var lint struct {
 				Warnings []struct{ Code string } `json:"warnings"`
 			}
 			_ = json.Unmarshal([]byte(r.stdout), &lint)
 			for _, w := range lint.Warnings {
-				if w.Code != "self_hosted_runner" {
-					t.Errorf("README API in brief, command %d: the example draws the lint warning %s\n%s\n%s", i+1, w.Code, c, r.stdout)
-				}
+				t.Errorf("README API in brief, command %d: the example draws the lint warning %s\n%s\n%s", i+1, w.Code, c, r.stdout)
 			}
 		case strings.HasPrefix(c, "curl "):
 			path := curlPath(t, c)
