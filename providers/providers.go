@@ -90,6 +90,9 @@ type AWSCredentials struct {
 	SessionToken    string    `json:"session_token"`
 	Expiration      time.Time `json:"expiration"`
 	Region          string    `json:"region"`
+	// AccountID is the AWS account of the assumed role, read from the
+	// mapping's role ARN (what GetCallerIdentity's Account would say).
+	AccountID string `json:"account_id"`
 }
 
 // GCPCredentials is the `credentials` object of a gcp exchange.

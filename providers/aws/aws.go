@@ -152,7 +152,7 @@ func (p *Provider) assumeRole(ctx context.Context, log *slog.Logger, req provide
 	if err != nil {
 		return providers.Credential{}, p.failed(log, ctx, "AssumeRole", err)
 	}
-	cred, ok := credential(out.Credentials, t.Region)
+	cred, ok := credential(out.Credentials, t)
 	if !ok {
 		log.Error("aws: AssumeRole answered without complete credentials")
 		return providers.Credential{}, indeterminate("InvalidResponse")
@@ -165,9 +165,9 @@ func (p *Provider) assumeRole(ctx context.Context, log *slog.Logger, req provide
 	return cred, nil
 }
 
-// credential is the provider's credential for STS's c, and false when c
-// lacks a part.
-func credential(c *types.Credentials, region string) (providers.Credential, bool) {
+// credential is the provider's credential for STS's c, issued for target t,
+// and false when c lacks a part.
+func credential(c *types.Credentials, t target) (providers.Credential, bool) {
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil ||
 		*c.AccessKeyId == "" || *c.SecretAccessKey == "" || *c.SessionToken == "" {
 		return providers.Credential{}, false
@@ -180,7 +180,8 @@ func credential(c *types.Credentials, region string) (providers.Credential, bool
 			SecretAccessKey: *c.SecretAccessKey,
 			SessionToken:    *c.SessionToken,
 			Expiration:      *c.Expiration,
-			Region:          region,
+			Region:          t.Region,
+			AccountID:       roleAccount(t.RoleARN),
 		},
 	}, true
 }

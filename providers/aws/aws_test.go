@@ -141,6 +141,10 @@ func TestMintGitHub(t *testing.T) {
 	if !cred.ExpiresAt.Equal(body.Expiration) || body.Region != "eu-west-1" {
 		t.Errorf("expires %v / %v, region %q", cred.ExpiresAt, body.Expiration, body.Region)
 	}
+	// The account of the role ARN, for clients' aws-account-id.
+	if body.AccountID != "123456789012" {
+		t.Errorf("account_id %q, want the role ARN's 123456789012", body.AccountID)
+	}
 	if d := cred.ExpiresAt.Sub(start); d < 15*time.Minute || d > 15*time.Minute+2*time.Second {
 		t.Errorf("expires %v after the call", d)
 	}

@@ -204,6 +204,13 @@ func roleParts(arn string) (partition, account, name string) {
 	return parts[1], parts[4], res[strings.LastIndexByte(res, '/')+1:]
 }
 
+// roleAccount is the account id of a role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME),
+// or "" if it has none.
+func roleAccount(arn string) string {
+	_, account, _ := roleParts(arn)
+	return account
+}
+
 // iamRegion is the region whose endpoint serves IAM in partition: IAM is
 // global per partition, signed for its home region.
 func iamRegion(partition, fallback string) string {

@@ -124,7 +124,7 @@ func (p *Provider) assumeRoleWithWebIdentity(ctx context.Context, log *slog.Logg
 	if err != nil {
 		return providers.Credential{}, p.failed(log, ctx, "AssumeRoleWithWebIdentity", err)
 	}
-	cred, ok := credential(out.Credentials, t.Region)
+	cred, ok := credential(out.Credentials, t)
 	if !ok {
 		log.Error("aws: AssumeRoleWithWebIdentity answered without complete credentials")
 		return providers.Credential{}, indeterminate("InvalidResponse")

@@ -81,6 +81,9 @@ func TestWebIdentity(t *testing.T) {
 	if !accessKeyID.MatchString(cred.ID) || body.AccessKeyID != cred.ID || body.SecretAccessKey == "" || body.SessionToken == "" || body.Region != "eu-west-1" {
 		t.Errorf("credential %q, body %+v", cred.ID, body.AccessKeyID)
 	}
+	if body.AccountID != "123456789012" {
+		t.Errorf("account_id %q, want the role ARN's 123456789012", body.AccountID)
+	}
 	if d := cred.ExpiresAt.Sub(start); d < time.Hour || d > time.Hour+2*time.Second {
 		t.Errorf("expires %v after the call", d)
 	}

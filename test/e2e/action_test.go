@@ -72,6 +72,9 @@ func TestAction(t *testing.T) {
 	c.entra.AddFederatedCredential(azureTenant, azureClient, entrafake.FederatedCredential{Name: "oidc-bridge-action",
 		Issuer: c.publicURL, Subject: "oidc-bridge:azure:mapping:web-azure", Audiences: []string{"api://AzureADTokenExchange"}})
 	c.addMapping(s, "web-jwt", "jwt", `{"audience": "https://deploy.internal.example"}`)
+	// A jwt mapping for Google's external account file (gcp-credentials-file):
+	// its audience is the workload identity pool provider's allowed audience.
+	c.addMapping(s, "web-gcp-wif", "jwt", `{"audience": "https://bridge.example.com/google/acme-prod"}`)
 	// A mapping that never admits the job (its ref is main): a policy denial.
 	s.must(201, "POST", "/v1/admin/mappings", `{"name": "web-staging", "issuer": "github",
 		"conditions": {"repository": "acme/web", "ref": "refs/heads/staging"},
@@ -83,6 +86,10 @@ func TestAction(t *testing.T) {
 	})
 	front := newBridgeFront(t, s.url)
 
+	cli, err := filepath.Abs(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, append([]string{"--test", "--test-reporter=spec"}, tests...)...)
@@ -95,6 +102,9 @@ func TestAction(t *testing.T) {
 		"OIDC_BRIDGE_TEST_STS_ENDPOINT=" + sts.srv.URL,
 		"OIDC_BRIDGE_TEST_DEPLOY_SA=" + deploySA,
 		"OIDC_BRIDGE_TEST_AZURE_TENANT=" + azureTenant,
+		// The oidc-bridge CLI, which the gcp-credentials-file test runs as
+		// Google's libraries would (the file's executable source).
+		"OIDC_BRIDGE_TEST_CLI=" + cli,
 	}
 	for _, kv := range baseEnv() {
 		name, _, _ := strings.Cut(kv, "=")

@@ -20574,6 +20574,7 @@ var SECRET = /^[A-Za-z0-9._~+/=-]+$/;
 var AWS_ACCESS_KEY_ID = /^\w{16,128}$/;
 var AWS_REGION = /^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$/;
 var RFC3339_FIELD = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+var AWS_ACCOUNT_ID = /^\d{12}$/;
 var MAX_FIELD = 2048;
 function required(creds, provider, ...names) {
   for (const n of names) {
@@ -20602,7 +20603,27 @@ function common(env, meta) {
   if (meta.issuanceId) env.OIDC_BRIDGE_ISSUANCE_ID = meta.issuanceId;
   return env;
 }
-function plan(provider, creds, meta = {}) {
+var GOOGLE_STS_TOKEN_URL = "https://sts.googleapis.com/v1/token";
+var GOOGLE_IAM_CREDENTIALS = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/";
+var GCP_JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt";
+var GCP_EXECUTABLE_TIMEOUT_MS = 12e4;
+var GCP_FILE_VARS = ["GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", "GOOGLE_GHA_CREDS_PATH"];
+var GCP_PROJECT_VARS = ["CLOUDSDK_CORE_PROJECT", "CLOUDSDK_PROJECT", "GCLOUD_PROJECT", "GCP_PROJECT", "GOOGLE_CLOUD_PROJECT"];
+function externalAccount(g) {
+  const file = {
+    type: "external_account",
+    audience: `//iam.googleapis.com/${g.workloadIdentityProvider}`,
+    subject_token_type: GCP_JWT_TYPE,
+    token_url: GOOGLE_STS_TOKEN_URL
+  };
+  if (g.serviceAccount) {
+    file.service_account_impersonation_url = `${GOOGLE_IAM_CREDENTIALS}${g.serviceAccount}:generateAccessToken`;
+  }
+  file.credential_source = { executable: { command: g.command, timeout_millis: GCP_EXECUTABLE_TIMEOUT_MS } };
+  return JSON.stringify(file, null, 2) + "\n";
+}
+function plan(provider, creds, opts = {}) {
+  const meta = opts;
   if (creds === null || typeof creds !== "object") {
     throw new Error("the bridge answered without a credentials object");
   }
@@ -20614,6 +20635,7 @@ function plan(provider, creds, meta = {}) {
       }
       const region = str(creds, "aws", "region", AWS_REGION);
       const expiration = str(creds, "aws", "expiration", RFC3339_FIELD);
+      const account = str(creds, "aws", "account_id", AWS_ACCOUNT_ID);
       const env = {
         AWS_ACCESS_KEY_ID: creds.access_key_id,
         AWS_SECRET_ACCESS_KEY: creds.secret_access_key,
@@ -20624,18 +20646,25 @@ function plan(provider, creds, meta = {}) {
         env.AWS_DEFAULT_REGION = region;
       }
       if (expiration) env.AWS_CREDENTIAL_EXPIRATION = utc(expiration);
-      return {
-        secrets: [creds.access_key_id, creds.secret_access_key, creds.session_token],
-        outputs: {
-          "access-key-id": creds.access_key_id,
-          "secret-access-key": creds.secret_access_key,
-          "session-token": creds.session_token,
-          region,
-          expiration
-        },
-        env: common(env, meta),
-        files: {}
+      const secrets = [creds.access_key_id, creds.secret_access_key, creds.session_token];
+      const outputs = {
+        "access-key-id": creds.access_key_id,
+        "secret-access-key": creds.secret_access_key,
+        "session-token": creds.session_token,
+        region,
+        expiration
       };
+      if (account) {
+        outputs["aws-account-id"] = account;
+        if (opts.maskAccountId) secrets.push(account);
+      }
+      if (opts.outputCredentials) {
+        outputs["aws-access-key-id"] = creds.access_key_id;
+        outputs["aws-secret-access-key"] = creds.secret_access_key;
+        outputs["aws-session-token"] = creds.session_token;
+        outputs["aws-expiration"] = expiration;
+      }
+      return { secrets, outputs, env: common(env, meta), files: {} };
     }
     case "gcp":
       required(creds, "gcp", "access_token");
@@ -20674,9 +20703,9 @@ function plan(provider, creds, meta = {}) {
         env: common({ AZURE_ACCESS_TOKEN: creds.access_token }, meta),
         files: {}
       };
-    case "jwt":
+    case "jwt": {
       required(creds, "jwt", "token");
-      return {
+      const p = {
         secrets: [creds.token],
         outputs: {
           token: creds.token,
@@ -20689,6 +20718,16 @@ function plan(provider, creds, meta = {}) {
           token: { content: creds.token, output: "token-file" }
         }
       };
+      if (opts.gcpFile) {
+        p.files["gcp-credentials.json"] = { content: externalAccount(opts.gcpFile), output: "credentials-file-path", env: GCP_FILE_VARS };
+        p.env.GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES = "1";
+        if (opts.gcpFile.projectId) {
+          p.outputs["project-id"] = opts.gcpFile.projectId;
+          for (const v of GCP_PROJECT_VARS) p.env[v] = opts.gcpFile.projectId;
+        }
+      }
+      return p;
+    }
     default:
       throw new Error("the bridge answered with a provider this action does not know");
   }
@@ -20812,9 +20851,58 @@ function inputs() {
     if (!/^\d+$/.test(r) || Number(r) > MAX_RETRIES) throw bad(`retries must be a whole number from 0 to ${MAX_RETRIES}, not "${r}"`);
     retries = Number(r);
   }
-  const e = getInput("export-env").trim().toLowerCase();
-  if (e && !["true", "false"].includes(e)) throw bad(`export-env must be true or false, not "${e}"`);
-  return { bridgeURL, audience, mapping, provider, durationSeconds, retries, exportEnv: e !== "false" };
+  const bool = (name, dflt) => {
+    const v = getInput(name).trim().toLowerCase();
+    if (v && !["true", "false"].includes(v)) throw bad(`${name} must be true or false, not "${v}"`);
+    return v ? v === "true" : dflt;
+  };
+  const inp = {
+    bridgeURL,
+    audience,
+    mapping,
+    provider,
+    durationSeconds,
+    retries,
+    exportEnv: bool("export-env", true),
+    outputCredentials: bool("output-credentials", false),
+    maskAccountId: bool("mask-aws-account-id", false)
+  };
+  if (bool("gcp-credentials-file", false)) inp.gcpFile = gcpFileInputs(inp, bad);
+  return inp;
+}
+var WIF_PROVIDER = /^projects\/\d{1,20}\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/;
+var SERVICE_ACCOUNT = /^[a-z0-9-]{6,30}@[a-z0-9.-]{1,253}$/;
+var PROJECT_ID = /^(?:[a-z0-9.-]{1,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+var COMMAND_WORD = /^[A-Za-z0-9_@%+=:,./~-]+$/;
+function gcpFileInputs(inp, bad) {
+  if (!inp.mapping) throw bad("gcp-credentials-file needs `mapping`: the jwt mapping whose audience is the workload identity pool provider's allowed audience");
+  if (inp.provider && inp.provider !== "jwt") {
+    throw bad(`gcp-credentials-file needs a jwt mapping, but provider is "${inp.provider}"`);
+  }
+  if (!process.env.RUNNER_TEMP) throw bad("gcp-credentials-file needs RUNNER_TEMP (the file is written only there)");
+  const wip = getInput("workload-identity-provider").trim();
+  if (!WIF_PROVIDER.test(wip)) {
+    throw bad("workload-identity-provider must be projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER" + (wip ? "" : " (it is required with gcp-credentials-file)"));
+  }
+  const serviceAccount = getInput("service-account").trim();
+  if (serviceAccount && !SERVICE_ACCOUNT.test(serviceAccount)) throw bad("service-account must be a service account's email");
+  let projectId = getInput("project-id").trim();
+  if (projectId && !PROJECT_ID.test(projectId)) throw bad("project-id must be a Google Cloud project id");
+  const m = serviceAccount.match(/@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$/);
+  if (!projectId && m) projectId = m[1];
+  const cli = getInput("oidc-bridge-command").trim() || "oidc-bridge";
+  if (!COMMAND_WORD.test(cli)) throw bad("oidc-bridge-command must be one path without blanks or shell characters");
+  if (!COMMAND_WORD.test(inp.bridgeURL) || !MAPPING_NAME.test(inp.mapping)) {
+    throw bad("bridge-url and mapping must have no blanks or shell characters with gcp-credentials-file (they go into the executable's command)");
+  }
+  const words = [cli, "exchange", "--bridge-url", inp.bridgeURL, "--mapping", inp.mapping];
+  if (inp.audience !== inp.bridgeURL) {
+    if (!COMMAND_WORD.test(inp.audience)) throw bad("audience must have no blanks or shell characters with gcp-credentials-file (it goes into the executable's command)");
+    words.push("--audience", inp.audience);
+  }
+  words.push("--format", "gcp-executable");
+  inp.provider = "jwt";
+  return { workloadIdentityProvider: wip, serviceAccount, projectId, command: words.join(" ") };
 }
 async function idToken(audience) {
   for (const v of ["ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"]) {
@@ -20902,7 +20990,10 @@ async function exchange(inp) {
 }
 function deliver(inp, response) {
   const { provider, credentials } = response;
-  const p = plan(provider, credentials, { issuanceId: response.issuanceId, expiresAt: response.expiresAt });
+  if (inp.gcpFile && provider !== "jwt") {
+    throw new ActionError("invalid_response", `gcp-credentials-file needs a jwt mapping, but the bridge issued ${provider} credentials`);
+  }
+  const p = plan(provider, credentials, { ...inp, issuanceId: response.issuanceId, expiresAt: response.expiresAt });
   for (const s of p.secrets) setSecret(s);
   const exported = { env: [], dir: "" };
   const files = Object.entries(p.files);
@@ -20917,7 +21008,7 @@ function deliver(inp, response) {
         const file = path.join(exported.dir, name);
         fs3.writeFileSync(file, f.content, { mode: 384, flag: "wx" });
         p.outputs[f.output] = file;
-        if (f.env) p.env[f.env] = file;
+        for (const e of [].concat(f.env || [])) p.env[e] = file;
       }
     }
   }

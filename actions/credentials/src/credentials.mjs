@@ -18,6 +18,8 @@ const AWS_ACCESS_KEY_ID = /^\w{16,128}$/;
 const AWS_REGION = /^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$/;
 // An RFC 3339 date-time (an expiration).
 const RFC3339_FIELD = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+// An AWS account id: twelve digits.
+const AWS_ACCOUNT_ID = /^\d{12}$/;
 // The longest non-secret field (an Azure scope is at most 2048).
 const MAX_FIELD = 2048;
 
@@ -66,12 +68,51 @@ function common(env, meta) {
   return env;
 }
 
-// plan returns {secrets, outputs, env, files} for one exchange response;
-// meta holds the answer's checked issuanceId and expiresAt.
+// Google's endpoints for an external account credential (the values
+// google-github-actions/auth writes).
+export const GOOGLE_STS_TOKEN_URL = 'https://sts.googleapis.com/v1/token';
+export const GOOGLE_IAM_CREDENTIALS = 'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/';
+export const GCP_JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+// How long Google's libraries let the executable run (their maximum): the
+// CLI's retries honour a Retry-After of up to a minute.
+export const GCP_EXECUTABLE_TIMEOUT_MS = 120_000;
+// The variables google-github-actions/auth exports: the credentials file's
+// path, and the project.
+export const GCP_FILE_VARS = ['GOOGLE_APPLICATION_CREDENTIALS', 'CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE', 'GOOGLE_GHA_CREDS_PATH'];
+export const GCP_PROJECT_VARS = ['CLOUDSDK_CORE_PROJECT', 'CLOUDSDK_PROJECT', 'GCLOUD_PROJECT', 'GCP_PROJECT', 'GOOGLE_CLOUD_PROJECT'];
+
+// externalAccount is Google's external account credential (the
+// Application Default Credentials file type for workload identity
+// federation) whose subject token comes from running the oidc-bridge CLI:
+// `oidc-bridge exchange --format gcp-executable` exchanges a fresh ID token
+// of the job for the jwt mapping's bridge-signed token whenever a Google
+// library needs one. g: {workloadIdentityProvider, serviceAccount,
+// command} (all checked by the caller: no blanks, since Google splits the
+// command on blanks and runs it without a shell).
+export function externalAccount(g) {
+  const file = {
+    type: 'external_account',
+    audience: `//iam.googleapis.com/${g.workloadIdentityProvider}`,
+    subject_token_type: GCP_JWT_TYPE,
+    token_url: GOOGLE_STS_TOKEN_URL,
+  };
+  if (g.serviceAccount) {
+    file.service_account_impersonation_url = `${GOOGLE_IAM_CREDENTIALS}${g.serviceAccount}:generateAccessToken`;
+  }
+  file.credential_source = { executable: { command: g.command, timeout_millis: GCP_EXECUTABLE_TIMEOUT_MS } };
+  return JSON.stringify(file, null, 2) + '\n';
+}
+
+// plan returns {secrets, outputs, env, files} for one exchange response.
 // files maps a file name (relative to the action's RUNNER_TEMP folder) to
 // its content and to the outputs/env entries that name its path:
-// {name: {content, output, env}}.
-export function plan(provider, creds, meta = {}) {
+// {name: {content, output, env}} (env: one name or a list).
+// opts: {issuanceId, expiresAt} (the answer's, checked), outputCredentials
+// and maskAccountId (aws: configure-aws-credentials' output-credentials and
+// mask-aws-account-id), gcpFile (jwt: the externalAccount() settings plus
+// projectId, to write Google's credentials file).
+export function plan(provider, creds, opts = {}) {
+  const meta = opts;
   if (creds === null || typeof creds !== 'object') {
     throw new Error('the bridge answered without a credentials object');
   }
@@ -83,6 +124,9 @@ export function plan(provider, creds, meta = {}) {
       }
       const region = str(creds, 'aws', 'region', AWS_REGION);
       const expiration = str(creds, 'aws', 'expiration', RFC3339_FIELD);
+      // The account of the mapping's role (a bridge older than account_id
+      // sends none: then no aws-account-id output).
+      const account = str(creds, 'aws', 'account_id', AWS_ACCOUNT_ID);
       const env = {
         AWS_ACCESS_KEY_ID: creds.access_key_id,
         AWS_SECRET_ACCESS_KEY: creds.secret_access_key,
@@ -93,18 +137,25 @@ export function plan(provider, creds, meta = {}) {
         env.AWS_DEFAULT_REGION = region;
       }
       if (expiration) env.AWS_CREDENTIAL_EXPIRATION = utc(expiration);
-      return {
-        secrets: [creds.access_key_id, creds.secret_access_key, creds.session_token],
-        outputs: {
-          'access-key-id': creds.access_key_id,
-          'secret-access-key': creds.secret_access_key,
-          'session-token': creds.session_token,
-          region,
-          expiration,
-        },
-        env: common(env, meta),
-        files: {},
+      const secrets = [creds.access_key_id, creds.secret_access_key, creds.session_token];
+      const outputs = {
+        'access-key-id': creds.access_key_id,
+        'secret-access-key': creds.secret_access_key,
+        'session-token': creds.session_token,
+        region,
+        expiration,
       };
+      if (account) {
+        outputs['aws-account-id'] = account;
+        if (opts.maskAccountId) secrets.push(account);
+      }
+      if (opts.outputCredentials) {
+        outputs['aws-access-key-id'] = creds.access_key_id;
+        outputs['aws-secret-access-key'] = creds.secret_access_key;
+        outputs['aws-session-token'] = creds.session_token;
+        outputs['aws-expiration'] = expiration;
+      }
+      return { secrets, outputs, env: common(env, meta), files: {} };
     }
     case 'gcp':
       required(creds, 'gcp', 'access_token');
@@ -143,9 +194,9 @@ export function plan(provider, creds, meta = {}) {
         env: common({ AZURE_ACCESS_TOKEN: creds.access_token }, meta),
         files: {},
       };
-    case 'jwt':
+    case 'jwt': {
       required(creds, 'jwt', 'token');
-      return {
+      const p = {
         secrets: [creds.token],
         outputs: {
           token: creds.token,
@@ -158,6 +209,17 @@ export function plan(provider, creds, meta = {}) {
           token: { content: creds.token, output: 'token-file' },
         },
       };
+      if (opts.gcpFile) {
+        // The file holds no secret: the CLI it names fetches the token.
+        p.files['gcp-credentials.json'] = { content: externalAccount(opts.gcpFile), output: 'credentials-file-path', env: GCP_FILE_VARS };
+        p.env.GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES = '1';
+        if (opts.gcpFile.projectId) {
+          p.outputs['project-id'] = opts.gcpFile.projectId;
+          for (const v of GCP_PROJECT_VARS) p.env[v] = opts.gcpFile.projectId;
+        }
+      }
+      return p;
+    }
     default:
       throw new Error('the bridge answered with a provider this action does not know');
   }

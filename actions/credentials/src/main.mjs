@@ -11,7 +11,7 @@ import {
 } from './errors.mjs';
 import { plan } from './credentials.mjs';
 import {
-  BodyTooLarge, MAX_BODY_BYTES, PROVIDERS, checkExchange, errorFromBody, readLimited,
+  BodyTooLarge, MAPPING_NAME, MAX_BODY_BYTES, PROVIDERS, checkExchange, errorFromBody, readLimited,
 } from './response.mjs';
 import { safeText } from './text.mjs';
 
@@ -67,9 +67,64 @@ function inputs() {
     if (!/^\d+$/.test(r) || Number(r) > MAX_RETRIES) throw bad(`retries must be a whole number from 0 to ${MAX_RETRIES}, not "${r}"`);
     retries = Number(r);
   }
-  const e = core.getInput('export-env').trim().toLowerCase();
-  if (e && !['true', 'false'].includes(e)) throw bad(`export-env must be true or false, not "${e}"`);
-  return { bridgeURL, audience, mapping, provider, durationSeconds, retries, exportEnv: e !== 'false' };
+  const bool = (name, dflt) => {
+    const v = core.getInput(name).trim().toLowerCase();
+    if (v && !['true', 'false'].includes(v)) throw bad(`${name} must be true or false, not "${v}"`);
+    return v ? v === 'true' : dflt;
+  };
+  const inp = {
+    bridgeURL, audience, mapping, provider, durationSeconds, retries,
+    exportEnv: bool('export-env', true),
+    outputCredentials: bool('output-credentials', false),
+    maskAccountId: bool('mask-aws-account-id', false),
+  };
+  if (bool('gcp-credentials-file', false)) inp.gcpFile = gcpFileInputs(inp, bad);
+  return inp;
+}
+
+// Google's forms: a workload identity pool provider's resource name, a
+// service account's email, a project id (optionally domain-scoped).
+const WIF_PROVIDER = /^projects\/\d{1,20}\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/;
+const SERVICE_ACCOUNT = /^[a-z0-9-]{6,30}@[a-z0-9.-]{1,253}$/;
+const PROJECT_ID = /^(?:[a-z0-9.-]{1,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+// A command word: Google splits the command on blanks and runs it without
+// a shell, so no blank, quote or shell character.
+const COMMAND_WORD = /^[A-Za-z0-9_@%+=:,./~-]+$/;
+
+// gcpFileInputs checks the inputs of gcp-credentials-file mode: the jwt
+// mapping (named: the CLI must ask for that one), the workload identity
+// provider, the optional service account and project, and the CLI's path.
+function gcpFileInputs(inp, bad) {
+  if (!inp.mapping) throw bad('gcp-credentials-file needs `mapping`: the jwt mapping whose audience is the workload identity pool provider\'s allowed audience');
+  if (inp.provider && inp.provider !== 'jwt') {
+    throw bad(`gcp-credentials-file needs a jwt mapping, but provider is "${inp.provider}"`);
+  }
+  if (!process.env.RUNNER_TEMP) throw bad('gcp-credentials-file needs RUNNER_TEMP (the file is written only there)');
+  const wip = core.getInput('workload-identity-provider').trim();
+  if (!WIF_PROVIDER.test(wip)) {
+    throw bad('workload-identity-provider must be projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER' +
+      (wip ? '' : ' (it is required with gcp-credentials-file)'));
+  }
+  const serviceAccount = core.getInput('service-account').trim();
+  if (serviceAccount && !SERVICE_ACCOUNT.test(serviceAccount)) throw bad('service-account must be a service account\'s email');
+  let projectId = core.getInput('project-id').trim();
+  if (projectId && !PROJECT_ID.test(projectId)) throw bad('project-id must be a Google Cloud project id');
+  // As google-github-actions/auth: the project of the service account.
+  const m = serviceAccount.match(/@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$/);
+  if (!projectId && m) projectId = m[1];
+  const cli = core.getInput('oidc-bridge-command').trim() || 'oidc-bridge';
+  if (!COMMAND_WORD.test(cli)) throw bad('oidc-bridge-command must be one path without blanks or shell characters');
+  if (!COMMAND_WORD.test(inp.bridgeURL) || !MAPPING_NAME.test(inp.mapping)) {
+    throw bad('bridge-url and mapping must have no blanks or shell characters with gcp-credentials-file (they go into the executable\'s command)');
+  }
+  const words = [cli, 'exchange', '--bridge-url', inp.bridgeURL, '--mapping', inp.mapping];
+  if (inp.audience !== inp.bridgeURL) {
+    if (!COMMAND_WORD.test(inp.audience)) throw bad('audience must have no blanks or shell characters with gcp-credentials-file (it goes into the executable\'s command)');
+    words.push('--audience', inp.audience);
+  }
+  words.push('--format', 'gcp-executable');
+  inp.provider = 'jwt';
+  return { workloadIdentityProvider: wip, serviceAccount, projectId, command: words.join(' ') };
 }
 
 // idToken asks the Actions runtime for a fresh ID token for audience.
@@ -169,7 +224,10 @@ function deliver(inp, response) {
   const { provider, credentials } = response;
   // plan refuses a credential that could break its mask (a newline) before
   // anything is masked or written.
-  const p = plan(provider, credentials, { issuanceId: response.issuanceId, expiresAt: response.expiresAt });
+  if (inp.gcpFile && provider !== 'jwt') {
+    throw new ActionError('invalid_response', `gcp-credentials-file needs a jwt mapping, but the bridge issued ${provider} credentials`);
+  }
+  const p = plan(provider, credentials, { ...inp, issuanceId: response.issuanceId, expiresAt: response.expiresAt });
   for (const s of p.secrets) core.setSecret(s);
 
   const exported = { env: [], dir: '' };
@@ -187,7 +245,7 @@ function deliver(inp, response) {
         const file = path.join(exported.dir, name);
         fs.writeFileSync(file, f.content, { mode: 0o600, flag: 'wx' });
         p.outputs[f.output] = file;
-        if (f.env) p.env[f.env] = file;
+        for (const e of [].concat(f.env || [])) p.env[e] = file;
       }
     }
   }

@@ -6,6 +6,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import {
   frontStats, frontURL, maskProblem, need, newRunner, run, runStep,
 } from './runner.mjs';
@@ -84,6 +85,14 @@ describe('aws', () => {
     assert.equal(Date.parse(o.expiration), Date.parse(o['expires-at']));
   });
 
+  test('aws-account-id (configure-aws-credentials\' name) is the role ARN\'s account, not masked by default; the aws-* secret outputs only on request', () => {
+    assert.equal(main.outputs['aws-account-id'], '123456789012');
+    assert.equal(main.stdout.split('\n').includes('::add-mask::123456789012'), false);
+    for (const k of ['aws-access-key-id', 'aws-secret-access-key', 'aws-session-token', 'aws-expiration']) {
+      assert.equal(k in main.outputs, false, `${k} without output-credentials`);
+    }
+  });
+
   test('all three AWS secrets, and the ID token, are masked before anything prints them', () => {
     const secrets = [main.env.AWS_ACCESS_KEY_ID, main.env.AWS_SECRET_ACCESS_KEY, main.env.AWS_SESSION_TOKEN];
     assert.equal(maskProblem(main, secrets), '');
@@ -132,6 +141,142 @@ test('export-env false: outputs only, nothing exported', async (t) => {
   const post = await runStep(runner, { inputs: { 'bridge-url': bridge }, state: r.state });
   assert.equal(post.code, 0);
   assert.deepEqual(post.env, {});
+});
+
+test('output-credentials and mask-aws-account-id: configure-aws-credentials\' secret outputs, masked, and the account id masked', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, {
+    inputs: { 'bridge-url': bridge, mapping: 'web-aws', 'output-credentials': 'true', 'mask-aws-account-id': 'true' },
+  });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const o = r.outputs;
+  assert.match(o['aws-access-key-id'], /^ASIA/);
+  assert.equal(o['aws-access-key-id'], r.env.AWS_ACCESS_KEY_ID);
+  assert.equal(o['aws-secret-access-key'], r.env.AWS_SECRET_ACCESS_KEY);
+  assert.equal(o['aws-session-token'], r.env.AWS_SESSION_TOKEN);
+  assert.equal(o['aws-expiration'], o.expiration);
+  assert.equal(o['aws-account-id'], '123456789012');
+  assert.equal(maskProblem(r, [o['aws-access-key-id'], o['aws-secret-access-key'], o['aws-session-token'], o['aws-account-id']]), '');
+  // The same options spelled wrong fail before any request.
+  const bad = await runStep(runner, { inputs: { 'bridge-url': frontURL('boolinputs', 'ok'), 'output-credentials': 'yes' } });
+  assert.equal(bad.code, 1);
+  assert.match(errorLine(bad), /invalid_input: output-credentials must be true or false/);
+  assert.equal((await frontStats('boolinputs')).requests, 0);
+});
+
+// runExecutable runs a credential file's executable source as Google's
+// libraries do: the command split on blanks, no shell, the job's
+// environment plus Google's GOOGLE_EXTERNAL_ACCOUNT_* variables.
+function runExecutable(command, env) {
+  const [file, ...args] = command.split(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const WIF = 'projects/123456789/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge';
+const GCP_FILE_VARS = ['GOOGLE_APPLICATION_CREDENTIALS', 'CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE', 'GOOGLE_GHA_CREDS_PATH'];
+const GCP_PROJECT_VARS = ['CLOUDSDK_CORE_PROJECT', 'CLOUDSDK_PROJECT', 'GCLOUD_PROJECT', 'GCP_PROJECT', 'GOOGLE_CLOUD_PROJECT'];
+
+test('gcp-credentials-file: an external account file (0600, RUNNER_TEMP) whose executable is the CLI, the ADC variables, the project; the post step removes it', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const cli = need('OIDC_BRIDGE_TEST_CLI');
+  const r = await runStep(runner, {
+    inputs: {
+      'bridge-url': bridge, mapping: 'web-gcp-wif', 'gcp-credentials-file': 'true', 'workload-identity-provider': WIF,
+      'service-account': 'deploy@acme-prod.iam.gserviceaccount.com', 'oidc-bridge-command': cli,
+    },
+  });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(r.outputs.provider, 'jwt');
+  const file = r.outputs['credentials-file-path'];
+  assert.equal(path.dirname(path.dirname(file)), runner.temp, `${file} is not in RUNNER_TEMP`);
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  for (const v of GCP_FILE_VARS) assert.equal(r.env[v], file, v);
+  assert.equal(r.env.GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES, '1');
+  // The project, from the service account's email as google-github-actions/auth does.
+  assert.equal(r.outputs['project-id'], 'acme-prod');
+  for (const v of GCP_PROJECT_VARS) assert.equal(r.env[v], 'acme-prod', v);
+  const command = `${cli} exchange --bridge-url ${bridge} --mapping web-gcp-wif --format gcp-executable`;
+  assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), {
+    type: 'external_account',
+    audience: `//iam.googleapis.com/${WIF}`,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    token_url: 'https://sts.googleapis.com/v1/token',
+    service_account_impersonation_url: 'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/deploy@acme-prod.iam.gserviceaccount.com:generateAccessToken',
+    credential_source: { executable: { command, timeout_millis: 120000 } },
+  });
+  // The file holds no token; the step's own token is masked.
+  assert.equal(fs.readFileSync(file, 'utf8').includes(r.outputs.token), false);
+  assert.equal(maskProblem(r, [r.outputs.token]), '');
+
+  // The executable works as a Google library runs it in a later step: a
+  // fresh ID token of the job exchanged for the jwt mapping's token.
+  const x = await runExecutable(command, {
+    PATH: process.env.PATH,
+    HOME: runner.temp,
+    RUNNER_TEMP: runner.temp,
+    ACTIONS_ID_TOKEN_REQUEST_URL: need('OIDC_BRIDGE_TEST_ID_TOKEN_URL'),
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: need('OIDC_BRIDGE_TEST_ID_TOKEN_REQUEST_TOKEN'),
+    GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE: `//iam.googleapis.com/${WIF}`,
+    GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE: 'urn:ietf:params:oauth:token-type:jwt',
+    GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE: '0',
+  });
+  assert.equal(x.code, 0, x.stdout + x.stderr);
+  const resp = JSON.parse(x.stdout);
+  assert.equal(resp.success, true, x.stdout);
+  assert.equal(resp.token_type, 'urn:ietf:params:oauth:token-type:jwt');
+  const claims = JSON.parse(Buffer.from(resp.id_token.split('.')[1], 'base64url').toString());
+  assert.equal(claims.aud, 'https://bridge.example.com/google/acme-prod');
+
+  const post = await runStep(runner, { inputs: { 'bridge-url': bridge }, state: r.state });
+  assert.equal(post.code, 0, post.stdout + post.stderr);
+  for (const v of [...GCP_FILE_VARS, ...GCP_PROJECT_VARS, 'GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES']) assert.equal(post.env[v], '', v);
+  assert.equal(fs.existsSync(file), false, 'the post step left the credentials file');
+});
+
+test('gcp-credentials-file off: no file, no Google variables; bad settings fail before any request', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': bridge, mapping: 'web-gcp-wif' } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal('credentials-file-path' in r.outputs, false);
+  // The jwt mapping's own variables (actions/exported-variables.json), no Google one.
+  assert.deepEqual(Object.keys(r.env).sort(), ['OIDC_BRIDGE_EXPIRES_AT', 'OIDC_BRIDGE_ISSUANCE_ID', 'OIDC_BRIDGE_JWT']);
+  const url = frontURL('gcpinputs', 'ok');
+  for (const [inputs, want] of [
+    [{ 'workload-identity-provider': WIF }, /gcp-credentials-file needs `mapping`/],
+    [{ mapping: 'web-gcp-wif' }, /workload-identity-provider must be projects\/NUMBER\/.*required with gcp-credentials-file/],
+    [{ mapping: 'web-gcp-wif', 'workload-identity-provider': 'pool' }, /workload-identity-provider must be/],
+    [{ mapping: 'web-gcp-wif', 'workload-identity-provider': WIF, provider: 'gcp' }, /needs a jwt mapping/],
+    [{ mapping: 'web-gcp-wif', 'workload-identity-provider': WIF, 'service-account': 'me' }, /service-account must be/],
+    [{ mapping: 'web-gcp-wif', 'workload-identity-provider': WIF, 'oidc-bridge-command': 'oidc-bridge; rm -rf ~' }, /oidc-bridge-command must be one path/],
+    [{ mapping: 'web-gcp-wif', 'workload-identity-provider': WIF, audience: 'a b' }, /audience must have no blanks/],
+  ]) {
+    const bad = await runStep(runner, { inputs: { 'bridge-url': url, 'gcp-credentials-file': 'true', ...inputs } });
+    assert.equal(bad.code, 1, JSON.stringify(inputs));
+    assert.match(errorLine(bad), want);
+  }
+  assert.equal((await frontStats('gcpinputs')).requests, 0);
+  // A mapping of another provider is refused by the bridge (the request
+  // names provider jwt), nothing written.
+  const fresh = newRunner();
+  t.after(() => fresh.cleanup());
+  const other = await runStep(fresh, {
+    inputs: { 'bridge-url': bridge, mapping: 'web-gcp', 'gcp-credentials-file': 'true', 'workload-identity-provider': WIF },
+  });
+  assert.equal(other.code, 1);
+  assert.match(errorLine(other), /HTTP 4\d\d/);
+  assert.deepEqual(other.env, {});
+  assert.deepEqual(fs.readdirSync(fresh.temp).filter((f) => f.startsWith('oidc-bridge-')), []);
 });
 
 test('gcp: access token output, CLOUDSDK_AUTH_ACCESS_TOKEN, GOOGLE_OAUTH_ACCESS_TOKEN and a token file under RUNNER_TEMP', async (t) => {

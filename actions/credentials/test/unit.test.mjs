@@ -7,7 +7,7 @@ import {
   ActionError, backoffDelay, hintFor, isRetryableStatus, parseRetryAfter,
 } from '../src/errors.mjs';
 import { Readable } from 'node:stream';
-import { plan } from '../src/credentials.mjs';
+import { GCP_FILE_VARS, GCP_PROJECT_VARS, externalAccount, plan } from '../src/credentials.mjs';
 import {
   BodyTooLarge, MAX_BODY_BYTES, MAX_TEXT, checkExchange, errorFromBody, readLimited, safeText,
 } from '../src/response.mjs';
@@ -60,6 +60,58 @@ test('plan: aws', () => {
   assert.equal(p.outputs['secret-access-key'], 's3cr/t+KEY=');
   assert.equal(p.outputs.expiration, EXP);
   assert.throws(() => plan('aws', { access_key_id: AKID }), /lack "secret_access_key"/);
+});
+
+test('plan: aws, configure-aws-credentials\' names: aws-account-id always, masked on request; aws-* secrets only with output-credentials', () => {
+  const creds = { access_key_id: AKID, secret_access_key: 's3cr/t+KEY=', session_token: 'IQoJb3JpZ2lu', region: 'eu-west-1', expiration: EXP, account_id: '123456789012' };
+  const plain = plan('aws', creds);
+  assert.equal(plain.outputs['aws-account-id'], '123456789012');
+  assert.deepEqual(plain.secrets, [AKID, 's3cr/t+KEY=', 'IQoJb3JpZ2lu']);
+  for (const k of ['aws-access-key-id', 'aws-secret-access-key', 'aws-session-token', 'aws-expiration']) {
+    assert.equal(k in plain.outputs, false, `${k} without output-credentials`);
+  }
+  const masked = plan('aws', creds, { maskAccountId: true });
+  assert.deepEqual(masked.secrets, [AKID, 's3cr/t+KEY=', 'IQoJb3JpZ2lu', '123456789012']);
+  const out = plan('aws', creds, { outputCredentials: true });
+  assert.equal(out.outputs['aws-access-key-id'], AKID);
+  assert.equal(out.outputs['aws-secret-access-key'], 's3cr/t+KEY=');
+  assert.equal(out.outputs['aws-session-token'], 'IQoJb3JpZ2lu');
+  assert.equal(out.outputs['aws-expiration'], EXP);
+  // A bridge without account_id: no output; a malformed one is refused.
+  const { account_id: _, ...old } = creds;
+  assert.equal('aws-account-id' in plan('aws', old).outputs, false);
+  assert.throws(() => plan('aws', { ...creds, account_id: '1234::add-mask::' }), /"account_id" that is not of its format/);
+});
+
+test('plan: jwt with gcpFile: Google\'s external account file, its variables and the project variables', () => {
+  const gcpFile = {
+    workloadIdentityProvider: 'projects/123/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge',
+    serviceAccount: 'deploy@acme-prod.iam.gserviceaccount.com',
+    projectId: 'acme-prod',
+    command: 'oidc-bridge exchange --bridge-url https://bridge.example.com --mapping gcp-sts --format gcp-executable',
+  };
+  const j = plan('jwt', { token: 'eyJ', audience: 'aud' }, { gcpFile });
+  const f = j.files['gcp-credentials.json'];
+  assert.equal(f.output, 'credentials-file-path');
+  assert.deepEqual(f.env, GCP_FILE_VARS);
+  assert.deepEqual(JSON.parse(f.content), {
+    type: 'external_account',
+    audience: '//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge',
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    token_url: 'https://sts.googleapis.com/v1/token',
+    service_account_impersonation_url: 'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/deploy@acme-prod.iam.gserviceaccount.com:generateAccessToken',
+    credential_source: { executable: { command: gcpFile.command, timeout_millis: 120000 } },
+  });
+  assert.equal(f.content.includes('eyJ'), false, 'the file holds no token');
+  assert.equal(j.env.GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES, '1');
+  for (const v of GCP_PROJECT_VARS) assert.equal(j.env[v], 'acme-prod', v);
+  assert.equal(j.outputs['project-id'], 'acme-prod');
+  // Without a service account: the federated token itself, no impersonation.
+  assert.equal('service_account_impersonation_url' in JSON.parse(externalAccount({ ...gcpFile, serviceAccount: '' })), false);
+  // Without a project: no project variables.
+  const np = plan('jwt', { token: 'eyJ' }, { gcpFile: { ...gcpFile, projectId: '' } });
+  assert.deepEqual(Object.keys(np.env), ['OIDC_BRIDGE_JWT', 'GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES']);
+  assert.equal('project-id' in np.outputs, false);
 });
 
 test('plan: gcp, azure, jwt, and unknown providers', () => {
