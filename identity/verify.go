@@ -113,11 +113,11 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	sum := sha256.Sum256([]byte(raw))
-	claims.TokenSHA256 = hex.EncodeToString(sum[:])
 	if err != nil {
 		return nil, fail(ReasonInvalidClaim, "%v", err)
 	}
+	sum := sha256.Sum256([]byte(raw))
+	claims.TokenSHA256 = hex.EncodeToString(sum[:])
 	return claims, nil
 }
 

@@ -40,6 +40,18 @@ func guardRows(t *testing.T, pool *pgxpool.Pool, keyColumn string) [][3]string {
 	return out
 }
 
+// migrator runs the embedded migrations on pool, up or down.
+func migrator(t *testing.T, pool *pgxpool.Pool) *goose.Provider {
+	t.Helper()
+	db := stdlib.OpenDBFromPool(pool)
+	t.Cleanup(func() { db.Close() })
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return provider
+}
+
 // Migration 00006 moves the replay guard's rows written under the old
 // contract (once per mapping) without losing any, and makes every token
 // already exchanged refused for every mapping; its Down restores them.
@@ -47,12 +59,7 @@ func TestMigrationReplayScope(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	provider := migrator(t, pool)
 	if _, err := provider.DownTo(ctx, 5); err != nil {
 		t.Fatalf("DownTo(5): %v", err)
 	}
@@ -132,12 +139,7 @@ func TestMigrationRequestedMapping(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	provider := migrator(t, pool)
 	lastColumn := func() string {
 		t.Helper()
 		var col string

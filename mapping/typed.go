@@ -123,46 +123,11 @@ func canonicalNumber(s string) (canon string, ok bool) {
 	return sign + trimmed + "e" + exp.String(), true
 }
 
-// validJSONNumber applies RFC 8259's number grammar.
+// validJSONNumber reports whether s is exactly one JSON number (RFC 8259):
+// a JSON value, as encoding/json reads it, that starts with a minus or a
+// digit and ends with a digit (so no other type and no surrounding blanks).
 func validJSONNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && '1' <= s[i] && s[i] <= '9':
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		start := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		start := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	return i == len(s)
+	return s != "" && (s[0] == '-' || isDigit(s[0])) && isDigit(s[len(s)-1]) && json.Valid([]byte(s))
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -285,13 +285,20 @@ func (s *server) waitReady(want int) {
 	}
 }
 
-// cli runs an oidc-bridge tool command and returns its output and exit code.
+// cli runs an oidc-bridge tool command, in a temporary folder of its own,
+// and returns its output and exit code.
 func cli(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return cliIn(t, t.TempDir(), env, args...)
+}
+
+// cliIn is cli run in the folder dir.
+func cliIn(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Dir = t.TempDir()
+	cmd.Dir = dir
 	cmd.Env = baseEnv(env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -374,19 +373,12 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
-// TestPprof: profiles are served only on BRIDGE_PPROF_ADDR's own loopback
-// listener, never on the service's; serve refuses a non-loopback address.
 // TestMetricsListener: with BRIDGE_METRICS_ADDR the metrics are served on
 // that listener only; the service's port answers 404 for /metrics. A
 // metrics address on the service's own port is refused at start.
 func TestMetricsListener(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken, "BRIDGE_METRICS_ADDR=" + addr}
 	s := startServer(t, env)
 	s.waitReady(200)
@@ -418,14 +410,11 @@ func TestMetricsListener(t *testing.T) {
 	}
 }
 
+// TestPprof: profiles are served only on BRIDGE_PPROF_ADDR's own loopback
+// listener, never on the service's; serve refuses a non-loopback address.
 func TestPprof(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.NewDatabase(t), "BRIDGE_ADMIN_TOKEN=" + adminToken, "BRIDGE_PPROF_ADDR=" + addr}
 	s := startServer(t, env)
 	s.waitReady(200)

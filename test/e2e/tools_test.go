@@ -1,39 +1,15 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
 )
-
-// cliIn is cli run in the folder dir.
-func cliIn(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Dir = dir
-	cmd.Env = baseEnv(env...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return o.String(), e.String(), ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatalf("run %v: %v", args, err)
-	}
-	return o.String(), e.String(), 0
-}
 
 // mustBeEmpty fails unless dir is an empty folder.
 func mustBeEmpty(t *testing.T, dir, after string) {

@@ -1,34 +1,12 @@
 package entrafake_test
 
 import (
-	"encoding/json"
 	"testing"
-	"time"
 
-	"github.com/oidc-bridge/oidc-bridge/identity"
-	"github.com/oidc-bridge/oidc-bridge/providers"
-	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
+	"github.com/oidc-bridge/oidc-bridge/providers/jwt/jwttest"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
 	"github.com/oidc-bridge/oidc-bridge/test/entrafake"
 )
-
-// jwtToken mints a token with the bridge's jwt provider, for a pipeline
-// token of a generic issuer whose sub is crafted.
-func jwtToken(t *testing.T, signer *signingtest.Signer, audience, sub string) (string, error) {
-	t.Helper()
-	target, _ := json.Marshal(map[string]string{"audience": audience})
-	cred, err := jwt.New(jwt.Config{Signer: signer}).Mint(t.Context(), providers.Request{
-		IssuanceID: "0193b9e2-6c1e-7c3a-9f1e-2a4b5c6d7e8f",
-		Mapping:    "deploy",
-		Target:     target,
-		Claims:     &identity.Claims{Issuer: "https://ci.example", Kind: identity.KindGeneric, Subject: sub},
-		Duration:   15 * time.Minute,
-	})
-	if err != nil {
-		return "", err
-	}
-	return cred.Body.(providers.JWTCredentials).Token, nil
-}
 
 // TestJWTProviderTokenRefusedAsClientAssertion: a token of the bridge's jwt
 // provider is not a client assertion Entra accepts for a federated identity
@@ -45,11 +23,11 @@ func TestJWTProviderTokenRefusedAsClientAssertion(t *testing.T) {
 		Audiences: []string{entrafake.DefaultAudience, internal}})
 	for _, sub := range []string{"repo:x:mapping:deploy", "oidc-bridge:mapping:deploy", subject} {
 		for _, aud := range []string{entrafake.DefaultAudience, "api://azureadtokenexchange", "api://AzureADTokenExchangeUSGov"} {
-			if _, err := jwtToken(t, sg, aud, sub); err == nil {
+			if _, err := jwttest.Mint(t, sg, aud, sub); err == nil {
 				t.Errorf("the jwt provider signed a token for %s", aud)
 			}
 		}
-		tok, err := jwtToken(t, sg, internal, sub)
+		tok, err := jwttest.Mint(t, sg, internal, sub)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,35 +1,13 @@
 package gcpfake_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"testing"
-	"time"
 
-	"github.com/oidc-bridge/oidc-bridge/identity"
-	"github.com/oidc-bridge/oidc-bridge/providers"
-	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
+	"github.com/oidc-bridge/oidc-bridge/providers/jwt/jwttest"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
 	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
 )
-
-// jwtToken mints a token with the bridge's jwt provider, for a pipeline
-// token of a generic issuer whose sub is crafted.
-func jwtToken(t *testing.T, signer *signingtest.Signer, audience, sub string) (string, error) {
-	t.Helper()
-	target, _ := json.Marshal(map[string]string{"audience": audience})
-	cred, err := jwt.New(jwt.Config{Signer: signer}).Mint(t.Context(), providers.Request{
-		IssuanceID: "0193b9e2-6c1e-7c3a-9f1e-2a4b5c6d7e8f",
-		Mapping:    "deploy",
-		Target:     target,
-		Claims:     &identity.Claims{Issuer: "https://ci.example", Kind: identity.KindGeneric, Subject: sub},
-		Duration:   15 * time.Minute,
-	})
-	if err != nil {
-		return "", err
-	}
-	return cred.Body.(providers.JWTCredentials).Token, nil
-}
 
 // TestJWTProviderTokenRefusedByWorkloadIdentity: a token of the bridge's
 // jwt provider cannot reach a service account bound, as documented, to
@@ -51,11 +29,11 @@ func TestJWTProviderTokenRefusedByWorkloadIdentity(t *testing.T) {
 	s.Allow(p.Principal("oidc-bridge:gcp:mapping:deploy"), deploySA)
 	for _, sub := range []string{"repo:x:mapping:deploy", "mapping:deploy", "oidc-bridge:gcp:mapping:deploy"} {
 		for _, aud := range []string{wip, wipHTTPS, "sts.googleapis.com"} {
-			if _, err := jwtToken(t, signer, aud, sub); err == nil {
+			if _, err := jwttest.Mint(t, signer, aud, sub); err == nil {
 				t.Errorf("the jwt provider signed a token for %s", aud)
 			}
 		}
-		tok, err := jwtToken(t, signer, internal, sub)
+		tok, err := jwttest.Mint(t, signer, internal, sub)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,16 +1,12 @@
 package stsfake_test
 
 import (
-	"encoding/json"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/aws/smithy-go"
 
-	"github.com/oidc-bridge/oidc-bridge/identity"
-	"github.com/oidc-bridge/oidc-bridge/providers"
-	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
+	"github.com/oidc-bridge/oidc-bridge/providers/jwt/jwttest"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
 	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
 )
@@ -20,25 +16,6 @@ import (
 var craftedSubjects = []string{
 	"repo:x:mapping:deploy", "repo:acme/web:mapping:deploy",
 	"oidc-bridge:aws:mapping:deploy", "oidc-bridge:mapping:deploy",
-}
-
-// jwtToken mints a token with the bridge's jwt provider, for a pipeline
-// token of a generic issuer whose sub is crafted.
-func jwtToken(t *testing.T, signer *signingtest.Signer, audience, sub string) (string, error) {
-	t.Helper()
-	target, _ := json.Marshal(map[string]string{"audience": audience})
-	cred, err := jwt.New(jwt.Config{Signer: signer}).Mint(t.Context(), providers.Request{
-		IssuanceID: "0193b9e2-6c1e-7c3a-9f1e-2a4b5c6d7e8f",
-		Mapping:    "deploy",
-		Target:     target,
-		Claims: &identity.Claims{Issuer: "https://ci.example", Kind: identity.KindGeneric, Subject: sub,
-			Repository: "x:mapping:deploy"},
-		Duration: 15 * time.Minute,
-	})
-	if err != nil {
-		return "", err
-	}
-	return cred.Body.(providers.JWTCredentials).Token, nil
 }
 
 // TestJWTProviderTokenRefusedByWebIdentity: a token of the bridge's jwt
@@ -57,11 +34,11 @@ func TestJWTProviderTokenRefusedByWebIdentity(t *testing.T) {
 	c := anonymousClient(t, s)
 	for _, sub := range craftedSubjects {
 		for _, aud := range []string{stsAudience, "STS.amazonaws.com", "sts.amazonaws.com.cn"} {
-			if _, err := jwtToken(t, signer, aud, sub); err == nil {
+			if _, err := jwttest.Mint(t, signer, aud, sub); err == nil {
 				t.Errorf("the jwt provider signed a token for %s", aud)
 			}
 		}
-		tok, err := jwtToken(t, signer, internal, sub)
+		tok, err := jwttest.Mint(t, signer, internal, sub)
 		if err != nil {
 			t.Fatal(err)
 		}
