@@ -121,9 +121,6 @@ func TestAssumeRoleAgainstSTSFake(t *testing.T) {
 				if d := time.Until(aws.ToTime(c.Expiration)); d < 14*time.Minute || d > 16*time.Minute {
 					t.Errorf("%s: expiration in %v, want 15m", name, d)
 				}
-				if o.PackedPolicySize == nil {
-					t.Errorf("%s: no PackedPolicySize with a session policy and tags", name)
-				}
 			}
 			// STS echoes the source identity; moto 5.2.1 does not keep it.
 			if got := aws.ToString(fo.SourceIdentity); got != "gh-1339936803" {
@@ -144,5 +141,19 @@ func TestAssumeRoleAgainstSTSFake(t *testing.T) {
 	}
 	if f, mo := code(unknown(fake.URL())), code(unknown(m.URL)); f != "InvalidClientTokenId/403" || mo != f {
 		t.Errorf("an unknown access key: stsfake %s, moto %s, want InvalidClientTokenId/403 from both", f, mo)
+	}
+}
+
+// TestWithEnv: moto reads its settings from the environment Start gives
+// it: with INITIAL_NO_AUTH_ACTION_COUNT=0 it enforces IAM from the first
+// request, so a key it never issued is refused at once.
+func TestWithEnv(t *testing.T) {
+	t.Parallel()
+	m := moto.Start(t, moto.WithEnv("INITIAL_NO_AUTH_ACTION_COUNT=0"))
+	c := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(m.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAUNKNOWNKEY000000", "x", "")})
+	_, err := c.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	if got := code(err); got != "InvalidClientTokenId/403" {
+		t.Fatalf("GetCallerIdentity with an unknown key: %v, want InvalidClientTokenId/403", err)
 	}
 }
