@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION := v2.30.0
 
 .DEFAULT_GOAL := help
-.PHONY: help build release run demo test lint bench fuzz postgres tofu clean action promtool terraform-provider
+.PHONY: help build release run demo test lint bench fuzz postgres tofu clean action promtool terraform-provider moto awscli
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -81,10 +81,24 @@ promtool: ## Make sure promtool is available (from Debian's prometheus package, 
 	  "$$P" check rules deploy/prometheus/rules.yml && \
 	  "$$P" test rules deploy/prometheus/rules_test.yml
 
+# The independent AWS peers of the end-to-end tests (test/moto,
+# test/e2e/moto_test.go, awscli_test.go): a Python that runs moto's server
+# (the machine's, else a venv with a pinned moto[server] from pip), the AWS
+# CLI v2 (Debian's awscli, installed when missing) and v1 (Python's). The
+# tests call each by the path `test` passes them; run alone (`go test`),
+# they run these scripts themselves.
+moto: ## Make sure a Python that runs moto's server is available (the machine's, else pip into the build cache)
+	@scripts/ensure-moto.sh
+
+awscli: ## Make sure AWS CLI v2 (Debian's awscli, apt-get when missing) and v1 (Python) are available
+	@scripts/ensure-awscli.sh && scripts/ensure-awscli.sh v1
+
 # The acceptance tests need TF_ACC and the tofu binary; the provider runs
 # in-process under the address registry.opentofu.org/hashicorp/oidcbridge;
 # TF_CLI_CONFIG_FILE may be preset to a missing file, so it is set here.
-test: postgres tofu action promtool ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds, Prometheus rules
+test: postgres tofu action promtool moto awscli ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds, Prometheus rules
+	OIDC_BRIDGE_MOTO_PYTHON="$$(scripts/ensure-moto.sh)" OIDC_BRIDGE_AWS_CLI_V2="$$(scripts/ensure-awscli.sh)" \
+	OIDC_BRIDGE_AWS_CLI_V1="$$(scripts/ensure-awscli.sh v1)" \
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$(TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh)" \
 	TF_ACC_PROVIDER_NAMESPACE=hashicorp TF_ACC_PROVIDER_HOST=registry.opentofu.org TF_CLI_CONFIG_FILE=/dev/null \
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

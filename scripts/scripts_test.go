@@ -110,3 +110,44 @@ func TestRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureMoto: scripts/ensure-moto.sh prints the path the interpreter
+// reports (sys.executable: a pyenv shim's target, not the shim) of the
+// first python3 that runs moto; when none does and moto cannot be
+// installed, it fails and says what to do. python3 is a stand-in here.
+func TestEnsureMoto(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, python, want, wantErr string
+	}{
+		{"machine's python", "#!/bin/sh\n[ \"$1\" = - ] && [ \"$2\" = 5.2.1 ] && echo /opt/py/bin/python3.11\n", "/opt/py/bin/python3.11", ""},
+		{"no moto, no venv", "#!/bin/sh\nexit 1\n", "", "install Python's venv module"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			bin := filepath.Join(dir, "bin")
+			if err := os.Mkdir(bin, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(bin, "python3"), []byte(tt.python), 0o755); err != nil { // #nosec G306 -- a stand-in executable
+				t.Fatal(err)
+			}
+			cmd := exec.Command("bash", "ensure-moto.sh")
+			cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + dir, "OIDC_BRIDGE_BUILD_CACHE=" + filepath.Join(dir, "cache")}
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			got := strings.TrimSpace(string(out))
+			if tt.wantErr == "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("ensure-moto.sh: %q, %v\n%s", got, err, stderr.String())
+				}
+				return
+			}
+			if err == nil || got != "" || !strings.Contains(stderr.String(), tt.wantErr) {
+				t.Fatalf("ensure-moto.sh: %q, %v, stderr %s; want a failure saying %q", got, err, stderr.String(), tt.wantErr)
+			}
+		})
+	}
+}
