@@ -65,9 +65,6 @@ type Config struct {
 	cacheDir, cacheNote string
 }
 
-// Format is the output format asked for.
-func (c *Config) Format() string { return c.format }
-
 // Load checks o, whose empty fields take the values of env (the
 // process's environment). Mistakes are *UsageError; a CI token source that
 // is set but empty is a plain error.
