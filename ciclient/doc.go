@@ -13,6 +13,8 @@
 // cmd/oidc-bridge does, and hands it an Options, the environment as a map,
 // an HTTP client and stderr. It never verifies a token (the bridge does) and
 // never logs or caches one: the cache holds credentials and a token's hash.
-// Like bridge/api and bridge/client it is on the client side: it must not
-// link the server's packages (Postgres, go-oidc); deps_test.go checks.
+// It is on the client side: it must not link the server's code (pgx,
+// go-oidc). deps_test.go checks, and names the three packages through which
+// it still does (bridge/api, bridge/client and providers hold or alias
+// server types until issue 18's wire structs).
 package ciclient
