@@ -12,5 +12,8 @@
 // loopback host (CheckEndpoint), and follows no redirect (RefuseRedirect);
 // the CLI's exchange and explain use the same two rules.
 //
-// It does not call the exchange endpoints: pipelines do that.
+// Exchange makes the one call of a pipeline, POST /v1/exchange, once, and
+// types its errors; the retries with a fresh token, the token sources and the
+// output formats are package ciclient's. The admin calls never exchange a
+// token.
 package client

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/oidc-bridge/oidc-bridge/ciclient"
 )
 
 // The client commands' environment: one pair for every admin client (explain
@@ -11,7 +13,7 @@ import (
 // (BRIDGE_*): an admin token exported for a client must never become the
 // server's bootstrap token when `serve` is started from the same shell.
 const (
-	envBridgeURL  = "OIDC_BRIDGE_URL"
+	envBridgeURL  = ciclient.EnvBridgeURL
 	envAdminToken = "OIDC_BRIDGE_ADMIN_TOKEN"
 )
 

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -322,18 +321,8 @@ func mark(ok bool) string {
 	return "✗"
 }
 
-// clean makes text from the bridge (claim values are the pipeline's) safe for
-// a terminal: anything holding a non-printable character is shown quoted
-// with escapes (attack catalogue 56).
-func clean(s string) string {
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			q := strconv.QuoteToASCII(s)
-			return q[1 : len(q)-1]
-		}
-	}
-	return s
-}
+// clean makes text from the bridge safe for a terminal (client.Printable).
+func clean(s string) string { return client.Printable(s) }
 
 // environMap reads KEY=VALUE pairs; the last of a repeated key wins, as
 // with os.Getenv.

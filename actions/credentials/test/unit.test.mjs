@@ -134,7 +134,7 @@ test('plan: gcp, azure, jwt, and unknown providers', () => {
 
 // actions/exported-variables.json: the variables of each provider, which
 // `oidc-bridge exchange --format env` (the GitLab templates) also sets
-// (cmd/oidc-bridge's TestExportedVariables checks the CLI against it).
+// (ciclient's TestExportedVariables checks the CLI against it).
 test('plan: the exported variables are those of actions/exported-variables.json, in order, as the CLI exports them', () => {
   const want = JSON.parse(fs.readFileSync(new URL('../../exported-variables.json', import.meta.url), 'utf8'));
   const meta = { issuanceId: '0193b9e2-0000-7000-8000-000000000000', expiresAt: '2026-11-26T19:00:00.5+01:00' };

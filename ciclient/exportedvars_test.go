@@ -1,4 +1,4 @@
-package main
+package ciclient
 
 import (
 	"encoding/json"
@@ -20,7 +20,7 @@ import (
 // whichever CI runs the job.
 func TestExportedVariables(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join("..", "..", "actions", "exported-variables.json"))
+	b, err := os.ReadFile(filepath.Join("..", "actions", "exported-variables.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestExportedVariables(t *testing.T) {
 		c, _ := json.Marshal(creds)
 		resp := &api.ExchangeResponse{IssuanceID: "0193b9e2-0000-7000-8000-000000000000", Mapping: "m", Provider: provider,
 			ExpiresAt: exp, Credentials: c}
-		for _, format := range []string{formatEnv, formatDotenv} {
+		for _, format := range []string{FormatEnv, FormatDotenv} {
 			out, err := formatCredentials(format, resp)
 			if err != nil {
 				t.Fatalf("%s --format %s: %v", provider, format, err)

@@ -1,0 +1,179 @@
+package ciclient
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/bridge/client"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+)
+
+// Output formats.
+const (
+	FormatEnv     = "env"
+	FormatJSON    = "json"
+	FormatDotenv  = "dotenv"
+	FormatAWSProc = "aws-credential-process"
+	FormatGCPExec = "gcp-executable"
+	gcpJWTType    = "urn:ietf:params:oauth:token-type:jwt"
+)
+
+// Formats are the output formats, in the order --help lists them.
+var Formats = []string{FormatEnv, FormatJSON, FormatDotenv, FormatAWSProc, FormatGCPExec}
+
+// formatProviders: the formats that fit one provider only.
+var formatProviders = map[string]string{FormatAWSProc: "aws", FormatGCPExec: "jwt"}
+
+// formatCredentials renders an exchange's answer in format.
+func formatCredentials(format string, resp *api.ExchangeResponse) ([]byte, error) {
+	switch format {
+	case FormatJSON:
+		b, err := json.MarshalIndent(resp, "", "  ")
+		return append(b, '\n'), err
+	case FormatAWSProc:
+		var c providers.AWSCredentials
+		if err := json.Unmarshal(resp.Credentials, &c); err != nil || c.AccessKeyID == "" {
+			return nil, errors.New("exchange: the bridge's aws credentials are malformed")
+		}
+		b, err := json.Marshal(struct {
+			Version         int
+			AccessKeyID     string `json:"AccessKeyId"`
+			SecretAccessKey string
+			SessionToken    string
+			Expiration      string
+		}{1, c.AccessKeyID, c.SecretAccessKey, c.SessionToken, c.Expiration.UTC().Format(time.RFC3339)})
+		return append(b, '\n'), err
+	case FormatGCPExec:
+		var c providers.JWTCredentials
+		if err := json.Unmarshal(resp.Credentials, &c); err != nil || c.Token == "" {
+			return nil, errors.New("exchange: the bridge's jwt credentials are malformed")
+		}
+		exp := c.ExpiresAt
+		if exp.IsZero() {
+			exp = resp.ExpiresAt
+		}
+		b, err := json.Marshal(gcpExecutableResponse{Version: 1, Success: true, TokenType: gcpJWTType, IDToken: c.Token,
+			ExpirationTime: exp.Unix()})
+		return append(b, '\n'), err
+	}
+	vars, err := credentialVariables(resp)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for _, kv := range vars {
+		switch format {
+		case FormatEnv:
+			fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
+		case FormatDotenv:
+			if !dotenvSafe(kv[1]) {
+				return nil, fmt.Errorf("exchange: %s holds characters that a dotenv file cannot carry unquoted; use --format env or json", kv[0])
+			}
+			fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
+		}
+	}
+	return []byte(b.String()), nil
+}
+
+type gcpExecutableResponse struct {
+	Version        int    `json:"version"`
+	Success        bool   `json:"success"`
+	TokenType      string `json:"token_type,omitempty"`
+	IDToken        string `json:"id_token,omitempty"`
+	ExpirationTime int64  `json:"expiration_time,omitempty"`
+	Code           string `json:"code,omitempty"`
+	Message        string `json:"message,omitempty"`
+}
+
+// GCPFailure is Google's executable failure response for err, the line a
+// gcp-executable run prints on stdout when it fails.
+func GCPFailure(err error) []byte {
+	code := "oidc_bridge_error"
+	var e *client.ExchangeError
+	var ue *UsageError
+	switch {
+	case errors.As(err, &e) && e.Code != "":
+		code = e.Code
+	case errors.As(err, &ue):
+		code = "usage"
+	}
+	b, _ := json.Marshal(gcpExecutableResponse{Version: 1, Success: false, Code: code, Message: err.Error()})
+	return append(b, '\n')
+}
+
+// credentialVariables are the environment variables of an answer, in order.
+func credentialVariables(resp *api.ExchangeResponse) ([][2]string, error) {
+	var vars [][2]string
+	add := func(k, v string) {
+		if v != "" {
+			vars = append(vars, [2]string{k, v})
+		}
+	}
+	bad := func() error {
+		return fmt.Errorf("exchange: the bridge's %s credentials are malformed", client.Printable(resp.Provider))
+	}
+	switch resp.Provider {
+	case "aws":
+		var c providers.AWSCredentials
+		if json.Unmarshal(resp.Credentials, &c) != nil || c.AccessKeyID == "" {
+			return nil, bad()
+		}
+		add("AWS_ACCESS_KEY_ID", c.AccessKeyID)
+		add("AWS_SECRET_ACCESS_KEY", c.SecretAccessKey)
+		add("AWS_SESSION_TOKEN", c.SessionToken)
+		add("AWS_REGION", c.Region)
+		add("AWS_DEFAULT_REGION", c.Region)
+		if !c.Expiration.IsZero() {
+			add("AWS_CREDENTIAL_EXPIRATION", c.Expiration.UTC().Format(time.RFC3339))
+		}
+	case "gcp":
+		var c providers.GCPCredentials
+		if json.Unmarshal(resp.Credentials, &c) != nil || c.AccessToken == "" {
+			return nil, bad()
+		}
+		add("CLOUDSDK_AUTH_ACCESS_TOKEN", c.AccessToken)
+		add("GOOGLE_OAUTH_ACCESS_TOKEN", c.AccessToken)
+	case "azure":
+		var c providers.AzureCredentials
+		if json.Unmarshal(resp.Credentials, &c) != nil || c.AccessToken == "" {
+			return nil, bad()
+		}
+		add("AZURE_ACCESS_TOKEN", c.AccessToken)
+	case "jwt":
+		var c providers.JWTCredentials
+		if json.Unmarshal(resp.Credentials, &c) != nil || c.Token == "" {
+			return nil, bad()
+		}
+		add("OIDC_BRIDGE_JWT", c.Token)
+	default:
+		return nil, fmt.Errorf("exchange: unknown provider %q in the bridge's answer; use --format json", client.Printable(resp.Provider))
+	}
+	if !resp.ExpiresAt.IsZero() {
+		add("OIDC_BRIDGE_EXPIRES_AT", resp.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	add("OIDC_BRIDGE_ISSUANCE_ID", resp.IssuanceID)
+	return vars, nil
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// dotenvSafe: s reads back unchanged, unquoted, in docker's --env-file,
+// compose and godotenv (no blanks, quotes, #, $ or escapes).
+func dotenvSafe(s string) bool {
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune("+/=._:@,~-", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
