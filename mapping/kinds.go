@@ -1,0 +1,134 @@
+package mapping
+
+import (
+	"strings"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
+)
+
+// kindRules is what this package applies of an issuer kind
+// (identity.Platform): its comparisons as matchers, its breadth, guards and
+// lint rules. Nothing here names a kind: each kind's rules are in its file
+// in package identity (kind_github.go, kind_gitlab.go, ...).
+type kindRules struct {
+	identity.Platform
+	// compare holds the matcher of each condition the kind supports; a
+	// condition it does not support matches nothing.
+	compare map[string]func(pattern, s string) bool
+	breadth identity.Breadth
+	lint    identity.LintRules
+}
+
+func newKindRules(p identity.Platform) *kindRules {
+	k := &kindRules{Platform: p, compare: map[string]func(pattern, s string) bool{},
+		breadth: p.Breadth(), lint: p.Lint()}
+	for _, cd := range p.Conditions() {
+		switch cd.Compare {
+		case identity.Exact:
+			k.compare[cd.Name] = Match
+		case identity.Fold:
+			k.compare[cd.Name] = MatchFold
+		case identity.Equal:
+			k.compare[cd.Name] = equalString
+		}
+	}
+	return k
+}
+
+// registeredRules holds the rules of every registered kind, built once.
+var registeredRules = func() map[identity.Kind]*kindRules {
+	m := map[identity.Kind]*kindRules{}
+	for _, p := range identity.Platforms() {
+		m[p.Kind()] = newKindRules(p)
+	}
+	return m
+}()
+
+// rulesOf returns the rules of kind k; an unregistered kind gets
+// identity.PlatformOf's strictest rules.
+func rulesOf(k identity.Kind) *kindRules {
+	if r, ok := registeredRules[k]; ok {
+		return r
+	}
+	return newKindRules(identity.PlatformOf(k))
+}
+
+// matcher returns how condition name compares for the kind; nil when the
+// kind does not support it.
+func (k *kindRules) matcher(name string) func(pattern, s string) bool {
+	return k.compare[name]
+}
+
+// namedValues is a first-class condition of a mapping by its API name.
+type namedValues struct {
+	name string
+	v    *Values
+}
+
+// firstClass returns the first-class conditions in the order Admits checks
+// them, absent ones included (nil).
+func (cond *Conditions) firstClass() [6]namedValues {
+	return [6]namedValues{
+		{identity.ConditionRepository, cond.Repository},
+		{identity.ConditionRepositoryID, cond.RepositoryID},
+		{identity.ConditionRef, cond.Ref},
+		{identity.ConditionEnvironment, cond.Environment},
+		{identity.ConditionEventName, cond.EventName},
+		{identity.ConditionWorkflowRef, cond.WorkflowRef},
+	}
+}
+
+// has reports whether the mapping has the condition name: a first-class
+// condition's name, or claims.<claim>.
+func (cond *Conditions) has(name string) bool {
+	return cond.values(name) != nil
+}
+
+// values returns the values of the condition name (see has), nil when the
+// mapping does not have it.
+func (cond *Conditions) values(name string) *Values {
+	if claim, ok := strings.CutPrefix(name, "claims."); ok {
+		if v, ok := cond.Claims[claim]; ok {
+			return &v
+		}
+		return nil
+	}
+	for _, f := range cond.firstClass() {
+		if f.name == name {
+			return f.v
+		}
+	}
+	return nil
+}
+
+// guarded reports whether the mapping satisfies the guard g: it has g's
+// condition and, when g names a literal, lists it.
+func (cond *Conditions) guarded(g identity.Guard) bool {
+	v := cond.values(g.Condition)
+	if g.Literal == "" {
+		return v != nil
+	}
+	return v.lists(g.Literal)
+}
+
+// breadthField is the field a refusal for breadth names.
+func (k *kindRules) breadthField() string {
+	if len(k.breadth.AnyOf) == 0 {
+		return "conditions"
+	}
+	return "conditions." + k.breadth.AnyOf[0]
+}
+
+// kindChoices lists the registered kinds for a message: "github, gitlab or
+// generic".
+func kindChoices() string {
+	ps := identity.Platforms()
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = string(p.Kind())
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
