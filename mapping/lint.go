@@ -51,8 +51,10 @@ const (
 // Lint returns the risky-but-valid configurations of m, a mapping of an issuer
 // of kind kind, as warnings in a fixed order: by code in the order below,
 // then by field. It is pure and deterministic; it does not validate (a
-// mapping that ValidateMapping refuses may lint clean). A kind other than
-// github, gitlab or generic gets the github rules where they differ.
+// mapping that ValidateMapping refuses may lint clean). The rules that differ
+// between kinds are the kind's (identity.LintRules, in its file in package
+// identity); a kind other than github, gitlab or generic gets the github
+// rules where they differ, without github's production rules.
 //
 // A mapping is production-looking when one of these, split into words at
 // every character that is not a letter or a digit, at lower-to-upper case
