@@ -105,17 +105,18 @@ func explainConditions(cond *Conditions, c *identity.Claims) []ConditionResult {
 	}
 	k := rulesOf(claims.Kind)
 	out := []ConditionResult{}
-	for _, f := range cond.firstClass() {
-		if f.v == nil {
+	for i, v := range cond.firstClass() {
+		if v == nil {
 			continue
 		}
-		value := claims.ConditionValue(f.name)
+		name := firstClassNames[i]
+		value := claims.ConditionValue(name)
 		out = append(out, ConditionResult{
-			Condition: f.name,
-			Patterns:  patternsOf(f.v),
+			Condition: name,
+			Patterns:  patternsOf(v),
 			Value:     value,
 			Present:   value != "",
-			Matched:   f.v.matches(value, k.matcher(f.name)),
+			Matched:   v.matches(value, k.compare[i]),
 		})
 	}
 	names := make([]string, 0, len(cond.Claims))

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
@@ -12,24 +13,28 @@ import (
 // in package identity (kind_github.go, kind_gitlab.go, ...).
 type kindRules struct {
 	identity.Platform
-	// compare holds the matcher of each condition the kind supports; a
-	// condition it does not support matches nothing.
-	compare map[string]func(pattern, s string) bool
+	// compare holds the matcher of each first-class condition, in
+	// firstClassNames' order; nil for a condition the kind does not
+	// support, which matches nothing.
+	compare [len(firstClassNames)]func(pattern, s string) bool
 	breadth identity.Breadth
 	lint    identity.LintRules
 }
 
 func newKindRules(p identity.Platform) *kindRules {
-	k := &kindRules{Platform: p, compare: map[string]func(pattern, s string) bool{},
-		breadth: p.Breadth(), lint: p.Lint()}
+	k := &kindRules{Platform: p, breadth: p.Breadth(), lint: p.Lint()}
 	for _, cd := range p.Conditions() {
+		i := slices.Index(firstClassNames[:], cd.Name)
+		if i < 0 {
+			continue
+		}
 		switch cd.Compare {
 		case identity.Exact:
-			k.compare[cd.Name] = Match
+			k.compare[i] = Match
 		case identity.Fold:
-			k.compare[cd.Name] = MatchFold
+			k.compare[i] = MatchFold
 		case identity.Equal:
-			k.compare[cd.Name] = equalString
+			k.compare[i] = equalString
 		}
 	}
 	return k
@@ -53,29 +58,17 @@ func rulesOf(k identity.Kind) *kindRules {
 	return newKindRules(identity.PlatformOf(k))
 }
 
-// matcher returns how condition name compares for the kind; nil when the
-// kind does not support it.
-func (k *kindRules) matcher(name string) func(pattern, s string) bool {
-	return k.compare[name]
+// firstClassNames are the first-class conditions in the order Admits
+// checks them.
+var firstClassNames = [...]string{
+	identity.ConditionRepository, identity.ConditionRepositoryID, identity.ConditionRef,
+	identity.ConditionEnvironment, identity.ConditionEventName, identity.ConditionWorkflowRef,
 }
 
-// namedValues is a first-class condition of a mapping by its API name.
-type namedValues struct {
-	name string
-	v    *Values
-}
-
-// firstClass returns the first-class conditions in the order Admits checks
-// them, absent ones included (nil).
-func (cond *Conditions) firstClass() [6]namedValues {
-	return [6]namedValues{
-		{identity.ConditionRepository, cond.Repository},
-		{identity.ConditionRepositoryID, cond.RepositoryID},
-		{identity.ConditionRef, cond.Ref},
-		{identity.ConditionEnvironment, cond.Environment},
-		{identity.ConditionEventName, cond.EventName},
-		{identity.ConditionWorkflowRef, cond.WorkflowRef},
-	}
+// firstClass returns the mapping's first-class conditions in
+// firstClassNames' order, absent ones nil.
+func (cond *Conditions) firstClass() [len(firstClassNames)]*Values {
+	return [...]*Values{cond.Repository, cond.RepositoryID, cond.Ref, cond.Environment, cond.EventName, cond.WorkflowRef}
 }
 
 // has reports whether the mapping has the condition name: a first-class
@@ -93,10 +86,8 @@ func (cond *Conditions) values(name string) *Values {
 		}
 		return nil
 	}
-	for _, f := range cond.firstClass() {
-		if f.name == name {
-			return f.v
-		}
+	if i := slices.Index(firstClassNames[:], name); i >= 0 {
+		return cond.firstClass()[i]
 	}
 	return nil
 }

@@ -129,9 +129,9 @@ func Evaluate(ms []Mapping, c *identity.Claims) (admitted []Mapping, reasons []s
 // mismatch returns the reason of the first condition that does not hold, or
 // "" when all hold. A condition the kind does not support never holds.
 func (cond *Conditions) mismatch(c *identity.Claims, k *kindRules) string {
-	for _, f := range cond.firstClass() {
-		if f.v != nil && !f.v.matches(c.ConditionValue(f.name), k.matcher(f.name)) {
-			return f.name
+	for i, v := range cond.firstClass() {
+		if v != nil && !v.matches(c.ConditionValue(firstClassNames[i]), k.compare[i]) {
+			return firstClassNames[i]
 		}
 	}
 	for name, v := range cond.Claims {
@@ -154,8 +154,8 @@ func (cond *Conditions) constrains(k *kindRules) bool {
 		}
 		return false
 	}
-	for _, f := range cond.firstClass() {
-		if f.v != nil {
+	for _, v := range cond.firstClass() {
+		if v != nil {
 			return true
 		}
 	}
