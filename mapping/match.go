@@ -62,8 +62,9 @@ const reasonAdmitted = ""
 //     package does not know) a repository or repository_id condition
 //     (attack catalogue 25: such rows may predate the rule or come from
 //     outside the admin API).
-//   - The kind's guards (identity.Guard) admit a token they apply to only
-//     with the condition they demand:
+//   - The kind's guards (identity.Guard, in the kind's file), these two
+//     today, admit a token they apply to only with the condition they
+//     demand.
 //   - GitLab fork merge-request pipelines ("fork_pipeline"): when a gitlab
 //     token's job_project_path (the project the job runs in) differs, ASCII
 //     case-insensitively, from its project_path, the job runs fork code with
