@@ -1,28 +1,14 @@
 package identity
 
 import (
+	"strconv"
 	"time"
 )
 
-// Kind selects how an issuer's claims are read into Claims.
+// Kind selects how an issuer's claims are read into Claims: one of the
+// registered kinds (Platforms), each in its file kind_<kind>.go. GitHub
+// Enterprise Server and self-managed GitLab are the same kinds at other URLs.
 type Kind string
-
-// The issuer kinds. GitHub Enterprise Server and self-managed GitLab are the
-// same kinds at other URLs.
-const (
-	KindGitHub  Kind = "github"
-	KindGitLab  Kind = "gitlab"
-	KindGeneric Kind = "generic"
-)
-
-// Valid reports whether k is one of the known kinds.
-func (k Kind) Valid() bool {
-	switch k {
-	case KindGitHub, KindGitLab, KindGeneric:
-		return true
-	}
-	return false
-}
 
 // Issuer is what verification needs to know about a registered issuer.
 type Issuer struct {
@@ -43,25 +29,6 @@ const (
 	MinTokenLimit = time.Minute
 	MaxTokenLimit = 6 * time.Hour
 )
-
-// KindLimits returns the default age and lifetime limits of a kind's tokens:
-//
-//   - github: 15 minutes each. GitHub Actions' ID tokens live 5 minutes
-//     (exp = iat + 300) and the Action and the CLI request a fresh one per
-//     exchange; 15 minutes leaves room for a slower GitHub Enterprise
-//     Server clock or a later change of lifetime without admitting tokens
-//     that live for hours.
-//   - gitlab: 6 hours each. GitLab's id_tokens live for the job's timeout
-//     (1 hour by default, up to 3 hours on GitLab.com's hosted runners, set
-//     per project and longer on self-managed instances) and are requested
-//     once, at the start of the job, so a token may be used at the job's end.
-//   - generic: 6 hours each, the cap.
-func KindLimits(k Kind) (age, lifetime time.Duration) {
-	if k == KindGitHub {
-		return 15 * time.Minute, 15 * time.Minute
-	}
-	return MaxTokenLimit, MaxTokenLimit
-}
 
 // Limits returns the issuer's effective age and lifetime limits: its own,
 // or its kind's defaults.
@@ -143,4 +110,55 @@ func (c *Claims) ReplayKey() string {
 		return "sha256:" + c.TokenSHA256
 	}
 	return ""
+}
+
+// ConditionValue returns the normalised claim that the first-class mapping
+// condition name (a Condition constant) reads, "" for another name.
+func (c *Claims) ConditionValue(name string) string {
+	switch name {
+	case ConditionRepository:
+		return c.Repository
+	case ConditionRepositoryID:
+		return c.RepositoryID
+	case ConditionRef:
+		return c.Ref
+	case ConditionEnvironment:
+		return c.Environment
+	case ConditionEventName:
+		return c.EventName
+	case ConditionWorkflowRef:
+		return c.WorkflowRef
+	}
+	return ""
+}
+
+// QuoteValue quotes a claim value for a message: escaped, and cut to a
+// length that keeps messages bounded.
+func QuoteValue(s string) string {
+	const max = 200
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// EqualFoldASCII reports whether a and b are equal with ASCII letters
+// compared case-insensitively; nothing else folds (not the Kelvin sign).
+func EqualFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

@@ -9,6 +9,11 @@
 // contract's small pattern language (Match, MatchFold), and stores both in
 // Postgres (Store).
 //
+// What differs between CI kinds (how a condition compares, what a mapping
+// must constrain, the guards, the lint rules) is not written here: each kind
+// says it in its file in package identity (identity.Platform), and kinds.go
+// applies it. No code here names a kind.
+//
 // Validation and matching are pure functions: no I/O, no clock, no
 // configuration. The package does not verify tokens (identity does), count
 // quotas or record issuances (ledger does), or call clouds (providers do);

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
@@ -60,6 +59,10 @@ func Explain(m *Mapping, c *identity.Claims) Explanation {
 		e.Mode = ModeEnforce
 	}
 	cond := &m.Conditions
+	var k *kindRules
+	if c != nil {
+		k = rulesOf(c.Kind)
+	}
 	e.Conditions = explainConditions(cond, c)
 
 	switch {
@@ -70,13 +73,8 @@ func Explain(m *Mapping, c *identity.Claims) Explanation {
 	case m.Issuer != c.IssuerName:
 		e.Reason = ReasonIssuer
 		e.Detail = fmt.Sprintf("the mapping belongs to issuer %q, the token to %q", m.Issuer, c.IssuerName)
-	case !cond.constrains(c.Kind):
-		e.Reason = ReasonUnconstrained
-		if c.Kind == identity.KindGeneric {
-			e.Detail = "the mapping has no condition at all: it admits nothing"
-		} else {
-			e.Detail = "the mapping constrains neither repository nor repository_id: it admits nothing"
-		}
+	case !cond.constrains(k):
+		e.Reason, e.Detail = ReasonUnconstrained, k.breadth.Detail
 	default:
 		for _, r := range e.Conditions {
 			if !r.Matched {
@@ -87,18 +85,11 @@ func Explain(m *Mapping, c *identity.Claims) Explanation {
 		if e.Reason != "" {
 			break
 		}
-		if isGitLabForkPipeline(c) {
-			if _, named := cond.Claims[claimJobProjectPath]; !named {
-				e.Reason = ReasonForkPipeline
-				e.Detail = fmt.Sprintf("job_project_path %s differs from project_path %q (a fork's merge-request pipeline) "+
-					"and the mapping names no claims.job_project_path", quoteValue(c.JobProjectPath), c.Repository)
+		for _, g := range k.Guards(c) {
+			if !cond.guarded(g) {
+				e.Reason, e.Detail = g.Reason, g.Detail
 				break
 			}
-		}
-		if requiresEventOptIn(c) && !cond.EventName.lists(c.EventName) {
-			e.Reason = ReasonEventOptIn
-			e.Detail = fmt.Sprintf("event_name %q may run fork code with the base branch's context: "+
-				"conditions.event_name must list it literally", c.EventName)
 		}
 	}
 	e.Admitted = e.Reason == reasonAdmitted
@@ -112,30 +103,20 @@ func explainConditions(cond *Conditions, c *identity.Claims) []ConditionResult {
 	if c != nil {
 		claims = *c
 	}
-	first := []struct {
-		name  string
-		v     *Values
-		value string
-		match func(pattern, s string) bool
-	}{
-		{ReasonRepository, cond.Repository, claims.Repository, MatchFold},
-		{ReasonRepositoryID, cond.RepositoryID, claims.RepositoryID, equalString},
-		{ReasonRef, cond.Ref, claims.Ref, Match},
-		{ReasonEnvironment, cond.Environment, claims.Environment, environmentMatch(claims.Kind)},
-		{ReasonEventName, cond.EventName, claims.EventName, Match},
-		{ReasonWorkflowRef, cond.WorkflowRef, claims.WorkflowRef, Match},
-	}
+	k := rulesOf(claims.Kind)
 	out := []ConditionResult{}
-	for _, f := range first {
-		if f.v == nil {
+	for i, v := range cond.firstClass() {
+		if v == nil {
 			continue
 		}
+		name := firstClassNames[i]
+		value := claims.ConditionValue(name)
 		out = append(out, ConditionResult{
-			Condition: f.name,
-			Patterns:  patternsOf(f.v),
-			Value:     f.value,
-			Present:   f.value != "",
-			Matched:   f.v.matches(f.value, f.match),
+			Condition: name,
+			Patterns:  patternsOf(v),
+			Value:     value,
+			Present:   value != "",
+			Matched:   v.matches(value, k.compare[i]),
 		})
 	}
 	names := make([]string, 0, len(cond.Claims))
@@ -191,15 +172,5 @@ func failureDetail(r ConditionResult) string {
 		return fmt.Sprintf("%s: the token's %s is a %s, the condition wants a %s (%s)",
 			r.Condition, strings.TrimPrefix(r.Condition, "claims."), r.ValueType, r.Type, want)
 	}
-	return fmt.Sprintf("%s: %s matches none of %s", r.Condition, quoteValue(r.Value), want)
-}
-
-// quoteValue quotes a claim value for a message: escaped, and cut to a
-// length that keeps messages bounded.
-func quoteValue(s string) string {
-	const max = 200
-	if len(s) > max {
-		return strconv.Quote(s[:max]) + "..."
-	}
-	return strconv.Quote(s)
+	return fmt.Sprintf("%s: %s matches none of %s", r.Condition, identity.QuoteValue(r.Value), want)
 }

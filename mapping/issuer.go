@@ -8,21 +8,22 @@ import (
 
 // Replay scopes of an issuer: what a token of it may be exchanged for.
 const (
-	// ReplayScopeToken (the default): once in all, whatever the mapping.
-	ReplayScopeToken = "token"
+	// ReplayScopeToken (every kind's default today): once in all, whatever
+	// the mapping.
+	ReplayScopeToken = identity.ReplayScopeToken
 	// ReplayScopeTokenMapping: once per mapping, for issuers whose one token
 	// must reach several clouds (an HCP Terraform run token read by several
 	// providers). A token leaked after its job used it still mints every
 	// other mapping that admits it until it expires: LintIssuer warns.
-	ReplayScopeTokenMapping = "token_mapping"
+	ReplayScopeTokenMapping = identity.ReplayScopeTokenMapping
 )
 
 // validateIssuerReplayAndLimits checks, and defaults, the issuer's replay
-// scope and token time limits.
+// scope (to its kind's default) and token time limits.
 func validateIssuerReplayAndLimits(is *Issuer) error {
 	switch is.ReplayScope {
 	case "":
-		is.ReplayScope = ReplayScopeToken
+		is.ReplayScope = identity.PlatformOf(identity.Kind(is.Kind)).Defaults().ReplayScope
 	case ReplayScopeToken, ReplayScopeTokenMapping:
 	default:
 		return invalid("replay_scope", "must be %s or %s", ReplayScopeToken, ReplayScopeTokenMapping)

@@ -51,8 +51,10 @@ const (
 // Lint returns the risky-but-valid configurations of m, a mapping of an issuer
 // of kind kind, as warnings in a fixed order: by code in the order below,
 // then by field. It is pure and deterministic; it does not validate (a
-// mapping that ValidateMapping refuses may lint clean). A kind other than
-// github, gitlab or generic gets the github rules where they differ.
+// mapping that ValidateMapping refuses may lint clean). The rules that differ
+// between kinds are the kind's (identity.LintRules, in its file in package
+// identity); a kind other than github, gitlab or generic gets the github
+// rules where they differ, without github's production rules.
 //
 // A mapping is production-looking when one of these, split into words at
 // every character that is not a letter or a digit, at lower-to-upper case
@@ -110,7 +112,7 @@ func Lint(m *Mapping, kind identity.Kind) []Warning {
 	if m == nil {
 		return nil
 	}
-	l := &linter{m: m, cond: &m.Conditions, kind: kind, prod: productionLooking(m)}
+	l := &linter{m: m, cond: &m.Conditions, rules: rulesOf(kind).lint, prod: productionLooking(m)}
 	l.immutableID()
 	l.wildcardRepository()
 	l.unprotectedProduction()
@@ -121,37 +123,28 @@ func Lint(m *Mapping, kind identity.Kind) []Warning {
 }
 
 type linter struct {
-	m    *Mapping
-	cond *Conditions
-	kind identity.Kind
-	prod bool
-	out  []Warning
+	m     *Mapping
+	cond  *Conditions
+	rules identity.LintRules // the kind's
+	prod  bool
+	out   []Warning
 }
 
 func (l *linter) add(code, field, format string, args ...any) {
 	l.out = append(l.out, Warning{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
-// github reports whether the github rules apply: github and unknown kinds.
-func (l *linter) github() bool {
-	return l.kind != identity.KindGitLab && l.kind != identity.KindGeneric
-}
-
 func (l *linter) immutableID() {
-	if l.kind == identity.KindGeneric || l.cond.RepositoryID != nil {
+	ids := l.rules.ImmutableID
+	if len(ids) == 0 {
 		return
 	}
-	if l.kind == identity.KindGitLab {
-		l.add(LintNoImmutableID, "conditions.repository_id",
-			"no project id pinned: if the project is deleted or renamed, whoever takes its path obtains this mapping; set repository_id to the project_id")
-		return
+	for _, name := range ids {
+		if l.cond.has(name) {
+			return
+		}
 	}
-	if _, ok := l.cond.Claims[claimRepositoryOwnerID]; ok {
-		return
-	}
-	l.add(LintNoImmutableID, "conditions.repository_id",
-		"no immutable id pinned: if the repository or its owner is deleted or renamed, whoever re-registers the name obtains this mapping; "+
-			"set repository_id (or at least claims.repository_owner_id)")
+	l.add(LintNoImmutableID, "conditions."+ids[0], "%s", l.rules.ImmutableIDMessage)
 }
 
 func (l *linter) wildcardRepository() {
@@ -181,7 +174,7 @@ func (l *linter) unprotectedProduction() {
 	hint := "pin conditions.ref to the protected branches or tags (refs/heads/main)"
 	if l.refProtectedClaim() {
 		l.add(LintUnprotectedProduction, "conditions.ref", `%s and relies on claims.ref_protected "true" alone, which does not pin the ref: %s; %s as well`,
-			why, refProtectedCaveat(l.kind), hint)
+			why, l.rules.RefProtectedCaveat, hint)
 		return
 	}
 	if l.cond.Ref == nil {
@@ -197,20 +190,6 @@ func (l *linter) unprotectedProduction() {
 func (l *linter) refProtectedClaim() bool {
 	v, ok := l.cond.Claims[claimRefProtected]
 	return ok && v.typ() == TypeString && allEqual(v.Patterns, "true")
-}
-
-// refProtectedCaveat says why ref_protected alone does not make a ref one
-// that only reviewed code reaches, for issuers of kind k.
-func refProtectedCaveat(k identity.Kind) string {
-	switch k {
-	case identity.KindGitLab:
-		return "a wildcard protected-branch rule (release/*) lets any developer allowed to merge create a new matching branch, " +
-			"which is then protected, from any commit"
-	case identity.KindGeneric:
-		return "what the issuer means by a protected ref, and who can create one, is not known"
-	}
-	return "a wildcard branch protection rule or ruleset (release/*) lets anyone with write access create a new matching branch, " +
-		"which is then protected, from any commit, unless creating such branches is restricted"
 }
 
 // refPinned: see Lint.
@@ -264,23 +243,15 @@ func (l *linter) refs() {
 func (l *linter) events() {
 	v := l.cond.EventName
 	if v == nil {
-		if l.prod && l.kind == identity.KindGitHub {
-			l.add(LintRiskyEvent, "conditions.event_name",
-				"the mapping looks like production but admits any event, pull_request included; list the events, e.g. push, workflow_dispatch, release")
+		if l.prod && l.rules.ProductionEvents != "" {
+			l.add(LintRiskyEvent, "conditions.event_name", "%s", l.rules.ProductionEvents)
 		}
 		return
 	}
 	for i, p := range v.Patterns {
-		var risky string
-		switch {
-		case !l.github():
-			if l.kind == identity.KindGitLab {
-				risky = firstMatch(p, "merge_request_event", "external_pull_request_event")
-			}
-		case p == eventPullRequestTgt || p == eventWorkflowRun:
-			risky = p
-		default:
-			risky = firstMatch(p, "pull_request")
+		risky := p
+		if !slices.Contains(l.rules.RiskyEventsListed, p) {
+			risky = firstMatch(p, l.rules.RiskyEvents...)
 		}
 		if risky != "" {
 			l.add(LintRiskyEvent, indexField("conditions.event_name", v, i),
@@ -301,9 +272,8 @@ func (l *linter) runner() {
 			}
 		}
 	}
-	if l.prod && l.kind == identity.KindGitHub && !(ok && allEqual(v.Patterns, "github-hosted")) {
-		l.add(LintSelfHostedRunner, field,
-			`the mapping looks like production but does not require GitHub-hosted runners; set claims.runner_environment "github-hosted"`)
+	if hosted := l.rules.HostedRunner; l.prod && hosted != "" && !(ok && allEqual(v.Patterns, hosted)) {
+		l.add(LintSelfHostedRunner, field, "%s", l.rules.HostedRunnerMessage)
 	}
 }
 

@@ -81,6 +81,11 @@ func TestLint(t *testing.T) {
 			m.Conditions.Claims = map[string]Values{"repository_owner_id": *One("72")}
 		}), gl, []finding{{LintNoImmutableID, "conditions.repository_id"}}},
 		{"unknown kind gets the github rule", ghMapping(func(m *Mapping) { m.Name = "web-ci" }), "", []finding{{LintNoImmutableID, "conditions.repository_id"}}},
+		{"unknown kind without github's production rules", safeGitHub(func(m *Mapping) {
+			m.Conditions.EventName, m.Conditions.Claims = Any("pull_request_target"), nil
+		}), "buildkite", []finding{{LintRiskyEvent, "conditions.event_name[0]"}}},
+		{"github's production rules", safeGitHub(func(m *Mapping) { m.Conditions.EventName, m.Conditions.Claims = nil, nil }), gh,
+			[]finding{{LintRiskyEvent, "conditions.event_name"}, {LintSelfHostedRunner, "conditions.claims.runner_environment"}}},
 
 		// wildcard_repository
 		{"wildcard repository", ghMapping(func(m *Mapping) {

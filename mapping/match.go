@@ -12,23 +12,18 @@ const (
 	ReasonDisabled      = "disabled"
 	ReasonIssuer        = "issuer"
 	ReasonUnconstrained = "unconstrained"
-	ReasonRepository    = "repository"
-	ReasonRepositoryID  = "repository_id"
-	ReasonRef           = "ref"
-	ReasonEnvironment   = "environment"
-	ReasonEventName     = "event_name"
-	ReasonWorkflowRef   = "workflow_ref"
+	ReasonRepository    = identity.ConditionRepository
+	ReasonRepositoryID  = identity.ConditionRepositoryID
+	ReasonRef           = identity.ConditionRef
+	ReasonEnvironment   = identity.ConditionEnvironment
+	ReasonEventName     = identity.ConditionEventName
+	ReasonWorkflowRef   = identity.ConditionWorkflowRef
 	ReasonClaims        = "claims"
-	ReasonForkPipeline  = "fork_pipeline"
-	ReasonEventOptIn    = "event_requires_opt_in"
+	ReasonForkPipeline  = identity.GuardForkPipeline
+	ReasonEventOptIn    = identity.GuardEventOptIn
 )
 
-const (
-	reasonAdmitted      = ""
-	claimJobProjectPath = "job_project_path"
-	eventPullRequestTgt = "pull_request_target"
-	eventWorkflowRun    = "workflow_run"
-)
+const reasonAdmitted = ""
 
 // Admits reports whether the mapping admits the verified claims c and, when it
 // does not, a short stable reason (one of the Reason constants) for the log
@@ -42,8 +37,8 @@ const (
 //   - ref matches the full Claims.Ref byte-exactly (refs/heads/main never
 //     matches refs/tags/main, refs/heads/mainx or refs/heads/main/);
 //   - environment matches as the issuer's platform compares environment
-//     names (see environmentMatch): github ASCII case-insensitively, gitlab
-//     and every other kind byte-exactly;
+//     names (its identity.Platform's Conditions): github ASCII
+//     case-insensitively, gitlab and every other kind byte-exactly;
 //   - event_name and workflow_ref (Claims.WorkflowRef) match
 //     case-sensitively;
 //   - each claims entry matches the named raw claim of the same JSON type
@@ -61,10 +56,15 @@ const (
 //     mappings by issuer cannot let one issuer's tokens reach another's
 //     mappings.
 //   - A mapping that validation would refuse for being too broad admits
-//     nothing ("unconstrained"): for a generic token it must have at least
-//     one condition, for any other token (github, gitlab, or a kind this
-//     package does not know) a repository or repository_id condition (attack catalogue 25: such rows may predate the rule or come
-//     from outside the admin API).
+//     nothing ("unconstrained"): the kind's identity.Breadth says what it
+//     must constrain. For a generic token it must have at least one
+//     condition, for any other token (github, gitlab, or a kind this
+//     package does not know) a repository or repository_id condition
+//     (attack catalogue 25: such rows may predate the rule or come from
+//     outside the admin API).
+//   - The kind's guards (identity.Guard, in the kind's file), these two
+//     today, admit a token they apply to only with the condition they
+//     demand.
 //   - GitLab fork merge-request pipelines ("fork_pipeline"): when a gitlab
 //     token's job_project_path (the project the job runs in) differs, ASCII
 //     case-insensitively, from its project_path, the job runs fork code with
@@ -92,19 +92,17 @@ func (m *Mapping) Admits(c *identity.Claims) (ok bool, reason string) {
 		return false, ReasonIssuer
 	}
 	cond := &m.Conditions
-	if !cond.constrains(c.Kind) {
+	k := rulesOf(c.Kind)
+	if !cond.constrains(k) {
 		return false, ReasonUnconstrained
 	}
-	if r := cond.mismatch(c); r != reasonAdmitted {
+	if r := cond.mismatch(c, k); r != reasonAdmitted {
 		return false, r
 	}
-	if isGitLabForkPipeline(c) {
-		if _, named := cond.Claims[claimJobProjectPath]; !named {
-			return false, ReasonForkPipeline
+	for _, g := range k.Guards(c) {
+		if !cond.guarded(g) {
+			return false, g.Reason
 		}
-	}
-	if requiresEventOptIn(c) && !cond.EventName.lists(c.EventName) {
-		return false, ReasonEventOptIn
 	}
 	return true, reasonAdmitted
 }
@@ -130,21 +128,12 @@ func Evaluate(ms []Mapping, c *identity.Claims) (admitted []Mapping, reasons []s
 }
 
 // mismatch returns the reason of the first condition that does not hold, or
-// "" when all hold.
-func (cond *Conditions) mismatch(c *identity.Claims) string {
-	switch {
-	case cond.Repository != nil && !cond.Repository.matches(c.Repository, MatchFold):
-		return ReasonRepository
-	case cond.RepositoryID != nil && !cond.RepositoryID.matches(c.RepositoryID, equalString):
-		return ReasonRepositoryID
-	case cond.Ref != nil && !cond.Ref.matches(c.Ref, Match):
-		return ReasonRef
-	case cond.Environment != nil && !cond.Environment.matches(c.Environment, environmentMatch(c.Kind)):
-		return ReasonEnvironment
-	case cond.EventName != nil && !cond.EventName.matches(c.EventName, Match):
-		return ReasonEventName
-	case cond.WorkflowRef != nil && !cond.WorkflowRef.matches(c.WorkflowRef, Match):
-		return ReasonWorkflowRef
+// "" when all hold. A condition the kind does not support never holds.
+func (cond *Conditions) mismatch(c *identity.Claims, k *kindRules) string {
+	for i, v := range cond.firstClass() {
+		if v != nil && !v.matches(c.ConditionValue(firstClassNames[i]), k.compare[i]) {
+			return firstClassNames[i]
+		}
 	}
 	for name, v := range cond.Claims {
 		if !v.matchesClaim(rawClaim(c, name)) {
@@ -154,23 +143,32 @@ func (cond *Conditions) mismatch(c *identity.Claims) string {
 	return reasonAdmitted
 }
 
-// constrains mirrors the breadth rule of ValidateMapping for kind k: a
-// generic issuer's mapping needs some condition, any other kind (an unknown
-// one included) a repository or repository_id condition.
-func (cond *Conditions) constrains(k identity.Kind) bool {
-	if k != identity.KindGeneric {
-		return cond.Repository != nil || cond.RepositoryID != nil
+// constrains mirrors the breadth rule of ValidateMapping for kind k: the
+// mapping has one of the conditions of k's Breadth, or, when that lists
+// none, any condition at all.
+func (cond *Conditions) constrains(k *kindRules) bool {
+	if len(k.breadth.AnyOf) > 0 {
+		for _, name := range k.breadth.AnyOf {
+			if cond.has(name) {
+				return true
+			}
+		}
+		return false
 	}
-	return cond.Repository != nil || cond.RepositoryID != nil || cond.Ref != nil ||
-		cond.Environment != nil || cond.EventName != nil || cond.WorkflowRef != nil ||
-		len(cond.Claims) > 0
+	for _, v := range cond.firstClass() {
+		if v != nil {
+			return true
+		}
+	}
+	return len(cond.Claims) > 0
 }
 
 // matches reports whether any pattern matches s. An empty s is an absent
-// claim and matches nothing; so does a Values with no patterns, and one that
-// does not hold strings (which only a claims condition may).
+// claim and matches nothing; so does a Values with no patterns, one that
+// does not hold strings (which only a claims condition may), and any Values
+// with a nil match (a condition the kind does not support).
 func (v *Values) matches(s string, match func(pattern, s string) bool) bool {
-	if s == "" || v.typ() != TypeString || v.Invalid != "" {
+	if s == "" || match == nil || v.typ() != TypeString || v.Invalid != "" {
 		return false
 	}
 	for _, p := range v.Patterns {
@@ -195,37 +193,3 @@ func (v *Values) lists(s string) bool {
 }
 
 func equalString(a, b string) bool { return a == b }
-
-// environmentMatch returns how an environment condition compares with the
-// environment claim of a token of kind k: the way the platform itself tells
-// its environments apart, so that a condition names exactly the environment
-// (and its protection rules) the platform means.
-//
-//   - github: ASCII case-insensitively (MatchFold). GitHub's environment
-//     names are not case sensitive: "Production" and "production" are one
-//     environment, with one set of protection rules, and the token carries
-//     the name as the workflow spelled it. Only ASCII letters fold: Unicode
-//     folding would let a name with the Kelvin sign or a long s pass for
-//     "k" or "s", which GitHub may well keep apart, and condition patterns
-//     are ASCII anyway.
-//   - gitlab: byte-exact (Match). GitLab's environment names are case
-//     sensitive: "Production" and "production" are two environments, each
-//     with its own protection (gitlab-org/gitlab#2651 proposes otherwise and
-//     is not done), so folding would admit an unprotected twin.
-//   - generic and any other kind: byte-exact, the fail-closed choice when
-//     the platform's rule is not known.
-func environmentMatch(k identity.Kind) func(pattern, s string) bool {
-	if k == identity.KindGitHub {
-		return MatchFold
-	}
-	return Match
-}
-
-func isGitLabForkPipeline(c *identity.Claims) bool {
-	return c.Kind == identity.KindGitLab && !equalFoldASCII(c.JobProjectPath, c.Repository)
-}
-
-func requiresEventOptIn(c *identity.Claims) bool {
-	return c.Kind == identity.KindGitHub &&
-		(c.EventName == eventPullRequestTgt || c.EventName == eventWorkflowRun)
-}

@@ -3,6 +3,8 @@ package mapping
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/oidc-bridge/oidc-bridge/identity"
 )
 
 // Match reports whether s matches pattern in its entirety, byte-exact. The
@@ -189,24 +191,12 @@ func equalASCII(a, b string, fold bool) bool {
 	if !fold {
 		return a == b
 	}
-	return equalFoldASCII(a, b)
+	return identity.EqualFoldASCII(a, b)
 }
 
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		if lowerASCII(a[i]) != lowerASCII(b[i]) {
 			return false
 		}
 	}

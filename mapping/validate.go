@@ -149,7 +149,7 @@ func ValidateIssuer(is *Issuer) error {
 		}
 	}
 	if !identity.Kind(is.Kind).Valid() {
-		return invalid("kind", "must be github, gitlab or generic")
+		return invalid("kind", "must be %s", kindChoices())
 	}
 	return validateIssuerReplayAndLimits(is)
 }
@@ -238,32 +238,35 @@ func ValidateMapping(m *Mapping, issuerKind identity.Kind) error {
 }
 
 // Names a claims condition may not use. Registered JWT claims are verified,
-// not matched; the others have a first-class condition, which reads the right
-// claim for each issuer kind and normalises it (GitLab's bare ref becomes
-// refs/heads/x, repository compares case-insensitively), so matching the raw
-// claim would be a weaker duplicate.
-var refusedClaimNames = map[string]string{
-	"iss": "is checked when the token is verified",
-	"aud": "is checked when the token is verified",
-	"exp": "is checked when the token is verified",
-	"iat": "is checked when the token is verified",
-	"nbf": "is checked when the token is verified",
-	"jti": "is checked when the token is verified (replay)",
-	"sub": "cannot be matched: its format varies between issuers and over time; match discrete claims " +
-		"such as repository_id, ref and environment instead",
-	"repository":        "use conditions.repository",
-	"project_path":      "use conditions.repository",
-	"repository_id":     "use conditions.repository_id",
-	"project_id":        "use conditions.repository_id",
-	"ref":               "use conditions.ref (the full ref, refs/heads/... or refs/tags/...)",
-	"ref_path":          "use conditions.ref",
-	"environment":       "use conditions.environment",
-	"event_name":        "use conditions.event_name",
-	"pipeline_source":   "use conditions.event_name",
-	"workflow_ref":      "use conditions.workflow_ref",
-	"job_workflow_ref":  "use conditions.workflow_ref",
-	"ci_config_ref_uri": "use conditions.workflow_ref",
-}
+// not matched; the others are the claims a first-class condition reads for
+// some registered kind (identity.Condition.Claims), which it normalises
+// (GitLab's bare ref becomes refs/heads/x, repository compares
+// case-insensitively), so matching the raw claim would be a weaker
+// duplicate.
+var refusedClaimNames = func() map[string]string {
+	m := map[string]string{
+		"iss": "is checked when the token is verified",
+		"aud": "is checked when the token is verified",
+		"exp": "is checked when the token is verified",
+		"iat": "is checked when the token is verified",
+		"nbf": "is checked when the token is verified",
+		"jti": "is checked when the token is verified (replay)",
+		"sub": "cannot be matched: its format varies between issuers and over time; match discrete claims " +
+			"such as repository_id, ref and environment instead",
+	}
+	for _, p := range identity.Platforms() {
+		for _, cd := range p.Conditions() {
+			for _, claim := range cd.Claims {
+				why := "use conditions." + cd.Name
+				if claim == identity.ConditionRef && cd.Name == identity.ConditionRef {
+					why += " (the full ref, refs/heads/... or refs/tags/...)"
+				}
+				m[claim] = why
+			}
+		}
+	}
+	return m
+}()
 
 func validateConditions(c *Conditions, kind identity.Kind) error {
 	checks := []struct {
@@ -309,21 +312,10 @@ func validateConditions(c *Conditions, kind identity.Kind) error {
 		}
 	}
 
-	if !c.constrains(kind) {
-		if kind == identity.KindGeneric {
-			return invalid("conditions", "at least one condition is required")
-		}
-		return invalid("conditions.repository", "a mapping of a %s issuer must constrain the repository: "+
-			"set repository (owner/name) or repository_id", kindLabel(kind))
+	if k := rulesOf(kind); !c.constrains(k) {
+		return invalid(k.breadthField(), "%s", k.breadth.Message)
 	}
 	return nil
-}
-
-func kindLabel(k identity.Kind) string {
-	if k.Valid() {
-		return string(k)
-	}
-	return "github or gitlab"
 }
 
 // validateClaimValues validates a claims condition: strings follow the rules

@@ -717,7 +717,7 @@ func FuzzValidateMapping(f *testing.F) {
 			t.Fatalf("re-encoded mapping %s is invalid: %v", out, err)
 		}
 		// And its conditions are not too broad for its issuer's tokens.
-		if !m.Conditions.constrains(k) {
+		if !m.Conditions.constrains(rulesOf(k)) {
 			t.Fatalf("valid mapping %s does not constrain tokens of kind %q", out, k)
 		}
 		for _, c := range []*identity.Claims{ghClaims(nil), glClaims(nil), {Kind: k, IssuerName: m.Issuer}} {
