@@ -160,13 +160,13 @@ type control struct {
 // Handler is the fake's http.Handler, usable without Server (e.g. behind a
 // TLS listener). Controls apply to requests that arrive after they are set.
 type Handler struct {
-	now         func() time.Time
-	extended    map[string]bool // accounts the lifetime org policy lists
-	client      *http.Client
-	closed      chan struct{}
-	closeOnce   sync.Once
-	mux         *http.ServeMux
-	early       map[*Call]bool // calls recorded before their handler returned
+	now       func() time.Time
+	extended  map[string]bool // accounts the lifetime org policy lists
+	client    *http.Client
+	closed    chan struct{}
+	closeOnce sync.Once
+	mux       *http.ServeMux
+	early     map[*Call]bool // calls recorded before their handler returned
 
 	mu        sync.Mutex
 	baseURL   string // for the aud of assertions; set by Server
@@ -181,15 +181,15 @@ type Handler struct {
 // NewHandler returns a Handler with no keys, providers or grants.
 func NewHandler(opts ...Option) *Handler {
 	h := &Handler{
-		now:         time.Now,
-		extended:    map[string]bool{},
-		client:      &http.Client{Timeout: 10 * time.Second},
-		closed:      make(chan struct{}),
-		controls:    map[Endpoint]*control{},
-		tokens:      map[string]Token{},
-		keys:        map[string]ServiceAccountKey{},
-		providers:   map[string]WorkloadIdentityProvider{},
-		allowed:     map[string]map[string]bool{},
+		now:       time.Now,
+		extended:  map[string]bool{},
+		client:    &http.Client{Timeout: 10 * time.Second},
+		closed:    make(chan struct{}),
+		controls:  map[Endpoint]*control{},
+		tokens:    map[string]Token{},
+		keys:      map[string]ServiceAccountKey{},
+		providers: map[string]WorkloadIdentityProvider{},
+		allowed:   map[string]map[string]bool{},
 	}
 	for _, o := range opts {
 		o(h)
