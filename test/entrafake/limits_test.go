@@ -55,7 +55,9 @@ func TestFederatedCredentialLimits(t *testing.T) {
 		}()
 		f()
 	}
-	mustPanic("invalid", func() { s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: ok.Issuer, Subject: max + "s"}) })
+	mustPanic("invalid", func() {
+		s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: ok.Issuer, Subject: max + "s"})
+	})
 	for i := range entrafake.MaxFederatedCredentials {
 		s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: ok.Issuer, Subject: subject + strings.Repeat("x", i)})
 	}
