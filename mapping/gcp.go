@@ -88,7 +88,7 @@ func checkGoogleSubject(name string) error {
 	return nil
 }
 
-const serviceAccountRule = "must be a service account e-mail: name@PROJECT_ID.iam.gserviceaccount.com (name and " +
+const serviceAccountRule = "must be a service account email: name@PROJECT_ID.iam.gserviceaccount.com (name and " +
 	"project id 6-30 characters of a-z, 0-9 and '-', starting with a letter; a domain-scoped project example.com:proj " +
 	"as proj.example.com), PROJECT_NUMBER-compute@developer.gserviceaccount.com, PROJECT_ID@appspot.gserviceaccount.com, " +
 	"or the account's 21-digit unique id"
