@@ -533,7 +533,7 @@ func TestMappingLifecycle(t *testing.T) {
 	// Lists and filters.
 	e.must(201, "POST", "/v1/admin/issuers", gitlabIssuer)
 	e.must(201, "POST", "/v1/admin/mappings", `{"name": "gl", "issuer": "gitlab", "enabled": false, "conditions": {"repository": "platform/app"},
-		"provider": "gcp", "target": {"service_account": "deploy@proj.iam.gserviceaccount.com"}}`)
+		"provider": "gcp", "target": {"service_account": "deploy@acme-prod.iam.gserviceaccount.com"}}`)
 	names := func(q string) []string {
 		l := decode[api.MappingList](t, e.must(200, "GET", "/v1/admin/mappings"+q, ""))
 		out := []string{}

@@ -228,7 +228,7 @@ func TestTokenExchangeRequestedType(t *testing.T) {
 		"target": {"audience": "https://deploy.internal.example"}}`)
 	x.must(201, "POST", "/v1/admin/mappings", `{"name": "gcp-deploy", "issuer": "github",
 		"conditions": {"repository": "acme/web"}, "provider": "gcp",
-		"target": {"service_account": "deploy@proj.iam.gserviceaccount.com"}}`)
+		"target": {"service_account": "deploy@acme-prod.iam.gserviceaccount.com"}}`)
 	subject := x.token(map[string]any{"jti": "jti-rtt-1"})
 	form := func(aud, typ string) url.Values {
 		v := url.Values{"grant_type": {grantTE}, "subject_token": {subject}, "subject_token_type": {typeJWT}, "audience": {aud}}

@@ -20,13 +20,13 @@ func TestTargetModes(t *testing.T) {
 		{"aws web_identity", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/r", "region": "eu-west-1", "mode": "web_identity"}`, ""},
 		{"aws web_identity with external id", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/r", "region": "eu-west-1", "mode": "web_identity", "external_id": "x-1"}`, "target.external_id"},
 		{"aws unknown mode", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/r", "region": "eu-west-1", "mode": "keys"}`, "target.mode"},
-		{"gcp default mode", "gcp", `{"service_account": "d@p.iam.gserviceaccount.com"}`, ""},
-		{"gcp workload identity", "gcp", `{"service_account": "d@p.iam.gserviceaccount.com", "mode": "workload_identity", "workload_identity_provider": "` + wip + `"}`, ""},
-		{"gcp workload identity without provider", "gcp", `{"service_account": "d@p.iam.gserviceaccount.com", "mode": "workload_identity"}`, "target.workload_identity_provider"},
-		{"gcp workload identity with a project name", "gcp", `{"service_account": "d@p.iam.gserviceaccount.com", "mode": "workload_identity",
+		{"gcp default mode", "gcp", `{"service_account": "deploy@acme-prod.iam.gserviceaccount.com"}`, ""},
+		{"gcp workload identity", "gcp", `{"service_account": "deploy@acme-prod.iam.gserviceaccount.com", "mode": "workload_identity", "workload_identity_provider": "` + wip + `"}`, ""},
+		{"gcp workload identity without provider", "gcp", `{"service_account": "deploy@acme-prod.iam.gserviceaccount.com", "mode": "workload_identity"}`, "target.workload_identity_provider"},
+		{"gcp workload identity with a project name", "gcp", `{"service_account": "deploy@acme-prod.iam.gserviceaccount.com", "mode": "workload_identity",
 			"workload_identity_provider": "//iam.googleapis.com/projects/my-proj/locations/global/workloadIdentityPools/ci-pool/providers/oidc-bridge"}`, "target.workload_identity_provider"},
-		{"gcp provider without the mode", "gcp", `{"service_account": "d@p.iam.gserviceaccount.com", "workload_identity_provider": "` + wip + `"}`, "target.workload_identity_provider"},
-		{"gcp unknown mode", "gcp", `{"service_account": "d@p.iam.gserviceaccount.com", "mode": "keyfile"}`, "target.mode"},
+		{"gcp provider without the mode", "gcp", `{"service_account": "deploy@acme-prod.iam.gserviceaccount.com", "workload_identity_provider": "` + wip + `"}`, "target.workload_identity_provider"},
+		{"gcp unknown mode", "gcp", `{"service_account": "deploy@acme-prod.iam.gserviceaccount.com", "mode": "keyfile"}`, "target.mode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -74,7 +74,7 @@ func TestStoreMappingRoundTrip(t *testing.T) {
 				"ref_protected": *mapping.Any("true"), "team_verified": *mapping.OneBool(true),
 				"runner_group_id": *mapping.AnyOf(mapping.TypeNumber, "7.0", "1000")},
 		},
-		Target:             json.RawMessage(`{"service_account": "d@p.iam.gserviceaccount.com", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}`),
+		Target:             json.RawMessage(`{"service_account": "deploy@acme-prod.iam.gserviceaccount.com", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}`),
 		MaxDurationSeconds: 600,
 		Quota:              &mapping.Quota{PerJob: 2},
 		Mode:               mapping.ModeAudit,

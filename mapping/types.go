@@ -316,6 +316,11 @@ type GCPTarget struct {
 	// workload_identity: //iam.googleapis.com/projects/NUMBER/locations/
 	// global/workloadIdentityPools/POOL/providers/PROVIDER.
 	WorkloadIdentityProvider string `json:"workload_identity_provider,omitempty"`
+	// AllowLifetimeExtension says that the organisation policy
+	// constraints/iam.allowServiceAccountCredentialLifetimeExtension lists
+	// the service account, so that Google grants it tokens of up to 12
+	// hours; without it max_duration_seconds is at most 3600 (GCPMaxLifetime).
+	AllowLifetimeExtension bool `json:"allow_lifetime_extension,omitempty"`
 }
 
 // AzureTarget is the target of an azure mapping.

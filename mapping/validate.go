@@ -68,9 +68,10 @@ const (
 // accepts, in seconds, and false for an unknown provider:
 //   - aws 900..43200: AssumeRoleWithWebIdentity's own limits (15 min to 12 h;
 //     the role's MaxSessionDuration may still cut it shorter);
-//   - gcp 60..43200: generateAccessToken's lifetime range (above 3600 needs
-//     the constraints/iam.allowServiceAccountCredentialLifetimeExtension org
-//     policy);
+//   - gcp 60..43200: generateAccessToken's lifetime range; above 3600 only
+//     with target.allow_lifetime_extension (the
+//     constraints/iam.allowServiceAccountCredentialLifetimeExtension org
+//     policy lists the account; checkGCPMapping);
 //   - azure 60..86400: Entra ID decides an access token's lifetime itself
 //     (typically 60-90 minutes); the value only caps what a caller may ask
 //     for and bounds the client assertion;
@@ -220,6 +221,9 @@ func ValidateMapping(m *Mapping, issuerKind identity.Kind) error {
 	lo, hi, _ := DurationBounds(m.Provider)
 	if d := m.MaxDurationSeconds; d < lo || d > hi {
 		return invalid("max_duration_seconds", "must be between %d and %d for provider %s (0 means %d)", lo, hi, m.Provider, DefaultMaxDuration)
+	}
+	if err := checkCloudMapping(m); err != nil {
+		return err
 	}
 	if q := m.Quota; q != nil {
 		if q.PerHour < 0 {
@@ -555,6 +559,8 @@ func jsonFieldKind(v any, name string) string {
 			switch ft := t.Field(i).Type; ft.Kind() {
 			case reflect.String:
 				return "string"
+			case reflect.Bool:
+				return "boolean"
 			case reflect.Slice:
 				if ft.Elem().Kind() == reflect.String {
 					return "list of strings"
@@ -661,79 +667,6 @@ func validAWSRegion(r string) bool {
 	return true
 }
 
-func checkGCPTarget(t *GCPTarget) error {
-	switch t.Mode {
-	case "", GCPModeImpersonate:
-		if t.WorkloadIdentityProvider != "" {
-			return invalid("target.workload_identity_provider", "applies to mode %s only", GCPModeWorkloadIdentity)
-		}
-	case GCPModeWorkloadIdentity:
-		if !validWorkloadIdentityProvider(t.WorkloadIdentityProvider) {
-			return invalid("target.workload_identity_provider",
-				"must be //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER")
-		}
-	default:
-		return invalid("target.mode", "must be %s (the default) or %s", GCPModeImpersonate, GCPModeWorkloadIdentity)
-	}
-	if t.ServiceAccount == "" {
-		return invalid("target.service_account", "is required")
-	}
-	if !validServiceAccount(t.ServiceAccount) {
-		return invalid("target.service_account", "must be a service account email (name@project.iam.gserviceaccount.com) or its numeric unique id")
-	}
-	for i, s := range t.Scopes {
-		if !validHTTPSURL(s) {
-			return invalid(fmt.Sprintf("target.scopes[%d]", i), "must be an https URL like https://www.googleapis.com/auth/cloud-platform")
-		}
-	}
-	for i, d := range t.Delegates {
-		if !validServiceAccount(d) {
-			return invalid(fmt.Sprintf("target.delegates[%d]", i), "must be a service account email (name@project.iam.gserviceaccount.com) or its numeric unique id")
-		}
-	}
-	return nil
-}
-
-// validWorkloadIdentityProvider accepts the full resource name of a
-// workload identity pool provider, with a numeric project.
-func validWorkloadIdentityProvider(s string) bool {
-	rest, ok := strings.CutPrefix(s, "//iam.googleapis.com/projects/")
-	if !ok {
-		return false
-	}
-	parts := strings.Split(rest, "/")
-	if len(parts) != 7 || !allDigits(parts[0]) || parts[0] == "" || parts[1] != "locations" || parts[2] != "global" ||
-		parts[3] != "workloadIdentityPools" || parts[5] != "providers" {
-		return false
-	}
-	for _, id := range []string{parts[4], parts[6]} {
-		if len(id) < 4 || len(id) > 32 || !allIn(id, func(c byte) bool { return isLowerAlnum(c) || c == '-' }) {
-			return false
-		}
-	}
-	return true
-}
-
-func validServiceAccount(s string) bool {
-	if allDigits(s) {
-		return len(s) <= 32 && s[0] != '0'
-	}
-	local, domain, ok := strings.Cut(s, "@")
-	if !ok || local == "" || len(local) > 64 || !allIn(local, func(c byte) bool { return isLowerAlnum(c) || c == '-' }) {
-		return false
-	}
-	project, ok := strings.CutSuffix(domain, ".iam.gserviceaccount.com")
-	if !ok || project == "" || len(project) > 128 {
-		return false
-	}
-	for label := range strings.SplitSeq(project, ".") {
-		if label == "" || !allIn(label, func(c byte) bool { return isLowerAlnum(c) || c == '-' }) {
-			return false
-		}
-	}
-	return true
-}
-
 func validHTTPSURL(s string) bool {
 	if s == "" || len(s) > 2048 || hasSpaceOrControl(s) || !utf8.ValidString(s) {
 		return false
@@ -741,19 +674,6 @@ func validHTTPSURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme == "https" && u.Host != "" && u.Opaque == "" &&
 		u.User == nil && u.Fragment == "" && !strings.Contains(s, "#")
-}
-
-func checkAzureTarget(t *AzureTarget) error {
-	if !validGUID(t.TenantID) {
-		return invalid("target.tenant_id", "must be a GUID like 00000000-0000-0000-0000-000000000000")
-	}
-	if !validGUID(t.ClientID) {
-		return invalid("target.client_id", "must be a GUID like 00000000-0000-0000-0000-000000000000")
-	}
-	if t.Scope != "" && !validAzureScope(t.Scope) {
-		return invalid("target.scope", "must be a resource's .default scope, like https://management.azure.com/.default or api://<app id>/.default")
-	}
-	return nil
 }
 
 // validAzureScope accepts the client-credentials scope form

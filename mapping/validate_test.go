@@ -506,7 +506,7 @@ func TestValidateMapping(t *testing.T) {
 		{"gcp domain-scoped project", withTarget("gcp", `{"service_account":"deploy@my-project.example.com.iam.gserviceaccount.com"}`), gh, ""},
 		{"gcp unique id", withTarget("gcp", `{"service_account":"108234567890123456789"}`), gh, ""},
 		{"gcp full", withTarget("gcp", `{"service_account":"deploy@acme-prod.iam.gserviceaccount.com",
-			"scopes":["https://www.googleapis.com/auth/cloud-platform"],"delegates":["hop@acme-prod.iam.gserviceaccount.com","108234567890123456789"]}`), gh, ""},
+			"scopes":["https://www.googleapis.com/auth/cloud-platform"],"delegates":["hop-account@acme-prod.iam.gserviceaccount.com","108234567890123456789"]}`), gh, ""},
 		{"gcp none", withTarget("gcp", `{}`), gh, "target.service_account"},
 		{"gcp gmail", withTarget("gcp", `{"service_account":"deploy@gmail.com"}`), gh, "target.service_account"},
 		{"gcp suffix trick", withTarget("gcp", `{"service_account":"deploy@iam.gserviceaccount.com.evil.com"}`), gh, "target.service_account"},

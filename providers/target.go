@@ -53,13 +53,17 @@ func DecodeTarget(provider string, raw []byte, fields map[string]any) error {
 	return nil
 }
 
-// decodeValue reads a string into *string or an array of strings into
-// *[]string, refusing null and every other type.
+// decodeValue reads a string into *string, a boolean into *bool or an array
+// of strings into *[]string, refusing null and every other type.
 func decodeValue(v json.RawMessage, dst any) error {
 	switch d := dst.(type) {
 	case *string:
 		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, d) != nil {
 			return errors.New("is not a string")
+		}
+	case *bool:
+		if len(v) == 0 || (v[0] != 't' && v[0] != 'f') || json.Unmarshal(v, d) != nil {
+			return errors.New("is not a boolean")
 		}
 	case *[]string:
 		var list []*string

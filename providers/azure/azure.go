@@ -40,9 +40,21 @@ const (
 )
 
 // assertionLifetime is how long a client assertion is valid: long enough for
-// one exchange, short enough to be useless if it leaks. A
-// shorter requested duration shortens it.
+// one exchange, short enough to be useless if it leaks. A shorter requested
+// duration shortens it; a longer one (max_duration_seconds goes up to a day)
+// never lengthens it, for Entra decides the access token's lifetime itself.
+// Entra sets no limit on exp but asks for "5-10 minutes after nbf at most",
+// https://learn.microsoft.com/entra/identity-platform/certificate-credentials.
 const assertionLifetime = 5 * time.Minute
+
+// maxFederationField: a federated identity credential's issuer, subject and
+// audience hold at most 600 characters each, and the assertion's iss, sub
+// and aud must equal them exactly (case-sensitively, whitespace included),
+// https://learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations.
+// The subject is checked where the mapping name is chosen (the admin API);
+// New checks the issuer and audience, which the bridge's configuration
+// decides.
+const maxFederationField = 600
 
 // Config configures the provider.
 type Config struct {
@@ -104,6 +116,12 @@ func New(_ context.Context, cfg Config) (*Provider, error) {
 	audience := cfg.Audience
 	if audience == "" {
 		audience = DefaultAudience
+	}
+	for _, f := range []struct{ name, v string }{{"issuer", cfg.Signer.Issuer()}, {"audience", audience}} {
+		if len(f.v) > maxFederationField || strings.TrimSpace(f.v) != f.v || strings.Contains(f.v, "*") {
+			return nil, fmt.Errorf("azure: the client assertions' %s must be at most %d characters, without surrounding "+
+				"whitespace or wildcards, to match a federated identity credential", f.name, maxFederationField)
+		}
 	}
 	client := cfg.HTTPClient
 	if client == nil {

@@ -60,7 +60,8 @@ type env struct {
 // mapping, and a provider aimed at it.
 func setup(t *testing.T, mutate ...func(*azure.Config)) *env {
 	t.Helper()
-	e := &env{fake: entrafake.New(t), signer: signingtest.New(t), log: &logBuffer{}}
+	// The fake holds the bridge's assertions to Microsoft's guidance.
+	e := &env{fake: entrafake.New(t, entrafake.WithMaxAssertionLifetime(10*time.Minute)), signer: signingtest.New(t), log: &logBuffer{}}
 	e.fake.AddFederatedCredential(tenantID, clientID, entrafake.FederatedCredential{
 		Name: "bridge", Issuer: e.signer.Issuer(), Subject: azure.Subject(mapping),
 	})
@@ -608,6 +609,9 @@ func TestNewRejects(t *testing.T) {
 		{"no signer", azure.Config{AuthorityHost: "https://login.microsoftonline.com/"}},
 		{"http authority", azure.Config{Signer: s, AuthorityHost: "http://127.0.0.1:1"}},
 		{"not a URL", azure.Config{Signer: s, AuthorityHost: "login.microsoftonline.com"}},
+		{"audience over 600 characters", azure.Config{Signer: s, Audience: "api://" + strings.Repeat("a", 595)}},
+		{"audience with a space", azure.Config{Signer: s, Audience: azure.DefaultAudience + " "}},
+		{"issuer over 600 characters", azure.Config{Signer: longIssuer{s}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := azure.New(t.Context(), tc.cfg); err == nil || !strings.HasPrefix(err.Error(), "azure: ") {
@@ -621,6 +625,44 @@ func TestNewRejects(t *testing.T) {
 			t.Error("New accepted an http authority")
 		}
 	})
+}
+
+// longIssuer is a signer whose issuer no federated identity credential can
+// hold (over 600 characters).
+type longIssuer struct{ *signingtest.Signer }
+
+func (l longIssuer) Issuer() string { return "https://bridge.example.com/" + strings.Repeat("i", 600) }
+
+// TestAssertionLifetime: the client assertion lives 5 minutes, less when the
+// requested duration is shorter, never more whatever max_duration allows
+// (the fake refuses one over 10 minutes, Microsoft's guidance).
+func TestAssertionLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		dur, want time.Duration
+	}{
+		{90 * time.Second, 90 * time.Second},
+		{time.Hour, 5 * time.Minute},
+		{24 * time.Hour, 5 * time.Minute},
+	} {
+		t.Run(tc.dur.String(), func(t *testing.T) {
+			e := setup(t)
+			req := request(mapping, target(""))
+			req.Duration = tc.dur
+			if _, err := e.prov.Mint(t.Context(), req); err != nil {
+				t.Fatal(err)
+			}
+			calls := e.fake.TokenCalls()
+			if len(calls) != 1 {
+				t.Fatalf("%d token calls", len(calls))
+			}
+			a := calls[0].Assertion
+			exp, _ := a["exp"].(float64)
+			nbf, _ := a["nbf"].(float64)
+			if got := time.Duration(exp-nbf) * time.Second; got != tc.want {
+				t.Errorf("assertion lives %s, want %s", got, tc.want)
+			}
+		})
+	}
 }
 
 // The provider calls nothing but the authority's host, whatever a metadata

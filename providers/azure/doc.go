@@ -18,7 +18,11 @@
 // credential with exactly that issuer, subject and audience (compared
 // case-sensitively) and the signature verifies against the keys the issuer
 // publishes at iss/.well-known/openid-configuration, which Entra must reach
-// over https. The subject names the mapping, not the pipeline: the mapping's
+// over https. Entra's limits (issuer, subject and audience at most 600
+// characters each; exactly one audience per credential; at most 20
+// credentials per application) are checked where each value is decided: the
+// subject by the admin API, from the mapping name; the issuer and audience
+// by New. The subject names the mapping, not the pipeline: the mapping's
 // conditions decide which pipelines get the application's token, and each
 // mapping that targets an application needs its own credential on it (at
 // most 20 per application). An administrator sets it up like this:

@@ -4,7 +4,8 @@
 // scopes (default cloud-platform), delegates and req.Duration as lifetime
 // (Google grants up to 3600 s, or 43200 s where the org policy
 // constraints/iam.allowServiceAccountCredentialLifetimeExtension lists the
-// account).
+// account, which the target says with allow_lifetime_extension; a longer
+// duration is refused as InvalidDuration before Google is called).
 //
 // Who calls generateAccessToken depends on the target's mode:
 //

@@ -34,12 +34,17 @@ const (
 // none, and the scope of the bridge's own tokens.
 const DefaultScope = "https://www.googleapis.com/auth/cloud-platform"
 
-// Limits of generateAccessToken's lifetime: Google grants up to an hour,
-// or 12 hours where the constraints/iam.allowServiceAccountCredentialLifetimeExtension
-// org policy lists the service account.
+// Limits of generateAccessToken's lifetime: Google grants up to an hour
+// (defaultMaxDuration), or 12 hours where the
+// constraints/iam.allowServiceAccountCredentialLifetimeExtension org policy
+// lists the service account (the target's allow_lifetime_extension),
+// https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts/generateAccessToken.
+// The admin API refuses a mapping whose max_duration_seconds breaks them
+// (mapping.GCPMaxLifetime); Mint checks again, for mappings stored before.
 const (
-	minDuration = 60 * time.Second
-	maxDuration = 43200 * time.Second
+	minDuration        = 60 * time.Second
+	defaultMaxDuration = 3600 * time.Second
+	maxDuration        = 43200 * time.Second
 )
 
 // assertionLifetime is how long the bridge's JWT for Google STS lives: long
@@ -164,8 +169,13 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		log.Error("gcp: refusing a mapping target", "error", err)
 		return providers.Credential{}, refused("InvalidTarget")
 	}
-	if req.Duration < minDuration || req.Duration > maxDuration {
-		log.Error("gcp: duration outside generateAccessToken's range", "duration", req.Duration)
+	limit := defaultMaxDuration
+	if t.AllowLifetimeExtension {
+		limit = maxDuration
+	}
+	if req.Duration < minDuration || req.Duration > limit {
+		log.Error("gcp: duration outside generateAccessToken's range", "duration", req.Duration,
+			"max", limit, "allow_lifetime_extension", t.AllowLifetimeExtension)
 		return providers.Credential{}, refused("InvalidDuration")
 	}
 	log = log.With("service_account", t.ServiceAccount, "mode", t.Mode)

@@ -80,7 +80,18 @@ func (s *syncBuffer) String() string {
 // mapping's pool subject impersonate deploySA.
 func setup(t *testing.T, mutate func(*gcp.Config)) *env {
 	t.Helper()
-	e := &env{fake: gcpfake.New(t), signer: signingtest.New(t), logs: &syncBuffer{}}
+	return setupFake(t, mutate)
+}
+
+// setupWith is setup with options for the fake.
+func setupWith(t *testing.T, opts ...gcpfake.Option) *env {
+	t.Helper()
+	return setupFake(t, nil, opts...)
+}
+
+func setupFake(t *testing.T, mutate func(*gcp.Config), opts ...gcpfake.Option) *env {
+	t.Helper()
+	e := &env{fake: gcpfake.New(t, opts...), signer: signingtest.New(t), logs: &syncBuffer{}}
 	isolate(t)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", e.fake.WriteCredentialsFile(t, bridgeSA))
 	e.prov = gcpfake.WorkloadIdentityProvider{
@@ -342,7 +353,10 @@ func TestRefusals(t *testing.T) {
 		{"invalid argument", "impersonate", func(e *env) { e.fake.Refuse(gcpfake.IAMCredentials, "INVALID_ARGUMENT") }, nil, time.Hour, "INVALID_ARGUMENT"},
 		{"unauthenticated", "impersonate", func(e *env) { e.fake.Refuse(gcpfake.IAMCredentials, "UNAUTHENTICATED") }, nil, time.Hour, "UNAUTHENTICATED"},
 		{"no grant", "impersonate", nil, func() map[string]any { return map[string]any{"service_account": otherSA} }, time.Hour, "PERMISSION_DENIED"},
-		{"lifetime over an hour", "impersonate", nil, nil, 2 * time.Hour, "INVALID_ARGUMENT"},
+		// The target says the org policy lists the account; Google's does not.
+		{"lifetime over an hour", "impersonate", nil, func() map[string]any {
+			return map[string]any{"service_account": deploySA, "allow_lifetime_extension": true}
+		}, 2 * time.Hour, "INVALID_ARGUMENT"},
 		{"workload identity denied", "workload_identity", func(e *env) { e.fake.Refuse(gcpfake.IAMCredentials, "PERMISSION_DENIED") }, nil, time.Hour, "PERMISSION_DENIED"},
 		{"sts invalid_grant", "workload_identity", func(e *env) { e.fake.Refuse(gcpfake.STS, "invalid_grant") }, nil, time.Hour, "invalid_grant"},
 		{"unknown pool provider", "workload_identity", nil, func() map[string]any {
@@ -732,5 +746,62 @@ func TestConcurrentMints(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestLifetime: the mint asks generateAccessToken for exactly the requested
+// duration, at most an hour unless the target says the org policy extends
+// the account's tokens (and then at most 12 hours); a longer one is refused
+// before Google is called.
+func TestLifetime(t *testing.T) {
+	tests := []struct {
+		name     string
+		extend   bool // target's allow_lifetime_extension
+		policy   bool // the fake's org policy lists deploySA
+		dur      time.Duration
+		wantCode string // "" for success
+		called   bool
+	}{
+		{"a minute", false, false, time.Minute, "", true},
+		{"half an hour", false, false, 30 * time.Minute, "", true},
+		{"an hour", false, false, time.Hour, "", true},
+		{"over an hour without the flag", false, true, time.Hour + time.Second, "InvalidDuration", false},
+		{"two hours with the flag", true, true, 2 * time.Hour, "", true},
+		{"12 hours with the flag", true, true, 12 * time.Hour, "", true},
+		{"over 12 hours with the flag", true, true, 12*time.Hour + time.Second, "InvalidDuration", false},
+		{"two hours, flag but no policy", true, false, 2 * time.Hour, "INVALID_ARGUMENT", true},
+		{"under a minute", false, false, 59 * time.Second, "InvalidDuration", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []gcpfake.Option
+			if tt.policy {
+				opts = append(opts, gcpfake.WithLifetimeExtension(deploySA))
+			}
+			e := setupWith(t, opts...)
+			tgt := map[string]any{"service_account": deploySA}
+			if tt.extend {
+				tgt["allow_lifetime_extension"] = true
+			}
+			start := time.Now()
+			cred, err := e.p.Mint(t.Context(), request(t, tgt, tt.dur))
+			calls := e.fake.CallsTo(gcpfake.IAMCredentials)
+			if got := len(calls) == 1; got != tt.called {
+				t.Fatalf("%d calls to generateAccessToken", len(calls))
+			}
+			if tt.called && calls[0].Lifetime != tt.dur {
+				t.Errorf("lifetime sent %s, want %s", calls[0].Lifetime, tt.dur)
+			}
+			if tt.wantCode != "" {
+				wantProviderError(t, err, providers.ErrRefused, tt.wantCode, false)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cred.ExpiresAt.Sub(start); d < tt.dur-2*time.Second || d > tt.dur+2*time.Second {
+				t.Errorf("the token lives %s, want %s", d, tt.dur)
+			}
+		})
 	}
 }

@@ -30,10 +30,16 @@ type target struct {
 	Delegates                []string
 	Mode                     string // impersonate or workload_identity, never empty
 	WorkloadIdentityProvider string
+	// AllowLifetimeExtension: the org policy lets this account have tokens
+	// of up to 12 hours; without it Mint refuses durations above an hour.
+	AllowLifetimeExtension bool
 }
 
+// The shapes of service accounts, looser than the admin API's rules
+// (mapping.validServiceAccount, where Google's limits are): user-managed
+// accounts and the Compute Engine and App Engine default accounts.
 var (
-	serviceAccountEmail = regexp.MustCompile(`^[a-z0-9-]{1,64}@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.iam\.gserviceaccount\.com$`)
+	serviceAccountEmail = regexp.MustCompile(`^[a-z0-9-]{1,64}@(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*\.iam|developer|appspot)\.gserviceaccount\.com$`)
 	serviceAccountID    = regexp.MustCompile(`^[1-9][0-9]{0,31}$`)
 	providerName        = regexp.MustCompile(`^//iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32}$`)
 )
@@ -53,6 +59,7 @@ func decodeTarget(raw []byte) (target, error) {
 		"delegates":                  &t.Delegates,
 		"mode":                       &t.Mode,
 		"workload_identity_provider": &t.WorkloadIdentityProvider,
+		"allow_lifetime_extension":   &t.AllowLifetimeExtension,
 	}); err != nil {
 		return t, err
 	}

@@ -13,14 +13,14 @@ import (
 // credential whose subject is, as documented, oidc-bridge:azure:mapping:deploy,
 // whatever sub the pipeline's token had. The jwt provider will not sign for
 // api://AzureADTokenExchange (or a sovereign variant); a credential that
-// also accepted its internal audience refuses its subject (AADSTS700213).
+// accepted its internal audience refuses its subject (AADSTS700213).
 func TestJWTProviderTokenRefusedAsClientAssertion(t *testing.T) {
 	t.Parallel()
 	const internal = "https://internal.example"
 	s := entrafake.New(t)
 	sg := signingtest.New(t)
 	s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: sg.Issuer(), Subject: subject,
-		Audiences: []string{entrafake.DefaultAudience, internal}})
+		Audiences: []string{internal}})
 	for _, sub := range []string{"repo:x:mapping:deploy", "oidc-bridge:mapping:deploy", subject} {
 		for _, aud := range []string{entrafake.DefaultAudience, "api://azureadtokenexchange", "api://AzureADTokenExchangeUSGov"} {
 			if _, err := jwttest.Mint(t, sg, aud, sub); err == nil {
@@ -35,7 +35,7 @@ func TestJWTProviderTokenRefusedAsClientAssertion(t *testing.T) {
 		checkError(t, a, 401, "invalid_client", 700213)
 	}
 	// The same credential accepts the subject it names.
-	if a := post(t, s, tenant, form(assertion(t, sg, nil))); a.status != 200 {
+	if a := post(t, s, tenant, form(assertion(t, sg, func(c map[string]any) { c["aud"] = internal }))); a.status != 200 {
 		t.Fatalf("the trusted subject: %+v", a)
 	}
 }

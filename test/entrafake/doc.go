@@ -33,7 +33,16 @@
 //     (AADSTS700212) and its sub equals the credential's subject
 //     (AADSTS700213); all three comparisons are case-sensitive;
 //   - exp is in the future and nbf, when present, in the past, each with
-//     five minutes of clock skew (AADSTS700024).
+//     five minutes of clock skew (AADSTS700024); with
+//     WithMaxAssertionLifetime, exp is also at most that long after nbf (or
+//     iat), a rule of the fake's (Entra sets none, and asks for 5-10
+//     minutes), answered AADSTS700024 too.
+//
+// AddFederatedCredential takes only credentials Entra would create
+// (ValidateFederatedCredential): exactly one audience; issuer, subject and
+// audience of at most 600 characters, without wildcards or surrounding
+// whitespace; a unique issuer and subject per application; at most 20 per
+// application. It panics on any other, as Refuse does on a bad code.
 //
 // Like Entra, the fake does not reject a reused assertion (Kubernetes
 // projected tokens are presented many times): tests that care compare the

@@ -5,6 +5,8 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -56,8 +58,46 @@ type FederatedCredential struct {
 	Name    string
 	Issuer  string
 	Subject string
-	// Audiences defaults to [DefaultAudience].
+	// Audiences defaults to [DefaultAudience]; Entra takes exactly one.
 	Audiences []string
+}
+
+// Entra's limits on federated identity credentials, from "Important
+// considerations and restrictions for federated identity credentials",
+// https://learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations,
+// and the federatedIdentityCredential resource of Microsoft Graph,
+// https://learn.microsoft.com/graph/api/resources/federatedidentitycredential:
+// at most MaxFederatedCredentials per application; issuer, subject and the
+// one audience at most MaxCredentialField characters each; no wildcards; an
+// issuer with leading or trailing whitespace blocks the exchange.
+const (
+	MaxFederatedCredentials = 20
+	MaxCredentialField      = 600
+)
+
+// ValidateFederatedCredential returns why Entra would refuse to create fc,
+// or nil. AddFederatedCredential panics on such a credential.
+func ValidateFederatedCredential(fc FederatedCredential) error {
+	auds := fc.Audiences
+	if len(auds) == 0 {
+		auds = []string{DefaultAudience}
+	}
+	if len(auds) != 1 {
+		return errors.New("entrafake: federated identity credentials must have exactly one audience")
+	}
+	for _, f := range []struct{ name, v string }{{"issuer", fc.Issuer}, {"subject", fc.Subject}, {"audience", auds[0]}} {
+		switch {
+		case f.v == "":
+			return fmt.Errorf("entrafake: the %s is required", f.name)
+		case len(f.v) > MaxCredentialField:
+			return fmt.Errorf("entrafake: the %s has %d characters; at most %d", f.name, len(f.v), MaxCredentialField)
+		case strings.Contains(f.v, "*"):
+			return fmt.Errorf("entrafake: the %s has a wildcard, which Entra does not support", f.name)
+		case strings.TrimSpace(f.v) != f.v:
+			return fmt.Errorf("entrafake: the %s has leading or trailing whitespace", f.name)
+		}
+	}
+	return nil
 }
 
 // Call is one request the fake received, whatever its outcome.
@@ -100,6 +140,17 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithTokenLifetime sets the expires_in of issued access tokens.
 func WithTokenLifetime(d time.Duration) Option { return func(s *Server) { s.lifetime = d } }
 
+// WithMaxAssertionLifetime makes the fake refuse, with AADSTS700024, a
+// client assertion whose exp is more than d after its nbf (or iat). Entra
+// itself sets no limit ("Microsoft Entra ID doesn't place restrictions on the
+// exp time currently") but asks for "5-10 minutes after nbf at most",
+// https://learn.microsoft.com/entra/identity-platform/certificate-credentials;
+// tests of the bridge hold its assertions to that with 10 minutes. Zero, the
+// default, is Entra's behaviour.
+func WithMaxAssertionLifetime(d time.Duration) Option {
+	return func(s *Server) { s.maxAssertionLife = d }
+}
+
 // WithIssuerClient sets the client with which the fake fetches issuers'
 // discovery documents and keys; the default has a 10 s timeout.
 func WithIssuerClient(c *http.Client) Option { return func(s *Server) { s.issuerClient = c } }
@@ -112,9 +163,11 @@ type Server struct {
 	now          func() time.Time
 	lifetime     time.Duration
 	issuerClient *http.Client
-	signer       jose.Signer
-	closed       chan struct{}
-	once         sync.Once
+	// maxAssertionLife bounds exp-nbf of client assertions; 0 none.
+	maxAssertionLife time.Duration
+	signer           jose.Signer
+	closed           chan struct{}
+	once             sync.Once
 
 	mu           sync.Mutex
 	tenants      map[string]bool
@@ -208,8 +261,13 @@ func (s *Server) WriteCertFile(t testing.TB) string {
 
 // AddFederatedCredential registers fc on the application clientID of
 // tenant, creating both if needed. Tenant and client id compare
-// case-insensitively, as GUIDs do in Entra.
+// case-insensitively, as GUIDs do in Entra. Like Entra, it refuses (here:
+// panics on) a credential ValidateFederatedCredential refuses, a second
+// credential with the same issuer and subject, and a 21st credential.
 func (s *Server) AddFederatedCredential(tenant, clientID string, fc FederatedCredential) {
+	if err := ValidateFederatedCredential(fc); err != nil {
+		panic(err.Error())
+	}
 	if len(fc.Audiences) == 0 {
 		fc.Audiences = []string{DefaultAudience}
 	} else {
@@ -218,6 +276,14 @@ func (s *Server) AddFederatedCredential(tenant, clientID string, fc FederatedCre
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := appKey{strings.ToLower(tenant), strings.ToLower(clientID)}
+	if len(s.apps[k]) >= MaxFederatedCredentials {
+		panic(fmt.Sprintf("entrafake: an application holds at most %d federated identity credentials", MaxFederatedCredentials))
+	}
+	for _, have := range s.apps[k] {
+		if have.Issuer == fc.Issuer && have.Subject == fc.Subject {
+			panic("entrafake: issuer and subject combination already exists for this application")
+		}
+	}
 	s.tenants[k.tenant] = true
 	s.apps[k] = append(s.apps[k], fc)
 }

@@ -153,6 +153,7 @@ func (s *Server) verify(ctx context.Context, assertion string, fics []FederatedC
 		Aud json.RawMessage `json:"aud"`
 		Exp *json.Number    `json:"exp"`
 		Nbf *json.Number    `json:"nbf"`
+		Iat *json.Number    `json:"iat"`
 	}
 	if err := json.Unmarshal(tok.UnsafePayloadWithoutVerification(), &c); err != nil || c.Iss == "" || c.Sub == "" || c.Exp == nil {
 		return refusal(50027, ""), false
@@ -194,6 +195,17 @@ func (s *Server) verify(ctx context.Context, assertion string, fics []FederatedC
 	if now.After(time.Unix(exp, 0).Add(clockSkew)) || now.Add(clockSkew).Before(time.Unix(nbf, 0)) {
 		return refusal(700024, "Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s.",
 			now.UTC().Format(time.RFC3339), time.Unix(nbf, 0).UTC().Format(time.RFC3339), time.Unix(exp, 0).UTC().Format(time.RFC3339)), false
+	}
+	if s.maxAssertionLife > 0 {
+		start := nbf
+		if c.Nbf == nil && c.Iat != nil {
+			start, _ = c.Iat.Int64()
+		}
+		if start == 0 || time.Unix(exp, 0).Sub(time.Unix(start, 0)) > s.maxAssertionLife {
+			// The fake's own rule (WithMaxAssertionLifetime), in Entra's shape.
+			return refusal(700024, "Client assertion is not within its valid time range: it is valid from %s to %s, longer than the %s this test allows.",
+				time.Unix(start, 0).UTC().Format(time.RFC3339), time.Unix(exp, 0).UTC().Format(time.RFC3339), s.maxAssertionLife), false
+		}
 	}
 
 	var byAudience []FederatedCredential

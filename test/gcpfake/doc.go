@@ -32,7 +32,13 @@
 // caller → delegates… → service account, that the hop's member was granted
 // the next account with Allow (by e-mail, principal:// subject or
 // principalSet:// attribute or pool). Nothing is allowed by default.
-// Lifetimes above an hour are refused unless WithMaxLifetime says otherwise.
+// Lifetimes above an hour are refused (400 INVALID_ARGUMENT) unless
+// WithLifetimeExtension lists the account, as the org policy
+// constraints/iam.allowServiceAccountCredentialLifetimeExtension does, and
+// then above 12 hours. An account or delegate that is neither an e-mail nor
+// a number is refused 400 INVALID_ARGUMENT ("Invalid form of account ID"),
+// an e-mail outside gserviceaccount.com or a number that is no 21-digit
+// unique id 404 NOT_FOUND, as Google answers.
 //
 // Tests steer failures per endpoint with Refuse, Fail, Drop (the connection
 // closed after the request was read) and Hang, and undo

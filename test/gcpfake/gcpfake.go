@@ -20,9 +20,16 @@ const (
 	IAMScope           = "https://www.googleapis.com/auth/iam"
 )
 
-// DefaultMaxLifetime is generateAccessToken's limit without the
-// constraints/iam.allowServiceAccountCredentialLifetimeExtension org policy.
-const DefaultMaxLifetime = time.Hour
+// generateAccessToken's lifetime limits: DefaultMaxLifetime for every
+// account, MaxExtendedLifetime for those that an organisation policy
+// enforcing LifetimeConstraint lists (WithLifetimeExtension). Source: the
+// lifetime field of projects.serviceAccounts.generateAccessToken,
+// https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts/generateAccessToken.
+const (
+	DefaultMaxLifetime  = time.Hour
+	MaxExtendedLifetime = 12 * time.Hour
+	LifetimeConstraint  = "constraints/iam.allowServiceAccountCredentialLifetimeExtension"
+)
 
 // TokenTTL is the lifetime of the tokens the OAuth and STS endpoints issue.
 const TokenTTL = time.Hour
@@ -52,11 +59,15 @@ func WithClock(now func() time.Time) Option {
 	return func(h *Handler) { h.now = now }
 }
 
-// WithMaxLifetime sets the longest lifetime generateAccessToken grants, as
-// the org policy constraints/iam.allowServiceAccountCredentialLifetimeExtension
-// does (up to 12 hours).
-func WithMaxLifetime(d time.Duration) Option {
-	return func(h *Handler) { h.maxLifetime = d }
+// WithLifetimeExtension lists service accounts (by e-mail or unique id, as
+// requests name them) in the org policy LifetimeConstraint: their tokens may
+// live up to MaxExtendedLifetime instead of DefaultMaxLifetime.
+func WithLifetimeExtension(serviceAccounts ...string) Option {
+	return func(h *Handler) {
+		for _, sa := range serviceAccounts {
+			h.extended[sa] = true
+		}
+	}
 }
 
 // WithHTTPClient sets the client STS fetches issuers' discovery documents
@@ -149,13 +160,13 @@ type control struct {
 // Handler is the fake's http.Handler, usable without Server (e.g. behind a
 // TLS listener). Controls apply to requests that arrive after they are set.
 type Handler struct {
-	now         func() time.Time
-	maxLifetime time.Duration
-	client      *http.Client
-	closed      chan struct{}
-	closeOnce   sync.Once
-	mux         *http.ServeMux
-	early       map[*Call]bool // calls recorded before their handler returned
+	now       func() time.Time
+	extended  map[string]bool // accounts the lifetime org policy lists
+	client    *http.Client
+	closed    chan struct{}
+	closeOnce sync.Once
+	mux       *http.ServeMux
+	early     map[*Call]bool // calls recorded before their handler returned
 
 	mu        sync.Mutex
 	baseURL   string // for the aud of assertions; set by Server
@@ -170,15 +181,15 @@ type Handler struct {
 // NewHandler returns a Handler with no keys, providers or grants.
 func NewHandler(opts ...Option) *Handler {
 	h := &Handler{
-		now:         time.Now,
-		maxLifetime: DefaultMaxLifetime,
-		client:      &http.Client{Timeout: 10 * time.Second},
-		closed:      make(chan struct{}),
-		controls:    map[Endpoint]*control{},
-		tokens:      map[string]Token{},
-		keys:        map[string]ServiceAccountKey{},
-		providers:   map[string]WorkloadIdentityProvider{},
-		allowed:     map[string]map[string]bool{},
+		now:       time.Now,
+		extended:  map[string]bool{},
+		client:    &http.Client{Timeout: 10 * time.Second},
+		closed:    make(chan struct{}),
+		controls:  map[Endpoint]*control{},
+		tokens:    map[string]Token{},
+		keys:      map[string]ServiceAccountKey{},
+		providers: map[string]WorkloadIdentityProvider{},
+		allowed:   map[string]map[string]bool{},
 	}
 	for _, o := range opts {
 		o(h)

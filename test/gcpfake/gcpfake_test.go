@@ -513,14 +513,25 @@ func (c *fakeClock) advance(d time.Duration) {
 
 func TestMaxLifetime(t *testing.T) {
 	t.Parallel()
-	s := gcpfake.New(t, gcpfake.WithMaxLifetime(12*time.Hour))
-	s.Allow(bridgeSA, deploySA)
+	s := gcpfake.New(t, gcpfake.WithLifetimeExtension(deploySA))
+	s.Allow(bridgeSA, deploySA, middleSA)
 	bearer := oauthToken(t, s, bridgeSA, gcpfake.IAMScope)
 	if a := generate(t, s, deploySA, bearer, map[string]any{"scope": []string{"x"}, "lifetime": "43200s"}); a.Status != 200 {
 		t.Errorf("12 h: %+v", a)
 	}
 	if a := generate(t, s, deploySA, bearer, map[string]any{"scope": []string{"x"}, "lifetime": "43201s"}); a.googleStatus() != "INVALID_ARGUMENT" {
 		t.Errorf("over 12 h: %+v", a)
+	}
+	// The org policy lists deploySA only: middleSA keeps the hour.
+	if a := generate(t, s, middleSA, bearer, map[string]any{"scope": []string{"x"}, "lifetime": "3600s"}); a.Status != 200 {
+		t.Errorf("1 h: %+v", a)
+	}
+	a := generate(t, s, middleSA, bearer, map[string]any{"scope": []string{"x"}, "lifetime": "3601s"})
+	if a.Status != 400 || a.googleStatus() != "INVALID_ARGUMENT" {
+		t.Fatalf("over 1 h without the org policy: %+v", a)
+	}
+	if msg, _ := a.Body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, gcpfake.LifetimeConstraint) {
+		t.Errorf("message %q does not name the constraint", msg)
 	}
 }
 

@@ -42,8 +42,8 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 		refuse("INVALID_ARGUMENT", "The project of the resource name must be the - wildcard.")
 		return
 	}
-	if account == "" || strings.ContainsAny(account, "/ ") {
-		refuse("INVALID_ARGUMENT", "Invalid form of account ID "+account+". Should be [Gaia ID |Email |Unique ID |] of the account")
+	if code, msg := checkAccount(account); code != "" {
+		refuse(code, msg)
 		return
 	}
 
@@ -64,6 +64,10 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 		sa, ok := strings.CutPrefix(d, saPrefix)
 		if !ok || sa == "" || strings.Contains(sa, "/") {
 			refuse("INVALID_ARGUMENT", "Delegates must be of the form projects/-/serviceAccounts/{ACCOUNT}.")
+			return
+		}
+		if code, msg := checkAccount(sa); code != "" {
+			refuse(code, msg)
 			return
 		}
 		call.Delegates = append(call.Delegates, sa)
@@ -110,8 +114,11 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 	case lifetime <= 0:
 		refuse("INVALID_ARGUMENT", "The lifetime must be positive.")
 		return
-	case lifetime > h.maxLifetime:
-		refuse("INVALID_ARGUMENT", fmt.Sprintf("The lifetime requested is more than the allowed %d seconds.", int(h.maxLifetime/time.Second)))
+	case lifetime > h.maxLifetime(account):
+		// Google's shape (400, INVALID_ARGUMENT); the words are the fake's.
+		refuse("INVALID_ARGUMENT", fmt.Sprintf("The lifetime requested (%ds) exceeds the allowed maximum of %d seconds for %s. "+
+			"Lifetimes of up to %d seconds need the service account listed in an organization policy enforcing %s.",
+			int(lifetime/time.Second), int(h.maxLifetime(account)/time.Second), account, int(MaxExtendedLifetime/time.Second), LifetimeConstraint))
 		return
 	}
 	// Each hop of caller → delegates… → account must be granted.
@@ -131,6 +138,34 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 		"expireTime":  expiry.UTC().Format(time.RFC3339),
 	})
 	call.Status, call.IssuedExpiry = http.StatusOK, expiry
+}
+
+// maxLifetime is the longest token generateAccessToken grants account.
+func (h *Handler) maxLifetime(account string) time.Duration {
+	if h.extended[account] {
+		return MaxExtendedLifetime
+	}
+	return DefaultMaxLifetime
+}
+
+// checkAccount answers an account that is no service account as Google does:
+// 400 INVALID_ARGUMENT when it is neither an e-mail nor a unique id, 404
+// NOT_FOUND when it is an e-mail outside gserviceaccount.com (no service
+// account has one) or a number that is no unique id (21 digits).
+func checkAccount(account string) (code, msg string) {
+	local, domain, email := strings.Cut(account, "@")
+	digits := account != "" && strings.Trim(account, "0123456789") == ""
+	switch {
+	case digits && len(account) == 21 && account[0] != '0':
+		return "", ""
+	case digits:
+		return "NOT_FOUND", "Not found; Gaia id not found for unique id " + account
+	case !email || local == "" || domain == "" || strings.ContainsAny(account, "/ \t") || strings.Count(account, "@") != 1:
+		return "INVALID_ARGUMENT", "Invalid form of account ID " + account + ". Should be [Gaia ID |Email |Unique ID |] of the account"
+	case domain != "gserviceaccount.com" && !strings.HasSuffix(domain, ".gserviceaccount.com"):
+		return "NOT_FOUND", "Not found; Gaia id not found for email " + account
+	}
+	return "", ""
 }
 
 // parseDuration reads a google.protobuf.Duration's JSON form: seconds with

@@ -25,6 +25,8 @@ const (
 	IDTokenType          = "urn:ietf:params:oauth:token-type:id_token"
 	maxSubjectTokenLife  = 48 * time.Hour
 	maxGoogleSubjectSize = 127
+	maxAllowedAudiences  = 10
+	maxAudienceLen       = 256
 	clockSkew            = 30 * time.Second
 )
 
@@ -80,6 +82,16 @@ func (h *Handler) AddWorkloadIdentityProvider(p WorkloadIdentityProvider) error 
 	}
 	if u, err := url.Parse(p.IssuerURI); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("gcpfake: issuer %q is not an http(s) URL", p.IssuerURI)
+	}
+	// Google's limits on allowed audiences: at most 10, each at most 256
+	// characters (WorkloadIdentityPoolProvider.Oidc.allowed_audiences).
+	if len(p.AllowedAudiences) > maxAllowedAudiences {
+		return fmt.Errorf("gcpfake: at most %d allowed audiences", maxAllowedAudiences)
+	}
+	for _, a := range p.AllowedAudiences {
+		if a == "" || len(a) > maxAudienceLen {
+			return fmt.Errorf("gcpfake: an allowed audience is 1-%d characters", maxAudienceLen)
+		}
 	}
 	for k, v := range p.AttributeMapping {
 		if k != "google.subject" && !strings.HasPrefix(k, "attribute.") || !strings.HasPrefix(v, "assertion.") {

@@ -118,6 +118,7 @@ func (d *mappingDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 				"service_account": computedString("Service account."), "scopes": computedStrings("Scopes."),
 				"delegates": computedStrings("Delegates."), "mode": computedString("Mode."),
 				"workload_identity_provider": computedString("Workload identity provider."),
+				"allow_lifetime_extension":   schema.BoolAttribute{Computed: true, Description: "Whether the org policy extends the account's token lifetime to 12 hours."},
 			}},
 			"azure": schema.SingleNestedAttribute{Computed: true, Description: "The Azure target.", Attributes: map[string]schema.Attribute{
 				"tenant_id": computedString("Tenant id."), "client_id": computedString("Client id."), "scope": computedString("Scope."),

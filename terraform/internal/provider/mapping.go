@@ -97,7 +97,7 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			},
 			"max_duration_seconds": schema.Int64Attribute{
 				Description: "The longest credential lifetime a caller may ask for. Default 3600; " +
-					"aws 900-43200, gcp 60-43200, azure and jwt 60-86400.",
+					"aws 900-43200, gcp 60-3600 (43200 with allow_lifetime_extension), azure and jwt 60-86400.",
 				Optional: true,
 				Computed: true,
 				Default:  int64default.StaticInt64(mapping.DefaultMaxDuration),
@@ -167,6 +167,11 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					},
 					"mode":                       optStringAttr("impersonate (default) or workload_identity.", stringvalidator.OneOf(mapping.GCPModeImpersonate, mapping.GCPModeWorkloadIdentity)),
 					"workload_identity_provider": optStringAttr("For workload_identity: //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER."),
+					"allow_lifetime_extension": schema.BoolAttribute{
+						Description: "Set when the organisation policy constraints/iam.allowServiceAccountCredentialLifetimeExtension " +
+							"lists the service account: max_duration_seconds may then exceed 3600 (up to 43200). Default false.",
+						Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+					},
 				},
 			},
 			"azure": schema.SingleNestedBlock{

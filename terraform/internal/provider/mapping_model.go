@@ -68,6 +68,7 @@ type gcpModel struct {
 	Delegates                types.List   `tfsdk:"delegates"`
 	Mode                     types.String `tfsdk:"mode"`
 	WorkloadIdentityProvider types.String `tfsdk:"workload_identity_provider"`
+	AllowLifetimeExtension   types.Bool   `tfsdk:"allow_lifetime_extension"`
 }
 
 type azureModel struct {
@@ -204,6 +205,8 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 			Delegates:                strs(ctx, m.GCP.Delegates, phSA),
 			Mode:                     str(m.GCP.Mode, ""),
 			WorkloadIdentityProvider: str(m.GCP.WorkloadIdentityProvider, ""),
+			// Unknown until apply: judge max_duration_seconds as if allowed.
+			AllowLifetimeExtension: m.GCP.AllowLifetimeExtension.IsUnknown() || m.GCP.AllowLifetimeExtension.ValueBool(),
 		}
 		if m.GCP.Mode.IsUnknown() || m.GCP.WorkloadIdentityProvider.IsUnknown() {
 			// Which of the two is valid depends on the other: judge neither.
@@ -348,6 +351,7 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 			out.GCP = &gcpModel{
 				ServiceAccount: types.StringValue(t.ServiceAccount), Scopes: listOf(t.Scopes), Delegates: listOf(t.Delegates),
 				Mode: optString(t.Mode), WorkloadIdentityProvider: optString(t.WorkloadIdentityProvider),
+				AllowLifetimeExtension: types.BoolValue(t.AllowLifetimeExtension),
 			}
 		}
 	case mapping.ProviderAzure:

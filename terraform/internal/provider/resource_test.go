@@ -386,7 +386,9 @@ resource "oidcbridge_mapping" "gcp" {
     scopes                     = ["https://www.googleapis.com/auth/cloud-platform"]
     mode                       = "workload_identity"
     workload_identity_provider = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/gitlab/providers/bridge"
+    allow_lifetime_extension   = true
   }
+  max_duration_seconds = 7200
 }
 
 resource "oidcbridge_mapping" "azure" {
@@ -420,7 +422,8 @@ func TestAccClouds(t *testing.T) {
 				Config: e.config(cloudsHCL),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr("oidcbridge_mapping.gcp", "gcp.mode", "workload_identity"),
-					resource.TestCheckResourceAttr("oidcbridge_mapping.gcp", "max_duration_seconds", "3600"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.gcp", "max_duration_seconds", "7200"),
+					resource.TestCheckResourceAttr("oidcbridge_mapping.gcp", "gcp.allow_lifetime_extension", "true"),
 					resource.TestCheckResourceAttr("oidcbridge_mapping.gcp", "mode", "enforce"),
 					resource.TestCheckResourceAttr("oidcbridge_mapping.azure", "enabled", "false"),
 					resource.TestCheckResourceAttr("oidcbridge_issuer.ci", "enabled", "false"),
@@ -551,6 +554,19 @@ resource "oidcbridge_mapping" "bad" {
     service_account = "deployer@gmail.com"
   }`, `target.service_account: must be a service account email`},
 		{"duration", cond + aws + `max_duration_seconds = 60`, `max_duration_seconds: must be between 900 and 43200`},
+		{"gcp lifetime", cond + `gcp {
+    service_account = "deployer@acme-prod.iam.gserviceaccount.com"
+  }
+  max_duration_seconds = 7200`, `(?s)max_duration_seconds: must be at most 3600 for a gcp target.*allowServiceAccountCredentialLifetimeExtension`},
+		{"gcp lifetime extension off", cond + `gcp {
+    service_account          = "deployer@acme-prod.iam.gserviceaccount.com"
+    allow_lifetime_extension = false
+  }
+  max_duration_seconds = 7200`, `max_duration_seconds: must be at most 3600 for a gcp target`},
+		{"gcp delegate is the target", cond + `gcp {
+    service_account = "deployer@acme-prod.iam.gserviceaccount.com"
+    delegates       = ["deployer@acme-prod.iam.gserviceaccount.com"]
+  }`, `target.delegates\[0\]: is the target service account itself`},
 		{"repository wildcard owner", `conditions {
     repository = ["*/web"]
   }
