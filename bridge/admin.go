@@ -94,7 +94,10 @@ func (s *Server) updateIssuer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// A change of kind must not leave a mapping the new kind refuses.
+	// A change of kind must not leave a mapping the new kind refuses. The
+	// deployment's rules (role chaining) are not applied: a mapping stored
+	// before them still mints (cut to the limit) and must not block an
+	// unrelated change of its issuer.
 	check := func(m mapping.Mapping) error {
 		return mapping.ValidateMapping(&m, identity.Kind(is.Kind))
 	}
@@ -174,7 +177,7 @@ func (s *Server) lint(ctx context.Context, ms []mapping.Mapping) error {
 // store runs against its issuer's kind inside the write's transaction: it
 // validates, lints (into *warnings), and with ?lint=strict refuses a mapping
 // that has warnings.
-func readMapping(c echo.Context, pathName string, warnings *[]mapping.Warning) (mapping.Mapping, func(identity.Kind) error, error) {
+func readMapping(c echo.Context, pathName string, opts mapping.ValidateOptions, warnings *[]mapping.Warning) (mapping.Mapping, func(identity.Kind) error, error) {
 	strict := false
 	switch c.QueryParam("lint") {
 	case "", "warn":
@@ -195,7 +198,7 @@ func readMapping(c echo.Context, pathName string, warnings *[]mapping.Warning) (
 		return m, nil, &mapping.ValidationError{Field: "issuer", Message: "issuer: required: the name of a registered issuer"}
 	}
 	check := func(k identity.Kind) error {
-		if err := mapping.ValidateMapping(&m, k); err != nil {
+		if err := mapping.ValidateMapping(&m, k, opts); err != nil {
 			return err
 		}
 		*warnings = mapping.Lint(&m, k)
@@ -207,9 +210,14 @@ func readMapping(c echo.Context, pathName string, warnings *[]mapping.Warning) (
 	return m, check, nil
 }
 
+// validateOptions is what mapping validation knows of the deployment.
+func (s *Server) validateOptions() mapping.ValidateOptions {
+	return mapping.ValidateOptions{AWSRoleChaining: s.opts.AWSRoleChaining}
+}
+
 func (s *Server) createMapping(c echo.Context) error {
 	var warnings []mapping.Warning
-	m, check, err := readMapping(c, "", &warnings)
+	m, check, err := readMapping(c, "", s.validateOptions(), &warnings)
 	if err != nil {
 		return err
 	}
@@ -225,7 +233,7 @@ func (s *Server) createMapping(c echo.Context) error {
 func (s *Server) updateMapping(c echo.Context) error {
 	name := c.Param("name")
 	var warnings []mapping.Warning
-	m, check, err := readMapping(c, name, &warnings)
+	m, check, err := readMapping(c, name, s.validateOptions(), &warnings)
 	if err != nil {
 		return err
 	}

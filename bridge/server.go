@@ -95,7 +95,12 @@ type Options struct {
 	// AllowInsecureIssuers permits http:// issuer URLs on loopback hosts.
 	// For tests and demos only: never in production.
 	AllowInsecureIssuers bool
-	Logger               *slog.Logger
+	// AWSRoleChaining says the bridge's own AWS credentials are a role
+	// session (BRIDGE_AWS_ROLE_CHAINING): the admin API then refuses aws
+	// assume_role mappings longer than AWS's one hour for chained sessions
+	// (mapping.ValidateOptions).
+	AWSRoleChaining bool
+	Logger          *slog.Logger
 	// Registry receives the server's metrics and serves GET /metrics.
 	Registry *prometheus.Registry
 	// SeparateMetrics serves GET /metrics only through MetricsHandler (a

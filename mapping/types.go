@@ -293,6 +293,16 @@ type AWSTarget struct {
 	// Mode is assume_role (default when empty) or web_identity. An
 	// external_id applies to assume_role only.
 	Mode string `json:"mode,omitempty"`
+	// SessionTags are static session tags (key to value) the admin adds to
+	// the ones the bridge derives from the claims
+	// (providers.AWSSessionTagKeys, which they may not name). assume_role
+	// sends them as AssumeRole's Tags; web_identity in the signed token's
+	// https://aws.amazon.com/tags claim (principal_tags).
+	SessionTags map[string]string `json:"session_tags,omitempty"`
+	// TransitiveTagKeys are the session tag keys (the bridge's or
+	// SessionTags') that the session passes on when it assumes another role
+	// (role chaining).
+	TransitiveTagKeys []string `json:"transitive_tag_keys,omitempty"`
 }
 
 // GCP target modes. impersonate (the default) calls generateAccessToken

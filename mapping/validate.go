@@ -61,7 +61,6 @@ const (
 	maxClaimNameLen    = 128
 	maxAudienceLen     = 512
 	maxTargetLen       = 16 << 10
-	maxSessionPolicy   = 2048
 )
 
 // DurationBounds returns the range of max_duration_seconds a provider
@@ -194,12 +193,31 @@ func checkAudience(field, a string) error {
 	return nil
 }
 
+// ValidateOptions is what ValidateMapping knows of the deployment. The zero
+// value is the lenient reading, for callers that cannot know it (Terraform's
+// offline plan): the bridge's server, which does, may still refuse what it
+// admits.
+type ValidateOptions struct {
+	// AWSRoleChaining says that the bridge's own AWS credentials are a role
+	// session (BRIDGE_AWS_ROLE_CHAINING, true unless the bridge runs with an
+	// IAM user's keys), so that its AssumeRole is role chaining, which AWS
+	// refuses for DurationSeconds over 3600: an assume_role mapping may then
+	// not ask for more.
+	AWSRoleChaining bool
+}
+
 // ValidateMapping checks a mapping as the admin API receives it (after
 // Normalize) for a mapping of an issuer of kind issuerKind, and returns a
 // *ValidationError naming the first field at fault. It does not check that
 // the issuer exists. An issuerKind other than generic (an unknown one
-// included) gets the github/gitlab rules, the stricter ones.
-func ValidateMapping(m *Mapping, issuerKind identity.Kind) error {
+// included) gets the github/gitlab rules, the stricter ones. opts, at most
+// one, says what the caller knows of the deployment; without it, the
+// lenient reading (the zero ValidateOptions).
+func ValidateMapping(m *Mapping, issuerKind identity.Kind, opts ...ValidateOptions) error {
+	var o ValidateOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	if m == nil {
 		return invalid("", "a mapping object is required")
 	}
@@ -223,6 +241,9 @@ func ValidateMapping(m *Mapping, issuerKind identity.Kind) error {
 		return invalid("max_duration_seconds", "must be between %d and %d for provider %s (0 means %d)", lo, hi, m.Provider, DefaultMaxDuration)
 	}
 	if err := checkCloudMapping(m); err != nil {
+		return err
+	}
+	if err := checkAWSChainedDuration(m, o); err != nil {
 		return err
 	}
 	if q := m.Quota; q != nil {
@@ -494,7 +515,7 @@ func validateTarget(provider string, raw json.RawMessage) error {
 	}
 	switch t := target.(type) {
 	case *AWSTarget:
-		return checkAWSTarget(t)
+		return checkAWSTarget(t, raw)
 	case *GCPTarget:
 		return checkGCPTarget(t)
 	case *AzureTarget:
@@ -576,7 +597,7 @@ func jsonFieldKind(v any, name string) string {
 
 var awsPartitions = []string{"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}
 
-func checkAWSTarget(t *AWSTarget) error {
+func checkAWSTarget(t *AWSTarget, raw json.RawMessage) error {
 	switch t.Mode {
 	case "", AWSModeAssumeRole:
 	case AWSModeWebIdentity:
@@ -593,20 +614,21 @@ func checkAWSTarget(t *AWSTarget) error {
 		return invalid("target.region", "must be an AWS region like eu-west-1")
 	}
 	if t.SessionPolicy != "" {
-		var policy map[string]json.RawMessage
-		switch {
-		case len(t.SessionPolicy) > maxSessionPolicy:
-			return invalid("target.session_policy", "must be at most %d bytes", maxSessionPolicy)
-		case json.Unmarshal([]byte(t.SessionPolicy), &policy) != nil || policy == nil:
-			return invalid("target.session_policy", "must be a JSON policy document (an object) in a string")
+		if err := checkSessionPolicy(t.SessionPolicy); err != nil {
+			return err
 		}
 	}
+	// ExternalId: 2-1224 characters of [\w+=,.@:\/-]
+	// (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
 	if t.ExternalID != "" {
 		if n := len(t.ExternalID); n < 2 || n > 1224 || !allIn(t.ExternalID, isExternalIDChar) {
 			return invalid("target.external_id", "must be 2-1224 characters of A-Z, a-z, 0-9, '_', '+', '=', ',', '.', '@', ':', '/' and '-'")
 		}
 	}
-	return nil
+	if err := checkAWSSessionTags(t, raw); err != nil {
+		return err
+	}
+	return checkPackedSize(t)
 }
 
 // checkRoleARN accepts arn:<partition>:iam::<12 digits>:role/<path><name>,

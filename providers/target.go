@@ -12,7 +12,8 @@ import (
 // object whose every key is one of fields' (spelled exactly, at most once;
 // encoding/json alone would accept "ROLE_ARN" and duplicates), with nothing
 // after it. A *string field takes a JSON string; a *[]string an array of
-// strings (no nulls). The admin API validated the target when it was
+// strings (no nulls); a *map[string]string an object of strings (no nulls,
+// no key twice). The admin API validated the target when it was
 // written; providers decode it again so that a target changed behind the
 // API's back fails closed. Errors start with provider and name the key,
 // never a value.
@@ -78,10 +79,50 @@ func decodeValue(v json.RawMessage, dst any) error {
 			out = append(out, *s)
 		}
 		*d = out
+	case *map[string]string:
+		m, err := stringObject(v)
+		if err != nil {
+			return err
+		}
+		*d = m
 	default:
 		return fmt.Errorf("has an unsupported destination %T", dst)
 	}
 	return nil
+}
+
+// stringObject reads a JSON object of strings, refusing a key given twice
+// (which encoding/json would silently merge), null and other types.
+func stringObject(v json.RawMessage) (map[string]string, error) {
+	const shape = "is not an object of strings"
+	dec := json.NewDecoder(bytes.NewReader(v))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New(shape)
+	}
+	out := map[string]string{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errors.New(shape)
+		}
+		k, _ := tok.(string)
+		if _, dup := out[k]; dup {
+			return nil, errors.New("has a key twice")
+		}
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil || len(val) == 0 || val[0] != '"' {
+			return nil, errors.New(shape)
+		}
+		var s string
+		if err := json.Unmarshal(val, &s); err != nil {
+			return nil, errors.New(shape)
+		}
+		out[k] = s
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, errors.New(shape)
+	}
+	return out, nil
 }
 
 // truncate cuts a key for an error message.

@@ -12,6 +12,7 @@ func TestDecodeTarget(t *testing.T) {
 	type dst struct {
 		Name string
 		List []string
+		Tags map[string]string
 	}
 	tests := []struct {
 		name, raw string
@@ -31,13 +32,18 @@ func TestDecodeTarget(t *testing.T) {
 		{"not an object", `["name"]`, dst{}, "not a JSON object"},
 		{"trailing data", `{"name": "a"} {}`, dst{}, "trailing data"},
 		{"truncated", `{"name": "a"`, dst{}, "not valid JSON"},
+		{"object of strings", `{"tags": {"a": "1", "b": ""}}`, dst{Tags: map[string]string{"a": "1", "b": ""}}, ""},
+		{"key twice in an object", `{"tags": {"a": "1", "a": "2"}}`, dst{}, "tags has a key twice"},
+		{"number in an object", `{"tags": {"a": 1}}`, dst{}, "tags is not an object of strings"},
+		{"null in an object", `{"tags": {"a": null}}`, dst{}, "tags is not an object of strings"},
+		{"list for an object", `{"tags": ["a"]}`, dst{}, "tags is not an object of strings"},
 		{"long unknown key", `{"` + strings.Repeat("k", 100) + `": 1}`, dst{}, "…"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var got dst
-			err := DecodeTarget("test", []byte(tt.raw), map[string]any{"name": &got.Name, "list": &got.List})
+			err := DecodeTarget("test", []byte(tt.raw), map[string]any{"name": &got.Name, "list": &got.List, "tags": &got.Tags})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "test: ") {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)

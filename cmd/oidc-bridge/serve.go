@@ -199,6 +199,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		Admins:               admins,
 		Ready:                func(ctx context.Context) error { return schemaUsable(ctx, db.pool) },
 		AllowInsecureIssuers: cfg.AllowInsecureIssuers,
+		AWSRoleChaining:      cfg.AWSRoleChaining,
 		Logger:               log,
 		Registry:             reg,
 		TracerProvider:       tp,
@@ -266,7 +267,7 @@ func (a *app) getenv(key string) string {
 // their signing modes without one.
 func newProviders(ctx context.Context, cfg config.Config, signer signing.Signer, log *slog.Logger) (map[string]providers.Provider, error) {
 	out := map[string]providers.Provider{}
-	awsP, err := aws.New(ctx, aws.Config{Signer: signer, Logger: log})
+	awsP, err := aws.New(ctx, aws.Config{Signer: signer, Logger: log, RoleChaining: cfg.AWSRoleChaining})
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,13 @@ type Config struct {
 	// Credentials and STS endpoints (tests, private access).
 	GCPIAMCredentialsEndpoint string `env:"BRIDGE_GCP_IAMCREDENTIALS_ENDPOINT"`
 	GCPSTSEndpoint            string `env:"BRIDGE_GCP_STS_ENDPOINT"`
+	// AWSRoleChaining says that the bridge's own AWS credentials are a role
+	// session (IRSA, EKS Pod Identity, an ECS task role, an EC2 instance
+	// profile), so that its AssumeRole is role chaining, which AWS limits
+	// to one hour: the admin API then refuses assume_role mappings with a
+	// max_duration_seconds over 3600, and mints cut older ones to 3600.
+	// Set it false only when the bridge runs with an IAM user's keys.
+	AWSRoleChaining bool `env:"BRIDGE_AWS_ROLE_CHAINING" envDefault:"true"`
 	// TrustedProxies lists the addresses (CIDRs or IPs, comma-separated) of
 	// the load balancers in front of the bridge. Only a request whose
 	// socket peer is one of them has its X-Forwarded-For read, right to

@@ -33,6 +33,7 @@ func TestLoadDefaults(t *testing.T) {
 
 		IssuerOwnerRateLimit: 100,
 		IssuerOwnerRateBurst: 200,
+		AWSRoleChaining:      true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("defaults (-want +got):\n%s", diff)
@@ -55,13 +56,19 @@ func TestLoad(t *testing.T) {
 				"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_LOG_LEVEL=debug"},
 			want: Config{DatabaseURL: "postgres://u:p@db/bridge", MigrationDatabaseURL: "postgres://owner:p@db/bridge", ListenAddr: "0.0.0.0:9000",
 				PublicURL: "https://bridge.example.com", AdminToken: strings.Repeat("x", 32),
-				AllowInsecureIssuers: true, LogLevel: "debug", Level: slog.LevelDebug, RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
+				AllowInsecureIssuers: true, LogLevel: "debug", Level: slog.LevelDebug, RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, AWSRoleChaining: true},
 		},
 		{
 			name: "public URL defaults to loopback for a wildcard listen address",
 			env:  []string{"BRIDGE_DATABASE_URL=postgres://db/x", "BRIDGE_LISTEN_ADDR=:8443"},
-			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: ":8443", PublicURL: "http://127.0.0.1:8443", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
+			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: ":8443", PublicURL: "http://127.0.0.1:8443", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, AWSRoleChaining: true},
 		},
+		{
+			name: "aws role chaining off (IAM user keys)",
+			env:  []string{"BRIDGE_AWS_ROLE_CHAINING=false"},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
+		},
+		{name: "aws role chaining not a boolean", env: []string{"BRIDGE_AWS_ROLE_CHAINING=maybe"}, wantErr: "BRIDGE_AWS_ROLE_CHAINING"},
 		{name: "short admin token", env: []string{"BRIDGE_ADMIN_TOKEN=" + strings.Repeat("x", 31)}, wantErr: "BRIDGE_ADMIN_TOKEN"},
 		{name: "admin token with spaces", env: []string{"BRIDGE_ADMIN_TOKEN= " + strings.Repeat("x", 40)}, wantErr: "BRIDGE_ADMIN_TOKEN"},
 		{name: "log level", env: []string{"BRIDGE_LOG_LEVEL=verbose"}, wantErr: "BRIDGE_LOG_LEVEL"},
@@ -91,22 +98,22 @@ func TestLoad(t *testing.T) {
 		{
 			name: "ledger retention of 31 days",
 			env:  []string{"BRIDGE_LEDGER_RETENTION=744h"},
-			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, LedgerRetention: 744 * time.Hour},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, AWSRoleChaining: true, LedgerRetention: 744 * time.Hour},
 		},
 		{
 			name: "ledger retention 0 keeps forever",
 			env:  []string{"BRIDGE_LEDGER_RETENTION=0"},
-			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, AWSRoleChaining: true},
 		},
 		{
 			name: "pprof on loopback",
 			env:  []string{"BRIDGE_PPROF_ADDR=127.0.0.1:6060"},
-			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, PprofAddr: "127.0.0.1:6060"},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, AWSRoleChaining: true, PprofAddr: "127.0.0.1:6060"},
 		},
 		{
 			name: "metrics on their own port",
 			env:  []string{"BRIDGE_LISTEN_ADDR=0.0.0.0:8080", "BRIDGE_METRICS_ADDR=0.0.0.0:9090"},
-			want: Config{ListenAddr: "0.0.0.0:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, MetricsAddr: "0.0.0.0:9090"},
+			want: Config{ListenAddr: "0.0.0.0:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, AWSRoleChaining: true, MetricsAddr: "0.0.0.0:9090"},
 		},
 		{name: "pprof on every interface", env: []string{"BRIDGE_PPROF_ADDR=:6060"}, wantErr: "BRIDGE_PPROF_ADDR"},
 		{name: "pprof on a public address", env: []string{"BRIDGE_PPROF_ADDR=0.0.0.0:6060"}, wantErr: "BRIDGE_PPROF_ADDR"},
@@ -120,12 +127,12 @@ func TestLoad(t *testing.T) {
 		{
 			name: "empty data dir takes the default",
 			env:  []string{"BRIDGE_DATA_DIR="},
-			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
+			want: Config{ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateLimit: 50, RateBurst: 200, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, AWSRoleChaining: true},
 		},
 		{
 			name: "rate limit off",
 			env:  []string{"BRIDGE_DATABASE_URL=postgres://db/x", "BRIDGE_RATE_LIMIT=0", "BRIDGE_RATE_BURST=1"},
-			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateBurst: 1, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200},
+			want: Config{DatabaseURL: "postgres://db/x", ListenAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", LogLevel: "info", RateBurst: 1, IssuerRateLimit: 1000, IssuerRateBurst: 2000, IssuerOwnerRateLimit: 100, IssuerOwnerRateBurst: 200, AWSRoleChaining: true},
 		},
 	}
 	for _, tt := range tests {

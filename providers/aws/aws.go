@@ -22,10 +22,13 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/signing"
 )
 
-// Limits of AssumeRole's DurationSeconds.
+// Limits of AssumeRole's DurationSeconds: 900-43200 s, and at most one
+// hour "if you assume a role using role chaining"
+// (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
 const (
-	minDuration = 900 * time.Second
-	maxDuration = 43200 * time.Second
+	minDuration        = 900 * time.Second
+	maxDuration        = 43200 * time.Second
+	maxChainedDuration = 3600 * time.Second
 )
 
 // Config configures the provider. The bridge's AWS credentials, region and
@@ -43,6 +46,14 @@ type Config struct {
 	// fail with ErrUnavailable, code SignerUnavailable; mode assume_role
 	// does not need it.
 	Signer signing.Signer
+	// RoleChaining says that the bridge's own AWS credentials are a role
+	// session (IRSA, EKS Pod Identity, an ECS task role, an EC2 instance
+	// profile: BRIDGE_AWS_ROLE_CHAINING, true unless the bridge runs with
+	// an IAM user's keys), so that its AssumeRole is role chaining, which
+	// AWS refuses for more than an hour: such sessions are cut to 3600 s.
+	// The admin API refuses longer assume_role mappings then; this catches
+	// those stored before. web_identity mints are not chaining.
+	RoleChaining bool
 }
 
 // Provider mints AWS credentials with sts:AssumeRole or, for targets in
@@ -53,6 +64,8 @@ type Provider struct {
 	creds  awssdk.CredentialsProvider
 	signer signing.Signer
 	log    *slog.Logger
+	// roleChaining is Config.RoleChaining.
+	roleChaining bool
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -88,7 +101,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		o.ClientLogMode = 0
 		o.Logger = logging.Nop{}
 	})
-	return &Provider{client: client, creds: awsCfg.Credentials, signer: cfg.Signer, log: log}, nil
+	return &Provider{client: client, creds: awsCfg.Credentials, signer: cfg.Signer, log: log, roleChaining: cfg.RoleChaining}, nil
 }
 
 // Name is "aws".
@@ -121,12 +134,21 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 // assumeRole mints with sts:AssumeRole, signed with the bridge's own
 // credentials.
 func (p *Provider) assumeRole(ctx context.Context, log *slog.Logger, req providers.Request, t target) (providers.Credential, error) {
+	d := req.Duration
+	if p.roleChaining && d > maxChainedDuration {
+		// A mapping stored before the admin API knew the rule: a shorter
+		// credential rather than a refusal by STS.
+		log.Warn("aws: session cut to an hour: the bridge's AssumeRole is role chaining (BRIDGE_AWS_ROLE_CHAINING); "+
+			"lower the mapping's max_duration_seconds to 3600 or use mode web_identity", "duration", d)
+		d = maxChainedDuration
+	}
 	in := &sts.AssumeRoleInput{
 		RoleArn:         &t.RoleARN,
 		RoleSessionName: awssdk.String(sessionName(req.Claims)),
-		DurationSeconds: awssdk.Int32(int32(req.Duration / time.Second)),
-		Tags:            sessionTags(req),
+		DurationSeconds: awssdk.Int32(int32(d / time.Second)),
+		Tags:            sessionTags(req, t),
 	}
+	in.TransitiveTagKeys = transitiveKeys(in.Tags, t)
 	if si := sourceIdentity(req.Claims); si != "" {
 		in.SourceIdentity = &si
 	}

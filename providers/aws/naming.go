@@ -3,9 +3,9 @@ package aws
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
+	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 
@@ -114,15 +114,8 @@ func sourceIdentity(c *identity.Claims) string {
 	return ""
 }
 
-// tagRune reports whether AWS allows r in a tag value
-// ([\p{L}\p{Z}\p{N}_.:/=+\-@]). Of \p{Z} only the ASCII space is kept: line
-// and paragraph separators and odd spaces only serve to mislead readers.
-func tagRune(r rune) bool {
-	if r == utf8.RuneError {
-		return false
-	}
-	return r == ' ' || strings.ContainsRune("_.:/=+-@", r) || unicode.IsLetter(r) || unicode.IsNumber(r)
-}
+// tagRune reports whether AWS allows r in a tag value (providers.AWSTagRune).
+func tagRune(r rune) bool { return providers.AWSTagRune(r) }
 
 // tagValue renders s as a session tag value: characters AWS refuses become
 // "_" (never dropped, so "refs/heads/ma,in" cannot become "refs/heads/main"),
@@ -155,8 +148,9 @@ func tagValue(s string) string {
 }
 
 // sessionTags are the claims a role's policies may condition on
-// (aws:PrincipalTag/<key>), in a fixed order, without empty values.
-func sessionTags(req providers.Request) []types.Tag {
+// (aws:PrincipalTag/<key>), in a fixed order (providers.AWSSessionTagKeys),
+// without empty values, followed by the target's static tags in key order.
+func sessionTags(req providers.Request, t target) []types.Tag {
 	c := req.Claims
 	pairs := [...][2]string{
 		{"repository", c.Repository},
@@ -177,5 +171,25 @@ func sessionTags(req providers.Request) []types.Tag {
 		k, v := kv[0], tagValue(kv[1])
 		tags = append(tags, types.Tag{Key: &k, Value: &v})
 	}
+	for _, k := range slices.Sorted(maps.Keys(t.SessionTags)) {
+		v := t.SessionTags[k]
+		tags = append(tags, types.Tag{Key: &k, Value: &v})
+	}
 	return tags
+}
+
+// transitiveKeys are the target's transitive tag keys among tags, spelt as
+// tags spell them; a claim-derived key whose claim was absent (its tag not
+// sent) is left out, since STS refuses a transitive key that is not a tag.
+func transitiveKeys(tags []types.Tag, t target) []string {
+	var out []string
+	for _, k := range t.TransitiveTagKeys {
+		for _, tag := range tags {
+			if strings.EqualFold(*tag.Key, k) {
+				out = append(out, *tag.Key)
+				break
+			}
+		}
+	}
+	return out
 }

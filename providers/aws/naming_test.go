@@ -148,7 +148,7 @@ func TestSessionTags(t *testing.T) {
 	}
 	got := map[string]string{}
 	var keys []string
-	for _, tag := range sessionTags(req) {
+	for _, tag := range sessionTags(req, target{}) {
 		got[*tag.Key] = *tag.Value
 		keys = append(keys, *tag.Key)
 	}
@@ -176,7 +176,7 @@ func FuzzNaming(f *testing.F) {
 			if si := sourceIdentity(c); si != "" && !awsSessionName.MatchString(si) {
 				t.Fatalf("sourceIdentity = %q", si)
 			}
-			for _, tag := range sessionTags(providers.Request{Claims: c, IssuanceID: run}) {
+			for _, tag := range sessionTags(providers.Request{Claims: c, IssuanceID: run}, target{}) {
 				v := *tag.Value
 				if v == "" || !awsTagValue.MatchString(v) || utf8.RuneCountInString(v) > 256 || !utf8.ValidString(v) {
 					t.Fatalf("tag %s = %q", *tag.Key, v)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"strings"
 
 	"github.com/oidc-bridge/oidc-bridge/providers"
 )
@@ -18,6 +19,11 @@ type target struct {
 	// Mode is modeAssumeRole or modeWebIdentity; decodeTarget turns an
 	// empty mode into modeAssumeRole.
 	Mode string
+	// SessionTags are the mapping's static session tags, added to the
+	// claim-derived ones; TransitiveTagKeys the keys (of either) that the
+	// session passes on in role chaining.
+	SessionTags       map[string]string
+	TransitiveTagKeys []string
 }
 
 // The target's modes, as mapping.AWSModeAssumeRole and
@@ -43,11 +49,13 @@ var (
 func decodeTarget(raw []byte) (target, error) {
 	var t target
 	if err := providers.DecodeTarget("aws", raw, map[string]any{
-		"role_arn":       &t.RoleARN,
-		"region":         &t.Region,
-		"session_policy": &t.SessionPolicy,
-		"external_id":    &t.ExternalID,
-		"mode":           &t.Mode,
+		"role_arn":            &t.RoleARN,
+		"region":              &t.Region,
+		"session_policy":      &t.SessionPolicy,
+		"external_id":         &t.ExternalID,
+		"mode":                &t.Mode,
+		"session_tags":        &t.SessionTags,
+		"transitive_tag_keys": &t.TransitiveTagKeys,
 	}); err != nil {
 		return t, err
 	}
@@ -72,5 +80,38 @@ func decodeTarget(raw []byte) (target, error) {
 	case t.ExternalID != "" && (len(t.ExternalID) < 2 || len(t.ExternalID) > 1224 || !externalIDPattern.MatchString(t.ExternalID)):
 		return t, errors.New("aws: target's external_id is not a valid external id")
 	}
-	return t, nil
+	return t, checkTags(t)
+}
+
+// checkTags re-checks what the admin API's rules for session_tags and
+// transitive_tag_keys (mapping's checkAWSSessionTags) guard that STS would
+// not: a static tag may not stand in for a claim-derived one (it could
+// satisfy aws:PrincipalTag/environment for a token without an
+// environment), and a transitive key must be a tag the bridge may send.
+// AWS checks the rest (lengths, characters, count) itself.
+func checkTags(t target) error {
+	if len(t.SessionTags) > providers.MaxAWSSessionTags-len(providers.AWSSessionTagKeys()) {
+		return errors.New("aws: target has too many session_tags")
+	}
+	for k := range t.SessionTags {
+		if providers.AWSBridgeTagKey(k) || strings.HasPrefix(strings.ToLower(k), "aws:") {
+			return errors.New("aws: target's session_tags name a reserved key")
+		}
+	}
+	for _, k := range t.TransitiveTagKeys {
+		if _, static := staticKey(t.SessionTags, k); !static && !providers.AWSBridgeTagKey(k) {
+			return errors.New("aws: target's transitive_tag_keys name a key the session does not carry")
+		}
+	}
+	return nil
+}
+
+// staticKey returns the key of tags equal to k without case.
+func staticKey(tags map[string]string, k string) (string, bool) {
+	for key := range tags {
+		if strings.EqualFold(key, k) {
+			return key, true
+		}
+	}
+	return "", false
 }

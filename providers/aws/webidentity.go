@@ -45,7 +45,7 @@ func WebIdentitySubject(mapping string) string { return providers.Subject("aws",
 
 // webIdentityClaims are the claims of the web identity token for req, but
 // iss and iat, which the signer sets.
-func webIdentityClaims(req providers.Request, now time.Time) map[string]any {
+func webIdentityClaims(req providers.Request, t target, now time.Time) map[string]any {
 	c := req.Claims
 	claims := map[string]any{
 		"sub":     WebIdentitySubject(req.Mapping),
@@ -72,12 +72,16 @@ func webIdentityClaims(req providers.Request, now time.Time) map[string]any {
 			claims[k] = v
 		}
 	}
-	if tags := sessionTags(req); len(tags) > 0 {
+	if tags := sessionTags(req, t); len(tags) > 0 {
 		principal := make(map[string][]string, len(tags))
-		for _, t := range tags {
-			principal[*t.Key] = []string{*t.Value}
+		for _, tag := range tags {
+			principal[*tag.Key] = []string{*tag.Value}
 		}
-		claims[claimAWSTags] = map[string]any{"principal_tags": principal}
+		awsTags := map[string]any{"principal_tags": principal}
+		if keys := transitiveKeys(tags, t); len(keys) > 0 {
+			awsTags["transitive_tag_keys"] = keys
+		}
+		claims[claimAWSTags] = awsTags
 	}
 	if si := sourceIdentity(c); si != "" {
 		claims[claimAWSSourceIdentity] = si
@@ -97,7 +101,7 @@ func (p *Provider) assumeRoleWithWebIdentity(ctx context.Context, log *slog.Logg
 		log.Error("aws: mode web_identity needs the bridge's signer, which is not configured")
 		return providers.Credential{}, unavailable("SignerUnavailable")
 	}
-	claims := webIdentityClaims(req, time.Now())
+	claims := webIdentityClaims(req, t, time.Now())
 	token, err := p.signer.Sign(ctx, claims, signing.RS256)
 	if err != nil {
 		log.Error("aws: signing the web identity token failed", "error", err)

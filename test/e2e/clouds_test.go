@@ -189,3 +189,52 @@ func TestAllClouds(t *testing.T) {
 	}
 	s.stopClean()
 }
+
+// TestAWSSessionTagsAndRoleChaining: with BRIDGE_AWS_ROLE_CHAINING at its
+// default (true) and an STS whose callers are role sessions, the real
+// binary refuses an assume_role mapping over an hour when it is written,
+// and sends static session tags and transitive keys in both modes.
+func TestAWSSessionTagsAndRoleChaining(t *testing.T) {
+	t.Parallel()
+	c := newCloudsEnv(t)
+	c.sts.SetRoleChainingCaller(true)
+	var env []string
+	for _, kv := range c.env {
+		if !strings.HasPrefix(kv, "BRIDGE_AWS_ROLE_CHAINING=") {
+			env = append(env, kv)
+		}
+	}
+	s := startServer(t, env)
+	s.must(201, "POST", "/v1/admin/issuers", issuerBody("github", c.gh.URL(), "github"))
+	mapping := func(name, mode string, d int) string {
+		return fmt.Sprintf(`{"name": %q, "issuer": "github", "conditions": {"repository": "acme/web"}, "provider": "aws",
+			"target": {"role_arn": "arn:aws:iam::123456789012:role/%s", "region": "eu-west-1", "mode": %q,
+			           "session_tags": {"team": "payments"}, "transitive_tag_keys": ["team", "repository"]},
+			"max_duration_seconds": %d}`, name, name, mode, d)
+	}
+	r := s.call("POST", "/v1/admin/mappings", mapping("aws-ar", "assume_role", 7200), adminToken)
+	var e api.Error
+	r.json(t, &e)
+	if r.status != 400 || e.Field != "max_duration_seconds" || !strings.Contains(e.Message, "BRIDGE_AWS_ROLE_CHAINING") {
+		t.Fatalf("an assume_role mapping of 2 h: %d %s", r.status, r.body)
+	}
+	s.must(201, "POST", "/v1/admin/mappings", mapping("aws-ar", "assume_role", 3600))
+	s.must(201, "POST", "/v1/admin/mappings", mapping("aws-wi", "web_identity", 43200))
+
+	for _, tc := range []struct {
+		mapping  string
+		duration int
+	}{{"aws-ar", 3600}, {"aws-wi", 43200}} {
+		token := c.gh.Mint(t, c.gh.GitHubClaims(nil))
+		r := exchange(s, token, fmt.Sprintf(`{"mapping": %q, "duration_seconds": %d}`, tc.mapping, tc.duration))
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", tc.mapping, r.status, r.body)
+		}
+		calls := c.sts.Calls()
+		call := calls[len(calls)-1]
+		if call.Tags["team"] != "payments" || call.Tags["repository"] != "acme/web" || call.DurationSeconds != tc.duration ||
+			strings.Join(call.TransitiveTagKeys, ",") != "team,repository" {
+			t.Errorf("%s: tags %v, transitive %v, duration %d", tc.mapping, call.Tags, call.TransitiveTagKeys, call.DurationSeconds)
+		}
+	}
+}

@@ -217,6 +217,12 @@ func (h *Handler) verifyWebIdentity(ctx context.Context, token string, call *Cal
 				return wi, wiErr("InvalidIdentityToken", "The transitive tag key %s is not a principal tag.", k)
 			}
 		}
+		if code, msg := validateTransitive(transitive, members); code != "" {
+			return wi, wiErr(code, "%s", msg)
+		}
+		if pp, tp := packedSize(call.Policy, members); pp+tp > packedLimit {
+			return wi, wiErr("PackedPolicyTooLarge", "Packed size of session tags consumes %d%% of allotted space.", (pp+tp)*100/packedLimit)
+		}
 		wi.tags, wi.transitiveTagKeys = tags, transitive
 	}
 	call.SourceIdentity, call.Tags, call.TransitiveTagKeys = wi.sourceIdentity, wi.tags, wi.transitiveTagKeys

@@ -84,6 +84,22 @@ func WithClock(now func() time.Time) Option {
 	return func(h *Handler) { h.now = now }
 }
 
+// WithRoleChainingCaller makes every caller of AssumeRole a role session,
+// as the bridge is on IRSA, EKS Pod Identity, an ECS task role or an EC2
+// instance profile: the call is then role chaining, and DurationSeconds over
+// 3600 is refused (see SetRoleChainingCaller).
+func WithRoleChainingCaller() Option {
+	return func(h *Handler) { h.chaining = true }
+}
+
+// SetRoleChainingCaller says whether later AssumeRole callers are role
+// sessions (WithRoleChainingCaller).
+func (h *Handler) SetRoleChainingCaller(on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.chaining = on
+}
+
 // Call is one request the fake received, whatever its outcome.
 type Call struct {
 	Time    time.Time
@@ -153,6 +169,8 @@ type Handler struct {
 	held       chan struct{} // one send per request that starts waiting on hold
 	calls      []Call
 	issued     map[string]time.Time // by access key id: when it was issued
+	// chaining: AssumeRole callers are role sessions (role chaining).
+	chaining bool
 }
 
 // NewHandler returns a Handler that knows the default key pair unless
@@ -418,6 +436,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	refuse = h.refuse
+	chaining := h.chaining
 	h.mu.Unlock()
 	switch {
 	case forced == "Throttling":
@@ -435,7 +454,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch call.Action {
 	case "AssumeRole":
-		if code, msg := validateAssumeRole(params); code != "" {
+		if code, msg := validateAssumeRole(params, chaining); code != "" {
 			fail(code, msg)
 			return
 		}
@@ -600,8 +619,39 @@ var (
 	tagValue    = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{0,256}$`)
 )
 
-// validateAssumeRole checks what STS checks before evaluating any policy.
-func validateAssumeRole(p url.Values) (code, msg string) {
+// The limits STS applies, each with its source:
+//   - RoleSessionName and SourceIdentity: [\w+=,.@-]{2,64}; ExternalId
+//     [\w+=,.@:/-]{2,1224}; Policy 1-2048 characters of
+//     [\u0009\u000A\u000D\u0020-\u00FF]; DurationSeconds 900-43200, and
+//     at most 3600 "if you assume a role using role chaining"
+//     (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html);
+//   - up to 50 session tags, keys 1-128 and values 0-256 characters of
+//     [\p{L}\p{Z}\p{N}_.:/=+\-@] (API_Tag.html), keys compared without
+//     case, none starting with aws:, transitive keys among the tags
+//     (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_session-tags.html);
+//   - the packed form of policy and tags, whose limit AWS does not
+//     publish (PackedPolicyTooLarge): the fake's model is packedLimit.
+const (
+	maxChainedDuration = 3600
+	// packedLimit is the fake's model of AWS's packed-policy limit: the
+	// policy's and the tags' (keys and values) characters, uncompressed.
+	// AWS compresses, so this is a model, not AWS's figure: it lets a full
+	// 2,048-character policy pass with the bridge's tags, and refuses what
+	// no compression could fit.
+	packedLimit = 4096
+)
+
+// packedSize is the fake's measure of policy and tags against packedLimit.
+func packedSize(policy string, tags []map[string]string) (policyPart, tagsPart int) {
+	for _, m := range tags {
+		tagsPart += utf8.RuneCountInString(m["Key"]) + utf8.RuneCountInString(m["Value"])
+	}
+	return utf8.RuneCountInString(policy), tagsPart
+}
+
+// validateAssumeRole checks what STS checks before evaluating any policy;
+// chained says the caller is a role session (role chaining).
+func validateAssumeRole(p url.Values, chained bool) (code, msg string) {
 	invalid := func(format string, a ...any) (string, string) {
 		return "ValidationError", "1 validation error detected: " + fmt.Sprintf(format, a...)
 	}
@@ -624,6 +674,9 @@ func validateAssumeRole(p url.Values) (code, msg string) {
 		if err != nil || n < 900 || n > 43200 {
 			return invalid("Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200", d)
 		}
+		if chained && n > maxChainedDuration {
+			return "ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+		}
 	}
 	if _, ok := p["SourceIdentity"]; ok && !sessionName.MatchString(p.Get("SourceIdentity")) {
 		return invalid("Value '%s' at 'sourceIdentity' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and length between 2 and 64", p.Get("SourceIdentity"))
@@ -635,11 +688,59 @@ func validateAssumeRole(p url.Values) (code, msg string) {
 		switch n := utf8.RuneCountInString(pol[0]); {
 		case n < 1 || n > 2048:
 			return invalid("Value at 'policy' failed to satisfy constraint: Member must have length between 1 and 2048")
-		case !json.Valid([]byte(pol[0])):
+		case strings.IndexFunc(pol[0], func(r rune) bool { return r != '\t' && r != '\n' && r != '\r' && (r < 0x20 || r > 0xff) }) >= 0:
+			return invalid("Value at 'policy' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+")
+		case !policyDocument(pol[0]):
 			return "MalformedPolicyDocument", "Syntax errors in policy."
 		}
 	}
-	return validateTags(members(p, "Tags.member."))
+	tags := members(p, "Tags.member.")
+	if code, msg := validateTags(tags); code != "" {
+		return code, msg
+	}
+	var transitive []string
+	for _, m := range members(p, "TransitiveTagKeys.member.") {
+		transitive = append(transitive, m[""])
+	}
+	if code, msg := validateTransitive(transitive, tags); code != "" {
+		return code, msg
+	}
+	if pp, tp := packedSize(p.Get("Policy"), tags); pp+tp > packedLimit {
+		if tp > pp {
+			return "PackedPolicyTooLarge", fmt.Sprintf("Packed size of session tags consumes %d%% of allotted space.", (pp+tp)*100/packedLimit)
+		}
+		return "PackedPolicyTooLarge", fmt.Sprintf("Packed policy consumes %d%% of allotted space, please use smaller policy.", (pp+tp)*100/packedLimit)
+	}
+	return "", ""
+}
+
+// policyDocument reports whether p is a JSON object with a Statement, as
+// IAM's policy grammar requires.
+func policyDocument(p string) bool {
+	var doc map[string]json.RawMessage
+	return json.Unmarshal([]byte(p), &doc) == nil && doc != nil && len(doc["Statement"]) > 0
+}
+
+// validateTransitive checks transitive tag keys: at most 50 tag keys, each
+// among tags (without case), none twice.
+func validateTransitive(keys []string, tags []map[string]string) (code, msg string) {
+	if len(keys) > 50 {
+		return "ValidationError", "1 validation error detected: Value at 'transitiveTagKeys' failed to satisfy constraint: Member must have length less than or equal to 50"
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if !tagKey.MatchString(k) {
+			return "ValidationError", fmt.Sprintf("1 validation error detected: Value '%s' at 'transitiveTagKeys.member' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+ and length between 1 and 128", k)
+		}
+		if seen[strings.ToLower(k)] {
+			return "InvalidParameterValue", "Duplicate transitive tag keys found."
+		}
+		seen[strings.ToLower(k)] = true
+		if !slices.ContainsFunc(tags, func(m map[string]string) bool { return strings.EqualFold(m["Key"], k) }) {
+			return "InvalidParameterValue", "The specified transitive tag key must be included in the requested tags."
+		}
+	}
+	return "", ""
 }
 
 // actionWebIdentity is the action the fake verifies tokens for.
@@ -653,7 +754,8 @@ func validateAssumeRoleWithWebIdentity(p url.Values) (code, msg string) {
 			return "InvalidParameterValue", "The parameter " + strings.SplitN(k, ".", 2)[0] + " is not valid for AssumeRoleWithWebIdentity."
 		}
 	}
-	if code, msg := validateAssumeRole(p); code != "" {
+	// AssumeRoleWithWebIdentity is anonymous: never role chaining.
+	if code, msg := validateAssumeRole(p, false); code != "" {
 		return code, msg
 	}
 	tok := p.Get("WebIdentityToken")
@@ -728,11 +830,12 @@ func (h *Handler) newSession(call *Call) session {
 	s.sessionTokenSize = len(s.creds.SessionToken)
 	s.sessionTokenUtilization = min(100, s.sessionTokenSize*100/maxSessionToken)
 	if call.Policy != "" || len(call.Tags) > 0 {
-		size := len(call.Policy)
+		tags := make([]map[string]string, 0, len(call.Tags))
 		for k, v := range call.Tags {
-			size += len(k) + len(v) + 2
+			tags = append(tags, map[string]string{"Key": k, "Value": v})
 		}
-		pct := max(1, size*100/4096)
+		pp, tp := packedSize(call.Policy, tags)
+		pct := max(1, (pp+tp)*100/packedLimit)
 		s.packedPolicySize = &pct
 	}
 	return s

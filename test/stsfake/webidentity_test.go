@@ -3,6 +3,7 @@ package stsfake_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -201,6 +202,17 @@ func TestWebIdentityRefusals(t *testing.T) {
 		{name: "bad tag value", token: func() string {
 			return webToken(t, signer, "", map[string]any{"https://aws.amazon.com/tags": map[string]any{"principal_tags": map[string]any{"ref": []string{"a,b"}}}})
 		}, wantCode: "ValidationError", wantStatus: 400},
+		{name: "transitive key twice", token: func() string {
+			return webToken(t, signer, "", map[string]any{"https://aws.amazon.com/tags": map[string]any{
+				"principal_tags": map[string]any{"team": []string{"a"}, "Team2": []string{"b"}}, "transitive_tag_keys": []string{"team", "team"}}})
+		}, wantCode: "InvalidParameterValue", wantStatus: 400},
+		{name: "tags packed too large", token: func() string {
+			tags := map[string]any{}
+			for i := range 17 {
+				tags[fmt.Sprintf("key%03d", i)] = []string{strings.Repeat("v", 250)}
+			}
+			return webToken(t, signer, "", map[string]any{"https://aws.amazon.com/tags": map[string]any{"principal_tags": tags}})
+		}, wantCode: "PackedPolicyTooLarge", wantStatus: 400},
 		{name: "trust policy says no", token: func() string { return webToken(t, signer, "", nil) }, refuse: "AccessDenied",
 			wantCode: "AccessDenied", wantStatus: 403},
 	}
@@ -328,5 +340,21 @@ func TestWebIdentityRequest(t *testing.T) {
 				t.Errorf("code = %q (%v), want %q", got, err, tt.wantCode)
 			}
 		})
+	}
+}
+
+// AssumeRoleWithWebIdentity is anonymous, never role chaining: a fake whose
+// AssumeRole callers are role sessions still grants it 12 hours.
+func TestWebIdentityIsNotChaining(t *testing.T) {
+	t.Parallel()
+	signer := signingtest.New(t)
+	s := stsfake.New(t, stsfake.WithRoleChainingCaller())
+	s.TrustOIDCProvider(signer.Issuer(), stsAudience)
+	_, err := anonymousClient(t, s).AssumeRoleWithWebIdentity(t.Context(), &sts.AssumeRoleWithWebIdentityInput{
+		RoleArn: aws.String(roleARN), RoleSessionName: aws.String("gh-acme.web-42-1"),
+		WebIdentityToken: aws.String(webToken(t, signer, "", nil)), DurationSeconds: aws.Int32(43200),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

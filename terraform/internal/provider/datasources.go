@@ -113,6 +113,8 @@ func (d *mappingDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 			"aws": schema.SingleNestedAttribute{Computed: true, Description: "The AWS target.", Attributes: map[string]schema.Attribute{
 				"role_arn": computedString("Role ARN."), "region": computedString("Region."),
 				"session_policy": computedString("Session policy."), "external_id": computedString("External id."), "mode": computedString("Mode."),
+				"session_tags":        schema.MapAttribute{Computed: true, ElementType: types.StringType, Description: "Static session tags."},
+				"transitive_tag_keys": computedStrings("Transitive tag keys."),
 			}},
 			"gcp": schema.SingleNestedAttribute{Computed: true, Description: "The GCP target.", Attributes: map[string]schema.Attribute{
 				"service_account": computedString("Service account."), "scopes": computedStrings("Scopes."),

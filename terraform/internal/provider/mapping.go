@@ -151,6 +151,18 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"session_policy": optStringAttr("A JSON session policy (use jsonencode) that narrows the role."),
 					"external_id":    optStringAttr("The external id the role's trust policy requires (mode assume_role only)."),
 					"mode":           optStringAttr("assume_role (default) or web_identity.", stringvalidator.OneOf(mapping.AWSModeAssumeRole, mapping.AWSModeWebIdentity)),
+					"session_tags": schema.MapAttribute{
+						Description: "Static session tags (key to value) added to the ones the bridge derives from the token " +
+							"(repository, repository_id, ref, environment, event_name, actor, run_id, run_attempt, issuance_id), " +
+							"which they may not name; 50 in all with the bridge's 9.",
+						ElementType: types.StringType, Optional: true,
+						Validators: []validator.Map{mapvalidator.SizeAtLeast(1)},
+					},
+					"transitive_tag_keys": schema.ListAttribute{
+						Description: "Session tag keys (the bridge's or session_tags') that the session passes on in role chaining.",
+						ElementType: types.StringType, Optional: true,
+						Validators: []validator.List{listvalidator.SizeAtLeast(1)},
+					},
 				},
 			},
 			"gcp": schema.SingleNestedBlock{

@@ -60,6 +60,10 @@ type awsModel struct {
 	SessionPolicy types.String `tfsdk:"session_policy"`
 	ExternalID    types.String `tfsdk:"external_id"`
 	Mode          types.String `tfsdk:"mode"`
+	// SessionTags and TransitiveTagKeys are the target's session_tags and
+	// transitive_tag_keys.
+	SessionTags       types.Map  `tfsdk:"session_tags"`
+	TransitiveTagKeys types.List `tfsdk:"transitive_tag_keys"`
 }
 
 type gcpModel struct {
@@ -191,13 +195,31 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 	var target any
 	switch out.Provider = m.provider(); out.Provider {
 	case mapping.ProviderAWS:
-		target = mapping.AWSTarget{
+		t := mapping.AWSTarget{
 			RoleARN:       str(m.AWS.RoleARN, phRoleARN),
 			Region:        str(m.AWS.Region, phRegion),
 			SessionPolicy: str(m.AWS.SessionPolicy, ""),
 			ExternalID:    str(m.AWS.ExternalID, ""),
 			Mode:          str(m.AWS.Mode, ""),
 		}
+		if tags := m.AWS.SessionTags; !tags.IsNull() && !tags.IsUnknown() {
+			t.SessionTags = map[string]string{}
+			for k, v := range tags.Elements() {
+				if s, ok := v.(types.String); ok && !s.IsNull() {
+					t.SessionTags[k] = str(s, phPattern)
+				}
+			}
+		}
+		if keys := m.AWS.TransitiveTagKeys; !keys.IsNull() && !keys.IsUnknown() {
+			// Unknown keys are left out: which key is valid depends on the
+			// tags, and a placeholder could repeat a known one.
+			for _, e := range keys.Elements() {
+				if s, ok := e.(types.String); ok && !s.IsNull() && !s.IsUnknown() {
+					t.TransitiveTagKeys = append(t.TransitiveTagKeys, s.ValueString())
+				}
+			}
+		}
+		target = t
 	case mapping.ProviderGCP:
 		t := mapping.GCPTarget{
 			ServiceAccount:           str(m.GCP.ServiceAccount, phSA),
@@ -343,6 +365,14 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 			out.AWS = &awsModel{
 				RoleARN: types.StringValue(t.RoleARN), Region: types.StringValue(t.Region),
 				SessionPolicy: optString(t.SessionPolicy), ExternalID: optString(t.ExternalID), Mode: optString(t.Mode),
+				SessionTags: types.MapNull(types.StringType), TransitiveTagKeys: listOf(t.TransitiveTagKeys),
+			}
+			if len(t.SessionTags) > 0 {
+				elems := make(map[string]attr.Value, len(t.SessionTags))
+				for k, v := range t.SessionTags {
+					elems[k] = types.StringValue(v)
+				}
+				out.AWS.SessionTags = types.MapValueMust(types.StringType, elems)
 			}
 		}
 	case mapping.ProviderGCP:

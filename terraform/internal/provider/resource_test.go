@@ -57,6 +57,9 @@ resource "oidcbridge_mapping" "web" {
     session_policy = jsonencode({ Version = "2012-10-17", Statement = [] })
     external_id    = "acme-ci"
     mode           = "assume_role"
+    session_tags   = { team = "payments", "cost center" = "cc-42" }
+
+    transitive_tag_keys = ["team", "repository"]
   }
 
   max_duration_seconds = 1800
@@ -477,6 +480,7 @@ data "oidcbridge_mapping" "web" {
 				pair("conditions.repository.0"), pair("conditions.event_name.1"),
 				pair("conditions.claims.runner_environment.0"),
 				pair("aws.role_arn"), pair("aws.session_policy"), pair("aws.external_id"),
+				pair("aws.session_tags.team"), pair("aws.session_tags.cost center"), pair("aws.transitive_tag_keys.1"),
 				pair("quota.per_hour"), pair("quota.per_job"), pair("warnings.#"),
 				resource.TestCheckNoResourceAttr("data.oidcbridge_mapping.web", "gcp.service_account"),
 			),
@@ -591,6 +595,22 @@ resource "oidcbridge_mapping" "bad" {
     claims_number = { sub = [1] }
   }
 ` + aws, `conditions.claims.sub: cannot be matched`},
+		{"session tag of the bridge", cond + `aws {
+    role_arn     = "arn:aws:iam::123456789012:role/deploy"
+    region       = "eu-west-1"
+    session_tags = { environment = "production" }
+  }`, `target.session_tags.environment: is a tag the bridge sets`},
+		{"transitive key not carried", cond + `aws {
+    role_arn            = "arn:aws:iam::123456789012:role/deploy"
+    region              = "eu-west-1"
+    session_tags        = { team = "payments" }
+    transitive_tag_keys = ["team", "owner"]
+  }`, `target.transitive_tag_keys\[1\]: must be a key the session carries`},
+		{"session policy too long", cond + `aws {
+    role_arn       = "arn:aws:iam::123456789012:role/deploy"
+    region         = "eu-west-1"
+    session_policy = jsonencode({ Version = "2012-10-17", Statement = [{ Effect = "Allow", Action = "s3:*", Resource = "arn:aws:s3:::` + strings.Repeat("b", 2000) + `" }] })
+  }`, `target.session_policy: must be at most 2048 characters`},
 		{"empty quota", cond + aws + `quota {}`, `Empty quota block`},
 		{"mode", cond + aws + `mode = "dry-run"`, `(?s)value must be one of`},
 		{"name", "", `(?s)name: must be 1-64 characters|Invalid Attribute Combination`},
