@@ -44,10 +44,13 @@ const (
 const motoSessionPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject","s3:ListBucket"],"Resource":["arn:aws:s3:::acme-artifacts","arn:aws:s3:::acme-artifacts/*"]}]}`
 
 // motoTarget is the assume_role mapping target both STS backends are
-// exchanged against: external id and session policy set.
+// exchanged against: external id, session policy, a static session tag and
+// transitive keys (one of the bridge's tags, one static) set.
 func motoTarget(region string) string {
-	b, _ := json.Marshal(map[string]string{"role_arn": motoRole, "region": region,
-		"external_id": motoExternalID, "session_policy": motoSessionPolicy})
+	b, _ := json.Marshal(map[string]any{"role_arn": motoRole, "region": region,
+		"external_id": motoExternalID, "session_policy": motoSessionPolicy,
+		"session_tags":        map[string]string{"cost-center": "ci-4711"},
+		"transitive_tag_keys": []string{"repository", "cost-center"}})
 	return string(b)
 }
 
@@ -180,9 +183,16 @@ func checkAssumeRoleForm(t *testing.T, form url.Values, claims map[string]any, i
 	}
 	want := map[string]string{"repository": "acme/web", "repository_id": "1339936803", "ref": "refs/heads/main",
 		"environment": "production", "event_name": "push", "actor": "octocat", "run_id": claims["run_id"].(string),
-		"run_attempt": claims["run_attempt"].(string), "issuance_id": issuanceID}
+		"run_attempt": claims["run_attempt"].(string), "issuance_id": issuanceID, "cost-center": "ci-4711"}
 	if fmt.Sprint(tags) != fmt.Sprint(want) {
 		t.Errorf("session tags %v, want %v", tags, want)
+	}
+	var transitive []string
+	for i := 1; form.Has(fmt.Sprintf("TransitiveTagKeys.member.%d", i)); i++ {
+		transitive = append(transitive, form.Get(fmt.Sprintf("TransitiveTagKeys.member.%d", i)))
+	}
+	if fmt.Sprint(transitive) != "[repository cost-center]" {
+		t.Errorf("transitive tag keys %v, want [repository cost-center]", transitive)
 	}
 	for k, v := range map[string]string{"Action": "AssumeRole", "RoleArn": motoRole, "RoleSessionName": wantSessionName(claims),
 		"SourceIdentity": "gh-1339936803", "ExternalId": motoExternalID, "Policy": motoSessionPolicy, "DurationSeconds": "900"} {
@@ -222,7 +232,7 @@ func motoBridge(t *testing.T, m *motoAccount) (*server, *oidctest.Issuer, string
 	return s, gh, dbURL
 }
 
-// TestAssumeRoleBackends: the same assume_role mapping (external id,
+// TestAssumeRoleBackends: the same assume_role mapping (external id, static tag, transitive keys,
 // session policy; the bridge's session name, tags and source identity)
 // exchanges against the project's STS fake and against moto, and each
 // receives the same AssumeRole request. Against moto the role's trust
