@@ -101,6 +101,25 @@ func activeKID(t *testing.T, env []string, alg string) string {
 	return ""
 }
 
+// jwksFetches is how many JWKS requests the server has logged.
+func (s *server) jwksFetches() int {
+	return strings.Count(s.logs.String(), `"route":"/.well-known/jwks.json"`)
+}
+
+// jwksFetchedSince reports whether the server logs more than n JWKS
+// requests within 5 s: the log line follows the answer, which the client may
+// have used already.
+func (s *server) jwksFetchedSince(n int) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for s.jwksFetches() <= n {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
+
 // minioPolicy lets a session write and read objects under
 // ci-artifacts/builds/ only: any other bucket, and deletion, are refused.
 const minioPolicy = `{
@@ -220,9 +239,8 @@ func TestMinIOTrustsBridgeIssuer(t *testing.T) {
 	// started, as a plain `keys rotate` does on a MinIO that has run since
 	// the previous rotation: MinIO fails to find its kid and fetches the
 	// JWKS again. Meanwhile the retired key keeps working.
-	jwksFetches := func() int { return strings.Count(s.logs.String(), `"route":"/.well-known/jwks.json"`) }
 	old := tap.last()
-	fetches := jwksFetches()
+	fetches := s.jwksFetches()
 	started = time.Now()
 	for range 2 {
 		if out, errOut, code := cli(t, env, "keys", "rotate", "--force"); code != 0 {
@@ -252,7 +270,7 @@ func TestMinIOTrustsBridgeIssuer(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	if jwksFetches() <= fetches {
+	if !s.jwksFetchedSince(fetches) {
 		t.Errorf("MinIO verified a token of a key created after it started without fetching the JWKS again")
 	}
 	t.Logf("minio start %v, first exchange %v, two rotations %v, the new key %s verified by MinIO %v after them (%d exchanges)",
