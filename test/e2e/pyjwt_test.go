@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -108,10 +109,19 @@ func startPyJWT(t *testing.T, issuer string) *pyjwtVerifier {
 	var ready struct {
 		Ready      bool     `json:"ready"`
 		Algorithms []string `json:"algorithms"`
+		Published  []string `json:"published"`
+		Usable     []string `json:"usable"`
 	}
 	v.read(&ready)
 	if !ready.Ready {
 		t.Fatalf("pyjwt did not start: %s", v.err.String())
+	}
+	// Every published key (RS256 and ES256, active and next) is one
+	// PyJWT can read: PyJWKSet drops the others silently.
+	slices.Sort(ready.Published)
+	slices.Sort(ready.Usable)
+	if len(ready.Published) < 4 || !slices.Equal(ready.Published, ready.Usable) {
+		t.Fatalf("PyJWT can use the keys %v of the published %v", ready.Usable, ready.Published)
 	}
 	return v
 }

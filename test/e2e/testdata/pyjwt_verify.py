@@ -3,8 +3,8 @@
 Used by test/e2e/pyjwt_test.go. It knows only the issuer's URL (argv[1]):
 it reads the discovery document at <issuer>/.well-known/openid-configuration
 (whose issuer must be that URL, OpenID Connect Discovery 1.0 section 4.3),
-takes jwks_uri and id_token_signing_alg_values_supported from it, and
-verifies with jwt.PyJWKClient(jwks_uri), which caches the key set and
+takes jwks_uri and id_token_signing_alg_values_supported from it, reports
+which of the published keys PyJWT can use, and verifies with jwt.PyJWKClient(jwks_uri), which caches the key set and
 fetches it again when a token's kid is not in it.
 
 Requests are read from stdin, one JSON object a line:
@@ -33,7 +33,10 @@ def main():
         sys.exit("discovery: issuer %r is not the URL it was fetched from (%r)" % (discovery.get("issuer"), issuer))
     algorithms = discovery["id_token_signing_alg_values_supported"]
     jwks = jwt.PyJWKClient(discovery["jwks_uri"])
-    print(json.dumps({"ready": True, "algorithms": algorithms}), flush=True)
+    # PyJWKSet skips the keys it cannot use: count them against the set.
+    published = [k.get("kid") for k in fetch_json(discovery["jwks_uri"])["keys"]]
+    usable = [k.key_id for k in jwks.get_jwk_set().keys]
+    print(json.dumps({"ready": True, "algorithms": algorithms, "published": published, "usable": usable}), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
         token = req["token"]
