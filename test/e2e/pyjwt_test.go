@@ -169,6 +169,9 @@ func (v *pyjwtVerifier) verify(token, audience string) pyjwtResult {
 // signed before the rotations.
 func TestPyJWTVerifiesBridgeTokens(t *testing.T) {
 	t.Parallel()
+	if _, err := pyjwtPython(); err != nil {
+		t.Fatalf("pyjwt: %v", err)
+	}
 	dbURL := pgtest.NewDatabase(t)
 	env, publicURL := issuerEnv(t, dbURL)
 	gh := oidctest.New(t)
