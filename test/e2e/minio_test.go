@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -41,6 +43,21 @@ func tokenKID(token string) string {
 	}
 	_ = json.Unmarshal(b, &h)
 	return h.KID
+}
+
+// forgedHS256 is a web identity token for mapping that nobody signed: HS256
+// with the empty key, under kid.
+func forgedHS256(kid, mapping string) string {
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	in := enc(map[string]any{"alg": "HS256", "typ": "JWT", "kid": kid}) + "." + enc(map[string]any{
+		"sub": "oidc-bridge:aws:mapping:" + mapping, "aud": awsprovider.WebIdentityAudience, "mapping": mapping,
+		"iat": time.Now().Unix(), "exp": time.Now().Add(5 * time.Minute).Unix()})
+	mac := hmac.New(sha256.New, nil)
+	mac.Write([]byte(in))
+	return in + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
 // stsTap sits between the bridge and MinIO's STS and records the kid of
@@ -137,7 +154,8 @@ const minioPolicy = `{
 // mapping whose STS endpoint is MinIO returns the credentials MinIO minted
 // after verifying the bridge-signed token; they put and get an object
 // through the AWS SDK's S3 client, and MinIO's policy (named by the
-// token's mapping claim) refuses what it does not allow. It keeps working
+// token's mapping claim) refuses what it does not allow. An HS256 token
+// with the empty key is refused (MinIO's client secret is set). It keeps working
 // across two `keys rotate --force`: the first promotes a key MinIO read at
 // startup, the second one created after, which MinIO only knows by
 // fetching the JWKS again on the unknown kid.
@@ -233,6 +251,23 @@ func TestMinIOTrustsBridgeIssuer(t *testing.T) {
 		t.Fatalf("the web identity token's kid is %q, want the active RS256 key %q", kid, want)
 	}
 	use(c, "builds/1.txt")
+
+	// MinIO keys HS256 tokens whose kid is its client id with the client
+	// secret: configured as docs/clouds.md says, a token signed with the
+	// empty key (MinIO's default secret) is refused.
+	for _, kid := range []string{awsprovider.WebIdentityAudience, tap.last()} {
+		form := url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"},
+			"DurationSeconds": {"900"}, "WebIdentityToken": {forgedHS256(kid, mapping)}}
+		resp, err := http.PostForm(m.URL, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 || strings.Contains(string(b), "<AccessKeyId>") {
+			t.Fatalf("MinIO issued credentials for an HS256 token with the empty key and kid %q", kid)
+		}
+	}
 
 	// Two rotations: the first promotes the next key, which MinIO read at
 	// startup; the second promotes the key the first created, after MinIO

@@ -17,7 +17,10 @@
 // (MINIO_IDENTITY_OPENID_CONFIG_URL, _CLIENT_ID, _CLAIM_NAME): the claim
 // named by ClaimName must name a MinIO policy, which AddPolicy creates
 // through MinIO's admin API. With such a provider MinIO ignores a RoleArn it
-// does not know, so AWS SDKs that require one work unchanged.
+// does not know, so AWS SDKs that require one work unchanged. The provider's
+// client secret is random and never used: MinIO keys HS256 tokens whose kid
+// is the client id with it, and with no secret the empty key would let
+// anyone sign such tokens.
 //
 // It does not configure TLS, distributed mode, KMS or MinIO's console; the
 // server is stopped when the test ends.

@@ -158,6 +158,11 @@ func Start(t testing.TB, cfg Config) *Server {
 		"MINIO_IDENTITY_OPENID_CONFIG_URL=" + cfg.OpenIDConfigURL,
 		"MINIO_IDENTITY_OPENID_CLIENT_ID=" + cfg.ClientID,
 		"MINIO_IDENTITY_OPENID_CLAIM_NAME=" + cfg.ClaimName,
+		// MinIO also accepts HS256 tokens whose kid is the client id,
+		// keyed with the client secret: without one, with the empty key,
+		// so that anyone could mint credentials with any policy. A random
+		// secret nobody holds closes that (docs/clouds.md).
+		"MINIO_IDENTITY_OPENID_CLIENT_SECRET=" + randomHex(t, 32),
 	}
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	started := time.Now()
