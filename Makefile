@@ -93,14 +93,29 @@ moto: ## Make sure a Python that runs moto's server is available (the machine's,
 awscli: ## Make sure AWS CLI v2 (Debian's awscli, apt-get when missing) and v1 (Python) are available
 	@scripts/ensure-awscli.sh && scripts/ensure-awscli.sh v1
 
+# Independent peers of the interop tests (issue 17): MinIO, an S3 server
+# whose STS verifies the bridge's tokens itself, built once from the Go
+# module proxy and cached (scripts/ensure-minio.sh, about 4 minutes cold);
+# PyJWT from Debian's python3-jwt for the system's Python
+# (scripts/ensure-pyjwt.sh). `make test` passes their paths to the tests in
+# OIDC_BRIDGE_MINIO and OIDC_BRIDGE_PYJWT_PYTHON; a plain `go test` runs the
+# scripts itself.
+.PHONY: minio pyjwt
+minio: ## Build the MinIO server for the interop tests (once, then cached)
+	@scripts/ensure-minio.sh >/dev/null
+
+pyjwt: ## Make sure the system's Python can import PyJWT (apt-get python3-jwt when missing)
+	@scripts/ensure-pyjwt.sh >/dev/null
+
 # The acceptance tests need TF_ACC and the tofu binary; the provider runs
 # in-process under the address registry.opentofu.org/hashicorp/oidcbridge;
 # TF_CLI_CONFIG_FILE may be preset to a missing file, so it is set here.
-test: postgres tofu action promtool moto awscli ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds, Prometheus rules
+test: postgres tofu action promtool moto awscli minio pyjwt ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds, Prometheus rules, the independent peers
 	OIDC_BRIDGE_MOTO_PYTHON="$$(scripts/ensure-moto.sh)" OIDC_BRIDGE_AWS_CLI_V2="$$(scripts/ensure-awscli.sh)" \
 	OIDC_BRIDGE_AWS_CLI_V1="$$(scripts/ensure-awscli.sh v1)" \
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$(TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh)" \
 	TF_ACC_PROVIDER_NAMESPACE=hashicorp TF_ACC_PROVIDER_HOST=registry.opentofu.org TF_CLI_CONFIG_FILE=/dev/null \
+	OIDC_BRIDGE_MINIO="$$(scripts/ensure-minio.sh)" OIDC_BRIDGE_PYJWT_PYTHON="$$(scripts/ensure-pyjwt.sh)" \
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # gosec's rules for what the attack catalogue covers: HTTP servers without

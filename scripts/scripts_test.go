@@ -151,3 +151,44 @@ func TestEnsureMoto(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureMinIOReusesTheBuild: a MinIO in the build cache whose VERSION
+// is the one asked for is printed without a build (GO=false: any build
+// attempt fails); one built for another version is rebuilt, and a failed
+// build fails the script and leaves the old binary alone.
+func TestEnsureMinIOReusesTheBuild(t *testing.T) {
+	t.Parallel()
+	cache := t.TempDir()
+	dir := filepath.Join(cache, "minio-v9.9.9")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "minio")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho minio version v9.9.9\n"), 0o755); err != nil { // #nosec G306 -- a stand-in executable
+		t.Fatal(err)
+	}
+	run := func(version string) (string, error) {
+		cmd := exec.Command("bash", "ensure-minio.sh")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "OIDC_BRIDGE_BUILD_CACHE=" + cache,
+			"MINIO_VERSION=" + version, "GO=false"}
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "VERSION"), []byte("v9.9.9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got, err := run("v9.9.9"); err != nil || got != bin {
+			t.Fatalf("ensure-minio.sh printed %q, %v; want %q without a build", got, err, bin)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "VERSION"), []byte("v9.9.8\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := run("v9.9.9"); err == nil {
+		t.Fatalf("ensure-minio.sh reused a build of another version: %q", got)
+	}
+	if b, err := os.ReadFile(bin); err != nil || !strings.Contains(string(b), "v9.9.9") {
+		t.Fatalf("a failed build touched the cached binary: %v", err)
+	}
+}
