@@ -21,12 +21,10 @@ func (s *Server) listIssuers(c echo.Context) error {
 	if is == nil {
 		is = []mapping.Issuer{}
 	}
-	out := make([]api.Issuer, len(is))
 	for i := range is {
 		is[i].Warnings = mapping.LintIssuer(&is[i])
-		out[i] = apiIssuer(is[i])
 	}
-	return c.JSON(http.StatusOK, api.IssuerList{Issuers: out})
+	return c.JSON(http.StatusOK, api.IssuerList{Issuers: each(is, apiIssuer)})
 }
 
 func (s *Server) getIssuer(c echo.Context) error {
@@ -162,7 +160,7 @@ func (s *Server) listMappings(c echo.Context) error {
 	if err := s.lint(ctx, ms); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.MappingList{Mappings: apiMappings(ms)})
+	return c.JSON(http.StatusOK, api.MappingList{Mappings: each(ms, apiMapping)})
 }
 
 func (s *Server) getMapping(c echo.Context) error {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 )
 
 // withoutTimes is an admin object's JSON, keys sorted at every depth (a
@@ -21,6 +23,20 @@ func withoutTimes(t *testing.T, b []byte) string {
 	return string(out)
 }
 
+// warningCodes lists the codes of an admin object's warnings.
+func warningCodes(t testing.TB, b []byte) []string {
+	t.Helper()
+	var m api.Mapping
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, w := range m.Warnings {
+		out = append(out, w.Code)
+	}
+	return out
+}
+
 // TestDryRun: ?dry_run=true on the POST of an issuer or a mapping answers
 // 200 with what the write would store (warnings included) or the write's
 // own refusal, and writes nothing; a mapping whose issuer is not registered
@@ -30,17 +46,7 @@ func TestDryRun(t *testing.T) {
 	empty := e.snapshot()
 	risky := `{"name": "risky", "issuer": "github", "conditions": {"repository": "acme/*", "event_name": "pull_request_target"},
 		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/prod-deploy", "region": "eu-west-1"}}`
-	codes := func(b []byte) []string {
-		var m struct{ Warnings []struct{ Code string } }
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, w := range m.Warnings {
-			out = append(out, w.Code)
-		}
-		return out
-	}
+	codes := func(b []byte) []string { return warningCodes(t, b) }
 
 	// No issuer yet: the generic kind's rules.
 	generic := codes(e.must(200, "POST", "/v1/admin/mappings?dry_run=true", risky))

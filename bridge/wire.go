@@ -47,89 +47,59 @@ func apiMapping(m mapping.Mapping) api.Mapping {
 }
 
 // claimsOf and apiClaims convert claims conditions: the domain's and the
-// wire's Values share one form (condvalue.Values); nil stays nil.
+// wire's Values share one form (condvalue.Values).
 func claimsOf(in map[string]api.Values) map[string]mapping.Values {
-	if in == nil {
-		return nil
-	}
-	out := make(map[string]mapping.Values, len(in))
-	for k, v := range in {
-		out[k] = mapping.Values(v)
-	}
-	return out
+	return eachValue(in, func(v api.Values) mapping.Values { return mapping.Values(v) })
 }
 
 func apiClaims(in map[string]mapping.Values) map[string]api.Values {
+	return eachValue(in, func(v mapping.Values) api.Values { return api.Values(v) })
+}
+
+// eachValue converts every value of in with conv; nil stays nil.
+func eachValue[From, To any](in map[string]From, conv func(From) To) map[string]To {
 	if in == nil {
 		return nil
 	}
-	out := make(map[string]api.Values, len(in))
+	out := make(map[string]To, len(in))
 	for k, v := range in {
-		out[k] = api.Values(v)
+		out[k] = conv(v)
 	}
 	return out
 }
 
-// warningsOf and apiWarnings convert lint warnings; nil stays nil
-// (warnings are omitempty).
-func warningsOf(ws []api.Warning) []mapping.Warning {
-	if ws == nil {
+// each converts every element of in with conv; nil stays nil (the
+// omitempty lists stay absent, the others null as before).
+func each[From, To any](in []From, conv func(From) To) []To {
+	if in == nil {
 		return nil
 	}
-	out := make([]mapping.Warning, len(ws))
-	for i, w := range ws {
-		out[i] = mapping.Warning(w)
+	out := make([]To, len(in))
+	for i, v := range in {
+		out[i] = conv(v)
 	}
 	return out
+}
+
+func warningsOf(ws []api.Warning) []mapping.Warning {
+	return each(ws, func(w api.Warning) mapping.Warning { return mapping.Warning(w) })
 }
 
 func apiWarnings(ws []mapping.Warning) []api.Warning {
-	if ws == nil {
-		return nil
-	}
-	out := make([]api.Warning, len(ws))
-	for i, w := range ws {
-		out[i] = api.Warning(w)
-	}
-	return out
-}
-
-func apiMappings(ms []mapping.Mapping) []api.Mapping {
-	out := make([]api.Mapping, len(ms))
-	for i := range ms {
-		out[i] = apiMapping(ms[i])
-	}
-	return out
+	return each(ws, func(w mapping.Warning) api.Warning { return api.Warning(w) })
 }
 
 func apiUsage(u ledger.Usage) api.Usage {
-	out := api.Usage{Mapping: u.Mapping, WindowSeconds: u.WindowSeconds, JobWindowSeconds: u.JobWindowSeconds,
-		PerHour: u.PerHour, PerJob: u.PerJob, Issued: u.Issued}
-	if u.Repositories != nil {
-		out.Repositories = make([]api.RepositoryUsage, len(u.Repositories))
-		for i, r := range u.Repositories {
-			out.Repositories[i] = api.RepositoryUsage(r)
-		}
-	}
-	if u.Jobs != nil {
-		out.Jobs = make([]api.JobUsage, len(u.Jobs))
-		for i, j := range u.Jobs {
-			out.Jobs[i] = api.JobUsage(j)
-		}
-	}
-	return out
+	return api.Usage{Mapping: u.Mapping, WindowSeconds: u.WindowSeconds, JobWindowSeconds: u.JobWindowSeconds,
+		PerHour: u.PerHour, PerJob: u.PerJob, Issued: u.Issued,
+		Repositories: each(u.Repositories, func(r ledger.RepositoryUsage) api.RepositoryUsage { return api.RepositoryUsage(r) }),
+		Jobs:         each(u.Jobs, func(j ledger.JobUsage) api.JobUsage { return api.JobUsage(j) })}
 }
 
 func apiExplanation(e mapping.Explanation) api.Explanation {
-	out := api.Explanation{Mapping: e.Mapping, Provider: e.Provider, Enabled: e.Enabled, Mode: e.Mode,
-		Admitted: e.Admitted, Reason: e.Reason, Detail: e.Detail}
-	if e.Conditions != nil {
-		out.Conditions = make([]api.ConditionResult, len(e.Conditions))
-		for i, c := range e.Conditions {
-			out.Conditions[i] = api.ConditionResult(c)
-		}
-	}
-	return out
+	return api.Explanation{Mapping: e.Mapping, Provider: e.Provider, Enabled: e.Enabled, Mode: e.Mode,
+		Admitted: e.Admitted, Reason: e.Reason, Detail: e.Detail,
+		Conditions: each(e.Conditions, func(c mapping.ConditionResult) api.ConditionResult { return api.ConditionResult(c) })}
 }
 
 // credentialsBody is a provider's credential body as the contract's
