@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -23,7 +24,7 @@ func (s *Server) listIssuers(c echo.Context) error {
 	for i := range is {
 		is[i].Warnings = mapping.LintIssuer(&is[i])
 	}
-	return c.JSON(http.StatusOK, api.IssuerList{Issuers: is})
+	return c.JSON(http.StatusOK, api.IssuerList{Issuers: each(is, apiIssuer)})
 }
 
 func (s *Server) getIssuer(c echo.Context) error {
@@ -32,21 +33,22 @@ func (s *Server) getIssuer(c echo.Context) error {
 		return err
 	}
 	is.Warnings = mapping.LintIssuer(&is)
-	return c.JSON(http.StatusOK, is)
+	return c.JSON(http.StatusOK, apiIssuer(is))
 }
 
 // readIssuer decodes, validates and lints an issuer (into is.Warnings); with
 // ?lint=strict it refuses one with warnings, as for mappings. pathName is
 // the name in the URL of a PUT, which the body may omit.
 func (s *Server) readIssuer(c echo.Context, pathName string) (mapping.Issuer, error) {
-	is := mapping.Issuer{Enabled: true}
 	strict, err := lintStrict(c)
 	if err != nil {
-		return is, err
+		return mapping.Issuer{Enabled: true}, err
 	}
-	if err := decodeStrict(c, &is); err != nil {
-		return is, err
+	in := api.Issuer{Enabled: true}
+	if err := decodeStrict(c, &in); err != nil {
+		return issuerOf(in), err
 	}
+	is := issuerOf(in)
 	is.Warnings = nil
 	if is.Name == "" {
 		is.Name = pathName
@@ -74,10 +76,31 @@ func lintStrict(c echo.Context) (bool, error) {
 	return false, invalid("lint", "lint: must be warn (the default) or strict")
 }
 
+// dryRun reads ?dry_run of a POST: false (the default) or true, which
+// validates and lints the body as the write would and answers the object
+// it would store, writing nothing.
+func dryRun(c echo.Context) (bool, error) {
+	switch c.QueryParam("dry_run") {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, invalid("dry_run", "dry_run: must be true or false (the default)")
+}
+
 func (s *Server) createIssuer(c echo.Context) error {
+	dry, err := dryRun(c)
+	if err != nil {
+		return err
+	}
 	is, err := s.readIssuer(c, "")
 	if err != nil {
 		return err
+	}
+	if dry {
+		is.Warnings = mapping.LintIssuer(&is)
+		return c.JSON(http.StatusOK, apiIssuer(is))
 	}
 	out, err := s.opts.Store.CreateIssuer(c.Request().Context(), actor(c), is)
 	if err != nil {
@@ -85,7 +108,7 @@ func (s *Server) createIssuer(c echo.Context) error {
 	}
 	out.Warnings = mapping.LintIssuer(&out)
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/admin/issuers/"+url.PathEscape(out.Name))
-	return c.JSON(http.StatusCreated, out)
+	return c.JSON(http.StatusCreated, apiIssuer(out))
 }
 
 func (s *Server) updateIssuer(c echo.Context) error {
@@ -106,7 +129,7 @@ func (s *Server) updateIssuer(c echo.Context) error {
 		return err
 	}
 	out.Warnings = mapping.LintIssuer(&out)
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, apiIssuer(out))
 }
 
 func (s *Server) deleteIssuer(c echo.Context) error {
@@ -137,7 +160,7 @@ func (s *Server) listMappings(c echo.Context) error {
 	if err := s.lint(ctx, ms); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.MappingList{Mappings: ms})
+	return c.JSON(http.StatusOK, api.MappingList{Mappings: each(ms, apiMapping)})
 }
 
 func (s *Server) getMapping(c echo.Context) error {
@@ -150,7 +173,7 @@ func (s *Server) getMapping(c echo.Context) error {
 	if err := s.lint(ctx, ms); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, ms[0])
+	return c.JSON(http.StatusOK, apiMapping(ms[0]))
 }
 
 // lint fills in the warnings of stored mappings, which depend on their
@@ -186,10 +209,11 @@ func readMapping(c echo.Context, pathName string, opts mapping.ValidateOptions, 
 	default:
 		return mapping.Mapping{}, nil, invalid("lint", "lint: must be warn (the default) or strict")
 	}
-	m := mapping.Mapping{Enabled: true}
-	if err := decodeStrict(c, &m); err != nil {
-		return m, nil, err
+	in := api.Mapping{Enabled: true}
+	if err := decodeStrict(c, &in); err != nil {
+		return mappingOf(in), nil, err
 	}
+	m := mappingOf(in)
 	if m.Name == "" {
 		m.Name = pathName
 	}
@@ -216,10 +240,17 @@ func (s *Server) validateOptions() mapping.ValidateOptions {
 }
 
 func (s *Server) createMapping(c echo.Context) error {
+	dry, err := dryRun(c)
+	if err != nil {
+		return err
+	}
 	var warnings []mapping.Warning
 	m, check, err := readMapping(c, "", s.validateOptions(), &warnings)
 	if err != nil {
 		return err
+	}
+	if dry {
+		return s.dryRunMapping(c, m, check, &warnings)
 	}
 	out, err := s.opts.Store.CreateMapping(c.Request().Context(), actor(c), m, check)
 	if err != nil {
@@ -227,7 +258,27 @@ func (s *Server) createMapping(c echo.Context) error {
 	}
 	out.Warnings = warnings
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/admin/mappings/"+url.PathEscape(out.Name))
-	return c.JSON(http.StatusCreated, out)
+	return c.JSON(http.StatusCreated, apiMapping(out))
+}
+
+// dryRunMapping runs a mapping's check against its issuer's kind, or the
+// generic kind's rules when no issuer of that name is registered (it may be
+// created in the same change), and answers the mapping as it would be
+// stored, with its warnings.
+func (s *Server) dryRunMapping(c echo.Context, m mapping.Mapping, check func(identity.Kind) error, warnings *[]mapping.Warning) error {
+	kind := identity.KindGeneric
+	is, err := s.opts.Store.GetIssuer(c.Request().Context(), m.Issuer)
+	switch {
+	case err == nil:
+		kind = identity.Kind(is.Kind)
+	case !errors.Is(err, mapping.ErrNotFound):
+		return err
+	}
+	if err := check(kind); err != nil {
+		return err
+	}
+	m.Warnings = *warnings
+	return c.JSON(http.StatusOK, apiMapping(m))
 }
 
 func (s *Server) updateMapping(c echo.Context) error {
@@ -242,7 +293,7 @@ func (s *Server) updateMapping(c echo.Context) error {
 		return err
 	}
 	out.Warnings = warnings
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, apiMapping(out))
 }
 
 func (s *Server) deleteMapping(c echo.Context) error {
@@ -266,5 +317,5 @@ func (s *Server) mappingUsage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, u)
+	return c.JSON(http.StatusOK, apiUsage(u))
 }

@@ -1151,17 +1151,7 @@ func TestMappingLint(t *testing.T) {
 	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
 	risky := `{"name": "risky", "issuer": "github", "conditions": {"repository": "acme/*", "event_name": "pull_request_target"},
 		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/prod-deploy", "region": "eu-west-1"}}`
-	codes := func(b []byte) []string {
-		var m mapping.Mapping
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, w := range m.Warnings {
-			out = append(out, w.Code)
-		}
-		return out
-	}
+	codes := func(b []byte) []string { return warningCodes(t, b) }
 	before := e.snapshot()
 	r := e.do("POST", "/v1/admin/mappings?lint=strict", risky)
 	got := e.wantError(r, 400, api.CodeInvalidRequest, "")

@@ -13,7 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 )
 
 // decodeStrict reads exactly one JSON value from the request body into v,
@@ -64,7 +64,7 @@ const maxKeyDepth = 10000
 // path of the key at fault, a key repeated in any object at any depth, and
 // in an object decoded into a struct a key that is not exactly one of the
 // struct's JSON names (unknown, or another case of a known one). Objects
-// decoded into maps, and values whose type decodes itself (mapping.Values,
+// decoded into maps, and values whose type decodes itself (api.Values,
 // json.RawMessage: a mapping's target, explain's claims), have free-form
 // keys, compared byte for byte: {"Foo":1,"foo":2} is two keys, as claim
 // names are case-sensitive. Malformed JSON is left to the decoder to
@@ -229,7 +229,7 @@ func typeName(te *json.UnmarshalTypeError) string {
 	if te.Type == nil {
 		return "of another type"
 	}
-	if te.Type == reflect.TypeFor[mapping.Values]() {
+	if te.Type == reflect.TypeFor[api.Values]() {
 		return "a string or a list of strings"
 	}
 	switch te.Type.Kind().String() {

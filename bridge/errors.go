@@ -78,7 +78,7 @@ func classifyCause(err error) problem {
 		return problem{re.status, re.body, re.retryAfter}
 	case errors.As(err, &ve):
 		return problem{http.StatusBadRequest, api.Error{Error: api.CodeInvalidRequest, Message: ve.Error(), Field: ve.Field,
-			Warnings: ve.Warnings}, 0}
+			Warnings: apiWarnings(ve.Warnings)}, 0}
 	case errors.As(err, &mbe):
 		return problem{http.StatusRequestEntityTooLarge, api.Error{Error: api.CodeRequestTooLarge, Message: "the request body is too large"}, 0}
 	case errors.Is(err, identity.ErrInvalidToken):

@@ -68,7 +68,11 @@ func (s *Server) exchange(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(res.cred.Body)
+	wire, err := credentialsBody(res.cred.Body)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(wire)
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 )
 
@@ -58,13 +58,13 @@ func (x *exchangeEnv) explain(body string) response {
 	return x.do("POST", "/v1/admin/explain", body)
 }
 
-func (x *exchangeEnv) mustExplain(body string) bridge.ExplainResponse {
+func (x *exchangeEnv) mustExplain(body string) api.ExplainResponse {
 	x.t.Helper()
 	r := x.explain(body)
 	if r.status != 200 {
 		x.t.Fatalf("explain: %d %s", r.status, r.body)
 	}
-	var res bridge.ExplainResponse
+	var res api.ExplainResponse
 	dec := json.NewDecoder(bytes.NewReader(r.body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&res); err != nil {
@@ -80,7 +80,7 @@ func tokenBody(token string, extra string) string {
 	return fmt.Sprintf(`{"token": %q%s}`, token, extra)
 }
 
-func explanation(t *testing.T, res bridge.ExplainResponse, name string) mapping.Explanation {
+func explanation(t *testing.T, res api.ExplainResponse, name string) api.Explanation {
 	t.Helper()
 	for _, e := range res.Mappings {
 		if e.Mapping == name {
@@ -88,10 +88,10 @@ func explanation(t *testing.T, res bridge.ExplainResponse, name string) mapping.
 		}
 	}
 	t.Fatalf("no explanation of mapping %q in %+v", name, res.Mappings)
-	return mapping.Explanation{}
+	return api.Explanation{}
 }
 
-func condition(t *testing.T, e mapping.Explanation, name string) mapping.ConditionResult {
+func condition(t *testing.T, e api.Explanation, name string) api.ConditionResult {
 	t.Helper()
 	for _, r := range e.Conditions {
 		if r.Condition == name {
@@ -99,7 +99,7 @@ func condition(t *testing.T, e mapping.Explanation, name string) mapping.Conditi
 		}
 	}
 	t.Fatalf("mapping %s has no condition %s: %+v", e.Mapping, name, e.Conditions)
-	return mapping.ConditionResult{}
+	return api.ConditionResult{}
 }
 
 // TestExplainNamesFailingCondition is the issue's acceptance test: for each
@@ -173,7 +173,7 @@ func TestExplainDecision(t *testing.T) {
 	if diff := cmp.Diff([]string{"deploy", "off", "pinned", "shadow", "tags", "web"}, names); diff != "" {
 		t.Errorf("mappings (-want +got):\n%s", diff)
 	}
-	want := bridge.ExplainDecision{Outcome: "ambiguous_mapping", Candidates: []string{"deploy", "web"}}
+	want := api.ExplainDecision{Outcome: "ambiguous_mapping", Candidates: []string{"deploy", "web"}}
 	if diff := cmp.Diff(want, res.Decision, ignoreMessage); diff != "" {
 		t.Errorf("decision (-want +got):\n%s", diff)
 	}
@@ -189,17 +189,17 @@ func TestExplainDecision(t *testing.T) {
 		name  string
 		extra string
 		over  map[string]any
-		want  bridge.ExplainDecision
+		want  api.ExplainDecision
 		only  string // the one mapping explained, if any
 	}{
-		{"named", `"mapping": "web"`, nil, bridge.ExplainDecision{Outcome: "would_issue", Mapping: "web"}, "web"},
-		{"named, refuses", `"mapping": "tags"`, nil, bridge.ExplainDecision{Outcome: "no_matching_mapping"}, "tags"},
-		{"named, disabled", `"mapping": "off"`, nil, bridge.ExplainDecision{Outcome: "no_matching_mapping"}, "off"},
-		{"named, audit mode", `"mapping": "shadow"`, nil, bridge.ExplainDecision{Outcome: "no_matching_mapping"}, "shadow"},
-		{"named, other provider", `"mapping": "web", "provider": "gcp"`, nil, bridge.ExplainDecision{Outcome: "no_matching_mapping"}, "web"},
-		{"single match", "", map[string]any{"environment": nil}, bridge.ExplainDecision{Outcome: "would_issue", Mapping: "web"}, ""},
-		{"no match", "", map[string]any{"repository": "acme/api"}, bridge.ExplainDecision{Outcome: "no_matching_mapping"}, ""},
-		{"provider filter", `"provider": "gcp"`, nil, bridge.ExplainDecision{Outcome: "no_matching_mapping"}, ""},
+		{"named", `"mapping": "web"`, nil, api.ExplainDecision{Outcome: "would_issue", Mapping: "web"}, "web"},
+		{"named, refuses", `"mapping": "tags"`, nil, api.ExplainDecision{Outcome: "no_matching_mapping"}, "tags"},
+		{"named, disabled", `"mapping": "off"`, nil, api.ExplainDecision{Outcome: "no_matching_mapping"}, "off"},
+		{"named, audit mode", `"mapping": "shadow"`, nil, api.ExplainDecision{Outcome: "no_matching_mapping"}, "shadow"},
+		{"named, other provider", `"mapping": "web", "provider": "gcp"`, nil, api.ExplainDecision{Outcome: "no_matching_mapping"}, "web"},
+		{"single match", "", map[string]any{"environment": nil}, api.ExplainDecision{Outcome: "would_issue", Mapping: "web"}, ""},
+		{"no match", "", map[string]any{"repository": "acme/api"}, api.ExplainDecision{Outcome: "no_matching_mapping"}, ""},
+		{"provider filter", `"provider": "gcp"`, nil, api.ExplainDecision{Outcome: "no_matching_mapping"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			x := &exchangeEnv{env: x.env.in(t), gh: x.gh}
@@ -250,7 +250,7 @@ func TestExplainBareClaims(t *testing.T) {
 		t.Errorf("verified %v, issuer %q", res.Verified, res.Issuer)
 	}
 	// The issuer's policy: its replay scope and its kind's token limits.
-	if want := (bridge.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900}); res.IssuerPolicy != want {
+	if want := (api.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900}); res.IssuerPolicy != want {
 		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)
 	}
 	if r := condition(t, explanation(t, res, "web"), "ref"); r.Matched || r.Value != "refs/heads/dev" {
@@ -356,7 +356,7 @@ func TestExplainIssuerPolicy(t *testing.T) {
 	x.must(200, "PUT", "/v1/admin/issuers/github", fmt.Sprintf(`{"url": %q, "audiences": [%q], "kind": "github",
 		"replay_scope": "token_mapping", "max_token_lifetime_seconds": 3600}`, x.gh.URL(), oidctest.DefaultAudience))
 	res := x.mustExplain(tokenBody(x.token(nil), ""))
-	if want := (bridge.ExplainIssuerPolicy{ReplayScope: "token_mapping", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 3600}); res.IssuerPolicy != want {
+	if want := (api.ExplainIssuerPolicy{ReplayScope: "token_mapping", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 3600}); res.IssuerPolicy != want {
 		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 )
@@ -38,48 +39,6 @@ type SessionRevoker interface {
 	RevokeSessions(ctx context.Context, target json.RawMessage, before time.Time) error
 }
 
-// RevokeRequest is the body of POST /v1/admin/issuances/revoke. At least
-// one of Repository, RunID and Mapping is required; those given must all
-// match.
-type RevokeRequest struct {
-	Repository string `json:"repository,omitempty"`
-	RunID      string `json:"run_id,omitempty"`
-	Mapping    string `json:"mapping,omitempty"`
-	// Reason is recorded in the ledger (required).
-	Reason string `json:"reason"`
-	// RevokeAWSSessions also revokes, for every AWS role whose credentials
-	// were marked, all of the role's sessions issued until now, and those
-	// of marked issuances still being minted (see revokeAWSSessions).
-	RevokeAWSSessions bool `json:"revoke_aws_sessions,omitempty"`
-}
-
-// RevokeResponse is the answer of POST /v1/admin/issuances/revoke.
-type RevokeResponse struct {
-	// Revoked is the number of issuances marked revoked.
-	Revoked int `json:"revoked"`
-	// AWSSessions has one entry per AWS role of the marked issuances when
-	// the request asked to revoke their sessions; otherwise it is empty.
-	AWSSessions []AWSSessionRevocation `json:"aws_sessions"`
-}
-
-// The results of an AWSSessionRevocation.
-const (
-	SessionsRevoked = "revoked"
-	SessionsFailed  = "failed"
-)
-
-// AWSSessionRevocation is the outcome for one role.
-type AWSSessionRevocation struct {
-	RoleARN string `json:"role_arn"`
-	// Result is "revoked" or "failed".
-	Result string `json:"result"`
-	// Code says why it failed: IAM's error code (AccessDenied when the
-	// bridge may not change the role), CrossAccountRole (the role is not in
-	// the bridge's own account), Unsupported (no AWS provider that can
-	// revoke), or a transport failure (Timeout, ConnectionError, ...).
-	Code string `json:"code,omitempty"`
-}
-
 const (
 	// maxRevokeReason bounds the reason, in bytes.
 	maxRevokeReason = 1024
@@ -96,7 +55,7 @@ const (
 // AWS roles. A role the bridge may not change is reported, not fatal: the
 // ledger's marks stand either way.
 func (s *Server) revokeIssuances(c echo.Context) error {
-	var req RevokeRequest
+	var req api.RevokeRequest
 	if err := decodeStrict(c, &req); err != nil {
 		return err
 	}
@@ -120,13 +79,13 @@ func (s *Server) revokeIssuances(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := RevokeResponse{Revoked: res.Count, AWSSessions: []AWSSessionRevocation{}}
+	out := api.RevokeResponse{Revoked: res.Count, AWSSessions: []api.AWSSessionRevocation{}}
 	if req.RevokeAWSSessions {
 		out.AWSSessions = s.revokeAWSSessions(ctx, res)
 	}
 	failed := 0
 	for _, a := range out.AWSSessions {
-		if a.Result != SessionsRevoked {
+		if a.Result != api.SessionsRevoked {
 			failed++
 		}
 	}
@@ -156,7 +115,7 @@ func (s *Server) revokeIssuances(c echo.Context) error {
 //
 // When the wait fails (the database), the date is the conservative bound:
 // the newest in-flight reservation + exchangeTimeout.
-func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult) []AWSSessionRevocation {
+func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult) []api.AWSSessionRevocation {
 	type role struct {
 		arn      string
 		target   json.RawMessage
@@ -204,12 +163,12 @@ func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult)
 		}
 		return at
 	}
-	out := make([]AWSSessionRevocation, len(roles))
+	out := make([]api.AWSSessionRevocation, len(roles))
 	sr, ok := s.opts.Providers["aws"].(SessionRevoker)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, sessionRevokeParallel)
 	for i, r := range roles {
-		out[i] = AWSSessionRevocation{RoleARN: r.arn, Result: SessionsFailed, Code: "Unsupported"}
+		out[i] = api.AWSSessionRevocation{RoleARN: r.arn, Result: api.SessionsFailed, Code: "Unsupported"}
 		if !ok {
 			continue
 		}
@@ -223,7 +182,7 @@ func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult)
 			defer cancel()
 			err := sr.RevokeSessions(cctx, r.target, r.before)
 			if err == nil {
-				out[i] = AWSSessionRevocation{RoleARN: r.arn, Result: SessionsRevoked}
+				out[i] = api.AWSSessionRevocation{RoleARN: r.arn, Result: api.SessionsRevoked}
 				return
 			}
 			code := "UnknownError"
@@ -232,7 +191,7 @@ func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult)
 				code = pe.Code
 			}
 			s.log.Warn("revoke: aws sessions not revoked", "role_arn", r.arn, "code", code, "err", err)
-			out[i] = AWSSessionRevocation{RoleARN: r.arn, Result: SessionsFailed, Code: code}
+			out[i] = api.AWSSessionRevocation{RoleARN: r.arn, Result: api.SessionsFailed, Code: code}
 		})
 	}
 	wg.Wait()

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/oidc-bridge/oidc-bridge/bridge"
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
@@ -70,9 +69,9 @@ func (x *exchangeEnv) revoked() map[string]string {
 	return out
 }
 
-func revokeResponse(t *testing.T, b []byte) bridge.RevokeResponse {
+func revokeResponse(t *testing.T, b []byte) api.RevokeResponse {
 	t.Helper()
-	var r bridge.RevokeResponse
+	var r api.RevokeResponse
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("revoke response %s: %v", b, err)
 	}
@@ -108,7 +107,7 @@ func TestRevokeIssuances(t *testing.T) {
 	body := alice.must(200, "POST", revokePath, `{"repository": "acme/web", "run_id": "12345678901",
 		"reason": "token leaked in a build log", "revoke_aws_sessions": true}`)
 	got := revokeResponse(t, body)
-	want := bridge.RevokeResponse{Revoked: 2, AWSSessions: []bridge.AWSSessionRevocation{
+	want := api.RevokeResponse{Revoked: 2, AWSSessions: []api.AWSSessionRevocation{
 		{RoleARN: ownRoleARN, Result: "revoked"},
 		{RoleARN: "arn:aws:iam::123456789012:role/web", Result: "failed", Code: "CrossAccountRole"},
 	}}
@@ -153,7 +152,7 @@ func TestRevokeIssuances(t *testing.T) {
 	rel2 := x.issued(map[string]any{"ref": "refs/heads/release", "run_id": "4"})
 	iam.Refuse("AccessDenied")
 	got = revokeResponse(t, alice.must(200, "POST", revokePath, `{"mapping": "release", "reason": "rotate", "revoke_aws_sessions": true}`))
-	want = bridge.RevokeResponse{Revoked: 1, AWSSessions: []bridge.AWSSessionRevocation{
+	want = api.RevokeResponse{Revoked: 1, AWSSessions: []api.AWSSessionRevocation{
 		{RoleARN: ownRoleARN, Result: "failed", Code: "AccessDenied"}}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("refused (-want +got):\n%s", d)
@@ -221,7 +220,7 @@ func TestRevokeRacesInFlightMint(t *testing.T) {
 		t.Fatalf("withheld credential: %s", r.body)
 	}
 	got := revokeResponse(t, (<-revoked).body)
-	if d := cmp.Diff(bridge.RevokeResponse{Revoked: 1, AWSSessions: []bridge.AWSSessionRevocation{
+	if d := cmp.Diff(api.RevokeResponse{Revoked: 1, AWSSessions: []api.AWSSessionRevocation{
 		{RoleARN: ownRoleARN, Result: "revoked"}}}, got); d != "" {
 		t.Fatalf("revoke (-want +got):\n%s", d)
 	}

@@ -14,7 +14,6 @@
 // an HTTP client and stderr. It never verifies a token (the bridge does) and
 // never logs or caches one: the cache holds credentials and a token's hash.
 // It is on the client side: it must not link the server's code (pgx,
-// go-oidc). deps_test.go checks, and names the three packages through which
-// it still does (bridge/api, bridge/client and providers hold or alias
-// server types until issue 18's wire structs).
+// go-oidc). deps_test.go checks it, for the Terraform provider, bridge/api
+// and bridge/client too; `make lint` runs it.
 package ciclient

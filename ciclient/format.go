@@ -9,7 +9,6 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
-	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // Output formats.
@@ -35,7 +34,7 @@ func formatCredentials(format string, resp *api.ExchangeResponse) ([]byte, error
 		b, err := json.MarshalIndent(resp, "", "  ")
 		return append(b, '\n'), err
 	case FormatAWSProc:
-		var c providers.AWSCredentials
+		var c api.AWSCredentials
 		if err := json.Unmarshal(resp.Credentials, &c); err != nil || c.AccessKeyID == "" {
 			return nil, errors.New("exchange: the bridge's aws credentials are malformed")
 		}
@@ -48,7 +47,7 @@ func formatCredentials(format string, resp *api.ExchangeResponse) ([]byte, error
 		}{1, c.AccessKeyID, c.SecretAccessKey, c.SessionToken, c.Expiration.UTC().Format(time.RFC3339)})
 		return append(b, '\n'), err
 	case FormatGCPExec:
-		var c providers.JWTCredentials
+		var c api.JWTCredentials
 		if err := json.Unmarshal(resp.Credentials, &c); err != nil || c.Token == "" {
 			return nil, errors.New("exchange: the bridge's jwt credentials are malformed")
 		}
@@ -118,7 +117,7 @@ func credentialVariables(resp *api.ExchangeResponse) ([][2]string, error) {
 	}
 	switch resp.Provider {
 	case "aws":
-		var c providers.AWSCredentials
+		var c api.AWSCredentials
 		if json.Unmarshal(resp.Credentials, &c) != nil || c.AccessKeyID == "" {
 			return nil, bad()
 		}
@@ -131,20 +130,20 @@ func credentialVariables(resp *api.ExchangeResponse) ([][2]string, error) {
 			add("AWS_CREDENTIAL_EXPIRATION", c.Expiration.UTC().Format(time.RFC3339))
 		}
 	case "gcp":
-		var c providers.GCPCredentials
+		var c api.GCPCredentials
 		if json.Unmarshal(resp.Credentials, &c) != nil || c.AccessToken == "" {
 			return nil, bad()
 		}
 		add("CLOUDSDK_AUTH_ACCESS_TOKEN", c.AccessToken)
 		add("GOOGLE_OAUTH_ACCESS_TOKEN", c.AccessToken)
 	case "azure":
-		var c providers.AzureCredentials
+		var c api.AzureCredentials
 		if json.Unmarshal(resp.Credentials, &c) != nil || c.AccessToken == "" {
 			return nil, bad()
 		}
 		add("AZURE_ACCESS_TOKEN", c.AccessToken)
 	case "jwt":
-		var c providers.JWTCredentials
+		var c api.JWTCredentials
 		if json.Unmarshal(resp.Credentials, &c) != nil || c.Token == "" {
 			return nil, bad()
 		}

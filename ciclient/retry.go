@@ -11,7 +11,6 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
-	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 const (
@@ -44,7 +43,7 @@ func (c *Config) exchangeWithRetries(ctx context.Context, hc *http.Client, stder
 		tok, err := c.source.Token(ctx, hc)
 		var resp *api.ExchangeResponse
 		if err == nil {
-			id := providers.TokenID(tok)
+			id := api.TokenID(tok)
 			if id == spent {
 				return nil, "", &spentTokenError{}
 			}

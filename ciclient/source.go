@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 )
 
 // Source gives the CI job's OIDC token. A source that talks HTTP uses the
@@ -86,5 +86,5 @@ func tokenScope(tok string) string {
 			}
 		}
 	}
-	return providers.TokenID(tok)
+	return api.TokenID(tok)
 }

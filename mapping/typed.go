@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/internal/condvalue"
 )
 
 // Typed claims conditions. A claims condition's values have one JSON type
@@ -93,7 +94,7 @@ func rawClaim(c *identity.Claims, name string) (any, bool) {
 // itself, so a huge exponent costs no more than its digits. ok is false when
 // s is not a JSON number.
 func canonicalNumber(s string) (canon string, ok bool) {
-	if !validJSONNumber(s) {
+	if !condvalue.ValidNumber(s) {
 		return "", false
 	}
 	neg := s[0] == '-'
@@ -122,15 +123,6 @@ func canonicalNumber(s string) (canon string, ok bool) {
 	}
 	return sign + trimmed + "e" + exp.String(), true
 }
-
-// validJSONNumber reports whether s is exactly one JSON number (RFC 8259):
-// a JSON value, as encoding/json reads it, that starts with a minus or a
-// digit and ends with a digit (so no other type and no surrounding blanks).
-func validJSONNumber(s string) bool {
-	return s != "" && (s[0] == '-' || isDigit(s[0])) && isDigit(s[len(s)-1]) && json.Valid([]byte(s))
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // maxNumberExp bounds the power of ten of a number condition (in the
 // canonical form's terms), so that PostgreSQL's jsonb, whose numeric type

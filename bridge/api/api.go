@@ -1,14 +1,8 @@
-// Package api holds the wire types of oidc-bridge's HTTP API, shared by the
-// server, the CLI and the Terraform provider so that the contract exists once
-// in code. The issuer and mapping objects are those of package mapping.
 package api
 
 import (
 	"encoding/json"
 	"time"
-
-	"github.com/oidc-bridge/oidc-bridge/ledger"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
 // Error codes of the contract.
@@ -51,25 +45,6 @@ type Error struct {
 	Warnings []Warning `json:"warnings,omitempty"`
 }
 
-// Issuer and Mapping are the admin API's objects.
-type (
-	Issuer  = mapping.Issuer
-	Mapping = mapping.Mapping
-	Usage   = ledger.Usage
-	// Warning is a lint finding: code, field, message.
-	Warning = mapping.Warning
-)
-
-// IssuerList is the body of GET /v1/admin/issuers.
-type IssuerList struct {
-	Issuers []Issuer `json:"issuers"`
-}
-
-// MappingList is the body of GET /v1/admin/mappings.
-type MappingList struct {
-	Mappings []Mapping `json:"mappings"`
-}
-
 // ExchangeRequest is the body of POST /v1/exchange. Every field is
 // optional; an empty body is a zero request.
 type ExchangeRequest struct {
@@ -89,8 +64,8 @@ type ExchangeResponse struct {
 	Mapping    string    `json:"mapping"`
 	Provider   string    `json:"provider"`
 	ExpiresAt  time.Time `json:"expires_at"`
-	// Credentials is the provider's credentials object (for aws,
-	// providers.AWSCredentials).
+	// Credentials is the provider's credentials object: AWSCredentials,
+	// GCPCredentials, AzureCredentials or JWTCredentials.
 	Credentials json.RawMessage `json:"credentials"`
 }
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
 // Defaults of a Client.
@@ -168,7 +167,7 @@ type ListMappingsOptions struct {
 }
 
 // ListIssuers returns every issuer, ordered by name.
-func (c *Client) ListIssuers(ctx context.Context) ([]mapping.Issuer, error) {
+func (c *Client) ListIssuers(ctx context.Context) ([]api.Issuer, error) {
 	var out api.IssuerList
 	if err := c.do(ctx, http.MethodGet, "/v1/admin/issuers", nil, &out); err != nil {
 		return nil, err
@@ -177,23 +176,23 @@ func (c *Client) ListIssuers(ctx context.Context) ([]mapping.Issuer, error) {
 }
 
 // GetIssuer returns the issuer called name.
-func (c *Client) GetIssuer(ctx context.Context, name string) (mapping.Issuer, error) {
-	var out mapping.Issuer
+func (c *Client) GetIssuer(ctx context.Context, name string) (api.Issuer, error) {
+	var out api.Issuer
 	err := c.do(ctx, http.MethodGet, issuerPath(name), nil, &out)
 	return out, err
 }
 
 // CreateIssuer registers is and returns it as stored.
-func (c *Client) CreateIssuer(ctx context.Context, is mapping.Issuer) (mapping.Issuer, error) {
-	var out mapping.Issuer
+func (c *Client) CreateIssuer(ctx context.Context, is api.Issuer) (api.Issuer, error) {
+	var out api.Issuer
 	err := c.do(ctx, http.MethodPost, c.lintQuery("/v1/admin/issuers"), writableIssuer(is), &out)
 	return out, err
 }
 
 // UpdateIssuer replaces the issuer called name with is; is.Name may differ
 // from name, which renames it.
-func (c *Client) UpdateIssuer(ctx context.Context, name string, is mapping.Issuer) (mapping.Issuer, error) {
-	var out mapping.Issuer
+func (c *Client) UpdateIssuer(ctx context.Context, name string, is api.Issuer) (api.Issuer, error) {
+	var out api.Issuer
 	err := c.do(ctx, http.MethodPut, c.lintQuery(issuerPath(name)), writableIssuer(is), &out)
 	return out, err
 }
@@ -204,7 +203,7 @@ func (c *Client) DeleteIssuer(ctx context.Context, name string) error {
 }
 
 // ListMappings returns the mappings that o selects, ordered by name.
-func (c *Client) ListMappings(ctx context.Context, o ListMappingsOptions) ([]mapping.Mapping, error) {
+func (c *Client) ListMappings(ctx context.Context, o ListMappingsOptions) ([]api.Mapping, error) {
 	q := url.Values{}
 	if o.Issuer != "" {
 		q.Set("issuer", o.Issuer)
@@ -227,16 +226,16 @@ func (c *Client) ListMappings(ctx context.Context, o ListMappingsOptions) ([]map
 }
 
 // GetMapping returns the mapping called name.
-func (c *Client) GetMapping(ctx context.Context, name string) (mapping.Mapping, error) {
-	var out mapping.Mapping
+func (c *Client) GetMapping(ctx context.Context, name string) (api.Mapping, error) {
+	var out api.Mapping
 	err := c.do(ctx, http.MethodGet, mappingPath(name), nil, &out)
 	return out, err
 }
 
 // CreateMapping creates m and returns it as stored (defaults filled in,
 // warnings computed).
-func (c *Client) CreateMapping(ctx context.Context, m mapping.Mapping) (mapping.Mapping, error) {
-	var out mapping.Mapping
+func (c *Client) CreateMapping(ctx context.Context, m api.Mapping) (api.Mapping, error) {
+	var out api.Mapping
 	err := c.do(ctx, http.MethodPost, c.lintQuery("/v1/admin/mappings"), writableMapping(m), &out)
 	return out, err
 }
@@ -244,8 +243,8 @@ func (c *Client) CreateMapping(ctx context.Context, m mapping.Mapping) (mapping.
 // UpdateMapping replaces the mapping called name with m (omitted optional
 // fields take their defaults); m.Name may differ from name, which renames
 // it and keeps its quota counts and history.
-func (c *Client) UpdateMapping(ctx context.Context, name string, m mapping.Mapping) (mapping.Mapping, error) {
-	var out mapping.Mapping
+func (c *Client) UpdateMapping(ctx context.Context, name string, m api.Mapping) (api.Mapping, error) {
+	var out api.Mapping
 	err := c.do(ctx, http.MethodPut, c.lintQuery(mappingPath(name)), writableMapping(m), &out)
 	return out, err
 }
@@ -266,14 +265,13 @@ func issuerPath(name string) string  { return "/v1/admin/issuers/" + url.PathEsc
 func mappingPath(name string) string { return "/v1/admin/mappings/" + url.PathEscape(name) }
 
 // writableIssuer drops the read-only fields, which the server ignores.
-func writableIssuer(is mapping.Issuer) mapping.Issuer {
+func writableIssuer(is api.Issuer) api.Issuer {
 	is.CreatedAt, is.UpdatedAt = time.Time{}, time.Time{}
 	is.Warnings = nil
 	return is
 }
 
-func writableMapping(m mapping.Mapping) mapping.Mapping {
-	m.ID = 0
+func writableMapping(m api.Mapping) api.Mapping {
 	m.CreatedAt, m.UpdatedAt = time.Time{}, time.Time{}
 	m.Warnings = nil
 	return m
@@ -436,4 +434,25 @@ func readResponse(resp *http.Response, out any) error {
 		e.RequestID = resp.Header.Get("X-Request-Id")
 	}
 	return e
+}
+
+// ValidateIssuer has the bridge validate and lint is as CreateIssuer would,
+// writing nothing (POST /v1/admin/issuers?dry_run=true): the issuer as it
+// would be stored with its warnings, or the write's *Error. It never asks
+// for ?lint=strict: the warnings come back in the object.
+func (c *Client) ValidateIssuer(ctx context.Context, is api.Issuer) (api.Issuer, error) {
+	var out api.Issuer
+	err := c.do(ctx, http.MethodPost, "/v1/admin/issuers?dry_run=true", writableIssuer(is), &out)
+	return out, err
+}
+
+// ValidateMapping has the bridge validate and lint m as CreateMapping
+// would, writing nothing (POST /v1/admin/mappings?dry_run=true), under the
+// rules of its issuer's kind, or the generic kind's when no issuer of that
+// name is registered yet. Like ValidateIssuer, it never asks for
+// ?lint=strict.
+func (c *Client) ValidateMapping(ctx context.Context, m api.Mapping) (api.Mapping, error) {
+	var out api.Mapping
+	err := c.do(ctx, http.MethodPost, "/v1/admin/mappings?dry_run=true", writableMapping(m), &out)
+	return out, err
 }

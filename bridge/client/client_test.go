@@ -16,36 +16,36 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client/clienttest"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-var github = mapping.Issuer{
+var github = api.Issuer{
 	Name: "github", URL: "https://token.actions.githubusercontent.com",
 	Audiences: []string{"https://bridge.example.com"}, Kind: "github", Enabled: true, ReplayScope: "token",
 }
 
-func webMapping() mapping.Mapping {
-	return mapping.Mapping{
+func webMapping() api.Mapping {
+	return api.Mapping{
 		Name: "web-prod-deploy", Issuer: "github", Enabled: true,
-		Conditions: mapping.Conditions{
-			Repository:   mapping.One("acme/web"),
-			RepositoryID: mapping.One("123456"),
-			Ref:          mapping.One("refs/heads/main"),
-			EventName:    mapping.Any("push", "workflow_dispatch"),
+		Conditions: api.Conditions{
+			Repository:   one("acme/web"),
+			RepositoryID: one("123456"),
+			Ref:          one("refs/heads/main"),
+			EventName:    list("push", "workflow_dispatch"),
 		},
 		Provider: "aws",
 		Target:   json.RawMessage(`{"role_arn":"arn:aws:iam::123456789012:role/deploy","region":"eu-west-1"}`),
-		Quota:    &mapping.Quota{PerHour: 100, PerJob: 5},
+		Quota:    &api.Quota{PerHour: 100, PerJob: 5},
 	}
 }
 
 var ignoreReadOnly = cmp.Options{
-	cmpopts.IgnoreFields(mapping.Mapping{}, "ID", "CreatedAt", "UpdatedAt", "Warnings"),
+	cmpopts.IgnoreFields(api.Mapping{}, "CreatedAt", "UpdatedAt", "Warnings"),
 	// The store keeps targets as jsonb: the same object, keys reordered.
 	cmp.Transformer("json", func(r json.RawMessage) any {
 		var v any
@@ -55,7 +55,7 @@ var ignoreReadOnly = cmp.Options{
 		return v
 	}),
 }
-var ignoreIssuerTimes = cmpopts.IgnoreFields(mapping.Issuer{}, "CreatedAt", "UpdatedAt")
+var ignoreIssuerTimes = cmpopts.IgnoreFields(api.Issuer{}, "CreatedAt", "UpdatedAt")
 
 func TestIssuers(t *testing.T) {
 	t.Parallel()
@@ -122,7 +122,7 @@ func TestMappings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateMapping: %v", err)
 	}
-	want.MaxDurationSeconds, want.Mode = 3600, mapping.ModeEnforce // the defaults
+	want.MaxDurationSeconds, want.Mode = 3600, api.ModeEnforce // the defaults
 	if d := cmp.Diff(want, got, ignoreReadOnly); d != "" {
 		t.Errorf("CreateMapping (-want +got):\n%s", d)
 	}
@@ -144,7 +144,7 @@ func TestMappings(t *testing.T) {
 	}
 
 	upd := webMapping()
-	upd.Name, upd.Mode, upd.MaxDurationSeconds = "web-deploy", mapping.ModeAudit, 900
+	upd.Name, upd.Mode, upd.MaxDurationSeconds = "web-deploy", api.ModeAudit, 900
 	got, err = c.UpdateMapping(ctx, "web-prod-deploy", upd)
 	if err != nil {
 		t.Fatalf("UpdateMapping: %v", err)
@@ -328,8 +328,8 @@ func TestIssuerReplayScopeAndLimits(t *testing.T) {
 	c := client.New(b.URL, b.Token)
 	ctx := t.Context()
 	age, life := 300, 3600
-	is := mapping.Issuer{Name: "tfc", URL: "https://app.terraform.io", Audiences: []string{"https://bridge.example.com"},
-		Kind: "generic", Enabled: true, ReplayScope: mapping.ReplayScopeTokenMapping,
+	is := api.Issuer{Name: "tfc", URL: "https://app.terraform.io", Audiences: []string{"https://bridge.example.com"},
+		Kind: "generic", Enabled: true, ReplayScope: api.ReplayScopeTokenMapping,
 		MaxTokenAgeSeconds: &age, MaxTokenLifetimeSeconds: &life}
 	strict := client.New(b.URL, b.Token, client.WithStrictLint())
 	_, err := strict.CreateIssuer(ctx, is)
@@ -363,3 +363,8 @@ func TestIssuerReplayScopeAndLimits(t *testing.T) {
 		t.Errorf("a day's lifetime: %v; want 400 on max_token_lifetime_seconds", err)
 	}
 }
+
+// one and list are a condition of one pattern and of a list of patterns.
+func one(p string) *api.Values { return &api.Values{Patterns: []string{p}} }
+
+func list(p ...string) *api.Values { return &api.Values{Patterns: p, List: true} }

@@ -1,6 +1,7 @@
 // Package client is the typed Go client of oidc-bridge's admin API
-// (/v1/admin): issuers, mappings and mapping usage, with the objects of
-// package mapping. The Terraform provider and the CLI use it.
+// (/v1/admin): issuers, mappings (and their dry-run validation) and mapping
+// usage, with the wire types of bridge/api; like bridge/api it links nothing
+// of the server. The Terraform provider and the CLI use it.
 //
 // It retries idempotent calls (GET, PUT, DELETE) on 429 and 5xx answers and
 // on transport errors, honouring Retry-After, and retries POST only on 429,

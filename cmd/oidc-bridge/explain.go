@@ -16,10 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/oidc-bridge/oidc-bridge/bridge"
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
 const (
@@ -97,7 +95,7 @@ Exit status:
 				_, err := a.stdout.Write(out.Bytes())
 				return err
 			}
-			var res bridge.ExplainResponse
+			var res api.ExplainResponse
 			if err := json.Unmarshal(body, &res); err != nil {
 				return fmt.Errorf("explain: the bridge answered malformed JSON: %w", err)
 			}
@@ -119,8 +117,8 @@ Exit status:
 
 // explainRequest builds the request body from exactly one source of a token
 // or claims.
-func explainRequest(stdin io.Reader, env map[string]string, tokenFile, tokenEnv, claimsFile, issuer string) (bridge.ExplainRequest, error) {
-	var req bridge.ExplainRequest
+func explainRequest(stdin io.Reader, env map[string]string, tokenFile, tokenEnv, claimsFile, issuer string) (api.ExplainRequest, error) {
+	var req api.ExplainRequest
 	n := 0
 	for _, s := range []string{tokenFile, tokenEnv, claimsFile} {
 		if s != "" {
@@ -185,7 +183,7 @@ func readInput(stdin io.Reader, name string) ([]byte, error) {
 // redirect) and returns the 200 body; any other answer becomes an error
 // carrying the bridge's code and message. base must be https, or plain
 // http on loopback: the admin token must not cross the network in clear.
-func postExplain(ctx context.Context, hc *http.Client, base, adminToken string, req bridge.ExplainRequest) ([]byte, error) {
+func postExplain(ctx context.Context, hc *http.Client, base, adminToken string, req api.ExplainRequest) ([]byte, error) {
 	u, err := client.CheckEndpoint(base)
 	if err != nil {
 		return nil, usageError{err}
@@ -236,7 +234,7 @@ func postExplain(ctx context.Context, hc *http.Client, base, adminToken string, 
 
 // renderExplanation prints the claims, one block per mapping (its decision
 // and each condition: patterns against the value seen) and the decision.
-func renderExplanation(w io.Writer, res *bridge.ExplainResponse) error {
+func renderExplanation(w io.Writer, res *api.ExplainResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	how := "bare claims, not verified"
 	if res.Verified {
@@ -278,7 +276,7 @@ func renderExplanation(w io.Writer, res *bridge.ExplainResponse) error {
 	return tw.Flush()
 }
 
-func renderMapping(w io.Writer, e *mapping.Explanation) {
+func renderMapping(w io.Writer, e *api.Explanation) {
 	var tags []string
 	if e.Provider != "" {
 		tags = append(tags, e.Provider)
@@ -286,7 +284,7 @@ func renderMapping(w io.Writer, e *mapping.Explanation) {
 	if !e.Enabled {
 		tags = append(tags, "disabled")
 	}
-	if e.Mode != "" && e.Mode != mapping.ModeEnforce {
+	if e.Mode != "" && e.Mode != api.ModeEnforce {
 		tags = append(tags, e.Mode+" mode")
 	}
 	verdict := "admitted"
@@ -302,12 +300,12 @@ func renderMapping(w io.Writer, e *mapping.Explanation) {
 		switch {
 		case !r.Present:
 			v = "(absent)"
-		case r.ValueType != "" && r.ValueType != mapping.TypeString:
+		case r.ValueType != "" && r.ValueType != api.TypeString:
 			// A typed claim: its JSON text and type, never quoted as if a string.
 			v = r.Value + " (" + r.ValueType + ")"
 		}
 		patterns := strings.Join(r.Patterns, ", ")
-		if r.Type != "" && r.Type != mapping.TypeString {
+		if r.Type != "" && r.Type != api.TypeString {
 			patterns += " (" + r.Type + ")"
 		}
 		fmt.Fprintf(w, "    %s %s\t%s\t%s\n", mark(r.Matched), clean(r.Condition), clean(patterns), clean(v))

@@ -15,21 +15,20 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/oidc-bridge/oidc-bridge/bridge"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 )
 
-func sampleExplanation() *bridge.ExplainResponse {
-	return &bridge.ExplainResponse{
+func sampleExplanation() *api.ExplainResponse {
+	return &api.ExplainResponse{
 		Issuer:       "github",
 		Verified:     true,
-		IssuerPolicy: bridge.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900},
-		Claims: bridge.ExplainClaims{Issuer: "https://token.actions.githubusercontent.com", Repository: "acme/web", RepositoryID: "1339936803",
+		IssuerPolicy: api.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900},
+		Claims: api.ExplainClaims{Issuer: "https://token.actions.githubusercontent.com", Repository: "acme/web", RepositoryID: "1339936803",
 			Ref: "refs/heads/feat/x", EventName: "push", Actor: "octocat", RunID: "42"},
-		Mappings: []mapping.Explanation{
+		Mappings: []api.Explanation{
 			{Mapping: "web", Provider: "aws", Enabled: true, Mode: "enforce", Reason: "ref",
 				Detail: `ref: "refs/heads/feat/x" matches none of refs/heads/main`,
-				Conditions: []mapping.ConditionResult{
+				Conditions: []api.ConditionResult{
 					{Condition: "repository", Patterns: []string{"acme/web"}, Value: "acme/web", Present: true, Matched: true},
 					{Condition: "ref", Patterns: []string{"refs/heads/main"}, Value: "refs/heads/feat/x", Present: true},
 					{Condition: "claims.runner_environment", Patterns: []string{"github-hosted"}, Value: "self\x1b[2J", Present: true},
@@ -37,15 +36,15 @@ func sampleExplanation() *bridge.ExplainResponse {
 					{Condition: "claims.run_number", Patterns: []string{"42"}, Type: "string", Value: "42", ValueType: "number", Present: true},
 				}},
 			{Mapping: "off", Provider: "gcp", Mode: "audit", Reason: "disabled", Detail: "the mapping is disabled: it admits nothing",
-				Conditions: []mapping.ConditionResult{
+				Conditions: []api.ConditionResult{
 					{Condition: "environment", Patterns: []string{"production", "staging"}},
 				}},
 			{Mapping: "any-branch", Provider: "jwt", Enabled: true, Mode: "enforce", Admitted: true,
-				Conditions: []mapping.ConditionResult{
+				Conditions: []api.ConditionResult{
 					{Condition: "repository_id", Patterns: []string{"1339936803"}, Value: "1339936803", Present: true, Matched: true},
 				}},
 		},
-		Decision: bridge.ExplainDecision{Outcome: "would_issue", Mapping: "any-branch", Message: `mapping "any-branch" admits this token and is the only one`},
+		Decision: api.ExplainDecision{Outcome: "would_issue", Mapping: "any-branch", Message: `mapping "any-branch" admits this token and is the only one`},
 	}
 }
 
@@ -104,9 +103,9 @@ func TestClean(t *testing.T) {
 
 // fakeBridge answers POST /v1/admin/explain with the sample, recording the
 // request.
-func fakeBridge(t *testing.T, status int, answer any) (*httptest.Server, *bridge.ExplainRequest, *http.Header) {
+func fakeBridge(t *testing.T, status int, answer any) (*httptest.Server, *api.ExplainRequest, *http.Header) {
 	t.Helper()
-	var got bridge.ExplainRequest
+	var got api.ExplainRequest
 	var hdr http.Header
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/v1/admin/explain" {
@@ -114,7 +113,7 @@ func fakeBridge(t *testing.T, status int, answer any) (*httptest.Server, *bridge
 			return
 		}
 		hdr = r.Header.Clone()
-		got = bridge.ExplainRequest{}
+		got = api.ExplainRequest{}
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&got); err != nil {
@@ -151,7 +150,7 @@ func TestExplainCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("explain: %v", err)
 	}
-	if want := (bridge.ExplainRequest{Token: "eyJ.token.sig", Mapping: "web", Provider: "aws"}); !cmp.Equal(want, *got) {
+	if want := (api.ExplainRequest{Token: "eyJ.token.sig", Mapping: "web", Provider: "aws"}); !cmp.Equal(want, *got) {
 		t.Errorf("request %+v, want %+v", *got, want)
 	}
 	if hdr.Get("Authorization") != "Bearer admin-secret" {
@@ -166,7 +165,7 @@ func TestExplainCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("explain --json: %v", err)
 	}
-	var res bridge.ExplainResponse
+	var res api.ExplainResponse
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Decision.Mapping != "any-branch" || got.Token != "eyJ.stdin.sig" {
 		t.Errorf("--json output %q (%v), request %+v", out, err, *got)
 	}

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
 // buildProvider builds the provider binary once per test binary, as a
@@ -95,7 +95,7 @@ func (te *tofuEnv) run(wantCode int, args ...string) string {
 // githubIssuer registers the issuer that the examples reading it by name
 // (monorepo, many-repositories) expect to exist.
 func githubIssuer(t *testing.T, c *client.Client) {
-	if _, err := c.CreateIssuer(context.Background(), mapping.Issuer{Name: "github",
+	if _, err := c.CreateIssuer(context.Background(), api.Issuer{Name: "github",
 		URL: "https://token.actions.githubusercontent.com", Audiences: []string{"https://bridge.example.com"},
 		Kind: "github", Enabled: true}); err != nil {
 		t.Fatal(err)

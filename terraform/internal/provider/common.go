@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
 // dataFrom takes the provider's data out of ProviderData; nil ProviderData
@@ -50,16 +50,23 @@ func apiError(diags *diag.Diagnostics, what string, err error, fieldPath func(st
 	diags.AddError(what, err.Error())
 }
 
-// validationError reports a *mapping.ValidationError on its attribute.
-func validationError(diags *diag.Diagnostics, summary string, err error, fieldPath func(string) (path.Path, bool)) {
-	var ve *mapping.ValidationError
-	if errors.As(err, &ve) {
-		if p, ok := fieldPath(ve.Field); ok {
-			diags.AddAttributeError(p, summary, ve.Error())
+// dryRunError reports the error of a dry-run validation at plan time: an
+// object the bridge refuses (400 invalid_request) is an error, on the
+// attribute at fault when the API names one; a bridge that cannot judge
+// (unreachable, unavailable, an admin token it refuses) is a warning only:
+// the plan goes on unvalidated, and the write validates it again at apply.
+func dryRunError(diags *diag.Diagnostics, summary, what string, err error, fieldPath func(string) (path.Path, bool)) {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Code == api.CodeInvalidRequest {
+		if p, ok := fieldPath(ce.Field); ok {
+			diags.AddAttributeError(p, summary, ce.Message)
 			return
 		}
+		diags.AddError(summary, ce.Message)
+		return
 	}
-	diags.AddError(summary, err.Error())
+	diags.AddWarning(what+" not validated",
+		"The bridge could not validate it now ("+err.Error()+"); the bridge validates it again when it is applied.")
 }
 
 // apiPath turns a field as the API names it ("audiences[1]",

@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -17,17 +16,15 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
-	"github.com/oidc-bridge/oidc-bridge/identity"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
 var (
-	_ resource.Resource                   = (*issuerResource)(nil)
-	_ resource.ResourceWithConfigure      = (*issuerResource)(nil)
-	_ resource.ResourceWithImportState    = (*issuerResource)(nil)
-	_ resource.ResourceWithValidateConfig = (*issuerResource)(nil)
-	_ resource.ResourceWithModifyPlan     = (*issuerResource)(nil)
+	_ resource.Resource                = (*issuerResource)(nil)
+	_ resource.ResourceWithConfigure   = (*issuerResource)(nil)
+	_ resource.ResourceWithImportState = (*issuerResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*issuerResource)(nil)
 )
 
 type issuerResource struct {
@@ -96,8 +93,8 @@ func (r *issuerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"(an HCP Terraform run token); it draws the lint warning replay_scope_token_mapping.",
 				Optional:   true,
 				Computed:   true,
-				Default:    stringdefault.StaticString(mapping.ReplayScopeToken),
-				Validators: []validator.String{stringvalidator.OneOf(mapping.ReplayScopeToken, mapping.ReplayScopeTokenMapping)},
+				Default:    stringdefault.StaticString(api.ReplayScopeToken),
+				Validators: []validator.String{stringvalidator.OneOf(api.ReplayScopeToken, api.ReplayScopeTokenMapping)},
 			},
 			"max_token_age_seconds": schema.Int64Attribute{
 				Description: "The oldest token (now - iat) accepted, 60-21600 seconds. Unset: the kind's default " +
@@ -125,13 +122,15 @@ func (r *issuerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 }
 
 const (
-	tokenLimitMin = int64(identity.MinTokenLimit / time.Second)
-	tokenLimitMax = int64(identity.MaxTokenLimit / time.Second)
+	tokenLimitMin = api.MinTokenLimitSeconds
+	tokenLimitMax = api.MaxTokenLimitSeconds
 )
 
-// ModifyPlan shows the lint findings of a new or changed issuer when
-// planning: warnings, or errors with strict_lint (as the API's
-// ?lint=strict would refuse it).
+// ModifyPlan validates a new or changed issuer at plan time (the bridge
+// judges it as a write would, writing nothing: client.ValidateIssuer) and
+// shows its lint findings: warnings, or errors with strict_lint (as the
+// API's ?lint=strict would refuse it). Without a configured provider
+// (terraform validate) nothing is asked.
 func (r *issuerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return // destroy
@@ -140,11 +139,15 @@ func (r *issuerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		return
 	}
 	var plan issuerModel
-	if diags := req.Plan.Get(ctx, &plan); diags.HasError() || plan.ReplayScope.IsUnknown() {
+	if diags := req.Plan.Get(ctx, &plan); diags.HasError() || plan.ReplayScope.IsUnknown() || r.client == nil {
 		return
 	}
-	is := issuerOf(ctx, &plan)
-	for _, w := range mapping.LintIssuer(&is) {
+	is, err := r.client.ValidateIssuer(ctx, issuerOf(ctx, &plan))
+	if err != nil {
+		dryRunError(&resp.Diagnostics, "Invalid oidcbridge_issuer", "Issuer "+plan.Name.ValueString(), err, issuerFieldPath)
+		return
+	}
+	for _, w := range is.Warnings {
 		detail := w.Field + ": " + w.Message
 		if r.strictLint {
 			resp.Diagnostics.AddError(fmt.Sprintf("Issuer %s: %s (strict_lint)", is.Name, w.Code), detail)
@@ -163,15 +166,15 @@ func issuerFieldPath(field string) (path.Path, bool) { return apiPath(field, nil
 
 // issuerOf builds the API object; unknown values (validation at plan time)
 // become valid placeholders so that only known values are judged.
-func issuerOf(ctx context.Context, m *issuerModel) mapping.Issuer {
-	return mapping.Issuer{
+func issuerOf(ctx context.Context, m *issuerModel) api.Issuer {
+	return api.Issuer{
 		Name:      str(m.Name, "placeholder"),
 		URL:       str(m.URL, "https://placeholder.invalid"),
 		Audiences: strs(ctx, m.Audiences, "placeholder"),
 		Kind:      str(m.Kind, "generic"),
 		Enabled:   m.Enabled.IsNull() || m.Enabled.IsUnknown() || m.Enabled.ValueBool(),
 
-		ReplayScope:             str(m.ReplayScope, mapping.ReplayScopeToken),
+		ReplayScope:             str(m.ReplayScope, api.ReplayScopeToken),
 		MaxTokenAgeSeconds:      optInt(m.MaxTokenAgeSeconds),
 		MaxTokenLifetimeSeconds: optInt(m.MaxTokenLifetimeSeconds),
 	}
@@ -194,7 +197,7 @@ func int64Of(n *int) types.Int64 {
 	return types.Int64Value(int64(*n))
 }
 
-func issuerModelOf(is mapping.Issuer) issuerModel {
+func issuerModelOf(is api.Issuer) issuerModel {
 	aud := listOf(is.Audiences)
 	if aud.IsNull() {
 		aud = listOf([]string{})
@@ -211,17 +214,6 @@ func issuerModelOf(is mapping.Issuer) issuerModel {
 		MaxTokenAgeSeconds:      int64Of(is.MaxTokenAgeSeconds),
 		MaxTokenLifetimeSeconds: int64Of(is.MaxTokenLifetimeSeconds),
 		Warnings:                warningsValue(is.Warnings),
-	}
-}
-
-func (r *issuerResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
-	var m issuerModel
-	if diags := req.Config.Get(ctx, &m); diags.HasError() {
-		return // the framework reports type errors itself
-	}
-	is := issuerOf(ctx, &m)
-	if err := mapping.ValidateIssuer(&is); err != nil {
-		validationError(&resp.Diagnostics, "Invalid oidcbridge_issuer", err, issuerFieldPath)
 	}
 }
 

@@ -20,9 +20,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
-	"github.com/oidc-bridge/oidc-bridge/identity"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
 var (
@@ -92,15 +91,15 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Description: "enforce (the default: the mapping issues) or audit (it never issues, but records what it would have decided).",
 				Optional:    true,
 				Computed:    true,
-				Default:     stringdefault.StaticString(mapping.ModeEnforce),
-				Validators:  []validator.String{stringvalidator.OneOf(mapping.ModeEnforce, mapping.ModeAudit)},
+				Default:     stringdefault.StaticString(api.ModeEnforce),
+				Validators:  []validator.String{stringvalidator.OneOf(api.ModeEnforce, api.ModeAudit)},
 			},
 			"max_duration_seconds": schema.Int64Attribute{
 				Description: "The longest credential lifetime a caller may ask for. Default 3600; " +
 					"aws 900-43200, gcp 60-3600 (43200 with allow_lifetime_extension), azure and jwt 60-86400.",
 				Optional: true,
 				Computed: true,
-				Default:  int64default.StaticInt64(mapping.DefaultMaxDuration),
+				Default:  int64default.StaticInt64(api.DefaultMaxDurationSeconds),
 			},
 			"warnings": schema.ListNestedAttribute{
 				Description: "The bridge's lint findings about this mapping: valid but risky configurations. Read-only; also shown as warnings when planning.",
@@ -150,7 +149,7 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"region":         optStringAttr("The region of the credentials, e.g. eu-west-1. Required in the block."),
 					"session_policy": optStringAttr("A JSON session policy (use jsonencode) that narrows the role."),
 					"external_id":    optStringAttr("The external id the role's trust policy requires (mode assume_role only)."),
-					"mode":           optStringAttr("assume_role (default) or web_identity.", stringvalidator.OneOf(mapping.AWSModeAssumeRole, mapping.AWSModeWebIdentity)),
+					"mode":           optStringAttr("assume_role (default) or web_identity.", stringvalidator.OneOf(awsModeAssumeRole, awsModeWebIdentity)),
 					"session_tags": schema.MapAttribute{
 						Description: "Static session tags (key to value) added to the ones the bridge derives from the token " +
 							"(repository, repository_id, ref, environment, event_name, actor, run_id, run_attempt, issuance_id), " +
@@ -177,7 +176,7 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 						Description: "Service accounts of a delegation chain.", ElementType: types.StringType, Optional: true,
 						Validators: []validator.List{listvalidator.SizeAtLeast(1)},
 					},
-					"mode":                       optStringAttr("impersonate (default) or workload_identity.", stringvalidator.OneOf(mapping.GCPModeImpersonate, mapping.GCPModeWorkloadIdentity)),
+					"mode":                       optStringAttr("impersonate (default) or workload_identity.", stringvalidator.OneOf(gcpModeImpersonate, gcpModeWorkloadIdentity)),
 					"workload_identity_provider": optStringAttr("For workload_identity: //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER."),
 					"allow_lifetime_extension": schema.BoolAttribute{
 						Description: "Set when the organisation policy constraints/iam.allowServiceAccountCredentialLifetimeExtension " +
@@ -232,10 +231,10 @@ func (r *mappingResource) Configure(_ context.Context, req resource.ConfigureReq
 	r.client, r.strictLint = d.client, d.strictLint
 }
 
-// ValidateConfig checks offline what package mapping checks for the API:
-// names, patterns, ARNs, service accounts, GUIDs, durations, quotas. The
-// issuer's kind is not known offline, so the mapping is judged as one of a
-// generic issuer (the laxer rules); the API applies the kind's own rules.
+// ValidateConfig checks offline what needs no bridge: one complete target
+// block, a quota that limits something, one type per claims condition. The
+// bridge's own rules (names, patterns, ARNs, service accounts, durations,
+// lint) are applied at plan time by ModifyPlan, which asks the bridge.
 func (r *mappingResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var m mappingModel
 	if diags := req.Config.Get(ctx, &m); diags.HasError() {
@@ -246,13 +245,13 @@ func (r *mappingResource) ValidateConfig(ctx context.Context, req resource.Valid
 		return // ExactlyOneOf says so
 	}
 	switch {
-	case prov == mapping.ProviderAWS && (m.AWS.RoleARN.IsNull() || m.AWS.Region.IsNull()):
+	case prov == api.ProviderAWS && (m.AWS.RoleARN.IsNull() || m.AWS.Region.IsNull()):
 		resp.Diagnostics.AddAttributeError(path.Root("aws"), "Incomplete aws block", "aws needs role_arn and region.")
-	case prov == mapping.ProviderGCP && m.GCP.ServiceAccount.IsNull():
+	case prov == api.ProviderGCP && m.GCP.ServiceAccount.IsNull():
 		resp.Diagnostics.AddAttributeError(path.Root("gcp"), "Incomplete gcp block", "gcp needs service_account.")
-	case prov == mapping.ProviderAzure && (m.Azure.TenantID.IsNull() || m.Azure.ClientID.IsNull()):
+	case prov == api.ProviderAzure && (m.Azure.TenantID.IsNull() || m.Azure.ClientID.IsNull()):
 		resp.Diagnostics.AddAttributeError(path.Root("azure"), "Incomplete azure block", "azure needs tenant_id and client_id.")
-	case prov == mapping.ProviderJWT && m.JWT.Audience.IsNull():
+	case prov == api.ProviderJWT && m.JWT.Audience.IsNull():
 		resp.Diagnostics.AddAttributeError(path.Root("jwt"), "Incomplete jwt block", "jwt needs audience.")
 	}
 	if q := m.Quota; q != nil && q.PerHour.IsNull() && q.PerJob.IsNull() {
@@ -261,14 +260,8 @@ func (r *mappingResource) ValidateConfig(ctx context.Context, req resource.Valid
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	api, diags := m.toMapping(ctx)
-	if diags.HasError() {
+	if _, diags := m.toMapping(ctx); diags.HasError() {
 		resp.Diagnostics.Append(diags...)
-		return
-	}
-	mapping.Normalize(&api)
-	if err := mapping.ValidateMapping(&api, identity.KindGeneric); err != nil {
-		validationError(&resp.Diagnostics, "Invalid oidcbridge_mapping", err, mappingFieldPath(prov, api.Conditions.Claims))
 	}
 }
 
@@ -282,11 +275,14 @@ func (m *mappingModel) multipleTargets() bool {
 	return n > 1
 }
 
-// ModifyPlan shows lint findings as warnings when planning. Unchanged, a
-// mapping shows the bridge's findings as the last refresh read them; a new
-// or changed one is linted here with package mapping's rules for its
-// issuer's kind (read from the API, generic when that is not possible),
-// the same rules the bridge applies when it stores the mapping.
+// ModifyPlan validates a new or changed mapping at plan time: the bridge
+// judges it as a write would, writing nothing (client.ValidateMapping: its
+// issuer's kind's rules, the generic kind's while the issuer is not
+// registered), and its lint findings show as warnings (errors with
+// strict_lint). Unchanged, a mapping shows the bridge's findings as the last
+// refresh read them. Unknown values are placeholders that the bridge
+// accepts, so that only the known ones are judged. Without a configured
+// provider (terraform validate) nothing is asked.
 func (r *mappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return // destroy
@@ -304,20 +300,15 @@ func (r *mappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		return
 	}
 	m, diags := plan.toMapping(ctx)
-	if diags.HasError() {
+	if diags.HasError() || r.client == nil {
+		return // ValidateConfig has said why; or no bridge to ask
+	}
+	out, err := r.client.ValidateMapping(ctx, m)
+	if err != nil {
+		dryRunError(&resp.Diagnostics, "Invalid oidcbridge_mapping", "Mapping "+m.Name, err, mappingFieldPath(m.Provider, m.Conditions.Claims))
 		return
 	}
-	mapping.Normalize(&m)
-	if mapping.ValidateMapping(&m, identity.KindGeneric) != nil {
-		return // ValidateConfig has said why
-	}
-	kind := identity.KindGeneric
-	if r.client != nil && !plan.Issuer.IsUnknown() {
-		if is, err := r.client.GetIssuer(ctx, plan.Issuer.ValueString()); err == nil {
-			kind = identity.Kind(is.Kind)
-		}
-	}
-	for _, w := range mapping.Lint(&m, kind) {
+	for _, w := range out.Warnings {
 		detail := w.Message
 		if w.Field != "" {
 			detail = w.Field + ": " + detail
@@ -416,7 +407,7 @@ func (r *mappingResource) Update(ctx context.Context, req resource.UpdateRequest
 	r.setState(ctx, out, &resp.State, &resp.Diagnostics)
 }
 
-func (r *mappingResource) setState(ctx context.Context, out mapping.Mapping, state interface {
+func (r *mappingResource) setState(ctx context.Context, out api.Mapping, state interface {
 	Set(context.Context, any) diag.Diagnostics
 }, diags *diag.Diagnostics) {
 	m, d := mappingModelOf(out)

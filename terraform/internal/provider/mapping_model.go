@@ -15,7 +15,47 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+)
+
+// The target objects of a mapping, as the API carries them (docs/clouds.md);
+// the bridge's providers (providers/<cloud>) own their rules, which the
+// provider asks the bridge to apply (ValidateMapping).
+type (
+	awsTarget struct {
+		RoleARN           string            `json:"role_arn"`
+		Region            string            `json:"region"`
+		SessionPolicy     string            `json:"session_policy,omitempty"`
+		ExternalID        string            `json:"external_id,omitempty"`
+		Mode              string            `json:"mode,omitempty"`
+		SessionTags       map[string]string `json:"session_tags,omitempty"`
+		TransitiveTagKeys []string          `json:"transitive_tag_keys,omitempty"`
+	}
+	gcpTarget struct {
+		ServiceAccount           string   `json:"service_account"`
+		Scopes                   []string `json:"scopes,omitempty"`
+		Delegates                []string `json:"delegates,omitempty"`
+		Mode                     string   `json:"mode,omitempty"`
+		WorkloadIdentityProvider string   `json:"workload_identity_provider,omitempty"`
+		AllowLifetimeExtension   bool     `json:"allow_lifetime_extension,omitempty"`
+	}
+	azureTarget struct {
+		TenantID string `json:"tenant_id"`
+		ClientID string `json:"client_id"`
+		Scope    string `json:"scope,omitempty"`
+	}
+	jwtTarget struct {
+		Audience string         `json:"audience"`
+		Claims   map[string]any `json:"claims,omitempty"`
+	}
+)
+
+// The target modes the schema offers.
+const (
+	awsModeAssumeRole       = "assume_role"
+	awsModeWebIdentity      = "web_identity"
+	gcpModeImpersonate      = "impersonate"
+	gcpModeWorkloadIdentity = "workload_identity"
 )
 
 // mappingModel is oidcbridge_mapping, resource and data source alike.
@@ -103,13 +143,13 @@ var (
 func (m *mappingModel) provider() string {
 	switch {
 	case m.AWS != nil:
-		return mapping.ProviderAWS
+		return api.ProviderAWS
 	case m.GCP != nil:
-		return mapping.ProviderGCP
+		return api.ProviderGCP
 	case m.Azure != nil:
-		return mapping.ProviderAzure
+		return api.ProviderAzure
 	case m.JWT != nil:
-		return mapping.ProviderJWT
+		return api.ProviderJWT
 	}
 	return ""
 }
@@ -118,7 +158,7 @@ func (m *mappingModel) provider() string {
 // the attribute path of a mapping of provider prov whose claims conditions
 // are claims (conditions.claims.x is under claims_bool or claims_number when
 // x is a boolean or number condition there).
-func mappingFieldPath(prov string, claims map[string]mapping.Values) func(string) (path.Path, bool) {
+func mappingFieldPath(prov string, claims map[string]api.Values) func(string) (path.Path, bool) {
 	rename := map[string]string{"target": prov, "provider": prov}
 	mapAttrs := map[string]bool{"claims": true, "claims_bool": true, "claims_number": true}
 	return func(field string) (path.Path, bool) {
@@ -129,9 +169,9 @@ func mappingFieldPath(prov string, claims map[string]mapping.Values) func(string
 			name, _ := splitIndex(rest)
 			if v, ok := claims[name]; ok {
 				switch v.Type {
-				case mapping.TypeBoolean:
+				case api.TypeBoolean:
 					field = "conditions.claims_bool." + rest
-				case mapping.TypeNumber:
+				case api.TypeNumber:
 					field = "conditions.claims_number." + rest
 				}
 			}
@@ -161,9 +201,9 @@ const (
 
 // toMapping builds the API object of m. Unknown values (only at plan time)
 // become placeholders.
-func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Diagnostics) {
+func (m *mappingModel) toMapping(ctx context.Context) (api.Mapping, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	out := mapping.Mapping{
+	out := api.Mapping{
 		Name:    str(m.Name, phName),
 		Issuer:  str(m.Issuer, phName),
 		Enabled: m.Enabled.IsNull() || m.Enabled.IsUnknown() || m.Enabled.ValueBool(),
@@ -173,14 +213,13 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 		out.MaxDurationSeconds = int(m.MaxDurationSeconds.ValueInt64())
 	}
 	if c := m.Conditions; c != nil {
-		vals := func(l types.List, ph string) *mapping.Values {
+		vals := func(l types.List, ph string) *api.Values {
 			if l.IsNull() {
 				return nil
 			}
-			v := mapping.Any(strs(ctx, l, ph)...)
-			return v
+			return &api.Values{Patterns: strs(ctx, l, ph), List: true}
 		}
-		out.Conditions = mapping.Conditions{
+		out.Conditions = api.Conditions{
 			Repository:   vals(c.Repository, phRepo),
 			RepositoryID: vals(c.RepositoryID, phRepoID),
 			Ref:          vals(c.Ref, phRef),
@@ -194,8 +233,8 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 	}
 	var target any
 	switch out.Provider = m.provider(); out.Provider {
-	case mapping.ProviderAWS:
-		t := mapping.AWSTarget{
+	case api.ProviderAWS:
+		t := awsTarget{
 			RoleARN:       str(m.AWS.RoleARN, phRoleARN),
 			Region:        str(m.AWS.Region, phRegion),
 			SessionPolicy: str(m.AWS.SessionPolicy, ""),
@@ -220,8 +259,8 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 			}
 		}
 		target = t
-	case mapping.ProviderGCP:
-		t := mapping.GCPTarget{
+	case api.ProviderGCP:
+		t := gcpTarget{
 			ServiceAccount:           str(m.GCP.ServiceAccount, phSA),
 			Scopes:                   strs(ctx, m.GCP.Scopes, phScope),
 			Delegates:                strs(ctx, m.GCP.Delegates, phSA),
@@ -232,17 +271,17 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 		}
 		if m.GCP.Mode.IsUnknown() || m.GCP.WorkloadIdentityProvider.IsUnknown() {
 			// Which of the two is valid depends on the other: judge neither.
-			t.Mode, t.WorkloadIdentityProvider = mapping.GCPModeWorkloadIdentity, phWIP
+			t.Mode, t.WorkloadIdentityProvider = gcpModeWorkloadIdentity, phWIP
 		}
 		target = t
-	case mapping.ProviderAzure:
-		target = mapping.AzureTarget{
+	case api.ProviderAzure:
+		target = azureTarget{
 			TenantID: str(m.Azure.TenantID, phGUID),
 			ClientID: str(m.Azure.ClientID, phGUID),
 			Scope:    str(m.Azure.Scope, phAzScope),
 		}
-	case mapping.ProviderJWT:
-		t := mapping.JWTTarget{Audience: str(m.JWT.Audience, phAudience)}
+	case api.ProviderJWT:
+		t := jwtTarget{Audience: str(m.JWT.Audience, phAudience)}
 		if !m.JWT.Claims.IsNull() && !m.JWT.Claims.IsUnknown() {
 			t.Claims = map[string]any{}
 			for k, v := range m.JWT.Claims.Elements() {
@@ -261,7 +300,7 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 		out.Target = b
 	}
 	if q := m.Quota; q != nil {
-		out.Quota = &mapping.Quota{}
+		out.Quota = &api.Quota{}
 		if !q.PerHour.IsUnknown() {
 			out.Quota.PerHour = int(q.PerHour.ValueInt64())
 		}
@@ -275,11 +314,11 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 // mappingModelOf is what the API answered, normalised: conditions are
 // always lists (the API gives back a single string as the admin wrote it),
 // empty optional values are null.
-func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
+func mappingModelOf(m api.Mapping) (mappingModel, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	mode := m.Mode
 	if mode == "" {
-		mode = mapping.ModeEnforce
+		mode = api.ModeEnforce
 	}
 	out := mappingModel{
 		ID:                 types.StringValue(m.Name),
@@ -290,7 +329,7 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 		MaxDurationSeconds: types.Int64Value(int64(m.MaxDurationSeconds)),
 	}
 	c := m.Conditions
-	values := func(v *mapping.Values) types.List {
+	values := func(v *api.Values) types.List {
 		if v == nil {
 			return types.ListNull(types.StringType)
 		}
@@ -311,15 +350,15 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 	for _, k := range slices.Sorted(maps.Keys(c.Claims)) {
 		v := c.Claims[k]
 		switch v.Type {
-		case "", mapping.TypeString:
+		case "", api.TypeString:
 			strElems[k] = listOf(v.Patterns)
-		case mapping.TypeBoolean:
+		case api.TypeBoolean:
 			elems := make([]attr.Value, len(v.Patterns))
 			for i, p := range v.Patterns {
 				elems[i] = types.BoolValue(p == "true")
 			}
 			boolElems[k] = types.ListValueMust(types.BoolType, elems)
-		case mapping.TypeNumber:
+		case api.TypeNumber:
 			elems := make([]attr.Value, len(v.Patterns))
 			for i, p := range v.Patterns {
 				f, _, err := big.ParseFloat(p, 10, 512, big.ToNearestEven)
@@ -359,8 +398,8 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 		return true
 	}
 	switch m.Provider {
-	case mapping.ProviderAWS:
-		var t mapping.AWSTarget
+	case api.ProviderAWS:
+		var t awsTarget
 		if decode(&t) {
 			out.AWS = &awsModel{
 				RoleARN: types.StringValue(t.RoleARN), Region: types.StringValue(t.Region),
@@ -375,8 +414,8 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 				out.AWS.SessionTags = types.MapValueMust(types.StringType, elems)
 			}
 		}
-	case mapping.ProviderGCP:
-		var t mapping.GCPTarget
+	case api.ProviderGCP:
+		var t gcpTarget
 		if decode(&t) {
 			out.GCP = &gcpModel{
 				ServiceAccount: types.StringValue(t.ServiceAccount), Scopes: listOf(t.Scopes), Delegates: listOf(t.Delegates),
@@ -384,13 +423,13 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 				AllowLifetimeExtension: types.BoolValue(t.AllowLifetimeExtension),
 			}
 		}
-	case mapping.ProviderAzure:
-		var t mapping.AzureTarget
+	case api.ProviderAzure:
+		var t azureTarget
 		if decode(&t) {
 			out.Azure = &azureModel{TenantID: types.StringValue(t.TenantID), ClientID: types.StringValue(t.ClientID), Scope: optString(t.Scope)}
 		}
-	case mapping.ProviderJWT:
-		var t mapping.JWTTarget
+	case api.ProviderJWT:
+		var t jwtTarget
 		if decode(&t) {
 			jm := &jwtModel{Audience: types.StringValue(t.Audience), Claims: types.MapNull(types.StringType)}
 			if len(t.Claims) > 0 {
@@ -428,7 +467,7 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 	return out, diags
 }
 
-func warningsValue(ws []mapping.Warning) types.List {
+func warningsValue(ws []api.Warning) types.List {
 	elems := make([]attr.Value, 0, len(ws))
 	for _, w := range ws {
 		elems = append(elems, types.ObjectValueMust(warningAttrs, map[string]attr.Value{
@@ -447,29 +486,29 @@ const (
 // claimsConditions reads claims, claims_bool and claims_number into the
 // API's claims conditions, typed. A claim named in more than one of them is
 // an error: a condition has one type.
-func claimsConditions(ctx context.Context, c *conditionsModel) (map[string]mapping.Values, diag.Diagnostics) {
+func claimsConditions(ctx context.Context, c *conditionsModel) (map[string]api.Values, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	var out map[string]mapping.Values
+	var out map[string]api.Values
 	add := func(attrName string, m types.Map, typ string, conv func(attr.Value) (string, bool)) {
 		switch {
 		case m.IsNull():
 			return
 		case m.IsUnknown():
 			if out == nil {
-				out = map[string]mapping.Values{}
+				out = map[string]api.Values{}
 			}
 			ph := phPattern
 			switch typ {
-			case mapping.TypeBoolean:
+			case api.TypeBoolean:
 				ph = phBool
-			case mapping.TypeNumber:
+			case api.TypeNumber:
 				ph = phNumber
 			}
-			out[phClaimName+"_"+attrName] = *mapping.AnyOf(typ, ph)
+			out[phClaimName+"_"+attrName] = api.Values{Patterns: []string{ph}, List: true, Type: typ}
 			return
 		}
 		if out == nil {
-			out = map[string]mapping.Values{}
+			out = map[string]api.Values{}
 		}
 		for _, k := range slices.Sorted(maps.Keys(m.Elements())) {
 			at := path.Root("conditions").AtName(attrName).AtMapKey(k)
@@ -498,7 +537,7 @@ func claimsConditions(ctx context.Context, c *conditionsModel) (map[string]mappi
 					vals = append(vals, s)
 				}
 			}
-			out[k] = *mapping.AnyOf(typ, vals...)
+			out[k] = api.Values{Patterns: vals, List: true, Type: typ}
 		}
 	}
 	add("claims", c.Claims, "", func(v attr.Value) (string, bool) {
@@ -508,14 +547,14 @@ func claimsConditions(ctx context.Context, c *conditionsModel) (map[string]mappi
 		}
 		return s.ValueString(), true
 	})
-	add("claims_bool", c.ClaimsBool, mapping.TypeBoolean, func(v attr.Value) (string, bool) {
+	add("claims_bool", c.ClaimsBool, api.TypeBoolean, func(v attr.Value) (string, bool) {
 		b, ok := v.(types.Bool)
 		if !ok || b.IsUnknown() || b.IsNull() {
 			return "", false
 		}
 		return strconv.FormatBool(b.ValueBool()), true
 	})
-	add("claims_number", c.ClaimsNumber, mapping.TypeNumber, func(v attr.Value) (string, bool) {
+	add("claims_number", c.ClaimsNumber, api.TypeNumber, func(v attr.Value) (string, bool) {
 		n, ok := v.(types.Number)
 		if !ok || n.IsUnknown() || n.IsNull() {
 			return "", false
@@ -527,9 +566,9 @@ func claimsConditions(ctx context.Context, c *conditionsModel) (map[string]mappi
 
 func placeholderOf(typ string) string {
 	switch typ {
-	case mapping.TypeBoolean:
+	case api.TypeBoolean:
 		return phBool
-	case mapping.TypeNumber:
+	case api.TypeNumber:
 		return phNumber
 	}
 	return phPattern
@@ -537,9 +576,9 @@ func placeholderOf(typ string) string {
 
 func typeWord(typ string) string {
 	switch typ {
-	case mapping.TypeBoolean:
+	case api.TypeBoolean:
 		return "claims_bool"
-	case mapping.TypeNumber:
+	case api.TypeNumber:
 		return "claims_number"
 	}
 	return "claims"

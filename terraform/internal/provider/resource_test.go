@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
-	"github.com/oidc-bridge/oidc-bridge/mapping"
 )
 
 const issuerHCL = `
@@ -115,14 +115,14 @@ func TestAccMappingLifecycle(t *testing.T) {
 					resource.TestCheckNoResourceAttr("oidcbridge_mapping.web", "gcp"),
 					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "conditions.claims_bool.enterprise_managed.0", "false"),
 					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "conditions.claims_number.runner_group_id.1", "8.5"),
-					e.checkAPI("web-prod-deploy", func(m mapping.Mapping) error {
+					e.checkAPI("web-prod-deploy", func(m api.Mapping) error {
 						if m.Provider != "aws" || m.Mode != "enforce" || m.Quota == nil || m.Quota.PerJob != 5 {
 							return fmt.Errorf("API has %+v", m)
 						}
 						// Typed claims conditions reach the API with their JSON types.
 						b, n, s := m.Conditions.Claims["enterprise_managed"], m.Conditions.Claims["runner_group_id"], m.Conditions.Claims["runner_environment"]
-						if b.Type != mapping.TypeBoolean || fmt.Sprint(b.Patterns) != "[false]" ||
-							n.Type != mapping.TypeNumber || fmt.Sprint(n.Patterns) != "[7 8.5]" || s.Type != "" {
+						if b.Type != api.TypeBoolean || fmt.Sprint(b.Patterns) != "[false]" ||
+							n.Type != api.TypeNumber || fmt.Sprint(n.Patterns) != "[7 8.5]" || s.Type != "" {
 							return fmt.Errorf("API has claims %+v", m.Conditions.Claims)
 						}
 						return nil
@@ -137,7 +137,7 @@ func TestAccMappingLifecycle(t *testing.T) {
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "mode", "audit"),
 					resource.TestCheckResourceAttr("oidcbridge_mapping.web", "quota.per_hour", "50"),
-					e.checkAPI("web-prod-deploy", func(m mapping.Mapping) error {
+					e.checkAPI("web-prod-deploy", func(m api.Mapping) error {
 						if m.Mode != "audit" || m.Conditions.Ref.Patterns[0] != "refs/tags/v*" {
 							return fmt.Errorf("API has mode %q ref %v", m.Mode, m.Conditions.Ref)
 						}
@@ -174,7 +174,7 @@ func TestAccMappingLifecycle(t *testing.T) {
 				// Forget the mapping (it stays in the bridge), as if it had
 				// been made outside Terraform...
 				Config: e.config(issuerHCL + "\nremoved {\n  from = oidcbridge_mapping.web\n}\n"),
-				Check:  e.checkAPI("web-deploy", func(mapping.Mapping) error { return nil }),
+				Check:  e.checkAPI("web-deploy", func(api.Mapping) error { return nil }),
 			},
 			{
 				// ...import it by name as an admin would...
@@ -195,7 +195,7 @@ func TestAccMappingLifecycle(t *testing.T) {
 	})
 }
 
-func (e *env) checkAPI(name string, f func(mapping.Mapping) error) resource.TestCheckFunc {
+func (e *env) checkAPI(name string, f func(api.Mapping) error) resource.TestCheckFunc {
 	return func(*terraform.State) error {
 		m, err := e.c.GetMapping(context.Background(), name)
 		if err != nil {
@@ -235,17 +235,17 @@ resource "oidcbridge_mapping" "single" {
 }
 `
 
-func singleStringMapping() mapping.Mapping {
-	return mapping.Mapping{
+func singleStringMapping() api.Mapping {
+	return api.Mapping{
 		Name: "single", Issuer: "github", Enabled: true,
-		Conditions: mapping.Conditions{
-			Repository:   mapping.One("acme/api"),
-			RepositoryID: mapping.One("42"),
-			Ref:          mapping.One("refs/heads/main"),
-			Claims: map[string]mapping.Values{
-				"runner_environment": *mapping.One("github-hosted"),
-				"enterprise_managed": *mapping.OneBool(true),
-				"runner_group_id":    *mapping.OneNumber("7.0"),
+		Conditions: api.Conditions{
+			Repository:   &api.Values{Patterns: []string{"acme/api"}},
+			RepositoryID: &api.Values{Patterns: []string{"42"}},
+			Ref:          &api.Values{Patterns: []string{"refs/heads/main"}},
+			Claims: map[string]api.Values{
+				"runner_environment": {Patterns: []string{"github-hosted"}},
+				"enterprise_managed": {Patterns: []string{"true"}, Type: api.TypeBoolean},
+				"runner_group_id":    {Patterns: []string{"7.0"}, Type: api.TypeNumber},
 			},
 		},
 		Provider: "jwt",
@@ -281,7 +281,7 @@ func TestAccSingleStringConditions(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
 				},
-				Check: e.checkAPI("single", func(m mapping.Mapping) error {
+				Check: e.checkAPI("single", func(m api.Mapping) error {
 					if m.Conditions.Repository.List {
 						return fmt.Errorf("an empty plan rewrote the mapping: %+v", m.Conditions.Repository)
 					}
@@ -293,7 +293,7 @@ func TestAccSingleStringConditions(t *testing.T) {
 				// and back to single strings: never a diff.
 				PreConfig: func() {
 					m := singleStringMapping()
-					m.Conditions.Repository = mapping.Any("acme/api")
+					m.Conditions.Repository = &api.Values{Patterns: []string{"acme/api"}, List: true}
 					if _, err := e.c.UpdateMapping(context.Background(), "single", m); err != nil {
 						t.Fatal(err)
 					}
@@ -323,7 +323,7 @@ func TestAccDrift(t *testing.T) {
 						t.Fatal(err)
 					}
 					m.Enabled = false
-					m.Conditions.Ref = mapping.One("refs/heads/**")
+					m.Conditions.Ref = &api.Values{Patterns: []string{"refs/heads/**"}}
 					m.Quota = nil
 					if _, err := e.c.UpdateMapping(ctx, m.Name, m); err != nil {
 						t.Fatal(err)
@@ -337,7 +337,7 @@ func TestAccDrift(t *testing.T) {
 					},
 					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
 				},
-				Check: e.checkAPI("web-prod-deploy", func(m mapping.Mapping) error {
+				Check: e.checkAPI("web-prod-deploy", func(m api.Mapping) error {
 					if !m.Enabled || m.Conditions.Ref.Patterns[0] != "refs/heads/main" || m.Quota == nil || m.Quota.PerHour != 100 {
 						return fmt.Errorf("not converged: %+v", m)
 					}
@@ -354,7 +354,7 @@ func TestAccDrift(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("oidcbridge_mapping.web", plancheck.ResourceActionCreate)},
 				},
-				Check: e.checkAPI("web-prod-deploy", func(mapping.Mapping) error { return nil }),
+				Check: e.checkAPI("web-prod-deploy", func(api.Mapping) error { return nil }),
 			},
 		},
 	})

@@ -1,0 +1,38 @@
+package bridge_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/providers"
+)
+
+// TestWireConstants: the contract's constants in bridge/api, which imports
+// nothing of the server, say what the server does.
+func TestWireConstants(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name      string
+		api, want any
+	}{
+		{"DefaultMaxDurationSeconds", api.DefaultMaxDurationSeconds, mapping.DefaultMaxDuration},
+		{"MinTokenLimitSeconds", api.MinTokenLimitSeconds, int(identity.MinTokenLimit / time.Second)},
+		{"MaxTokenLimitSeconds", api.MaxTokenLimitSeconds, int(identity.MaxTokenLimit / time.Second)},
+		{"ReplayScopeToken", api.ReplayScopeToken, mapping.ReplayScopeToken},
+		{"ReplayScopeTokenMapping", api.ReplayScopeTokenMapping, mapping.ReplayScopeTokenMapping},
+		{"ModeEnforce", api.ModeEnforce, mapping.ModeEnforce},
+		{"ModeAudit", api.ModeAudit, mapping.ModeAudit},
+		{"ProviderAWS", api.ProviderAWS, mapping.ProviderAWS},
+		{"ProviderGCP", api.ProviderGCP, mapping.ProviderGCP},
+		{"ProviderAzure", api.ProviderAzure, mapping.ProviderAzure},
+		{"ProviderJWT", api.ProviderJWT, mapping.ProviderJWT},
+		{"TokenID", api.TokenID("a token"), providers.TokenID("a token")},
+	} {
+		if c.api != c.want {
+			t.Errorf("api.%s = %v, the server's is %v", c.name, c.api, c.want)
+		}
+	}
+}
