@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 }
 
 // Name is "aws".
-func (p *Provider) Name() string { return "aws" }
+func (p *Provider) Name() string { return Name }
 
 // Mint assumes the target's role for req.Duration, with sts:AssumeRole or,
 // in mode web_identity, sts:AssumeRoleWithWebIdentity.

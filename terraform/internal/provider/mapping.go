@@ -150,7 +150,7 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"region":         optStringAttr("The region of the credentials, e.g. eu-west-1. Required in the block."),
 					"session_policy": optStringAttr("A JSON session policy (use jsonencode) that narrows the role."),
 					"external_id":    optStringAttr("The external id the role's trust policy requires (mode assume_role only)."),
-					"mode":           optStringAttr("assume_role (default) or web_identity.", stringvalidator.OneOf(mapping.AWSModeAssumeRole, mapping.AWSModeWebIdentity)),
+					"mode":           optStringAttr("assume_role (default) or web_identity.", stringvalidator.OneOf(awsModeAssumeRole, awsModeWebIdentity)),
 					"session_tags": schema.MapAttribute{
 						Description: "Static session tags (key to value) added to the ones the bridge derives from the token " +
 							"(repository, repository_id, ref, environment, event_name, actor, run_id, run_attempt, issuance_id), " +
@@ -177,7 +177,7 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 						Description: "Service accounts of a delegation chain.", ElementType: types.StringType, Optional: true,
 						Validators: []validator.List{listvalidator.SizeAtLeast(1)},
 					},
-					"mode":                       optStringAttr("impersonate (default) or workload_identity.", stringvalidator.OneOf(mapping.GCPModeImpersonate, mapping.GCPModeWorkloadIdentity)),
+					"mode":                       optStringAttr("impersonate (default) or workload_identity.", stringvalidator.OneOf(gcpModeImpersonate, gcpModeWorkloadIdentity)),
 					"workload_identity_provider": optStringAttr("For workload_identity: //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER."),
 					"allow_lifetime_extension": schema.BoolAttribute{
 						Description: "Set when the organisation policy constraints/iam.allowServiceAccountCredentialLifetimeExtension " +
@@ -246,13 +246,13 @@ func (r *mappingResource) ValidateConfig(ctx context.Context, req resource.Valid
 		return // ExactlyOneOf says so
 	}
 	switch {
-	case prov == mapping.ProviderAWS && (m.AWS.RoleARN.IsNull() || m.AWS.Region.IsNull()):
+	case prov == providerAWS && (m.AWS.RoleARN.IsNull() || m.AWS.Region.IsNull()):
 		resp.Diagnostics.AddAttributeError(path.Root("aws"), "Incomplete aws block", "aws needs role_arn and region.")
-	case prov == mapping.ProviderGCP && m.GCP.ServiceAccount.IsNull():
+	case prov == providerGCP && m.GCP.ServiceAccount.IsNull():
 		resp.Diagnostics.AddAttributeError(path.Root("gcp"), "Incomplete gcp block", "gcp needs service_account.")
-	case prov == mapping.ProviderAzure && (m.Azure.TenantID.IsNull() || m.Azure.ClientID.IsNull()):
+	case prov == providerAzure && (m.Azure.TenantID.IsNull() || m.Azure.ClientID.IsNull()):
 		resp.Diagnostics.AddAttributeError(path.Root("azure"), "Incomplete azure block", "azure needs tenant_id and client_id.")
-	case prov == mapping.ProviderJWT && m.JWT.Audience.IsNull():
+	case prov == providerJWT && m.JWT.Audience.IsNull():
 		resp.Diagnostics.AddAttributeError(path.Root("jwt"), "Incomplete jwt block", "jwt needs audience.")
 	}
 	if q := m.Quota; q != nil && q.PerHour.IsNull() && q.PerJob.IsNull() {

@@ -103,13 +103,13 @@ var (
 func (m *mappingModel) provider() string {
 	switch {
 	case m.AWS != nil:
-		return mapping.ProviderAWS
+		return providerAWS
 	case m.GCP != nil:
-		return mapping.ProviderGCP
+		return providerGCP
 	case m.Azure != nil:
-		return mapping.ProviderAzure
+		return providerAzure
 	case m.JWT != nil:
-		return mapping.ProviderJWT
+		return providerJWT
 	}
 	return ""
 }
@@ -194,8 +194,8 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 	}
 	var target any
 	switch out.Provider = m.provider(); out.Provider {
-	case mapping.ProviderAWS:
-		t := mapping.AWSTarget{
+	case providerAWS:
+		t := awsTarget{
 			RoleARN:       str(m.AWS.RoleARN, phRoleARN),
 			Region:        str(m.AWS.Region, phRegion),
 			SessionPolicy: str(m.AWS.SessionPolicy, ""),
@@ -220,8 +220,8 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 			}
 		}
 		target = t
-	case mapping.ProviderGCP:
-		t := mapping.GCPTarget{
+	case providerGCP:
+		t := gcpTarget{
 			ServiceAccount:           str(m.GCP.ServiceAccount, phSA),
 			Scopes:                   strs(ctx, m.GCP.Scopes, phScope),
 			Delegates:                strs(ctx, m.GCP.Delegates, phSA),
@@ -232,17 +232,17 @@ func (m *mappingModel) toMapping(ctx context.Context) (mapping.Mapping, diag.Dia
 		}
 		if m.GCP.Mode.IsUnknown() || m.GCP.WorkloadIdentityProvider.IsUnknown() {
 			// Which of the two is valid depends on the other: judge neither.
-			t.Mode, t.WorkloadIdentityProvider = mapping.GCPModeWorkloadIdentity, phWIP
+			t.Mode, t.WorkloadIdentityProvider = gcpModeWorkloadIdentity, phWIP
 		}
 		target = t
-	case mapping.ProviderAzure:
-		target = mapping.AzureTarget{
+	case providerAzure:
+		target = azureTarget{
 			TenantID: str(m.Azure.TenantID, phGUID),
 			ClientID: str(m.Azure.ClientID, phGUID),
 			Scope:    str(m.Azure.Scope, phAzScope),
 		}
-	case mapping.ProviderJWT:
-		t := mapping.JWTTarget{Audience: str(m.JWT.Audience, phAudience)}
+	case providerJWT:
+		t := jwtTarget{Audience: str(m.JWT.Audience, phAudience)}
 		if !m.JWT.Claims.IsNull() && !m.JWT.Claims.IsUnknown() {
 			t.Claims = map[string]any{}
 			for k, v := range m.JWT.Claims.Elements() {
@@ -359,8 +359,8 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 		return true
 	}
 	switch m.Provider {
-	case mapping.ProviderAWS:
-		var t mapping.AWSTarget
+	case providerAWS:
+		var t awsTarget
 		if decode(&t) {
 			out.AWS = &awsModel{
 				RoleARN: types.StringValue(t.RoleARN), Region: types.StringValue(t.Region),
@@ -375,8 +375,8 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 				out.AWS.SessionTags = types.MapValueMust(types.StringType, elems)
 			}
 		}
-	case mapping.ProviderGCP:
-		var t mapping.GCPTarget
+	case providerGCP:
+		var t gcpTarget
 		if decode(&t) {
 			out.GCP = &gcpModel{
 				ServiceAccount: types.StringValue(t.ServiceAccount), Scopes: listOf(t.Scopes), Delegates: listOf(t.Delegates),
@@ -384,13 +384,13 @@ func mappingModelOf(m mapping.Mapping) (mappingModel, diag.Diagnostics) {
 				AllowLifetimeExtension: types.BoolValue(t.AllowLifetimeExtension),
 			}
 		}
-	case mapping.ProviderAzure:
-		var t mapping.AzureTarget
+	case providerAzure:
+		var t azureTarget
 		if decode(&t) {
 			out.Azure = &azureModel{TenantID: types.StringValue(t.TenantID), ClientID: types.StringValue(t.ClientID), Scope: optString(t.Scope)}
 		}
-	case mapping.ProviderJWT:
-		var t mapping.JWTTarget
+	case providerJWT:
+		var t jwtTarget
 		if decode(&t) {
 			jm := &jwtModel{Audience: types.StringValue(t.Audience), Claims: types.MapNull(types.StringType)}
 			if len(t.Claims) > 0 {
