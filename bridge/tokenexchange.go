@@ -14,8 +14,8 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
-	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
 )
 
 // RFC 8693 identifiers.
