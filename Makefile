@@ -111,9 +111,10 @@ test: postgres tofu action promtool moto awscli ## Run every test: unit, Postgre
 # subprocesses that are the point of the embedded-database commands.
 GOSEC_RULES = G106,G107,G108,G112,G114,G201,G202,G203,G401,G402,G403,G501,G502,G503,G504,G505,G601
 
-lint: ## gofmt, go vet, staticcheck, gosec (the catalogue's rules)
+lint: ## gofmt, go vet, staticcheck, gosec (the catalogue's rules), targetlint (targets stay in providers/<cloud>)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run ./internal/targetlint
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 	$(GO) run github.com/securego/gosec/v2/cmd/gosec@$(GOSEC_VERSION) -quiet -include=$(GOSEC_RULES) $(PKGS)
 

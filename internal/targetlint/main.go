@@ -215,9 +215,6 @@ func checkStruct(st *ast.StructType, names func(string) (string, bool), targets 
 	type tagged struct{ key, goName string }
 	var fields []tagged
 	for _, f := range st.Fields.List {
-		if allowed(f) {
-			continue
-		}
 		key := jsonKey(f)
 		for _, id := range f.Names {
 			if cloud, ok := names(id.Name); ok {
