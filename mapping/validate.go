@@ -426,7 +426,7 @@ func checkRepositoryPattern(field, p string) error {
 }
 
 func checkRepositoryID(field, p string) error {
-	if !allDigits(p) {
+	if !providers.Digits(p) {
 		return invalid(field, "must be the repository's (or project's) numeric id, decimal digits only; patterns are not allowed")
 	}
 	if len(p) > 1 && p[0] == '0' {
@@ -470,11 +470,11 @@ func validClaimName(s string) bool {
 	if s == "" || len(s) > maxClaimNameLen {
 		return false
 	}
-	return allIn(s, func(c byte) bool { return c > ' ' && c < 0x7f })
+	return providers.AllBytes(s, func(c byte) bool { return c > ' ' && c < 0x7f })
 }
 
 func printableASCII(s string) bool {
-	return allIn(s, func(c byte) bool { return c >= ' ' && c < 0x7f })
+	return providers.AllBytes(s, func(c byte) bool { return c >= ' ' && c < 0x7f })
 }
 
 func hasSpaceOrControl(s string) bool {
@@ -484,19 +484,6 @@ func hasSpaceOrControl(s string) bool {
 		}
 	}
 	return false
-}
-
-func allIn(s string, ok func(byte) bool) bool {
-	for i := 0; i < len(s); i++ {
-		if !ok(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func allDigits(s string) bool {
-	return s != "" && allIn(s, func(c byte) bool { return '0' <= c && c <= '9' })
 }
 
 func isLowerAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }

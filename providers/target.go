@@ -200,3 +200,19 @@ func kindOf(dst any) string {
 	}
 	return "object"
 }
+
+// AllBytes reports whether ok holds for every byte of s (true for ""): the
+// targets' rules read ASCII alphabets byte by byte.
+func AllBytes(s string, ok func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Digits reports whether s is one or more decimal digits.
+func Digits(s string) bool {
+	return s != "" && AllBytes(s, func(c byte) bool { return '0' <= c && c <= '9' })
+}

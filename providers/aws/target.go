@@ -161,7 +161,7 @@ func (t *target) check(raw json.RawMessage) error {
 	// ExternalId: 2-1224 characters of [\w+=,.@:\/-]
 	// (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
 	if t.ExternalID != "" {
-		if n := len(t.ExternalID); n < 2 || n > 1224 || !allIn(t.ExternalID, isExternalIDChar) {
+		if n := len(t.ExternalID); n < 2 || n > 1224 || !providers.AllBytes(t.ExternalID, isExternalIDChar) {
 			return invalid("target.external_id", "must be 2-1224 characters of A-Z, a-z, 0-9, '_', '+', '=', ',', '.', '@', ':', '/' and '-'")
 		}
 	}
@@ -182,7 +182,7 @@ func checkRoleARN(arn string) error {
 	}
 	parts := strings.SplitN(arn, ":", 6)
 	if len(parts) != 6 || parts[0] != "arn" || !slices.Contains(partitions, parts[1]) ||
-		parts[2] != "iam" || parts[3] != "" || len(parts[4]) != 12 || !allIn(parts[4], isDigit) {
+		parts[2] != "iam" || parts[3] != "" || len(parts[4]) != 12 || !providers.Digits(parts[4]) {
 		return invalid(field, want)
 	}
 	resource, ok := strings.CutPrefix(parts[5], "role/")
@@ -194,7 +194,7 @@ func checkRoleARN(arn string) error {
 	if i >= 0 {
 		path, name = resource[:i], resource[i+1:]
 	}
-	if name == "" || len(name) > 64 || !allIn(name, isRoleNameChar) {
+	if name == "" || len(name) > 64 || !providers.AllBytes(name, isRoleNameChar) {
 		return invalid(field, "the role name must be 1-64 characters of A-Z, a-z, 0-9, '_', '+', '=', ',', '.', '@' and '-'")
 	}
 	if i >= 0 {
@@ -202,7 +202,7 @@ func checkRoleARN(arn string) error {
 			return invalid(field, "the role path is too long")
 		}
 		for seg := range strings.SplitSeq(path, "/") {
-			if seg == "" || !allIn(seg, func(c byte) bool { return c > ' ' && c < 0x7f }) {
+			if seg == "" || !providers.AllBytes(seg, func(c byte) bool { return c > ' ' && c < 0x7f }) {
 				return invalid(field, "the role path must be non-empty segments of printable ASCII")
 			}
 		}
@@ -218,11 +218,11 @@ func validRegion(r string) bool {
 		return false
 	}
 	last := parts[len(parts)-1]
-	if len(last) == 0 || len(last) > 2 || !allIn(last, isDigit) {
+	if len(last) == 0 || len(last) > 2 || !providers.Digits(last) {
 		return false
 	}
 	for _, p := range parts[:len(parts)-1] {
-		if p == "" || !allIn(p, func(c byte) bool { return 'a' <= c && c <= 'z' }) {
+		if p == "" || !providers.AllBytes(p, func(c byte) bool { return 'a' <= c && c <= 'z' }) {
 			return false
 		}
 	}
@@ -417,15 +417,6 @@ func (t *target) packedEstimate() int {
 		n += utf8.RuneCountInString(k) + utf8.RuneCountInString(v)
 	}
 	return n
-}
-
-func allIn(s string, ok func(byte) bool) bool {
-	for i := 0; i < len(s); i++ {
-		if !ok(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -201,7 +201,7 @@ func validWorkloadIdentityProvider(s string) bool {
 		return false
 	}
 	for _, id := range []string{parts[4], parts[6]} {
-		if len(id) < 4 || len(id) > 32 || !allIn(id, isLabelChar) {
+		if len(id) < 4 || len(id) > 32 || !providers.AllBytes(id, isLabelChar) {
 			return false
 		}
 	}
@@ -223,7 +223,7 @@ func validWorkloadIdentityProvider(s string) bool {
 //
 // Google writes these in lower case; anything else is refused.
 func validServiceAccount(s string) bool {
-	if s != "" && allIn(s, isDigit) {
+	if providers.Digits(s) {
 		return len(s) == 21 && s[0] != '0'
 	}
 	local, domain, ok := strings.Cut(s, "@")
@@ -263,7 +263,7 @@ func validProjectRef(s string) bool {
 		return false
 	}
 	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' || !allIn(l, isLabelChar) {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' || !providers.AllBytes(l, isLabelChar) {
 			return false
 		}
 	}
@@ -272,21 +272,12 @@ func validProjectRef(s string) bool {
 
 // validProjectNumber: decimal digits, no leading zero, at most 19 (an int64).
 func validProjectNumber(s string) bool {
-	return s != "" && allIn(s, isDigit) && len(s) <= 19 && s[0] != '0'
+	return providers.Digits(s) && len(s) <= 19 && s[0] != '0'
 }
 
 // rfc1035Label: a lowercase letter, then a-z, 0-9 and '-', not ending in '-'.
 func rfc1035Label(s string) bool {
-	return s != "" && 'a' <= s[0] && s[0] <= 'z' && s[len(s)-1] != '-' && allIn(s, isLabelChar)
-}
-
-func allIn(s string, ok func(byte) bool) bool {
-	for i := 0; i < len(s); i++ {
-		if !ok(s[i]) {
-			return false
-		}
-	}
-	return true
+	return s != "" && 'a' <= s[0] && s[0] <= 'z' && s[len(s)-1] != '-' && providers.AllBytes(s, isLabelChar)
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
