@@ -129,10 +129,13 @@ GOSEC_RULES = G106,G107,G108,G112,G114,G201,G202,G203,G401,G402,G403,G501,G502,G
 # The client side (ciclient, the Terraform provider, bridge/api and
 # bridge/client) must link neither pgx nor go-oidc: ciclient's
 # TestClientLinksNoServer walks `go list -deps` and names the import path.
-lint: ## gofmt, go vet, the client side links no server code, staticcheck, gosec (the catalogue's rules)
+# internal/targetlint checks that no code outside providers/<cloud> names a
+# cloud target's field.
+lint: ## gofmt, go vet, the client side links no server code, targetlint (targets stay in providers/<cloud>), staticcheck, gosec (the catalogue's rules)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -run '^TestClientLinksNoServer$$' ./ciclient/
+	$(GO) run ./internal/targetlint
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 	$(GO) run github.com/securego/gosec/v2/cmd/gosec@$(GOSEC_VERSION) -quiet -include=$(GOSEC_RULES) $(PKGS)
 

@@ -11,6 +11,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 )
 
 func (s *Server) listIssuers(c echo.Context) error {
@@ -236,7 +237,7 @@ func readMapping(c echo.Context, pathName string, opts mapping.ValidateOptions, 
 
 // validateOptions is what mapping validation knows of the deployment.
 func (s *Server) validateOptions() mapping.ValidateOptions {
-	return mapping.ValidateOptions{AWSRoleChaining: s.opts.AWSRoleChaining}
+	return mapping.ValidateOptions{Providers: mapping.Providers().With(aws.Spec{RoleChaining: s.opts.AWSRoleChaining})}
 }
 
 func (s *Server) createMapping(c echo.Context) error {

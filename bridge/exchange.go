@@ -23,6 +23,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 )
 
 // Verifier verifies pipeline tokens (identity.Verifier).
@@ -301,7 +302,7 @@ func (x *exchangeRun) choose(ctx context.Context, a *ledger.Attempt, parse func(
 	}
 	x.mapping, x.provider = m.Name, m.Provider
 	a.MappingID, a.Mapping, a.Provider, a.Target = m.ID, m.Name, m.Provider, m.Target
-	if x.bearerOnly && m.Provider == mapping.ProviderAWS {
+	if x.bearerOnly && m.Provider == aws.Name {
 		x.reason = "not_a_bearer_token"
 		return nil, true, noMatch(fmt.Sprintf(
 			"mapping %q issues AWS credentials, which are not a single bearer token; use POST /v1/exchange", m.Name))
@@ -483,10 +484,8 @@ func (x *exchangeRun) deny(ctx context.Context, a ledger.Attempt, cause error) e
 }
 
 func checkExchangeRequest(req *api.ExchangeRequest) error {
-	switch req.Provider {
-	case "", mapping.ProviderAWS, mapping.ProviderGCP, mapping.ProviderAzure, mapping.ProviderJWT:
-	default:
-		return invalid("provider", "provider: must be one of aws, gcp, azure, jwt")
+	if req.Provider != "" && !mapping.KnownProvider(req.Provider) {
+		return invalid("provider", "provider: must be one of "+strings.Join(mapping.Providers().Names(), ", "))
 	}
 	if req.Mapping != "" && !mapping.ValidName(req.Mapping) {
 		return invalid("mapping", "mapping: not a valid mapping name")

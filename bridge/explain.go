@@ -85,10 +85,8 @@ func checkExplainRequest(req *api.ExplainRequest) error {
 	case req.Mapping != "" && !mapping.ValidName(req.Mapping):
 		return invalid("mapping", "mapping: not a valid mapping name")
 	}
-	switch req.Provider {
-	case "", mapping.ProviderAWS, mapping.ProviderGCP, mapping.ProviderAzure, mapping.ProviderJWT:
-	default:
-		return invalid("provider", "provider: must be one of aws, gcp, azure, jwt")
+	if req.Provider != "" && !mapping.KnownProvider(req.Provider) {
+		return invalid("provider", "provider: must be one of "+strings.Join(mapping.Providers().Names(), ", "))
 	}
 	if !hasClaims {
 		req.Claims = nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
+	gcpprovider "github.com/oidc-bridge/oidc-bridge/providers/gcp"
 )
 
 // TestGCPAzureLimits: each family of Google's and Entra's limits refused at
@@ -29,7 +30,7 @@ func TestGCPAzureLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, field, mention string
 	}{
-		{"gcp lifetime over an hour", gcp("x", `{`+sa+`}`, 7200), "max_duration_seconds", mapping.GCPLifetimeConstraint},
+		{"gcp lifetime over an hour", gcp("x", `{`+sa+`}`, 7200), "max_duration_seconds", gcpprovider.LifetimeConstraint},
 		{"gcp lifetime over 12 hours", gcp("x", `{`+sa+`, "allow_lifetime_extension": true}`, 43201), "max_duration_seconds", ""},
 		{"gcp account id too short", gcp("x", `{"service_account": "ci@acme-prod.iam.gserviceaccount.com"}`, 3600), "target.service_account", "6-30"},
 		{"gcp unique id not 21 digits", gcp("x", `{"service_account": "12345"}`, 3600), "target.service_account", "21-digit"},

@@ -17,6 +17,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 )
 
 // Revoker marks issued credentials revoked in the ledger (ledger.Ledger).
@@ -127,10 +128,8 @@ func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult)
 		if t.Provider != "aws" {
 			continue
 		}
-		var tgt struct {
-			RoleARN string `json:"role_arn"`
-		}
-		if json.Unmarshal(t.Target, &tgt) != nil || tgt.RoleARN == "" {
+		arn := aws.RoleARN(t.Target)
+		if arn == "" {
 			s.log.Warn("revoke: an aws issuance without a role", "mapping", t.Mapping)
 			continue
 		}
@@ -138,12 +137,12 @@ func (s *Server) revokeAWSSessions(ctx context.Context, res ledger.RevokeResult)
 		if t.Latest.After(before) {
 			before = t.Latest
 		}
-		if i := slices.IndexFunc(roles, func(r role) bool { return r.arn == tgt.RoleARN }); i >= 0 {
+		if i := slices.IndexFunc(roles, func(r role) bool { return r.arn == arn }); i >= 0 {
 			roles[i].before = maxTime(roles[i].before, before)
 			roles[i].inFlight = append(roles[i].inFlight, t.InFlight...)
 			continue
 		}
-		roles = append(roles, role{arn: tgt.RoleARN, target: t.Target, before: before, inFlight: slices.Clone(t.InFlight)})
+		roles = append(roles, role{arn: arn, target: t.Target, before: before, inFlight: slices.Clone(t.InFlight)})
 	}
 	settler, _ := s.opts.Ledger.(Settler)
 	settle := func(rs []ledger.Reservation) time.Time {

@@ -15,6 +15,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
 )
 
 // RFC 8693 identifiers.
@@ -128,7 +129,7 @@ func tokenExchangeRequest(form url.Values) (api.ExchangeRequest, error) {
 // tokens (an Azure access token happens to be a JWT, but it is for Azure's
 // APIs, not a token to verify, so it is not offered as one).
 func naturalTokenType(provider string) string {
-	if provider == mapping.ProviderJWT {
+	if provider == jwt.Name {
 		return tokenTypeJWT
 	}
 	return tokenTypeAccessToken

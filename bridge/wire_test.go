@@ -8,6 +8,10 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/aws"
+	"github.com/oidc-bridge/oidc-bridge/providers/azure"
+	"github.com/oidc-bridge/oidc-bridge/providers/gcp"
+	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
 )
 
 // TestWireConstants: the contract's constants in bridge/api, which imports
@@ -25,10 +29,10 @@ func TestWireConstants(t *testing.T) {
 		{"ReplayScopeTokenMapping", api.ReplayScopeTokenMapping, mapping.ReplayScopeTokenMapping},
 		{"ModeEnforce", api.ModeEnforce, mapping.ModeEnforce},
 		{"ModeAudit", api.ModeAudit, mapping.ModeAudit},
-		{"ProviderAWS", api.ProviderAWS, mapping.ProviderAWS},
-		{"ProviderGCP", api.ProviderGCP, mapping.ProviderGCP},
-		{"ProviderAzure", api.ProviderAzure, mapping.ProviderAzure},
-		{"ProviderJWT", api.ProviderJWT, mapping.ProviderJWT},
+		{"ProviderAWS", api.ProviderAWS, aws.Name},
+		{"ProviderGCP", api.ProviderGCP, gcp.Name},
+		{"ProviderAzure", api.ProviderAzure, azure.Name},
+		{"ProviderJWT", api.ProviderJWT, jwt.Name},
 		{"TokenID", api.TokenID("a token"), providers.TokenID("a token")},
 	} {
 		if c.api != c.want {

@@ -148,7 +148,7 @@ func TestLint(t *testing.T) {
 		{"production by live service account", ghMapping(func(m *Mapping) {
 			m.Name = "deploy"
 			m.Conditions = Conditions{RepositoryID: One("1"), EventName: One("push"), Claims: map[string]Values{"runner_environment": *One("github-hosted")}}
-			m.Provider = ProviderGCP
+			m.Provider = "gcp"
 			m.Target = json.RawMessage(`{"service_account":"deploy@live-project.iam.gserviceaccount.com"}`)
 		}), gh, []finding{{LintUnprotectedProduction, "conditions.ref"}}},
 		{"generic production without ref", ghMapping(func(m *Mapping) {

@@ -105,7 +105,7 @@ func ghMapping(edit func(*Mapping)) *Mapping {
 			Repository: One("acme/web"),
 			Ref:        One("refs/heads/main"),
 		},
-		Provider:           ProviderAWS,
+		Provider:           "aws",
 		Target:             json.RawMessage(`{"role_arn":"arn:aws:iam::123456789012:role/deploy","region":"eu-west-1"}`),
 		MaxDurationSeconds: 3600,
 	}

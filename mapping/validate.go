@@ -1,17 +1,12 @@
 package mapping
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/providers"
@@ -59,33 +54,18 @@ const (
 	maxPatterns        = 32
 	maxClaimConditions = 32
 	maxClaimNameLen    = 128
-	maxAudienceLen     = 512
-	maxTargetLen       = 16 << 10
 )
 
-// DurationBounds returns the range of max_duration_seconds a provider
-// accepts, in seconds, and false for an unknown provider:
-//   - aws 900..43200: AssumeRoleWithWebIdentity's own limits (15 min to 12 h;
-//     the role's MaxSessionDuration may still cut it shorter);
-//   - gcp 60..43200: generateAccessToken's lifetime range; above 3600 only
-//     with target.allow_lifetime_extension (the
-//     constraints/iam.allowServiceAccountCredentialLifetimeExtension org
-//     policy lists the account; checkGCPMapping);
-//   - azure 60..86400: Entra ID decides an access token's lifetime itself
-//     (typically 60-90 minutes); the value only caps what a caller may ask
-//     for and bounds the client assertion;
-//   - jwt 60..86400: tokens the bridge signs; a day is the most a pipeline
-//     credential should live.
+// DurationBounds returns the range of max_duration_seconds that provider
+// accepts, in seconds (its providers.Spec says), and false for a provider
+// Providers does not know.
 func DurationBounds(provider string) (lo, hi int, ok bool) {
-	switch provider {
-	case ProviderAWS:
-		return 900, 43200, true
-	case ProviderGCP:
-		return 60, 43200, true
-	case ProviderAzure, ProviderJWT:
-		return 60, 86400, true
+	spec, ok := Providers().Lookup(provider)
+	if !ok {
+		return 0, 0, false
 	}
-	return 0, 0, false
+	lo, hi = spec.DurationBounds()
+	return lo, hi, true
 }
 
 // Normalize fills the defaults of a mapping as the admin API received it; the
@@ -180,15 +160,8 @@ func validateIssuerURL(s string) error {
 }
 
 func checkAudience(field, a string) error {
-	switch {
-	case a == "":
-		return invalid(field, "must not be empty")
-	case len(a) > maxAudienceLen:
-		return invalid(field, "must be at most %d bytes", maxAudienceLen)
-	case !utf8.ValidString(a):
-		return invalid(field, "must be valid UTF-8")
-	case hasSpaceOrControl(a):
-		return invalid(field, "must not contain whitespace or control characters")
+	if why := providers.AudienceProblem(a); why != "" {
+		return invalid(field, "%s", why)
 	}
 	return nil
 }
@@ -198,12 +171,10 @@ func checkAudience(field, a string) error {
 // offline plan): the bridge's server, which does, may still refuse what it
 // admits.
 type ValidateOptions struct {
-	// AWSRoleChaining says that the bridge's own AWS credentials are a role
-	// session (BRIDGE_AWS_ROLE_CHAINING, true unless the bridge runs with an
-	// IAM user's keys), so that its AssumeRole is role chaining, which AWS
-	// refuses for DurationSeconds over 3600: an assume_role mapping may then
-	// not ask for more.
-	AWSRoleChaining bool
+	// Providers checks each provider's part of a mapping: Providers() with
+	// the specs the deployment configures (aws.Spec{RoleChaining: true}).
+	// The zero Registry means Providers().
+	Providers providers.Registry
 }
 
 // ValidateMapping checks a mapping as the admin API receives it (after
@@ -233,18 +204,22 @@ func ValidateMapping(m *Mapping, issuerKind identity.Kind, opts ...ValidateOptio
 	if err := validateConditions(&m.Conditions, issuerKind); err != nil {
 		return err
 	}
-	if err := validateTarget(m.Provider, m.Target); err != nil {
+	reg := o.Providers
+	if len(reg.Names()) == 0 {
+		reg = Providers()
+	}
+	spec, err := providerOf(reg, m.Provider)
+	if err != nil {
 		return err
 	}
-	lo, hi, _ := DurationBounds(m.Provider)
-	if d := m.MaxDurationSeconds; d < lo || d > hi {
+	if err := spec.CheckTarget(m.Target); err != nil {
+		return fieldError(err)
+	}
+	if lo, hi := spec.DurationBounds(); m.MaxDurationSeconds < lo || m.MaxDurationSeconds > hi {
 		return invalid("max_duration_seconds", "must be between %d and %d for provider %s (0 means %d)", lo, hi, m.Provider, DefaultMaxDuration)
 	}
-	if err := checkCloudMapping(m); err != nil {
-		return err
-	}
-	if err := checkAWSChainedDuration(m, o); err != nil {
-		return err
+	if err := spec.CheckMapping(providers.Mapping{Name: m.Name, Target: m.Target, MaxDurationSeconds: m.MaxDurationSeconds}); err != nil {
+		return fieldError(err)
 	}
 	if q := m.Quota; q != nil {
 		if q.PerHour < 0 {
@@ -451,7 +426,7 @@ func checkRepositoryPattern(field, p string) error {
 }
 
 func checkRepositoryID(field, p string) error {
-	if !allDigits(p) {
+	if !providers.Digits(p) {
 		return invalid(field, "must be the repository's (or project's) numeric id, decimal digits only; patterns are not allowed")
 	}
 	if len(p) > 1 && p[0] == '0' {
@@ -470,322 +445,36 @@ func checkRefPattern(field, p string) error {
 	return nil
 }
 
-// validateTarget decodes raw strictly into the provider's target type and
-// checks its fields. Strictly means: a single JSON object, keys spelt exactly
-// as documented (encoding/json would otherwise accept "Role_ARN"), no unknown
-// or repeated keys, no trailing data. The provider later decodes the same
-// bytes, so nothing may be read one way here and another way there.
-func validateTarget(provider string, raw json.RawMessage) error {
-	var target any
-	switch provider {
-	case ProviderAWS:
-		target = &AWSTarget{}
-	case ProviderGCP:
-		target = &GCPTarget{}
-	case ProviderAzure:
-		target = &AzureTarget{}
-	case ProviderJWT:
-		target = &JWTTarget{}
-	case "":
-		return invalid("provider", "is required: aws, gcp, azure or jwt")
-	default:
-		return invalid("provider", "must be aws, gcp, azure or jwt")
+// providerOf returns the spec of the provider a mapping names.
+func providerOf(reg providers.Registry, name string) (providers.Spec, error) {
+	if name == "" {
+		return nil, invalid("provider", "is required: %s", reg.Choices())
 	}
-	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return invalid("target", "is required")
-	}
-	if len(raw) > maxTargetLen {
-		return invalid("target", "must be at most %d bytes", maxTargetLen)
-	}
-	if err := checkObjectKeys("target", raw, jsonFieldNames(target)); err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(target); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			name, _, _ := strings.Cut(te.Field, ".")
-			return invalid("target."+name, "must be a JSON %s", jsonFieldKind(target, name))
-		}
-		return invalid("target", "is not a valid %s target object", provider)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return invalid("target", "must be a single JSON object")
-	}
-	switch t := target.(type) {
-	case *AWSTarget:
-		return checkAWSTarget(t, raw)
-	case *GCPTarget:
-		return checkGCPTarget(t)
-	case *AzureTarget:
-		return checkAzureTarget(t)
-	case *JWTTarget:
-		return checkJWTTarget(t)
-	}
-	return nil
-}
-
-// checkObjectKeys requires raw to be a JSON object whose keys are all in
-// allowed, spelt exactly, each at most once.
-func checkObjectKeys(field string, raw []byte, allowed []string) error {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return invalid(field, "must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil { // {
-		return invalid(field, "must be a JSON object")
-	}
-	seen := make(map[string]bool, len(obj))
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return invalid(field, "must be a JSON object")
-		}
-		key, _ := tok.(string)
-		if !slices.Contains(allowed, key) {
-			return invalid(field, "unknown field %q; %s takes %s", key, field, strings.Join(allowed, ", "))
-		}
-		if seen[key] {
-			return invalid(field+"."+key, "appears more than once")
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return invalid(field, "must be a JSON object")
-		}
-	}
-	return nil
-}
-
-func jsonFieldNames(v any) []string {
-	t := reflect.TypeOf(v).Elem()
-	names := make([]string, 0, t.NumField())
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			names = append(names, name)
-		}
-	}
-	return names
-}
-
-// jsonFieldKind describes the JSON type of the field of struct *v named
-// name in JSON.
-func jsonFieldKind(v any, name string) string {
-	t := reflect.TypeOf(v).Elem()
-	for i := range t.NumField() {
-		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); tag == name {
-			switch ft := t.Field(i).Type; ft.Kind() {
-			case reflect.String:
-				return "string"
-			case reflect.Bool:
-				return "boolean"
-			case reflect.Slice:
-				if ft.Elem().Kind() == reflect.String {
-					return "list of strings"
-				}
-				return "list"
-			case reflect.Map, reflect.Struct:
-				return "object"
-			}
-		}
-	}
-	return "value of another type"
-}
-
-var awsPartitions = []string{"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}
-
-func checkAWSTarget(t *AWSTarget, raw json.RawMessage) error {
-	switch t.Mode {
-	case "", AWSModeAssumeRole:
-	case AWSModeWebIdentity:
-		if t.ExternalID != "" {
-			return invalid("target.external_id", "applies to mode assume_role only: AssumeRoleWithWebIdentity takes no external id")
-		}
-	default:
-		return invalid("target.mode", "must be %s (the default) or %s", AWSModeAssumeRole, AWSModeWebIdentity)
-	}
-	if err := checkRoleARN(t.RoleARN); err != nil {
-		return err
-	}
-	if !validAWSRegion(t.Region) {
-		return invalid("target.region", "must be an AWS region like eu-west-1")
-	}
-	if t.SessionPolicy != "" {
-		if err := checkSessionPolicy(t.SessionPolicy); err != nil {
-			return err
-		}
-	}
-	// ExternalId: 2-1224 characters of [\w+=,.@:\/-]
-	// (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
-	if t.ExternalID != "" {
-		if n := len(t.ExternalID); n < 2 || n > 1224 || !allIn(t.ExternalID, isExternalIDChar) {
-			return invalid("target.external_id", "must be 2-1224 characters of A-Z, a-z, 0-9, '_', '+', '=', ',', '.', '@', ':', '/' and '-'")
-		}
-	}
-	if err := checkAWSSessionTags(t, raw); err != nil {
-		return err
-	}
-	return checkPackedSize(t)
-}
-
-// checkRoleARN accepts arn:<partition>:iam::<12 digits>:role/<path><name>,
-// with AWS's rules for role names ([\w+=,.@-]{1,64}) and paths (printable
-// ASCII segments, 512 bytes at most).
-func checkRoleARN(arn string) error {
-	const field = "target.role_arn"
-	const want = "must be an IAM role ARN like arn:aws:iam::123456789012:role/deploy"
-	if arn == "" {
-		return invalid(field, "is required")
-	}
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || !slices.Contains(awsPartitions, parts[1]) ||
-		parts[2] != "iam" || parts[3] != "" || len(parts[4]) != 12 || !allDigits(parts[4]) {
-		return invalid(field, want)
-	}
-	resource, ok := strings.CutPrefix(parts[5], "role/")
+	spec, ok := reg.Lookup(name)
 	if !ok {
-		return invalid(field, want)
+		return nil, invalid("provider", "must be %s", reg.Choices())
 	}
-	path, name := "", resource
-	i := strings.LastIndexByte(resource, '/')
-	if i >= 0 {
-		path, name = resource[:i], resource[i+1:]
-	}
-	if name == "" || len(name) > 64 || !allIn(name, isRoleNameChar) {
-		return invalid(field, "the role name must be 1-64 characters of A-Z, a-z, 0-9, '_', '+', '=', ',', '.', '@' and '-'")
-	}
-	if i >= 0 {
-		if len(path) > 510 {
-			return invalid(field, "the role path is too long")
-		}
-		for seg := range strings.SplitSeq(path, "/") {
-			if seg == "" || !allIn(seg, func(c byte) bool { return c > ' ' && c < 0x7f }) {
-				return invalid(field, "the role path must be non-empty segments of printable ASCII")
-			}
-		}
-	}
-	return nil
+	return spec, nil
 }
 
-// validAWSRegion accepts <2-4 letters>(-<letters>)+-<1-2 digits>: eu-west-1,
-// us-gov-west-1, cn-north-1, us-isob-east-1, eusc-de-east-1.
-func validAWSRegion(r string) bool {
-	parts := strings.Split(r, "-")
-	if len(parts) < 3 || len(parts[0]) < 2 || len(parts[0]) > 4 {
-		return false
+// fieldError turns a provider's refusal into the admin API's.
+func fieldError(err error) error {
+	var fe *providers.FieldError
+	if errors.As(err, &fe) {
+		return &ValidationError{Field: fe.Field, Message: fe.Message}
 	}
-	last := parts[len(parts)-1]
-	if len(last) == 0 || len(last) > 2 || !allDigits(last) {
-		return false
-	}
-	for _, p := range parts[:len(parts)-1] {
-		if p == "" || !allIn(p, func(c byte) bool { return 'a' <= c && c <= 'z' }) {
-			return false
-		}
-	}
-	return true
-}
-
-func validHTTPSURL(s string) bool {
-	if s == "" || len(s) > 2048 || hasSpaceOrControl(s) || !utf8.ValidString(s) {
-		return false
-	}
-	u, err := url.Parse(s)
-	return err == nil && u.Scheme == "https" && u.Host != "" && u.Opaque == "" &&
-		u.User == nil && u.Fragment == "" && !strings.Contains(s, "#")
-}
-
-// validAzureScope accepts the client-credentials scope form
-// <resource URI>/.default, where the resource URI is https://host[/path] or
-// api://<app id or name>; no query, fragment or user information.
-func validAzureScope(s string) bool {
-	if len(s) > 2048 || hasSpaceOrControl(s) || !utf8.ValidString(s) || !strings.HasSuffix(s, "/.default") {
-		return false
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.ForceQuery ||
-		u.Fragment != "" || strings.Contains(s, "#") {
-		return false
-	}
-	return u.Scheme == "https" || u.Scheme == "api"
-}
-
-func validGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// reservedJWTClaims are the claims the bridge sets itself in the tokens of
-// the jwt provider; a jwt target may not override them. providers/jwt's
-// tests keep this list equal to the provider's own.
-var reservedJWTClaims = []string{
-	"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act",
-	"src_iss", "src_sub", "mapping",
-	"ci_issuer", "ci_subject", "ci_kind", "service_account", "issuance_id",
-	"repository", "repository_id", "repository_owner", "ref", "ref_type", "sha",
-	"environment", "event_name", "workflow_ref", "actor", "run_id", "run_attempt", "job_id",
-}
-
-// ReservedJWTClaims returns the claims a jwt target's static claims may
-// not name.
-func ReservedJWTClaims() []string { return slices.Clone(reservedJWTClaims) }
-
-func checkJWTTarget(t *JWTTarget) error {
-	if t.Audience == "" {
-		return invalid("target.audience", "is required")
-	}
-	if err := checkAudience("target.audience", t.Audience); err != nil {
-		return err
-	}
-	// The bridge signs its cloud assertions with the same key and issuer:
-	// a jwt token for a cloud's audience could be presented there.
-	if providers.CloudAudience(t.Audience) {
-		return invalid("target.audience", "is a cloud's federation audience (AWS STS, Entra ID, Google); "+
-			"the jwt provider signs tokens for the bridge's own internal services only")
-	}
-	names := make([]string, 0, len(t.Claims))
-	for name := range t.Claims {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if name == "" {
-			return invalid("target.claims", "claim names must not be empty")
-		}
-		if slices.Contains(reservedJWTClaims, name) || providers.CloudClaim(name) {
-			return invalid("target.claims."+name, "is set by the bridge and cannot be overridden")
-		}
-	}
-	return nil
+	return invalid("target", "%s", err)
 }
 
 func validClaimName(s string) bool {
 	if s == "" || len(s) > maxClaimNameLen {
 		return false
 	}
-	return allIn(s, func(c byte) bool { return c > ' ' && c < 0x7f })
+	return providers.AllBytes(s, func(c byte) bool { return c > ' ' && c < 0x7f })
 }
 
 func printableASCII(s string) bool {
-	return allIn(s, func(c byte) bool { return c >= ' ' && c < 0x7f })
+	return providers.AllBytes(s, func(c byte) bool { return c >= ' ' && c < 0x7f })
 }
 
 func hasSpaceOrControl(s string) bool {
@@ -797,29 +486,8 @@ func hasSpaceOrControl(s string) bool {
 	return false
 }
 
-func allIn(s string, ok func(byte) bool) bool {
-	for i := 0; i < len(s); i++ {
-		if !ok(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func allDigits(s string) bool {
-	return s != "" && allIn(s, func(c byte) bool { return '0' <= c && c <= '9' })
-}
-
 func isLowerAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
 
 func isAlnum(c byte) bool { return isLowerAlnum(c) || 'A' <= c && c <= 'Z' }
 
 func isRepoChar(c byte) bool { return isAlnum(c) || c == '.' || c == '_' || c == '-' }
-
-func isRoleNameChar(c byte) bool {
-	return isAlnum(c) || strings.IndexByte("_+=,.@-", c) >= 0
-}
-
-func isExternalIDChar(c byte) bool {
-	return isRoleNameChar(c) || c == ':' || c == '/'
-}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 )
 
 // awsTarget is an aws target of role deploy with extra, a JSON object's
@@ -15,7 +16,7 @@ func awsTarget(extra string) func(*Mapping) {
 	if extra != "" {
 		extra = "," + extra
 	}
-	return withTarget(ProviderAWS, `{"role_arn":"arn:aws:iam::123456789012:role/deploy","region":"eu-west-1"`+extra+`}`)
+	return withTarget("aws", `{"role_arn":"arn:aws:iam::123456789012:role/deploy","region":"eu-west-1"`+extra+`}`)
 }
 
 // jsonString is s as a JSON string.
@@ -124,7 +125,7 @@ func TestValidateAWSLimits(t *testing.T) {
 
 func TestValidateAWSRoleChaining(t *testing.T) {
 	t.Parallel()
-	chaining := ValidateOptions{AWSRoleChaining: true}
+	chaining := ValidateOptions{Providers: Providers().With(aws.Spec{RoleChaining: true})}
 	long := func(extra string, d int) *Mapping {
 		return ghMapping(func(m *Mapping) { awsTarget(extra)(m); m.MaxDurationSeconds = d })
 	}
@@ -142,7 +143,7 @@ func TestValidateAWSRoleChaining(t *testing.T) {
 		{"assume_role 43201", long("", 43201), ValidateOptions{}, "max_duration_seconds"},
 		{"assume_role 899", long("", 899), ValidateOptions{}, "max_duration_seconds"},
 		{"other providers are not concerned", ghMapping(func(m *Mapping) {
-			withTarget(ProviderJWT, `{"audience":"https://internal.example.com"}`)(m)
+			withTarget("jwt", `{"audience":"https://internal.example.com"}`)(m)
 			m.MaxDurationSeconds = 43200
 		}), chaining, ""},
 	}
@@ -151,7 +152,7 @@ func TestValidateAWSRoleChaining(t *testing.T) {
 			t.Parallel()
 			err := ValidateMapping(tt.m, identity.KindGitHub, tt.opts)
 			wantField(t, err, tt.wantField)
-			if tt.wantField != "" && tt.opts.AWSRoleChaining && !strings.Contains(err.Error(), "BRIDGE_AWS_ROLE_CHAINING") {
+			if tt.wantField != "" && len(tt.opts.Providers.Names()) > 0 && !strings.Contains(err.Error(), "BRIDGE_AWS_ROLE_CHAINING") {
 				t.Errorf("%v does not name the setting", err)
 			}
 		})

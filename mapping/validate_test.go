@@ -210,10 +210,10 @@ func TestDurationBounds(t *testing.T) {
 		lo, hi   int
 		ok       bool
 	}{
-		{ProviderAWS, 900, 43200, true},
-		{ProviderGCP, 60, 43200, true},
-		{ProviderAzure, 60, 86400, true},
-		{ProviderJWT, 60, 86400, true},
+		{"aws", 900, 43200, true},
+		{"gcp", 60, 43200, true},
+		{"azure", 60, 86400, true},
+		{"jwt", 60, 86400, true},
 		{"", 0, 0, false},
 		{"AWS", 0, 0, false},
 	}

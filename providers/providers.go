@@ -1,10 +1,3 @@
-// Package providers defines what the bridge asks of a cloud: mint a
-// short-lived credential for a mapping's target. Each cloud is a sibling
-// subpackage (providers/aws, providers/gcp, providers/azure, providers/jwt)
-// that alone imports its SDK.
-//
-// This package holds only the interface and the shared types; it does not
-// call any cloud.
 package providers
 
 import (

@@ -1,8 +1,10 @@
 package providers
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // SubjectPrefix begins the sub of every token the bridge signs.
@@ -97,4 +99,24 @@ func ValidMappingName(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxAudienceLen is the most bytes an audience may hold: an issuer's, or
+// the one of a jwt target.
+const MaxAudienceLen = 512
+
+// AudienceProblem says what is wrong with a non-empty audience as the admin
+// API reads audiences, or "" when nothing is.
+func AudienceProblem(a string) string {
+	switch {
+	case a == "":
+		return "must not be empty"
+	case len(a) > MaxAudienceLen:
+		return fmt.Sprintf("must be at most %d bytes", MaxAudienceLen)
+	case !utf8.ValidString(a):
+		return "must be valid UTF-8"
+	case strings.ContainsFunc(a, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return "must not contain whitespace or control characters"
+	}
+	return ""
 }

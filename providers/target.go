@@ -4,131 +4,215 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
+	"strings"
 )
 
+// MaxTargetLen is the most bytes a mapping's target may hold.
+const MaxTargetLen = 16 << 10
+
+// Field is one key of a target object and where its value goes: a *string,
+// *bool, *[]string, *map[string]string, or *map[string]any (an object of
+// any JSON values, numbers kept as written, null meaning none).
+type Field struct {
+	Key string
+	Dst any
+}
+
 // DecodeTarget reads raw, a mapping's target, strictly into fields: a JSON
-// object whose every key is one of fields' (spelled exactly, at most once;
-// encoding/json alone would accept "ROLE_ARN" and duplicates), with nothing
-// after it. A *string field takes a JSON string; a *[]string an array of
-// strings (no nulls); a *map[string]string an object of strings (no nulls,
-// no key twice). The admin API validated the target when it was
-// written; providers decode it again so that a target changed behind the
-// API's back fails closed. Errors start with provider and name the key,
-// never a value.
-func DecodeTarget(provider string, raw []byte, fields map[string]any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return fmt.Errorf("%s: target is not a JSON object", provider)
+// object of at most MaxTargetLen bytes whose every key is one of fields'
+// (spelt exactly, at most once; encoding/json alone would accept
+// "ROLE_ARN" and merge duplicates), each value of its field's JSON type
+// (null is no string, list, boolean, list element or tag value). Its
+// errors are the admin API's:
+// *FieldError of provider naming the field at fault, never a value the
+// admin did not write. A provider decodes with it when a mapping is
+// written (Spec.CheckTarget) and again when it mints, so that nothing is
+// read one way there and another way here.
+func DecodeTarget(provider string, raw []byte, fields []Field) error {
+	invalid := func(field, format string, args ...any) error { return Invalid(provider, field, format, args...) }
+	if trimmed := bytes.TrimSpace(raw); len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
+		return invalid("target", "is required")
 	}
-	seen := make(map[string]bool, len(fields))
+	if len(raw) > MaxTargetLen {
+		return invalid("target", "must be at most %d bytes", MaxTargetLen)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return invalid("target", "must be a JSON object")
+	}
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.Key
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // {
+		return invalid("target", "must be a JSON object")
+	}
+	var order []Field
+	seen := make(map[string]bool, len(obj))
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return fmt.Errorf("%s: target is not valid JSON", provider)
+			return invalid("target", "must be a JSON object")
 		}
 		key, _ := tok.(string)
-		dst, known := fields[key]
-		if !known {
-			return fmt.Errorf("%s: target has an unknown field %q", provider, truncate(key, 32))
+		i := indexOf(keys, key)
+		if i < 0 {
+			return invalid("target", "unknown field %q; target takes %s", key, strings.Join(keys, ", "))
 		}
 		if seen[key] {
-			return fmt.Errorf("%s: target has %s twice", provider, key)
+			return invalid("target."+key, "appears more than once")
 		}
 		seen[key] = true
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return fmt.Errorf("%s: target is not valid JSON", provider)
-		}
-		if err := decodeValue(v, dst); err != nil {
-			return fmt.Errorf("%s: target's %s %w", provider, key, err)
+		order = append(order, fields[i])
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return invalid("target", "must be a JSON object")
 		}
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return fmt.Errorf("%s: target is not valid JSON", provider)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%s: target has trailing data", provider)
+	for _, f := range order {
+		if err := decodeValue(obj[f.Key], f.Dst); err != nil {
+			var te *typeError
+			if errors.As(err, &te) {
+				return invalid("target."+f.Key, "must be a JSON %s", te.kind)
+			}
+			if d, ok := err.(duplicateError); ok {
+				return invalid("target."+f.Key+"."+string(d), "appears more than once")
+			}
+			return invalid("target", "is not a valid %s target object", provider)
+		}
 	}
 	return nil
 }
 
-// decodeValue reads a string into *string, a boolean into *bool or an array
-// of strings into *[]string, refusing null and every other type.
+func indexOf(keys []string, key string) int {
+	for i, k := range keys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// typeError: a value is not of its field's JSON type, kind.
+type typeError struct{ kind string }
+
+func (e *typeError) Error() string { return "is not a JSON " + e.kind }
+
+// duplicateError names a key an object holds twice.
+type duplicateError string
+
+func (e duplicateError) Error() string { return "has " + string(e) + " twice" }
+
+// decodeValue reads v into dst (see Field), refusing null where a value is
+// required.
 func decodeValue(v json.RawMessage, dst any) error {
+	kind := kindOf(dst)
+	if bytes.Equal(v, []byte("null")) {
+		if d, ok := dst.(*map[string]any); ok {
+			*d = nil
+			return nil
+		}
+		return &typeError{kind}
+	}
 	switch d := dst.(type) {
-	case *string:
-		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, d) != nil {
-			return errors.New("is not a string")
+	case *map[string]string:
+		var m map[string]*string
+		if err := json.Unmarshal(v, &m); err != nil {
+			return asTypeError(err, kind)
 		}
-	case *bool:
-		if len(v) == 0 || (v[0] != 't' && v[0] != 'f') || json.Unmarshal(v, d) != nil {
-			return errors.New("is not a boolean")
-		}
-	case *[]string:
-		var list []*string
-		if len(v) == 0 || v[0] != '[' || json.Unmarshal(v, &list) != nil {
-			return errors.New("is not an array of strings")
-		}
-		out := make([]string, 0, len(list))
-		for _, s := range list {
+		out := make(map[string]string, len(m))
+		for k, s := range m {
 			if s == nil {
-				return errors.New("is not an array of strings")
+				return &typeError{kind}
 			}
-			out = append(out, *s)
+			out[k] = *s
 		}
 		*d = out
-	case *map[string]string:
-		m, err := stringObject(v)
+		return nil
+	case *map[string]any:
+		return decodeObject(v, d)
+	case *[]string:
+		var list []*string
+		if err := json.Unmarshal(v, &list); err != nil {
+			return asTypeError(err, kind)
+		}
+		out := make([]string, len(list))
+		for i, s := range list {
+			if s == nil {
+				return &typeError{kind}
+			}
+			out[i] = *s
+		}
+		*d = out
+		return nil
+	case *string, *bool:
+		return asTypeError(json.Unmarshal(v, dst), kind)
+	}
+	return errors.New("providers: unsupported target field type")
+}
+
+func asTypeError(err error, kind string) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return &typeError{kind}
+	}
+	return err
+}
+
+// decodeObject reads a JSON object of any values, numbers as json.Number,
+// refusing a key given twice.
+func decodeObject(v json.RawMessage, d *map[string]any) error {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return &typeError{"object"}
+	}
+	out := map[string]any{}
+	for dec.More() {
+		tok, err := dec.Token()
 		if err != nil {
 			return err
 		}
-		*d = m
-	default:
-		return fmt.Errorf("has an unsupported destination %T", dst)
+		k, _ := tok.(string)
+		if _, dup := out[k]; dup {
+			return duplicateError(k)
+		}
+		var val any
+		if err := dec.Decode(&val); err != nil {
+			return err
+		}
+		out[k] = val
 	}
+	*d = out
 	return nil
 }
 
-// stringObject reads a JSON object of strings, refusing a key given twice
-// (which encoding/json would silently merge), null and other types.
-func stringObject(v json.RawMessage) (map[string]string, error) {
-	const shape = "is not an object of strings"
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New(shape)
+// kindOf names the JSON type a Field's destination takes.
+func kindOf(dst any) string {
+	switch dst.(type) {
+	case *string:
+		return "string"
+	case *bool:
+		return "boolean"
+	case *[]string:
+		return "list of strings"
 	}
-	out := map[string]string{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, errors.New(shape)
-		}
-		k, _ := tok.(string)
-		if _, dup := out[k]; dup {
-			return nil, errors.New("has a key twice")
-		}
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil || len(val) == 0 || val[0] != '"' {
-			return nil, errors.New(shape)
-		}
-		var s string
-		if err := json.Unmarshal(val, &s); err != nil {
-			return nil, errors.New(shape)
-		}
-		out[k] = s
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, errors.New(shape)
-	}
-	return out, nil
+	return "object"
 }
 
-// truncate cuts a key for an error message.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// AllBytes reports whether ok holds for every byte of s (true for ""): the
+// targets' rules read ASCII alphabets byte by byte.
+func AllBytes(s string, ok func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
 	}
-	return s[:n] + "…"
+	return true
+}
+
+// Digits reports whether s is one or more decimal digits.
+func Digits(s string) bool {
+	return s != "" && AllBytes(s, func(c byte) bool { return '0' <= c && c <= '9' })
 }

@@ -1,7 +1,6 @@
 package providers
 
 import (
-	"strings"
 	"testing"
 )
 
@@ -21,10 +20,10 @@ func TestDecodeTargetBool(t *testing.T) {
 		{`{"flag": null}`, false, true},
 	} {
 		var got bool
-		err := DecodeTarget("test", []byte(tt.raw), map[string]any{"flag": &got})
+		err := DecodeTarget("test", []byte(tt.raw), []Field{{"flag", &got}})
 		if tt.wantErr {
-			if err == nil || !strings.Contains(err.Error(), "flag is not a boolean") {
-				t.Errorf("%s: error %v, want flag is not a boolean", tt.raw, err)
+			if err == nil || err.Error() != "test: target.flag: must be a JSON boolean" {
+				t.Errorf("%s: error %v, want target.flag: must be a JSON boolean", tt.raw, err)
 			}
 			continue
 		}

@@ -32,7 +32,7 @@ const (
 
 // AWSSessionRevocation is the outcome for one role.
 type AWSSessionRevocation struct {
-	RoleARN string `json:"role_arn"`
+	RoleARN string `json:"role_arn"` // targetlint:allow the role whose sessions were revoked, as the API reports it
 	// Result is "revoked" or "failed".
 	Result string `json:"result"`
 	// Code says why it failed: IAM's error code (AccessDenied when the

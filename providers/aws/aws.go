@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 }
 
 // Name is "aws".
-func (p *Provider) Name() string { return "aws" }
+func (p *Provider) Name() string { return Name }
 
 // Mint assumes the target's role for req.Duration, with sts:AssumeRole or,
 // in mode web_identity, sts:AssumeRoleWithWebIdentity.
@@ -174,16 +174,21 @@ func (p *Provider) assumeRole(ctx context.Context, log *slog.Logger, req provide
 	if err != nil {
 		return providers.Credential{}, p.failed(log, ctx, "AssumeRole", err)
 	}
-	cred, ok := credential(out.Credentials, t)
-	if !ok {
-		log.Error("aws: AssumeRole answered without complete credentials")
-		return providers.Credential{}, indeterminate("InvalidResponse")
-	}
-	log.Debug("aws: assumed role",
-		"access_key_id", cred.ID,
-		"expires_at", cred.ExpiresAt,
+	return issued(log, "AssumeRole", out.Credentials, t, "aws: assumed role",
 		"source_identity", awssdk.ToString(in.SourceIdentity),
 		"session_token_utilization", awssdk.ToInt32(out.SessionTokenUtilization))
+}
+
+// issued is the credential of STS's answer c to action, logged at debug
+// level as done with attrs; an answer without complete credentials may
+// hide a session that never reached the bridge, so it is indeterminate.
+func issued(log *slog.Logger, action string, c *types.Credentials, t target, done string, attrs ...any) (providers.Credential, error) {
+	cred, ok := credential(c, t)
+	if !ok {
+		log.Error("aws: " + action + " answered without complete credentials")
+		return providers.Credential{}, indeterminate("InvalidResponse")
+	}
+	log.Debug(done, append([]any{"access_key_id", cred.ID, "expires_at", cred.ExpiresAt}, attrs...)...)
 	return cred, nil
 }
 

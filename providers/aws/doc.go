@@ -104,4 +104,11 @@
 //
 // This package does not decide which role a pipeline may assume or for how
 // long: the bridge has already matched the mapping and bounded the duration.
+//
+// The package owns the aws target (target.go: its type, its one strict
+// decode and its rules, each with AWS's source: role ARN, region, session
+// policy, external id, session tags and the packed-size estimate) and its
+// Spec (spec.go: the 900..43200 bounds and, with RoleChaining, the one-hour
+// cap of chained sessions). The admin API runs the decode through Spec when
+// a mapping is written; Mint runs it again on the stored target.
 package aws

@@ -16,7 +16,6 @@ import (
 // AWS's limits for the names and tags of a session.
 const (
 	maxSessionName = 64 // RoleSessionName and SourceIdentity: [\w+=,.@-]{2,64}
-	maxTagValue    = 256
 	maxRunPart     = 20 // run ids are numbers; anything longer is abnormal
 	maxAttemptPart = 8
 )
@@ -114,9 +113,6 @@ func sourceIdentity(c *identity.Claims) string {
 	return ""
 }
 
-// tagRune reports whether AWS allows r in a tag value (providers.AWSTagRune).
-func tagRune(r rune) bool { return providers.AWSTagRune(r) }
-
 // tagValue renders s as a session tag value: characters AWS refuses become
 // "_" (never dropped, so "refs/heads/ma,in" cannot become "refs/heads/main"),
 // and a value over 256 characters is cut to 247 and ends in "+" and eight
@@ -148,7 +144,7 @@ func tagValue(s string) string {
 }
 
 // sessionTags are the claims a role's policies may condition on
-// (aws:PrincipalTag/<key>), in a fixed order (providers.AWSSessionTagKeys),
+// (aws:PrincipalTag/<key>), in a fixed order (sessionTagKeys),
 // without empty values, followed by the target's static tags in key order.
 func sessionTags(req providers.Request, t target) []types.Tag {
 	c := req.Claims

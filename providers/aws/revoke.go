@@ -69,6 +69,20 @@ type iamState struct {
 // the mint's).
 var iamStates sync.Map // *Provider → *iamState
 
+// RoleARN returns the role an aws target names, "" when it names none. It
+// reads role_arn alone, leniently: the admin API's revocation groups the
+// sessions to revoke by role, and an old target that today's rules refuse
+// must still be named (RevokeSessions then reports why it cannot act).
+func RoleARN(target json.RawMessage) string {
+	var t struct {
+		RoleARN string `json:"role_arn"`
+	}
+	if json.Unmarshal(target, &t) != nil {
+		return ""
+	}
+	return t.RoleARN
+}
+
 // RevokeSessions revokes every session of the target's role issued before
 // before: it puts the inline policy RevokePolicyName (RevokePolicy(before))
 // on the role with iam:PutRolePolicy, signed with the bridge's own

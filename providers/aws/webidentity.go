@@ -128,17 +128,9 @@ func (p *Provider) assumeRoleWithWebIdentity(ctx context.Context, log *slog.Logg
 	if err != nil {
 		return providers.Credential{}, p.failed(log, ctx, "AssumeRoleWithWebIdentity", err)
 	}
-	cred, ok := credential(out.Credentials, t)
-	if !ok {
-		log.Error("aws: AssumeRoleWithWebIdentity answered without complete credentials")
-		return providers.Credential{}, indeterminate("InvalidResponse")
-	}
-	log.Debug("aws: assumed role with web identity",
-		"access_key_id", cred.ID,
-		"expires_at", cred.ExpiresAt,
+	return issued(log, "AssumeRoleWithWebIdentity", out.Credentials, t, "aws: assumed role with web identity",
 		"subject", awssdk.ToString(out.SubjectFromWebIdentityToken),
 		"audience", awssdk.ToString(out.Audience),
 		"provider", awssdk.ToString(out.Provider),
 		"source_identity", awssdk.ToString(out.SourceIdentity))
-	return cred, nil
 }

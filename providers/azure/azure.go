@@ -142,7 +142,7 @@ func New(_ context.Context, cfg Config) (*Provider, error) {
 }
 
 // Name is "azure".
-func (p *Provider) Name() string { return "azure" }
+func (p *Provider) Name() string { return Name }
 
 // AuthorityHost is the Entra base URL the provider uses.
 func (p *Provider) AuthorityHost() string { return p.host }
@@ -167,7 +167,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		log.Error("azure: refusing a mapping target", "error", err)
 		return providers.Credential{}, refused("InvalidTarget")
 	}
-	if !mappingNamePattern.MatchString(req.Mapping) {
+	if !providers.ValidMappingName(req.Mapping) {
 		log.Error("azure: mint request without a valid mapping name")
 		return providers.Credential{}, refused("InvalidRequest")
 	}

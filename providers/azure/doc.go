@@ -72,4 +72,9 @@
 //
 // This package does not decide which pipeline may have which token: the
 // bridge has already matched the mapping.
+//
+// The package owns the azure target (target.go: its type, its one strict
+// decode, its rules with Entra's sources, and its Spec: the 60..86400
+// bounds and the federated credential's subject limit). The admin API runs
+// the decode through Spec when a mapping is written; Mint runs it again.
 package azure

@@ -1,9 +1,8 @@
 package azure
 
 import (
-	"errors"
+	"encoding/json"
 	"net/url"
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -11,44 +10,73 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
-// target mirrors mapping.AzureTarget; it is decoded here, strictly, so that
-// this package does not depend on mapping.
+// Name is the provider's name in mappings.
+const Name = "azure"
+
+// target is an azure mapping's target. decodeTarget is the only way one is
+// read, at write time (Spec.CheckTarget) as at mint time.
 type target struct {
 	TenantID string
 	ClientID string
-	Scope    string
+	// Scope is empty for DefaultScope.
+	Scope string
 }
 
-var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-// decodeTarget reads a flat JSON object of strings with exactly the keys of
-// mapping.AzureTarget, each at most once and spelled exactly, then checks
-// each value's shape as the admin API does: GUIDs for tenant_id and
-// client_id, a <resource>/.default scope (empty means DefaultScope). It fails
-// closed if the stored target was changed behind the admin API's back.
-// Errors name the field, not its value.
+// decodeTarget reads raw strictly (providers.DecodeTarget) and applies the
+// target's rules: tenant and client ids are GUIDs (the bridge addresses the
+// tenant by id, never by domain), and the scope is the client credentials
+// grant's only form, <resource>/.default: Entra refuses any other scope in
+// that grant with AADSTS1002012 ("Client credential flows must have a scope
+// value with /.default suffixed to the resource identifier"),
+// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow.
+// Its errors are the admin API's (*providers.FieldError).
 func decodeTarget(raw []byte) (target, error) {
 	var t target
-	if err := providers.DecodeTarget("azure", raw, map[string]any{
-		"tenant_id": &t.TenantID,
-		"client_id": &t.ClientID,
-		"scope":     &t.Scope,
+	if err := providers.DecodeTarget(Name, raw, []providers.Field{
+		{Key: "tenant_id", Dst: &t.TenantID},
+		{Key: "client_id", Dst: &t.ClientID},
+		{Key: "scope", Dst: &t.Scope},
 	}); err != nil {
 		return t, err
 	}
 	switch {
-	case !guidPattern.MatchString(t.TenantID):
-		return t, errors.New("azure: target's tenant_id is not a GUID")
-	case !guidPattern.MatchString(t.ClientID):
-		return t, errors.New("azure: target's client_id is not a GUID")
+	case !validGUID(t.TenantID):
+		return t, invalid("target.tenant_id", "must be a GUID like 00000000-0000-0000-0000-000000000000")
+	case !validGUID(t.ClientID):
+		return t, invalid("target.client_id", "must be a GUID like 00000000-0000-0000-0000-000000000000")
 	case t.Scope != "" && !validScope(t.Scope):
-		return t, errors.New("azure: target's scope is not a <resource>/.default scope")
+		return t, invalid("target.scope", "must be a resource's .default scope, like https://management.azure.com/.default or api://<app id>/.default")
 	}
 	return t, nil
 }
 
-// validScope accepts the client credentials scope form <resource URI>/.default
-// with an https:// or api:// resource, as the admin API does.
+func invalid(field, format string, args ...any) error {
+	return providers.Invalid(Name, field, format, args...)
+}
+
+func validGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validScope accepts the client-credentials scope form
+// <resource URI>/.default, where the resource URI is https://host[/path] or
+// api://<app id or name>; no query, fragment or user information.
 func validScope(s string) bool {
 	if len(s) > 2048 || !utf8.ValidString(s) || !strings.HasSuffix(s, "/.default") ||
 		strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
@@ -62,6 +90,39 @@ func validScope(s string) bool {
 	return u.Scheme == "https" || u.Scheme == "api"
 }
 
-// mappingNamePattern is the admin API's rule for mapping names; the name
-// becomes the assertion's subject, so anything else is refused.
-var mappingNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+// Spec is the azure provider's rules for its mappings (providers.Spec).
+//
+// The bridge's client assertion carries iss = the bridge's issuer URL, sub =
+// Subject(mapping name), aud = api://AzureADTokenExchange (or the sovereign
+// cloud's value), nbf/iat now and exp at most assertionLifetime later: a
+// mapping decides only the subject, through its name, and the tenant,
+// application and scope. max_duration_seconds never lengthens the
+// assertion: Entra decides the access token's lifetime itself.
+type Spec struct{}
+
+var _ providers.Spec = Spec{}
+
+// Name is "azure".
+func (Spec) Name() string { return Name }
+
+// DurationBounds is 60..86400: Entra ID decides an access token's lifetime
+// itself (typically 60-90 minutes); the value only caps what a caller may
+// ask for and bounds the client assertion.
+func (Spec) DurationBounds() (lo, hi int) { return 60, 86400 }
+
+// CheckTarget decodes an azure target as Mint does and applies its rules.
+func (Spec) CheckTarget(raw json.RawMessage) error {
+	_, err := decodeTarget(raw)
+	return err
+}
+
+// CheckMapping refuses a mapping name whose assertion subject no federated
+// identity credential could hold (maxFederationField). Mapping names (at
+// most 64 characters) keep it at 90 characters today; the check keeps that
+// true if the prefix or the name rule ever change.
+func (Spec) CheckMapping(m providers.Mapping) error {
+	if n := len(Subject(m.Name)); n > maxFederationField {
+		return invalid("name", "makes the client assertion's subject %d characters long; an Entra federated identity credential's subject holds at most %d", n, maxFederationField)
+	}
+	return nil
+}

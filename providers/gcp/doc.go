@@ -90,4 +90,11 @@
 // This package does not decide which account a pipeline may have or for
 // how long: the bridge has already matched the mapping and bounded the
 // duration.
+//
+// The package owns the gcp target (target.go: its type, its one strict
+// decode and its rules, each with Google's source: service account forms,
+// scopes, delegates, the workload identity pool provider, the lifetime
+// limits) and its Spec (spec.go: the 60..43200 bounds, the lifetime
+// extension, the google.subject limit). The admin API runs the decode
+// through Spec when a mapping is written; Mint runs it again.
 package gcp

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/api/googleapi"
 
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/gcp/rpcstatus"
 )
 
 func refused(code string) *providers.Error {
@@ -63,7 +64,7 @@ func classify(ctx context.Context, err error, code codeOf, mayIssue bool) *provi
 	if errors.As(err, &ge) {
 		c := code(ge)
 		if !codePattern(c) {
-			c = statusName(ge.Code)
+			c = rpcstatus.Name(ge.Code)
 		}
 		switch {
 		case ge.Code == http.StatusGatewayTimeout || c == "DEADLINE_EXCEEDED":
@@ -145,37 +146,6 @@ func stsCode(ge *googleapi.Error) string {
 		return s
 	}
 	return googleCode(ge)
-}
-
-// statusName is the google.rpc.Code name of an HTTP status, as Google's
-// REST APIs map them.
-func statusName(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return "INVALID_ARGUMENT"
-	case http.StatusUnauthorized:
-		return "UNAUTHENTICATED"
-	case http.StatusForbidden:
-		return "PERMISSION_DENIED"
-	case http.StatusNotFound:
-		return "NOT_FOUND"
-	case http.StatusConflict:
-		return "ABORTED"
-	case http.StatusTooManyRequests:
-		return "RESOURCE_EXHAUSTED"
-	case 499:
-		return "CANCELLED"
-	case http.StatusNotImplemented:
-		return "UNIMPLEMENTED"
-	case http.StatusServiceUnavailable:
-		return "UNAVAILABLE"
-	case http.StatusGatewayTimeout:
-		return "DEADLINE_EXCEEDED"
-	}
-	if status >= 500 {
-		return "INTERNAL"
-	}
-	return "UNKNOWN"
 }
 
 // codePattern accepts Google statuses and OAuth error codes: letters and

@@ -34,18 +34,12 @@ const (
 // none, and the scope of the bridge's own tokens.
 const DefaultScope = "https://www.googleapis.com/auth/cloud-platform"
 
-// Limits of generateAccessToken's lifetime: Google grants up to an hour
-// (defaultMaxDuration), or 12 hours where the
-// constraints/iam.allowServiceAccountCredentialLifetimeExtension org policy
-// lists the service account (the target's allow_lifetime_extension),
-// https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts/generateAccessToken.
-// The admin API refuses a mapping whose max_duration_seconds breaks them
-// (mapping.GCPMaxLifetime); Mint checks again, for mappings stored before.
-const (
-	minDuration        = 60 * time.Second
-	defaultMaxDuration = 3600 * time.Second
-	maxDuration        = 43200 * time.Second
-)
+// minDuration is generateAccessToken's shortest lifetime. The longest is
+// MaxLifetime, or MaxExtendedLifetime with the target's
+// allow_lifetime_extension (target.maxLifetime): the admin API refuses a
+// mapping whose max_duration_seconds breaks them (Spec.CheckMapping); Mint
+// checks each requested duration again, for mappings stored before.
+const minDuration = 60 * time.Second
 
 // assertionLifetime is how long the bridge's JWT for Google STS lives: long
 // enough for retries within a mint, short enough to be useless once seen.
@@ -158,7 +152,7 @@ func endpoint(s, def string) (string, error) {
 }
 
 // Name is "gcp".
-func (p *Provider) Name() string { return "gcp" }
+func (p *Provider) Name() string { return Name }
 
 // Mint returns an access token of the target's service account for
 // req.Duration.
@@ -169,10 +163,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		log.Error("gcp: refusing a mapping target", "error", err)
 		return providers.Credential{}, refused("InvalidTarget")
 	}
-	limit := defaultMaxDuration
-	if t.AllowLifetimeExtension {
-		limit = maxDuration
-	}
+	limit := time.Duration(t.maxLifetime()) * time.Second
 	if req.Duration < minDuration || req.Duration > limit {
 		log.Error("gcp: duration outside generateAccessToken's range", "duration", req.Duration,
 			"max", limit, "allow_lifetime_extension", t.AllowLifetimeExtension)

@@ -30,7 +30,7 @@ const (
 	bridgeSA  = "oidc-bridge@bridge-project.iam.gserviceaccount.com"
 	deploySA  = "deploy@acme-prod.iam.gserviceaccount.com"
 	middleSA  = "middle@acme-prod.iam.gserviceaccount.com"
-	otherSA   = "other@acme-prod.iam.gserviceaccount.com"
+	otherSA   = "another@acme-prod.iam.gserviceaccount.com"
 	wip       = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge/providers/bridge"
 	mapping   = "web-prod-deploy"
 	issuance  = "0193b9e2-6c1e-7c3a-9f1e-2a4b5c6d7e8f"

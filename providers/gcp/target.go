@@ -1,118 +1,285 @@
 package gcp
 
 import (
-	"errors"
+	"fmt"
 	"net/url"
-	"regexp"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
-// Target modes, as mapping.GCPTarget names them.
+// Name is the provider's name in mappings.
+const Name = "gcp"
+
+// The target's modes. impersonate (the default) calls generateAccessToken
+// with the bridge's Application Default Credentials; workload_identity
+// first exchanges a bridge-signed JWT at Google's STS for a federated token
+// (through the target's workload identity pool provider), so the bridge
+// holds no Google key.
 const (
 	modeImpersonate      = "impersonate"
 	modeWorkloadIdentity = "workload_identity"
 )
 
-// Limits on lists of a target; Google's own are lower or unpublished, these
-// only keep a corrupt target from growing a request without bound.
+// Google's limits on what a gcp mapping decides, each with its source. The
+// admin API refuses a mapping that breaks one (400 invalid_request naming the
+// field), so that Google never has to.
 const (
-	maxScopes    = 64
+	// MaxLifetime is the longest access token generateAccessToken grants
+	// by default, and MaxExtendedLifetime the longest it grants to a
+	// service account that an organisation policy enforcing
+	// LifetimeConstraint lists. Source: IAM Service Account Credentials
+	// API, projects.serviceAccounts.generateAccessToken, field lifetime ("By
+	// default, the maximum allowed value is 1 hour. To set a lifetime of up
+	// to 12 hours, you can add the service account as an allowed value in an
+	// Organization Policy that enforces the
+	// constraints/iam.allowServiceAccountCredentialLifetimeExtension
+	// constraint"),
+	// https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts/generateAccessToken
+	MaxLifetime         = 3600
+	MaxExtendedLifetime = 43200
+	LifetimeConstraint  = "constraints/iam.allowServiceAccountCredentialLifetimeExtension"
+
+	// maxSubject is the most bytes google.subject may hold once the
+	// attribute mapping ran ("The size of mapped attribute google.subject
+	// exceeds the 127 bytes limit"), https://cloud.google.com/iam/docs/workload-identity-federation#mapping.
+	// The bridge's assertion carries Subject(mapping name).
+	maxSubject = 127
+	// maxAudience: a workload identity pool provider's allowed audiences
+	// are at most 256 characters each (WorkloadIdentityPoolProvider.Oidc.
+	// allowed_audiences), and one that has any must list the bridge's aud
+	// (Audience of the provider's name),
+	// https://cloud.google.com/iam/docs/reference/rest/v1/projects.locations.workloadIdentityPools.providers#oidc.
+	maxAudience = 256
+	// maxDelegates bounds a delegation chain and maxScopes the scopes.
+	// Google documents no limit; these are the bridge's own, so that a
+	// target cannot grow a request without bound.
 	maxDelegates = 16
+	maxScopes    = 64
 )
 
-// target mirrors mapping.GCPTarget; it is decoded here, strictly, so that
-// this package does not depend on mapping.
+// target is a gcp mapping's target. decodeTarget is the only way one is
+// read, at write time (Spec.CheckTarget) as at mint time.
 type target struct {
-	ServiceAccount           string
-	Scopes                   []string
-	Delegates                []string
-	Mode                     string // impersonate or workload_identity, never empty
+	ServiceAccount string
+	// Scopes are never empty once decoded: none means DefaultScope.
+	Scopes    []string
+	Delegates []string
+	// Mode is impersonate or workload_identity, never empty once decoded.
+	Mode string
+	// WorkloadIdentityProvider is the full resource name of the workload
+	// identity pool provider that trusts the bridge, required for
+	// workload_identity: //iam.googleapis.com/projects/NUMBER/locations/
+	// global/workloadIdentityPools/POOL/providers/PROVIDER.
 	WorkloadIdentityProvider string
-	// AllowLifetimeExtension: the org policy lets this account have tokens
-	// of up to 12 hours; without it Mint refuses durations above an hour.
+	// AllowLifetimeExtension says that the organisation policy
+	// LifetimeConstraint lists the service account, so that Google grants
+	// it tokens of up to 12 hours; without it max_duration_seconds is at
+	// most MaxLifetime.
 	AllowLifetimeExtension bool
 }
 
-// The shapes of service accounts, looser than the admin API's rules
-// (mapping.validServiceAccount, where Google's limits are): user-managed
-// accounts and the Compute Engine and App Engine default accounts.
-var (
-	serviceAccountEmail = regexp.MustCompile(`^[a-z0-9-]{1,64}@(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*\.iam|developer|appspot)\.gserviceaccount\.com$`)
-	serviceAccountID    = regexp.MustCompile(`^[1-9][0-9]{0,31}$`)
-	providerName        = regexp.MustCompile(`^//iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32}$`)
-)
-
-// decodeTarget reads a JSON object with exactly the keys of
-// mapping.GCPTarget, each at most once and spelled exactly (encoding/json
-// alone would accept "SERVICE_ACCOUNT" and duplicates), then checks each
-// value's shape. Absent or empty scopes mean DefaultScope; an absent mode
-// means impersonate. The admin API validated the target already; this fails
-// closed if the stored target was changed behind its back. Errors name the
-// field, not its value.
+// decodeTarget reads raw strictly (providers.DecodeTarget) and applies the
+// target's rules; its errors are the admin API's (*providers.FieldError).
+// Absent or empty scopes mean DefaultScope; an absent mode means
+// impersonate.
 func decodeTarget(raw []byte) (target, error) {
 	var t target
-	if err := providers.DecodeTarget("gcp", raw, map[string]any{
-		"service_account":            &t.ServiceAccount,
-		"scopes":                     &t.Scopes,
-		"delegates":                  &t.Delegates,
-		"mode":                       &t.Mode,
-		"workload_identity_provider": &t.WorkloadIdentityProvider,
-		"allow_lifetime_extension":   &t.AllowLifetimeExtension,
+	if err := providers.DecodeTarget(Name, raw, []providers.Field{
+		{Key: "service_account", Dst: &t.ServiceAccount},
+		{Key: "scopes", Dst: &t.Scopes},
+		{Key: "delegates", Dst: &t.Delegates},
+		{Key: "mode", Dst: &t.Mode},
+		{Key: "workload_identity_provider", Dst: &t.WorkloadIdentityProvider},
+		{Key: "allow_lifetime_extension", Dst: &t.AllowLifetimeExtension},
 	}); err != nil {
 		return t, err
 	}
-	return t, t.check()
-}
-
-func (t *target) check() error {
-	switch t.Mode {
-	case "", modeImpersonate:
+	if err := t.check(); err != nil {
+		return t, err
+	}
+	if t.Mode == "" {
 		t.Mode = modeImpersonate
-		if t.WorkloadIdentityProvider != "" {
-			return errors.New("gcp: target's workload_identity_provider applies to mode workload_identity only")
-		}
-	case modeWorkloadIdentity:
-		if !providerName.MatchString(t.WorkloadIdentityProvider) {
-			return errors.New("gcp: target's workload_identity_provider is not a workload identity pool provider's resource name")
-		}
-	default:
-		return errors.New("gcp: target's mode is neither impersonate nor workload_identity")
-	}
-	if !validServiceAccount(t.ServiceAccount) {
-		return errors.New("gcp: target's service_account is not a service account e-mail or unique id")
-	}
-	if len(t.Scopes) > maxScopes {
-		return errors.New("gcp: target has too many scopes")
-	}
-	for _, s := range t.Scopes {
-		if !validScope(s) {
-			return errors.New("gcp: target's scopes has a value that is not an https URL")
-		}
-	}
-	if len(t.Delegates) > maxDelegates {
-		return errors.New("gcp: target has too many delegates")
-	}
-	for _, d := range t.Delegates {
-		if !validServiceAccount(d) {
-			return errors.New("gcp: target's delegates has a value that is not a service account")
-		}
 	}
 	if len(t.Scopes) == 0 {
 		t.Scopes = []string{DefaultScope}
 	}
+	return t, nil
+}
+
+func invalid(field, format string, args ...any) error {
+	return providers.Invalid(Name, field, format, args...)
+}
+
+// maxLifetime is the longest token Google grants t's service account, in
+// seconds.
+func (t *target) maxLifetime() int {
+	if t.AllowLifetimeExtension {
+		return MaxExtendedLifetime
+	}
+	return MaxLifetime
+}
+
+const serviceAccountRule = "must be a service account email: name@PROJECT_ID.iam.gserviceaccount.com (name and " +
+	"project id 6-30 characters of a-z, 0-9 and '-', starting with a letter; a domain-scoped project example.com:proj " +
+	"as proj.example.com), PROJECT_NUMBER-compute@developer.gserviceaccount.com, PROJECT_ID@appspot.gserviceaccount.com, " +
+	"or the account's 21-digit unique id"
+
+func (t *target) check() error {
+	switch t.Mode {
+	case "", modeImpersonate:
+		if t.WorkloadIdentityProvider != "" {
+			return invalid("target.workload_identity_provider", "applies to mode %s only", modeWorkloadIdentity)
+		}
+	case modeWorkloadIdentity:
+		if !validWorkloadIdentityProvider(t.WorkloadIdentityProvider) {
+			return invalid("target.workload_identity_provider",
+				"must be //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER")
+		}
+		if aud := Audience(t.WorkloadIdentityProvider); len(aud) > maxAudience {
+			return invalid("target.workload_identity_provider", "makes the assertion's audience %d characters long; Google's allowed audiences hold at most %d", len(aud), maxAudience)
+		}
+	default:
+		return invalid("target.mode", "must be %s (the default) or %s", modeImpersonate, modeWorkloadIdentity)
+	}
+	if t.ServiceAccount == "" {
+		return invalid("target.service_account", "is required")
+	}
+	if !validServiceAccount(t.ServiceAccount) {
+		return invalid("target.service_account", serviceAccountRule)
+	}
+	if len(t.Scopes) > maxScopes {
+		return invalid("target.scopes", "at most %d scopes", maxScopes)
+	}
+	for i, s := range t.Scopes {
+		if !validHTTPSURL(s) {
+			return invalid(fmt.Sprintf("target.scopes[%d]", i), "must be an https URL like https://www.googleapis.com/auth/cloud-platform")
+		}
+	}
+	if len(t.Delegates) > maxDelegates {
+		return invalid("target.delegates", "at most %d delegates", maxDelegates)
+	}
+	for i, d := range t.Delegates {
+		field := fmt.Sprintf("target.delegates[%d]", i)
+		switch {
+		case !validServiceAccount(d):
+			return invalid(field, serviceAccountRule)
+		case d == t.ServiceAccount:
+			return invalid(field, "is the target service account itself; delegates are the accounts before it in the chain")
+		case slices.Contains(t.Delegates[:i], d):
+			return invalid(field, "duplicate delegate %q", d)
+		}
+	}
 	return nil
 }
 
-func validServiceAccount(s string) bool {
-	return len(s) <= 254 && (serviceAccountEmail.MatchString(s) || serviceAccountID.MatchString(s))
-}
-
-func validScope(s string) bool {
-	if s == "" || len(s) > 2048 || strings.ContainsAny(s, " \t\r\n#") {
+func validHTTPSURL(s string) bool {
+	if s == "" || len(s) > 2048 || !utf8.ValidString(s) ||
+		strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 		return false
 	}
 	u, err := url.Parse(s)
-	return err == nil && u.Scheme == "https" && u.Host != "" && u.User == nil && u.Opaque == ""
+	return err == nil && u.Scheme == "https" && u.Host != "" && u.Opaque == "" &&
+		u.User == nil && u.Fragment == "" && !strings.Contains(s, "#")
 }
+
+// validWorkloadIdentityProvider accepts the full resource name of a
+// workload identity pool provider: a project number (at most 19 digits, no
+// leading zero), pool and provider ids of 4-32 characters of a-z, 0-9 and
+// '-' (https://cloud.google.com/iam/docs/reference/rest/v1/projects.locations.workloadIdentityPools.providers/create).
+func validWorkloadIdentityProvider(s string) bool {
+	rest, ok := strings.CutPrefix(s, "//iam.googleapis.com/projects/")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 7 || !validProjectNumber(parts[0]) || parts[1] != "locations" || parts[2] != "global" ||
+		parts[3] != "workloadIdentityPools" || parts[5] != "providers" {
+		return false
+	}
+	for _, id := range []string{parts[4], parts[6]} {
+		if len(id) < 4 || len(id) > 32 || !providers.AllBytes(id, isLabelChar) {
+			return false
+		}
+	}
+	return true
+}
+
+// validServiceAccount accepts the forms generateAccessToken takes in
+// projects/-/serviceAccounts/{ACCOUNT_EMAIL_OR_UNIQUEID}:
+//   - a user-managed account, name@PROJECT_ID.iam.gserviceaccount.com: the
+//     account id is 6-30 characters matching [a-z]([-a-z0-9]*[a-z0-9])
+//     (CreateServiceAccountRequest.account_id,
+//     https://cloud.google.com/iam/docs/reference/rest/v1/projects.serviceAccounts/create);
+//     PROJECT_ID as validProjectRef reads it;
+//   - the Google-managed defaults that pipelines commonly impersonate,
+//     PROJECT_NUMBER-compute@developer.gserviceaccount.com (Compute Engine)
+//     and PROJECT_ID@appspot.gserviceaccount.com (App Engine),
+//     https://cloud.google.com/iam/docs/service-account-types;
+//   - the account's unique id, 21 decimal digits (ServiceAccount.unique_id).
+//
+// Google writes these in lower case; anything else is refused.
+func validServiceAccount(s string) bool {
+	if providers.Digits(s) {
+		return len(s) == 21 && s[0] != '0'
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok {
+		return false
+	}
+	switch domain {
+	case "developer.gserviceaccount.com":
+		number, ok := strings.CutSuffix(local, "-compute")
+		return ok && validProjectNumber(number)
+	case "appspot.gserviceaccount.com":
+		return validProjectRef(local)
+	}
+	project, ok := strings.CutSuffix(domain, ".iam.gserviceaccount.com")
+	return ok && validAccountID(local) && validProjectRef(project)
+}
+
+// validAccountID: 6-30 characters, [a-z]([-a-z0-9]*[a-z0-9]).
+func validAccountID(s string) bool {
+	return len(s) >= 6 && len(s) <= 30 && rfc1035Label(s)
+}
+
+// validProjectRef accepts a project id as it appears in a service account's
+// e-mail: PROJECT_ID (6-30 characters, a lowercase letter first, then a-z,
+// 0-9 and '-', no trailing '-'; https://cloud.google.com/resource-manager/docs/creating-managing-projects#before_you_begin),
+// or, for a domain-scoped project example.com:proj, proj.example.com.
+func validProjectRef(s string) bool {
+	id, domain, scoped := strings.Cut(s, ".")
+	if len(id) < 6 || len(id) > 30 || !rfc1035Label(id) {
+		return false
+	}
+	if !scoped {
+		return true
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 || len(domain) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' || !providers.AllBytes(l, isLabelChar) {
+			return false
+		}
+	}
+	return true
+}
+
+// validProjectNumber: decimal digits, no leading zero, at most 19 (an int64).
+func validProjectNumber(s string) bool {
+	return providers.Digits(s) && len(s) <= 19 && s[0] != '0'
+}
+
+// rfc1035Label: a lowercase letter, then a-z, 0-9 and '-', not ending in '-'.
+func rfc1035Label(s string) bool {
+	return s != "" && 'a' <= s[0] && s[0] <= 'z' && s[len(s)-1] != '-' && providers.AllBytes(s, isLabelChar)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isLabelChar(c byte) bool { return 'a' <= c && c <= 'z' || isDigit(c) || c == '-' }

@@ -37,7 +37,7 @@ func Audience(workloadIdentityProvider string) string {
 // mapping's, an AWS or Azure assertion) can be that principal. Mapping names
 // are at most 64 characters of [a-z0-9._-], so the subject (at most 88
 // bytes) stays under Google's 127-byte limit for google.subject.
-func Subject(mapping string) string { return providers.Subject("gcp", mapping) }
+func Subject(mapping string) string { return providers.Subject(Name, mapping) }
 
 // assertionClaims are the claims of the bridge's JWT for STS; the signer
 // adds iss and iat. Every value is a string, so that attribute mappings

@@ -48,4 +48,9 @@
 //
 // This package does not decide who may have which audience: the bridge has
 // matched the mapping already. It does not store or log the tokens.
+//
+// The package owns the jwt target (target.go: its type, its one strict
+// decode, the reserved claims and cloud audiences it refuses, and its Spec:
+// the 60..86400 bounds). The admin API runs the decode through Spec when a
+// mapping is written; Mint runs it again.
 package jwt

@@ -1,18 +1,12 @@
 package jwt
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/providers"
@@ -26,7 +20,8 @@ const DefaultMaxDelegationDepth = 3
 // TokenType is the token_type of the credentials (RFC 8693 §2.2.1).
 const TokenType = "Bearer"
 
-// Limits of a token's lifetime, as mapping.DurationBounds("jwt").
+// Limits of a token's lifetime (Spec.DurationBounds): a day is the most a
+// pipeline credential should live.
 const (
 	minDuration = 60 * time.Second
 	maxDuration = 24 * time.Hour
@@ -69,25 +64,7 @@ func New(cfg Config) *Provider {
 }
 
 // Name is "jwt".
-func (p *Provider) Name() string { return "jwt" }
-
-// reserved are the claims the bridge sets; a target's static claims may not
-// name them.
-var reserved = []string{
-	"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act",
-	"src_iss", "src_sub", "mapping",
-	// Claims of the bridge's cloud assertions, so that no static value
-	// makes a jwt token read like one.
-	"ci_issuer", "ci_subject", "ci_kind", "service_account", "issuance_id",
-	"repository", "repository_id", "repository_owner", "ref", "ref_type", "sha",
-	"environment", "event_name", "workflow_ref", "actor", "run_id", "run_attempt", "job_id",
-}
-
-// ReservedClaims returns the names of the claims the bridge sets in every
-// token (when it has a value for them) or in its cloud assertions, and
-// which a target's static claims therefore may not name. Names a cloud
-// reads from federated tokens (providers.CloudClaim) are refused too.
-func ReservedClaims() []string { return slices.Clone(reserved) }
+func (p *Provider) Name() string { return Name }
 
 // Mint signs a token for the target's audience, valid for req.Duration.
 func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.Credential, error) {
@@ -183,7 +160,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 // "oidc-bridge:jwt:mapping:<mapping>" (providers.Subject). It differs from
 // the subject of every cloud assertion of the bridge, whatever the
 // pipeline's token says; the pipeline's sub is in src_sub.
-func Subject(mapping string) string { return providers.Subject("jwt", mapping) }
+func Subject(mapping string) string { return providers.Subject(Name, mapping) }
 
 var errTooDeep = errors.New("jwt: delegation chain too deep")
 
@@ -225,118 +202,6 @@ func actor(c *identity.Claims, maxDepth int) (map[string]any, error) {
 		act = m
 	}
 	return act, nil
-}
-
-// target mirrors mapping.JWTTarget, decoded here so that this package does
-// not depend on mapping.
-type target struct {
-	Audience string
-	Claims   map[string]any
-}
-
-// decodeTarget reads {"audience": string, "claims"?: object|null} strictly:
-// keys spelled exactly, each once, also within claims; numbers kept as
-// written. Errors name fields, not values.
-func decodeTarget(raw []byte) (target, error) {
-	var t target
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return t, errors.New("jwt: target is not a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return t, errors.New("jwt: target is not valid JSON")
-		}
-		key, _ := tok.(string)
-		if seen[key] {
-			return t, fmt.Errorf("jwt: target has %s twice", truncate(key, 32))
-		}
-		seen[key] = true
-		switch key {
-		case "audience":
-			tok, err := dec.Token()
-			s, ok := tok.(string)
-			if err != nil || !ok {
-				return t, errors.New("jwt: target's audience is not a string")
-			}
-			t.Audience = s
-		case "claims":
-			claims, err := decodeClaims(dec)
-			if err != nil {
-				return t, err
-			}
-			t.Claims = claims
-		default:
-			return t, fmt.Errorf("jwt: target has an unknown field %q", truncate(key, 32))
-		}
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return t, errors.New("jwt: target is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return t, errors.New("jwt: target has trailing data")
-	}
-	if t.Audience == "" || !utf8.ValidString(t.Audience) || strings.ContainsFunc(t.Audience, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}) {
-		return t, errors.New("jwt: target's audience is empty or not printable")
-	}
-	if providers.CloudAudience(t.Audience) {
-		return t, errors.New("jwt: target's audience is a cloud's federation audience")
-	}
-	for name := range t.Claims {
-		if name == "" {
-			return t, errors.New("jwt: target's claims have an empty name")
-		}
-		if slices.Contains(reserved, name) || providers.CloudClaim(name) {
-			return t, fmt.Errorf("jwt: target's claims name %s, which the bridge sets", name)
-		}
-	}
-	return t, nil
-}
-
-// decodeClaims reads the claims object (or null) at dec's position.
-func decodeClaims(dec *json.Decoder) (map[string]any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, errors.New("jwt: target is not valid JSON")
-	}
-	if tok == nil {
-		return nil, nil
-	}
-	if tok != json.Delim('{') {
-		return nil, errors.New("jwt: target's claims are not an object")
-	}
-	claims := map[string]any{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, errors.New("jwt: target is not valid JSON")
-		}
-		name, _ := tok.(string)
-		if _, dup := claims[name]; dup {
-			return nil, fmt.Errorf("jwt: target's claims have %s twice", truncate(name, 32))
-		}
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return nil, errors.New("jwt: target is not valid JSON")
-		}
-		claims[name] = v
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, errors.New("jwt: target is not valid JSON")
-	}
-	return claims, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func refused(code string) *providers.Error {

@@ -2,6 +2,8 @@ package gcpfake
 
 import (
 	"net/http"
+
+	"github.com/oidc-bridge/oidc-bridge/providers/gcp/rpcstatus"
 )
 
 // statusCodes are the HTTP statuses of google.rpc.Code names, as Google's
@@ -26,34 +28,8 @@ var statusCodes = map[string]int{
 }
 
 // StatusOf is the google.rpc.Code name Google's REST APIs answer with an
-// HTTP status.
-func StatusOf(httpStatus int) string {
-	switch httpStatus {
-	case http.StatusBadRequest:
-		return "INVALID_ARGUMENT"
-	case http.StatusUnauthorized:
-		return "UNAUTHENTICATED"
-	case http.StatusForbidden:
-		return "PERMISSION_DENIED"
-	case http.StatusNotFound:
-		return "NOT_FOUND"
-	case http.StatusConflict:
-		return "ABORTED"
-	case http.StatusTooManyRequests:
-		return "RESOURCE_EXHAUSTED"
-	case 499:
-		return "CANCELLED"
-	case http.StatusNotImplemented:
-		return "UNIMPLEMENTED"
-	case http.StatusServiceUnavailable:
-		return "UNAVAILABLE"
-	case http.StatusGatewayTimeout:
-		return "DEADLINE_EXCEEDED"
-	case http.StatusInternalServerError, http.StatusBadGateway:
-		return "INTERNAL"
-	}
-	return "UNKNOWN"
-}
+// HTTP status (rpcstatus.Name).
+func StatusOf(httpStatus int) string { return rpcstatus.Name(httpStatus) }
 
 // errorShape writes one endpoint family's errors.
 type errorShape interface {
