@@ -11,12 +11,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
+	"github.com/oidc-bridge/oidc-bridge/internal/database"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
@@ -195,7 +195,7 @@ func classifyCause(err error) problem {
 		return *refuse(api.CodeNotFound, err.Error())
 	case errors.Is(err, mapping.ErrConflict):
 		return *refuse(api.CodeConflict, err.Error())
-	case errors.Is(err, ledger.ErrUnavailable), unavailable(err):
+	case unavailable(err):
 		return *refuse(api.CodeUnavailable, "the database is unavailable; nothing was changed or issued, try again later")
 	case errors.As(err, &he):
 		return echoError(he)
@@ -231,22 +231,13 @@ func echoError(he *echo.HTTPError) problem {
 }
 
 // unavailable reports whether err means a dependency (the database) is down
-// or too slow, rather than a fault of the request.
+// or too slow, rather than a fault of the request. Each store marks its own
+// database's unavailability with its sentinel; the bridge knows no driver.
 func unavailable(err error) bool {
-	var (
-		ce  *pgconn.ConnectError
-		ne  net.Error
-		pge *pgconn.PgError
-	)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err):
-		return true
-	case errors.As(err, &pge):
-		// Class 08: connection exception; 53: insufficient resources;
-		// 57P: operator intervention (shutdown, cancel).
-		return len(pge.Code) == 5 && (pge.Code[:2] == "08" || pge.Code[:2] == "53" || pge.Code[:3] == "57P")
-	}
-	return false
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) ||
+		errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, mapping.ErrUnavailable) ||
+		errors.Is(err, admintoken.ErrUnavailable) || errors.Is(err, database.ErrUnavailable)
 }
 
 // errorHandler writes every error as the contract's JSON body and logs what

@@ -299,7 +299,7 @@ func (s *Server) readyz(c echo.Context) error {
 
 // readyReason says, without internal detail, why the service is not ready.
 func readyReason(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) || unavailable(err) {
+	if unavailable(err) {
 		return "database unavailable"
 	}
 	if strings.Contains(err.Error(), "schema") {
