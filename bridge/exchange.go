@@ -508,22 +508,23 @@ func (x *exchangeRun) recordMintFailure(ctx, rctx context.Context, res ledger.Re
 	}
 }
 
-// deny records a refusal of a verified token, under the code the client is
-// answered with, and returns cause; if the record cannot be written, the
-// answer is 503.
+// deny records a refusal of a verified token under the code the client is
+// answered with, and returns the refusal classified (report answers with
+// that classification); if the record cannot be written, the answer is 503.
 func (x *exchangeRun) deny(ctx, rctx context.Context, a ledger.Attempt, cause error) error {
-	code := classify(cause).body.Error
+	p := classify(cause)
+	p.cause = cause
 	rctx, end := x.stage(rctx, stageRecord)
-	id, err := x.s.opts.Ledger.Deny(rctx, a, code)
+	id, err := x.s.opts.Ledger.Deny(rctx, a, p.body.Error)
 	end(err)
 	if err != nil {
 		x.auditWriteFailed(opDeny)
-		x.s.log.ErrorContext(ctx, "exchange: record denial", "code", code, "err", err)
+		x.s.log.ErrorContext(ctx, "exchange: record denial", "code", p.body.Error, "err", err)
 		// The refusal's reason stays the log's.
 		return because(reasonOf(cause), fmt.Errorf("%w: record denial: %w", ledger.ErrUnavailable, err))
 	}
 	x.issuance = id
-	return cause
+	return &p
 }
 
 // stage starts one stage of the exchange: a span, child of the request's,
@@ -549,16 +550,20 @@ func (x *exchangeRun) auditWriteFailed(op string) {
 	x.s.metrics.auditFailures.WithLabelValues(op).Inc()
 }
 
-// report is the exchange's one account of itself: the error classified,
-// once, into the contract's answer (with the recorded issuance's id), the
-// failed stages' spans ended with its code, the metric, the request span's
-// attributes and the log line. It returns the classified error.
+// report is the exchange's one account of itself: the error classified
+// once (a denial's by deny, which records its code) into the contract's
+// answer with the recorded issuance's id; the failed stages' spans ended
+// with its code; the metric, the request span's attributes and the log
+// line. It returns the classified error.
 func (x *exchangeRun) report(ctx context.Context, err error) error {
 	outcome, code, field, reason := "issued", "ok", "", ""
 	var p problem
 	if err != nil {
-		p = classify(err)
-		p.cause, p.body.IssuanceID = err, x.issuance
+		p = classify(err) // at once when deny has classified it
+		if p.cause == nil {
+			p.cause = err
+		}
+		p.body.IssuanceID = x.issuance
 		code, field, reason = p.body.Error, p.body.Field, reasonOf(err)
 		outcome = x.outcome(code)
 	}
