@@ -826,7 +826,7 @@ func TestDatabaseDown(t *testing.T) {
 		e.wantError(e.do(c.method, c.path, c.body), 503, api.CodeUnavailable, "")
 	}
 	r := e.do("GET", "/readyz", "")
-	if r.status != 503 {
+	if r.status != 503 || !strings.Contains(string(r.body), `"reason":"database unavailable"`) {
 		t.Fatalf("readyz with the database down: %d %s", r.status, r.body)
 	}
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS true`, db)); err != nil {

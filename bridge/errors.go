@@ -11,61 +11,137 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
+	"github.com/oidc-bridge/oidc-bridge/internal/database"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
-// requestError is an error the handler has already classified.
-type requestError struct {
+// problem is an error answered with the contract's error body: its status,
+// body and Retry-After. A handler returns one it has decided itself (made
+// by the constructors below, the only place one is built from parts); the
+// exchange returns the one classify made of its error, cause set, so that
+// the error handler does not classify it again.
+type problem struct {
 	status     int
 	body       api.Error
 	retryAfter time.Duration
+	// cause is the classified error, for the log; nil for a problem made
+	// by a constructor.
+	cause error
 }
 
-func (e *requestError) Error() string { return e.body.Error + ": " + e.body.Message }
+func (p *problem) Error() string {
+	if p.cause != nil {
+		return p.cause.Error()
+	}
+	return p.body.Error + ": " + p.body.Message
+}
+
+func (p *problem) Unwrap() error { return p.cause }
+
+// answer is how one of the contract's error codes is answered: its HTTP
+// status, and its RFC 6749 §5.2 error and status on the RFC 8693 token
+// endpoint (RFC 8693 §2.2.2: a mapping that will not issue is
+// invalid_target).
+type answer struct {
+	status      int
+	oauthStatus int
+	oauth       string
+}
+
+// answers is the one table of the contract's error codes, for every
+// endpoint: /v1/exchange and the admin API answer with status and the code,
+// POST /oauth2/token with oauthStatus and oauth (the code rides along).
+var answers = map[string]answer{
+	api.CodeInvalidRequest:    {http.StatusBadRequest, http.StatusBadRequest, "invalid_request"},
+	api.CodeRequestTooLarge:   {http.StatusRequestEntityTooLarge, http.StatusBadRequest, "invalid_request"},
+	api.CodeInvalidToken:      {http.StatusUnauthorized, http.StatusBadRequest, "invalid_request"},
+	api.CodeUntrustedIssuer:   {http.StatusUnauthorized, http.StatusBadRequest, "invalid_request"},
+	api.CodeNoMatchingMapping: {http.StatusForbidden, http.StatusBadRequest, "invalid_target"},
+	api.CodeAmbiguousMapping:  {http.StatusConflict, http.StatusBadRequest, "invalid_target"},
+	api.CodeTokenReplayed:     {http.StatusConflict, http.StatusBadRequest, "invalid_request"},
+	api.CodeQuotaExceeded:     {http.StatusTooManyRequests, http.StatusTooManyRequests, "invalid_request"},
+	api.CodeRateLimited:       {http.StatusTooManyRequests, http.StatusTooManyRequests, "invalid_request"},
+	api.CodeProviderError:     {http.StatusBadGateway, http.StatusBadGateway, "server_error"},
+	api.CodeUnavailable:       {http.StatusServiceUnavailable, http.StatusServiceUnavailable, "temporarily_unavailable"},
+	api.CodeInternal:          {http.StatusInternalServerError, http.StatusInternalServerError, "server_error"},
+	api.CodeUnauthorized:      {http.StatusUnauthorized, http.StatusBadRequest, "invalid_request"},
+	api.CodeForbidden:         {http.StatusForbidden, http.StatusBadRequest, "invalid_request"},
+	api.CodeNotFound:          {http.StatusNotFound, http.StatusBadRequest, "invalid_request"},
+	api.CodeConflict:          {http.StatusConflict, http.StatusBadRequest, "invalid_request"},
+	api.CodeMethodNotAllowed:  {http.StatusMethodNotAllowed, http.StatusBadRequest, "invalid_request"},
+}
+
+// refuse is the problem of code with message msg, answered with the code's
+// status.
+func refuse(code, msg string) *problem {
+	return &problem{status: answers[code].status, body: api.Error{Error: code, Message: msg}}
+}
 
 func invalid(field, msg string) error {
-	return &requestError{status: http.StatusBadRequest, body: api.Error{Error: api.CodeInvalidRequest, Message: msg, Field: field}}
+	p := refuse(api.CodeInvalidRequest, msg)
+	p.body.Field = field
+	return p
 }
 
 // forbidden refuses a valid admin token that lacks scope.
 func forbidden(scope string) error {
-	return &requestError{status: http.StatusForbidden, body: api.Error{Error: api.CodeForbidden,
-		Message: fmt.Sprintf("this admin token lacks the %q scope this request needs; use a token created with --scope %s", scope, scope)}}
+	return refuse(api.CodeForbidden,
+		fmt.Sprintf("this admin token lacks the %q scope this request needs; use a token created with --scope %s", scope, scope))
+}
+
+// noMatch refuses an exchange no mapping will serve.
+func noMatch(msg string) error { return refuse(api.CodeNoMatchingMapping, msg) }
+
+// ambiguous refuses an exchange several mappings would serve.
+func ambiguous(msg string) error { return refuse(api.CodeAmbiguousMapping, msg) }
+
+// missingToken refuses an exchange without a pipeline token.
+func missingToken(msg string) error { return refuse(api.CodeInvalidToken, msg) }
+
+// unavailableBecause answers 503 with msg: a dependency this request needs
+// is absent or failing.
+func unavailableBecause(msg string) error { return refuse(api.CodeUnavailable, msg) }
+
+// rateLimited answers 429 with msg and Retry-After wait.
+func rateLimited(wait time.Duration, msg string) error {
+	p := refuse(api.CodeRateLimited, msg)
+	p.retryAfter = wait
+	return p
 }
 
 // providerRetryAfter is the Retry-After of a 502 for a cloud that is
 // failing rather than refusing.
 const providerRetryAfter = 5 * time.Second
 
-// problem is an error response: status, body and Retry-After.
-type problem struct {
-	status     int
-	body       api.Error
-	retryAfter time.Duration
-}
-
 // classify is the one table from errors to the contract's status and code.
 // Messages tell a person what to do; internal detail goes only to the log.
+// An error already classified (a *problem) answers as it says.
 func classify(err error) problem {
-	p := classifyCause(err)
-	var ie *issuanceError
-	if errors.As(err, &ie) {
-		p.body.IssuanceID = ie.id
+	var p *problem
+	if errors.As(err, &p) {
+		return *p
 	}
-	return p
+	return classifyCause(err)
+}
+
+// oauth is p as RFC 6749 §5.2 answers it on the token endpoint: status and
+// error from the one table (invalid_request for a code it lacks).
+func (p problem) oauth() (int, string) {
+	if a, ok := answers[p.body.Error]; ok {
+		return a.oauthStatus, a.oauth
+	}
+	return http.StatusBadRequest, "invalid_request"
 }
 
 func classifyCause(err error) problem {
 	var (
-		re  *requestError
 		ve  *mapping.ValidationError
 		he  *echo.HTTPError
 		mbe *http.MaxBytesError
@@ -74,63 +150,57 @@ func classifyCause(err error) problem {
 		pe  *providers.Error
 	)
 	switch {
-	case errors.As(err, &re):
-		return problem{re.status, re.body, re.retryAfter}
 	case errors.As(err, &ve):
-		return problem{http.StatusBadRequest, api.Error{Error: api.CodeInvalidRequest, Message: ve.Error(), Field: ve.Field,
-			Warnings: apiWarnings(ve.Warnings)}, 0}
+		p := refuse(api.CodeInvalidRequest, ve.Error())
+		p.body.Field, p.body.Warnings = ve.Field, apiWarnings(ve.Warnings)
+		return *p
 	case errors.As(err, &mbe):
-		return problem{http.StatusRequestEntityTooLarge, api.Error{Error: api.CodeRequestTooLarge, Message: "the request body is too large"}, 0}
+		return *refuse(api.CodeRequestTooLarge, "the request body is too large")
 	case errors.Is(err, identity.ErrInvalidToken):
-		return problem{http.StatusUnauthorized, api.Error{Error: api.CodeInvalidToken,
-			Message: "the token was refused (" + identity.Reason(err) + "); send a fresh OIDC token issued for this bridge's audience"}, 0}
+		return *refuse(api.CodeInvalidToken,
+			"the token was refused ("+identity.Reason(err)+"); send a fresh OIDC token issued for this bridge's audience")
 	case errors.Is(err, identity.ErrUntrustedIssuer):
-		return problem{http.StatusUnauthorized, api.Error{Error: api.CodeUntrustedIssuer,
-			Message: "the token's issuer is not a registered, enabled issuer of this bridge"}, 0}
+		return *refuse(api.CodeUntrustedIssuer, "the token's issuer is not a registered, enabled issuer of this bridge")
 	case errors.Is(err, identity.ErrUnavailable):
-		return problem{http.StatusServiceUnavailable, api.Error{Error: api.CodeUnavailable,
-			Message: "the token's issuer or the database cannot be reached; nothing was issued, try again later"}, 0}
+		return *refuse(api.CodeUnavailable, "the token's issuer or the database cannot be reached; nothing was issued, try again later")
 	case errors.As(err, &de) && de.Code == ledger.CodeUntrustedIssuer:
 		// The reservation's recheck: disabled since the catalog was read.
-		return problem{http.StatusUnauthorized, api.Error{Error: api.CodeUntrustedIssuer,
-			Message: "the token's issuer is not a registered, enabled issuer of this bridge"}, 0}
+		return *refuse(api.CodeUntrustedIssuer, "the token's issuer is not a registered, enabled issuer of this bridge")
 	case errors.As(err, &de):
-		return problem{http.StatusForbidden, api.Error{Error: api.CodeNoMatchingMapping,
-			Message: "the selected mapping was disabled or deleted; nothing was issued"}, 0}
+		return *refuse(api.CodeNoMatchingMapping, "the selected mapping was disabled or deleted; nothing was issued")
 	case errors.Is(err, ledger.ErrRevoked):
 		// Complete refused a credential revoked while it was minted: the
 		// admin's decision, not a failure, so 403 and no retry hint. The
 		// contract has no code of its own for it; no_matching_mapping is
 		// the refusal by policy it comes closest to.
-		return problem{http.StatusForbidden, api.Error{Error: api.CodeNoMatchingMapping,
-			Message: "an admin revoked this issuance while its credential was being issued; the credential is withheld and recorded as revoked"}, 0}
+		return *refuse(api.CodeNoMatchingMapping,
+			"an admin revoked this issuance while its credential was being issued; the credential is withheld and recorded as revoked")
 	case errors.Is(err, ledger.ErrReplayed):
-		return problem{http.StatusConflict, api.Error{Error: api.CodeTokenReplayed,
-			Message: "this token was already exchanged; request a new OIDC token for each exchange"}, 0}
+		return *refuse(api.CodeTokenReplayed, "this token was already exchanged; request a new OIDC token for each exchange")
 	case errors.As(err, &qe):
-		return problem{http.StatusTooManyRequests, api.Error{Error: api.CodeQuotaExceeded, Message: quotaMessage(qe, time.Now())}, qe.RetryAfter}
+		p := refuse(api.CodeQuotaExceeded, quotaMessage(qe, time.Now()))
+		p.retryAfter = qe.RetryAfter
+		return *p
 	case errors.As(err, &pe):
 		// A failing cloud (not a refusal) may recover: say so with
 		// Retry-After, so that clients retry a 502 only then.
-		var wait time.Duration
+		p := refuse(api.CodeProviderError, fmt.Sprintf("%s did not issue credentials: %s", pe.Provider, pe.Code))
 		if errors.Is(pe, providers.ErrUnavailable) {
-			wait = providerRetryAfter
+			p.retryAfter = providerRetryAfter
 		}
-		return problem{http.StatusBadGateway, api.Error{Error: api.CodeProviderError,
-			Message: fmt.Sprintf("%s did not issue credentials: %s", pe.Provider, pe.Code)}, wait}
+		return *p
 	case errors.Is(err, admintoken.ErrUnauthorized):
-		return problem{http.StatusUnauthorized, api.Error{Error: api.CodeUnauthorized, Message: "a valid admin bearer token is required"}, 0}
+		return *refuse(api.CodeUnauthorized, "a valid admin bearer token is required")
 	case errors.Is(err, mapping.ErrNotFound):
-		return problem{http.StatusNotFound, api.Error{Error: api.CodeNotFound, Message: err.Error()}, 0}
+		return *refuse(api.CodeNotFound, err.Error())
 	case errors.Is(err, mapping.ErrConflict):
-		return problem{http.StatusConflict, api.Error{Error: api.CodeConflict, Message: err.Error()}, 0}
-	case errors.Is(err, ledger.ErrUnavailable), unavailable(err):
-		return problem{http.StatusServiceUnavailable, api.Error{Error: api.CodeUnavailable, Message: "the database is unavailable; nothing was changed or issued, try again later"}, 0}
+		return *refuse(api.CodeConflict, err.Error())
+	case unavailable(err):
+		return *refuse(api.CodeUnavailable, "the database is unavailable; nothing was changed or issued, try again later")
 	case errors.As(err, &he):
-		st, body := echoError(he)
-		return problem{st, body, 0}
+		return echoError(he)
 	}
-	return problem{http.StatusInternalServerError, api.Error{Error: api.CodeInternal, Message: "internal error; the server log has the detail under this request id"}, 0}
+	return *refuse(api.CodeInternal, "internal error; the server log has the detail under this request id")
 }
 
 // quotaMessage tells when the quota frees as a date (RFC 3339, UTC, rounded
@@ -140,40 +210,34 @@ func quotaMessage(qe *ledger.QuotaError, now time.Time) string {
 	return fmt.Sprintf("quota %s of %d exceeded; it frees at %s (issuance %s)", qe.Quota, qe.Limit, at.Format(time.RFC3339), qe.IssuanceID)
 }
 
-func echoError(he *echo.HTTPError) (int, api.Error) {
+func echoError(he *echo.HTTPError) problem {
 	switch he.Code {
 	case http.StatusNotFound:
-		return he.Code, api.Error{Error: api.CodeNotFound, Message: "no such resource"}
+		return *refuse(api.CodeNotFound, "no such resource")
 	case http.StatusMethodNotAllowed:
-		return he.Code, api.Error{Error: api.CodeMethodNotAllowed, Message: "method not allowed on this resource"}
+		return *refuse(api.CodeMethodNotAllowed, "method not allowed on this resource")
 	case http.StatusRequestEntityTooLarge:
-		return he.Code, api.Error{Error: api.CodeRequestTooLarge, Message: "the request body is too large"}
+		return *refuse(api.CodeRequestTooLarge, "the request body is too large")
 	case http.StatusUnauthorized:
-		return he.Code, api.Error{Error: api.CodeUnauthorized, Message: "a valid admin bearer token is required"}
+		return *refuse(api.CodeUnauthorized, "a valid admin bearer token is required")
 	}
 	if he.Code >= 400 && he.Code < 500 {
-		return he.Code, api.Error{Error: api.CodeInvalidRequest, Message: http.StatusText(he.Code)}
+		// Another client error of echo's: its own status.
+		p := refuse(api.CodeInvalidRequest, http.StatusText(he.Code))
+		p.status = he.Code
+		return *p
 	}
-	return http.StatusInternalServerError, api.Error{Error: api.CodeInternal, Message: "internal error; the server log has the detail under this request id"}
+	return *refuse(api.CodeInternal, "internal error; the server log has the detail under this request id")
 }
 
 // unavailable reports whether err means a dependency (the database) is down
-// or too slow, rather than a fault of the request.
+// or too slow, rather than a fault of the request. Each store marks its own
+// database's unavailability with its sentinel; the bridge knows no driver.
 func unavailable(err error) bool {
-	var (
-		ce  *pgconn.ConnectError
-		ne  net.Error
-		pge *pgconn.PgError
-	)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err):
-		return true
-	case errors.As(err, &pge):
-		// Class 08: connection exception; 53: insufficient resources;
-		// 57P: operator intervention (shutdown, cancel).
-		return len(pge.Code) == 5 && (pge.Code[:2] == "08" || pge.Code[:2] == "53" || pge.Code[:3] == "57P")
-	}
-	return false
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) ||
+		errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, mapping.ErrUnavailable) ||
+		errors.Is(err, admintoken.ErrUnavailable) || errors.Is(err, database.ErrUnavailable)
 }
 
 // errorHandler writes every error as the contract's JSON body and logs what
@@ -200,10 +264,16 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="oidc-bridge"`)
 	}
-	if p.retryAfter > 0 {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(p.retryAfter.Seconds()))))
-	}
+	p.setRetryAfter(c)
 	if err := c.JSON(status, body); err != nil {
 		s.log.ErrorContext(c.Request().Context(), "write error response", "request_id", rid, "err", err)
+	}
+}
+
+// setRetryAfter sets the response's Retry-After, in whole seconds rounded
+// up, when p has one.
+func (p problem) setRetryAfter(c echo.Context) {
+	if p.retryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(p.retryAfter.Seconds()))))
 	}
 }

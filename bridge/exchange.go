@@ -23,7 +23,6 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
-	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 )
 
 // Verifier verifies pipeline tokens (identity.Verifier).
@@ -57,15 +56,14 @@ const (
 // exchange is POST /v1/exchange: verify, select, reserve, mint, record,
 // respond — in that order, each step failing closed.
 func (s *Server) exchange(c echo.Context) error {
-	x := &exchangeRun{s: s, c: c, start: time.Now()}
 	raw, _ := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
-	res, err := x.exec(raw, func() (api.ExchangeRequest, error) {
+	res, err := s.runExchange(c, raw, endpoint{params: func() (api.ExchangeRequest, error) {
 		var req api.ExchangeRequest
 		if err := decodeOptional(c, &req); err != nil {
 			return req, err
 		}
 		return req, checkExchangeRequest(&req)
-	})
+	}})
 	if err != nil {
 		return err
 	}
@@ -81,44 +79,16 @@ func (s *Server) exchange(c echo.Context) error {
 		Provider: res.mapping.Provider, ExpiresAt: res.cred.ExpiresAt.UTC(), Credentials: body})
 }
 
-// exchangeRun holds what one exchange has learnt, for its log line.
-type exchangeRun struct {
-	s        *Server
-	c        echo.Context
-	start    time.Time
-	claims   *identity.Claims
-	mapping  string
-	provider string
-	issuance string
-	credID   string
-	reason   string
-	// bearerOnly refuses mappings whose credential is not a bearer token
-	// (aws), before anything is reserved or minted: the token-exchange
-	// endpoint can only return a single token.
-	bearerOnly bool
+// endpoint is what differs between the exchange's two endpoints.
+type endpoint struct {
+	// params reads the request's parameters. The select stage calls it
+	// first, once the token has verified, so that a bad request with a
+	// good token is recorded.
+	params func() (api.ExchangeRequest, error)
 	// accept, when set, refuses a selected mapping this endpoint cannot
-	// serve as asked (RFC 8693's requested_token_type), before anything is
-	// reserved or minted; the refusal is recorded.
+	// serve as asked, before anything is reserved or minted; the refusal
+	// is recorded.
 	accept func(*mapping.Mapping) error
-	// audits are the issuer's audit-mode mappings: evaluated and recorded,
-	// never issuing.
-	audits []mapping.Mapping
-	// stages are the stages run so far and how long each took, and
-	// decisions what each mapping considered decided, for the log line.
-	stages    []stageTime
-	decisions []decision
-}
-
-type stageTime struct {
-	name string
-	took time.Duration
-}
-
-// decision is a mapping's answer to the token: reason "" admits, else
-// the mapping package's reason; audit marks an audit-mode mapping.
-type decision struct {
-	mapping, reason string
-	audit           bool
 }
 
 // exchanged is a recorded issuance.
@@ -128,214 +98,216 @@ type exchanged struct {
 	cred     providers.Credential
 }
 
-// exec runs one exchange of the raw pipeline token; parse reads the
-// request's parameters once the token has verified (so that a bad request
-// with a good token is recorded). It counts and logs the outcome.
-func (x *exchangeRun) exec(raw string, parse func() (api.ExchangeRequest, error)) (*exchanged, error) {
-	ctx, cancel := context.WithTimeout(x.c.Request().Context(), exchangeTimeout)
+// runExchange runs one exchange of the raw pipeline token: its stages
+// (run), the record of its outcome (record), then, once, the error's
+// classification, the metric, the span's attributes and the log line
+// (report). A failed exchange's error is the classified *problem.
+func (s *Server) runExchange(c echo.Context, raw string, ep endpoint) (*exchanged, error) {
+	x := &exchangeRun{s: s, c: c, start: time.Now()}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), exchangeTimeout)
 	defer cancel()
-	res, err := x.run(ctx, raw, parse)
-	outcome, code, field := x.outcome(err), "ok", ""
-	if err != nil {
-		body := classify(err).body
-		code, field = body.Error, body.Field
-	}
-	x.s.metrics.observeExchange(exchangeResult{provider: x.provider, mapping: x.mapping, outcome: outcome,
-		code: code, field: field, elapsed: time.Since(x.start)})
-	x.annotate(ctx, outcome, code)
-	x.log(err)
-	return res, err
+	st, err := x.run(ctx, raw, ep)
+	res, err := x.record(ctx, st, err)
+	return res, x.report(ctx, err)
 }
 
-// stage starts one stage of the exchange: a span, child of the request's,
-// and a timer. The returned func ends it with the stage's error (nil when
-// it did its work, though the exchange may still be refused).
-func (x *exchangeRun) stage(ctx context.Context, name string) (context.Context, func(error)) {
-	ctx, span := x.s.tracer.Start(ctx, name)
-	start := time.Now()
-	return ctx, func(err error) {
-		took := time.Since(start)
-		x.s.metrics.stageDuration.WithLabelValues(name).Observe(took.Seconds())
-		x.stages = append(x.stages, stageTime{name: name, took: took})
-		if err != nil {
-			span.SetStatus(codes.Error, classify(err).body.Error)
-		}
-		span.End()
-	}
+// exchangeRun is what one exchange reports: the identifiers run and
+// record learn from the stages' results, and the stages' times.
+type exchangeRun struct {
+	s        *Server
+	c        echo.Context
+	start    time.Time
+	claims   *identity.Claims
+	mapping  string
+	provider string
+	issuance string
+	credID   string
+	// stages are the stages run so far, and decisions what each mapping
+	// decided, for the log line.
+	stages    []stageTime
+	decisions []decision
 }
 
-// annotate puts the exchange's result on the request's span: identifiers
-// of the bridge's own, nothing from the token but its issuer's name.
-func (x *exchangeRun) annotate(ctx context.Context, outcome, code string) {
-	span := trace.SpanFromContext(ctx)
-	if !span.IsRecording() {
-		return
-	}
-	attrs := []attribute.KeyValue{attribute.String("oidc_bridge.outcome", outcome), attribute.String("oidc_bridge.code", code)}
-	if x.claims != nil {
-		attrs = append(attrs, attribute.String("oidc_bridge.issuer", x.claims.IssuerName))
-	}
-	for _, kv := range [][2]string{{"oidc_bridge.mapping", x.mapping}, {"oidc_bridge.provider", x.provider}, {"oidc_bridge.issuance_id", x.issuance}} {
-		if kv[1] != "" {
-			attrs = append(attrs, attribute.String(kv[0], kv[1]))
-		}
-	}
-	span.SetAttributes(attrs...)
+// stageTime is a finished stage: its time, and its span, ended by report
+// (at end) with the exchange's code when the stage failed.
+type stageTime struct {
+	name   string
+	took   time.Duration
+	span   trace.Span
+	end    time.Time
+	failed bool
 }
 
-// auditWriteFailed counts a failed ledger write of the exchange.
-func (x *exchangeRun) auditWriteFailed(op string) {
-	x.s.metrics.auditFailures.WithLabelValues(op).Inc()
+// decision is a mapping's answer to the token: reason "" admits, else
+// the mapping package's reason; audit marks an audit-mode mapping.
+type decision struct {
+	mapping, reason string
+	audit           bool
 }
 
-func (x *exchangeRun) run(ctx context.Context, raw string, parse func() (api.ExchangeRequest, error)) (*exchanged, error) {
+// state is what the stages have established when run returns, for record:
+// the ledger row of the attempt, and how far the exchange went.
+type state struct {
+	attempt ledger.Attempt
+	// verified: the token verified, so a refusal is recorded.
+	verified bool
+	mapping  *mapping.Mapping
+	// reserved is the pending issuance; cred the minted credential.
+	reserved *ledger.Reservation
+	cred     *providers.Credential
+}
+
+// run is the exchange's stages, top to bottom, each returning what the
+// next needs: verify, select, reserve, mint. The first error stops it;
+// what was established goes to record.
+func (x *exchangeRun) run(ctx context.Context, raw string, ep endpoint) (st state, err error) {
 	s, c := x.s, x.c
 	if ok, wait := s.limiter.allow(clientKey(c.RealIP())); !ok {
-		return nil, rateLimited(wait)
+		return st, rateLimited(wait, "too many requests from this client; retry later")
 	}
 	if raw == "" {
-		x.reason = "missing_token"
-		return nil, tokenError(api.CodeInvalidToken, "send the pipeline's OIDC token as `Authorization: Bearer <token>`")
+		return st, because("missing_token", missingToken("send the pipeline's OIDC token as `Authorization: Bearer <token>`"))
 	}
-	vctx, end := x.stage(ctx, stageVerify)
-	claims, err := s.opts.Verifier.Verify(vctx, raw)
-	end(err)
+	claims, err := x.verify(ctx, raw)
 	if err != nil {
-		x.reason = identity.Reason(err)
-		s.metrics.verifyFailures.WithLabelValues(x.reason).Inc()
-		return nil, err
+		return st, err
 	}
-	x.claims = claims
-	attempt := ledger.Attempt{Claims: claims, ClientIP: clientAddr(c), UserAgent: c.Request().UserAgent()}
-	if reason, err := s.issuerAllow(claims); err != nil {
-		x.reason = reason
-		return nil, x.deny(ctx, attempt, err)
+	x.claims, st.verified = claims, true
+	st.attempt = ledger.Attempt{Claims: claims, ClientIP: clientAddr(c), UserAgent: c.Request().UserAgent()}
+	if err := s.issuerAllow(claims); err != nil {
+		return st, err
 	}
 
-	m, refused, err := x.choose(ctx, &attempt, parse)
+	sel, err := x.choose(ctx, claims, st.attempt, ep)
+	// The name the request gave, recorded as given (the ledger cleans and
+	// bounds it) even when the request is refused, a bad name included.
+	st.attempt.RequestedMapping = sel.req.Mapping
+	x.decisions = sel.decisions
+	if sel.parsed {
+		x.provider = sel.req.Provider
+	}
+	if m := sel.mapping; m != nil {
+		// Also a named mapping that refused: its row names it.
+		st.attempt.MappingID, st.attempt.Mapping, st.attempt.Provider, st.attempt.Target = m.ID, m.Name, m.Provider, m.Target
+	}
+	if sel.chosen {
+		x.mapping, x.provider = sel.mapping.Name, sel.mapping.Provider
+	}
 	if err != nil {
-		if !refused {
-			return nil, err // the store failed: nothing to record it in
-		}
-		return nil, x.deny(ctx, attempt, err)
+		return st, err
+	}
+	m := sel.mapping
+	st.mapping = m
+	st.attempt.Duration = sel.duration
+	if m.Quota != nil {
+		st.attempt.PerHour, st.attempt.PerJob = m.Quota.PerHour, m.Quota.PerJob
 	}
 
-	rsctx, end := x.stage(ctx, stageReserve)
-	res, err := s.opts.Ledger.Reserve(rsctx, attempt)
-	end(err)
+	res, err := x.reserve(ctx, st.attempt)
 	if err != nil {
-		if id, ok := ledger.IssuanceID(err); ok {
-			x.issuance = id
-			return nil, withIssuance(err, id)
-		}
-		x.auditWriteFailed(opReserve)
-		return nil, err
+		return st, err
 	}
-	x.issuance = res.ID
+	st.reserved = &res
 
-	mctx, end := x.stage(ctx, stageMint)
-	cred, err := x.mint(mctx, m, res, attempt.Duration)
-	end(err)
+	cred, err := x.mint(ctx, m, res, claims, st.attempt.Duration)
 	if err != nil {
-		x.recordMintFailure(ctx, res, err)
-		return nil, withIssuance(err, res.ID)
+		return st, err
 	}
+	st.cred = &cred
 	x.credID = cred.ID
+	return st, nil
+}
 
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer rcancel()
-	rctx, end = x.stage(rctx, stageRecord)
-	err = s.opts.Ledger.Complete(rctx, res, cred.ID, cred.ExpiresAt)
+// verify is the verify stage: the token's claims.
+func (x *exchangeRun) verify(ctx context.Context, raw string) (*identity.Claims, error) {
+	ctx, end := x.stage(ctx, stageVerify)
+	claims, err := x.s.opts.Verifier.Verify(ctx, raw)
 	end(err)
-	var revoked *ledger.RevokedError
-	if errors.As(err, &revoked) {
-		// An admin revoked the issuance while it was minted: the
-		// credential is recorded (issued, revoked, revoked_in_flight) but
-		// must not reach the client. Its id goes to the log so that
-		// operators can follow it at the cloud.
-		x.reason = "revoked_in_flight"
-		s.log.WarnContext(ctx, "exchange: issuance revoked while its credential was minted; withheld from the client",
-			"issuance_id", res.ID, "credential_id", cred.ID, "mapping", m.Name,
-			"revoked_by", revoked.RevokedBy, "revoked_at", revoked.RevokedAt.UTC())
-		return nil, withIssuance(err, res.ID)
-	}
 	if err != nil {
-		// The credential exists at the cloud but its issuance is not
-		// durably recorded: it must not reach the client. Its id goes to
-		// the log and a metric so that operators can revoke it; the
-		// pending row becomes `unknown` when the sweeper runs.
-		x.auditWriteFailed(opComplete)
-		s.metrics.unrecorded.Inc()
-		s.log.ErrorContext(ctx, "exchange: issued credential not recorded; withheld from the client",
-			"issuance_id", res.ID, "credential_id", cred.ID, "mapping", m.Name, "err", err)
-		return nil, withIssuance(fmt.Errorf("%w: %w", ledger.ErrUnavailable, err), res.ID)
+		x.s.metrics.verifyFailures.WithLabelValues(identity.Reason(err)).Inc()
+		return nil, err
 	}
-	return &exchanged{issuance: res.ID, mapping: m, cred: cred}, nil
+	return claims, nil
+}
+
+// selection is the select stage's answer. On a refusal it holds what was
+// learnt, for the record: the request as read, the named mapping that
+// refused, the mappings' decisions.
+type selection struct {
+	req api.ExchangeRequest
+	// parsed: the request's parameters were valid.
+	parsed bool
+	// mapping is the mapping that issues (chosen), or the named one that
+	// refused the token.
+	mapping   *mapping.Mapping
+	chosen    bool
+	duration  time.Duration
+	decisions []decision
 }
 
 // choose is the select stage: it reads the request, selects the mapping
 // that admits the token, records the audit-mode mappings' decisions and
-// settles the credential's lifetime, completing a (mapping, duration,
-// quota). An error with refused set is a refusal of the request, to be
-// recorded; without, the store failed.
-func (x *exchangeRun) choose(ctx context.Context, a *ledger.Attempt, parse func() (api.ExchangeRequest, error)) (m *mapping.Mapping, refused bool, err error) {
+// settles the credential's lifetime. Its refusals are recorded; a failing
+// store is not (there is nothing to record it in).
+func (x *exchangeRun) choose(ctx context.Context, claims *identity.Claims, base ledger.Attempt, ep endpoint) (sel selection, err error) {
 	ctx, end := x.stage(ctx, stageSelect)
 	defer func() { end(err) }()
-	req, err := parse()
-	// The name the request gave, recorded as given (the ledger cleans and
-	// bounds it) even when the request is refused, a bad name included.
-	a.RequestedMapping = req.Mapping
+	sel.req, err = ep.params()
 	if err != nil {
-		return nil, true, err
+		return sel, refusing(err)
 	}
-	x.provider = req.Provider
+	sel.parsed = true
+	all, err := x.s.opts.Store.ListMappings(ctx, mapping.Filter{Issuer: claims.IssuerName, Provider: sel.req.Provider, EnabledOnly: true})
+	if err != nil {
+		return sel, err
+	}
+	issuing, audits := splitAudits(all)
+	sel.mapping, sel.decisions, err = selectMapping(issuing, audits, claims, &sel.req)
+	base.RequestedMapping = sel.req.Mapping
+	sel.decisions = append(sel.decisions, x.recordAudits(ctx, base, claims, audits)...)
+	if err != nil {
+		return sel, err
+	}
+	sel.chosen = true
+	if ep.accept != nil {
+		if err := ep.accept(sel.mapping); err != nil {
+			return sel, refusing(err)
+		}
+	}
+	if sel.duration, err = requestDuration(&sel.req, sel.mapping); err != nil {
+		return sel, refusing(err)
+	}
+	return sel, nil
+}
 
-	m, err = x.selectMapping(ctx, &req)
-	x.recordAudits(ctx, *a)
-	if err != nil {
-		var re *requestError
-		if m != nil {
-			// The named mapping exists and refused: its row names it.
-			a.MappingID, a.Mapping, a.Provider, a.Target = m.ID, m.Name, m.Provider, m.Target
-		}
-		return nil, errors.As(err, &re), err
-	}
-	x.mapping, x.provider = m.Name, m.Provider
-	a.MappingID, a.Mapping, a.Provider, a.Target = m.ID, m.Name, m.Provider, m.Target
-	if x.bearerOnly && m.Provider == aws.Name {
-		x.reason = "not_a_bearer_token"
-		return nil, true, noMatch(fmt.Sprintf(
-			"mapping %q issues AWS credentials, which are not a single bearer token; use POST /v1/exchange", m.Name))
-	}
-	if x.accept != nil {
-		if err := x.accept(m); err != nil {
-			return nil, true, err
+// splitAudits parts the issuer's mappings into those that may issue and
+// the audit-mode ones, which are evaluated and recorded, never issuing.
+func splitAudits(all []mapping.Mapping) (issuing, audits []mapping.Mapping) {
+	for _, m := range all {
+		if m.Mode == mapping.ModeAudit {
+			audits = append(audits, m)
+		} else {
+			issuing = append(issuing, m)
 		}
 	}
-	dur, err := requestDuration(&req, m)
-	if err != nil {
-		return nil, true, err
-	}
-	a.Duration = dur
-	if m.Quota != nil {
-		a.PerHour, a.PerJob = m.Quota.PerHour, m.Quota.PerJob
-	}
-	return m, false, nil
+	return issuing, audits
 }
 
 // recordAudits records what each audit-mode mapping of the issuer would
-// have decided for this token. They never issue and never change the
-// exchange's own answer; a failure to record them is logged, not fatal.
-func (x *exchangeRun) recordAudits(ctx context.Context, base ledger.Attempt) {
-	if len(x.audits) == 0 {
-		return
+// have decided for this token and returns those decisions. They never
+// issue and never change the exchange's own answer; a failure to record
+// them is logged, not fatal.
+func (x *exchangeRun) recordAudits(ctx context.Context, base ledger.Attempt, claims *identity.Claims, audits []mapping.Mapping) []decision {
+	if len(audits) == 0 {
+		return nil
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	rctx, cancel := detached(ctx)
 	defer cancel()
-	for i := range x.audits {
-		m := &x.audits[i]
-		ok, reason := m.Admits(x.claims)
-		x.decisions = append(x.decisions, decision{mapping: m.Name, reason: reason, audit: true})
+	ds := make([]decision, 0, len(audits))
+	for i := range audits {
+		m := &audits[i]
+		ok, reason := m.Admits(claims)
+		ds = append(ds, decision{mapping: m.Name, reason: reason, audit: true})
 		a := base
 		a.MappingID, a.Mapping, a.Provider, a.Target = m.ID, m.Name, m.Provider, m.Target
 		if _, err := x.s.opts.Ledger.RecordAudit(rctx, a, ok, reason); err != nil {
@@ -343,19 +315,182 @@ func (x *exchangeRun) recordAudits(ctx context.Context, base ledger.Attempt) {
 			x.s.log.ErrorContext(ctx, "exchange: record an audit-mode decision", "mapping", m.Name, "err", err)
 		}
 	}
+	return ds
 }
 
-// recordMintFailure records a failed mint, even if the client has gone.
-// Failed releases the token for a retry, so it is recorded only when the
-// cloud certainly issued nothing. After an indeterminate failure (the
-// request may have reached the cloud, no answer came back) the row becomes
-// unknown at once and the token stays spent: one cloud call per issuance
-// record, and never a second credential for the same token. If a write
-// fails, the row stays pending and the sweeper marks it unknown once a
-// credential would have expired.
-func (x *exchangeRun) recordMintFailure(ctx context.Context, res ledger.Reservation, err error) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+// selectMapping finds the mapping that admits the token: the named one, or
+// the single one among the issuer's enabled mappings (of the provider, if
+// given), and says what each mapping considered decided. When the request
+// named a mapping of the issuer that refuses the token (its conditions,
+// audit mode), that mapping is returned with the refusal, for the record.
+func selectMapping(ms, audits []mapping.Mapping, claims *identity.Claims, req *api.ExchangeRequest) (*mapping.Mapping, []decision, error) {
+	if req.Mapping != "" {
+		for i := range audits {
+			if a := &audits[i]; a.Name == req.Mapping {
+				return a, []decision{{mapping: a.Name, reason: "audit_mode"}}, because("audit_mode",
+					noMatch(fmt.Sprintf("mapping %q is in audit mode: it records what it would decide but issues nothing", a.Name)))
+			}
+		}
+		for i := range ms {
+			if ms[i].Name != req.Mapping {
+				continue
+			}
+			ok, reason := ms[i].Admits(claims)
+			ds := []decision{{mapping: ms[i].Name, reason: reason}}
+			if !ok {
+				return &ms[i], ds, because(reason, noMatch(fmt.Sprintf("mapping %q does not admit this token (%s)", req.Mapping, reason)))
+			}
+			return &ms[i], ds, nil
+		}
+		return nil, nil, because("unknown_mapping",
+			noMatch(fmt.Sprintf("no enabled mapping %q of this token's issuer%s", req.Mapping, providerNote(req.Provider))))
+	}
+	admitted, reasons := mapping.Evaluate(ms, claims)
+	ds := make([]decision, len(ms))
+	for i := range ms {
+		ds[i] = decision{mapping: ms[i].Name, reason: reasons[i]}
+	}
+	switch len(admitted) {
+	case 0:
+		return nil, ds, because("no_mapping_admits",
+			noMatch(fmt.Sprintf("no enabled mapping of issuer %q%s admits this token", claims.IssuerName, providerNote(req.Provider))))
+	case 1:
+		return &admitted[0], ds, nil
+	}
+	names := make([]string, len(admitted))
+	for i, m := range admitted {
+		names[i] = m.Name
+	}
+	return nil, ds, because("ambiguous", ambiguous(fmt.Sprintf(
+		"several mappings admit this token: %s; name one in the request's \"mapping\" field", strings.Join(names, ", "))))
+}
+
+// reserve is the reserve stage: the pending issuance, or the ledger's
+// refusal (replay, quota: recorded by the ledger itself, with its id).
+func (x *exchangeRun) reserve(ctx context.Context, a ledger.Attempt) (ledger.Reservation, error) {
+	ctx, end := x.stage(ctx, stageReserve)
+	res, err := x.s.opts.Ledger.Reserve(ctx, a)
+	end(err)
+	if err != nil {
+		if id, ok := ledger.IssuanceID(err); ok {
+			x.issuance = id
+			return res, err
+		}
+		x.auditWriteFailed(opReserve)
+		return res, err
+	}
+	x.issuance = res.ID
+	return res, nil
+}
+
+// mint is the mint stage: one cloud call, under its own deadline and the
+// provider's circuit breaker.
+func (x *exchangeRun) mint(ctx context.Context, m *mapping.Mapping, res ledger.Reservation, claims *identity.Claims, dur time.Duration) (providers.Credential, error) {
+	ctx, end := x.stage(ctx, stageMint)
+	cred, err := x.callProvider(ctx, m, res, claims, dur)
+	end(err)
+	return cred, err
+}
+
+func (x *exchangeRun) callProvider(ctx context.Context, m *mapping.Mapping, res ledger.Reservation, claims *identity.Claims, dur time.Duration) (providers.Credential, error) {
+	p, ok := x.s.opts.Providers[m.Provider]
+	if !ok {
+		return providers.Credential{}, &providers.Error{Provider: m.Provider, Code: "ProviderNotConfigured", Err: providers.ErrUnavailable}
+	}
+	mctx, cancel := context.WithTimeout(ctx, x.s.opts.MintTimeout)
 	defer cancel()
+	mctx, span := x.s.tracer.Start(mctx, "mint "+m.Provider, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("oidc_bridge.provider", m.Provider), attribute.String("oidc_bridge.mapping", m.Name)))
+	defer span.End()
+	cred, err := x.s.breakers.mint(m.Provider, func() (providers.Credential, error) {
+		return p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: claims, Duration: dur})
+	})
+	if err != nil {
+		// The provider's code (AccessDenied, Timeout), never its message,
+		// which may name accounts.
+		var pe *providers.Error
+		desc := api.CodeProviderError
+		if errors.As(err, &pe) {
+			desc = pe.Code
+			span.SetAttributes(attribute.Bool("oidc_bridge.indeterminate", pe.Indeterminate))
+		}
+		span.SetStatus(codes.Error, desc)
+	}
+	return cred, err
+}
+
+// record is the record stage: the ledger's record of the exchange's
+// outcome, written even if the client has gone (under one detached
+// deadline). A minted credential's row becomes issued; a failed mint's
+// failed or unknown; a verified token's refusal becomes a denial. It
+// returns the exchange's result, or its error (a record that could not be
+// written makes the answer 503, and withholds a minted credential).
+func (x *exchangeRun) record(ctx context.Context, st state, err error) (*exchanged, error) {
+	minted, mintFailed := err == nil, err != nil && st.reserved != nil
+	denied := err != nil && !mintFailed && st.verified && refused(err)
+	if !minted && !mintFailed && !denied {
+		return nil, err // nothing to record: the token did not verify, or the ledger failed
+	}
+	rctx, cancel := detached(ctx)
+	defer cancel()
+	switch {
+	case mintFailed:
+		x.recordMintFailure(ctx, rctx, *st.reserved, err)
+		return nil, err
+	case denied:
+		return nil, x.deny(ctx, rctx, st.attempt, err)
+	}
+	if err := x.complete(ctx, rctx, st); err != nil {
+		return nil, err
+	}
+	return &exchanged{issuance: st.reserved.ID, mapping: st.mapping, cred: *st.cred}, nil
+}
+
+// detached is the context of a ledger write that must happen even when the
+// client has gone: ctx's values, not its cancellation, and recordTimeout.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+}
+
+// complete records the minted credential: the pending row becomes issued.
+func (x *exchangeRun) complete(ctx, rctx context.Context, st state) error {
+	res, cred := *st.reserved, *st.cred
+	rctx, end := x.stage(rctx, stageRecord)
+	err := x.s.opts.Ledger.Complete(rctx, res, cred.ID, cred.ExpiresAt)
+	end(err)
+	var revoked *ledger.RevokedError
+	if errors.As(err, &revoked) {
+		// An admin revoked the issuance while it was minted: the
+		// credential is recorded (issued, revoked, revoked_in_flight) but
+		// must not reach the client. Its id goes to the log so that
+		// operators can follow it at the cloud.
+		x.s.log.WarnContext(ctx, "exchange: issuance revoked while its credential was minted; withheld from the client",
+			"issuance_id", res.ID, "credential_id", cred.ID, "mapping", st.mapping.Name,
+			"revoked_by", revoked.RevokedBy, "revoked_at", revoked.RevokedAt.UTC())
+		return because("revoked_in_flight", err)
+	}
+	if err != nil {
+		// The credential exists at the cloud but its issuance is not
+		// durably recorded: it must not reach the client. Its id goes to
+		// the log and a metric so that operators can revoke it; the
+		// pending row becomes `unknown` when the sweeper runs.
+		x.auditWriteFailed(opComplete)
+		x.s.metrics.unrecorded.Inc()
+		x.s.log.ErrorContext(ctx, "exchange: issued credential not recorded; withheld from the client",
+			"issuance_id", res.ID, "credential_id", cred.ID, "mapping", st.mapping.Name, "err", err)
+		return fmt.Errorf("%w: %w", ledger.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// recordMintFailure records a failed mint. Failed releases the token for a
+// retry, so it is recorded only when the cloud certainly issued nothing.
+// After an indeterminate failure (the request may have reached the cloud,
+// no answer came back) the row becomes unknown at once and the token stays
+// spent: one cloud call per issuance record, and never a second credential
+// for the same token. If a write fails, the row stays pending and the
+// sweeper marks it unknown once a credential would have expired.
+func (x *exchangeRun) recordMintFailure(ctx, rctx context.Context, res ledger.Reservation, err error) {
 	rctx, end := x.stage(rctx, stageRecord)
 	var pe *providers.Error
 	if errors.As(err, &pe) && pe.Indeterminate {
@@ -377,110 +512,148 @@ func (x *exchangeRun) recordMintFailure(ctx context.Context, res ledger.Reservat
 	}
 }
 
-// selectMapping finds the mapping that admits the token: the named one, or
-// the single one among the issuer's enabled mappings (of the provider, if
-// given). When the request named a mapping of the issuer that refuses the
-// token (its conditions, audit mode), that mapping is returned with the
-// refusal, for the record.
-func (x *exchangeRun) selectMapping(ctx context.Context, req *api.ExchangeRequest) (*mapping.Mapping, error) {
-	all, err := x.s.opts.Store.ListMappings(ctx, mapping.Filter{Issuer: x.claims.IssuerName, Provider: req.Provider, EnabledOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	var ms []mapping.Mapping // the mappings that may issue
-	for _, m := range all {
-		if m.Mode == mapping.ModeAudit {
-			x.audits = append(x.audits, m)
-		} else {
-			ms = append(ms, m)
-		}
-	}
-	if req.Mapping != "" {
-		for _, a := range x.audits {
-			if a.Name == req.Mapping {
-				x.decisions = append(x.decisions, decision{mapping: a.Name, reason: "audit_mode"})
-				x.reason = "audit_mode"
-				return &a, noMatch(fmt.Sprintf("mapping %q is in audit mode: it records what it would decide but issues nothing", a.Name))
-			}
-		}
-		for i := range ms {
-			if ms[i].Name != req.Mapping {
-				continue
-			}
-			ok, reason := ms[i].Admits(x.claims)
-			x.decisions = append(x.decisions, decision{mapping: ms[i].Name, reason: reason})
-			if !ok {
-				x.reason = reason
-				return &ms[i], noMatch(fmt.Sprintf("mapping %q does not admit this token (%s)", req.Mapping, reason))
-			}
-			return &ms[i], nil
-		}
-		x.reason = "unknown_mapping"
-		return nil, noMatch(fmt.Sprintf("no enabled mapping %q of this token's issuer%s", req.Mapping, providerNote(req.Provider)))
-	}
-	admitted, reasons := mapping.Evaluate(ms, x.claims)
-	for i := range ms {
-		x.decisions = append(x.decisions, decision{mapping: ms[i].Name, reason: reasons[i]})
-	}
-	switch len(admitted) {
-	case 0:
-		x.reason = "no_mapping_admits"
-		return nil, noMatch(fmt.Sprintf("no enabled mapping of issuer %q%s admits this token", x.claims.IssuerName, providerNote(req.Provider)))
-	case 1:
-		return &admitted[0], nil
-	}
-	names := make([]string, len(admitted))
-	for i, m := range admitted {
-		names[i] = m.Name
-	}
-	x.reason = "ambiguous"
-	return nil, &requestError{status: http.StatusConflict, body: api.Error{Error: api.CodeAmbiguousMapping,
-		Message: fmt.Sprintf("several mappings admit this token: %s; name one in the request's \"mapping\" field", strings.Join(names, ", "))}}
-}
-
-func (x *exchangeRun) mint(ctx context.Context, m *mapping.Mapping, res ledger.Reservation, dur time.Duration) (providers.Credential, error) {
-	p, ok := x.s.opts.Providers[m.Provider]
-	if !ok {
-		return providers.Credential{}, &providers.Error{Provider: m.Provider, Code: "ProviderNotConfigured", Err: providers.ErrUnavailable}
-	}
-	mctx, cancel := context.WithTimeout(ctx, x.s.opts.MintTimeout)
-	defer cancel()
-	mctx, span := x.s.tracer.Start(mctx, "mint "+m.Provider, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("oidc_bridge.provider", m.Provider), attribute.String("oidc_bridge.mapping", m.Name)))
-	defer span.End()
-	cred, err := x.s.breakers.mint(m.Provider, func() (providers.Credential, error) {
-		return p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: x.claims, Duration: dur})
-	})
-	if err != nil {
-		// The provider's code (AccessDenied, Timeout), never its message,
-		// which may name accounts.
-		var pe *providers.Error
-		desc := api.CodeProviderError
-		if errors.As(err, &pe) {
-			desc = pe.Code
-			span.SetAttributes(attribute.Bool("oidc_bridge.indeterminate", pe.Indeterminate))
-		}
-		span.SetStatus(codes.Error, desc)
-	}
-	return cred, err
-}
-
-// deny records a refusal of a verified token and returns cause carrying the
-// recorded issuance id. If the record cannot be written, the answer is 503.
-func (x *exchangeRun) deny(ctx context.Context, a ledger.Attempt, cause error) error {
-	body := classify(cause).body
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
+// deny records a refusal of a verified token under the code the client is
+// answered with, and returns the refusal classified (report answers with
+// that classification); if the record cannot be written, the answer is 503.
+func (x *exchangeRun) deny(ctx, rctx context.Context, a ledger.Attempt, cause error) error {
+	p := classify(cause)
+	p.cause = cause
 	rctx, end := x.stage(rctx, stageRecord)
-	id, err := x.s.opts.Ledger.Deny(rctx, a, body.Error)
+	id, err := x.s.opts.Ledger.Deny(rctx, a, p.body.Error)
 	end(err)
 	if err != nil {
 		x.auditWriteFailed(opDeny)
-		x.s.log.ErrorContext(ctx, "exchange: record denial", "code", body.Error, "err", err)
-		return fmt.Errorf("%w: record denial: %w", ledger.ErrUnavailable, err)
+		x.s.log.ErrorContext(ctx, "exchange: record denial", "code", p.body.Error, "err", err)
+		// The refusal's reason stays the log's.
+		return because(reasonOf(cause), fmt.Errorf("%w: record denial: %w", ledger.ErrUnavailable, err))
 	}
 	x.issuance = id
-	return withIssuance(cause, id)
+	return &p
+}
+
+// stage starts one stage of the exchange: a span, child of the request's,
+// and a timer. The returned func ends it with the stage's error (nil when
+// it did its work, though the exchange may still be refused); a failed
+// stage's span is ended by report, with the exchange's error code.
+func (x *exchangeRun) stage(ctx context.Context, name string) (context.Context, func(error)) {
+	ctx, span := x.s.tracer.Start(ctx, name)
+	start := time.Now()
+	return ctx, func(err error) {
+		now := time.Now()
+		took := now.Sub(start)
+		x.s.metrics.stageDuration.WithLabelValues(name).Observe(took.Seconds())
+		x.stages = append(x.stages, stageTime{name: name, took: took, span: span, end: now, failed: err != nil})
+		if err == nil {
+			span.End(trace.WithTimestamp(now))
+		}
+	}
+}
+
+// auditWriteFailed counts a failed ledger write of the exchange.
+func (x *exchangeRun) auditWriteFailed(op string) {
+	x.s.metrics.auditFailures.WithLabelValues(op).Inc()
+}
+
+// report is the exchange's one account of itself: the error classified
+// once (a denial's by deny, which records its code) into the contract's
+// answer with the recorded issuance's id; the failed stages' spans ended
+// with its code; the metric, the request span's attributes and the log
+// line. It returns the classified error.
+func (x *exchangeRun) report(ctx context.Context, err error) error {
+	outcome, code, field, reason := "issued", "ok", "", ""
+	var p problem
+	if err != nil {
+		p = classify(err) // at once when deny has classified it
+		if p.cause == nil {
+			p.cause = err
+		}
+		p.body.IssuanceID = x.issuance
+		code, field, reason = p.body.Error, p.body.Field, reasonOf(err)
+		outcome = x.outcome(code)
+	}
+	for _, st := range x.stages {
+		if st.failed {
+			st.span.SetStatus(codes.Error, code)
+			st.span.End(trace.WithTimestamp(st.end))
+		}
+	}
+	x.s.metrics.observeExchange(exchangeResult{provider: x.provider, mapping: x.mapping, outcome: outcome,
+		code: code, field: field, elapsed: time.Since(x.start)})
+	x.annotate(ctx, outcome, code)
+	x.log(outcome, code, reason, err != nil)
+	if err != nil {
+		return &p
+	}
+	return nil
+}
+
+// annotate puts the exchange's result on the request's span: identifiers
+// of the bridge's own, nothing from the token but its issuer's name.
+func (x *exchangeRun) annotate(ctx context.Context, outcome, code string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	attrs := []attribute.KeyValue{attribute.String("oidc_bridge.outcome", outcome), attribute.String("oidc_bridge.code", code)}
+	if x.claims != nil {
+		attrs = append(attrs, attribute.String("oidc_bridge.issuer", x.claims.IssuerName))
+	}
+	for _, kv := range [][2]string{{"oidc_bridge.mapping", x.mapping}, {"oidc_bridge.provider", x.provider}, {"oidc_bridge.issuance_id", x.issuance}} {
+		if kv[1] != "" {
+			attrs = append(attrs, attribute.String(kv[0], kv[1]))
+		}
+	}
+	span.SetAttributes(attrs...)
+}
+
+// outcome is a failed exchange's outcome label: rejected when the token did
+// not verify (nothing recorded), failed when a dependency failed (the cloud,
+// the database), else denied.
+func (x *exchangeRun) outcome(code string) string {
+	switch {
+	case x.claims == nil:
+		return "rejected"
+	case code == api.CodeProviderError || code == api.CodeUnavailable:
+		return "failed"
+	}
+	return "denied"
+}
+
+// refusal marks a refusal of the request by run (not a failure of a
+// dependency): when the token verified, record writes it as a denial.
+// reason, when set, says why on the log line (record's own errors carry
+// one too: revoked_in_flight).
+type refusal struct {
+	reason string
+	err    error
+}
+
+func (e *refusal) Error() string { return e.err.Error() }
+func (e *refusal) Unwrap() error { return e.err }
+
+func because(reason string, err error) error { return &refusal{reason: reason, err: err} }
+
+// refusing marks err a refusal, keeping a reason it already has.
+func refusing(err error) error {
+	if refused(err) {
+		return err
+	}
+	return because("", err)
+}
+
+func refused(err error) bool {
+	var r *refusal
+	return errors.As(err, &r)
+}
+
+// reasonOf is the log line's reason of a failed exchange: the refusal's,
+// or why the token did not verify.
+func reasonOf(err error) string {
+	var r *refusal
+	if errors.As(err, &r) && r.reason != "" {
+		return r.reason
+	}
+	return identity.Reason(err)
 }
 
 func checkExchangeRequest(req *api.ExchangeRequest) error {
@@ -517,36 +690,6 @@ func providerNote(p string) string {
 	return " for provider " + strconv.Quote(p)
 }
 
-func noMatch(msg string) error {
-	return &requestError{status: http.StatusForbidden, body: api.Error{Error: api.CodeNoMatchingMapping, Message: msg}}
-}
-
-func tokenError(code, msg string) error {
-	return &requestError{status: http.StatusUnauthorized, body: api.Error{Error: code, Message: msg}}
-}
-
-func rateLimited(wait time.Duration) error {
-	return &requestError{status: http.StatusTooManyRequests, retryAfter: wait,
-		body: api.Error{Error: api.CodeRateLimited, Message: "too many requests from this client; retry later"}}
-}
-
-// issuanceError carries the issuance id of a recorded attempt to the error
-// handler, which puts it in the body.
-type issuanceError struct {
-	err error
-	id  string
-}
-
-func (e *issuanceError) Error() string { return e.err.Error() }
-func (e *issuanceError) Unwrap() error { return e.err }
-
-func withIssuance(err error, id string) error {
-	if id == "" {
-		return err
-	}
-	return &issuanceError{err: err, id: id}
-}
-
 // decodeOptional is decodeStrict for a body that may be absent.
 func decodeOptional(c echo.Context, v any) error {
 	r := c.Request()
@@ -562,27 +705,6 @@ func clientAddr(c echo.Context) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
-}
-
-func (x *exchangeRun) outcome(err error) string {
-	switch {
-	case err == nil:
-		return "issued"
-	case x.claims == nil:
-		return "rejected" // the token did not verify: nothing recorded
-	}
-	var pe *providers.Error
-	if errors.As(err, &pe) || errors.Is(err, ledger.ErrUnavailable) || unavailable(err) {
-		return "failed"
-	}
-	return "denied"
-}
-
-func (x *exchangeRun) code(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	return classify(err).body.Error
 }
 
 // maxLoggedDecisions bounds the mappings' decisions on the log line.
@@ -608,15 +730,15 @@ func capLogValue(v string) (string, bool) {
 // log writes one line per exchange: identifiers only, never a token or a
 // secret. It has each stage's latency and each considered mapping's
 // decision (admitted, or the reason it did not admit).
-func (x *exchangeRun) log(err error) {
+func (x *exchangeRun) log(outcome, code, reason string, failed bool) {
 	attrs := []any{
 		"request_id", x.c.Response().Header().Get(echo.HeaderXRequestID),
-		"outcome", x.outcome(err), "code", x.code(err),
+		"outcome", outcome, "code", code,
 		"duration_ms", float64(time.Since(x.start).Microseconds()) / 1000,
 		"client_ip", x.c.RealIP(),
 	}
-	if x.reason != "" {
-		attrs = append(attrs, "reason", x.reason)
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
 	}
 	if x.claims != nil {
 		truncated := false
@@ -661,7 +783,7 @@ func (x *exchangeRun) log(err error) {
 		}
 	}
 	level := slog.LevelInfo
-	if x.claims == nil && err != nil {
+	if x.claims == nil && failed {
 		// Unverified traffic: a counter, and the line at debug only.
 		level = slog.LevelDebug
 	}

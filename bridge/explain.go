@@ -99,8 +99,7 @@ func checkExplainRequest(req *api.ExplainRequest) error {
 func (s *Server) explainClaims(ctx context.Context, req *api.ExplainRequest) (*identity.Claims, error) {
 	if req.Token != "" {
 		if s.opts.Verifier == nil {
-			return nil, &requestError{status: http.StatusServiceUnavailable, body: api.Error{Error: api.CodeUnavailable,
-				Message: "this server verifies no tokens; explain bare claims instead"}}
+			return nil, unavailableBecause("this server verifies no tokens; explain bare claims instead")
 		}
 		// Errors answer as the exchange's: 401 invalid_token or
 		// untrusted_issuer, 503 unavailable.

@@ -529,6 +529,9 @@ func TestExchangeLogLine(t *testing.T) {
 			if diff := cmp.Diff(want, l["decisions"]); diff != "" {
 				t.Errorf("decisions of a refusal (-want +got):\n%s", diff)
 			}
+			if l["reason"] != "no_mapping_admits" {
+				t.Errorf("reason of a refusal: %v", l["reason"])
+			}
 		}
 	}
 }

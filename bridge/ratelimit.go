@@ -1,14 +1,12 @@
 package bridge
 
 import (
-	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
-	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/identity"
 )
 
@@ -155,17 +153,15 @@ func clientKey(ip string) string {
 
 // issuerAllow applies the limits on verified exchanges: first the bucket of
 // the token's issuer and repository owner, then the issuer's ceiling. A
-// refusal is 429 rate_limited, and its reason for the log.
-func (s *Server) issuerAllow(claims *identity.Claims) (string, error) {
+// refusal is 429 rate_limited, with its reason for the log.
+func (s *Server) issuerAllow(claims *identity.Claims) error {
 	if ok, wait := s.ownerLimiter.allow(ownerKey(claims)); !ok {
-		return "issuer_owner_rate_limit", &requestError{status: http.StatusTooManyRequests, retryAfter: wait,
-			body: api.Error{Error: api.CodeRateLimited, Message: "too many exchanges for this repository owner; retry later"}}
+		return because("issuer_owner_rate_limit", rateLimited(wait, "too many exchanges for this repository owner; retry later"))
 	}
 	if ok, wait := s.issuerLimiter.allow(claims.IssuerName); !ok {
-		return "issuer_rate_limit", &requestError{status: http.StatusTooManyRequests, retryAfter: wait,
-			body: api.Error{Error: api.CodeRateLimited, Message: "too many exchanges for this token's issuer; retry later"}}
+		return because("issuer_rate_limit", rateLimited(wait, "too many exchanges for this token's issuer; retry later"))
 	}
-	return "", nil
+	return nil
 }
 
 // ownerKey is the key of a verified token in the per-owner limiter: its

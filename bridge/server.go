@@ -23,7 +23,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/telemetry"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
@@ -300,7 +299,7 @@ func (s *Server) readyz(c echo.Context) error {
 
 // readyReason says, without internal detail, why the service is not ready.
 func readyReason(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) || unavailable(err) {
+	if unavailable(err) {
 		return "database unavailable"
 	}
 	if strings.Contains(err.Error(), "schema") {
@@ -318,8 +317,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		client := clientKey(c.RealIP())
 		if blocked, wait := s.adminFailures.blocked(client); blocked {
 			s.metrics.throttled.WithLabelValues(throttleAdminAuth).Inc()
-			return &requestError{status: http.StatusTooManyRequests, retryAfter: wait, body: api.Error{
-				Error: api.CodeRateLimited, Message: "too many failed admin authentications from this client; retry later"}}
+			return rateLimited(wait, "too many failed admin authentications from this client; retry later")
 		}
 		token, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
 		var (

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
 )
 
@@ -33,7 +33,6 @@ const (
 // mint → record flow as /v1/exchange and answers in OAuth's shapes
 // (RFC 6749 §5.1/§5.2, RFC 8693 §2.2).
 func (s *Server) tokenExchange(c echo.Context) error {
-	x := &exchangeRun{s: s, c: c, start: time.Now(), bearerOnly: true}
 	form, err := readForm(c)
 	if err != nil {
 		return s.badTokenRequest(c, "", "invalid_request", err.Error())
@@ -59,8 +58,10 @@ func (s *Server) tokenExchange(c echo.Context) error {
 		return s.badTokenRequest(c, "actor_token", "invalid_request", "actor_token is not supported")
 	}
 	want := form.Get("requested_token_type")
-	x.accept = func(m *mapping.Mapping) error { return checkRequestedType(want, m) }
-	res, err := x.exec(raw, func() (api.ExchangeRequest, error) { return tokenExchangeRequest(form) })
+	res, err := s.runExchange(c, raw, endpoint{
+		params: func() (api.ExchangeRequest, error) { return tokenExchangeRequest(form) },
+		accept: func(m *mapping.Mapping) error { return acceptBearer(want, m) },
+	})
 	if err != nil {
 		return tokenExchangeError(c, err)
 	}
@@ -135,6 +136,16 @@ func naturalTokenType(provider string) string {
 	return tokenTypeAccessToken
 }
 
+// acceptBearer refuses a mapping whose credential is not a single bearer
+// token (aws), and then one that cannot produce the requested token type.
+func acceptBearer(requested string, m *mapping.Mapping) error {
+	if m.Provider == aws.Name {
+		return because("not_a_bearer_token", noMatch(fmt.Sprintf(
+			"mapping %q issues AWS credentials, which are not a single bearer token; use POST /v1/exchange", m.Name)))
+	}
+	return checkRequestedType(requested, m)
+}
+
 // checkRequestedType refuses a requested_token_type that mapping m cannot
 // produce (RFC 8693 §2.2.2: invalid_request). Absent, the mapping's natural
 // type is issued. The mapping is known only once the token has verified and
@@ -172,23 +183,11 @@ func bearerToken(body any) (string, string, error) {
 // contract's own code and the issuance id ride along.
 func tokenExchangeError(c echo.Context, err error) error {
 	p := classify(err)
-	status, code := http.StatusBadRequest, "invalid_request"
-	switch p.body.Error {
-	case api.CodeNoMatchingMapping, api.CodeAmbiguousMapping:
-		code = "invalid_target"
-	case api.CodeQuotaExceeded, api.CodeRateLimited:
-		status = http.StatusTooManyRequests
-	case api.CodeProviderError:
-		status, code = http.StatusBadGateway, "server_error"
-	case api.CodeUnavailable:
-		status, code = http.StatusServiceUnavailable, "temporarily_unavailable"
-	case api.CodeInternal:
-		status, code = http.StatusInternalServerError, "server_error"
+	status, code := p.oauth()
+	if p.body.Error == api.CodeInternal {
 		p.body.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
 	}
-	if p.retryAfter > 0 {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(p.retryAfter.Seconds()))))
-	}
+	p.setRetryAfter(c)
 	return oauthError(c, status, code, p.body.Message, p.body)
 }
 

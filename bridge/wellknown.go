@@ -9,7 +9,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/labstack/echo/v4"
 
-	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/signing"
 )
 
@@ -52,8 +51,7 @@ func (s *Server) jwks(c echo.Context) error {
 	set, err := s.opts.Keys.JWKS(c.Request().Context())
 	if err != nil {
 		s.log.Warn("jwks unavailable", "err", err)
-		return &requestError{status: http.StatusServiceUnavailable, body: api.Error{Error: api.CodeUnavailable,
-			Message: "the signing keys cannot be read right now; retry later"}}
+		return unavailableBecause("the signing keys cannot be read right now; retry later")
 	}
 	for _, k := range set.Keys {
 		if !k.IsPublic() {

@@ -289,6 +289,14 @@ func TestVerifyRejects(t *testing.T) {
 
 		// go-oidc's own claim parsing: distributed claims with no source.
 		{"_claim_names without source", signed(with("_claim_names", map[string]string{"groups": ""})), ErrInvalidToken, ReasonInvalidClaim},
+		{"_claim_names naming a missing source", signed(with("_claim_names", map[string]string{"groups": "src1"})), ErrInvalidToken, ReasonInvalidClaim},
+		{"_claim_sources a string", signed(gh(map[string]any{"_claim_names": map[string]string{"groups": "src1"}, "_claim_sources": map[string]any{"src1": "x"}})), ErrInvalidToken, ReasonInvalidClaim},
+		{"nonce a number", signed(with("nonce", 5)), ErrInvalidToken, ReasonInvalidClaim},
+		{"Nonce (any case) a number", signed(with("Nonce", 5)), ErrInvalidToken, ReasonInvalidClaim},
+		{"at_hash an object", signed(with("at_hash", map[string]any{})), ErrInvalidToken, ReasonInvalidClaim},
+		{"NBF (any case) a word", signed(gh(map[string]any{"nbf": nil, "NBF": "soon"})), ErrInvalidToken, ReasonInvalidClaim},
+		{"NBF (any case) out of range", signed(gh(map[string]any{"nbf": nil, "NBF": json.Number("1e400")})), ErrInvalidToken, ReasonInvalidClaim},
+		{"header nonce a number", signed(gh(nil), oidctest.WithHeader("nonce", 5)), ErrInvalidToken, ReasonMalformedToken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,7 +9,9 @@
 // fetched for an unregistered issuer. It then fetches the issuer's discovery
 // document and JWKS (cached, size-limited, same-host only, refetched on an
 // unknown kid at most once per KeyRefreshInterval), verifies the signature
-// with go-oidc and go-jose against the JWKS only, and applies its own time
+// against the JWKS only (the token is parsed once, by parseToken; the keys
+// are go-jose's JSONWebKeys, the signature is checked with crypto/rsa and
+// crypto/ecdsa in signature.go), and applies its own time
 // rules (one clock, one skew of at most 60s, exp and iat required, bounded
 // lifetime and age), an exact single-audience rule, and per-kind required
 // claims and shapes (names, numeric IDs, git refs), read by the issuer's

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -321,66 +320,18 @@ func keyFits(alg string, k jose.JSONWebKey) bool {
 	return false
 }
 
-// verifyCall carries one Verify call's state through go-oidc to keySet, so
-// typed errors survive go-oidc (which flattens its KeySet's errors with %v).
-type verifyCall struct {
-	tok      *parsedToken
-	err      *Error
-	verified []byte
-}
-
-type callKey struct{}
-
-// keySet is the oidc.KeySet for one issuer and one Verify call. It verifies
-// only against keys from the issuer's JWKS, with go-jose told exactly which
-// algorithm to expect; a key embedded in the token is never used.
-type keySet struct {
-	v    *Verifier
-	s    *issuerState
-	disc *discovery
-}
-
-var _ oidc.KeySet = (*keySet)(nil)
-
-func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	call, _ := ctx.Value(callKey{}).(*verifyCall)
-	if call == nil {
-		return nil, errors.New("identity: keySet used outside Verify")
-	}
-	payload, e := k.verify(ctx, call, jwt)
+// checkSignature verifies the token's signature against the issuer's JWKS
+// only: the keys its alg and kid select (keysFor), never a key the token
+// names or carries.
+func (v *Verifier) checkSignature(ctx context.Context, s *issuerState, d *discovery, tok *parsedToken) *Error {
+	keys, e := v.keysFor(ctx, s, d, tok.alg, tok.kid, tok.hasKID)
 	if e != nil {
-		call.err = e
-		return nil, e
-	}
-	call.verified = payload
-	return payload, nil
-}
-
-func (k *keySet) verify(ctx context.Context, call *verifyCall, jwt string) ([]byte, *Error) {
-	tok := call.tok
-	jws, err := jose.ParseSignedCompact(jwt, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(tok.alg)})
-	if err != nil {
-		return nil, fail(ReasonMalformedToken, "parse JWS: %v", err)
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, fail(ReasonMalformedToken, "token has %d signatures", len(jws.Signatures))
-	}
-	h := jws.Signatures[0].Protected
-	// Our header parse and go-jose's must agree on what they read.
-	if h.Algorithm != tok.alg || h.KeyID != tok.kid || h.JSONWebKey != nil {
-		return nil, fail(ReasonMalformedToken, "header parsed inconsistently")
-	}
-	keys, e := k.v.keysFor(ctx, k.s, k.disc, tok.alg, tok.kid, tok.hasKID)
-	if e != nil {
-		return nil, e
+		return e
 	}
 	for _, key := range keys {
-		// key.Key, not key: a *JSONWebKey or a JSONWebKeySet would let
-		// go-jose pick a key by the token's own header.
-		payload, err := jws.Verify(key.Key)
-		if err == nil {
-			return payload, nil
+		if verifySignature(tok.alg, key.Key, tok.signingInput, tok.signature) {
+			return nil
 		}
 	}
-	return nil, fail(ReasonBadSignature, "signature does not verify with the issuer's key %s", quote(tok.kid))
+	return fail(ReasonBadSignature, "signature does not verify with the issuer's key %s", quote(tok.kid))
 }

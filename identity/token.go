@@ -31,6 +31,10 @@ type parsedToken struct {
 	hasKID  bool
 	payload []byte
 	claims  jsonObject
+	// signingInput is what the signature covers (header.payload as sent)
+	// and signature the signature's bytes.
+	signingInput string
+	signature    []byte
 }
 
 // jsonObject is a JSON object's members, undecoded.
@@ -67,9 +71,10 @@ func parseToken(raw string) (*parsedToken, *Error) {
 	if sig == "" {
 		return nil, fail(ReasonMalformedToken, "token has no signature")
 	}
-	if _, err := b64.DecodeString(sig); err != nil {
+	if t.signature, err = b64.DecodeString(sig); err != nil {
 		return nil, fail(ReasonMalformedToken, "signature is not base64url: %v", err)
 	}
+	t.signingInput = raw[:len(h)+1+len(p)]
 	t.payload, err = b64.DecodeString(p)
 	if err != nil {
 		return nil, fail(ReasonMalformedToken, "payload is not base64url: %v", err)
@@ -108,6 +113,15 @@ func (t *parsedToken) checkHeader(hdr jsonObject) *Error {
 			// checked against is the issuer's, and this token asks for
 			// another.
 			return fail(ReasonBadSignature, "header carries its own key (%s); keys come only from the issuer's JWKS", name)
+		}
+	}
+	// A JWS nonce (RFC 8555) means nothing here, but a reader of the
+	// header may expect a string: refuse any other type, as go-jose, which
+	// once read the header too, did.
+	if rawNonce, ok := hdr["nonce"]; ok {
+		var nonce *string
+		if err := json.Unmarshal(rawNonce, &nonce); err != nil {
+			return fail(ReasonMalformedToken, "header nonce is not a string")
 		}
 	}
 	if rawKID, ok := hdr["kid"]; ok {

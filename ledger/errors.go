@@ -1,15 +1,11 @@
 package ledger
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/oidc-bridge/oidc-bridge/internal/dbfail"
 )
 
 var (
@@ -159,64 +155,8 @@ func IssuanceID(err error) (string, bool) {
 	return "", false
 }
 
-// unavailableError marks a database failure that is the database's state,
-// not the request's: it matches both ErrUnavailable and its cause.
-type unavailableError struct{ err error }
-
-func (e *unavailableError) Error() string   { return "database unavailable: " + e.err.Error() }
-func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
-
 // dbError wraps a database failure of operation op, marking it
 // ErrUnavailable when the cause is the database's availability.
 func dbError(op string, err error) error {
-	if unavailable(err) {
-		err = &unavailableError{err: err}
-	}
-	return fmt.Errorf("ledger: %s: %w", op, err)
-}
-
-// unavailable reports whether err means the database cannot serve the
-// ledger right now, as opposed to a bug or a cancelled request.
-func unavailable(err error) bool {
-	if errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return false // the caller gave up; nobody is waiting for a 503
-	}
-	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		if len(pgErr.Code) != 5 {
-			return false
-		}
-		switch pgErr.Code[:2] {
-		case "08", // connection exception
-			"40", // serialization failure, deadlock: transient
-			"53", // insufficient resources: disk full, out of memory, too many connections
-			"57", // operator intervention: shutdown, cannot connect now, query cancelled
-			"58": // system error: I/O
-			return true
-		}
-		switch pgErr.Code {
-		case "25006", // read-only transaction: a failover left us on a standby
-			"42501", // insufficient privilege: the ledger cannot write, so nothing may be issued
-			"55P03": // lock not available (lock_timeout)
-			return true
-		}
-		return false
-	}
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	if errors.As(err, &connectErr) || errors.As(err, &netErr) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	// pgxpool reports a closed pool and pgconn a dead connection with
-	// unexported errors; SafeToRetry marks errors raised before anything
-	// reached the server.
-	if pgconn.SafeToRetry(err) {
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "closed pool") || strings.Contains(msg, "conn closed")
+	return fmt.Errorf("ledger: %s: %w", op, dbfail.Mark(err, ErrUnavailable))
 }

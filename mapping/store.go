@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/internal/dbfail"
 	"github.com/oidc-bridge/oidc-bridge/internal/history"
 )
 
@@ -23,6 +24,15 @@ var (
 	// object is still referenced.
 	ErrConflict = errors.New("mapping: conflict")
 )
+
+// ErrUnavailable: the database cannot serve the store right now (down,
+// unreachable, overloaded, read-only after a failover). The bridge answers
+// 503 and changes nothing.
+var ErrUnavailable = errors.New("mapping: database unavailable")
+
+// markUnavailable marks *err ErrUnavailable when it is the database's
+// unavailability (dbfail.Unavailable), as the ledger marks its own.
+func markUnavailable(err *error) { *err = dbfail.Mark(*err, ErrUnavailable) }
 
 // ErrNoActor: a write was attempted without naming who makes it.
 var ErrNoActor = errors.New("mapping: a write needs an actor")
@@ -147,7 +157,8 @@ func scanIssuer(row pgx.Row) (Issuer, error) {
 }
 
 // IssuerByURL implements identity.IssuerSource: a byte-exact lookup.
-func (s *PGStore) IssuerByURL(ctx context.Context, url string) (identity.Issuer, error) {
+func (s *PGStore) IssuerByURL(ctx context.Context, url string) (_ identity.Issuer, err error) {
+	defer markUnavailable(&err)
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	is, err := scanIssuer(s.pool.QueryRow(ctx, `SELECT `+issuerColumns+` FROM issuers WHERE url = $1`, url))
@@ -161,7 +172,8 @@ func (s *PGStore) IssuerByURL(ctx context.Context, url string) (identity.Issuer,
 }
 
 // ListIssuers returns all issuers ordered by name.
-func (s *PGStore) ListIssuers(ctx context.Context) ([]Issuer, error) {
+func (s *PGStore) ListIssuers(ctx context.Context) (_ []Issuer, err error) {
+	defer markUnavailable(&err)
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT `+issuerColumns+` FROM issuers ORDER BY name`)
@@ -176,7 +188,8 @@ func (s *PGStore) ListIssuers(ctx context.Context) ([]Issuer, error) {
 }
 
 // GetIssuer returns the issuer called name.
-func (s *PGStore) GetIssuer(ctx context.Context, name string) (Issuer, error) {
+func (s *PGStore) GetIssuer(ctx context.Context, name string) (_ Issuer, err error) {
+	defer markUnavailable(&err)
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	is, err := scanIssuer(s.pool.QueryRow(ctx, `SELECT `+issuerColumns+` FROM issuers WHERE name = $1`, name))
@@ -187,14 +200,15 @@ func (s *PGStore) GetIssuer(ctx context.Context, name string) (Issuer, error) {
 }
 
 // CreateIssuer inserts is.
-func (s *PGStore) CreateIssuer(ctx context.Context, by Actor, is Issuer) (Issuer, error) {
+func (s *PGStore) CreateIssuer(ctx context.Context, by Actor, is Issuer) (_ Issuer, err error) {
+	defer markUnavailable(&err)
 	if err := checkActor(by, "create issuer", is.Name); err != nil {
 		return Issuer{}, err
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	var out Issuer
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		out, err = scanIssuer(tx.QueryRow(ctx, `
 			INSERT INTO issuers (name, url, kind, audiences, enabled, replay_scope, max_token_age_seconds,
@@ -214,14 +228,15 @@ func (s *PGStore) CreateIssuer(ctx context.Context, by Actor, is Issuer) (Issuer
 }
 
 // UpdateIssuer replaces the issuer called name with is (its name included).
-func (s *PGStore) UpdateIssuer(ctx context.Context, by Actor, name string, is Issuer, check func(Mapping) error) (Issuer, error) {
+func (s *PGStore) UpdateIssuer(ctx context.Context, by Actor, name string, is Issuer, check func(Mapping) error) (_ Issuer, err error) {
+	defer markUnavailable(&err)
 	if err := checkActor(by, "update issuer", name); err != nil {
 		return Issuer{}, err
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	var out Issuer
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		before, err := scanIssuer(tx.QueryRow(ctx, `SELECT `+issuerColumns+` FROM issuers WHERE name = $1 FOR UPDATE`, name))
 		if err != nil {
 			return err
@@ -258,13 +273,14 @@ func (s *PGStore) UpdateIssuer(ctx context.Context, by Actor, name string, is Is
 
 // DeleteIssuer removes the issuer called name. An issuer that mappings
 // still use is not removed (ErrConflict).
-func (s *PGStore) DeleteIssuer(ctx context.Context, by Actor, name string) error {
+func (s *PGStore) DeleteIssuer(ctx context.Context, by Actor, name string) (err error) {
+	defer markUnavailable(&err)
 	if err := checkActor(by, "delete issuer", name); err != nil {
 		return err
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		before, err := scanIssuer(tx.QueryRow(ctx, `DELETE FROM issuers WHERE name = $1 RETURNING `+issuerColumns, name))
 		if err != nil {
 			return err
@@ -332,7 +348,8 @@ func listMappings(ctx context.Context, q querier, f Filter) ([]Mapping, error) {
 // ListMappings returns the mappings that f selects, ordered by name. The
 // exchange reads them afresh for every request, so a change made on any
 // replica holds for the next exchange everywhere.
-func (s *PGStore) ListMappings(ctx context.Context, f Filter) ([]Mapping, error) {
+func (s *PGStore) ListMappings(ctx context.Context, f Filter) (_ []Mapping, err error) {
+	defer markUnavailable(&err)
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	ms, err := listMappings(ctx, s.pool, f)
@@ -343,7 +360,8 @@ func (s *PGStore) ListMappings(ctx context.Context, f Filter) ([]Mapping, error)
 }
 
 // GetMapping returns the mapping called name.
-func (s *PGStore) GetMapping(ctx context.Context, name string) (Mapping, error) {
+func (s *PGStore) GetMapping(ctx context.Context, name string) (_ Mapping, err error) {
+	defer markUnavailable(&err)
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	m, err := scanMapping(s.pool.QueryRow(ctx, mappingSelect+` WHERE m.name = $1`, name))
@@ -400,7 +418,8 @@ func mappingArgs(m Mapping) (cond []byte, perHour, perJob *int, err error) {
 }
 
 // CreateMapping inserts m.
-func (s *PGStore) CreateMapping(ctx context.Context, by Actor, m Mapping, check func(identity.Kind) error) (Mapping, error) {
+func (s *PGStore) CreateMapping(ctx context.Context, by Actor, m Mapping, check func(identity.Kind) error) (_ Mapping, err error) {
+	defer markUnavailable(&err)
 	return s.writeMapping(ctx, by, "create mapping", m.Name, false, m, check, `
 		INSERT INTO mappings (name, issuer_id, enabled, conditions, provider, target, max_duration_seconds,
 		                      quota_per_hour, quota_per_job, mode)
@@ -409,7 +428,8 @@ func (s *PGStore) CreateMapping(ctx context.Context, by Actor, m Mapping, check 
 }
 
 // UpdateMapping replaces the mapping called name with m (its name included).
-func (s *PGStore) UpdateMapping(ctx context.Context, by Actor, name string, m Mapping, check func(identity.Kind) error) (Mapping, error) {
+func (s *PGStore) UpdateMapping(ctx context.Context, by Actor, name string, m Mapping, check func(identity.Kind) error) (_ Mapping, err error) {
+	defer markUnavailable(&err)
 	return s.writeMapping(ctx, by, "update mapping", name, true, m, check, `
 		UPDATE mappings SET name = $1, issuer_id = $2, enabled = $3, conditions = $4, provider = $5,
 		       target = $6, max_duration_seconds = $7, quota_per_hour = $8, quota_per_job = $9,
@@ -474,13 +494,14 @@ func (s *PGStore) writeMapping(ctx context.Context, by Actor, op, name string, u
 
 // DeleteMapping removes the mapping called name. Its ledger rows stay: the
 // ledger keeps the mapping's name and target as they were.
-func (s *PGStore) DeleteMapping(ctx context.Context, by Actor, name string) error {
+func (s *PGStore) DeleteMapping(ctx context.Context, by Actor, name string) (err error) {
+	defer markUnavailable(&err)
 	if err := checkActor(by, "delete mapping", name); err != nil {
 		return err
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		before, err := scanMapping(tx.QueryRow(ctx, mappingSelect+` WHERE m.name = $1 FOR UPDATE OF m`, name))
 		if err != nil {
 			return err

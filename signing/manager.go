@@ -17,6 +17,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oidc-bridge/oidc-bridge/internal/dbfail"
 )
 
 // Defaults of Options.
@@ -62,6 +64,10 @@ const (
 // algs are the algorithms a Manager keeps keys for.
 var algs = [...]string{RS256, ES256}
 
+// markUnavailable marks *err ErrUnavailable when it is the database's
+// unavailability (dbfail.Unavailable), as the ledger marks its own.
+func markUnavailable(err *error) { *err = dbfail.Mark(*err, ErrUnavailable) }
+
 // Algorithms returns the algorithms a Manager keeps keys for.
 func Algorithms() []string { return slices.Clone(algs[:]) }
 
@@ -69,6 +75,9 @@ var (
 	// ErrNoActiveKey means no key of the alg is active: Maintain (which New
 	// runs) creates one.
 	ErrNoActiveKey = errors.New("signing: no active key")
+	// ErrUnavailable: the database cannot serve the keys right now (down,
+	// unreachable, overloaded, read-only after a failover).
+	ErrUnavailable = errors.New("signing: database unavailable")
 	// ErrUnsupportedAlg means an alg other than RS256 and ES256.
 	ErrUnsupportedAlg = errors.New("signing: unsupported algorithm")
 )
@@ -287,7 +296,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, kek KEK, opts Options) (*Manag
 // KeysExist reports whether the database holds any signing key, so that
 // a binary without a configured KEK can refuse to start rather than make
 // keys nobody can decrypt (see New).
-func KeysExist(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+func KeysExist(ctx context.Context, pool *pgxpool.Pool) (_ bool, err error) {
+	defer markUnavailable(&err)
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	// A database not yet migrated this far has no signing_keys table, and
@@ -314,7 +324,8 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // Sign implements Signer: it signs with the active key of alg ("" means
 // RS256), with headers kid and typ JWT, and sets iss and iat, overriding
 // the caller's.
-func (m *Manager) Sign(ctx context.Context, claims map[string]any, alg string) (string, error) {
+func (m *Manager) Sign(ctx context.Context, claims map[string]any, alg string) (_ string, err error) {
+	defer markUnavailable(&err)
 	if alg == "" {
 		alg = RS256
 	}
@@ -475,7 +486,8 @@ func (m *Manager) invalidate() {
 // their own); a row that does not verify is left out and reported
 // (InvalidKeys, Options.OnInvalidKeys). It is cached for JWKSCacheTTL,
 // cheap enough to serve on every request (decryption is cached per row).
-func (m *Manager) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
+func (m *Manager) JWKS(ctx context.Context) (_ jose.JSONWebKeySet, err error) {
+	defer markUnavailable(&err)
 	m.jwksMu.Lock()
 	defer m.jwksMu.Unlock()
 	now := m.now()
@@ -518,7 +530,8 @@ func (m *Manager) retentionCutoff(now time.Time) time.Time {
 // ActiveSince returns, by alg, when the active key was activated, as
 // stored (another replica's rotation included): the age of the key that
 // signs, for metrics. An alg without an active key is absent.
-func (m *Manager) ActiveSince(ctx context.Context) (map[string]time.Time, error) {
+func (m *Manager) ActiveSince(ctx context.Context) (_ map[string]time.Time, err error) {
+	defer markUnavailable(&err)
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	rows, err := m.pool.Query(ctx, "SELECT alg, activated_at FROM signing_keys WHERE state = 'active' AND activated_at IS NOT NULL")
@@ -565,7 +578,8 @@ type KeyInfo struct {
 }
 
 // Keys lists the stored keys by alg, then newest first.
-func (m *Manager) Keys(ctx context.Context) ([]KeyInfo, error) {
+func (m *Manager) Keys(ctx context.Context) (_ []KeyInfo, err error) {
+	defer markUnavailable(&err)
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	rows, err := loadKeys(ctx, m.pool, true)

@@ -500,9 +500,10 @@ func (c *change) deleteExpired(ctx context.Context) error {
 // the next one published for PublishLead, and deletes retired keys past
 // their retention. Call it every minute on every replica: replicas
 // serialise on an advisory lock, and all but one find nothing to do.
-func (m *Manager) Maintain(ctx context.Context) error {
+func (m *Manager) Maintain(ctx context.Context) (err error) {
+	defer markUnavailable(&err)
 	flushErr := m.flushUsage(ctx, false)
-	err := m.locked(ctx, "maintain", Automatic, func(ctx context.Context, c *change) error {
+	err = m.locked(ctx, "maintain", Automatic, func(ctx context.Context, c *change) error {
 		if err := c.needKEK(); err != nil {
 			return err // nothing changes beside a key that does not verify
 		}
@@ -531,7 +532,8 @@ func (m *Manager) Maintain(ctx context.Context) error {
 // concerned has been published for PublishLead, and otherwise changes
 // nothing and returns a *TooEarlyError (errors.Is ErrTooEarly) saying when
 // it may. See RotateOptions for emergency rotations.
-func (m *Manager) Rotate(ctx context.Context, opts RotateOptions) error {
+func (m *Manager) Rotate(ctx context.Context, opts RotateOptions) (err error) {
+	defer markUnavailable(&err)
 	todo := algs[:]
 	if opts.Alg != "" {
 		if _, ok := m.slots[opts.Alg]; !ok {
@@ -548,7 +550,7 @@ func (m *Manager) Rotate(ctx context.Context, opts RotateOptions) error {
 		reason = reasonForced
 	}
 	var early *TooEarlyError
-	err := m.locked(ctx, "rotate", opts.Actor, func(ctx context.Context, c *change) error {
+	err = m.locked(ctx, "rotate", opts.Actor, func(ctx context.Context, c *change) error {
 		if opts.Revoke {
 			if err := c.removeInvalid(ctx); err != nil {
 				return err

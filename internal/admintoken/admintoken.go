@@ -33,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oidc-bridge/oidc-bridge/internal/dbfail"
 	"github.com/oidc-bridge/oidc-bridge/internal/history"
 )
 
@@ -50,6 +51,8 @@ const BootstrapName = "bootstrap"
 var (
 	// ErrUnauthorized: the token is unknown, revoked or malformed.
 	ErrUnauthorized = errors.New("admintoken: invalid admin token")
+	// ErrUnavailable: the database could not be asked (dbfail.Unavailable).
+	ErrUnavailable = errors.New("admintoken: database unavailable")
 	// ErrNotFound: no token of that id or name.
 	ErrNotFound = errors.New("admintoken: no such token")
 	// ErrExists: a token of that name exists already and is not revoked
@@ -365,7 +368,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 		return Principal{}, ErrUnauthorized
 	}
 	if err != nil {
-		return Principal{}, fmt.Errorf("admintoken: authenticate: %w", err)
+		return Principal{}, fmt.Errorf("admintoken: authenticate: %w", dbfail.Mark(err, ErrUnavailable))
 	}
 	return p, nil
 }

@@ -286,3 +286,16 @@ func TestPrincipalCan(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthenticateUnavailable: with the database down a token cannot be
+// checked; that is ErrUnavailable (the bridge's 503), not ErrUnauthorized.
+func TestAuthenticateUnavailable(t *testing.T) {
+	s, err := admintoken.New(pgtest.RefusingPool(t), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Authenticate(context.Background(), admintoken.Prefix+"abcdefghijklmnopqrstuvwxyz0123456789")
+	if !errors.Is(err, admintoken.ErrUnavailable) || errors.Is(err, admintoken.ErrUnauthorized) {
+		t.Errorf("Authenticate with the database down: %v, want ErrUnavailable", err)
+	}
+}

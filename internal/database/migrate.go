@@ -15,6 +15,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/oidc-bridge/oidc-bridge/internal/dbfail"
 	"github.com/oidc-bridge/oidc-bridge/migrations"
 )
 
@@ -25,6 +26,9 @@ var (
 	// ErrSchemaAhead means the database has migrations this binary does not
 	// know: a newer oidc-bridge migrated it.
 	ErrSchemaAhead = errors.New("database: schema is newer than this binary")
+	// ErrUnavailable means the database could not be asked: down,
+	// unreachable, overloaded (dbfail.Unavailable).
+	ErrUnavailable = errors.New("database: unavailable")
 )
 
 // versionTable is goose's bookkeeping table (goose.DefaultTablename).
@@ -138,7 +142,7 @@ func CheckCurrent(ctx context.Context, pool *pgxpool.Pool) error {
 	current, latest, err := Status(ctx, pool)
 	switch {
 	case err != nil:
-		return err
+		return dbfail.Mark(err, ErrUnavailable)
 	case current < latest:
 		return fmt.Errorf("%w: database at version %d, binary needs %d; run migrations", ErrSchemaBehind, current, latest)
 	case current > latest:
