@@ -3,9 +3,11 @@ package aws_test
 import (
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
@@ -131,4 +133,60 @@ func TestIAMFakeSignature(t *testing.T) {
 	if c := iam.Calls(); len(c) != 1 || c[0].Status != 403 || c[0].ErrorCode != "InvalidClientTokenId" {
 		t.Fatalf("calls %+v", c)
 	}
+}
+
+// Each Provider keeps its own IAM client and account: a second provider,
+// made for other endpoints, asks its own STS and IAM, and the first keeps
+// using its own.
+func TestRevokeSessionsStatePerProvider(t *testing.T) {
+	stsA, iamA, a := setupIAM(t)
+	tgt := target(t, map[string]string{"role_arn": ownRole, "region": "eu-west-1"})
+	if err := a.RevokeSessions(t.Context(), tgt, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	stsB, iamB, b := setupIAM(t) // the environment now names B's fakes
+	for i, p := range []*aws.Provider{b, a, b} {
+		if err := p.RevokeSessions(t.Context(), tgt, time.Now()); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	for _, c := range []struct {
+		name     string
+		sts      *stsfake.Server
+		iam      *stsfake.IAMServer
+		wantPuts int
+	}{{"A", stsA, iamA, 2}, {"B", stsB, iamB, 2}} {
+		if n := len(c.iam.Calls()); n != c.wantPuts {
+			t.Errorf("provider %s: %d IAM calls, want %d", c.name, n, c.wantPuts)
+		}
+		n := 0
+		for _, call := range c.sts.Calls() {
+			if call.Action == "GetCallerIdentity" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("provider %s: GetCallerIdentity called %d times at its STS, want 1", c.name, n)
+		}
+	}
+}
+
+// A Provider that revoked is garbage once dropped: nothing outside it
+// keeps its IAM state, so providers made and dropped (as a config reload
+// or a test suite does) leave nothing behind.
+func TestRevokeSessionsStateGoesWithProvider(t *testing.T) {
+	w := func() weak.Pointer[aws.Provider] {
+		_, _, p := setupIAM(t)
+		if err := p.RevokeSessions(t.Context(), target(t, map[string]string{"role_arn": ownRole, "region": "eu-west-1"}), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		return weak.Make(p)
+	}()
+	for range 10 {
+		runtime.GC()
+		if w.Value() == nil {
+			return
+		}
+	}
+	t.Fatal("a dropped Provider that revoked is still reachable")
 }
