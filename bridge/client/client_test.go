@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -368,3 +369,49 @@ func TestIssuerReplayScopeAndLimits(t *testing.T) {
 func one(p string) *api.Values { return &api.Values{Patterns: []string{p}} }
 
 func list(p ...string) *api.Values { return &api.Values{Patterns: p, List: true} }
+
+// TestExplain: Explain returns the bridge's answer byte for byte as a
+// plain POST gets it, and its refusals as *Error.
+func TestExplain(t *testing.T) {
+	t.Parallel()
+	b := clienttest.New(t)
+	c := client.New(b.URL, b.Token)
+	ctx := t.Context()
+	if _, err := c.CreateIssuer(ctx, github); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateMapping(ctx, webMapping()); err != nil {
+		t.Fatal(err)
+	}
+	req := api.ExplainRequest{Issuer: "github", Claims: json.RawMessage(`{"iss":"https://token.actions.githubusercontent.com",` +
+		`"sub":"repo:acme/web:ref:refs/heads/main","jti":"j1","repository":"acme/web","repository_id":"123456","repository_owner":"acme","repository_owner_id":"9","ref":"refs/heads/main","event_name":"push",` +
+		`"run_id":"1","run_attempt":"1","workflow_ref":"acme/web/.github/workflows/d.yml@refs/heads/main","actor":"octocat"}`)}
+	got, err := c.Explain(ctx, req)
+	if err != nil {
+		t.Fatalf("Explain: %v", err)
+	}
+	payload, _ := json.Marshal(req)
+	hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.URL+"/v1/admin/explain", strings.NewReader(string(payload)))
+	hr.Header.Set("Authorization", "Bearer "+b.Token)
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	want, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(got) != string(want) {
+		t.Errorf("Explain answered\n%s\nwant (%d)\n%s", got, resp.StatusCode, want)
+	}
+	var res api.ExplainResponse
+	if err := json.Unmarshal(got, &res); err != nil || res.Decision.Outcome != "would_issue" || res.Decision.Mapping != "web-prod-deploy" {
+		t.Errorf("explanation %+v, %v", res.Decision, err)
+	}
+
+	req.Issuer = "nope"
+	_, err = c.Explain(ctx, req)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 400 || ce.Code != "invalid_request" || ce.Field != "issuer" {
+		t.Errorf("unknown issuer: %v, want 400 invalid_request on issuer", err)
+	}
+}
