@@ -20,6 +20,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client/clienttest"
+	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
 )
 
@@ -383,9 +384,16 @@ func TestExplain(t *testing.T) {
 	if _, err := c.CreateMapping(ctx, webMapping()); err != nil {
 		t.Fatal(err)
 	}
-	req := api.ExplainRequest{Issuer: "github", Claims: json.RawMessage(`{"iss":"https://token.actions.githubusercontent.com",` +
-		`"sub":"repo:acme/web:ref:refs/heads/main","jti":"j1","repository":"acme/web","repository_id":"123456","repository_owner":"acme","repository_owner_id":"9","ref":"refs/heads/main","event_name":"push",` +
-		`"run_id":"1","run_attempt":"1","workflow_ref":"acme/web/.github/workflows/d.yml@refs/heads/main","actor":"octocat"}`)}
+	// A GitHub token's claims (the shared claim set), of webMapping's
+	// repository id.
+	var claims map[string]any
+	if err := json.Unmarshal(oidctest.ClaimSet("github-actions.json"), &claims); err != nil {
+		t.Fatal(err)
+	}
+	delete(claims, "_about")
+	claims["repository_id"] = "123456"
+	raw, _ := json.Marshal(claims)
+	req := api.ExplainRequest{Issuer: "github", Claims: raw}
 	got, err := c.Explain(ctx, req)
 	if err != nil {
 		t.Fatalf("Explain: %v", err)

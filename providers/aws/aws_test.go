@@ -1,7 +1,6 @@
 package aws_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
 )
 
@@ -510,9 +510,8 @@ func TestInvalidTargets(t *testing.T) {
 // TestNoSecretsInLogs logs at debug level through a success, a refusal, an
 // outage and a timeout and searches the log for any secret.
 func TestNoSecretsInLogs(t *testing.T) {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf logtest.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, p := setup(t, aws.Config{Logger: log})
 
 	cred, err := p.Mint(t.Context(), request(t))
@@ -535,9 +534,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	_, err = p.Mint(ctx, request(t))
 	errs = append(errs, err)
 
-	mu.Lock()
 	logged := buf.String()
-	mu.Unlock()
 	for _, secret := range []string{stsfake.SecretAccessKey, body.SecretAccessKey, body.SessionToken} {
 		if strings.Contains(logged, secret) {
 			t.Errorf("log contains a secret %.8s…", secret)
@@ -554,17 +551,6 @@ func TestNoSecretsInLogs(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logged)
 		}
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 func TestConcurrentMints(t *testing.T) {

@@ -1,14 +1,12 @@
 package aws_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
 )
 
@@ -341,9 +340,8 @@ func TestModes(t *testing.T) {
 // TestWebIdentityNoTokenInLogs: the web identity token is a credential for
 // as long as it lives; it must not reach logs or errors.
 func TestWebIdentityNoTokenInLogs(t *testing.T) {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf logtest.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, _, p := webSetup(t, aws.Config{Logger: log})
 	cred, err := p.Mint(t.Context(), webRequest(t))
 	if err != nil {
@@ -351,9 +349,7 @@ func TestWebIdentityNoTokenInLogs(t *testing.T) {
 	}
 	s.Refuse("AccessDenied")
 	_, refusal := p.Mint(t.Context(), webRequest(t))
-	mu.Lock()
 	logged := buf.String()
-	mu.Unlock()
 	body := cred.Body.(providers.AWSCredentials)
 	secrets := []string{body.SecretAccessKey, body.SessionToken}
 	for _, c := range s.Calls() {

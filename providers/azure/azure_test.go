@@ -1,7 +1,6 @@
 package azure_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers/azure"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
 	"github.com/oidc-bridge/oidc-bridge/test/entrafake"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 )
 
 const (
@@ -31,29 +31,11 @@ const (
 	mapping  = "web-prod-deploy"
 )
 
-// logBuffer collects a provider's JSON log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 type env struct {
 	fake   *entrafake.Server
 	signer *signingtest.Signer
 	prov   *azure.Provider
-	log    *logBuffer
+	log    *logtest.Buffer
 }
 
 // setup starts the fake with one application trusting the signer for
@@ -61,7 +43,7 @@ type env struct {
 func setup(t *testing.T, mutate ...func(*azure.Config)) *env {
 	t.Helper()
 	// The fake holds the bridge's assertions to Microsoft's guidance.
-	e := &env{fake: entrafake.New(t, entrafake.WithMaxAssertionLifetime(10*time.Minute)), signer: signingtest.New(t), log: &logBuffer{}}
+	e := &env{fake: entrafake.New(t, entrafake.WithMaxAssertionLifetime(10*time.Minute)), signer: signingtest.New(t), log: &logtest.Buffer{}}
 	e.fake.AddFederatedCredential(tenantID, clientID, entrafake.FederatedCredential{
 		Name: "bridge", Issuer: e.signer.Issuer(), Subject: azure.Subject(mapping),
 	})

@@ -1,7 +1,6 @@
 package gcp_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers/gcp"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
 	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 )
 
 // These tests set Google's ADC environment with t.Setenv, so they do not run
@@ -55,24 +55,7 @@ type env struct {
 	signer *signingtest.Signer
 	prov   gcpfake.WorkloadIdentityProvider
 	p      *gcp.Provider
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *logtest.Buffer
 }
 
 // setup starts the fakes and a provider aimed at them: ADC is a key file of
@@ -91,7 +74,7 @@ func setupWith(t *testing.T, opts ...gcpfake.Option) *env {
 
 func setupFake(t *testing.T, mutate func(*gcp.Config), opts ...gcpfake.Option) *env {
 	t.Helper()
-	e := &env{fake: gcpfake.New(t, opts...), signer: signingtest.New(t), logs: &syncBuffer{}}
+	e := &env{fake: gcpfake.New(t, opts...), signer: signingtest.New(t), logs: &logtest.Buffer{}}
 	isolate(t)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", e.fake.WriteCredentialsFile(t, bridgeSA))
 	e.prov = gcpfake.WorkloadIdentityProvider{

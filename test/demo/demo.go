@@ -24,6 +24,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/internal/pgcluster"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
 )
@@ -66,7 +67,7 @@ type demo struct {
 	serve     *exec.Cmd
 	serveDone chan struct{}
 	serveErr  error
-	logs      *syncBuffer
+	logs      *logtest.Buffer
 	stopFakes func()
 
 	mu         sync.Mutex
@@ -92,7 +93,7 @@ func run(ctx context.Context, o options) (err error) {
 		return fmt.Errorf("%w (run `make build` first, or pass -bin)", err)
 	}
 	o.bin = bin
-	d := &demo{o: o, logs: &syncBuffer{}}
+	d := &demo{o: o, logs: &logtest.Buffer{}}
 	if d.dir, err = os.MkdirTemp(o.tempRoot, "oidc-bridge-demo-"); err != nil {
 		return err
 	}
@@ -634,22 +635,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// syncBuffer collects the bridge's log while the demo reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
