@@ -19,6 +19,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
+
+	"github.com/oidc-bridge/oidc-bridge/test/faulttest"
 )
 
 // Values of the federation protocol.
@@ -169,19 +171,14 @@ type Server struct {
 	closed           chan struct{}
 	once             sync.Once
 
-	mu           sync.Mutex
-	tenants      map[string]bool
-	apps         map[appKey][]FederatedCredential
-	refuse       int // AADSTS number; 0 none
-	fail         int
-	failStatus   int
-	drop         int
-	early        map[*Call]bool // calls recorded before their handler returned
-	hang         bool
-	failMeta     int
-	failMetaCode int
-	hangMeta     bool
-	calls        []Call
+	mu      sync.Mutex
+	tenants map[string]bool
+	apps    map[appKey][]FederatedCredential
+	refuse  int            // AADSTS number; 0 none
+	early   map[*Call]bool // calls recorded before their handler returned
+	calls   []Call
+	// tokenFaults and metaFaults are the token and metadata endpoints' faults.
+	tokenFaults, metaFaults faulttest.Faults
 
 	keysMu sync.Mutex
 	keys   map[string]jose.JSONWebKeySet // by issuer
@@ -307,52 +304,33 @@ func (s *Server) Refuse(code string) {
 // Fail makes the next n token requests fail with status: 503 and 504 answer
 // temporarily_unavailable (AADSTS90033), 429 the same with Retry-After: 1,
 // any other server_error (AADSTS50000).
-func (s *Server) Fail(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fail, s.failStatus = n, status
-}
+func (s *Server) Fail(n, status int) { s.tokenFaults.Fail(n, status) }
 
 // Drop makes the next n token requests be read in full and then their
 // connections closed without an answer, as a network that loses the
 // response after Entra got the request. Such calls are recorded with
 // Status 0 and Error "dropped".
-func (s *Server) Drop(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.drop = n
-}
+func (s *Server) Drop(n int) { s.tokenFaults.Drop(n) }
 
 // Hang makes every later token request, until Reset, go unanswered until
 // the test ends, whether or not its client still waits.
-func (s *Server) Hang() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hang = true
-}
+func (s *Server) Hang() { s.tokenFaults.Hang() }
 
 // FailMetadata makes the next n metadata requests fail as Fail does.
-func (s *Server) FailMetadata(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failMeta, s.failMetaCode = n, status
-}
+func (s *Server) FailMetadata(n, status int) { s.metaFaults.Fail(n, status) }
 
 // HangMetadata makes every later metadata request hang, until Reset.
-func (s *Server) HangMetadata() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hangMeta = true
-}
+func (s *Server) HangMetadata() { s.metaFaults.Hang() }
 
 // Reset clears every control and forgets the calls and cached issuer keys;
 // registered credentials stay.
 func (s *Server) Reset() {
 	s.mu.Lock()
-	s.refuse, s.fail, s.failStatus, s.drop, s.hang = 0, 0, 0, 0, false
-	s.failMeta, s.failMetaCode, s.hangMeta = 0, 0, false
+	s.refuse = 0
 	s.calls = nil
 	s.mu.Unlock()
+	s.tokenFaults.Reset()
+	s.metaFaults.Reset()
 	s.keysMu.Lock()
 	s.keys = map[string]jose.JSONWebKeySet{}
 	s.keysMu.Unlock()
@@ -433,18 +411,13 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		Tenant: r.PathValue("tenant"), CorrelationID: r.Header.Get("client-request-id")}
 	defer s.record(&call)
 
-	s.mu.Lock()
-	hang, fail, status := s.hangMeta, s.failMeta > 0, s.failMetaCode
-	if fail {
-		s.failMeta--
-	}
-	s.mu.Unlock()
+	hang, status, _ := s.metaFaults.Next()
 	if hang {
 		s.wait(r)
 		s.writeError(w, r, &call, failure(http.StatusServiceUnavailable))
 		return
 	}
-	if fail {
+	if status != 0 {
 		s.writeError(w, r, &call, failure(status))
 		return
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
+
+	"github.com/oidc-bridge/oidc-bridge/test/faulttest"
 )
 
 // openIDScopes are the scopes MSAL adds to every request; Entra ignores them
@@ -44,25 +46,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	hang, refuse := s.hang, s.refuse
-	forced := 0
-	if s.fail > 0 {
-		s.fail--
-		forced = s.failStatus
-	}
-	drop := !hang && forced == 0 && s.drop > 0
-	if drop {
-		s.drop--
-	}
+	refuse := s.refuse
 	s.mu.Unlock()
+	hang, forced, drop := s.tokenFaults.Next()
 	if drop {
 		call.Status, call.Error = 0, "dropped"
 		s.recordEarly(&call)
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			_ = conn.Close()
-			return
-		}
-		panic(http.ErrAbortHandler)
+		faulttest.DropConnection(w)
+		return
 	}
 	if hang {
 		s.wait(r)

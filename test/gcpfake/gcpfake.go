@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/oidc-bridge/oidc-bridge/test/faulttest"
 )
 
 // Scopes the fake knows by name.
@@ -150,11 +152,9 @@ type Token struct {
 
 // control is one endpoint's failure injection.
 type control struct {
-	refuse     string
-	fail       int
-	failStatus int
-	drop       int
-	hang       chan struct{} // closed by Reset; nil when not hanging
+	refuse string
+	faults faulttest.Faults // Fail and Drop; Hang is hang's
+	hang   chan struct{}    // closed by Reset; nil when not hanging
 }
 
 // Handler is the fake's http.Handler, usable without Server (e.g. behind a
@@ -282,8 +282,7 @@ func (h *Handler) Refuse(ep Endpoint, code string) {
 func (h *Handler) Fail(ep Endpoint, n, status int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c := h.control(ep)
-	c.fail, c.failStatus = n, status
+	h.control(ep).faults.Fail(n, status)
 }
 
 // Drop makes the next n requests to ep be read in full and then their
@@ -293,7 +292,7 @@ func (h *Handler) Fail(ep Endpoint, n, status int) {
 func (h *Handler) Drop(ep Endpoint, n int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.control(ep).drop = n
+	h.control(ep).faults.Drop(n)
 }
 
 // Hang makes every later request to ep block until its client goes away,
@@ -393,24 +392,17 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, call *Call, shap
 	c := h.control(call.Endpoint)
 	hang := c.hang
 	var failStatus int
-	if hang == nil && c.fail > 0 {
-		c.fail--
-		failStatus = c.failStatus
-	}
-	drop := hang == nil && failStatus == 0 && c.drop > 0
-	if drop {
-		c.drop--
+	var drop bool
+	if hang == nil {
+		_, failStatus, drop = c.faults.Next()
 	}
 	h.mu.Unlock()
 	if drop {
 		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
 		call.Status, call.ErrorCode = 0, "dropped"
 		h.recordEarly(call)
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			_ = conn.Close()
-			return false
-		}
-		panic(http.ErrAbortHandler)
+		faulttest.DropConnection(w)
+		return false
 	}
 	if hang != nil {
 		select {

@@ -24,6 +24,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/oidc-bridge/oidc-bridge/test/faulttest"
 )
 
 // The access key pair every fake knows unless built with WithKeys. Tests give
@@ -157,18 +159,15 @@ type Handler struct {
 	// roleTrust holds the roles' web identity trust policies.
 	roleTrust map[string]TrustPolicy
 
-	mu         sync.Mutex
-	latency    time.Duration
-	refuse     string
-	throttle   int
-	fail       int
-	failStatus int
-	drop       int
-	hang       bool
-	hold       chan struct{} // closed by the release of Hold
-	held       chan struct{} // one send per request that starts waiting on hold
-	calls      []Call
-	issued     map[string]time.Time // by access key id: when it was issued
+	mu       sync.Mutex
+	latency  time.Duration
+	refuse   string
+	throttle int
+	faults   faulttest.Faults // Fail, Drop and Hang
+	hold     chan struct{}    // closed by the release of Hold
+	held     chan struct{}    // one send per request that starts waiting on hold
+	calls    []Call
+	issued   map[string]time.Time // by access key id: when it was issued
 	// chaining: AssumeRole callers are role sessions (role chaining).
 	chaining bool
 }
@@ -237,29 +236,17 @@ func (h *Handler) Throttle(n int) {
 
 // Fail makes the next n requests fail with status (503 answers
 // ServiceUnavailable, any other InternalFailure). Throttle is served first.
-func (h *Handler) Fail(n, status int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.fail, h.failStatus = n, status
-}
+func (h *Handler) Fail(n, status int) { h.faults.Fail(n, status) }
 
 // Drop makes the next n requests be read in full and then their
 // connections closed without an answer, as a network that loses the
 // response after STS got the request: the client cannot know whether STS
 // acted. Such calls are recorded with ErrorCode "(dropped)" and Status 0.
-func (h *Handler) Drop(n int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.drop = n
-}
+func (h *Handler) Drop(n int) { h.faults.Drop(n) }
 
 // Hang makes every later request block until its client goes away (or the
 // handler is closed), until Reset.
-func (h *Handler) Hang() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.hang = true
-}
+func (h *Handler) Hang() { h.faults.Hang() }
 
 // Hold makes every later request wait, after its signature is checked and
 // any latency, until release is called (or its client goes away, or the
@@ -302,7 +289,8 @@ func (h *Handler) SetLatency(d time.Duration) {
 func (h *Handler) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.latency, h.refuse, h.throttle, h.fail, h.failStatus, h.drop, h.hang = 0, "", 0, 0, 0, 0, false
+	h.latency, h.refuse, h.throttle = 0, "", 0
+	h.faults.Reset()
 	h.releaseHold()
 	h.calls = nil
 }
@@ -387,16 +375,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if call.Action == "AssumeRole" || call.Action == actionWebIdentity {
 		call.readAssumeRole(params)
 	}
-	h.mu.Lock()
-	drop := h.drop > 0
-	if drop {
-		h.drop--
-	}
-	h.mu.Unlock()
-	if drop {
+	if h.faults.TakeDrop() {
 		call.ErrorCode = "(dropped)"
 		record() // before the client can see the connection close
-		dropConnection(w)
+		faulttest.DropConnection(w)
 		return
 	}
 
@@ -414,8 +396,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	h.mu.Lock()
-	latency, hang, hold, held := h.latency, h.hang, h.hold, h.held
+	latency, hold, held := h.latency, h.hold, h.held
 	h.mu.Unlock()
+	hang := h.faults.Hanging()
 	if !h.wait(r.Context(), latency, hang) || !h.waitHold(r.Context(), hold, held) {
 		fail("ServiceUnavailable", "Service unavailable.")
 		return
@@ -424,13 +407,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	var forced, refuse string
 	var forcedStatus int
-	switch {
-	case h.throttle > 0:
+	if h.throttle > 0 {
 		h.throttle--
 		forced = "Throttling"
-	case h.fail > 0:
-		h.fail--
-		forced, forcedStatus = "InternalFailure", h.failStatus
+	} else if forcedStatus = h.faults.TakeFail(); forcedStatus != 0 {
+		forced = "InternalFailure"
 		if forcedStatus == http.StatusServiceUnavailable {
 			forced = "ServiceUnavailable"
 		}
@@ -943,13 +924,4 @@ func refusalMessage(code, action, accessKeyID, roleArn string) string {
 		return "Packed policy consumes 112% of allotted space, please use smaller policy."
 	}
 	return "Request refused for " + accessKeyID + " on " + roleArn
-}
-
-// dropConnection closes the request's connection without writing anything.
-func dropConnection(w http.ResponseWriter) {
-	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		_ = conn.Close()
-		return
-	}
-	panic(http.ErrAbortHandler) // HTTP/2: abort the stream instead
 }
