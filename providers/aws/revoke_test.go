@@ -11,20 +11,20 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // setupIAM is setup with a fake IAM too, through AWS_ENDPOINT_URL_IAM.
-func setupIAM(t *testing.T) (*stsfake.Server, *stsfake.IAMServer, *aws.Provider) {
+func setupIAM(t *testing.T) (*ststest.Server, *ststest.IAMServer, *aws.Provider) {
 	t.Helper()
-	iam := stsfake.NewIAM(t)
+	iam := ststest.NewIAM(t)
 	t.Setenv("AWS_ENDPOINT_URL_IAM", iam.URL())
 	s, p := setup(t, aws.Config{})
 	return s, iam, p
 }
 
 // ownRole is a role of the account of the bridge's own key at the fake.
-const ownRole = "arn:aws:iam::" + stsfake.CallerAccount + ":role/ci/web-deploy"
+const ownRole = "arn:aws:iam::" + ststest.CallerAccount + ":role/ci/web-deploy"
 
 func TestRevokePolicy(t *testing.T) {
 	at := time.Date(2026, 11, 25, 10, 0, 0, 250e6, time.FixedZone("CET", 3600))
@@ -53,7 +53,7 @@ func TestRevokeSessions(t *testing.T) {
 		}
 		c := calls[0]
 		if c.Action != "PutRolePolicy" || c.Status != 200 || c.RoleName != "web-deploy" || c.PolicyName != aws.RevokePolicyName ||
-			c.PolicyDocument != aws.RevokePolicy(before) || c.AccessKeyID != stsfake.AccessKeyID || c.Region != "us-east-1" {
+			c.PolicyDocument != aws.RevokePolicy(before) || c.AccessKeyID != ststest.AccessKeyID || c.Region != "us-east-1" {
 			t.Errorf("%s: IAM call %+v", mode, c)
 		}
 		if doc, ok := iam.RolePolicy("web-deploy", aws.RevokePolicyName); !ok || doc != aws.RevokePolicy(before) {
@@ -122,7 +122,7 @@ func TestRevokeSessionsRefused(t *testing.T) {
 
 // The fake checks signatures like STS: an unknown key is refused.
 func TestIAMFakeSignature(t *testing.T) {
-	iam := stsfake.NewIAM(t, stsfake.WithKeys(stsfake.Key{AccessKeyID: "AKIAOTHER", SecretAccessKey: "x"}))
+	iam := ststest.NewIAM(t, ststest.WithKeys(ststest.Key{AccessKeyID: "AKIAOTHER", SecretAccessKey: "x"}))
 	t.Setenv("AWS_ENDPOINT_URL_IAM", iam.URL())
 	_, p := setup(t, aws.Config{})
 	err := p.RevokeSessions(t.Context(), target(t, map[string]string{"role_arn": ownRole, "region": "eu-west-1"}), time.Now())
@@ -152,8 +152,8 @@ func TestRevokeSessionsStatePerProvider(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name     string
-		sts      *stsfake.Server
-		iam      *stsfake.IAMServer
+		sts      *ststest.Server
+		iam      *ststest.IAMServer
 		wantPuts int
 	}{{"A", stsA, iamA, 2}, {"B", stsB, iamB, 2}} {
 		if n := len(c.iam.Calls()); n != c.wantPuts {

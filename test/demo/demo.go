@@ -26,7 +26,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // options configures run.
@@ -62,7 +62,7 @@ type demo struct {
 	url     string // the bridge's base URL
 	admin   string // the admin token
 	iss     *oidctest.Issuer
-	sts     *stsfake.Handler
+	sts     *ststest.Handler
 
 	serve     *exec.Cmd
 	serveDone chan struct{}
@@ -144,7 +144,7 @@ func (d *demo) say(format string, args ...any) {
 // startFakes starts the demo OIDC issuer and the STS fake on loopback.
 func (d *demo) startFakes() error {
 	d.iss = oidctest.Start()
-	d.sts = stsfake.NewHandler()
+	d.sts = ststest.NewHandler()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -169,8 +169,8 @@ func (d *demo) startFakes() error {
 		// The bridge's own AWS identity, the one that calls AssumeRole: the
 		// fake's key, and the fake as STS. Nothing of the machine's AWS
 		// setup is read.
-		"AWS_ACCESS_KEY_ID="+stsfake.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+stsfake.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID="+ststest.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+ststest.SecretAccessKey,
 		"AWS_REGION=us-east-1",
 		"AWS_ENDPOINT_URL_STS="+stsURL,
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",

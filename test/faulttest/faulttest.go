@@ -1,5 +1,5 @@
-// Package faulttest is the fault injection the cloud fakes share (test/stsfake,
-// test/gcpfake, test/entrafake): the next n requests fail with a status,
+// Package faulttest is the fault injection the cloud fakes share (test/ststest,
+// test/gcptest, test/entratest): the next n requests fail with a status,
 // the next n are dropped without an answer, every later request hangs. Each
 // fake keeps its own setters (their documentation says what a failure
 // looks like there) and its own order of precedence between the faults;

@@ -1,4 +1,4 @@
-package gcpfake_test
+package gcptest_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
+	"github.com/oidc-bridge/oidc-bridge/test/gcptest"
 )
 
 const (
@@ -159,12 +159,12 @@ func (a answer) googleStatus() string {
 
 func stsForm(subject string, edit func(url.Values)) string {
 	v := url.Values{
-		"grant_type":           {gcpfake.TokenExchangeGrant},
+		"grant_type":           {gcptest.TokenExchangeGrant},
 		"audience":             {wip},
-		"scope":                {gcpfake.CloudPlatformScope},
-		"requested_token_type": {gcpfake.AccessTokenType},
+		"scope":                {gcptest.CloudPlatformScope},
+		"requested_token_type": {gcptest.AccessTokenType},
 		"subject_token":        {subject},
-		"subject_token_type":   {gcpfake.JWTTokenType},
+		"subject_token_type":   {gcptest.JWTTokenType},
 	}
 	if edit != nil {
 		edit(v)
@@ -172,9 +172,9 @@ func stsForm(subject string, edit func(url.Values)) string {
 	return v.Encode()
 }
 
-func setupSTS(t *testing.T, p gcpfake.WorkloadIdentityProvider) (*gcpfake.Server, *issuer) {
+func setupSTS(t *testing.T, p gcptest.WorkloadIdentityProvider) (*gcptest.Server, *issuer) {
 	t.Helper()
-	s := gcpfake.New(t)
+	s := gcptest.New(t)
 	is := newIssuer(t)
 	if p.Name == "" {
 		p.Name = wip
@@ -190,19 +190,19 @@ func setupSTS(t *testing.T, p gcpfake.WorkloadIdentityProvider) (*gcpfake.Server
 
 func TestSTSExchange(t *testing.T) {
 	t.Parallel()
-	p := gcpfake.WorkloadIdentityProvider{AttributeMapping: map[string]string{
+	p := gcptest.WorkloadIdentityProvider{AttributeMapping: map[string]string{
 		"google.subject": "assertion.sub", "attribute.repository": "assertion.repository",
 	}}
 	s, is := setupSTS(t, p)
 	p.Name = wip
 	jwt := sign(t, jose.RS256, rsaKey, "rsa-1", is.claims())
 	jsonCamel, _ := json.Marshal(map[string]string{
-		"grantType": gcpfake.TokenExchangeGrant, "audience": wip, "scope": gcpfake.CloudPlatformScope,
-		"requestedTokenType": gcpfake.AccessTokenType, "subjectToken": jwt, "subjectTokenType": gcpfake.JWTTokenType,
+		"grantType": gcptest.TokenExchangeGrant, "audience": wip, "scope": gcptest.CloudPlatformScope,
+		"requestedTokenType": gcptest.AccessTokenType, "subjectToken": jwt, "subjectTokenType": gcptest.JWTTokenType,
 	})
 	jsonSnake, _ := json.Marshal(map[string]string{
-		"grant_type": gcpfake.TokenExchangeGrant, "audience": wip, "scope": gcpfake.CloudPlatformScope,
-		"requested_token_type": gcpfake.AccessTokenType, "subject_token": jwt, "subject_token_type": gcpfake.IDTokenType,
+		"grant_type": gcptest.TokenExchangeGrant, "audience": wip, "scope": gcptest.CloudPlatformScope,
+		"requested_token_type": gcptest.AccessTokenType, "subject_token": jwt, "subject_token_type": gcptest.IDTokenType,
 	})
 	for name, req := range map[string][2]string{
 		"form":       {"application/x-www-form-urlencoded", stsForm(jwt, nil)},
@@ -214,14 +214,14 @@ func TestSTSExchange(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := post(t, s.STSEndpoint()+"/v1/token", req[0], req[1], "")
-			if a.Status != http.StatusOK || a.str("token_type") != "Bearer" || a.str("issued_token_type") != gcpfake.AccessTokenType ||
+			if a.Status != http.StatusOK || a.str("token_type") != "Bearer" || a.str("issued_token_type") != gcptest.AccessTokenType ||
 				a.Body["expires_in"] != float64(3600) || a.str("access_token") == "" {
 				t.Fatalf("answer %+v", a)
 			}
 			tok, ok := s.Lookup(a.str("access_token"))
-			want := gcpfake.Token{
-				Via: gcpfake.STS, Principal: p.Principal("oidc-bridge:gcp:mapping:web"), Attributes: map[string]string{"repository": "acme/web"},
-				Pool: "projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge", Scopes: []string{gcpfake.CloudPlatformScope},
+			want := gcptest.Token{
+				Via: gcptest.STS, Principal: p.Principal("oidc-bridge:gcp:mapping:web"), Attributes: map[string]string{"repository": "acme/web"},
+				Pool: "projects/123456789012/locations/global/workloadIdentityPools/oidc-bridge", Scopes: []string{gcptest.CloudPlatformScope},
 			}
 			tok.Expiry = time.Time{}
 			if diff := cmp.Diff(want, tok); !ok || diff != "" {
@@ -229,7 +229,7 @@ func TestSTSExchange(t *testing.T) {
 			}
 		})
 	}
-	calls := s.CallsTo(gcpfake.STS)
+	calls := s.CallsTo(gcptest.STS)
 	if len(calls) != 6 || calls[0].SubjectClaims["sub"] != "oidc-bridge:gcp:mapping:web" || calls[0].Principal != p.Principal("oidc-bridge:gcp:mapping:web") {
 		t.Errorf("calls %+v", calls)
 	}
@@ -248,19 +248,19 @@ func with(m map[string]any, kv ...any) map[string]any {
 
 func TestSTSRejects(t *testing.T) {
 	t.Parallel()
-	s, is := setupSTS(t, gcpfake.WorkloadIdentityProvider{})
-	allowed, is2 := setupSTS(t, gcpfake.WorkloadIdentityProvider{AllowedAudiences: []string{"https://bridge.example.com"}})
+	s, is := setupSTS(t, gcptest.WorkloadIdentityProvider{})
+	allowed, is2 := setupSTS(t, gcptest.WorkloadIdentityProvider{AllowedAudiences: []string{"https://bridge.example.com"}})
 	now := time.Now()
 	signed := func(c map[string]any) string { return sign(t, jose.RS256, rsaKey, "rsa-1", c) }
 	tests := []struct {
 		name    string
-		server  *gcpfake.Server
+		server  *gcptest.Server
 		body    string
 		wantErr string
 	}{
-		{"wrong grant type", s, stsForm(signed(is.claims()), func(v url.Values) { v.Set("grant_type", gcpfake.JWTBearerGrant) }), "unsupported_grant_type"},
-		{"wrong requested type", s, stsForm(signed(is.claims()), func(v url.Values) { v.Set("requested_token_type", gcpfake.JWTTokenType) }), "invalid_request"},
-		{"wrong subject type", s, stsForm(signed(is.claims()), func(v url.Values) { v.Set("subject_token_type", gcpfake.AccessTokenType) }), "invalid_request"},
+		{"wrong grant type", s, stsForm(signed(is.claims()), func(v url.Values) { v.Set("grant_type", gcptest.JWTBearerGrant) }), "unsupported_grant_type"},
+		{"wrong requested type", s, stsForm(signed(is.claims()), func(v url.Values) { v.Set("requested_token_type", gcptest.JWTTokenType) }), "invalid_request"},
+		{"wrong subject type", s, stsForm(signed(is.claims()), func(v url.Values) { v.Set("subject_token_type", gcptest.AccessTokenType) }), "invalid_request"},
 		{"no subject token", s, stsForm("", nil), "invalid_request"},
 		{"unknown provider", s, stsForm(signed(is.claims()), func(v url.Values) { v.Set("audience", strings.Replace(wip, "bridge", "other", 1)) }), "invalid_target"},
 		{"not a jwt", s, stsForm("not-a-jwt", nil), "invalid_grant"},
@@ -294,7 +294,7 @@ func TestSTSRejects(t *testing.T) {
 	if a.Status != http.StatusOK {
 		t.Errorf("allowed audience: %+v", a)
 	}
-	for _, c := range s.CallsTo(gcpfake.STS) {
+	for _, c := range s.CallsTo(gcptest.STS) {
 		if c.Status != http.StatusBadRequest || c.ErrorCode == "" {
 			t.Errorf("call %+v", c)
 		}
@@ -303,8 +303,8 @@ func TestSTSRejects(t *testing.T) {
 
 func TestAddWorkloadIdentityProviderValidates(t *testing.T) {
 	t.Parallel()
-	h := gcpfake.NewHandler()
-	for _, p := range []gcpfake.WorkloadIdentityProvider{
+	h := gcptest.NewHandler()
+	for _, p := range []gcptest.WorkloadIdentityProvider{
 		{Name: "projects/1/locations/global/workloadIdentityPools/pool/providers/prov", IssuerURI: "https://x"},
 		{Name: wip, IssuerURI: "not a url"},
 		{Name: wip, IssuerURI: "https://x", AttributeMapping: map[string]string{"attribute.a": "assertion.a + 'x'", "google.groups": "assertion.g"}},
@@ -317,7 +317,7 @@ func TestAddWorkloadIdentityProviderValidates(t *testing.T) {
 
 // oauthToken gets a token for a service account through the real auth
 // library and the key file the fake wrote.
-func oauthToken(t *testing.T, s *gcpfake.Server, email string, scopes ...string) string {
+func oauthToken(t *testing.T, s *gcptest.Server, email string, scopes ...string) string {
 	t.Helper()
 	creds, err := credentials.NewCredentialsFromFile(credentials.ServiceAccount, s.WriteCredentialsFile(t, email),
 		&credentials.DetectOptions{Scopes: scopes})
@@ -333,15 +333,15 @@ func oauthToken(t *testing.T, s *gcpfake.Server, email string, scopes ...string)
 
 func TestOAuthWithTheAuthLibrary(t *testing.T) {
 	t.Parallel()
-	s := gcpfake.New(t)
-	tok := oauthToken(t, s, bridgeSA, gcpfake.CloudPlatformScope)
+	s := gcptest.New(t)
+	tok := oauthToken(t, s, bridgeSA, gcptest.CloudPlatformScope)
 	info, ok := s.Lookup(tok)
-	if !ok || info.Via != gcpfake.OAuth || info.Principal != bridgeSA || !cmp.Equal(info.Scopes, []string{gcpfake.CloudPlatformScope}) ||
+	if !ok || info.Via != gcptest.OAuth || info.Principal != bridgeSA || !cmp.Equal(info.Scopes, []string{gcptest.CloudPlatformScope}) ||
 		time.Until(info.Expiry) < 59*time.Minute {
 		t.Errorf("token %+v", info)
 	}
-	calls := s.CallsTo(gcpfake.OAuth)
-	if len(calls) != 1 || calls[0].ClientEmail != bridgeSA || calls[0].GrantType != gcpfake.JWTBearerGrant || calls[0].Status != 200 {
+	calls := s.CallsTo(gcptest.OAuth)
+	if len(calls) != 1 || calls[0].ClientEmail != bridgeSA || calls[0].GrantType != gcptest.JWTBearerGrant || calls[0].Status != 200 {
 		t.Errorf("calls %+v", calls)
 	}
 
@@ -358,16 +358,16 @@ func TestOAuthWithTheAuthLibrary(t *testing.T) {
 
 func TestOAuthRejects(t *testing.T) {
 	t.Parallel()
-	s := gcpfake.New(t)
+	s := gcptest.New(t)
 	keys(t)
 	k := s.AddServiceAccountKey(bridgeSA)
 	now := time.Now()
 	good := func() map[string]any {
-		return map[string]any{"iss": bridgeSA, "aud": s.TokenURL(), "scope": gcpfake.CloudPlatformScope,
+		return map[string]any{"iss": bridgeSA, "aud": s.TokenURL(), "scope": gcptest.CloudPlatformScope,
 			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 	}
 	form := func(assertion string) string {
-		return url.Values{"grant_type": {gcpfake.JWTBearerGrant}, "assertion": {assertion}}.Encode()
+		return url.Values{"grant_type": {gcptest.JWTBearerGrant}, "assertion": {assertion}}.Encode()
 	}
 	tests := []struct {
 		name, body, wantErr string
@@ -402,7 +402,7 @@ func TestOAuthRejects(t *testing.T) {
 	}
 }
 
-func generate(t *testing.T, s *gcpfake.Server, account, bearer string, body map[string]any) answer {
+func generate(t *testing.T, s *gcptest.Server, account, bearer string, body map[string]any) answer {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	return post(t, s.IAMCredentialsEndpoint()+"/v1/projects/-/serviceAccounts/"+account+":generateAccessToken?%24alt=json%3Benum-encoding%3Dint",
@@ -411,13 +411,13 @@ func generate(t *testing.T, s *gcpfake.Server, account, bearer string, body map[
 
 func TestGenerateAccessToken(t *testing.T) {
 	t.Parallel()
-	s := gcpfake.New(t)
+	s := gcptest.New(t)
 	s.Allow(bridgeSA, middleSA)
 	s.Allow(middleSA, deploySA)
-	bearer := oauthToken(t, s, bridgeSA, gcpfake.CloudPlatformScope)
+	bearer := oauthToken(t, s, bridgeSA, gcptest.CloudPlatformScope)
 	start := time.Now()
 	a := generate(t, s, deploySA, bearer, map[string]any{
-		"scope": []string{gcpfake.CloudPlatformScope}, "delegates": []string{"projects/-/serviceAccounts/" + middleSA}, "lifetime": "900s",
+		"scope": []string{gcptest.CloudPlatformScope}, "delegates": []string{"projects/-/serviceAccounts/" + middleSA}, "lifetime": "900s",
 	})
 	if a.Status != 200 || !strings.HasPrefix(a.str("accessToken"), "ya29.") {
 		t.Fatalf("answer %+v", a)
@@ -427,16 +427,16 @@ func TestGenerateAccessToken(t *testing.T) {
 		t.Errorf("expireTime %q", a.str("expireTime"))
 	}
 	info, _ := s.Lookup(a.str("accessToken"))
-	if info.Via != gcpfake.IAMCredentials || info.Principal != deploySA || !info.Expiry.Equal(exp) {
+	if info.Via != gcptest.IAMCredentials || info.Principal != deploySA || !info.Expiry.Equal(exp) {
 		t.Errorf("token %+v", info)
 	}
 	// The minted token can itself impersonate (chaining), where allowed.
 	s.Allow(deploySA, middleSA)
-	if a := generate(t, s, middleSA, a.str("accessToken"), map[string]any{"scope": []string{gcpfake.CloudPlatformScope}}); a.Status != 200 {
+	if a := generate(t, s, middleSA, a.str("accessToken"), map[string]any{"scope": []string{gcptest.CloudPlatformScope}}); a.Status != 200 {
 		t.Errorf("chained: %+v", a)
 	}
-	c := s.CallsTo(gcpfake.IAMCredentials)[0]
-	if c.Caller != bridgeSA || c.CallerVia != gcpfake.OAuth || c.ServiceAccount != deploySA ||
+	c := s.CallsTo(gcptest.IAMCredentials)[0]
+	if c.Caller != bridgeSA || c.CallerVia != gcptest.OAuth || c.ServiceAccount != deploySA ||
 		!cmp.Equal(c.Delegates, []string{middleSA}) || c.Lifetime != 15*time.Minute || c.Status != 200 {
 		t.Errorf("call %+v", c)
 	}
@@ -445,11 +445,11 @@ func TestGenerateAccessToken(t *testing.T) {
 func TestGenerateAccessTokenRejects(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{t: time.Now()}
-	s := gcpfake.New(t, gcpfake.WithClock(clock.now))
+	s := gcptest.New(t, gcptest.WithClock(clock.now))
 	s.Allow(bridgeSA, deploySA)
-	bearer := oauthToken(t, s, bridgeSA, gcpfake.CloudPlatformScope)
+	bearer := oauthToken(t, s, bridgeSA, gcptest.CloudPlatformScope)
 	narrow := oauthToken(t, s, bridgeSA, "https://www.googleapis.com/auth/devstorage.read_only")
-	scope := []string{gcpfake.CloudPlatformScope}
+	scope := []string{gcptest.CloudPlatformScope}
 	tests := []struct {
 		name, account, bearer string
 		body                  map[string]any
@@ -513,9 +513,9 @@ func (c *fakeClock) advance(d time.Duration) {
 
 func TestMaxLifetime(t *testing.T) {
 	t.Parallel()
-	s := gcpfake.New(t, gcpfake.WithLifetimeExtension(deploySA))
+	s := gcptest.New(t, gcptest.WithLifetimeExtension(deploySA))
 	s.Allow(bridgeSA, deploySA, middleSA)
-	bearer := oauthToken(t, s, bridgeSA, gcpfake.IAMScope)
+	bearer := oauthToken(t, s, bridgeSA, gcptest.IAMScope)
 	if a := generate(t, s, deploySA, bearer, map[string]any{"scope": []string{"x"}, "lifetime": "43200s"}); a.Status != 200 {
 		t.Errorf("12 h: %+v", a)
 	}
@@ -530,14 +530,14 @@ func TestMaxLifetime(t *testing.T) {
 	if a.Status != 400 || a.googleStatus() != "INVALID_ARGUMENT" {
 		t.Fatalf("over 1 h without the org policy: %+v", a)
 	}
-	if msg, _ := a.Body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, gcpfake.LifetimeConstraint) {
+	if msg, _ := a.Body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, gcptest.LifetimeConstraint) {
 		t.Errorf("message %q does not name the constraint", msg)
 	}
 }
 
 func TestFederatedCaller(t *testing.T) {
 	t.Parallel()
-	p := gcpfake.WorkloadIdentityProvider{AttributeMapping: map[string]string{
+	p := gcptest.WorkloadIdentityProvider{AttributeMapping: map[string]string{
 		"google.subject": "assertion.sub", "attribute.mapping": "assertion.mapping",
 	}}
 	s, is := setupSTS(t, p)
@@ -553,7 +553,7 @@ func TestFederatedCaller(t *testing.T) {
 	s.Allow(p.Principal("oidc-bridge:gcp:mapping:a"), deploySA)
 	s.Allow(p.PrincipalSet("mapping", "b"), middleSA)
 	s.Allow(p.AllIdentities(), "everyone@acme-prod.iam.gserviceaccount.com")
-	body := map[string]any{"scope": []string{gcpfake.CloudPlatformScope}}
+	body := map[string]any{"scope": []string{gcptest.CloudPlatformScope}}
 	for _, tt := range []struct {
 		sub, mapping, account string
 		ok                    bool
@@ -569,30 +569,30 @@ func TestFederatedCaller(t *testing.T) {
 			t.Errorf("%s → %s: %d %v", tt.sub, tt.account, a.Status, a.Body)
 		}
 	}
-	c := s.CallsTo(gcpfake.IAMCredentials)[0]
-	if c.Caller != p.Principal("oidc-bridge:gcp:mapping:a") || c.CallerVia != gcpfake.STS {
+	c := s.CallsTo(gcptest.IAMCredentials)[0]
+	if c.Caller != p.Principal("oidc-bridge:gcp:mapping:a") || c.CallerVia != gcptest.STS {
 		t.Errorf("call %+v", c)
 	}
 }
 
 func TestControls(t *testing.T) {
 	t.Parallel()
-	s, is := setupSTS(t, gcpfake.WorkloadIdentityProvider{})
+	s, is := setupSTS(t, gcptest.WorkloadIdentityProvider{})
 	s.Allow(bridgeSA, deploySA)
-	bearer := oauthToken(t, s, bridgeSA, gcpfake.CloudPlatformScope)
-	body := map[string]any{"scope": []string{gcpfake.CloudPlatformScope}}
+	bearer := oauthToken(t, s, bridgeSA, gcptest.CloudPlatformScope)
+	body := map[string]any{"scope": []string{gcptest.CloudPlatformScope}}
 	sts := func() answer {
 		return post(t, s.STSEndpoint()+"/v1/token", "application/x-www-form-urlencoded", stsForm(sign(t, jose.RS256, rsaKey, "rsa-1", is.claims()), nil), "")
 	}
 
-	s.Refuse(gcpfake.IAMCredentials, "NOT_FOUND")
+	s.Refuse(gcptest.IAMCredentials, "NOT_FOUND")
 	if a := generate(t, s, deploySA, bearer, body); a.Status != 404 || a.googleStatus() != "NOT_FOUND" {
 		t.Errorf("refuse: %+v", a)
 	}
 	if a := sts(); a.Status != 200 {
 		t.Errorf("refusal of IAM reached STS: %+v", a)
 	}
-	s.Refuse(gcpfake.STS, "invalid_grant")
+	s.Refuse(gcptest.STS, "invalid_grant")
 	if a := sts(); a.Status != 400 || a.str("error") != "invalid_grant" {
 		t.Errorf("refuse sts: %+v", a)
 	}
@@ -601,7 +601,7 @@ func TestControls(t *testing.T) {
 		t.Error("Reset kept the calls")
 	}
 
-	s.Fail(gcpfake.IAMCredentials, 2, http.StatusServiceUnavailable)
+	s.Fail(gcptest.IAMCredentials, 2, http.StatusServiceUnavailable)
 	for i, want := range []int{503, 503, 200} {
 		a := generate(t, s, deploySA, bearer, body)
 		if a.Status != want {
@@ -611,21 +611,21 @@ func TestControls(t *testing.T) {
 			t.Errorf("503 shape: %+v", a)
 		}
 	}
-	s.Fail(gcpfake.STS, 1, http.StatusInternalServerError)
+	s.Fail(gcptest.STS, 1, http.StatusInternalServerError)
 	if a := sts(); a.Status != 500 || a.str("error") != "server_error" {
 		t.Errorf("fail sts: %+v", a)
 	}
-	s.Fail(gcpfake.IAMCredentials, 1, http.StatusTooManyRequests)
+	s.Fail(gcptest.IAMCredentials, 1, http.StatusTooManyRequests)
 	if a := generate(t, s, deploySA, bearer, body); a.googleStatus() != "RESOURCE_EXHAUSTED" {
 		t.Errorf("429: %+v", a)
 	}
 
 	// Hang holds requests until the client gives up, or Reset releases them.
-	s.Hang(gcpfake.IAMCredentials)
+	s.Hang(gcptest.IAMCredentials)
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+"/v1/projects/-/serviceAccounts/"+deploySA+":generateAccessToken",
-		strings.NewReader(`{"scope":["`+gcpfake.CloudPlatformScope+`"]}`))
+		strings.NewReader(`{"scope":["`+gcptest.CloudPlatformScope+`"]}`))
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	if _, err := http.DefaultClient.Do(req); err == nil {
 		t.Error("a hung request answered")
@@ -646,16 +646,16 @@ func TestControls(t *testing.T) {
 
 func TestConcurrentUse(t *testing.T) {
 	t.Parallel()
-	s, is := setupSTS(t, gcpfake.WorkloadIdentityProvider{})
+	s, is := setupSTS(t, gcptest.WorkloadIdentityProvider{})
 	s.Allow(bridgeSA, deploySA)
-	bearer := oauthToken(t, s, bridgeSA, gcpfake.CloudPlatformScope)
+	bearer := oauthToken(t, s, bridgeSA, gcptest.CloudPlatformScope)
 	var ok atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
 			switch i % 3 {
 			case 0:
-				if generate(t, s, deploySA, bearer, map[string]any{"scope": []string{gcpfake.CloudPlatformScope}}).Status == 200 {
+				if generate(t, s, deploySA, bearer, map[string]any{"scope": []string{gcptest.CloudPlatformScope}}).Status == 200 {
 					ok.Add(1)
 				}
 			case 1:
@@ -663,7 +663,7 @@ func TestConcurrentUse(t *testing.T) {
 					ok.Add(1)
 				}
 			default:
-				s.Fail(gcpfake.OAuth, 0, 0)
+				s.Fail(gcptest.OAuth, 0, 0)
 				_ = s.Calls()
 				ok.Add(1)
 			}
@@ -679,7 +679,7 @@ func TestStatusOf(t *testing.T) {
 	t.Parallel()
 	for status, want := range map[int]string{400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
 		404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED", 418: "UNKNOWN"} {
-		if got := gcpfake.StatusOf(status); got != want {
+		if got := gcptest.StatusOf(status); got != want {
 			t.Errorf("StatusOf(%d) = %s, want %s", status, got, want)
 		}
 	}

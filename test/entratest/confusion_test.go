@@ -1,11 +1,11 @@
-package entrafake_test
+package entratest_test
 
 import (
 	"testing"
 
 	"github.com/oidc-bridge/oidc-bridge/providers/jwt/jwttest"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
-	"github.com/oidc-bridge/oidc-bridge/test/entrafake"
+	"github.com/oidc-bridge/oidc-bridge/test/entratest"
 )
 
 // TestJWTProviderTokenRefusedAsClientAssertion: a token of the bridge's jwt
@@ -17,12 +17,12 @@ import (
 func TestJWTProviderTokenRefusedAsClientAssertion(t *testing.T) {
 	t.Parallel()
 	const internal = "https://internal.example"
-	s := entrafake.New(t)
+	s := entratest.New(t)
 	sg := signingtest.New(t)
-	s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: sg.Issuer(), Subject: subject,
+	s.AddFederatedCredential(tenant, client, entratest.FederatedCredential{Issuer: sg.Issuer(), Subject: subject,
 		Audiences: []string{internal}})
 	for _, sub := range []string{"repo:x:mapping:deploy", "oidc-bridge:mapping:deploy", subject} {
-		for _, aud := range []string{entrafake.DefaultAudience, "api://azureadtokenexchange", "api://AzureADTokenExchangeUSGov"} {
+		for _, aud := range []string{entratest.DefaultAudience, "api://azureadtokenexchange", "api://AzureADTokenExchangeUSGov"} {
 			if _, err := jwttest.Mint(t, sg, aud, sub); err == nil {
 				t.Errorf("the jwt provider signed a token for %s", aud)
 			}

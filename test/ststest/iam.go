@@ -1,4 +1,4 @@
-package stsfake
+package ststest
 
 import (
 	"encoding/json"
@@ -219,7 +219,7 @@ func (h *IAMHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch refuse {
 	case "":
 	case "AccessDenied":
-		fail(refuse, fmt.Sprintf("User: arn:aws:iam::%s:user/stsfake is not authorized to perform: iam:%s on resource: role %s because no identity-based policy allows the iam:%s action",
+		fail(refuse, fmt.Sprintf("User: arn:aws:iam::%s:user/ststest is not authorized to perform: iam:%s on resource: role %s because no identity-based policy allows the iam:%s action",
 			CallerAccount, call.Action, call.RoleName, call.Action))
 		return
 	case "NoSuchEntity":

@@ -1,4 +1,4 @@
-package gcpfake_test
+package gcptest_test
 
 import (
 	"net/http"
@@ -6,7 +6,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/providers/jwt/jwttest"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
-	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
+	"github.com/oidc-bridge/oidc-bridge/test/gcptest"
 )
 
 // TestJWTProviderTokenRefusedByWorkloadIdentity: a token of the bridge's
@@ -20,8 +20,8 @@ func TestJWTProviderTokenRefusedByWorkloadIdentity(t *testing.T) {
 	t.Parallel()
 	signer := signingtest.New(t)
 	const internal = "https://internal.example"
-	s := gcpfake.New(t)
-	p := gcpfake.WorkloadIdentityProvider{Name: wip, IssuerURI: signer.Issuer(),
+	s := gcptest.New(t)
+	p := gcptest.WorkloadIdentityProvider{Name: wip, IssuerURI: signer.Issuer(),
 		AllowedAudiences: []string{wipHTTPS, internal}}
 	if err := s.AddWorkloadIdentityProvider(p); err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestJWTProviderTokenRefusedByWorkloadIdentity(t *testing.T) {
 		if got, _ := s.Lookup(federated); got.Principal != p.Principal("oidc-bridge:jwt:mapping:deploy") {
 			t.Errorf("sub %q: federated principal %q", sub, got.Principal)
 		}
-		g := generate(t, s, deploySA, federated, map[string]any{"scope": []string{gcpfake.CloudPlatformScope}})
+		g := generate(t, s, deploySA, federated, map[string]any{"scope": []string{gcptest.CloudPlatformScope}})
 		if g.Status != http.StatusForbidden || g.googleStatus() != "PERMISSION_DENIED" {
 			t.Errorf("sub %q: generateAccessToken %+v, want PERMISSION_DENIED", sub, g)
 		}

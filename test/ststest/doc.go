@@ -1,4 +1,4 @@
-// Package stsfake runs a wire-compatible AWS Security Token Service for
+// Package ststest runs a wire-compatible AWS Security Token Service for
 // tests: a real HTTP server on 127.0.0.1 that speaks STS's Query protocol
 // (form-encoded POST, XML answers and XML errors in AWS's shapes), checks
 // every request's SigV4 signature against the access keys it knows, and
@@ -30,4 +30,4 @@
 // All methods are safe for concurrent use.
 //
 // It is for tests only: production code must never import it.
-package stsfake
+package ststest

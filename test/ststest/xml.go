@@ -1,4 +1,4 @@
-package stsfake
+package ststest
 
 import (
 	"encoding/xml"

@@ -1,4 +1,4 @@
-package entrafake
+package entratest
 
 import (
 	"fmt"
@@ -51,7 +51,7 @@ var codes = map[int]struct {
 func refusal(code int, format string, args ...any) entraError {
 	c, ok := codes[code]
 	if !ok {
-		c.err, c.status, c.desc = "invalid_request", http.StatusBadRequest, "Refused by entrafake."
+		c.err, c.status, c.desc = "invalid_request", http.StatusBadRequest, "Refused by entratest."
 	}
 	e := entraError{status: c.status, err: c.err, code: code, desc: c.desc}
 	if format != "" {

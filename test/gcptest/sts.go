@@ -1,4 +1,4 @@
-package gcpfake
+package gcptest
 
 import (
 	"bytes"
@@ -78,24 +78,24 @@ func (p WorkloadIdentityProvider) AllIdentities() string {
 // audience is p.Name.
 func (h *Handler) AddWorkloadIdentityProvider(p WorkloadIdentityProvider) error {
 	if !providerName.MatchString(p.Name) {
-		return fmt.Errorf("gcpfake: %q is not a workload identity pool provider's resource name", p.Name)
+		return fmt.Errorf("gcptest: %q is not a workload identity pool provider's resource name", p.Name)
 	}
 	if u, err := url.Parse(p.IssuerURI); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("gcpfake: issuer %q is not an http(s) URL", p.IssuerURI)
+		return fmt.Errorf("gcptest: issuer %q is not an http(s) URL", p.IssuerURI)
 	}
 	// Google's limits on allowed audiences: at most 10, each at most 256
 	// characters (WorkloadIdentityPoolProvider.Oidc.allowed_audiences).
 	if len(p.AllowedAudiences) > maxAllowedAudiences {
-		return fmt.Errorf("gcpfake: at most %d allowed audiences", maxAllowedAudiences)
+		return fmt.Errorf("gcptest: at most %d allowed audiences", maxAllowedAudiences)
 	}
 	for _, a := range p.AllowedAudiences {
 		if a == "" || len(a) > maxAudienceLen {
-			return fmt.Errorf("gcpfake: an allowed audience is 1-%d characters", maxAudienceLen)
+			return fmt.Errorf("gcptest: an allowed audience is 1-%d characters", maxAudienceLen)
 		}
 	}
 	for k, v := range p.AttributeMapping {
 		if k != "google.subject" && !strings.HasPrefix(k, "attribute.") || !strings.HasPrefix(v, "assertion.") {
-			return fmt.Errorf("gcpfake: attribute mapping %s=%s is not supported", k, v)
+			return fmt.Errorf("gcptest: attribute mapping %s=%s is not supported", k, v)
 		}
 	}
 	h.mu.Lock()
@@ -212,7 +212,7 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	expiry := h.now().Add(TokenTTL)
-	access := h.issue("gcpfake-federated-", Token{
+	access := h.issue("gcptest-federated-", Token{
 		Via: STS, Principal: call.Principal, Attributes: attrs, Pool: prov.Pool(),
 		Scopes: call.Scopes, Expiry: expiry,
 	})

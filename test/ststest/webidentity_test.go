@@ -1,4 +1,4 @@
-package stsfake_test
+package ststest_test
 
 import (
 	"encoding/json"
@@ -17,14 +17,14 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/signing"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 const stsAudience = "sts.amazonaws.com"
 
 // anonymousClient is a real SDK client without credentials, as
 // AssumeRoleWithWebIdentity needs none.
-func anonymousClient(t *testing.T, s *stsfake.Server) *sts.Client {
+func anonymousClient(t *testing.T, s *ststest.Server) *sts.Client {
 	t.Helper()
 	return sts.New(sts.Options{
 		Region:       "eu-west-1",
@@ -66,7 +66,7 @@ func assumeWeb(t *testing.T, c *sts.Client, token string) (*sts.AssumeRoleWithWe
 func TestAssumeRoleWithWebIdentity(t *testing.T) {
 	t.Parallel()
 	signer := signingtest.New(t)
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	s.TrustOIDCProvider(signer.Issuer(), "other", stsAudience)
 	token := webToken(t, signer, "", map[string]any{
 		"jti": "issuance-1",
@@ -122,7 +122,7 @@ func TestAssumeRoleWithWebIdentity(t *testing.T) {
 		t.Errorf("claims %s: %v", call.WebIdentityClaims, err)
 	}
 	call.Params, call.Time, call.RequestID, call.WebIdentityClaims = nil, time.Time{}, "", nil
-	wantCall := stsfake.Call{
+	wantCall := ststest.Call{
 		Action: "AssumeRoleWithWebIdentity", Version: "2011-06-15",
 		RoleArn: roleARN, RoleSessionName: "gh-acme.web-42-1", DurationSeconds: 1800,
 		Policy:              `{"Version":"2012-10-17","Statement":[]}`,
@@ -142,7 +142,7 @@ func TestAssumeRoleWithWebIdentity(t *testing.T) {
 func TestWebIdentityES256AndAudienceList(t *testing.T) {
 	t.Parallel()
 	signer := signingtest.New(t)
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	s.TrustOIDCProvider(signer.Issuer(), stsAudience)
 	token := webToken(t, signer, signing.ES256, map[string]any{"aud": []string{"someone-else", stsAudience}})
 	out, err := assumeWeb(t, anonymousClient(t, s), token)
@@ -162,7 +162,7 @@ func TestWebIdentityRefusals(t *testing.T) {
 	tests := []struct {
 		name       string
 		token      func() string
-		opts       []stsfake.Option
+		opts       []ststest.Option
 		audiences  []string
 		refuse     string
 		wantCode   string
@@ -181,7 +181,7 @@ func TestWebIdentityRefusals(t *testing.T) {
 		{name: "not yet valid", token: func() string { return webToken(t, signer, "", map[string]any{"nbf": now.Add(10 * time.Minute).Unix()}) },
 			wantCode: "IDPRejectedClaim", wantStatus: 403},
 		{name: "issued in the future", token: func() string { return webToken(t, signer, "", nil) },
-			opts:     []stsfake.Option{stsfake.WithClock(func() time.Time { return time.Now().Add(-10 * time.Minute) })},
+			opts:     []ststest.Option{ststest.WithClock(func() time.Time { return time.Now().Add(-10 * time.Minute) })},
 			wantCode: "IDPRejectedClaim", wantStatus: 403},
 		{name: "no sub", token: func() string { return webToken(t, signer, "", map[string]any{"sub": nil}) },
 			wantCode: "InvalidIdentityToken", wantStatus: 400},
@@ -219,7 +219,7 @@ func TestWebIdentityRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := stsfake.New(t, tt.opts...)
+			s := ststest.New(t, tt.opts...)
 			aud := tt.audiences
 			if aud == nil {
 				aud = []string{stsAudience}
@@ -259,7 +259,7 @@ func TestWebIdentityKeysAreCached(t *testing.T) {
 	t.Parallel()
 	signer := signingtest.New(t)
 	rt := &countingTransport{}
-	s := stsfake.New(t, stsfake.WithOIDCHTTPClient(&http.Client{Transport: rt}))
+	s := ststest.New(t, ststest.WithOIDCHTTPClient(&http.Client{Transport: rt}))
 	s.TrustOIDCProvider(signer.Issuer(), stsAudience)
 	c := anonymousClient(t, s)
 	for range 3 {
@@ -283,7 +283,7 @@ func TestWebIdentityKeysAreCached(t *testing.T) {
 func TestWebIdentityIdPUnreachable(t *testing.T) {
 	t.Parallel()
 	signer := signingtest.New(t)
-	s := stsfake.New(t, stsfake.WithOIDCHTTPClient(&http.Client{Transport: &countingTransport{fail: true}}))
+	s := ststest.New(t, ststest.WithOIDCHTTPClient(&http.Client{Transport: &countingTransport{fail: true}}))
 	s.TrustOIDCProvider(signer.Issuer(), stsAudience)
 	_, err := assumeWeb(t, anonymousClient(t, s), webToken(t, signer, "", nil))
 	if got := apiCode(t, err); got != "IDPCommunicationError" {
@@ -294,7 +294,7 @@ func TestWebIdentityIdPUnreachable(t *testing.T) {
 func TestWebIdentityRequest(t *testing.T) {
 	t.Parallel()
 	signer := signingtest.New(t)
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	s.TrustOIDCProvider(signer.Issuer(), stsAudience)
 	token := webToken(t, signer, "", nil)
 
@@ -310,10 +310,10 @@ func TestWebIdentityRequest(t *testing.T) {
 	if status, er := post(t, s, body, signWith("wrong")); status != http.StatusForbidden || er.Error.Code != "SignatureDoesNotMatch" {
 		t.Errorf("badly signed: %d %+v", status, er)
 	}
-	if status, er := post(t, s, body, signWith(stsfake.SecretAccessKey)); status != http.StatusOK {
+	if status, er := post(t, s, body, signWith(ststest.SecretAccessKey)); status != http.StatusOK {
 		t.Errorf("signed: %d %+v", status, er)
 	}
-	if c := s.Calls(); len(c) != 3 || c[0].AccessKeyID != "" || c[2].AccessKeyID != stsfake.AccessKeyID {
+	if c := s.Calls(); len(c) != 3 || c[0].AccessKeyID != "" || c[2].AccessKeyID != ststest.AccessKeyID {
 		t.Errorf("calls %+v", c)
 	}
 
@@ -348,7 +348,7 @@ func TestWebIdentityRequest(t *testing.T) {
 func TestWebIdentityIsNotChaining(t *testing.T) {
 	t.Parallel()
 	signer := signingtest.New(t)
-	s := stsfake.New(t, stsfake.WithRoleChainingCaller())
+	s := ststest.New(t, ststest.WithRoleChainingCaller())
 	s.TrustOIDCProvider(signer.Issuer(), stsAudience)
 	_, err := anonymousClient(t, s).AssumeRoleWithWebIdentity(t.Context(), &sts.AssumeRoleWithWebIdentityInput{
 		RoleArn: aws.String(roleARN), RoleSessionName: aws.String("gh-acme.web-42-1"),

@@ -1,4 +1,4 @@
-package entrafake
+package entratest
 
 import (
 	"context"
@@ -245,7 +245,7 @@ func (s *Server) issuerKeys(ctx context.Context, iss, kid string) (*jose.JSONWeb
 		return nil, err
 	}
 	if doc.JWKSURI == "" {
-		return nil, errors.New("entrafake: discovery document without jwks_uri")
+		return nil, errors.New("entratest: discovery document without jwks_uri")
 	}
 	set = jose.JSONWebKeySet{}
 	if err := s.getJSON(ctx, doc.JWKSURI, &set); err != nil {
@@ -268,7 +268,7 @@ func (s *Server) getJSON(ctx context.Context, url string, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("entrafake: GET %s: %s", url, resp.Status)
+		return fmt.Errorf("entratest: GET %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(v)
 }

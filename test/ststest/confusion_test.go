@@ -1,4 +1,4 @@
-package stsfake_test
+package ststest_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/providers/jwt/jwttest"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // craftedSubjects are subs a generic issuer's token may carry to pass for
@@ -28,9 +28,9 @@ func TestJWTProviderTokenRefusedByWebIdentity(t *testing.T) {
 	t.Parallel()
 	signer := signingtest.New(t)
 	const internal = "https://internal.example"
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	s.TrustOIDCProvider(signer.Issuer(), stsAudience, internal)
-	s.TrustRole(roleARN, stsfake.TrustPolicy{Issuer: signer.Issuer(), Audience: internal, Subject: "oidc-bridge:aws:mapping:deploy"})
+	s.TrustRole(roleARN, ststest.TrustPolicy{Issuer: signer.Issuer(), Audience: internal, Subject: "oidc-bridge:aws:mapping:deploy"})
 	c := anonymousClient(t, s)
 	for _, sub := range craftedSubjects {
 		for _, aud := range []string{stsAudience, "STS.amazonaws.com", "sts.amazonaws.com.cn"} {

@@ -1,4 +1,4 @@
-package entrafake_test
+package entratest_test
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
-	"github.com/oidc-bridge/oidc-bridge/test/entrafake"
+	"github.com/oidc-bridge/oidc-bridge/test/entratest"
 )
 
 const (
@@ -34,11 +34,11 @@ const (
 	scope   = "https://management.azure.com/.default openid profile offline_access"
 )
 
-func setup(t *testing.T, opts ...entrafake.Option) (*entrafake.Server, *signingtest.Signer) {
+func setup(t *testing.T, opts ...entratest.Option) (*entratest.Server, *signingtest.Signer) {
 	t.Helper()
-	s := entrafake.New(t, opts...)
+	s := entratest.New(t, opts...)
 	sg := signingtest.New(t)
-	s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: sg.Issuer(), Subject: subject})
+	s.AddFederatedCredential(tenant, client, entratest.FederatedCredential{Issuer: sg.Issuer(), Subject: subject})
 	return s, sg
 }
 
@@ -46,7 +46,7 @@ func assertion(t *testing.T, sg *signingtest.Signer, mutate func(map[string]any)
 	t.Helper()
 	now := time.Now()
 	c := map[string]any{
-		"sub": subject, "aud": entrafake.DefaultAudience,
+		"sub": subject, "aud": entratest.DefaultAudience,
 		"nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": uuid.NewString(),
 	}
 	if mutate != nil {
@@ -63,7 +63,7 @@ func form(a string) url.Values {
 	return url.Values{
 		"grant_type":            {"client_credentials"},
 		"client_id":             {client},
-		"client_assertion_type": {entrafake.AssertionType},
+		"client_assertion_type": {entratest.AssertionType},
 		"client_assertion":      {a},
 		"scope":                 {scope},
 	}
@@ -75,7 +75,7 @@ type answer struct {
 	body   map[string]any
 }
 
-func post(t *testing.T, s *entrafake.Server, tenant string, f url.Values) answer {
+func post(t *testing.T, s *entratest.Server, tenant string, f url.Values) answer {
 	t.Helper()
 	resp, err := s.Client().PostForm(s.URL()+"/"+tenant+"/oauth2/v2.0/token", f)
 	if err != nil {
@@ -89,7 +89,7 @@ func post(t *testing.T, s *entrafake.Server, tenant string, f url.Values) answer
 	return answer{resp.StatusCode, resp.Header, body}
 }
 
-func get(t *testing.T, s *entrafake.Server, path string) answer {
+func get(t *testing.T, s *entratest.Server, path string) answer {
 	t.Helper()
 	resp, err := s.Client().Get(s.URL() + path)
 	if err != nil {
@@ -152,7 +152,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestToken(t *testing.T) {
 	t.Parallel()
-	s, sg := setup(t, entrafake.WithTokenLifetime(time.Hour))
+	s, sg := setup(t, entratest.WithTokenLifetime(time.Hour))
 	a := post(t, s, tenant, form(assertion(t, sg, nil)))
 	if a.status != http.StatusOK {
 		t.Fatalf("status %d %v", a.status, a.body)
@@ -204,18 +204,18 @@ func TestTokenRefused(t *testing.T) {
 		signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: otherKey},
 			(&jose.SignerOptions{}).WithHeader("kid", "test-rsa-1"))
 		payload, _ := json.Marshal(map[string]any{
-			"iss": sg.Issuer(), "sub": subject, "aud": entrafake.DefaultAudience, "exp": time.Now().Add(time.Minute).Unix(),
+			"iss": sg.Issuer(), "sub": subject, "aud": entratest.DefaultAudience, "exp": time.Now().Add(time.Minute).Unix(),
 		})
 		jws, _ := signer.Sign(payload)
 		c, _ := jws.CompactSerialize()
 		return c
 	}
-	es256, err := sg.Sign(t.Context(), map[string]any{"sub": subject, "aud": entrafake.DefaultAudience, "exp": time.Now().Add(time.Minute).Unix()}, "ES256")
+	es256, err := sg.Sign(t.Context(), map[string]any{"sub": subject, "aud": entratest.DefaultAudience, "exp": time.Now().Add(time.Minute).Unix()}, "ES256")
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := "0a0b0c0d-1111-4222-8333-944455556666"
-	s.AddFederatedCredential(other, client, entrafake.FederatedCredential{Issuer: "https://token.actions.githubusercontent.com", Subject: subject})
+	s.AddFederatedCredential(other, client, entratest.FederatedCredential{Issuer: "https://token.actions.githubusercontent.com", Subject: subject})
 	withForm := func(k, v string) url.Values {
 		f := form(assertion(t, sg, nil))
 		if v == "" {
@@ -264,7 +264,7 @@ func TestTokenRefused(t *testing.T) {
 	// Within the skew, and an audience among several, pass.
 	ok := assertion(t, sg, func(c map[string]any) {
 		c["exp"] = time.Now().Add(-time.Minute).Unix()
-		c["aud"] = []string{"x", entrafake.DefaultAudience}
+		c["aud"] = []string{"x", entratest.DefaultAudience}
 	})
 	if a := post(t, s, tenant, form(ok)); a.status != http.StatusOK {
 		t.Errorf("assertion within the skew: %d %v", a.status, a.body)
@@ -423,7 +423,7 @@ func TestConcurrent(t *testing.T) {
 	for i := range 8 {
 		wg.Go(func() {
 			if i%2 == 0 {
-				s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: sg.Issuer(), Subject: "x" + itoa(i)})
+				s.AddFederatedCredential(tenant, client, entratest.FederatedCredential{Issuer: sg.Issuer(), Subject: "x" + itoa(i)})
 			}
 			if a := post(t, s, tenant, form(assertion(t, sg, nil))); a.status != http.StatusOK {
 				t.Errorf("status %d", a.status)

@@ -1,4 +1,4 @@
-package stsfake_test
+package ststest_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 func tag(k, v string) types.Tag { return types.Tag{Key: aws.String(k), Value: aws.String(v)} }
@@ -21,7 +21,7 @@ func tag(k, v string) types.Tag { return types.Tag{Key: aws.String(k), Value: aw
 // accepts at the edges.
 func TestLimits(t *testing.T) {
 	t.Parallel()
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	c := defaultClient(t, s)
 	policy := func(resource string) *string {
 		return aws.String(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::` + resource + `"}}`)
@@ -105,7 +105,7 @@ func TestLimits(t *testing.T) {
 // DurationSeconds over 3600, with this message.
 func TestRoleChainingCaller(t *testing.T) {
 	t.Parallel()
-	s := stsfake.New(t, stsfake.WithRoleChainingCaller())
+	s := ststest.New(t, ststest.WithRoleChainingCaller())
 	c := defaultClient(t, s)
 	in := func(d int32) *sts.AssumeRoleInput {
 		return &sts.AssumeRoleInput{RoleArn: aws.String(roleARN), RoleSessionName: aws.String("chained"), DurationSeconds: aws.Int32(d)}

@@ -1,4 +1,4 @@
-package entrafake
+package entratest
 
 import (
 	"crypto/rand"
@@ -85,18 +85,18 @@ func ValidateFederatedCredential(fc FederatedCredential) error {
 		auds = []string{DefaultAudience}
 	}
 	if len(auds) != 1 {
-		return errors.New("entrafake: federated identity credentials must have exactly one audience")
+		return errors.New("entratest: federated identity credentials must have exactly one audience")
 	}
 	for _, f := range []struct{ name, v string }{{"issuer", fc.Issuer}, {"subject", fc.Subject}, {"audience", auds[0]}} {
 		switch {
 		case f.v == "":
-			return fmt.Errorf("entrafake: the %s is required", f.name)
+			return fmt.Errorf("entratest: the %s is required", f.name)
 		case len(f.v) > MaxCredentialField:
-			return fmt.Errorf("entrafake: the %s has %d characters; at most %d", f.name, len(f.v), MaxCredentialField)
+			return fmt.Errorf("entratest: the %s has %d characters; at most %d", f.name, len(f.v), MaxCredentialField)
 		case strings.Contains(f.v, "*"):
-			return fmt.Errorf("entrafake: the %s has a wildcard, which Entra does not support", f.name)
+			return fmt.Errorf("entratest: the %s has a wildcard, which Entra does not support", f.name)
 		case strings.TrimSpace(f.v) != f.v:
-			return fmt.Errorf("entrafake: the %s has leading or trailing whitespace", f.name)
+			return fmt.Errorf("entratest: the %s has leading or trailing whitespace", f.name)
 		}
 	}
 	return nil
@@ -189,7 +189,7 @@ var (
 	rsaKey  *rsa.PrivateKey
 )
 
-const tokenKeyID = "entrafake-1"
+const tokenKeyID = "entratest-1"
 
 // New starts a fake Entra ID on 127.0.0.1 over TLS, closed when the test
 // ends.
@@ -204,7 +204,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: rsaKey},
 		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", tokenKeyID))
 	if err != nil {
-		t.Fatalf("entrafake: %v", err)
+		t.Fatalf("entratest: %v", err)
 	}
 	s := &Server{
 		now:          time.Now,
@@ -249,9 +249,9 @@ func (s *Server) CertPEM() []byte {
 // certificate, unless SSL_CERT_DIR adds others).
 func (s *Server) WriteCertFile(t testing.TB) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "entrafake.pem")
+	path := filepath.Join(t.TempDir(), "entratest.pem")
 	if err := os.WriteFile(path, s.CertPEM(), 0o644); err != nil {
-		t.Fatalf("entrafake: write certificate: %v", err)
+		t.Fatalf("entratest: write certificate: %v", err)
 	}
 	return path
 }
@@ -274,11 +274,11 @@ func (s *Server) AddFederatedCredential(tenant, clientID string, fc FederatedCre
 	defer s.mu.Unlock()
 	k := appKey{strings.ToLower(tenant), strings.ToLower(clientID)}
 	if len(s.apps[k]) >= MaxFederatedCredentials {
-		panic(fmt.Sprintf("entrafake: an application holds at most %d federated identity credentials", MaxFederatedCredentials))
+		panic(fmt.Sprintf("entratest: an application holds at most %d federated identity credentials", MaxFederatedCredentials))
 	}
 	for _, have := range s.apps[k] {
 		if have.Issuer == fc.Issuer && have.Subject == fc.Subject {
-			panic("entrafake: issuer and subject combination already exists for this application")
+			panic("entratest: issuer and subject combination already exists for this application")
 		}
 	}
 	s.tenants[k.tenant] = true
@@ -293,7 +293,7 @@ func (s *Server) Refuse(code string) {
 	if code != "" {
 		var ok bool
 		if n, ok = parseCode(code); !ok {
-			panic("entrafake: Refuse needs an AADSTS code, got " + code)
+			panic("entratest: Refuse needs an AADSTS code, got " + code)
 		}
 	}
 	s.mu.Lock()
@@ -447,7 +447,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		"frontchannel_logout_supported":         true,
 		"claims_supported":                      []string{"sub", "iss", "aud", "exp", "iat", "nbf", "tid", "ver"},
 		"tenant_region_scope":                   "EU",
-		"cloud_instance_name":                   "entrafake",
+		"cloud_instance_name":                   "entratest",
 		"cloud_graph_host_name":                 "graph.windows.net",
 		"msgraph_host":                          "graph.microsoft.com",
 	})

@@ -1,4 +1,4 @@
-package stsfake
+package ststest
 
 import (
 	"context"
@@ -32,7 +32,7 @@ import (
 // it to the bridge as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 const (
 	AccessKeyID     = "AKIASTSFAKETESTKEY01"
-	SecretAccessKey = "stsfake/TestSecretAccessKey/0123456789ab"
+	SecretAccessKey = "ststest/TestSecretAccessKey/0123456789ab"
 )
 
 // CallerAccount is the account of the callers' own identities, as
@@ -466,7 +466,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeXML(w, http.StatusOK, getCallerIdentityResponse{
 			Xmlns: xmlns,
 			Result: callerIdentity{
-				Arn:     "arn:aws:iam::" + CallerAccount + ":user/stsfake",
+				Arn:     "arn:aws:iam::" + CallerAccount + ":user/ststest",
 				UserID:  "AIDA" + idFrom(auth.accessKeyID, 17),
 				Account: CallerAccount,
 			},
@@ -911,7 +911,7 @@ func refusalMessage(code, action, accessKeyID, roleArn string) string {
 	}
 	switch code {
 	case "AccessDenied":
-		return "User: arn:aws:iam::" + CallerAccount + ":user/stsfake is not authorized to perform: sts:AssumeRole on resource: " + roleArn
+		return "User: arn:aws:iam::" + CallerAccount + ":user/ststest is not authorized to perform: sts:AssumeRole on resource: " + roleArn
 	case "RegionDisabledException":
 		return "STS is not activated in this region for account:" + CallerAccount + ". Your account administrator can activate STS in this region using the IAM Console."
 	case "ExpiredToken":

@@ -1,4 +1,4 @@
-package gcpfake
+package gcptest
 
 import (
 	"bytes"
@@ -132,7 +132,7 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 	}
 
 	expiry := h.now().Add(lifetime).Truncate(time.Second)
-	access := h.issue("ya29.c.gcpfake-", Token{Via: IAMCredentials, Principal: account, Scopes: slices.Clone(in.Scope), Expiry: expiry})
+	access := h.issue("ya29.c.gcptest-", Token{Via: IAMCredentials, Principal: account, Scopes: slices.Clone(in.Scope), Expiry: expiry})
 	writeJSON(w, http.StatusOK, map[string]string{
 		"accessToken": access,
 		"expireTime":  expiry.UTC().Format(time.RFC3339),

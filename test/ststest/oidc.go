@@ -1,4 +1,4 @@
-package stsfake
+package ststest
 
 import (
 	"bytes"
@@ -238,7 +238,7 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 		return nil, err
 	}
 	if claims == nil || dec.More() {
-		return nil, fmt.Errorf("stsfake: payload is not one JSON object")
+		return nil, fmt.Errorf("ststest: payload is not one JSON object")
 	}
 	return claims, nil
 }

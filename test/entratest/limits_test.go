@@ -1,4 +1,4 @@
-package entrafake_test
+package entratest_test
 
 import (
 	"context"
@@ -12,40 +12,40 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
-	"github.com/oidc-bridge/oidc-bridge/test/entrafake"
+	"github.com/oidc-bridge/oidc-bridge/test/entratest"
 )
 
 // TestFederatedCredentialLimits: the fake refuses the credentials Entra
 // refuses to create.
 func TestFederatedCredentialLimits(t *testing.T) {
 	t.Parallel()
-	max := strings.Repeat("s", entrafake.MaxCredentialField)
-	ok := entrafake.FederatedCredential{Issuer: "https://bridge.example.com", Subject: subject}
-	for _, fc := range []entrafake.FederatedCredential{
+	max := strings.Repeat("s", entratest.MaxCredentialField)
+	ok := entratest.FederatedCredential{Issuer: "https://bridge.example.com", Subject: subject}
+	for _, fc := range []entratest.FederatedCredential{
 		ok,
 		{Issuer: "https://bridge.example.com/" + max[:600-len("https://bridge.example.com/")], Subject: max, Audiences: []string{"api://" + max[:600-6]}},
 	} {
-		if err := entrafake.ValidateFederatedCredential(fc); err != nil {
+		if err := entratest.ValidateFederatedCredential(fc); err != nil {
 			t.Errorf("%+v refused: %v", fc, err)
 		}
 	}
-	for name, fc := range map[string]entrafake.FederatedCredential{
+	for name, fc := range map[string]entratest.FederatedCredential{
 		"subject 601":     {Issuer: ok.Issuer, Subject: max + "s"},
 		"issuer 601":      {Issuer: "https://" + max, Subject: subject},
 		"audience 601":    {Issuer: ok.Issuer, Subject: subject, Audiences: []string{"api://" + max}},
-		"two audiences":   {Issuer: ok.Issuer, Subject: subject, Audiences: []string{entrafake.DefaultAudience, "api://other"}},
+		"two audiences":   {Issuer: ok.Issuer, Subject: subject, Audiences: []string{entratest.DefaultAudience, "api://other"}},
 		"wildcard":        {Issuer: ok.Issuer, Subject: "oidc-bridge:azure:mapping:*"},
 		"issuer space":    {Issuer: ok.Issuer + " ", Subject: subject},
 		"no subject":      {Issuer: ok.Issuer},
 		"empty audience":  {Issuer: ok.Issuer, Subject: subject, Audiences: []string{""}},
 		"subject newline": {Issuer: ok.Issuer, Subject: "\n" + subject},
 	} {
-		if err := entrafake.ValidateFederatedCredential(fc); err == nil {
+		if err := entratest.ValidateFederatedCredential(fc); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 
-	s := entrafake.New(t)
+	s := entratest.New(t)
 	mustPanic := func(what string, f func()) {
 		t.Helper()
 		defer func() {
@@ -56,13 +56,13 @@ func TestFederatedCredentialLimits(t *testing.T) {
 		f()
 	}
 	mustPanic("invalid", func() {
-		s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: ok.Issuer, Subject: max + "s"})
+		s.AddFederatedCredential(tenant, client, entratest.FederatedCredential{Issuer: ok.Issuer, Subject: max + "s"})
 	})
-	for i := range entrafake.MaxFederatedCredentials {
-		s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: ok.Issuer, Subject: subject + strings.Repeat("x", i)})
+	for i := range entratest.MaxFederatedCredentials {
+		s.AddFederatedCredential(tenant, client, entratest.FederatedCredential{Issuer: ok.Issuer, Subject: subject + strings.Repeat("x", i)})
 	}
 	mustPanic("21st", func() {
-		s.AddFederatedCredential(tenant, client, entrafake.FederatedCredential{Issuer: ok.Issuer, Subject: "another"})
+		s.AddFederatedCredential(tenant, client, entratest.FederatedCredential{Issuer: ok.Issuer, Subject: "another"})
 	})
 	mustPanic("same issuer and subject", func() {
 		s.AddFederatedCredential(tenant, "00000000-1111-4222-8333-444455556666", ok)
@@ -75,8 +75,8 @@ func TestFederatedCredentialLimits(t *testing.T) {
 // Entra's rules, and reads the AADSTS code Entra answers each with.
 func TestAssertionLimitsThroughAzidentity(t *testing.T) {
 	t.Parallel()
-	s, sg := setup(t, entrafake.WithMaxAssertionLifetime(10*time.Minute))
-	long := strings.Repeat("x", entrafake.MaxCredentialField+1)
+	s, sg := setup(t, entratest.WithMaxAssertionLifetime(10*time.Minute))
+	long := strings.Repeat("x", entratest.MaxCredentialField+1)
 	tests := []struct {
 		name   string
 		mutate func(map[string]any)

@@ -1,4 +1,4 @@
-package gcpfake
+package gcptest
 
 import (
 	"crypto/rand"
@@ -61,7 +61,7 @@ func (k ServiceAccountKey) JSON(tokenURI string) []byte {
 	if err != nil {
 		panic(err)
 	}
-	project := "gcpfake"
+	project := "gcptest"
 	if _, domain, ok := strings.Cut(k.ClientEmail, "@"); ok {
 		if p, ok := strings.CutSuffix(domain, ".iam.gserviceaccount.com"); ok {
 			project = p
@@ -181,7 +181,7 @@ func (h *Handler) serveOAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	expiry := now.Add(TokenTTL)
-	access := h.issue("ya29.c.gcpfake-", Token{Via: OAuth, Principal: c.Iss, Scopes: call.Scopes, Expiry: expiry})
+	access := h.issue("ya29.c.gcptest-", Token{Via: OAuth, Principal: c.Iss, Scopes: call.Scopes, Expiry: expiry})
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": access,
 		"expires_in":   int(TokenTTL/time.Second) - 1,

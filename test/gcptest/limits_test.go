@@ -1,4 +1,4 @@
-package gcpfake_test
+package gcptest_test
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
+	"github.com/oidc-bridge/oidc-bridge/test/gcptest"
 )
 
 // bearerTransport adds a fixed bearer token, as the bridge's own transport
@@ -34,9 +34,9 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestLimitsThroughTheSDK(t *testing.T) {
 	t.Parallel()
 	const extendedSA = "long-lived@acme-prod.iam.gserviceaccount.com"
-	s := gcpfake.New(t, gcpfake.WithLifetimeExtension(extendedSA))
+	s := gcptest.New(t, gcptest.WithLifetimeExtension(extendedSA))
 	s.Allow(bridgeSA, deploySA, middleSA, extendedSA)
-	bearer := oauthToken(t, s, bridgeSA, gcpfake.CloudPlatformScope)
+	bearer := oauthToken(t, s, bridgeSA, gcptest.CloudPlatformScope)
 	client, err := iamcredentials.NewIamCredentialsRESTClient(t.Context(),
 		option.WithEndpoint(s.IAMCredentialsEndpoint()),
 		option.WithHTTPClient(&http.Client{Transport: bearerTransport(bearer)}))
@@ -68,7 +68,7 @@ func TestLimitsThroughTheSDK(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := &credentialspb.GenerateAccessTokenRequest{
 				Name:     "projects/-/serviceAccounts/" + tt.account,
-				Scope:    []string{gcpfake.CloudPlatformScope},
+				Scope:    []string{gcptest.CloudPlatformScope},
 				Lifetime: durationpb.New(tt.lifetime),
 				// delegates get the resource-name prefix as the bridge sends them
 				Delegates: tt.delegates,
@@ -99,7 +99,7 @@ func TestLimitsThroughTheSDK(t *testing.T) {
 			}
 		})
 	}
-	if got := s.CallsTo(gcpfake.IAMCredentials); len(got) != len(tests) {
+	if got := s.CallsTo(gcptest.IAMCredentials); len(got) != len(tests) {
 		t.Errorf("%d calls, want %d", len(got), len(tests))
 	}
 }
@@ -108,8 +108,8 @@ func TestLimitsThroughTheSDK(t *testing.T) {
 // audiences of at most 256 characters each, as Google's API.
 func TestAllowedAudienceLimits(t *testing.T) {
 	t.Parallel()
-	h := gcpfake.NewHandler()
-	ok := gcpfake.WorkloadIdentityProvider{Name: wip, IssuerURI: "https://x", AllowedAudiences: []string{strings.Repeat("a", 256)}}
+	h := gcptest.NewHandler()
+	ok := gcptest.WorkloadIdentityProvider{Name: wip, IssuerURI: "https://x", AllowedAudiences: []string{strings.Repeat("a", 256)}}
 	if err := h.AddWorkloadIdentityProvider(ok); err != nil {
 		t.Errorf("256 characters refused: %v", err)
 	}
@@ -118,7 +118,7 @@ func TestAllowedAudienceLimits(t *testing.T) {
 		{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"},
 		{""},
 	} {
-		p := gcpfake.WorkloadIdentityProvider{Name: wip, IssuerURI: "https://x", AllowedAudiences: auds}
+		p := gcptest.WorkloadIdentityProvider{Name: wip, IssuerURI: "https://x", AllowedAudiences: auds}
 		if err := h.AddWorkloadIdentityProvider(p); err == nil {
 			t.Errorf("allowed audiences %q accepted", auds)
 		}

@@ -1,4 +1,4 @@
-package stsfake_test
+package ststest_test
 
 import (
 	"bytes"
@@ -24,14 +24,14 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 const roleARN = "arn:aws:iam::123456789012:role/deploy"
 
 // client is a real SDK STS client aimed at the fake, without retries so that
 // each call is one request.
-func client(t *testing.T, s *stsfake.Server, akid, secret, token string) *sts.Client {
+func client(t *testing.T, s *ststest.Server, akid, secret, token string) *sts.Client {
 	t.Helper()
 	return sts.New(sts.Options{
 		Region:       "eu-west-1",
@@ -41,9 +41,9 @@ func client(t *testing.T, s *stsfake.Server, akid, secret, token string) *sts.Cl
 	})
 }
 
-func defaultClient(t *testing.T, s *stsfake.Server) *sts.Client {
+func defaultClient(t *testing.T, s *ststest.Server) *sts.Client {
 	t.Helper()
-	return client(t, s, stsfake.AccessKeyID, stsfake.SecretAccessKey, "")
+	return client(t, s, ststest.AccessKeyID, ststest.SecretAccessKey, "")
 }
 
 func apiCode(t *testing.T, err error) string {
@@ -59,7 +59,7 @@ var accessKeyID = regexp.MustCompile(`^ASIA[A-Z0-9]{16}$`)
 
 func TestAssumeRole(t *testing.T) {
 	t.Parallel()
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	c := defaultClient(t, s)
 	before := time.Now().Truncate(time.Second)
 	out, err := c.AssumeRole(t.Context(), &sts.AssumeRoleInput{
@@ -105,8 +105,8 @@ func TestAssumeRole(t *testing.T) {
 	}
 	got := calls[0]
 	got.Params, got.Time, got.RequestID = nil, time.Time{}, ""
-	want := stsfake.Call{
-		Action: "AssumeRole", Version: "2011-06-15", Region: "eu-west-1", AccessKeyID: stsfake.AccessKeyID,
+	want := ststest.Call{
+		Action: "AssumeRole", Version: "2011-06-15", Region: "eu-west-1", AccessKeyID: ststest.AccessKeyID,
 		RoleArn: roleARN, RoleSessionName: "gh-acme.web-42-1", DurationSeconds: 900, SourceIdentity: "gh-123",
 		Policy: `{"Version":"2012-10-17","Statement":[]}`, ExternalID: "ext-id",
 		PolicyArns:        []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"},
@@ -121,19 +121,19 @@ func TestAssumeRole(t *testing.T) {
 
 func TestGetCallerIdentity(t *testing.T) {
 	t.Parallel()
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	out, err := defaultClient(t, s).GetCallerIdentity(t.Context(), &sts.GetCallerIdentityInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *out.Account != stsfake.CallerAccount {
+	if *out.Account != ststest.CallerAccount {
 		t.Errorf("account = %q", *out.Account)
 	}
 }
 
 func TestConcurrentUniqueKeys(t *testing.T) {
 	t.Parallel()
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	c := defaultClient(t, s)
 	const n = 50
 	ids := make(chan string, n)
@@ -167,30 +167,30 @@ func TestSignature(t *testing.T) {
 	tests := []struct {
 		name                string
 		akid, secret, token string
-		keys                []stsfake.Key
+		keys                []ststest.Key
 		wantCode            string
 	}{
-		{name: "wrong secret", akid: stsfake.AccessKeyID, secret: "not-the-secret", wantCode: "SignatureDoesNotMatch"},
-		{name: "unknown key", akid: "AKIAUNKNOWNUNKNOWN00", secret: stsfake.SecretAccessKey, wantCode: "InvalidClientTokenId"},
-		{name: "unexpected session token", akid: stsfake.AccessKeyID, secret: stsfake.SecretAccessKey, token: "tok", wantCode: "InvalidClientTokenId"},
+		{name: "wrong secret", akid: ststest.AccessKeyID, secret: "not-the-secret", wantCode: "SignatureDoesNotMatch"},
+		{name: "unknown key", akid: "AKIAUNKNOWNUNKNOWN00", secret: ststest.SecretAccessKey, wantCode: "InvalidClientTokenId"},
+		{name: "unexpected session token", akid: ststest.AccessKeyID, secret: ststest.SecretAccessKey, token: "tok", wantCode: "InvalidClientTokenId"},
 		{
 			name: "session key", akid: "ASIASESSIONSESSION01", secret: "s3cr3t", token: "tok",
-			keys: []stsfake.Key{{AccessKeyID: "ASIASESSIONSESSION01", SecretAccessKey: "s3cr3t", SessionToken: "tok"}},
+			keys: []ststest.Key{{AccessKeyID: "ASIASESSIONSESSION01", SecretAccessKey: "s3cr3t", SessionToken: "tok"}},
 		},
 		{
 			name: "session key without token", akid: "ASIASESSIONSESSION01", secret: "s3cr3t",
-			keys:     []stsfake.Key{{AccessKeyID: "ASIASESSIONSESSION01", SecretAccessKey: "s3cr3t", SessionToken: "tok"}},
+			keys:     []ststest.Key{{AccessKeyID: "ASIASESSIONSESSION01", SecretAccessKey: "s3cr3t", SessionToken: "tok"}},
 			wantCode: "InvalidClientTokenId",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var opts []stsfake.Option
+			var opts []ststest.Option
 			if tt.keys != nil {
-				opts = append(opts, stsfake.WithKeys(tt.keys...))
+				opts = append(opts, ststest.WithKeys(tt.keys...))
 			}
-			s := stsfake.New(t, opts...)
+			s := ststest.New(t, opts...)
 			_, err := client(t, s, tt.akid, tt.secret, tt.token).AssumeRole(t.Context(), &sts.AssumeRoleInput{
 				RoleArn: aws.String(roleARN), RoleSessionName: aws.String("sig-test"),
 			})
@@ -220,7 +220,7 @@ type errorResponse struct {
 	RequestID string `xml:"RequestId"`
 }
 
-func post(t *testing.T, s *stsfake.Server, body string, sign func(*http.Request, string)) (int, errorResponse) {
+func post(t *testing.T, s *ststest.Server, body string, sign func(*http.Request, string)) (int, errorResponse) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL()+"/", strings.NewReader(body))
 	if err != nil {
@@ -249,7 +249,7 @@ func signWith(secret string) func(*http.Request, string) {
 	return func(req *http.Request, body string) {
 		sum := sha256.Sum256([]byte(body))
 		_ = v4.NewSigner().SignHTTP(context.Background(),
-			aws.Credentials{AccessKeyID: stsfake.AccessKeyID, SecretAccessKey: secret},
+			aws.Credentials{AccessKeyID: ststest.AccessKeyID, SecretAccessKey: secret},
 			req, hex.EncodeToString(sum[:]), "sts", "us-east-1", time.Now())
 	}
 }
@@ -258,19 +258,19 @@ const rawBody = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A
 
 func TestRawRequests(t *testing.T) {
 	t.Parallel()
-	s := stsfake.New(t)
+	s := ststest.New(t)
 
 	status, er := post(t, s, rawBody, nil)
 	if status != http.StatusForbidden || er.Error.Code != "MissingAuthenticationToken" || er.Error.Type != "Sender" || er.RequestID == "" {
 		t.Errorf("unsigned: %d %+v", status, er)
 	}
 
-	if status, er := post(t, s, rawBody, signWith(stsfake.SecretAccessKey)); status != http.StatusOK {
+	if status, er := post(t, s, rawBody, signWith(ststest.SecretAccessKey)); status != http.StatusOK {
 		t.Errorf("signed raw request: %d %+v", status, er)
 	}
 
 	tampered := func(req *http.Request, body string) {
-		signWith(stsfake.SecretAccessKey)(req, body)
+		signWith(ststest.SecretAccessKey)(req, body)
 		evil := strings.Replace(body, "deploy", "admin0", 1)
 		req.Body = io.NopCloser(strings.NewReader(evil))
 	}
@@ -281,7 +281,7 @@ func TestRawRequests(t *testing.T) {
 	stale := func(req *http.Request, body string) {
 		sum := sha256.Sum256([]byte(body))
 		_ = v4.NewSigner().SignHTTP(context.Background(),
-			aws.Credentials{AccessKeyID: stsfake.AccessKeyID, SecretAccessKey: stsfake.SecretAccessKey},
+			aws.Credentials{AccessKeyID: ststest.AccessKeyID, SecretAccessKey: ststest.SecretAccessKey},
 			req, hex.EncodeToString(sum[:]), "sts", "us-east-1", time.Now().Add(-time.Hour))
 	}
 	if status, er := post(t, s, rawBody, stale); status != http.StatusForbidden || er.Error.Code != "SignatureDoesNotMatch" {
@@ -294,7 +294,7 @@ func TestRawRequests(t *testing.T) {
 	}
 
 	wrongVersion := strings.Replace(rawBody, "2011-06-15", "2099-01-01", 1)
-	if status, er := post(t, s, wrongVersion, signWith(stsfake.SecretAccessKey)); status != http.StatusBadRequest || er.Error.Code != "InvalidAction" {
+	if status, er := post(t, s, wrongVersion, signWith(ststest.SecretAccessKey)); status != http.StatusBadRequest || er.Error.Code != "InvalidAction" {
 		t.Errorf("wrong version: %d %+v", status, er)
 	}
 
@@ -308,7 +308,7 @@ func TestRawRequests(t *testing.T) {
 
 func TestValidation(t *testing.T) {
 	t.Parallel()
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	c := defaultClient(t, s)
 	tags := func(n int) []types.Tag {
 		var out []types.Tag
@@ -384,7 +384,7 @@ func TestValidation(t *testing.T) {
 
 func TestControls(t *testing.T) {
 	t.Parallel()
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	c := defaultClient(t, s)
 	call := func(ctx context.Context) error {
 		_, err := c.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(roleARN), RoleSessionName: aws.String("controls")})
@@ -457,12 +457,12 @@ func TestControls(t *testing.T) {
 // releases a hung request.
 func TestHandlerWithoutServer(t *testing.T) {
 	t.Parallel()
-	h := stsfake.NewHandler()
+	h := ststest.NewHandler()
 	h.Hang()
 	form := url.Values{"Action": {"GetCallerIdentity"}, "Version": {"2011-06-15"}}.Encode()
 	req, _ := http.NewRequest(http.MethodPost, "http://sts.test/", bytes.NewBufferString(form))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	signWith(stsfake.SecretAccessKey)(req, form)
+	signWith(ststest.SecretAccessKey)(req, form)
 	req.Body = io.NopCloser(bytes.NewBufferString(form))
 	done := make(chan int)
 	go func() {

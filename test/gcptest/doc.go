@@ -1,4 +1,4 @@
-// Package gcpfake runs wire-compatible fakes of the three Google endpoints
+// Package gcptest runs wire-compatible fakes of the three Google endpoints
 // the bridge's gcp provider talks to, on one real HTTP server on 127.0.0.1:
 //
 //   - IAM Service Account Credentials:
@@ -50,4 +50,4 @@
 // "assertion.NAME", token revocation, generateIdToken/signBlob/signJwt, and
 // every other Google API. It is for tests only: production code must never
 // import it.
-package gcpfake
+package gcptest

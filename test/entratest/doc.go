@@ -1,4 +1,4 @@
-// Package entrafake runs a wire-compatible Microsoft Entra ID (Azure AD)
+// Package entratest runs a wire-compatible Microsoft Entra ID (Azure AD)
 // token service for tests: a real HTTPS server on 127.0.0.1 (MSAL refuses
 // authorities that are not https) that answers what azidentity's
 // ClientAssertionCredential asks of Entra when instance discovery is
@@ -63,4 +63,4 @@
 // safe for concurrent use.
 //
 // It is for tests only: production code must never import it.
-package entrafake
+package entratest
