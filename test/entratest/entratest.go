@@ -174,9 +174,8 @@ type Server struct {
 	mu      sync.Mutex
 	tenants map[string]bool
 	apps    map[appKey][]FederatedCredential
-	refuse  int            // AADSTS number; 0 none
-	early   map[*Call]bool // calls recorded before their handler returned
-	calls   []Call
+	refuse  int // AADSTS number; 0 none
+	calls   faulttest.Calls[Call]
 	// tokenFaults and metaFaults are the token and metadata endpoints' faults.
 	tokenFaults, metaFaults faulttest.Faults
 
@@ -327,7 +326,7 @@ func (s *Server) HangMetadata() { s.metaFaults.Hang() }
 func (s *Server) Reset() {
 	s.mu.Lock()
 	s.refuse = 0
-	s.calls = nil
+	s.calls.Reset()
 	s.mu.Unlock()
 	s.tokenFaults.Reset()
 	s.metaFaults.Reset()
@@ -339,14 +338,10 @@ func (s *Server) Reset() {
 // Calls returns a copy of the calls received so far, in the order of their
 // answers.
 func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Call, len(s.calls))
-	for i, c := range s.calls {
+	return s.calls.All(func(c Call) Call {
 		c.Assertion = maps.Clone(c.Assertion)
-		out[i] = c
-	}
-	return out
+		return c
+	})
 }
 
 // TokenCalls returns the calls to the token endpoint.
@@ -365,29 +360,6 @@ func (s *Server) JWKS() jose.JSONWebKeySet {
 	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{
 		Key: &rsaKey.PublicKey, KeyID: tokenKeyID, Algorithm: string(jose.RS256), Use: "sig",
 	}}}
-}
-
-func (s *Server) record(c *Call) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.early[c] {
-		delete(s.early, c)
-		return
-	}
-	s.calls = append(s.calls, *c)
-}
-
-// recordEarly records c before its handler returns (a dropped connection,
-// which the client sees before the deferred record); the deferred record
-// then does nothing.
-func (s *Server) recordEarly(c *Call) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, *c)
-	if s.early == nil {
-		s.early = map[*Call]bool{}
-	}
-	s.early[c] = true
 }
 
 func (s *Server) knownTenant(tenant string) bool {
@@ -409,7 +381,7 @@ func tenantID(tenant string) string {
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Endpoint: EndpointMetadata,
 		Tenant: r.PathValue("tenant"), CorrelationID: r.Header.Get("client-request-id")}
-	defer s.record(&call)
+	defer s.calls.Record(&call)
 
 	hang, status, _ := s.metaFaults.Next()
 	if hang {
@@ -455,14 +427,14 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Endpoint: EndpointKeys, Tenant: r.PathValue("tenant")}
-	defer s.record(&call)
+	defer s.calls.Record(&call)
 	call.Status = http.StatusOK
 	writeJSON(w, http.StatusOK, s.JWKS())
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Status: http.StatusNotFound}
-	defer s.record(&call)
+	defer s.calls.Record(&call)
 	http.NotFound(w, r)
 }
 

@@ -25,7 +25,7 @@ var openIDScopes = map[string]bool{"openid": true, "profile": true, "offline_acc
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Endpoint: EndpointToken,
 		Tenant: r.PathValue("tenant"), CorrelationID: r.Header.Get("client-request-id")}
-	defer s.record(&call)
+	defer s.calls.Record(&call)
 	fail := func(e entraError) { s.writeError(w, r, &call, e) }
 
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -51,7 +51,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	hang, forced, drop := s.tokenFaults.Next()
 	if drop {
 		call.Status, call.Error = 0, "dropped"
-		s.recordEarly(&call)
+		s.calls.RecordEarly(&call)
 		faulttest.DropConnection(w)
 		return
 	}

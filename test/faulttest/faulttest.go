@@ -3,7 +3,8 @@
 // the next n are dropped without an answer, every later request hangs. Each
 // fake keeps its own setters (their documentation says what a failure
 // looks like there) and its own order of precedence between the faults;
-// Faults holds the counters and spends them. It is a test helper: nothing
+// Faults holds the counters and spends them, and Calls records the calls,
+// a dropped one before its connection closes. It is a test helper: nothing
 // of the service imports it.
 package faulttest
 

@@ -59,3 +59,23 @@ func TestTake(t *testing.T) {
 		t.Error("TakeDrop: want one drop")
 	}
 }
+
+// A call recorded early is recorded once, where RecordEarly put it; All
+// copies with clone; Reset forgets.
+func TestCalls(t *testing.T) {
+	t.Parallel()
+	var l faulttest.Calls[string]
+	a, b, c := "a", "b", "c"
+	l.RecordEarly(&b) // a dropped request, recorded before the others answer
+	l.Record(&a)
+	l.Record(&b) // its handler's deferred Record: nothing more
+	l.Record(&c)
+	got := l.All(func(s string) string { return s + "'" })
+	if want := []string{"b'", "a'", "c'"}; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+	l.Reset()
+	if got := l.All(func(s string) string { return s }); len(got) != 0 {
+		t.Errorf("after Reset: %q", got)
+	}
+}

@@ -166,12 +166,11 @@ type Handler struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	mux       *http.ServeMux
-	early     map[*Call]bool // calls recorded before their handler returned
+	calls     faulttest.Calls[Call]
 
 	mu        sync.Mutex
 	baseURL   string // for the aud of assertions; set by Server
 	controls  map[Endpoint]*control
-	calls     []Call
 	tokens    map[string]Token
 	keys      map[string]ServiceAccountKey // by private key id
 	providers map[string]WorkloadIdentityProvider
@@ -318,19 +317,13 @@ func (h *Handler) Reset() {
 		}
 	}
 	h.controls = map[Endpoint]*control{}
-	h.calls = nil
+	h.calls.Reset()
 }
 
 // Calls returns a copy of the calls received so far, in the order of their
 // answers.
 func (h *Handler) Calls() []Call {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]Call, len(h.calls))
-	for i, c := range h.calls {
-		out[i] = c.clone()
-	}
-	return out
+	return h.calls.All(Call.clone)
 }
 
 // CallsTo returns the calls to one endpoint.
@@ -400,7 +393,7 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, call *Call, shap
 	if drop {
 		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
 		call.Status, call.ErrorCode = 0, "dropped"
-		h.recordEarly(call)
+		h.calls.RecordEarly(call)
 		faulttest.DropConnection(w)
 		return false
 	}
@@ -427,29 +420,6 @@ func (h *Handler) refusal(ep Endpoint) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.control(ep).refuse
-}
-
-func (h *Handler) record(call *Call) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.early[call] {
-		delete(h.early, call)
-		return
-	}
-	h.calls = append(h.calls, *call)
-}
-
-// recordEarly records call before its handler returns (a dropped
-// connection, which the client sees before the deferred record); the
-// deferred record then does nothing.
-func (h *Handler) recordEarly(call *Call) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.calls = append(h.calls, *call)
-	if h.early == nil {
-		h.early = map[*Call]bool{}
-	}
-	h.early[call] = true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -25,7 +25,7 @@ type generateAccessTokenRequest struct {
 // serveIAM answers generateAccessToken.
 func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 	call := Call{Endpoint: IAMCredentials, Time: h.now(), Method: r.Method, Path: r.URL.Path}
-	defer h.record(&call)
+	defer h.calls.Record(&call)
 	var shape googleErrors
 	refuse := func(code, msg string) { shape.refuse(w, &call, code, msg) }
 

@@ -111,7 +111,7 @@ type assertionClaims struct {
 // serveOAuth answers a JWT-bearer grant.
 func (h *Handler) serveOAuth(w http.ResponseWriter, r *http.Request) {
 	call := Call{Endpoint: OAuth, Time: h.now(), Method: r.Method, Path: r.URL.Path}
-	defer h.record(&call)
+	defer h.calls.Record(&call)
 	var shape oauthErrors
 	refuse := func(code, msg string) { shape.refuse(w, &call, code, msg) }
 	if !h.begin(w, r, &call, shape) {

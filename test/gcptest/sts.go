@@ -158,7 +158,7 @@ func snake(s string) string {
 // serveSTS answers a token exchange.
 func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) {
 	call := Call{Endpoint: STS, Time: h.now(), Method: r.Method, Path: r.URL.Path}
-	defer h.record(&call)
+	defer h.calls.Record(&call)
 	var shape oauthErrors
 	refuse := func(code, msg string) { shape.refuse(w, &call, code, msg) }
 	if !h.begin(w, r, &call, shape) {
