@@ -27,18 +27,18 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // sts is the STS fake every exchange test shares (the AWS SDK reads its
 // endpoint from the environment), so exchange tests do not run in parallel.
-var sts *stsfake.Handler
+var sts *ststest.Handler
 
 func TestMain(m *testing.M) {
-	sts = stsfake.NewHandler()
+	sts = ststest.NewHandler()
 	srv := httptest.NewServer(sts)
 	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": stsfake.AccessKeyID, "AWS_SECRET_ACCESS_KEY": stsfake.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID": ststest.AccessKeyID, "AWS_SECRET_ACCESS_KEY": ststest.SecretAccessKey,
 		"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_STS": srv.URL,
 		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_EC2_METADATA_DISABLED": "true",
 	} {

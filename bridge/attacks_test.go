@@ -25,7 +25,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // serveHTTP runs the env's server behind the http.Server that
@@ -377,7 +377,7 @@ func TestAttack57NoSecretsAnywhere(t *testing.T) {
 	if err := json.Unmarshal(resp.Credentials, &creds); err != nil {
 		t.Fatal(err)
 	}
-	secrets := []string{"eyJ", ok, creds.SecretAccessKey, creds.SessionToken, stsfake.SecretAccessKey}
+	secrets := []string{"eyJ", ok, creds.SecretAccessKey, creds.SessionToken, ststest.SecretAccessKey}
 	var bodies []string
 	fail := func(tok, body string) {
 		secrets = append(secrets, tok)

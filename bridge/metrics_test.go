@@ -24,6 +24,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/telemetry"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 )
 
@@ -348,13 +349,13 @@ func TestMetricLabelsCarryNoTokenValues(t *testing.T) {
 type tracedEnv struct {
 	*exchangeEnv
 	spans *tracetest.InMemoryExporter
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 }
 
 func newTracedEnv(t *testing.T, tracing bool) *tracedEnv {
 	t.Helper()
 	spans := tracetest.NewInMemoryExporter()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	x := newExchangeEnv(t, func(o *bridge.Options) {
 		if tracing {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))

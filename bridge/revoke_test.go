@@ -11,20 +11,20 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 const revokePath = "/v1/admin/issuances/revoke"
 
 // ownRoleARN is a role of the account of the bridge's own key at the STS
 // fake: the one account whose roles the bridge can change with IAM.
-const ownRoleARN = "arn:aws:iam::" + stsfake.CallerAccount + ":role/release"
+const ownRoleARN = "arn:aws:iam::" + ststest.CallerAccount + ":role/release"
 
 // revokeEnv is an exchangeEnv with a fake IAM and a mapping "release"
 // (acme/web's release branch) on a role of the bridge's own account.
-func newRevokeEnv(t *testing.T) (*exchangeEnv, *stsfake.IAMServer) {
+func newRevokeEnv(t *testing.T) (*exchangeEnv, *ststest.IAMServer) {
 	t.Helper()
-	iam := stsfake.NewIAM(t)
+	iam := ststest.NewIAM(t)
 	t.Setenv("AWS_ENDPOINT_URL_IAM", iam.URL())
 	x := newExchangeEnv(t)
 	x.must(201, "POST", "/v1/admin/mappings", `{"name": "release", "issuer": "github",
@@ -225,7 +225,7 @@ func TestRevokeRacesInFlightMint(t *testing.T) {
 		t.Fatalf("revoke (-want +got):\n%s", d)
 	}
 
-	var mint stsfake.Call
+	var mint ststest.Call
 	for _, c := range sts.Calls() {
 		if c.Action == "AssumeRole" && c.RoleArn == ownRoleARN {
 			mint = c

@@ -31,7 +31,8 @@
 // To add a CI kind: write kind_<kind>.go (a Kind constant, a type
 // implementing Platform, its read using claimReader; cite the platform's
 // documentation of its claims and token lifetime), add it to platforms in
-// kind.go, and put a realistic claim set in testdata/<kind>-<what>.json.
+// kind.go, and put a realistic claim set in
+// test/oidctest/claimsets/<kind>-<what>.json.
 // TestPlatformContract then checks the whole interface over the registry
 // and reads the fixture the way its Conditions say; mapping's
 // TestKindsAsDocumented holds docs/api.md and the README to what the kind

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,14 +106,11 @@ func newEnv(t testing.TB, o envOpt) *env {
 	return &env{clock: clk, iss: iss, src: src, v: NewVerifier(cfg, src)}
 }
 
-// sample reads a claim set from testdata, as the issuer would send it at t0.
+// sample reads a claim set of oidctest.ClaimSets, as the issuer would send
+// it at t0.
 func sample(t testing.TB, name string, issuerURL string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := json.NewDecoder(bytes.NewReader(oidctest.ClaimSet(name)))
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil {

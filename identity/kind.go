@@ -36,7 +36,7 @@ type Platform interface {
 
 // platforms is the registry of kinds, in the order the API lists them.
 // Adding a CI kind is one file (kind_<kind>.go, implementing Platform), one
-// line here, and a realistic claim set in testdata/<kind>-<what>.json, which
+// line here, and a realistic claim set in test/oidctest/claimsets/<kind>-<what>.json, which
 // the contract test (kind_test.go) reads.
 var platforms = []Platform{
 	github{},

@@ -3,7 +3,7 @@ package identity
 // KindGeneric is any other OIDC issuer (Jenkins, Kubernetes, a CI of one's
 // own, ...): its tokens are read by the contract's claim names when they
 // carry them, and mappings match the rest with claims conditions.
-// testdata/generic-ci.json is a token's claim set.
+// test/oidctest/claimsets/generic-ci.json is a token's claim set.
 const KindGeneric Kind = "generic"
 
 type generic struct{}

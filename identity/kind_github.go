@@ -9,7 +9,7 @@ import (
 // KindGitHub is GitHub Actions: github.com (issuer
 // https://token.actions.githubusercontent.com, or that URL and
 // /<enterprise-slug>), GHE.com data residency, and GitHub Enterprise Server
-// at its own URL. testdata/github-actions.json is a token's claim set.
+// at its own URL. test/oidctest/claimsets/github-actions.json is a token's claim set.
 const KindGitHub Kind = "github"
 
 // Events whose runs carry the base branch's context (ref refs/heads/main)

@@ -6,7 +6,7 @@ import (
 )
 
 // KindGitLab is GitLab CI's id_tokens, of GitLab.com or a self-managed
-// instance (the issuer is the instance's URL). testdata/gitlab-ci.json is a
+// instance (the issuer is the instance's URL). test/oidctest/claimsets/gitlab-ci.json is a
 // token's claim set.
 const KindGitLab Kind = "gitlab"
 

@@ -3,11 +3,14 @@ package identity
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 )
 
 // conditionNames are the first-class conditions of the admin API, in the
@@ -19,7 +22,7 @@ var kindName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // TestPlatformContract runs over the registry: every registered kind
 // implements the whole of Platform with values its users can rely on, and
-// reads its fixtures (testdata/<kind>-*.json, realistic claim sets) the way
+// reads its fixtures (oidctest.ClaimSets: <kind>-*.json, realistic claim sets) the way
 // its Conditions say.
 func TestPlatformContract(t *testing.T) {
 	t.Parallel()
@@ -119,9 +122,9 @@ func checkPlatform(t *testing.T, p Platform) {
 		t.Errorf("Lint.HostedRunner %q and its message %q go together", l.HostedRunner, l.HostedRunnerMessage)
 	}
 
-	files, err := filepath.Glob("testdata/" + string(k) + "-*.json")
+	files, err := fs.Glob(oidctest.ClaimSets(), string(k)+"-*.json")
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixture testdata/%s-*.json (a realistic claim set of the kind's tokens): %v", k, err)
+		t.Fatalf("no fixture test/oidctest/claimsets/%s-*.json (a realistic claim set of the kind's tokens): %v", k, err)
 	}
 	for _, f := range files {
 		checkFixture(t, p, filepath.Base(f))

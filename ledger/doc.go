@@ -1,6 +1,7 @@
 // Package ledger keeps the issuance ledger: one row per exchange attempt
-// whose token verified, the replay guard, the quotas and the auditors' view
-// (schema audit, described for auditors in docs/audit.md). It never stores
+// whose token verified, the replay guard, the quotas (quota.go) and the
+// auditors' view (schema audit: [AuditView] in auditview.go, described for
+// auditors in docs/audit.md). It never stores
 // or logs a token or a secret, only identifiers (the token's jti and claims,
 // a credential's id).
 //

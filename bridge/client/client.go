@@ -287,7 +287,7 @@ func (c *Client) lintQuery(path string) string {
 }
 
 // do sends one call, with retries, and decodes a 2xx body into out (if
-// not nil).
+// not nil; a *[]byte receives the body as sent).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	if c.endpointErr != nil {
 		return c.endpointErr
@@ -412,6 +412,10 @@ func readResponse(resp *http.Response, out any) error {
 		if out == nil || resp.StatusCode == http.StatusNoContent {
 			return nil
 		}
+		if raw, ok := out.(*[]byte); ok { // the body as sent, unread
+			*raw = b
+			return nil
+		}
 		if err := json.Unmarshal(b, out); err != nil {
 			return fmt.Errorf("client: decode %d response: %w", resp.StatusCode, err)
 		}
@@ -455,4 +459,15 @@ func (c *Client) ValidateMapping(ctx context.Context, m api.Mapping) (api.Mappin
 	var out api.Mapping
 	err := c.do(ctx, http.MethodPost, "/v1/admin/mappings?dry_run=true", writableMapping(m), &out)
 	return out, err
+}
+
+// Explain asks the bridge what every mapping of a token's issuer says about
+// a token or bare claims (POST /v1/admin/explain); nothing is issued or
+// recorded. It returns the bridge's answer as sent, unchecked, to print as
+// it is or to decode into an api.ExplainResponse. Like every POST, a call
+// that failed in transit is not retried.
+func (c *Client) Explain(ctx context.Context, req api.ExplainRequest) ([]byte, error) {
+	var body []byte
+	err := c.do(ctx, http.MethodPost, "/v1/admin/explain", req, &body)
+	return body, err
 }

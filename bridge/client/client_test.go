@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client/clienttest"
+	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
 )
 
@@ -368,3 +370,56 @@ func TestIssuerReplayScopeAndLimits(t *testing.T) {
 func one(p string) *api.Values { return &api.Values{Patterns: []string{p}} }
 
 func list(p ...string) *api.Values { return &api.Values{Patterns: p, List: true} }
+
+// TestExplain: Explain returns the bridge's answer byte for byte as a
+// plain POST gets it, and its refusals as *Error.
+func TestExplain(t *testing.T) {
+	t.Parallel()
+	b := clienttest.New(t)
+	c := client.New(b.URL, b.Token)
+	ctx := t.Context()
+	if _, err := c.CreateIssuer(ctx, github); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateMapping(ctx, webMapping()); err != nil {
+		t.Fatal(err)
+	}
+	// A GitHub token's claims (the shared claim set), of webMapping's
+	// repository id.
+	var claims map[string]any
+	if err := json.Unmarshal(oidctest.ClaimSet("github-actions.json"), &claims); err != nil {
+		t.Fatal(err)
+	}
+	delete(claims, "_about")
+	claims["repository_id"] = "123456"
+	raw, _ := json.Marshal(claims)
+	req := api.ExplainRequest{Issuer: "github", Claims: raw}
+	got, err := c.Explain(ctx, req)
+	if err != nil {
+		t.Fatalf("Explain: %v", err)
+	}
+	payload, _ := json.Marshal(req)
+	hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.URL+"/v1/admin/explain", strings.NewReader(string(payload)))
+	hr.Header.Set("Authorization", "Bearer "+b.Token)
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	want, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(got) != string(want) {
+		t.Errorf("Explain answered\n%s\nwant (%d)\n%s", got, resp.StatusCode, want)
+	}
+	var res api.ExplainResponse
+	if err := json.Unmarshal(got, &res); err != nil || res.Decision.Outcome != "would_issue" || res.Decision.Mapping != "web-prod-deploy" {
+		t.Errorf("explanation %+v, %v", res.Decision, err)
+	}
+
+	req.Issuer = "nope"
+	_, err = c.Explain(ctx, req)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 400 || ce.Code != "invalid_request" || ce.Field != "issuer" {
+		t.Errorf("unknown issuer: %v, want 400 invalid_request on issuer", err)
+	}
+}

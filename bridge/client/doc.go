@@ -1,6 +1,7 @@
 // Package client is the typed Go client of oidc-bridge's admin API
-// (/v1/admin): issuers, mappings (and their dry-run validation) and mapping
-// usage, with the wire types of bridge/api; like bridge/api it links nothing
+// (/v1/admin): issuers, mappings (and their dry-run validation), mapping
+// usage and the policy explainer (Explain, whose answer comes back as the
+// bridge sent it, for the CLI to print as it is or decode), with the wire types of bridge/api; like bridge/api it links nothing
 // of the server. The Terraform provider and the CLI use it.
 //
 // It retries idempotent calls (GET, PUT, DELETE) on 429 and 5xx answers and

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -21,12 +22,10 @@ import (
 )
 
 const (
-	explainPath    = "/v1/admin/explain"
 	explainTimeout = 60 * time.Second
 	// maxExplainInput bounds a token or claims file; the bridge refuses
 	// bodies over 64 KiB anyway.
 	maxExplainInput = 64 << 10
-	maxExplainReply = 4 << 20
 )
 
 func (a *app) explainCmd() *cobra.Command {
@@ -179,57 +178,40 @@ func readInput(stdin io.Reader, name string) ([]byte, error) {
 	return b, nil
 }
 
-// postExplain calls POST /v1/admin/explain through hc (which follows no
-// redirect) and returns the 200 body; any other answer becomes an error
-// carrying the bridge's code and message. base must be https, or plain
-// http on loopback: the admin token must not cross the network in clear.
+// postExplain calls POST /v1/admin/explain through bridge/client over hc
+// (which follows no redirect), without retries, and returns the 200 body;
+// any other answer becomes an error carrying the bridge's code and
+// message. base must be https, or plain http on loopback: the admin token
+// must not cross the network in clear.
 func postExplain(ctx context.Context, hc *http.Client, base, adminToken string, req api.ExplainRequest) ([]byte, error) {
-	u, err := client.CheckEndpoint(base)
-	if err != nil {
+	if _, err := client.CheckEndpoint(base); err != nil {
 		return nil, usageError{err}
 	}
-	u = u.JoinPath(explainPath)
-	payload, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, explainTimeout)
-	defer cancel()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(payload))
-	if err != nil {
-		return nil, err
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Accept", "application/json")
-	hr.Header.Set("Authorization", "Bearer "+adminToken)
-	hr.Header.Set("User-Agent", "oidc-bridge-cli")
-	resp, err := hc.Do(hr)
-	if err != nil {
-		if re := (*client.RedirectError)(nil); errors.As(err, &re) {
-			return nil, fmt.Errorf("explain: %w", re)
-		}
-		return nil, fmt.Errorf("explain: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxExplainReply))
-	if err != nil {
-		return nil, fmt.Errorf("explain: read the answer: %w", err)
-	}
-	if resp.StatusCode == http.StatusOK {
+	c := client.New(base, adminToken, client.WithHTTPClient(hc), client.WithRetries(0), client.WithUserAgent("oidc-bridge-cli"))
+	body, err := c.Explain(ctx, req)
+	if err == nil {
 		return body, nil
 	}
-	var e api.Error
-	if json.Unmarshal(body, &e) != nil || e.Error == "" {
-		return nil, fmt.Errorf("explain: the bridge answered %s", resp.Status)
+	var ce *client.Error
+	var re *client.RedirectError
+	var ue *url.Error
+	switch {
+	case errors.As(err, &ce) && ce.Code == "":
+		return nil, fmt.Errorf("explain: the bridge answered %d %s", ce.Status, http.StatusText(ce.Status))
+	case errors.As(err, &ce):
+		msg := fmt.Sprintf("explain: %d %s: %s", ce.Status, clean(ce.Code), clean(ce.Message))
+		// The bridge's error bodies name the request id for 5xx only; the
+		// client also reads it from every answer's X-Request-Id.
+		if ce.RequestID != "" && ce.Status >= 500 {
+			msg += " (request id " + clean(ce.RequestID) + ")"
+		}
+		return nil, errors.New(msg)
+	case errors.As(err, &re):
+		return nil, fmt.Errorf("explain: %w", re)
+	case errors.As(err, &ue):
+		return nil, fmt.Errorf("explain: %w", ue)
 	}
-	msg := fmt.Sprintf("explain: %d %s: %s", resp.StatusCode, clean(e.Error), clean(e.Message))
-	if e.RequestID != "" {
-		msg += " (request id " + clean(e.RequestID) + ")"
-	}
-	return nil, errors.New(msg)
+	return nil, fmt.Errorf("explain: %w", err)
 }
 
 // renderExplanation prints the claims, one block per mapping (its decision

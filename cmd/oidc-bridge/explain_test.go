@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -223,6 +224,87 @@ func TestExplainCommandErrors(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "admin-secret") {
 				t.Errorf("error shows the admin token: %v", err)
+			}
+		})
+	}
+}
+
+// TestExplainCommandAnswers: what explain prints, and the error it fails
+// with, for each kind of answer of the bridge, byte for byte; it sends one
+// request (no retry, even of a 429 or 503) with the CLI's headers.
+func TestExplainCommandAnswers(t *testing.T) {
+	t.Parallel()
+	sample, err := json.Marshal(sampleExplanation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, sample, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		status    int
+		requestID string // X-Request-Id of the answer
+		body      string
+		json      bool
+		wantOut   string
+		wantErr   string
+	}{
+		{name: "explanation as JSON", status: 200, requestID: "r1", body: string(sample), json: true, wantOut: indented.String() + "\n"},
+		{name: "malformed JSON", status: 200, body: `{"decision":`, json: true,
+			wantErr: "explain: the bridge answered malformed JSON: unexpected end of JSON input"},
+		{name: "malformed JSON, text", status: 200, body: `[1,`,
+			wantErr: "explain: the bridge answered malformed JSON: unexpected end of JSON input"},
+		{name: "refused, request id in the header only", status: 403, requestID: "r-403",
+			body:    `{"error":"forbidden","message":"this admin token lacks the read scope"}`,
+			wantErr: "explain: 403 forbidden: this admin token lacks the read scope"},
+		{name: "internal error", status: 500, requestID: "r-500",
+			body:    `{"error":"internal","message":"try again later","request_id":"r-500"}`,
+			wantErr: "explain: 500 internal: try again later (request id r-500)"},
+		{name: "terminal escapes cleaned", status: 400,
+			body:    `{"error":"invalid_request\u001b[31m","message":"bad\u0007 claims"}`,
+			wantErr: "explain: 400 " + clean("invalid_request\x1b[31m") + ": " + clean("bad\a claims")},
+		{name: "not JSON", status: 502, body: "<html>bad gateway</html>", wantErr: "explain: the bridge answered 502 Bad Gateway"},
+		{name: "JSON without a code", status: 503, body: `{"message":"down"}`, wantErr: "explain: the bridge answered 503 Service Unavailable"},
+		{name: "too many requests", status: 429, body: `{"error":"rate_limited","message":"slow down"}`,
+			wantErr: "explain: 429 rate_limited: slow down"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int32
+			var hdr http.Header
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				hdr = r.Header.Clone()
+				if tt.requestID != "" {
+					w.Header().Set("X-Request-Id", tt.requestID)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			t.Cleanup(srv.Close)
+			args := []string{"--token-env", "CI_TOKEN"}
+			if tt.json {
+				args = append(args, "--json")
+			}
+			out, err := runExplain(t, []string{"OIDC_BRIDGE_URL=" + srv.URL, "OIDC_BRIDGE_ADMIN_TOKEN=admin-secret", "CI_TOKEN=eyJ.token.sig"}, "", args...)
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if out != tt.wantOut || gotErr != tt.wantErr {
+				t.Errorf("output %q, error %q\nwant %q, error %q", out, gotErr, tt.wantOut, tt.wantErr)
+			}
+			if calls.Load() != 1 {
+				t.Errorf("%d requests, want 1", calls.Load())
+			}
+			for k, want := range map[string]string{"Authorization": "Bearer admin-secret", "Accept": "application/json",
+				"Content-Type": "application/json", "User-Agent": "oidc-bridge-cli"} {
+				if got := hdr.Get(k); got != want {
+					t.Errorf("%s %q, want %q", k, got, want)
+				}
 			}
 		})
 	}

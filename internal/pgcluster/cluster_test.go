@@ -10,12 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 )
 
 // tempDir returns a fresh folder, removed when the test ends, that the
@@ -375,7 +376,7 @@ func closedDataDir(t *testing.T) (base, closed, dataDir, root string) {
 func TestUnreachableDataDirFallsBack(t *testing.T) {
 	t.Parallel()
 	_, closed, dataDir, root := closedDataDir(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	opts := Options{DataDir: dataDir, FallbackRoot: root, Unsafe: true, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
 	c := start(t, opts)
 
@@ -508,24 +509,6 @@ func startMustFail(t *testing.T, opts Options) (*Cluster, error) {
 		t.Cleanup(func() { _ = c.Stop(context.Background()) })
 	}
 	return c, err
-}
-
-// syncBuffer collects a logger's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // MustExist never makes a cluster: without one it fails with ErrNoCluster

@@ -66,6 +66,8 @@ type Provider struct {
 	log    *slog.Logger
 	// roleChaining is Config.RoleChaining.
 	roleChaining bool
+	// revoke is RevokeSessions' IAM client, made on its first call.
+	revoke iamState
 }
 
 var _ providers.Provider = (*Provider)(nil)

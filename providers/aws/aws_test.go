@@ -1,7 +1,6 @@
 package aws_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +18,8 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // These tests set the SDK's environment with t.Setenv, so they do not run in
@@ -45,15 +45,15 @@ func isolate(t *testing.T) {
 func bridgeEnv(t *testing.T) {
 	t.Helper()
 	isolate(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", stsfake.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", stsfake.SecretAccessKey)
+	t.Setenv("AWS_ACCESS_KEY_ID", ststest.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", ststest.SecretAccessKey)
 }
 
 // setup starts a fake STS and a provider aimed at it through
 // AWS_ENDPOINT_URL_STS.
-func setup(t *testing.T, cfg aws.Config) (*stsfake.Server, *aws.Provider) {
+func setup(t *testing.T, cfg aws.Config) (*ststest.Server, *aws.Provider) {
 	t.Helper()
-	s := stsfake.New(t)
+	s := ststest.New(t)
 	bridgeEnv(t)
 	t.Setenv("AWS_ENDPOINT_URL_STS", s.URL())
 	p, err := aws.New(t.Context(), cfg)
@@ -155,10 +155,10 @@ func TestMintGitHub(t *testing.T) {
 	}
 	got := calls[0]
 	got.Params, got.Time, got.RequestID = nil, time.Time{}, ""
-	want := stsfake.Call{
+	want := ststest.Call{
 		Action: "AssumeRole", Version: "2011-06-15",
 		Region:          "eu-west-1",         // signed for the target's region
-		AccessKeyID:     stsfake.AccessKeyID, // signed with the bridge's key
+		AccessKeyID:     ststest.AccessKeyID, // signed with the bridge's key
 		RoleArn:         roleARN,
 		RoleSessionName: "gh-acme.web-12345678901-1",
 		DurationSeconds: 900,
@@ -238,7 +238,7 @@ func wantError(t *testing.T, err error, sentinel error, code string) {
 	if pe.Provider != "aws" || pe.Code != code || !errors.Is(err, sentinel) {
 		t.Errorf("error = %+v (%v), want aws/%s wrapping %v", pe, err, code, sentinel)
 	}
-	for _, leak := range []string{"123456789012", stsfake.CallerAccount, "arn:", "not authorized", stsfake.SecretAccessKey} {
+	for _, leak := range []string{"123456789012", ststest.CallerAccount, "arn:", "not authorized", ststest.SecretAccessKey} {
 		if strings.Contains(err.Error(), leak) {
 			t.Errorf("error %q contains %q", err, leak)
 		}
@@ -276,12 +276,12 @@ func TestValidationErrorIsRefusal(t *testing.T) {
 func TestOneCallPerMint(t *testing.T) {
 	tests := []struct {
 		name     string
-		arrange  func(*stsfake.Server)
+		arrange  func(*ststest.Server)
 		wantCode string
 	}{
-		{"500", func(s *stsfake.Server) { s.Fail(1, http.StatusInternalServerError) }, "InternalFailure"},
-		{"503", func(s *stsfake.Server) { s.Fail(1, http.StatusServiceUnavailable) }, "ServiceUnavailable"},
-		{"throttling", func(s *stsfake.Server) { s.Throttle(1) }, "Throttling"},
+		{"500", func(s *ststest.Server) { s.Fail(1, http.StatusInternalServerError) }, "InternalFailure"},
+		{"503", func(s *ststest.Server) { s.Fail(1, http.StatusServiceUnavailable) }, "ServiceUnavailable"},
+		{"throttling", func(s *ststest.Server) { s.Throttle(1) }, "Throttling"},
 	}
 	for _, tt := range tests {
 		for _, mode := range []string{"assume_role", "web_identity"} {
@@ -326,7 +326,7 @@ func TestConnectionDropIsIndeterminate(t *testing.T) {
 
 // oneCallSetup is setup for mode, with AWS_MAX_ATTEMPTS asking for retries
 // that must not happen.
-func oneCallSetup(t *testing.T, mode string) (*stsfake.Server, *aws.Provider, providers.Request) {
+func oneCallSetup(t *testing.T, mode string) (*ststest.Server, *aws.Provider, providers.Request) {
 	t.Helper()
 	if mode == "web_identity" {
 		s, signer, _ := webSetup(t, aws.Config{})
@@ -380,7 +380,7 @@ func TestDefiniteFailures(t *testing.T) {
 func TestEndpointFromEnvironment(t *testing.T) {
 	for _, variable := range []string{"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"} {
 		t.Run(variable, func(t *testing.T) {
-			s := stsfake.New(t)
+			s := ststest.New(t)
 			bridgeEnv(t)
 			t.Setenv(variable, s.URL())
 			p, err := aws.New(t.Context(), aws.Config{})
@@ -426,7 +426,7 @@ func TestRegionalEndpointWithoutOverride(t *testing.T) {
 
 func TestBridgeCredentials(t *testing.T) {
 	t.Run("wrong secret", func(t *testing.T) {
-		s := stsfake.New(t)
+		s := ststest.New(t)
 		bridgeEnv(t)
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong/secret/wrong/secret/wrong/secret00")
 		t.Setenv("AWS_ENDPOINT_URL_STS", s.URL())
@@ -441,7 +441,7 @@ func TestBridgeCredentials(t *testing.T) {
 		}
 	})
 	t.Run("none", func(t *testing.T) {
-		s := stsfake.New(t)
+		s := ststest.New(t)
 		isolate(t)
 		t.Setenv("AWS_ACCESS_KEY_ID", "")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
@@ -510,9 +510,8 @@ func TestInvalidTargets(t *testing.T) {
 // TestNoSecretsInLogs logs at debug level through a success, a refusal, an
 // outage and a timeout and searches the log for any secret.
 func TestNoSecretsInLogs(t *testing.T) {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf logtest.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, p := setup(t, aws.Config{Logger: log})
 
 	cred, err := p.Mint(t.Context(), request(t))
@@ -535,10 +534,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 	_, err = p.Mint(ctx, request(t))
 	errs = append(errs, err)
 
-	mu.Lock()
 	logged := buf.String()
-	mu.Unlock()
-	for _, secret := range []string{stsfake.SecretAccessKey, body.SecretAccessKey, body.SessionToken} {
+	for _, secret := range []string{ststest.SecretAccessKey, body.SecretAccessKey, body.SessionToken} {
 		if strings.Contains(logged, secret) {
 			t.Errorf("log contains a secret %.8s…", secret)
 		}
@@ -554,17 +551,6 @@ func TestNoSecretsInLogs(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logged)
 		}
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 func TestConcurrentMints(t *testing.T) {

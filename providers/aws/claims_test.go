@@ -2,8 +2,6 @@ package aws_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,19 +11,16 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
+	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 )
 
 // realClaims reads a token's claims as the CI platforms issue them (the
-// shared claims documents, kept in identity/testdata), with edits applied
+// shared claim sets, oidctest.ClaimSet), with edits applied
 // (nil deletes), normalised as the bridge's verifier does.
 func realClaims(t *testing.T, file string, kind identity.Kind, edits map[string]any) *identity.Claims {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "identity", "testdata", file))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var raw map[string]any
-	if err := json.Unmarshal(b, &raw); err != nil {
+	if err := json.Unmarshal(oidctest.ClaimSet(file), &raw); err != nil {
 		t.Fatal(err)
 	}
 	delete(raw, "_about")
@@ -36,7 +31,7 @@ func realClaims(t *testing.T, file string, kind identity.Kind, edits map[string]
 			raw[k] = v
 		}
 	}
-	b, _ = json.Marshal(raw)
+	b, _ := json.Marshal(raw)
 	c, err := identity.NormalizeClaims(identity.Issuer{Name: string(kind), URL: raw["iss"].(string), Kind: kind}, b)
 	if err != nil {
 		t.Fatal(err)

@@ -58,16 +58,13 @@ const (
 )
 
 // iamState is a Provider's IAM client and the account of its own
-// credentials, made on the first RevokeSessions: mints never need them.
+// credentials, made on the first RevokeSessions: mints never need them. It
+// is a field of the Provider, so it goes with it.
 type iamState struct {
 	mu      sync.Mutex
 	client  *iam.Client
 	account string
 }
-
-// iamStates holds each Provider's iamState (the Provider's own fields are
-// the mint's).
-var iamStates sync.Map // *Provider → *iamState
 
 // RoleARN returns the role an aws target names, "" when it names none. It
 // reads role_arn alone, leniently: the admin API's revocation groups the
@@ -157,8 +154,7 @@ func revokeFailed(log *slog.Logger, ctx context.Context, action string, err erro
 // configuration (as New's) with the provider's own credentials and HTTP
 // client.
 func (p *Provider) iam(ctx context.Context) (*iamState, error) {
-	v, _ := iamStates.LoadOrStore(p, &iamState{})
-	st := v.(*iamState)
+	st := &p.revoke
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.client != nil {

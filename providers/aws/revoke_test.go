@@ -3,26 +3,28 @@ package aws_test
 import (
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // setupIAM is setup with a fake IAM too, through AWS_ENDPOINT_URL_IAM.
-func setupIAM(t *testing.T) (*stsfake.Server, *stsfake.IAMServer, *aws.Provider) {
+func setupIAM(t *testing.T) (*ststest.Server, *ststest.IAMServer, *aws.Provider) {
 	t.Helper()
-	iam := stsfake.NewIAM(t)
+	iam := ststest.NewIAM(t)
 	t.Setenv("AWS_ENDPOINT_URL_IAM", iam.URL())
 	s, p := setup(t, aws.Config{})
 	return s, iam, p
 }
 
 // ownRole is a role of the account of the bridge's own key at the fake.
-const ownRole = "arn:aws:iam::" + stsfake.CallerAccount + ":role/ci/web-deploy"
+const ownRole = "arn:aws:iam::" + ststest.CallerAccount + ":role/ci/web-deploy"
 
 func TestRevokePolicy(t *testing.T) {
 	at := time.Date(2026, 11, 25, 10, 0, 0, 250e6, time.FixedZone("CET", 3600))
@@ -51,7 +53,7 @@ func TestRevokeSessions(t *testing.T) {
 		}
 		c := calls[0]
 		if c.Action != "PutRolePolicy" || c.Status != 200 || c.RoleName != "web-deploy" || c.PolicyName != aws.RevokePolicyName ||
-			c.PolicyDocument != aws.RevokePolicy(before) || c.AccessKeyID != stsfake.AccessKeyID || c.Region != "us-east-1" {
+			c.PolicyDocument != aws.RevokePolicy(before) || c.AccessKeyID != ststest.AccessKeyID || c.Region != "us-east-1" {
 			t.Errorf("%s: IAM call %+v", mode, c)
 		}
 		if doc, ok := iam.RolePolicy("web-deploy", aws.RevokePolicyName); !ok || doc != aws.RevokePolicy(before) {
@@ -120,7 +122,7 @@ func TestRevokeSessionsRefused(t *testing.T) {
 
 // The fake checks signatures like STS: an unknown key is refused.
 func TestIAMFakeSignature(t *testing.T) {
-	iam := stsfake.NewIAM(t, stsfake.WithKeys(stsfake.Key{AccessKeyID: "AKIAOTHER", SecretAccessKey: "x"}))
+	iam := ststest.NewIAM(t, ststest.WithKeys(ststest.Key{AccessKeyID: "AKIAOTHER", SecretAccessKey: "x"}))
 	t.Setenv("AWS_ENDPOINT_URL_IAM", iam.URL())
 	_, p := setup(t, aws.Config{})
 	err := p.RevokeSessions(t.Context(), target(t, map[string]string{"role_arn": ownRole, "region": "eu-west-1"}), time.Now())
@@ -131,4 +133,60 @@ func TestIAMFakeSignature(t *testing.T) {
 	if c := iam.Calls(); len(c) != 1 || c[0].Status != 403 || c[0].ErrorCode != "InvalidClientTokenId" {
 		t.Fatalf("calls %+v", c)
 	}
+}
+
+// Each Provider keeps its own IAM client and account: a second provider,
+// made for other endpoints, asks its own STS and IAM, and the first keeps
+// using its own.
+func TestRevokeSessionsStatePerProvider(t *testing.T) {
+	stsA, iamA, a := setupIAM(t)
+	tgt := target(t, map[string]string{"role_arn": ownRole, "region": "eu-west-1"})
+	if err := a.RevokeSessions(t.Context(), tgt, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	stsB, iamB, b := setupIAM(t) // the environment now names B's fakes
+	for i, p := range []*aws.Provider{b, a, b} {
+		if err := p.RevokeSessions(t.Context(), tgt, time.Now()); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	for _, c := range []struct {
+		name     string
+		sts      *ststest.Server
+		iam      *ststest.IAMServer
+		wantPuts int
+	}{{"A", stsA, iamA, 2}, {"B", stsB, iamB, 2}} {
+		if n := len(c.iam.Calls()); n != c.wantPuts {
+			t.Errorf("provider %s: %d IAM calls, want %d", c.name, n, c.wantPuts)
+		}
+		n := 0
+		for _, call := range c.sts.Calls() {
+			if call.Action == "GetCallerIdentity" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("provider %s: GetCallerIdentity called %d times at its STS, want 1", c.name, n)
+		}
+	}
+}
+
+// A Provider that revoked is garbage once dropped: nothing outside it
+// keeps its IAM state, so providers made and dropped (as a config reload
+// or a test suite does) leave nothing behind.
+func TestRevokeSessionsStateGoesWithProvider(t *testing.T) {
+	w := func() weak.Pointer[aws.Provider] {
+		_, _, p := setupIAM(t)
+		if err := p.RevokeSessions(t.Context(), target(t, map[string]string{"role_arn": ownRole, "region": "eu-west-1"}), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		return weak.Make(p)
+	}()
+	for range 10 {
+		runtime.GC()
+		if w.Value() == nil {
+			return
+		}
+	}
+	t.Fatal("a dropped Provider that revoked is still reachable")
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // tagsTarget is an aws target with static session tags and transitive keys:
@@ -51,7 +51,7 @@ func TestMintStaticSessionTags(t *testing.T) {
 
 func TestWebIdentityStaticSessionTags(t *testing.T) {
 	s, signer, p := webSetup(t, aws.Config{})
-	s.TrustRole(roleARN, stsfake.TrustPolicy{Issuer: signer.Issuer(), Audience: "sts.amazonaws.com",
+	s.TrustRole(roleARN, ststest.TrustPolicy{Issuer: signer.Issuer(), Audience: "sts.amazonaws.com",
 		Subject: "oidc-bridge:aws:mapping:web-prod-deploy"})
 	req := webRequest(t)
 	req.Claims.Environment = ""
@@ -123,7 +123,7 @@ func TestRoleChainingCutsAssumeRoleToAnHour(t *testing.T) {
 
 func TestWebIdentityIsNotChaining(t *testing.T) {
 	s, signer, p := webSetup(t, aws.Config{RoleChaining: true})
-	s.TrustRole(roleARN, stsfake.TrustPolicy{Issuer: signer.Issuer(), Audience: "sts.amazonaws.com",
+	s.TrustRole(roleARN, ststest.TrustPolicy{Issuer: signer.Issuer(), Audience: "sts.amazonaws.com",
 		Subject: "oidc-bridge:aws:mapping:web-prod-deploy"})
 	req := webRequest(t)
 	req.Duration = 4 * time.Hour

@@ -1,14 +1,12 @@
 package aws_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,25 +15,26 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // webSetup starts a fake STS that trusts a signingtest issuer for
 // sts.amazonaws.com, and a provider with that signer and no AWS key of its
 // own.
-func webSetup(t *testing.T, cfg aws.Config, opts ...stsfake.Option) (*stsfake.Server, *signingtest.Signer, *aws.Provider) {
+func webSetup(t *testing.T, cfg aws.Config, opts ...ststest.Option) (*ststest.Server, *signingtest.Signer, *aws.Provider) {
 	t.Helper()
-	return webSetupTrusting(t, cfg, func(s *stsfake.Server, issuer string) {
+	return webSetupTrusting(t, cfg, func(s *ststest.Server, issuer string) {
 		s.TrustOIDCProvider(issuer, aws.WebIdentityAudience)
 	}, opts...)
 }
 
 // webSetupTrusting is webSetup with the fake's IAM OIDC providers set by
 // trust.
-func webSetupTrusting(t *testing.T, cfg aws.Config, trust func(s *stsfake.Server, issuer string), opts ...stsfake.Option) (*stsfake.Server, *signingtest.Signer, *aws.Provider) {
+func webSetupTrusting(t *testing.T, cfg aws.Config, trust func(s *ststest.Server, issuer string), opts ...ststest.Option) (*ststest.Server, *signingtest.Signer, *aws.Provider) {
 	t.Helper()
 	signer := signingtest.New(t)
-	s := stsfake.New(t, opts...)
+	s := ststest.New(t, opts...)
 	trust(s, signer.Issuer())
 	isolate(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
@@ -66,7 +65,7 @@ func TestWebIdentity(t *testing.T) {
 	s, signer, p := webSetup(t, aws.Config{})
 	// The trust policy as docs/clouds.md writes it: StringEquals on the
 	// whole subject and the audience.
-	s.TrustRole(roleARN, stsfake.TrustPolicy{Issuer: signer.Issuer(), Audience: "sts.amazonaws.com",
+	s.TrustRole(roleARN, ststest.TrustPolicy{Issuer: signer.Issuer(), Audience: "sts.amazonaws.com",
 		Subject: "oidc-bridge:aws:mapping:web-prod-deploy"})
 	policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`
 	req := webRequest(t)
@@ -101,7 +100,7 @@ func TestWebIdentity(t *testing.T) {
 		t.Errorf("params %v", got.Params)
 	}
 	got.Params, got.Time, got.RequestID, got.WebIdentityClaims = nil, time.Time{}, "", nil
-	want := stsfake.Call{
+	want := ststest.Call{
 		Action: "AssumeRoleWithWebIdentity", Version: "2011-06-15",
 		// Unsigned: no AccessKeyID, no Region.
 		RoleArn:         roleARN,
@@ -176,7 +175,7 @@ func TestWebIdentitySubject(t *testing.T) {
 // refuses another mapping's token.
 func TestWebIdentitySubjectIgnoresPipeline(t *testing.T) {
 	s, signer, p := webSetup(t, aws.Config{})
-	s.TrustRole(roleARN, stsfake.TrustPolicy{Issuer: signer.Issuer(), Audience: aws.WebIdentityAudience,
+	s.TrustRole(roleARN, ststest.TrustPolicy{Issuer: signer.Issuer(), Audience: aws.WebIdentityAudience,
 		Subject: "oidc-bridge:aws:mapping:deploy"})
 	req := webRequest(t)
 	req.Mapping = "other"
@@ -198,25 +197,25 @@ func TestWebIdentitySubjectIgnoresPipeline(t *testing.T) {
 }
 
 func TestWebIdentityRefusals(t *testing.T) {
-	trusted := func(s *stsfake.Server, iss string) { s.TrustOIDCProvider(iss, aws.WebIdentityAudience) }
+	trusted := func(s *ststest.Server, iss string) { s.TrustOIDCProvider(iss, aws.WebIdentityAudience) }
 	tests := []struct {
 		name     string
-		trust    func(s *stsfake.Server, issuer string)
+		trust    func(s *ststest.Server, issuer string)
 		refuse   string
-		opts     []stsfake.Option
+		opts     []ststest.Option
 		wantCode string
 	}{
-		{name: "untrusted issuer", trust: func(s *stsfake.Server, _ string) {
+		{name: "untrusted issuer", trust: func(s *ststest.Server, _ string) {
 			s.TrustOIDCProvider("https://token.actions.githubusercontent.com", aws.WebIdentityAudience)
 		}, wantCode: "InvalidIdentityToken"},
-		{name: "wrong audience", trust: func(s *stsfake.Server, iss string) { s.TrustOIDCProvider(iss, "api://something-else") },
+		{name: "wrong audience", trust: func(s *ststest.Server, iss string) { s.TrustOIDCProvider(iss, "api://something-else") },
 			wantCode: "InvalidIdentityToken"},
 		{name: "trust policy", trust: trusted, refuse: "AccessDenied", wantCode: "AccessDenied"},
 		{name: "idp rejected", trust: trusted, refuse: "IDPRejectedClaim", wantCode: "IDPRejectedClaim"},
 		// The token lives at most 10 minutes: to an STS whose clock is 11
 		// minutes ahead, it has expired.
 		{name: "token lifetime", trust: trusted, wantCode: "ExpiredTokenException",
-			opts: []stsfake.Option{stsfake.WithClock(func() time.Time { return time.Now().Add(11 * time.Minute) })}},
+			opts: []ststest.Option{ststest.WithClock(func() time.Time { return time.Now().Add(11 * time.Minute) })}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,7 +238,7 @@ func TestWebIdentityIdPUnreachableIsNotRetried(t *testing.T) {
 	failing := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
 		return nil, errors.New("unreachable")
 	})}
-	s, _, p := webSetup(t, aws.Config{}, stsfake.WithOIDCHTTPClient(failing))
+	s, _, p := webSetup(t, aws.Config{}, ststest.WithOIDCHTTPClient(failing))
 	_, err := p.Mint(t.Context(), webRequest(t))
 	wantError(t, err, providers.ErrUnavailable, "IDPCommunicationError")
 	if n := s.CallCount(); n != 1 {
@@ -277,7 +276,7 @@ func (f failingSigner) Sign(context.Context, map[string]any, string) (string, er
 
 func TestWebIdentitySigner(t *testing.T) {
 	t.Run("none", func(t *testing.T) {
-		s := stsfake.New(t)
+		s := ststest.New(t)
 		bridgeEnv(t)
 		t.Setenv("AWS_ENDPOINT_URL_STS", s.URL())
 		p, err := aws.New(t.Context(), aws.Config{})
@@ -310,8 +309,8 @@ func TestWebIdentitySigner(t *testing.T) {
 
 func TestModes(t *testing.T) {
 	s, _, p := webSetup(t, aws.Config{})
-	t.Setenv("AWS_ACCESS_KEY_ID", stsfake.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", stsfake.SecretAccessKey)
+	t.Setenv("AWS_ACCESS_KEY_ID", ststest.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", ststest.SecretAccessKey)
 	bad := []string{
 		`{"role_arn":"` + roleARN + `","region":"eu-west-1","mode":"federation"}`,
 		`{"role_arn":"` + roleARN + `","region":"eu-west-1","mode":"WEB_IDENTITY"}`,
@@ -341,9 +340,8 @@ func TestModes(t *testing.T) {
 // TestWebIdentityNoTokenInLogs: the web identity token is a credential for
 // as long as it lives; it must not reach logs or errors.
 func TestWebIdentityNoTokenInLogs(t *testing.T) {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf logtest.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, _, p := webSetup(t, aws.Config{Logger: log})
 	cred, err := p.Mint(t.Context(), webRequest(t))
 	if err != nil {
@@ -351,9 +349,7 @@ func TestWebIdentityNoTokenInLogs(t *testing.T) {
 	}
 	s.Refuse("AccessDenied")
 	_, refusal := p.Mint(t.Context(), webRequest(t))
-	mu.Lock()
 	logged := buf.String()
-	mu.Unlock()
 	body := cred.Body.(providers.AWSCredentials)
 	secrets := []string{body.SecretAccessKey, body.SessionToken}
 	for _, c := range s.Calls() {

@@ -1,7 +1,6 @@
 package azure_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,7 +21,8 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/azure"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
-	"github.com/oidc-bridge/oidc-bridge/test/entrafake"
+	"github.com/oidc-bridge/oidc-bridge/test/entratest"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 )
 
 const (
@@ -31,29 +31,11 @@ const (
 	mapping  = "web-prod-deploy"
 )
 
-// logBuffer collects a provider's JSON log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 type env struct {
-	fake   *entrafake.Server
+	fake   *entratest.Server
 	signer *signingtest.Signer
 	prov   *azure.Provider
-	log    *logBuffer
+	log    *logtest.Buffer
 }
 
 // setup starts the fake with one application trusting the signer for
@@ -61,8 +43,8 @@ type env struct {
 func setup(t *testing.T, mutate ...func(*azure.Config)) *env {
 	t.Helper()
 	// The fake holds the bridge's assertions to Microsoft's guidance.
-	e := &env{fake: entrafake.New(t, entrafake.WithMaxAssertionLifetime(10*time.Minute)), signer: signingtest.New(t), log: &logBuffer{}}
-	e.fake.AddFederatedCredential(tenantID, clientID, entrafake.FederatedCredential{
+	e := &env{fake: entratest.New(t, entratest.WithMaxAssertionLifetime(10*time.Minute)), signer: signingtest.New(t), log: &logtest.Buffer{}}
+	e.fake.AddFederatedCredential(tenantID, clientID, entratest.FederatedCredential{
 		Name: "bridge", Issuer: e.signer.Issuer(), Subject: azure.Subject(mapping),
 	})
 	cfg := azure.Config{
@@ -165,8 +147,8 @@ func TestMint(t *testing.T) {
 			if cred.ID != providers.TokenID(body.AccessToken) {
 				t.Errorf("ID = %q, want TokenID of the token", cred.ID)
 			}
-			if d := cred.ExpiresAt.Sub(before); d < entrafake.DefaultTokenLifetime-5*time.Second || d > entrafake.DefaultTokenLifetime+5*time.Second {
-				t.Errorf("ExpiresAt %v is %v after the mint, want about %v", cred.ExpiresAt, d, entrafake.DefaultTokenLifetime)
+			if d := cred.ExpiresAt.Sub(before); d < entratest.DefaultTokenLifetime-5*time.Second || d > entratest.DefaultTokenLifetime+5*time.Second {
+				t.Errorf("ExpiresAt %v is %v after the mint, want about %v", cred.ExpiresAt, d, entratest.DefaultTokenLifetime)
 			}
 
 			// The token is the one the fake issued for this scope.
@@ -191,14 +173,14 @@ func TestMint(t *testing.T) {
 			for _, c := range calls {
 				endpoints = append(endpoints, c.Endpoint)
 			}
-			if diff := cmp.Diff([]string{entrafake.EndpointMetadata, entrafake.EndpointToken}, endpoints); diff != "" {
+			if diff := cmp.Diff([]string{entratest.EndpointMetadata, entratest.EndpointToken}, endpoints); diff != "" {
 				t.Fatalf("calls (-want +got):\n%s", diff)
 			}
 			tc0 := calls[1]
 			if tc0.Status != http.StatusOK || tc0.AccessToken != body.AccessToken {
 				t.Errorf("token call: status %d, issued the returned token: %v", tc0.Status, tc0.AccessToken == body.AccessToken)
 			}
-			if tc0.ClientID != clientID || tc0.GrantType != "client_credentials" || tc0.ClientAssertionType != entrafake.AssertionType {
+			if tc0.ClientID != clientID || tc0.GrantType != "client_credentials" || tc0.ClientAssertionType != entratest.AssertionType {
 				t.Errorf("token call %+v", tc0)
 			}
 			if !strings.Contains(" "+tc0.Scope+" ", " "+tc.wantScope+" ") {
@@ -248,7 +230,7 @@ func TestMintNeverCaches(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	other := "web-staging"
-	e.fake.AddFederatedCredential(tenantID, clientID, entrafake.FederatedCredential{
+	e.fake.AddFederatedCredential(tenantID, clientID, entratest.FederatedCredential{
 		Issuer: e.signer.Issuer(), Subject: azure.Subject(other),
 	})
 	var tokens []string
@@ -283,7 +265,7 @@ func TestMintConcurrent(t *testing.T) {
 	e := setup(t)
 	names := []string{"a", "b", "c", "d", "e", "f"}
 	for _, n := range names {
-		e.fake.AddFederatedCredential(tenantID, clientID, entrafake.FederatedCredential{
+		e.fake.AddFederatedCredential(tenantID, clientID, entratest.FederatedCredential{
 			Issuer: e.signer.Issuer(), Subject: azure.Subject(n),
 		})
 	}
@@ -323,7 +305,7 @@ func TestMintRefused(t *testing.T) {
 		{
 			name: "no credential for the issuer",
 			prepare: func(e *env) {
-				e.fake.AddFederatedCredential(tenantID, otherClient, entrafake.FederatedCredential{
+				e.fake.AddFederatedCredential(tenantID, otherClient, entratest.FederatedCredential{
 					Issuer: "https://token.actions.githubusercontent.com", Subject: azure.Subject(mapping),
 				})
 			},

@@ -1,7 +1,6 @@
 package gcp_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,7 +19,8 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/gcp"
 	"github.com/oidc-bridge/oidc-bridge/signing/signingtest"
-	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
+	"github.com/oidc-bridge/oidc-bridge/test/gcptest"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 )
 
 // These tests set Google's ADC environment with t.Setenv, so they do not run
@@ -51,28 +51,11 @@ func isolate(t *testing.T) {
 }
 
 type env struct {
-	fake   *gcpfake.Server
+	fake   *gcptest.Server
 	signer *signingtest.Signer
-	prov   gcpfake.WorkloadIdentityProvider
+	prov   gcptest.WorkloadIdentityProvider
 	p      *gcp.Provider
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *logtest.Buffer
 }
 
 // setup starts the fakes and a provider aimed at them: ADC is a key file of
@@ -84,17 +67,17 @@ func setup(t *testing.T, mutate func(*gcp.Config)) *env {
 }
 
 // setupWith is setup with options for the fake.
-func setupWith(t *testing.T, opts ...gcpfake.Option) *env {
+func setupWith(t *testing.T, opts ...gcptest.Option) *env {
 	t.Helper()
 	return setupFake(t, nil, opts...)
 }
 
-func setupFake(t *testing.T, mutate func(*gcp.Config), opts ...gcpfake.Option) *env {
+func setupFake(t *testing.T, mutate func(*gcp.Config), opts ...gcptest.Option) *env {
 	t.Helper()
-	e := &env{fake: gcpfake.New(t, opts...), signer: signingtest.New(t), logs: &syncBuffer{}}
+	e := &env{fake: gcptest.New(t, opts...), signer: signingtest.New(t), logs: &logtest.Buffer{}}
 	isolate(t)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", e.fake.WriteCredentialsFile(t, bridgeSA))
-	e.prov = gcpfake.WorkloadIdentityProvider{
+	e.prov = gcptest.WorkloadIdentityProvider{
 		Name:      wip,
 		IssuerURI: e.signer.Issuer(),
 		AttributeMapping: map[string]string{
@@ -176,7 +159,7 @@ func wantProviderError(t *testing.T, err error, class error, code string, indete
 	}
 }
 
-func checkCredential(t *testing.T, e *env, cred providers.Credential, start time.Time, d time.Duration) gcpfake.Token {
+func checkCredential(t *testing.T, e *env, cred providers.Credential, start time.Time, d time.Duration) gcptest.Token {
 	t.Helper()
 	body, ok := cred.Body.(providers.GCPCredentials)
 	if !ok {
@@ -195,7 +178,7 @@ func checkCredential(t *testing.T, e *env, cred providers.Credential, start time
 		t.Errorf("expires %v after the call, want %v", got, d)
 	}
 	tok, ok := e.fake.Lookup(body.AccessToken)
-	if !ok || tok.Via != gcpfake.IAMCredentials || tok.Principal != deploySA || !tok.Expiry.Equal(cred.ExpiresAt) {
+	if !ok || tok.Via != gcptest.IAMCredentials || tok.Principal != deploySA || !tok.Expiry.Equal(cred.ExpiresAt) {
 		t.Errorf("the fake knows the token: %v, %+v", ok, tok)
 	}
 	return tok
@@ -222,21 +205,21 @@ func TestImpersonate(t *testing.T) {
 	}
 
 	// The real auth library did a JWT-bearer grant with the key file.
-	oauth := e.fake.CallsTo(gcpfake.OAuth)
+	oauth := e.fake.CallsTo(gcptest.OAuth)
 	if len(oauth) != 1 || oauth[0].Status != http.StatusOK || oauth[0].ClientEmail != bridgeSA ||
 		!cmp.Equal(oauth[0].Scopes, []string{cloudPlat}) {
 		t.Fatalf("oauth calls: %+v", oauth)
 	}
-	iam := e.fake.CallsTo(gcpfake.IAMCredentials)
+	iam := e.fake.CallsTo(gcptest.IAMCredentials)
 	if len(iam) != 1 {
 		t.Fatalf("iam calls: %+v", iam)
 	}
-	want := gcpfake.Call{
-		Endpoint:       gcpfake.IAMCredentials,
+	want := gcptest.Call{
+		Endpoint:       gcptest.IAMCredentials,
 		Method:         http.MethodPost,
 		Path:           "/v1/projects/-/serviceAccounts/" + deploySA + ":generateAccessToken",
 		Caller:         bridgeSA,
-		CallerVia:      gcpfake.OAuth,
+		CallerVia:      gcptest.OAuth,
 		ServiceAccount: deploySA,
 		Delegates:      []string{middleSA},
 		Lifetime:       20 * time.Minute,
@@ -248,7 +231,7 @@ func TestImpersonate(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("iam call (-want +got):\n%s", diff)
 	}
-	if len(e.fake.CallsTo(gcpfake.STS)) != 0 {
+	if len(e.fake.CallsTo(gcptest.STS)) != 0 {
 		t.Error("impersonate called STS")
 	}
 
@@ -256,10 +239,10 @@ func TestImpersonate(t *testing.T) {
 	if _, err := e.p.Mint(t.Context(), request(t, map[string]any{"service_account": deploySA}, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(e.fake.CallsTo(gcpfake.OAuth)); n != 1 {
+	if n := len(e.fake.CallsTo(gcptest.OAuth)); n != 1 {
 		t.Errorf("%d OAuth calls for two mints", n)
 	}
-	last := e.fake.CallsTo(gcpfake.IAMCredentials)[1]
+	last := e.fake.CallsTo(gcptest.IAMCredentials)[1]
 	if !cmp.Equal(last.Scopes, []string{cloudPlat}) || last.Delegates != nil || last.Lifetime != time.Hour {
 		t.Errorf("default scope call: %+v", last)
 	}
@@ -274,10 +257,10 @@ func TestWorkloadIdentity(t *testing.T) {
 	}
 	checkCredential(t, e, cred, start, 30*time.Minute)
 
-	if n := len(e.fake.CallsTo(gcpfake.OAuth)); n != 0 {
+	if n := len(e.fake.CallsTo(gcptest.OAuth)); n != 0 {
 		t.Errorf("workload identity used the bridge's ADC (%d OAuth calls)", n)
 	}
-	sts := e.fake.CallsTo(gcpfake.STS)
+	sts := e.fake.CallsTo(gcptest.STS)
 	if len(sts) != 1 || sts[0].Status != http.StatusOK {
 		t.Fatalf("sts calls: %+v", sts)
 	}
@@ -317,8 +300,8 @@ func TestWorkloadIdentity(t *testing.T) {
 		t.Errorf("principal %q attributes %v", s.Principal, s.Attributes)
 	}
 
-	iam := e.fake.CallsTo(gcpfake.IAMCredentials)
-	if len(iam) != 1 || iam[0].Caller != s.Principal || iam[0].CallerVia != gcpfake.STS || iam[0].Lifetime != 30*time.Minute {
+	iam := e.fake.CallsTo(gcptest.IAMCredentials)
+	if len(iam) != 1 || iam[0].Caller != s.Principal || iam[0].CallerVia != gcptest.STS || iam[0].Lifetime != 30*time.Minute {
 		t.Errorf("iam calls: %+v", iam)
 	}
 }
@@ -348,17 +331,17 @@ func TestRefusals(t *testing.T) {
 		dur     time.Duration
 		code    string
 	}{
-		{"permission denied", "impersonate", func(e *env) { e.fake.Refuse(gcpfake.IAMCredentials, "PERMISSION_DENIED") }, nil, time.Hour, "PERMISSION_DENIED"},
-		{"not found", "impersonate", func(e *env) { e.fake.Refuse(gcpfake.IAMCredentials, "NOT_FOUND") }, nil, time.Hour, "NOT_FOUND"},
-		{"invalid argument", "impersonate", func(e *env) { e.fake.Refuse(gcpfake.IAMCredentials, "INVALID_ARGUMENT") }, nil, time.Hour, "INVALID_ARGUMENT"},
-		{"unauthenticated", "impersonate", func(e *env) { e.fake.Refuse(gcpfake.IAMCredentials, "UNAUTHENTICATED") }, nil, time.Hour, "UNAUTHENTICATED"},
+		{"permission denied", "impersonate", func(e *env) { e.fake.Refuse(gcptest.IAMCredentials, "PERMISSION_DENIED") }, nil, time.Hour, "PERMISSION_DENIED"},
+		{"not found", "impersonate", func(e *env) { e.fake.Refuse(gcptest.IAMCredentials, "NOT_FOUND") }, nil, time.Hour, "NOT_FOUND"},
+		{"invalid argument", "impersonate", func(e *env) { e.fake.Refuse(gcptest.IAMCredentials, "INVALID_ARGUMENT") }, nil, time.Hour, "INVALID_ARGUMENT"},
+		{"unauthenticated", "impersonate", func(e *env) { e.fake.Refuse(gcptest.IAMCredentials, "UNAUTHENTICATED") }, nil, time.Hour, "UNAUTHENTICATED"},
 		{"no grant", "impersonate", nil, func() map[string]any { return map[string]any{"service_account": otherSA} }, time.Hour, "PERMISSION_DENIED"},
 		// The target says the org policy lists the account; Google's does not.
 		{"lifetime over an hour", "impersonate", nil, func() map[string]any {
 			return map[string]any{"service_account": deploySA, "allow_lifetime_extension": true}
 		}, 2 * time.Hour, "INVALID_ARGUMENT"},
-		{"workload identity denied", "workload_identity", func(e *env) { e.fake.Refuse(gcpfake.IAMCredentials, "PERMISSION_DENIED") }, nil, time.Hour, "PERMISSION_DENIED"},
-		{"sts invalid_grant", "workload_identity", func(e *env) { e.fake.Refuse(gcpfake.STS, "invalid_grant") }, nil, time.Hour, "invalid_grant"},
+		{"workload identity denied", "workload_identity", func(e *env) { e.fake.Refuse(gcptest.IAMCredentials, "PERMISSION_DENIED") }, nil, time.Hour, "PERMISSION_DENIED"},
+		{"sts invalid_grant", "workload_identity", func(e *env) { e.fake.Refuse(gcptest.STS, "invalid_grant") }, nil, time.Hour, "invalid_grant"},
 		{"unknown pool provider", "workload_identity", nil, func() map[string]any {
 			m := wiTarget()
 			m["workload_identity_provider"] = strings.Replace(wip, "/providers/bridge", "/providers/other", 1)
@@ -403,16 +386,16 @@ func TestRefusals(t *testing.T) {
 func TestOneCallPerStep(t *testing.T) {
 	tests := []struct {
 		name   string
-		ep     gcpfake.Endpoint
+		ep     gcptest.Endpoint
 		status int
 		mode   string
 		code   string
 	}{
-		{"iam 503", gcpfake.IAMCredentials, http.StatusServiceUnavailable, "impersonate", "UNAVAILABLE"},
-		{"iam 429", gcpfake.IAMCredentials, http.StatusTooManyRequests, "impersonate", "RESOURCE_EXHAUSTED"},
-		{"iam 500", gcpfake.IAMCredentials, http.StatusInternalServerError, "workload_identity", "INTERNAL"},
-		{"iam 503 federated", gcpfake.IAMCredentials, http.StatusServiceUnavailable, "workload_identity", "UNAVAILABLE"},
-		{"sts 503", gcpfake.STS, http.StatusServiceUnavailable, "workload_identity", "temporarily_unavailable"},
+		{"iam 503", gcptest.IAMCredentials, http.StatusServiceUnavailable, "impersonate", "UNAVAILABLE"},
+		{"iam 429", gcptest.IAMCredentials, http.StatusTooManyRequests, "impersonate", "RESOURCE_EXHAUSTED"},
+		{"iam 500", gcptest.IAMCredentials, http.StatusInternalServerError, "workload_identity", "INTERNAL"},
+		{"iam 503 federated", gcptest.IAMCredentials, http.StatusServiceUnavailable, "workload_identity", "UNAVAILABLE"},
+		{"sts 503", gcptest.STS, http.StatusServiceUnavailable, "workload_identity", "temporarily_unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -438,13 +421,13 @@ func TestOneCallPerStep(t *testing.T) {
 func TestConnectionDrop(t *testing.T) {
 	tests := []struct {
 		name          string
-		ep            gcpfake.Endpoint
+		ep            gcptest.Endpoint
 		mode          string
 		indeterminate bool
 	}{
-		{"generateAccessToken", gcpfake.IAMCredentials, "impersonate", true},
-		{"generateAccessToken with a federated token", gcpfake.IAMCredentials, "workload_identity", true},
-		{"sts", gcpfake.STS, "workload_identity", false},
+		{"generateAccessToken", gcptest.IAMCredentials, "impersonate", true},
+		{"generateAccessToken with a federated token", gcptest.IAMCredentials, "workload_identity", true},
+		{"sts", gcptest.STS, "workload_identity", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -467,14 +450,14 @@ func TestConnectionDrop(t *testing.T) {
 func TestHang(t *testing.T) {
 	tests := []struct {
 		name          string
-		ep            gcpfake.Endpoint
+		ep            gcptest.Endpoint
 		mode          string
 		indeterminate bool
 	}{
-		{"generateAccessToken", gcpfake.IAMCredentials, "impersonate", true},
-		{"generateAccessToken with a federated token", gcpfake.IAMCredentials, "workload_identity", true},
-		{"sts", gcpfake.STS, "workload_identity", false},
-		{"bridge token", gcpfake.OAuth, "impersonate", false},
+		{"generateAccessToken", gcptest.IAMCredentials, "impersonate", true},
+		{"generateAccessToken with a federated token", gcptest.IAMCredentials, "workload_identity", true},
+		{"sts", gcptest.STS, "workload_identity", false},
+		{"bridge token", gcptest.OAuth, "impersonate", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -498,7 +481,7 @@ func TestHang(t *testing.T) {
 
 func TestCanceled(t *testing.T) {
 	e := setup(t, nil)
-	e.fake.Hang(gcpfake.IAMCredentials)
+	e.fake.Hang(gcptest.IAMCredentials)
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	_, err := e.p.Mint(ctx, request(t, map[string]any{"service_account": deploySA}, time.Hour))
@@ -508,7 +491,7 @@ func TestCanceled(t *testing.T) {
 // TestEndpointOverrides: base URLs with a path prefix are honoured for both
 // endpoints, and nothing goes to Google's.
 func TestEndpointOverrides(t *testing.T) {
-	h := gcpfake.NewHandler()
+	h := gcptest.NewHandler()
 	mux := http.NewServeMux()
 	mux.Handle("/iam/", http.StripPrefix("/iam", h))
 	mux.Handle("/sts/", http.StripPrefix("/sts", h))
@@ -520,7 +503,7 @@ func TestEndpointOverrides(t *testing.T) {
 	signer := signingtest.New(t)
 	isolate(t)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", h.WriteCredentialsFile(t, bridgeSA))
-	prov := gcpfake.WorkloadIdentityProvider{Name: wip, IssuerURI: signer.Issuer()}
+	prov := gcptest.WorkloadIdentityProvider{Name: wip, IssuerURI: signer.Issuer()}
 	if err := h.AddWorkloadIdentityProvider(prov); err != nil {
 		t.Fatal(err)
 	}
@@ -602,10 +585,10 @@ func TestWithoutADC(t *testing.T) {
 
 func TestADCRefused(t *testing.T) {
 	e := setup(t, nil)
-	e.fake.Refuse(gcpfake.OAuth, "invalid_grant")
+	e.fake.Refuse(gcptest.OAuth, "invalid_grant")
 	_, err := e.p.Mint(t.Context(), request(t, map[string]any{"service_account": deploySA}, time.Hour))
 	wantProviderError(t, err, providers.ErrUnavailable, "CredentialsUnavailable", false)
-	if n := len(e.fake.CallsTo(gcpfake.IAMCredentials)); n != 0 {
+	if n := len(e.fake.CallsTo(gcptest.IAMCredentials)); n != 0 {
 		t.Errorf("%d generateAccessToken calls without a bridge token", n)
 	}
 }
@@ -698,14 +681,14 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 	}
 	mint(map[string]any{"service_account": deploySA})
 	mint(wiTarget())
-	e.fake.Refuse(gcpfake.IAMCredentials, "PERMISSION_DENIED")
+	e.fake.Refuse(gcptest.IAMCredentials, "PERMISSION_DENIED")
 	mint(map[string]any{"service_account": deploySA})
 	mint(wiTarget())
 	e.fake.Reset()
-	e.fake.Refuse(gcpfake.STS, "invalid_grant")
+	e.fake.Refuse(gcptest.STS, "invalid_grant")
 	mint(wiTarget())
 	e.fake.Reset()
-	e.fake.Fail(gcpfake.IAMCredentials, 100, http.StatusServiceUnavailable)
+	e.fake.Fail(gcptest.IAMCredentials, 100, http.StatusServiceUnavailable)
 	mint(wiTarget())
 	if len(tokens) != 2 || len(errs) != 4 {
 		t.Fatalf("%d tokens, %d errors", len(tokens), len(errs))
@@ -715,7 +698,7 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 		t.Fatalf("the logs miss what they should say:\n%s", logs)
 	}
 	all := logs + strings.Join(errs, "\n")
-	for _, secret := range append(tokens, "ya29.", "gcpfake-federated-", "eyJ", "PRIVATE KEY", "Bearer ") {
+	for _, secret := range append(tokens, "ya29.", "gcptest-federated-", "eyJ", "PRIVATE KEY", "Bearer ") {
 		if strings.Contains(all, secret) {
 			t.Errorf("%q appears in the logs or errors:\n%s", secret, all)
 		}
@@ -774,9 +757,9 @@ func TestLifetime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var opts []gcpfake.Option
+			var opts []gcptest.Option
 			if tt.policy {
-				opts = append(opts, gcpfake.WithLifetimeExtension(deploySA))
+				opts = append(opts, gcptest.WithLifetimeExtension(deploySA))
 			}
 			e := setupWith(t, opts...)
 			tgt := map[string]any{"service_account": deploySA}
@@ -785,7 +768,7 @@ func TestLifetime(t *testing.T) {
 			}
 			start := time.Now()
 			cred, err := e.p.Mint(t.Context(), request(t, tgt, tt.dur))
-			calls := e.fake.CallsTo(gcpfake.IAMCredentials)
+			calls := e.fake.CallsTo(gcptest.IAMCredentials)
 			if got := len(calls) == 1; got != tt.called {
 				t.Fatalf("%d calls to generateAccessToken", len(calls))
 			}

@@ -24,8 +24,9 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/internal/pgcluster"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // options configures run.
@@ -61,12 +62,12 @@ type demo struct {
 	url     string // the bridge's base URL
 	admin   string // the admin token
 	iss     *oidctest.Issuer
-	sts     *stsfake.Handler
+	sts     *ststest.Handler
 
 	serve     *exec.Cmd
 	serveDone chan struct{}
 	serveErr  error
-	logs      *syncBuffer
+	logs      *logtest.Buffer
 	stopFakes func()
 
 	mu         sync.Mutex
@@ -92,7 +93,7 @@ func run(ctx context.Context, o options) (err error) {
 		return fmt.Errorf("%w (run `make build` first, or pass -bin)", err)
 	}
 	o.bin = bin
-	d := &demo{o: o, logs: &syncBuffer{}}
+	d := &demo{o: o, logs: &logtest.Buffer{}}
 	if d.dir, err = os.MkdirTemp(o.tempRoot, "oidc-bridge-demo-"); err != nil {
 		return err
 	}
@@ -143,7 +144,7 @@ func (d *demo) say(format string, args ...any) {
 // startFakes starts the demo OIDC issuer and the STS fake on loopback.
 func (d *demo) startFakes() error {
 	d.iss = oidctest.Start()
-	d.sts = stsfake.NewHandler()
+	d.sts = ststest.NewHandler()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -168,8 +169,8 @@ func (d *demo) startFakes() error {
 		// The bridge's own AWS identity, the one that calls AssumeRole: the
 		// fake's key, and the fake as STS. Nothing of the machine's AWS
 		// setup is read.
-		"AWS_ACCESS_KEY_ID="+stsfake.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+stsfake.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID="+ststest.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+ststest.SecretAccessKey,
 		"AWS_REGION=us-east-1",
 		"AWS_ENDPOINT_URL_STS="+stsURL,
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
@@ -634,22 +635,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// syncBuffer collects the bridge's log while the demo reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -2,7 +2,7 @@
 // from outside: the real oidc-bridge binary (`serve` on the embedded
 // PostgreSQL default, in a temporary data folder), a local OIDC issuer shaped
 // like GitHub Actions (test/oidctest: real RS256 signatures, discovery and
-// JWKS) and the AWS STS fake (test/stsfake), which the bridge's AWS SDK
+// JWKS) and the AWS STS fake (test/ststest), which the bridge's AWS SDK
 // reaches through AWS_ENDPOINT_URL_STS. It registers the issuer and an AWS
 // mapping through the admin API with a token made by `admin-token create`,
 // exchanges a job's token with `oidc-bridge exchange`, shows a denial and

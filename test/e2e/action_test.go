@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oidc-bridge/oidc-bridge/test/entrafake"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/entratest"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // actionDir is the GitHub Action's folder, from this package's directory.
@@ -69,7 +69,7 @@ func TestAction(t *testing.T) {
 	c.addMapping(s, "web-gcp", "gcp", fmt.Sprintf(`{"service_account": %q}`, deploySA))
 	c.addMapping(s, "web-azure", "azure", fmt.Sprintf(`{"tenant_id": %q, "client_id": %q, "scope": "https://management.azure.com/.default"}`,
 		azureTenant, azureClient))
-	c.entra.AddFederatedCredential(azureTenant, azureClient, entrafake.FederatedCredential{Name: "oidc-bridge-action",
+	c.entra.AddFederatedCredential(azureTenant, azureClient, entratest.FederatedCredential{Name: "oidc-bridge-action",
 		Issuer: c.publicURL, Subject: "oidc-bridge:azure:mapping:web-azure", Audiences: []string{"api://AzureADTokenExchange"}})
 	c.addMapping(s, "web-jwt", "jwt", `{"audience": "https://deploy.internal.example"}`)
 	// A jwt mapping for Google's external account file (gcp-credentials-file):
@@ -264,15 +264,15 @@ func newBridgeFront(t *testing.T, bridgeURL string) *bridgeFront {
 type stsFront struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
-	issued map[string]*stsfake.Handler // by access key id
+	issued map[string]*ststest.Handler // by access key id
 	nGCI   int
 }
 
 var sigv4Credential = regexp.MustCompile(`Credential=([A-Z0-9]+)/`)
 
-func newSTSFront(t *testing.T, fake *stsfake.Server) *stsFront {
+func newSTSFront(t *testing.T, fake *ststest.Server) *stsFront {
 	t.Helper()
-	f := &stsFront{issued: map[string]*stsfake.Handler{}}
+	f := &stsFront{issued: map[string]*ststest.Handler{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m := sigv4Credential.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 			f.mu.Lock()
@@ -302,10 +302,10 @@ func newSTSFront(t *testing.T, fake *stsfake.Server) *stsFront {
 			} `xml:"AssumeRoleResult>Credentials"`
 		}
 		if rec.Code == http.StatusOK && xml.Unmarshal(rec.Body.Bytes(), &resp) == nil && resp.Creds.AccessKeyID != "" {
-			k := stsfake.Key{AccessKeyID: resp.Creds.AccessKeyID, SecretAccessKey: resp.Creds.SecretAccessKey,
+			k := ststest.Key{AccessKeyID: resp.Creds.AccessKeyID, SecretAccessKey: resp.Creds.SecretAccessKey,
 				SessionToken: resp.Creds.SessionToken}
 			f.mu.Lock()
-			f.issued[k.AccessKeyID] = stsfake.NewHandler(stsfake.WithKeys(k))
+			f.issued[k.AccessKeyID] = ststest.NewHandler(ststest.WithKeys(k))
 			f.mu.Unlock()
 		}
 		copyRecorded(w, rec)

@@ -26,9 +26,9 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/providers"
-	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
+	"github.com/oidc-bridge/oidc-bridge/test/gcptest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // tokenFile writes a fresh GitHub-shaped token of iss into path (0600), as a
@@ -42,7 +42,7 @@ func tokenFile(t *testing.T, iss *oidctest.Issuer, path string, overrides map[st
 
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-func lastSTSCall(t *testing.T, s *stsfake.Server) stsfake.Call {
+func lastSTSCall(t *testing.T, s *ststest.Server) ststest.Call {
 	t.Helper()
 	calls := s.Calls()
 	if len(calls) == 0 {
@@ -204,7 +204,7 @@ func TestCLIAWSCredentialProcess(t *testing.T) {
 	// The account's STS (which knows the issued session) answers
 	// GetCallerIdentity signed with the credentials; the SDK fetches them
 	// anew through the command, which answers from the cache.
-	account := stsfake.New(t, stsfake.WithKeys(stsfake.Key{AccessKeyID: first.AccessKeyID,
+	account := ststest.New(t, ststest.WithKeys(ststest.Key{AccessKeyID: first.AccessKeyID,
 		SecretAccessKey: first.SecretAccessKey, SessionToken: first.SessionToken}))
 	client := sts.New(sts.Options{Region: "eu-west-1", Credentials: aws.NewCredentialsCache(provider),
 		BaseEndpoint: aws.String(account.URL())})
@@ -212,7 +212,7 @@ func TestCLIAWSCredentialProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetCallerIdentity: %v", err)
 	}
-	if aws.ToString(id.Account) != stsfake.CallerAccount {
+	if aws.ToString(id.Account) != ststest.CallerAccount {
 		t.Fatalf("caller %+v", id)
 	}
 	if n := x.sts.CallCount(); n != 1 {
@@ -332,7 +332,7 @@ func TestCLIGCPExecutable(t *testing.T) {
 	s.must(400, "POST", "/v1/admin/mappings", fmt.Sprintf(`{"name": "gcp-exec-google", "issuer": "github",
 		"conditions": {"repository": "acme/web", "repository_id": "123456"}, "provider": "jwt", "target": {"audience": %q}}`, execWIP))
 	c.addMapping(s, "gcp-exec", "jwt", fmt.Sprintf(`{"audience": %q}`, execAud))
-	prov := gcpfake.WorkloadIdentityProvider{Name: execWIP, IssuerURI: c.publicURL, AllowedAudiences: []string{execAud}}
+	prov := gcptest.WorkloadIdentityProvider{Name: execWIP, IssuerURI: c.publicURL, AllowedAudiences: []string{execAud}}
 	if err := c.gcp.AddWorkloadIdentityProvider(prov); err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestCLIGCPExecutable(t *testing.T) {
 		"credential_source":                 map[string]any{"executable": map[string]any{"command": command, "timeout_millis": 30000}},
 	})
 	creds, err := credentials.NewCredentialsFromJSON(credentials.ExternalAccount, cfg,
-		&credentials.DetectOptions{Scopes: []string{gcpfake.CloudPlatformScope}})
+		&credentials.DetectOptions{Scopes: []string{gcptest.CloudPlatformScope}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,10 +381,10 @@ func TestCLIGCPExecutable(t *testing.T) {
 		t.Fatalf("Google's library: %v", err)
 	}
 	issued, ok := c.gcp.Lookup(tok.Value)
-	if !ok || issued.Principal != execSA || issued.Via != gcpfake.IAMCredentials {
+	if !ok || issued.Principal != execSA || issued.Via != gcptest.IAMCredentials {
 		t.Fatalf("access token %+v (%v)", issued, ok)
 	}
-	stsCalls := c.gcp.CallsTo(gcpfake.STS)
+	stsCalls := c.gcp.CallsTo(gcptest.STS)
 	if len(stsCalls) != 1 || stsCalls[0].Status != 200 || stsCalls[0].Principal != prov.Principal("oidc-bridge:jwt:mapping:gcp-exec") {
 		t.Fatalf("Google STS calls %+v", stsCalls)
 	}

@@ -10,11 +10,11 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/providers"
-	"github.com/oidc-bridge/oidc-bridge/test/entrafake"
-	"github.com/oidc-bridge/oidc-bridge/test/gcpfake"
+	"github.com/oidc-bridge/oidc-bridge/test/entratest"
+	"github.com/oidc-bridge/oidc-bridge/test/gcptest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 const (
@@ -30,9 +30,9 @@ type cloudsEnv struct {
 	publicURL string
 	env       []string
 	gh        *oidctest.Issuer
-	sts       *stsfake.Server
-	gcp       *gcpfake.Server
-	entra     *entrafake.Server
+	sts       *ststest.Server
+	gcp       *gcptest.Server
+	entra     *entratest.Server
 }
 
 const (
@@ -42,8 +42,8 @@ const (
 
 func newCloudsEnv(t *testing.T) *cloudsEnv {
 	t.Helper()
-	c := &cloudsEnv{dbURL: pgtest.NewDatabase(t), gh: oidctest.New(t), sts: stsfake.New(t), gcp: gcpfake.New(t),
-		entra: entrafake.New(t)}
+	c := &cloudsEnv{dbURL: pgtest.NewDatabase(t), gh: oidctest.New(t), sts: ststest.New(t), gcp: gcptest.New(t),
+		entra: entratest.New(t)}
 	env, publicURL := issuerEnv(t, c.dbURL)
 	c.publicURL = publicURL
 	// AWS: the bridge's key for assume_role; the bridge as a trusted OIDC
@@ -53,13 +53,13 @@ func newCloudsEnv(t *testing.T) *cloudsEnv {
 	// pool provider trusts the bridge, and its principal for mapping
 	// gcp-wif may impersonate wifSA.
 	c.gcp.Allow(bridgeSA, deploySA)
-	p := gcpfake.WorkloadIdentityProvider{Name: wip, IssuerURI: publicURL}
+	p := gcptest.WorkloadIdentityProvider{Name: wip, IssuerURI: publicURL}
 	if err := c.gcp.AddWorkloadIdentityProvider(p); err != nil {
 		t.Fatal(err)
 	}
 	c.gcp.Allow(p.Principal("oidc-bridge:gcp:mapping:gcp-wif"), wifSA)
 	// Azure: the app's federated credential trusts the bridge for mapping azure.
-	c.entra.AddFederatedCredential(azureTenant, azureClient, entrafake.FederatedCredential{Name: "oidc-bridge",
+	c.entra.AddFederatedCredential(azureTenant, azureClient, entratest.FederatedCredential{Name: "oidc-bridge",
 		Issuer: publicURL, Subject: "oidc-bridge:azure:mapping:azure", Audiences: []string{"api://AzureADTokenExchange"}})
 	c.env = append(env, awsEnv(c.sts)...)
 	c.env = append(c.env,
@@ -145,7 +145,7 @@ func TestAllClouds(t *testing.T) {
 		calls[1].WebIdentityIssuer != c.publicURL || calls[1].WebIdentitySubject != "oidc-bridge:aws:mapping:aws-wi" {
 		t.Fatalf("STS calls %+v", calls)
 	}
-	if sts := c.gcp.CallsTo(gcpfake.STS); len(sts) != 1 {
+	if sts := c.gcp.CallsTo(gcptest.STS); len(sts) != 1 {
 		t.Fatalf("Google STS calls %+v", sts)
 	}
 	if calls := c.entra.TokenCalls(); len(calls) != 1 {

@@ -15,14 +15,14 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // awsEnv points the bridge's AWS SDK at the STS fake with the fake's key.
-func awsEnv(sts *stsfake.Server) []string {
+func awsEnv(sts *ststest.Server) []string {
 	return []string{
-		"AWS_ACCESS_KEY_ID=" + stsfake.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY=" + stsfake.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID=" + ststest.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + ststest.SecretAccessKey,
 		"AWS_REGION=us-east-1",
 		"AWS_ENDPOINT_URL_STS=" + sts.URL(),
 		// Nothing from the machine's own AWS setup may leak in.
@@ -39,7 +39,7 @@ func awsEnv(sts *stsfake.Server) []string {
 type exchangeEnv struct {
 	dbURL  string
 	gh, gl *oidctest.Issuer
-	sts    *stsfake.Server
+	sts    *ststest.Server
 	env    []string
 }
 
@@ -49,7 +49,7 @@ func newExchangeEnv(t *testing.T, extra ...string) *exchangeEnv {
 		dbURL: pgtest.NewDatabase(t),
 		gh:    oidctest.New(t),
 		gl:    oidctest.New(t, oidctest.WithPathPrefix("/gitlab")),
-		sts:   stsfake.New(t),
+		sts:   ststest.New(t),
 	}
 	// The service connects as the runtime role (no ownership, history
 	// append-only: migrations/00007_roles.sql), the migrator as the owner.
@@ -133,7 +133,7 @@ func TestExchangeAWS(t *testing.T) {
 	}
 	gh, gl := calls[0], calls[1]
 	if gh.RoleArn != "arn:aws:iam::123456789012:role/web-deploy" || gh.DurationSeconds != 900 ||
-		gh.AccessKeyID != stsfake.AccessKeyID || !strings.Contains(gh.RoleSessionName, "12345678901") ||
+		gh.AccessKeyID != ststest.AccessKeyID || !strings.Contains(gh.RoleSessionName, "12345678901") ||
 		gh.Tags["repository"] != "acme/web" || gh.Tags["ref"] != "refs/heads/main" || gh.Tags["environment"] != "production" {
 		t.Errorf("github STS call: %+v", gh)
 	}

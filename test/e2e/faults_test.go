@@ -19,7 +19,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/internal/pgcluster"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // The fault tests run the real binary against a database, issuer or cloud
@@ -204,7 +204,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 	}
 	dbURL := cluster.URL("bridge")
 
-	x := &exchangeEnv{dbURL: dbURL, gh: oidctest.New(t), gl: oidctest.New(t, oidctest.WithPathPrefix("/gitlab")), sts: stsfake.New(t)}
+	x := &exchangeEnv{dbURL: dbURL, gh: oidctest.New(t), gl: oidctest.New(t, oidctest.WithPathPrefix("/gitlab")), sts: ststest.New(t)}
 	x.env = append([]string{"BRIDGE_DATABASE_URL=" + dbURL, "BRIDGE_ADMIN_TOKEN=" + adminToken,
 		"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_RATE_LIMIT=0"}, awsEnv(x.sts)...)
 	if out, errOut, code := cli(t, x.env, "migrate"); code != 0 {

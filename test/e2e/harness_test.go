@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
 )
 
@@ -77,30 +78,12 @@ func baseEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is a running `oidc-bridge serve`.
 type server struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	url    string
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	done   chan struct{}
 	exit   error
 	stopMu sync.Once
@@ -119,7 +102,7 @@ func startServerIn(t *testing.T, dir string, env []string, args ...string) *serv
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = baseEnv(append([]string{"BRIDGE_LISTEN_ADDR=127.0.0.1:0", "BRIDGE_LOG_LEVEL=debug"}, env...)...)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(logs, pw)
 	if err := cmd.Start(); err != nil {

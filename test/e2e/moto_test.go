@@ -249,7 +249,7 @@ func TestAssumeRoleBackends(t *testing.T) {
 		return map[string]any{"repository": "acme/web", "run_id": run, "run_attempt": "2"}
 	}
 
-	t.Run("stsfake", func(t *testing.T) {
+	t.Run("ststest", func(t *testing.T) {
 		t.Parallel()
 		x := newExchangeEnv(t)
 		s := startServer(t, x.env)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/providers"
+	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
 )
@@ -51,7 +52,7 @@ type pyjwtVerifier struct {
 	t   *testing.T
 	in  io.WriteCloser
 	out *bufio.Scanner
-	err *syncBuffer
+	err *logtest.Buffer
 }
 
 // pyjwtResult is one answer of the verifier.
@@ -80,7 +81,7 @@ func startPyJWT(t *testing.T, issuer string) *pyjwtVerifier {
 	// The system's Python with nothing of the machine's Python setup (a
 	// pyenv, user site packages, proxies).
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + cmd.Dir, "PYTHONNOUSERSITE=1", "PYTHONDONTWRITEBYTECODE=1"}
-	v := &pyjwtVerifier{t: t, err: &syncBuffer{}}
+	v := &pyjwtVerifier{t: t, err: &logtest.Buffer{}}
 	cmd.Stderr = v.err
 	if v.in, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)

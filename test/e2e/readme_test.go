@@ -434,3 +434,21 @@ func adminRequests(logs string, names *strings.Replacer) []string {
 	}
 	return out
 }
+
+// TestReadmeLayoutPaths: every file or folder the README's Development
+// section names by its path from the root (`a/b.go`, `dir/`) exists, so that its layout and
+// its "Where things are" lines lead somewhere.
+func TestReadmeLayoutPaths(t *testing.T) {
+	t.Parallel()
+	dev := docSection(t, readRepoDoc(t, "README.md"), "## Development")
+	var n int
+	for _, m := range regexp.MustCompile("`([a-z0-9_.-]+/[a-z0-9_./-]*(?:/|\\.go|\\.md))`").FindAllStringSubmatch(dev, -1) {
+		n++
+		if _, err := os.Stat(filepath.Join("..", "..", m[1])); err != nil {
+			t.Errorf("README's Development section names %s: %v", m[1], err)
+		}
+	}
+	if n < 4 {
+		t.Fatalf("README's Development section names %d paths; its layout lines are gone", n)
+	}
+}

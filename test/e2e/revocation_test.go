@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // The disable-to-deny target of issue 7: a mapping or issuer disabled
@@ -108,11 +108,11 @@ func TestDisableToDeny(t *testing.T) {
 // role is reported, not touched).
 func TestRevokeByRun(t *testing.T) {
 	t.Parallel()
-	iam := stsfake.NewIAM(t)
+	iam := ststest.NewIAM(t)
 	x := newExchangeEnv(t, "AWS_ENDPOINT_URL_IAM="+iam.URL())
 	a, b := startServer(t, x.env), startServer(t, x.env)
 	x.register(a, "")
-	const ownRole = "arn:aws:iam::" + stsfake.CallerAccount + ":role/ci/web-release"
+	const ownRole = "arn:aws:iam::" + ststest.CallerAccount + ":role/ci/web-release"
 	a.must(201, "POST", "/v1/admin/mappings", `{"name": "web-release", "issuer": "github",
 		"conditions": {"repository": "acme/web", "ref": "refs/heads/release"},
 		"provider": "aws", "target": {"role_arn": "`+ownRole+`", "region": "eu-west-1"}}`)
@@ -157,7 +157,7 @@ func TestRevokeByRun(t *testing.T) {
 	}
 	c := calls[0]
 	if c.Action != "PutRolePolicy" || c.Status != 200 || c.RoleName != "web-release" || c.PolicyName != "AWSRevokeOlderSessions" ||
-		c.AccessKeyID != stsfake.AccessKeyID {
+		c.AccessKeyID != ststest.AccessKeyID {
 		t.Fatalf("IAM call: %+v", c)
 	}
 	var doc struct {

@@ -31,7 +31,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/oidc-bridge/oidc-bridge/internal/pgcluster"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 const adminToken = "load-admin-token-0123456789abcdefghijklmnop"
@@ -109,7 +109,7 @@ func run() error {
 	}
 
 	// STS fake, issuer.
-	sts := stsfake.NewHandler()
+	sts := ststest.NewHandler()
 	stsLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func run() error {
 	// One role for both: serve migrates the fresh database at start.
 	env := []string{"BRIDGE_DATABASE_URL=" + dbURL, "BRIDGE_MIGRATION_DATABASE_URL=" + dbURL, "BRIDGE_ADMIN_TOKEN=" + adminToken,
 		"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_RATE_LIMIT=0", "BRIDGE_ISSUER_RATE_LIMIT=0", "BRIDGE_ISSUER_OWNER_RATE_LIMIT=0",
-		"AWS_ACCESS_KEY_ID=" + stsfake.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + stsfake.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID=" + ststest.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + ststest.SecretAccessKey,
 		"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_STS=http://" + stsLn.Addr().String(),
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PROFILE=",
 		"AWS_EC2_METADATA_DISABLED=true"}

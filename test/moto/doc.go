@@ -5,7 +5,7 @@
 // answer on its one URL, so AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_STS and
 // _IAM) points an SDK at it.
 //
-// Where test/stsfake is the project's own reading of STS, moto is an
+// Where test/ststest is the project's own reading of STS, moto is an
 // independent one: a mapping that passes against both is less likely to
 // fail on its first real exchange. moto is lenient in its own ways (it
 // ignores session tags, source identity and session policies when it

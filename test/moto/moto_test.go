@@ -16,7 +16,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/oidc-bridge/oidc-bridge/test/moto"
-	"github.com/oidc-bridge/oidc-bridge/test/stsfake"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // code is err's AWS error code and HTTP status ("ValidationError/400"),
@@ -42,7 +42,7 @@ func tags(n int) []types.Tag {
 }
 
 // TestAssumeRoleAgainstSTSFake sends the same AssumeRole requests through
-// the AWS SDK to moto and to test/stsfake and compares what each answers.
+// the AWS SDK to moto and to test/ststest and compares what each answers.
 // Where both validate, they must agree (the fake is checked against an
 // implementation it did not write); where moto accepts what STS refuses
 // (its leniencies, listed here), the fake must still refuse as STS
@@ -50,14 +50,14 @@ func tags(n int) []types.Tag {
 func TestAssumeRoleAgainstSTSFake(t *testing.T) {
 	t.Parallel()
 	m := moto.Start(t)
-	fake := stsfake.New(t)
+	fake := ststest.New(t)
 	ctx := context.Background()
 	client := func(url, key, secret string) *sts.Client {
 		return sts.New(sts.Options{Region: "eu-west-1", BaseEndpoint: aws.String(url),
 			Credentials: credentials.NewStaticCredentialsProvider(key, secret, "")})
 	}
 	onMoto := client(m.URL, "AKIAIOSFODNN7EXAMPLE", "moto")
-	onFake := client(fake.URL(), stsfake.AccessKeyID, stsfake.SecretAccessKey)
+	onFake := client(fake.URL(), ststest.AccessKeyID, ststest.SecretAccessKey)
 
 	const role = "arn:aws:iam::123456789012:role/ci/web-deploy"
 	valid := func() *sts.AssumeRoleInput {
@@ -93,7 +93,7 @@ func TestAssumeRoleAgainstSTSFake(t *testing.T) {
 			fo, ferr := onFake.AssumeRole(ctx, in)
 			mo, merr := onMoto.AssumeRole(ctx, in)
 			if code(ferr) != tt.fake {
-				t.Errorf("stsfake: %v, want code %q", ferr, tt.fake)
+				t.Errorf("ststest: %v, want code %q", ferr, tt.fake)
 			}
 			if code(merr) != tt.moto {
 				t.Errorf("moto: %v, want code %q (a change in moto: update this table and docs)", merr, tt.moto)
@@ -104,7 +104,7 @@ func TestAssumeRoleAgainstSTSFake(t *testing.T) {
 			if ferr != nil || merr != nil {
 				return
 			}
-			for name, o := range map[string]*sts.AssumeRoleOutput{"stsfake": fo, "moto": mo} {
+			for name, o := range map[string]*sts.AssumeRoleOutput{"ststest": fo, "moto": mo} {
 				u, c := o.AssumedRoleUser, o.Credentials
 				if u == nil || c == nil {
 					t.Fatalf("%s: answer without AssumedRoleUser or Credentials", name)
@@ -124,7 +124,7 @@ func TestAssumeRoleAgainstSTSFake(t *testing.T) {
 			}
 			// STS echoes the source identity; moto 5.2.1 does not keep it.
 			if got := aws.ToString(fo.SourceIdentity); got != "gh-1339936803" {
-				t.Errorf("stsfake: SourceIdentity %q", got)
+				t.Errorf("ststest: SourceIdentity %q", got)
 			}
 			if got := aws.ToString(mo.SourceIdentity); got != "" {
 				t.Logf("moto now echoes SourceIdentity %q", got)
@@ -140,7 +140,7 @@ func TestAssumeRoleAgainstSTSFake(t *testing.T) {
 		return err
 	}
 	if f, mo := code(unknown(fake.URL())), code(unknown(m.URL)); f != "InvalidClientTokenId/403" || mo != f {
-		t.Errorf("an unknown access key: stsfake %s, moto %s, want InvalidClientTokenId/403 from both", f, mo)
+		t.Errorf("an unknown access key: ststest %s, moto %s, want InvalidClientTokenId/403 from both", f, mo)
 	}
 }
 

@@ -549,94 +549,30 @@ func unpublishedEC(c elliptic.Curve) *ecdsa.PrivateKey {
 }
 
 // GitHubClaims returns the claims of a GitHub Actions token (the shape of a
-// real one, as GitHub documents it) from this issuer, for
-// DefaultAudience, issued now (nbf 5 minutes before, exp 5 minutes after),
-// with a fresh jti. overrides replace claims; a nil value removes one.
+// real one, as GitHub documents it: ClaimSet("github-actions.json")) from
+// this issuer, for DefaultAudience, issued now (nbf 5 minutes before, exp 5
+// minutes after), with a fresh jti. overrides replace claims; a nil value
+// removes one.
 func (i *Issuer) GitHubClaims(overrides map[string]any) map[string]any {
-	now := i.now().Unix()
-	c := map[string]any{
-		"iss":                   i.url,
-		"aud":                   DefaultAudience,
-		"sub":                   "repo:acme/web:environment:production",
-		"jti":                   uuid(),
-		"iat":                   now,
-		"nbf":                   now - 300,
-		"exp":                   now + 300,
-		"actor":                 "octocat",
-		"actor_id":              "583231",
-		"base_ref":              "",
-		"check_run_id":          "31822455555",
-		"environment":           "production",
-		"event_name":            "push",
-		"head_ref":              "",
-		"job_workflow_ref":      "acme/web/.github/workflows/deploy.yml@refs/heads/main",
-		"job_workflow_sha":      "4c1b2a3d5e6f708192a3b4c5d6e7f8091a2b3c4d",
-		"ref":                   "refs/heads/main",
-		"ref_protected":         "true",
-		"ref_type":              "branch",
-		"repository":            "acme/web",
-		"repository_id":         "1339936803",
-		"repository_owner":      "acme",
-		"repository_owner_id":   "91234567",
-		"repository_visibility": "private",
-		"run_attempt":           "1",
-		"run_id":                "12345678901",
-		"run_number":            "42",
-		"runner_environment":    "github-hosted",
-		"sha":                   "4c1b2a3d5e6f708192a3b4c5d6e7f8091a2b3c4d",
-		"workflow":              "deploy",
-		"workflow_ref":          "acme/web/.github/workflows/deploy.yml@refs/heads/main",
-		"workflow_sha":          "4c1b2a3d5e6f708192a3b4c5d6e7f8091a2b3c4d",
-	}
-	return apply(c, overrides)
+	return apply(i.issued(claimSet("github-actions.json"), 300, 300), overrides)
 }
 
 // GitLabClaims returns the claims of a GitLab CI id_token (the shape of a
-// real one, as GitLab documents it) from this issuer, for DefaultAudience,
-// issued now (nbf 5 seconds before, exp an hour after, GitLab's default job
-// timeout), with a fresh jti. overrides replace claims; a nil value removes
-// one.
+// real one, as GitLab documents it: ClaimSet("gitlab-ci.json")) from this
+// issuer, for DefaultAudience, issued now (nbf 5 seconds before, exp an
+// hour after, GitLab's default job timeout), with a fresh jti. overrides
+// replace claims; a nil value removes one.
 func (i *Issuer) GitLabClaims(overrides map[string]any) map[string]any {
+	return apply(i.issued(claimSet("gitlab-ci.json"), 5, 3600), overrides)
+}
+
+// issued makes claim set c this issuer's, for DefaultAudience, with a fresh
+// jti, issued now, valid from before seconds earlier for lifetime seconds.
+func (i *Issuer) issued(c map[string]any, before, lifetime int64) map[string]any {
 	now := i.now().Unix()
-	c := map[string]any{
-		"iss":                   i.url,
-		"aud":                   DefaultAudience,
-		"sub":                   "project_path:platform/app:ref_type:branch:ref:main",
-		"jti":                   uuid(),
-		"iat":                   now,
-		"nbf":                   now - 5,
-		"exp":                   now + 3600,
-		"namespace_id":          "72",
-		"namespace_path":        "platform",
-		"project_id":            "20",
-		"project_path":          "platform/app",
-		"job_namespace_id":      "72",
-		"job_namespace_path":    "platform",
-		"job_project_id":        "20",
-		"job_project_path":      "platform/app",
-		"user_id":               "5",
-		"user_login":            "alice",
-		"user_email":            "alice@example.com",
-		"user_access_level":     "maintainer",
-		"pipeline_id":           "1212",
-		"pipeline_source":       "push",
-		"job_id":                "2468",
-		"ref":                   "main",
-		"ref_type":              "branch",
-		"ref_path":              "refs/heads/main",
-		"ref_protected":         "true",
-		"sha":                   "714a629c0b401fdce83e847fc9589983fc6f46bc",
-		"environment":           "production",
-		"environment_protected": "true",
-		"deployment_tier":       "production",
-		"environment_action":    "start",
-		"runner_id":             1,
-		"runner_environment":    "gitlab-hosted",
-		"project_visibility":    "private",
-		"ci_config_ref_uri":     "gitlab.com/platform/app//.gitlab-ci.yml@refs/heads/main",
-		"ci_config_sha":         "714a629c0b401fdce83e847fc9589983fc6f46bc",
-	}
-	return apply(c, overrides)
+	c["iss"], c["aud"], c["jti"] = i.url, DefaultAudience, uuid()
+	c["iat"], c["nbf"], c["exp"] = now, now-before, now+lifetime
+	return c
 }
 
 func apply(c, overrides map[string]any) map[string]any {

@@ -1,6 +1,6 @@
 // Package rpcstatus maps HTTP statuses to the google.rpc.Code names that
 // Google's REST APIs answer with them: the one table both the gcp provider
-// (reading a status-less error) and the wire-compatible fake (test/gcpfake,
+// (reading a status-less error) and the wire-compatible fake (test/gcptest,
 // writing one) use. It imports nothing of Google's SDK.
 package rpcstatus
 
