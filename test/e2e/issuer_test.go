@@ -64,6 +64,23 @@ func listKeys(t *testing.T, env []string) []keyRow {
 	return keys
 }
 
+// internalJWT exchanges a GitHub token of gh at s for mapping "internal"
+// (a jwt mapping) and returns the bridge-signed token.
+func internalJWT(t *testing.T, s *server, gh *oidctest.Issuer) string {
+	t.Helper()
+	r := exchange(s, gh.Mint(t, gh.GitHubClaims(nil)), `{"mapping": "internal"}`)
+	if r.status != 200 {
+		t.Fatalf("exchange: %d %s", r.status, r.body)
+	}
+	var resp api.ExchangeResponse
+	r.json(t, &resp)
+	var creds providers.JWTCredentials
+	if err := json.Unmarshal(resp.Credentials, &creds); err != nil {
+		t.Fatal(err)
+	}
+	return creds.Token
+}
+
 // TestBridgeAsIssuer: the binary signs internal JWTs that go-oidc verifies
 // through the bridge's own discovery document, and rotation keeps old
 // tokens verifying while leaving exactly one active key per algorithm.
@@ -78,20 +95,7 @@ func TestBridgeAsIssuer(t *testing.T) {
 		"conditions": {"repository": "acme/web"}, "provider": "jwt", "max_duration_seconds": 900,
 		"target": {"audience": "https://deploy.internal.example"}}`)
 
-	mint := func() string {
-		t.Helper()
-		r := exchange(s, gh.Mint(t, gh.GitHubClaims(nil)), `{"mapping": "internal"}`)
-		if r.status != 200 {
-			t.Fatalf("exchange: %d %s", r.status, r.body)
-		}
-		var resp api.ExchangeResponse
-		r.json(t, &resp)
-		var creds providers.JWTCredentials
-		if err := json.Unmarshal(resp.Credentials, &creds); err != nil {
-			t.Fatal(err)
-		}
-		return creds.Token
-	}
+	mint := func() string { return internalJWT(t, s, gh) }
 	ctx := context.Background()
 	provider, err := oidc.NewProvider(ctx, publicURL)
 	if err != nil {

@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	awsprovider "github.com/oidc-bridge/oidc-bridge/providers/aws"
 	"github.com/oidc-bridge/oidc-bridge/test/minio"
@@ -201,16 +200,7 @@ func TestMinIOTrustsBridgeIssuer(t *testing.T) {
 
 	exchangeCreds := func() providers.AWSCredentials {
 		t.Helper()
-		r := exchange(s, gh.Mint(t, gh.GitHubClaims(nil)), fmt.Sprintf(`{"mapping": %q, "duration_seconds": 900}`, mapping))
-		if r.status != 200 {
-			t.Fatalf("exchange: %d %s", r.status, r.body)
-		}
-		var resp api.ExchangeResponse
-		r.json(t, &resp)
-		var c providers.AWSCredentials
-		if err := json.Unmarshal(resp.Credentials, &c); err != nil {
-			t.Fatal(err)
-		}
+		_, c := awsCreds(t, exchange(s, gh.Mint(t, gh.GitHubClaims(nil)), fmt.Sprintf(`{"mapping": %q, "duration_seconds": 900}`, mapping)))
 		return c
 	}
 	use := func(c providers.AWSCredentials, key string) {

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oidc-bridge/oidc-bridge/bridge/api"
-	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
@@ -182,20 +180,7 @@ func TestPyJWTVerifiesBridgeTokens(t *testing.T) {
 	s.must(201, "POST", "/v1/admin/mappings", fmt.Sprintf(`{"name": "internal", "issuer": "github",
 		"conditions": {"repository": "acme/web"}, "provider": "jwt", "max_duration_seconds": 900,
 		"target": {"audience": %q}}`, audience))
-	mint := func() string {
-		t.Helper()
-		r := exchange(s, gh.Mint(t, gh.GitHubClaims(nil)), `{"mapping": "internal"}`)
-		if r.status != 200 {
-			t.Fatalf("exchange: %d %s", r.status, r.body)
-		}
-		var resp api.ExchangeResponse
-		r.json(t, &resp)
-		var creds providers.JWTCredentials
-		if err := json.Unmarshal(resp.Credentials, &creds); err != nil {
-			t.Fatal(err)
-		}
-		return creds.Token
-	}
+	mint := func() string { return internalJWT(t, s, gh) }
 	started := time.Now()
 	v := startPyJWT(t, publicURL)
 	pyStart := time.Since(started)
