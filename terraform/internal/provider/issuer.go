@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/bridge/client"
+	"github.com/oidc-bridge/oidc-bridge/identity"
 )
 
 var (
@@ -77,9 +79,9 @@ func (r *issuerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Validators:  []validator.List{listvalidator.SizeAtLeast(1)},
 			},
 			"kind": schema.StringAttribute{
-				Description: "github, gitlab or generic: how the tokens' claims are read.",
+				Description: kindNames() + ": how the tokens' claims are read.",
 				Required:    true,
-				Validators:  []validator.String{stringvalidator.OneOf("github", "gitlab", "generic")},
+				Validators:  []validator.String{stringvalidator.OneOf(kindList()...)},
 			},
 			"enabled": schema.BoolAttribute{
 				Description: "Whether tokens of this issuer are accepted. Default true.",
@@ -281,4 +283,20 @@ func (r *issuerResource) Delete(ctx context.Context, req resource.DeleteRequest,
 
 func (r *issuerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+}
+
+// kindList is the bridge's issuer kinds (identity.Platforms), in the API's
+// order: the provider validates what the bridge it is built with knows.
+func kindList() []string {
+	var out []string
+	for _, p := range identity.Platforms() {
+		out = append(out, string(p.Kind()))
+	}
+	return out
+}
+
+// kindNames is kindList for a description: "github, gitlab, ... or generic".
+func kindNames() string {
+	k := kindList()
+	return strings.Join(k[:len(k)-1], ", ") + " or " + k[len(k)-1]
 }
