@@ -415,7 +415,7 @@ func TestIssuerValidation(t *testing.T) {
 		{"url with query", `{"name": "a", "url": "https://a.example/?x=1", "audiences": ["x"], "kind": "github"}`, "url", false},
 		{"url with user", `{"name": "a", "url": "https://u:p@a.example", "audiences": ["x"], "kind": "github"}`, "url", false},
 		{"relative url", `{"name": "a", "url": "/issuer", "audiences": ["x"], "kind": "github"}`, "url", false},
-		{"bad kind", `{"name": "a", "url": "https://a.example", "audiences": ["x"], "kind": "bitbucket"}`, "kind", false},
+		{"bad kind", `{"name": "a", "url": "https://a.example", "audiences": ["x"], "kind": "teamcity"}`, "kind", false},
 		{"missing kind", `{"name": "a", "url": "https://a.example", "audiences": ["x"]}`, "kind", false},
 		{"no audiences", `{"name": "a", "url": "https://a.example", "audiences": [], "kind": "github"}`, "audiences", false},
 		{"missing audiences", `{"name": "a", "url": "https://a.example", "kind": "github"}`, "audiences", false},

@@ -434,7 +434,7 @@ func TestVerifyIssuerSource(t *testing.T) {
 	}{
 		{"registered", &base, nil, nil, ""},
 		{"disabled", &Issuer{Name: "gh", URL: url, Kind: KindGitHub, Audiences: base.Audiences}, nil, ErrUntrustedIssuer, ReasonUntrustedIssuer},
-		{"unknown kind", &Issuer{Name: "gh", URL: url, Kind: "circleci", Audiences: base.Audiences, Enabled: true}, nil, ErrUntrustedIssuer, ReasonUntrustedIssuer},
+		{"unknown kind", &Issuer{Name: "gh", URL: url, Kind: "teamcity", Audiences: base.Audiences, Enabled: true}, nil, ErrUntrustedIssuer, ReasonUntrustedIssuer},
 		{"no audiences", &Issuer{Name: "gh", URL: url, Kind: KindGitHub, Enabled: true}, nil, ErrInvalidToken, ReasonAudienceMismatch},
 		{"empty audience configured", &Issuer{Name: "gh", URL: url, Kind: KindGitHub, Audiences: []string{""}, Enabled: true}, nil, ErrInvalidToken, ReasonAudienceMismatch},
 		{"second audience matches", &Issuer{Name: "gh", URL: url, Kind: KindGitHub, Audiences: []string{"other", oidctest.DefaultAudience}, Enabled: true}, nil, nil, ""},

@@ -100,7 +100,7 @@ func TestNormalizeClaimsErrors(t *testing.T) {
 		{"repository not a string", gh, with(map[string]any{"repository": 1}), ErrInvalidToken, ReasonInvalidClaim},
 		{"other issuer's iss", gh, with(map[string]any{"iss": "https://gitlab.com"}), ErrInvalidToken, ReasonInvalidClaim},
 		{"iss with a trailing slash", gh, with(map[string]any{"iss": url + "/"}), ErrInvalidToken, ReasonInvalidClaim},
-		{"unknown kind", Issuer{Name: "x", URL: url, Kind: "buildkite"}, with(nil), ErrUntrustedIssuer, ReasonUntrustedIssuer},
+		{"unknown kind", Issuer{Name: "x", URL: url, Kind: "teamcity"}, with(nil), ErrUntrustedIssuer, ReasonUntrustedIssuer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,9 @@ package identity
 
 import (
 	"fmt"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -19,8 +22,10 @@ type Platform interface {
 	// Defaults are the limits and replay rules of the kind's tokens where
 	// the issuer sets none.
 	Defaults() Defaults
-	// Conditions lists the mapping conditions the kind's tokens support,
-	// each with the claims it reads and how its patterns compare.
+	// Conditions lists the first-class mapping conditions the kind's tokens
+	// support, in the API's order, each with the claims it reads and how
+	// its patterns compare. A condition not listed is refused in a mapping
+	// of the kind: its tokens carry nothing it could read.
 	Conditions() []Condition
 	// Breadth says what every mapping of the kind must constrain.
 	Breadth() Breadth
@@ -29,6 +34,8 @@ type Platform interface {
 	Guards(c *Claims) []Guard
 	// Lint returns the kind's parts of mapping lint.
 	Lint() LintRules
+	// Issuer says what the kind knows of its issuers' URLs and audiences.
+	Issuer() IssuerRules
 	// read reads the kind's own claims of a token into c, after iss, sub
 	// and jti; it records the first problem in r.
 	read(r *claimReader, c *Claims)
@@ -41,6 +48,10 @@ type Platform interface {
 var platforms = []Platform{
 	github{},
 	gitlab{},
+	buildkite{},
+	circleci{},
+	bitbucket{},
+	terraformCloud{},
 	generic{},
 }
 
@@ -198,6 +209,67 @@ type LintRules struct {
 	// warning when it does not.
 	HostedRunner        string
 	HostedRunnerMessage string
+	// TenantPin lists the conditions one of which a mapping must have, each
+	// value written literally (no wildcard), where one issuer serves
+	// several tenants that must not obtain each other's mappings
+	// (unpinned_tenant, on the field conditions.<TenantPin[0]>), and
+	// TenantPinMessage the warning when none is.
+	TenantPin        []string
+	TenantPinMessage string
+}
+
+// IssuerRules are what a kind knows of its issuers.
+type IssuerRules struct {
+	// Path, when set, is the path every issuer URL of the platform has,
+	// segment by segment, a segment in braces standing for any non-empty
+	// segment (the tenant: /org/{org-id} for CircleCI). An issuer URL of the kind with another
+	// path is refused: its tokens cannot be the platform's.
+	Path string
+	// Hosts, when set, are the platform's own hosts: an issuer URL of the
+	// kind on another host draws the issuer lint warning issuer_host (a
+	// test double, a proxy, or a mistake). Empty: self-hosted instances
+	// exist, any host is the platform's.
+	Hosts []string
+	// Shared: one issuer URL serves every tenant of the platform (all
+	// Buildkite organizations, all HCP Terraform organizations).
+	Shared bool
+	// AudienceHint says, for docs and the explainer, how a job obtains a
+	// token with the bridge's audience.
+	AudienceHint string
+}
+
+// CheckIssuerURL returns why u cannot be an issuer URL of kind k (its path
+// is not the platform's form, IssuerRules.Path), "" when it can. u must
+// already be a valid issuer URL.
+func CheckIssuerURL(k Kind, u string) string {
+	want := PlatformOf(k).Issuer().Path
+	if want == "" {
+		return ""
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return "is not a URL"
+	}
+	got, pat := strings.Split(p.Path, "/"), strings.Split(want, "/")
+	ok := len(got) == len(pat)
+	for i := 0; ok && i < len(pat); i++ {
+		ok = pat[i] == got[i] || strings.HasPrefix(pat[i], "{") && got[i] != ""
+	}
+	if !ok {
+		return fmt.Sprintf("is not a %s issuer URL: its path must be %s", k, want)
+	}
+	return ""
+}
+
+// IssuerHostUnusual reports whether u is on none of kind k's hosts
+// (IssuerRules.Hosts), when the kind lists any.
+func IssuerHostUnusual(k Kind, u string) bool {
+	hosts := PlatformOf(k).Issuer().Hosts
+	if len(hosts) == 0 {
+		return false
+	}
+	p, err := url.Parse(u)
+	return err != nil || !slices.Contains(hosts, p.Host) || p.Scheme != "https"
 }
 
 // unknown is PlatformOf's answer for a kind that is not registered.
@@ -222,6 +294,8 @@ func (unknown) Lint() LintRules {
 	l.ProductionEvents, l.HostedRunner, l.HostedRunnerMessage = "", "", ""
 	return l
 }
+
+func (unknown) Issuer() IssuerRules { return IssuerRules{} }
 
 func (u unknown) read(r *claimReader, _ *Claims) {
 	if r.err == nil {

@@ -45,6 +45,10 @@ func (generic) Lint() LintRules {
 	return LintRules{RefProtectedCaveat: "what the issuer means by a protected ref, and who can create one, is not known"}
 }
 
+func (generic) Issuer() IssuerRules {
+	return IssuerRules{AudienceHint: "however the issuer lets a job choose its token's audience"}
+}
+
 // read: the contract's names, when present. IDs are not required to be
 // decimal here: other CI systems use UUIDs. Refs are, because Claims.Ref is
 // always a full ref.

@@ -84,6 +84,12 @@ func (github) Lint() LintRules {
 	}
 }
 
+// Issuer: github.com's issuer, an enterprise's under it, GHE.com's and
+// GitHub Enterprise Server's at their own hosts: any URL.
+func (github) Issuer() IssuerRules {
+	return IssuerRules{AudienceHint: "core.getIDToken(audience) in an Action, or ACTIONS_ID_TOKEN_REQUEST_URL with &audience=; the oidc-bridge Action and CLI do it"}
+}
+
 func (github) read(r *claimReader, c *Claims) {
 	c.Repository = r.required("repository")
 	c.RepositoryID = r.required("repository_id")

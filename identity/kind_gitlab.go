@@ -77,6 +77,11 @@ func (gitlab) Lint() LintRules {
 	}
 }
 
+// Issuer: the instance's URL, GitLab.com's or a self-managed one.
+func (gitlab) Issuer() IssuerRules {
+	return IssuerRules{AudienceHint: "the job's id_tokens keyword, with aud set to the bridge's audience"}
+}
+
 func (gitlab) read(r *claimReader, c *Claims) {
 	c.Repository = r.required("project_path")
 	c.RepositoryID = r.required("project_id")

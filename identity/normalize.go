@@ -35,6 +35,15 @@ func (r *claimReader) str(name string) string {
 	return s
 }
 
+// nullable is str for a platform that sends null for a claim it has no
+// value for (Buildkite's build_tag, step_key): null reads as absent.
+func (r *claimReader) nullable(name string) string {
+	if raw, ok := r.obj[name]; ok && strings.TrimSpace(string(raw)) == "null" {
+		return ""
+	}
+	return r.str(name)
+}
+
 // required is str, with absent and empty both missing_claim.
 func (r *claimReader) required(name string) string {
 	s := r.str(name)

@@ -242,7 +242,7 @@ var (
 		{"runner_environment": "self-hosted", "job_project_path": "platform/app", "ref_protected": "true"},
 		{"run_number": json.Number("42"), "list": []any{"x"}, "null": nil, "ref_protected": true},
 		{"job_project_path": "platform/app-fork", "runner_environment": "gitlab-hosted"}}
-	poolKind   = []identity.Kind{identity.KindGitHub, identity.KindGitLab, identity.KindGeneric, "", "buildkite"}
+	poolKind   = []identity.Kind{identity.KindGitHub, identity.KindGitLab, identity.KindGeneric, "", "teamcity"}
 	poolIssuer = []string{"github", "gitlab", "ci", ""}
 )
 

@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
@@ -57,13 +59,23 @@ func IdentityIssuer(is Issuer) identity.Issuer {
 //   - replay_scope_token_mapping (replay_scope): the issuer's tokens may be
 //     exchanged once per mapping, not once in all (catalogue 46): a token
 //     leaked after its job used it still mints every other mapping that
-//     admits it until it expires.
+//     admits it until it expires. Not for a kind whose default it is
+//     (terraform_cloud: one run token serves every provider of the run).
+//   - issuer_host (url): the kind's issuers are on its platform's own hosts
+//     (identity.IssuerRules.Hosts: agent.buildkite.com, oidc.circleci.com,
+//     api.bitbucket.org), over https, and this one is not: a test double,
+//     a proxy, or a URL copied wrong.
 func LintIssuer(is *Issuer) []Warning {
 	if is == nil {
 		return nil
 	}
 	var out []Warning
-	if is.ReplayScope == ReplayScopeTokenMapping {
+	if k := identity.Kind(is.Kind); identity.IssuerHostUnusual(k, is.URL) {
+		out = append(out, Warning{Code: "issuer_host", Field: "url",
+			Message: fmt.Sprintf("%s tokens come from https://%s, not from this URL's host: the issuer is a test double, a proxy or a mistake",
+				k, strings.Join(identity.PlatformOf(k).Issuer().Hosts, " or https://"))})
+	}
+	if is.ReplayScope == ReplayScopeTokenMapping && identity.PlatformOf(identity.Kind(is.Kind)).Defaults().ReplayScope != ReplayScopeTokenMapping {
 		out = append(out, Warning{Code: "replay_scope_token_mapping", Field: "replay_scope",
 			Message: "a token of this issuer may be exchanged once per mapping, not once in all: a token leaked after its job used it still mints every other mapping that admits it until it expires; keep it only for an issuer whose one token must reach several clouds"})
 	}

@@ -102,6 +102,21 @@ func (cond *Conditions) guarded(g identity.Guard) bool {
 	return v.lists(g.Literal)
 }
 
+// conditionList lists the first-class conditions of the kind for a
+// message: "ref, event_name", or "none".
+func (k *kindRules) conditionList() string {
+	var names []string
+	for i, name := range firstClassNames {
+		if k.compare[i] != nil {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
 // breadthField is the field a refusal for breadth names.
 func (k *kindRules) breadthField() string {
 	if len(k.breadth.AnyOf) == 0 {

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -78,6 +79,16 @@ func TestKindsAsDocumented(t *testing.T) {
 	if got, want := docRow(t, api, "### Issuer object", "kind")[3], orList(ticked(kinds), "or")+": how claims are read"; got != want {
 		t.Errorf("docs/api.md issuer kind: %q, want %q", got, want)
 	}
+	flat := strings.Join(strings.Fields(readme), " ")
+	if want := "`kind` is " + orList(ticked(kinds), "or") + " and selects how claims are read"; !strings.Contains(flat, want) {
+		t.Errorf("README does not say %q", want)
+	}
+	for _, p := range ps {
+		row := fmt.Sprintf("| `%s` | %d s (", p.Kind(), int(p.Defaults().TokenAge/time.Second))
+		if !strings.Contains(readme, row) {
+			t.Errorf("README's table of default token ages has no row %q", row)
+		}
+	}
 	if got, want := kindChoices(), orList(kinds, "or"); got != want {
 		t.Errorf("kindChoices() = %q, want %q", got, want)
 	}
@@ -103,10 +114,14 @@ func TestKindsAsDocumented(t *testing.T) {
 
 	// Breadth: "required: for github and gitlab issuers `repository` or
 	// `repository_id`, for generic ones at least one condition".
-	cell := docRow(t, api, "### Mapping object", "conditions")[2]
-	clause := regexp.MustCompile(`for ([a-z_, ]+?) (?:issuers|ones) ([^,]+)`)
+	cell := strings.TrimPrefix(docRow(t, api, "### Mapping object", "conditions")[2], "required: ")
+	clause := regexp.MustCompile(`^for ([a-z_, ]+?) (?:issuers|ones) (.+)$`)
 	documented := map[string]string{}
-	for _, m := range clause.FindAllStringSubmatch(cell, -1) {
+	for _, part := range regexp.MustCompile(`(?:^|, )(?:for )`).Split(cell, -1) {
+		m := clause.FindStringSubmatch("for " + part)
+		if part == "" || m == nil {
+			continue
+		}
 		for _, k := range regexp.MustCompile(`[a-z_]+`).FindAllString(strings.ReplaceAll(m[1], " and ", ","), -1) {
 			documented[k] = m[2]
 		}
@@ -131,13 +146,24 @@ func TestKindsAsDocumented(t *testing.T) {
 	for _, n := range names {
 		docNames = append(docNames, n[1])
 	}
+	if !slices.Equal(docNames, firstClassNames[:]) {
+		t.Errorf("docs/api.md lists the conditions %v, the API has %v", docNames, firstClassNames)
+	}
 	for _, p := range ps {
 		var got []string
 		for _, cd := range p.Conditions() {
 			got = append(got, cd.Name)
 		}
-		if !slices.Equal(got, docNames) {
-			t.Errorf("%s supports %v, docs/api.md lists %v", p.Kind(), got, docNames)
+		if slices.Equal(got, docNames) {
+			continue
+		}
+		// A kind that supports fewer is listed with them.
+		want := "`" + string(p.Kind()) + "` none"
+		if len(got) > 0 {
+			want = "`" + string(p.Kind()) + "` `" + strings.Join(got, "`, `") + "`"
+		}
+		if !strings.Contains(strings.Join(strings.Fields(api), " "), want+";") && !strings.Contains(strings.Join(strings.Fields(api), " "), want+".") {
+			t.Errorf("%s supports %v only: docs/api.md does not say %q", p.Kind(), got, want)
 		}
 	}
 

@@ -13,6 +13,7 @@ import (
 // Lint codes: stable, for the admin API, plan-time diagnostics and options
 // that turn some of them into errors.
 const (
+	LintUnpinnedTenant        = "unpinned_tenant"
 	LintNoImmutableID         = "no_immutable_id"
 	LintWildcardRepository    = "wildcard_repository"
 	LintUnprotectedProduction = "unprotected_production"
@@ -80,6 +81,14 @@ const (
 //
 // The codes and their rules:
 //
+//   - unpinned_tenant (conditions.<the kind's first pin>): the issuer serves
+//     several tenants (every Buildkite or HCP Terraform organization, every
+//     project of a CircleCI organization, every repository of a Bitbucket
+//     workspace) and the mapping has none of the conditions that pin its
+//     own (identity.LintRules.TenantPin) with literal values only (no
+//     wildcard): another tenant's jobs obtain it. github, gitlab and
+//     generic: never (a github or gitlab mapping names the owner in its
+//     repository; a generic issuer's tenants are not known).
 //   - no_immutable_id (conditions.repository_id): names are reusable, ids
 //     are not (attack catalogue 29). github and other non-generic kinds:
 //     neither conditions.repository_id nor conditions.claims.repository_owner_id;
@@ -113,7 +122,8 @@ func Lint(m *Mapping, kind identity.Kind) []Warning {
 		return nil
 	}
 	l := &linter{m: m, cond: &m.Conditions, rules: rulesOf(kind).lint, prod: productionLooking(m)}
-	l.immutableID()
+	l.pin(LintUnpinnedTenant, l.rules.TenantPin, true, l.rules.TenantPinMessage)
+	l.pin(LintNoImmutableID, l.rules.ImmutableID, false, l.rules.ImmutableIDMessage)
 	l.wildcardRepository()
 	l.unprotectedProduction()
 	l.refs()
@@ -134,17 +144,19 @@ func (l *linter) add(code, field, format string, args ...any) {
 	l.out = append(l.out, Warning{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
-func (l *linter) immutableID() {
-	ids := l.rules.ImmutableID
-	if len(ids) == 0 {
+// pin warns code with message on conditions.<any[0]> unless the mapping
+// has one of the conditions any; with literal, one whose values have no
+// wildcard. No rule when any is empty.
+func (l *linter) pin(code string, any []string, literal bool, message string) {
+	if len(any) == 0 {
 		return
 	}
-	for _, name := range ids {
-		if l.cond.has(name) {
+	for _, name := range any {
+		if v := l.cond.values(name); v != nil && (!literal || !slices.ContainsFunc(v.Patterns, HasWildcard)) {
 			return
 		}
 	}
-	l.add(LintNoImmutableID, "conditions."+ids[0], "%s", l.rules.ImmutableIDMessage)
+	l.add(code, "conditions."+any[0], "%s", message)
 }
 
 func (l *linter) wildcardRepository() {

@@ -83,7 +83,7 @@ func TestLint(t *testing.T) {
 		{"unknown kind gets the github rule", ghMapping(func(m *Mapping) { m.Name = "web-ci" }), "", []finding{{LintNoImmutableID, "conditions.repository_id"}}},
 		{"unknown kind without github's production rules", safeGitHub(func(m *Mapping) {
 			m.Conditions.EventName, m.Conditions.Claims = Any("pull_request_target"), nil
-		}), "buildkite", []finding{{LintRiskyEvent, "conditions.event_name[0]"}}},
+		}), "teamcity", []finding{{LintRiskyEvent, "conditions.event_name[0]"}}},
 		{"github's production rules", safeGitHub(func(m *Mapping) { m.Conditions.EventName, m.Conditions.Claims = nil, nil }), gh,
 			[]finding{{LintRiskyEvent, "conditions.event_name"}, {LintSelfHostedRunner, "conditions.claims.runner_environment"}}},
 

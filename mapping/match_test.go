@@ -205,7 +205,7 @@ func TestAdmits(t *testing.T) {
 		{"gitlab environment pattern case-sensitive", glMapping(func(m *Mapping) { m.Conditions.Environment = One("prod*") }), glClaims(func(c *identity.Claims) { c.Environment = "Production" }), false, ReasonEnvironment},
 		{"gitlab environment equal", glMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), glClaims(nil), true, ""},
 		{"generic environment case-sensitive", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Kind = identity.KindGeneric; c.Environment = "Production" }), false, ReasonEnvironment},
-		{"unknown kind environment case-sensitive", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Kind = "buildkite"; c.Environment = "Production" }), false, ReasonEnvironment},
+		{"unknown kind environment case-sensitive", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Kind = "teamcity"; c.Environment = "Production" }), false, ReasonEnvironment},
 		{"environment absent", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("*") }), ghClaims(func(c *identity.Claims) { c.Environment = "" }), false, ReasonEnvironment},
 		{"environment spoofed on branch", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Ref = "refs/heads/feat/x" }), false, ReasonRef},
 		{"environment NUL", ghMapping(func(m *Mapping) { m.Conditions.Environment = One("production") }), ghClaims(func(c *identity.Claims) { c.Environment = "production\x00" }), false, ReasonEnvironment},
@@ -304,7 +304,7 @@ func TestAdmits(t *testing.T) {
 		{"unknown kind treated strictly", ghMapping(func(m *Mapping) { m.Conditions = Conditions{Ref: One("refs/heads/main")} }), ghClaims(func(c *identity.Claims) {
 			c.Kind = ""
 		}), false, ReasonUnconstrained},
-		{"unknown kind with repository", ghMapping(nil), ghClaims(func(c *identity.Claims) { c.Kind = "buildkite" }), true, ""},
+		{"unknown kind with repository", ghMapping(nil), ghClaims(func(c *identity.Claims) { c.Kind = "teamcity" }), true, ""},
 
 		// GitLab fork merge-request pipelines
 		{"gitlab fork refused", glMapping(nil), glClaims(func(c *identity.Claims) { c.Repository = "mallory/app" }), false, ReasonRepository},

@@ -131,6 +131,9 @@ func ValidateIssuer(is *Issuer) error {
 	if !identity.Kind(is.Kind).Valid() {
 		return invalid("kind", "must be %s", kindChoices())
 	}
+	if why := identity.CheckIssuerURL(identity.Kind(is.Kind), is.URL); why != "" {
+		return invalid("url", "%s", why)
+	}
 	return validateIssuerReplayAndLimits(is)
 }
 
@@ -281,9 +284,14 @@ func validateConditions(c *Conditions, kind identity.Kind) error {
 		{"event_name", c.EventName, nil},
 		{"workflow_ref", c.WorkflowRef, nil},
 	}
-	for _, ch := range checks {
+	k := rulesOf(kind)
+	for i, ch := range checks {
 		if ch.v == nil {
 			continue
+		}
+		if k.compare[i] == nil {
+			return invalid("conditions."+ch.name, "tokens of a %s issuer carry nothing this condition reads (its conditions: %s); use claims conditions",
+				kind, k.conditionList())
 		}
 		if err := validateValues("conditions."+ch.name, ch.v, ch.check); err != nil {
 			return err
@@ -312,7 +320,7 @@ func validateConditions(c *Conditions, kind identity.Kind) error {
 		}
 	}
 
-	if k := rulesOf(kind); !c.constrains(k) {
+	if !c.constrains(k) {
 		return invalid(k.breadthField(), "%s", k.breadth.Message)
 	}
 	return nil

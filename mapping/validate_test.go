@@ -132,7 +132,7 @@ func TestValidateIssuer(t *testing.T) {
 		{"name leading dash", validIssuer(func(is *Issuer) { is.Name = "-github" }), "name"},
 		{"name slash", validIssuer(func(is *Issuer) { is.Name = "git/hub" }), "name"},
 		{"empty kind", validIssuer(func(is *Issuer) { is.Kind = "" }), "kind"},
-		{"unknown kind", validIssuer(func(is *Issuer) { is.Kind = "circleci" }), "kind"},
+		{"unknown kind", validIssuer(func(is *Issuer) { is.Kind = "teamcity" }), "kind"},
 		{"upper kind", validIssuer(func(is *Issuer) { is.Kind = "GitHub" }), "kind"},
 		{"no audiences", validIssuer(func(is *Issuer) { is.Audiences = nil }), "audiences"},
 		{"empty audiences", validIssuer(func(is *Issuer) { is.Audiences = []string{} }), "audiences"},

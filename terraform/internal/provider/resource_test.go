@@ -639,6 +639,20 @@ resource "oidcbridge_issuer" "bad" {
 		PlanOnly:    true,
 		ExpectError: regexp.MustCompile(`url: must not have a query`),
 	})
+	// The provider lists no kinds of its own: the bridge's dry run refuses
+	// one it does not know, at plan.
+	steps = append(steps, resource.TestStep{
+		Config: e.config(`
+resource "oidcbridge_issuer" "bad" {
+  name      = "bad"
+  url       = "https://issuer.example.com"
+  audiences = ["a"]
+  kind      = "teamcity"
+}
+`),
+		PlanOnly:    true,
+		ExpectError: regexp.MustCompile(`(?s)kind: must be github, gitlab`),
+	})
 	resource.ParallelTest(t, resource.TestCase{ProtoV6ProviderFactories: factories(), Steps: steps})
 }
 

@@ -1,0 +1,106 @@
+package identity
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// TestCIKindReaders: how the buildkite, circleci, bitbucket and
+// terraform_cloud kinds read what their platforms send beyond the
+// fixtures' ordinary run.
+func TestCIKindReaders(t *testing.T) {
+	t.Parallel()
+	const url = "https://ci.example.test"
+	tests := []struct {
+		name    string
+		kind    Kind
+		file    string
+		edit    map[string]any // nil value: delete the claim
+		reason  string
+		ref     string
+		env     string
+		repo    string
+		replays string // ReplayKey prefix
+	}{
+		{"buildkite push", KindBuildkite, "buildkite-agent.json", nil, "", "refs/heads/main", "", "acme-inc/deploy-web", "jti:"},
+		{"buildkite tag build", KindBuildkite, "buildkite-agent.json", map[string]any{"build_tag": "v1.4.0", "build_branch": "v1.4.0"}, "", "refs/tags/v1.4.0", "", "acme-inc/deploy-web", "jti:"},
+		{"buildkite fork branch is no ref", KindBuildkite, "buildkite-agent.json", map[string]any{"build_branch": "mallory:main"}, "", "", "", "acme-inc/deploy-web", "jti:"},
+		{"buildkite null step key and ids", KindBuildkite, "buildkite-agent.json", map[string]any{"step_key": json.RawMessage("null"), "organization_id": json.RawMessage("null")}, "", "refs/heads/main", "", "acme-inc/deploy-web", "jti:"},
+		{"buildkite without organization", KindBuildkite, "buildkite-agent.json", map[string]any{"organization_slug": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"buildkite slug with a slash", KindBuildkite, "buildkite-agent.json", map[string]any{"pipeline_slug": "a/b"}, ReasonInvalidClaim, "", "", "", ""},
+		{"buildkite branch not a string", KindBuildkite, "buildkite-agent.json", map[string]any{"build_branch": 7}, ReasonInvalidClaim, "", "", "", ""},
+		{"circleci push", KindCircleCI, "circleci-job.json", nil, "", "refs/heads/main", "", "github.com/acme/web", "sha256:"},
+		{"circleci custom webhook has no ref", KindCircleCI, "circleci-job.json", map[string]any{"oidc.circleci.com/vcs-ref": nil, "oidc.circleci.com/vcs-origin": nil}, "", "", "", "", "sha256:"},
+		{"circleci without project", KindCircleCI, "circleci-job.json", map[string]any{"oidc.circleci.com/project-id": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"circleci bare branch", KindCircleCI, "circleci-job.json", map[string]any{"oidc.circleci.com/vcs-ref": "main"}, ReasonInvalidClaim, "", "", "", ""},
+		{"bitbucket deployment", KindBitbucket, "bitbucket-step.json", nil, "", "refs/heads/main", "{8e9f0a1b-2c3d-4e5f-9a0b-1c2d3e4f5a6b}", "", "sha256:"},
+		{"bitbucket tag pipeline", KindBitbucket, "bitbucket-step.json", map[string]any{"branchName": nil, "deploymentEnvironmentUuid": nil}, "", "", "", "", "sha256:"},
+		{"bitbucket unbraced uuid", KindBitbucket, "bitbucket-step.json", map[string]any{"repositoryUuid": "6c3f1a2b-4d5e-4f60-8a1b-2c3d4e5f6a7b"}, ReasonInvalidClaim, "", "", "", ""},
+		{"bitbucket without repository", KindBitbucket, "bitbucket-step.json", map[string]any{"repositoryUuid": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"terraform apply", KindTerraformCloud, "terraform_cloud-run.json", nil, "", "", "", "acme/network-prod", "jti:"},
+		{"terraform without jti", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"jti": nil}, "", "", "", "acme/network-prod", "sha256:"},
+		{"terraform without organization", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"terraform_organization_id": nil}, ReasonMissingClaim, "", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := sample(t, tt.file, url)
+			for k, v := range tt.edit {
+				if v == nil {
+					delete(m, k)
+				} else {
+					m[k] = v
+				}
+			}
+			raw, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := NormalizeClaims(Issuer{Name: "ci", URL: url, Kind: tt.kind}, raw)
+			if tt.reason != "" {
+				if Reason(err) != tt.reason {
+					t.Fatalf("NormalizeClaims = %v, want %s", err, tt.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.TokenSHA256 = "ab"
+			if c.Ref != tt.ref || c.Environment != tt.env || c.Repository != tt.repo || c.ReplayKey()[:len(tt.replays)] != tt.replays {
+				t.Errorf("ref %q environment %q repository %q replay key %q; want %q %q %q %s...", c.Ref, c.Environment, c.Repository, c.ReplayKey(), tt.ref, tt.env, tt.repo, tt.replays)
+			}
+		})
+	}
+}
+
+// TestCheckIssuerURL: the fixed path forms of circleci and bitbucket
+// issuers, and the hosts that draw no issuer_host warning.
+func TestCheckIssuerURL(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		kind    Kind
+		url     string
+		ok      bool
+		unusual bool
+	}{
+		{KindCircleCI, "https://oidc.circleci.com/org/2c1d0f6e-8b1a-4b8e-9a6e-3f2d1c0b9a87", true, false},
+		{KindCircleCI, "https://oidc.circleci.com/org/", false, false},
+		{KindCircleCI, "https://oidc.circleci.com/organization/x", false, false},
+		{KindCircleCI, "http://oidc.circleci.com/org/x", true, true},
+		{KindBitbucket, "https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc", true, false},
+		{KindBitbucket, "https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc/", false, false},
+		{KindBitbucket, "https://bitbucket.example.com/2.0/workspaces/acme/pipelines-config/identity/oidc", true, true},
+		{KindBuildkite, "https://agent.buildkite.com", true, false},
+		{KindBuildkite, "https://agent.buildkite.com.evil.example", true, true},
+		{KindTerraformCloud, "https://tfe.internal.example/", true, false},
+		{KindGitHub, "https://anything.example/x", true, false},
+	} {
+		if got := CheckIssuerURL(tt.kind, tt.url); (got == "") != tt.ok {
+			t.Errorf("CheckIssuerURL(%s, %s) = %q, want ok %v", tt.kind, tt.url, got, tt.ok)
+		}
+		if got := IssuerHostUnusual(tt.kind, tt.url); got != tt.unusual {
+			t.Errorf("IssuerHostUnusual(%s, %s) = %v, want %v", tt.kind, tt.url, got, tt.unusual)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
+)
+
+// ciKind is one CI kind's end-to-end case: its issuer's path on the
+// platform, its claim set (identity/testdata), a mapping that pins the
+// tenant, one that does not, and the claims of another tenant on the same
+// issuer.
+type ciKind struct {
+	kind, fixture, path string
+	pinned, unpinned    string // conditions
+	tenantField         string // unpinned_tenant's field
+	otherTenant         map[string]any
+}
+
+var ciKinds = []ciKind{
+	{kind: "buildkite", fixture: "buildkite-agent.json",
+		pinned:      `{"ref": "refs/heads/main", "event_name": "webhook", "claims": {"organization_id": "0184990a-2a6f-4c1e-9c3d-3d7a3c4b5e6f", "pipeline_slug": "deploy-web"}}`,
+		unpinned:    `{"ref": "refs/heads/main", "claims": {"pipeline_slug": "deploy-web"}}`,
+		tenantField: "conditions.claims.organization_id",
+		// Another organization's pipeline of the same slug, on the one
+		// shared issuer.
+		otherTenant: map[string]any{"organization_slug": "mallory-inc", "organization_id": "0184990a-ffff-4c1e-9c3d-3d7a3c4b5e6f"}},
+	{kind: "circleci", fixture: "circleci-job.json", path: "/org/2c1d0f6e-8b1a-4b8e-9a6e-3f2d1c0b9a87",
+		pinned:      `{"repository": "github.com/acme/web", "ref": "refs/heads/main", "claims": {"oidc.circleci.com/project-id": "5b7e4f1a-6c2d-4e3f-9a8b-7c6d5e4f3a21"}}`,
+		unpinned:    `{"repository": "github.com/acme/web", "ref": "refs/heads/main"}`,
+		tenantField: "conditions.claims.oidc.circleci.com/project-id",
+		// Another project of the organization building the same repository.
+		otherTenant: map[string]any{"oidc.circleci.com/project-id": "5b7e4f1a-0000-4e3f-9a8b-7c6d5e4f3a21"}},
+	{kind: "bitbucket", fixture: "bitbucket-step.json", path: "/2.0/workspaces/acme/pipelines-config/identity/oidc",
+		pinned:      `{"ref": "refs/heads/main", "environment": "{8e9f0a1b-2c3d-4e5f-9a0b-1c2d3e4f5a6b}", "claims": {"repositoryUuid": "{6c3f1a2b-4d5e-4f60-8a1b-2c3d4e5f6a7b}"}}`,
+		unpinned:    `{"ref": "refs/heads/main"}`,
+		tenantField: "conditions.claims.repositoryUuid",
+		// Another repository of the workspace, deploying from its main.
+		otherTenant: map[string]any{"repositoryUuid": "{6c3f1a2b-0000-4f60-8a1b-2c3d4e5f6a7b}", "deploymentEnvironmentUuid": nil}},
+	{kind: "terraform_cloud", fixture: "terraform_cloud-run.json",
+		pinned:      `{"claims": {"terraform_organization_id": "org-GRNbCjYNpBB6NEH9", "terraform_workspace_name": "network-prod", "terraform_run_phase": "apply"}}`,
+		unpinned:    `{"claims": {"terraform_workspace_name": "network-prod", "terraform_run_phase": "apply"}}`,
+		tenantField: "conditions.claims.terraform_organization_id",
+		// Another organization's workspace of the same name.
+		otherTenant: map[string]any{"terraform_organization_id": "org-MALLORYxxxxxxxxx", "terraform_organization_name": "mallory"}},
+}
+
+// ciClaims is the kind's fixture as the issuer iss would sign it now, with
+// edits (nil deletes a claim).
+func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[string]any) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "identity", "testdata", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var c map[string]any
+	if err := dec.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	delete(c, "_about")
+	now := time.Now().Unix()
+	lifetime := 300
+	c["iss"], c["aud"], c["iat"], c["exp"] = iss.URL(), oidctest.DefaultAudience, now, now+int64(lifetime)
+	if _, ok := c["nbf"]; ok {
+		c["nbf"] = now
+	}
+	if _, ok := c["jti"]; ok {
+		c["jti"] = fmt.Sprintf("%s-%d", fixture, time.Now().UnixNano())
+	}
+	for k, v := range edits {
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+	}
+	return c
+}
+
+// TestCIKindsExchange: for each of the buildkite, circleci, bitbucket and
+// terraform_cloud kinds, through the real binary and real discovery: the
+// issuer registers at its platform's path form (another form is refused),
+// an unpinned mapping draws unpinned_tenant and ?lint=strict refuses it, a
+// really signed token of the kind's claim shape is exchanged by
+// `oidc-bridge exchange --token-file`, and another tenant's token on the
+// same issuer is denied.
+func TestCIKindsExchange(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	dir := t.TempDir()
+	cliEnv := []string{"OIDC_BRIDGE_URL=" + s.url, "HOME=" + dir, "XDG_CACHE_HOME=", "RUNNER_TEMP="}
+	for i, k := range ciKinds {
+		iss := oidctest.New(t, oidctest.WithPathPrefix(k.path))
+		// A path that is not the platform's is refused.
+		if k.path != "" {
+			r := s.call("POST", "/v1/admin/issuers", issuerBody(k.kind+"-bad", strings.TrimSuffix(iss.URL(), k.path)+"/elsewhere", k.kind))
+			if r.status != 400 || !strings.Contains(string(r.body), `"url"`) {
+				t.Errorf("%s: issuer at another path: %d %s", k.kind, r.status, r.body)
+			}
+		}
+		s.must(201, "POST", "/v1/admin/issuers", issuerBody(k.kind, iss.URL(), k.kind))
+
+		mapping := func(name, cond string) string {
+			return fmt.Sprintf(`{"name": %q, "issuer": %q, "conditions": %s, "provider": "aws",
+				"target": {"role_arn": "arn:aws:iam::123456789012:role/ci-%d", "region": "eu-west-1"}}`, name, k.kind, cond, i)
+		}
+		// The unpinned mapping: a warning, and refused under lint=strict.
+		r := s.call("POST", "/v1/admin/mappings?lint=strict", mapping(k.kind+"-loose", k.unpinned))
+		if r.status != 400 || !strings.Contains(string(r.body), "lint unpinned_tenant") || !strings.Contains(string(r.body), `"field":"`+k.tenantField+`"`) {
+			t.Errorf("%s: unpinned mapping under lint=strict: %d %s", k.kind, r.status, r.body)
+		}
+		r = s.must(200, "POST", "/v1/admin/mappings?dry_run=true", mapping(k.kind+"-loose", k.unpinned))
+		if !strings.Contains(string(r.body), `"code":"unpinned_tenant"`) {
+			t.Errorf("%s: unpinned mapping's warnings: %s", k.kind, r.body)
+		}
+		r = s.must(201, "POST", "/v1/admin/mappings", mapping(k.kind+"-deploy", k.pinned))
+		if strings.Contains(string(r.body), "unpinned_tenant") {
+			t.Errorf("%s: pinned mapping warns: %s", k.kind, r.body)
+		}
+
+		// The kind's own token, through the CLI.
+		tf := filepath.Join(dir, k.kind+".jwt")
+		if err := os.WriteFile(tf, []byte(iss.Mint(t, ciClaims(t, iss, k.fixture, nil))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := cli(t, cliEnv, "exchange", "--mapping", k.kind+"-deploy", "--token-file", tf, "--no-cache", "--format", "json")
+		if code != 0 || !strings.Contains(out, `"AccessKeyId"`) && !strings.Contains(out, `"access_key_id"`) {
+			t.Errorf("%s: exchange: exit %d\nstdout %.300s\nstderr %s", k.kind, code, out, errOut)
+		}
+
+		// Another tenant on the same issuer.
+		other := iss.Mint(t, ciClaims(t, iss, k.fixture, k.otherTenant))
+		r = exchange(s, other, "")
+		if r.status != 403 || !strings.Contains(string(r.body), "no_matching_mapping") {
+			t.Errorf("%s: another tenant's token: %d %s", k.kind, r.status, r.body)
+		}
+	}
+	if n := len(x.sts.Calls()); n != len(ciKinds) {
+		t.Errorf("STS saw %d calls, want %d (one per kind)", n, len(ciKinds))
+	}
+}
