@@ -131,6 +131,9 @@ func ValidateIssuer(is *Issuer) error {
 	if !identity.Kind(is.Kind).Valid() {
 		return invalid("kind", "must be %s", kindChoices())
 	}
+	if err := validateIssuerKeys(is); err != nil {
+		return err
+	}
 	return validateIssuerReplayAndLimits(is)
 }
 

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -74,5 +76,52 @@ func TestNestedClaimsExchange(t *testing.T) {
 	}
 	if !found || ex.Mappings[0].Admitted {
 		t.Errorf("explain: %s", r.body)
+	}
+}
+
+// TestStaticJWKSExchange: an issuer with no discovery at all (its URL
+// answers nothing) registered with a static key set: its really signed
+// token is exchanged; the admin rotates the set by updating the issuer,
+// after which the old key's token is refused and the new key's passes.
+func TestStaticJWKSExchange(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	env, publicURL := issuerEnv(t, dbURL)
+	keys := oidctest.New(t) // signs; its own URL is never registered
+	issuerURL := "http://" + freeAddr(t) + "/k8s"
+	s := startServer(t, append(env, "BRIDGE_LISTEN_ADDR="+strings.TrimPrefix(publicURL, "http://")))
+	register := func(method, path string) {
+		t.Helper()
+		set, err := json.Marshal(keys.JWKS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.must(map[string]int{"POST": 201, "PUT": 200}[method], method, path, fmt.Sprintf(
+			`{"name": "cluster", "url": %q, "audiences": [%q], "kind": "generic", "jwks": %s}`, issuerURL, oidctest.DefaultAudience, set))
+	}
+	register("POST", "/v1/admin/issuers")
+	s.must(201, "POST", "/v1/admin/mappings", `{"name": "payments-deploy", "issuer": "cluster",
+		"conditions": {"claims": {"/kubernetes.io/namespace": "payments"}},
+		"provider": "jwt", "max_duration_seconds": 900, "target": {"audience": "https://deploy.internal.example"}}`)
+	mint := func(opts ...oidctest.MintOption) string {
+		c := k8sClaims(keys, "payments")
+		c["iss"] = issuerURL
+		return keys.Mint(t, c, opts...)
+	}
+
+	oldKID := keys.KID()
+	if r := exchange(s, mint(), ""); r.status != 200 {
+		t.Fatalf("exchange with the static set: %d %s", r.status, r.body)
+	}
+	newKID := keys.Rotate(false)
+	register("PUT", "/v1/admin/issuers/cluster")
+	if r := exchange(s, mint(oidctest.WithKey(oldKID)), ""); r.status != 401 || !strings.Contains(string(r.body), api.CodeInvalidToken) {
+		t.Fatalf("the old key's token after rotation: %d %s, want 401 %s", r.status, r.body, api.CodeInvalidToken)
+	}
+	if r := exchange(s, mint(oidctest.WithKey(newKID)), ""); r.status != 200 {
+		t.Fatalf("the new key's token after rotation: %d %s", r.status, r.body)
+	}
+	if d, j := keys.DiscoveryRequests(), keys.JWKSRequests(); d != 0 || j != 0 {
+		t.Errorf("discovery %d and JWKS %d requests, want none", d, j)
 	}
 }
