@@ -60,6 +60,13 @@ func (s *Server) readIssuer(c echo.Context, pathName string) (mapping.Issuer, er
 	if err := identity.ValidateIssuerURL(is.URL, s.opts.AllowInsecureIssuers); err != nil {
 		return is, &mapping.ValidationError{Field: "url", Message: err.Error()}
 	}
+	if is.JWKSURL != "" {
+		// The keys' URL follows the issuer URL's rule: https, or http on
+		// loopback with BRIDGE_ALLOW_INSECURE_ISSUERS.
+		if err := identity.ValidateIssuerURL(is.JWKSURL, s.opts.AllowInsecureIssuers); err != nil {
+			return is, &mapping.ValidationError{Field: "jwks_url", Message: err.Error()}
+		}
+	}
 	if ws := mapping.LintIssuer(&is); strict && len(ws) > 0 {
 		return is, mapping.StrictLintError("issuers", ws)
 	}

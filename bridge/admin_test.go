@@ -644,6 +644,11 @@ func TestMappingValidation(t *testing.T) {
 		{"claims null", func(m map[string]any) { cond(m)["claims"] = map[string]any{"team_id": nil} }, "conditions.claims.team_id"},
 		{"claims object", func(m map[string]any) { cond(m)["claims"] = map[string]any{"team_id": map[string]any{"a": 1}} }, "conditions.claims.team_id"},
 		{"claims list of lists", func(m map[string]any) { cond(m)["claims"] = map[string]any{"team_id": []any{[]any{1}}} }, "conditions.claims.team_id[0]"},
+		{"claims pointer bad escape", func(m map[string]any) { cond(m)["claims"] = map[string]any{"/kubernetes.io/a~2": "x"} }, "conditions.claims./kubernetes.io/a~2"},
+		{"claims pointer empty segment", func(m map[string]any) { cond(m)["claims"] = map[string]any{"/kubernetes.io//a": "x"} }, "conditions.claims./kubernetes.io//a"},
+		{"claims pointer into sub", func(m map[string]any) { cond(m)["claims"] = map[string]any{"/sub": "repo:acme/web:*"} }, "conditions.claims./sub"},
+		{"claims pointer into ref", func(m map[string]any) { cond(m)["claims"] = map[string]any{"/ref": "refs/heads/main"} }, "conditions.claims./ref"},
+		{"claims pointer with a plain spelling", func(m map[string]any) { cond(m)["claims"] = map[string]any{"/runner_environment": "github-hosted"} }, "conditions.claims./runner_environment"},
 		{"condition boolean", func(m map[string]any) { cond(m)["environment"] = true }, "conditions.environment"},
 		{"no repository constraint", func(m map[string]any) {
 			m["conditions"] = map[string]any{"ref": "refs/heads/main"}
@@ -670,6 +675,25 @@ func TestMappingValidation(t *testing.T) {
 	if after := e.snapshot(); after != before {
 		t.Fatalf("bad input changed state:\nbefore %s\nafter  %s", before, after)
 	}
+}
+
+// TestMappingPointerClaims: claims conditions keyed by JSON Pointers are
+// stored and read back exactly as written, typed values included.
+func TestMappingPointerClaims(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/admin/issuers", githubIssuer)
+	body := `{"name": "nested", "issuer": "github", "conditions": {"repository": "acme/web",
+		"claims": {"/kubernetes.io/namespace": ["payments", "billing"], "/https:~1~1sts.amazonaws.com~1/aws_account": "123456789012",
+		"/https:~1~1sts.amazonaws.com~1/mfa": false, "/a~0b/0": 7}},
+		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/deploy", "region": "eu-west-1"}}`
+	assertJSONSubset(t, body, e.must(201, "POST", "/v1/admin/mappings", body))
+	got := e.must(200, "GET", "/v1/admin/mappings/nested", "")
+	assertJSONSubset(t, body, got)
+	m := decode[api.Mapping](t, got)
+	if v := m.Conditions.Claims["/https:~1~1sts.amazonaws.com~1/mfa"]; v.Type != api.TypeBoolean {
+		t.Errorf("pointer condition type %q, want boolean", v.Type)
+	}
+	assertJSONSubset(t, body, e.must(200, "PUT", "/v1/admin/mappings/nested", body))
 }
 
 func cond(m map[string]any) map[string]any { return m["conditions"].(map[string]any) }

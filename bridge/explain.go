@@ -17,9 +17,18 @@ import (
 )
 
 func issuerPolicy(is mapping.Issuer) api.ExplainIssuerPolicy {
-	age, life := mapping.IdentityIssuer(is).Limits()
-	return api.ExplainIssuerPolicy{ReplayScope: is.ReplayScope, MaxTokenAgeSeconds: int(age / time.Second),
-		MaxTokenLifetimeSeconds: int(life / time.Second)}
+	id := mapping.IdentityIssuer(is)
+	age, life := id.Limits()
+	p := api.ExplainIssuerPolicy{ReplayScope: is.ReplayScope, MaxTokenAgeSeconds: int(age / time.Second),
+		MaxTokenLifetimeSeconds: int(life / time.Second), KeySource: id.KeySource()}
+	if len(is.JWKS) > 0 {
+		// Validated when written; a set that no longer parses shows no keys.
+		keys, _ := identity.ParseStaticJWKS(is.JWKS)
+		for _, k := range keys {
+			p.Keys = append(p.Keys, api.ExplainKey{KID: k.KID, KTY: k.KTY, Alg: k.Alg})
+		}
+	}
+	return p
 }
 
 // explainTimeout bounds one explanation (a token's verification may fetch

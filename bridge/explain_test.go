@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -232,7 +233,7 @@ func TestExplainBareClaims(t *testing.T) {
 		t.Errorf("verified %v, issuer %q", res.Verified, res.Issuer)
 	}
 	// The issuer's policy: its replay scope and its kind's token limits.
-	if want := (api.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900}); res.IssuerPolicy != want {
+	if want := (api.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900, KeySource: "discovery"}); !reflect.DeepEqual(res.IssuerPolicy, want) {
 		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)
 	}
 	if r := condition(t, explanation(t, res, "web"), "ref"); r.Matched || r.Value != "refs/heads/dev" {
@@ -338,7 +339,27 @@ func TestExplainIssuerPolicy(t *testing.T) {
 	x.must(200, "PUT", "/v1/admin/issuers/github", fmt.Sprintf(`{"url": %q, "audiences": [%q], "kind": "github",
 		"replay_scope": "token_mapping", "max_token_lifetime_seconds": 3600}`, x.gh.URL(), oidctest.DefaultAudience))
 	res := x.mustExplain(tokenBody(x.token(nil), ""))
-	if want := (api.ExplainIssuerPolicy{ReplayScope: "token_mapping", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 3600}); res.IssuerPolicy != want {
+	if want := (api.ExplainIssuerPolicy{ReplayScope: "token_mapping", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 3600, KeySource: "discovery"}); !reflect.DeepEqual(res.IssuerPolicy, want) {
 		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)
+	}
+
+	// A static set: the explainer shows its keys' kid, kty and alg, and
+	// nothing of their material.
+	set, err := json.Marshal(x.gh.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.must(200, "PUT", "/v1/admin/issuers/github", fmt.Sprintf(`{"url": %q, "audiences": [%q], "kind": "github", "jwks": %s}`,
+		x.gh.URL(), oidctest.DefaultAudience, set))
+	r := x.must(200, "POST", "/v1/admin/explain", tokenBody(x.token(nil), ""))
+	res = decode[api.ExplainResponse](t, r)
+	want := api.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900, KeySource: "jwks",
+		Keys: []api.ExplainKey{{KID: x.gh.KID(), KTY: "RSA", Alg: "RS256"}}}
+	if !reflect.DeepEqual(res.IssuerPolicy, want) {
+		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)
+	}
+	n := x.gh.JWKS()["keys"].([]map[string]any)[0]["n"].(string)
+	if strings.Contains(string(r), n[:40]) {
+		t.Error("the explainer shows key material")
 	}
 }

@@ -16,12 +16,14 @@ import (
 func issuerOf(is api.Issuer) mapping.Issuer {
 	return mapping.Issuer{Name: is.Name, URL: is.URL, Audiences: is.Audiences, Kind: is.Kind, Enabled: is.Enabled,
 		ReplayScope: is.ReplayScope, MaxTokenAgeSeconds: is.MaxTokenAgeSeconds, MaxTokenLifetimeSeconds: is.MaxTokenLifetimeSeconds,
+		JWKS: is.JWKS, JWKSURL: is.JWKSURL,
 		CreatedAt: is.CreatedAt, UpdatedAt: is.UpdatedAt, Warnings: warningsOf(is.Warnings)}
 }
 
 func apiIssuer(is mapping.Issuer) api.Issuer {
 	return api.Issuer{Name: is.Name, URL: is.URL, Audiences: is.Audiences, Kind: is.Kind, Enabled: is.Enabled,
 		ReplayScope: is.ReplayScope, MaxTokenAgeSeconds: is.MaxTokenAgeSeconds, MaxTokenLifetimeSeconds: is.MaxTokenLifetimeSeconds,
+		JWKS: is.JWKS, JWKSURL: is.JWKSURL,
 		CreatedAt: is.CreatedAt, UpdatedAt: is.UpdatedAt, Warnings: apiWarnings(is.Warnings)}
 }
 

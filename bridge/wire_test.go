@@ -25,6 +25,8 @@ func TestWireConstants(t *testing.T) {
 		{"DefaultMaxDurationSeconds", api.DefaultMaxDurationSeconds, mapping.DefaultMaxDuration},
 		{"MinTokenLimitSeconds", api.MinTokenLimitSeconds, int(identity.MinTokenLimit / time.Second)},
 		{"MaxTokenLimitSeconds", api.MaxTokenLimitSeconds, int(identity.MaxTokenLimit / time.Second)},
+		{"MaxJWKSBytes", api.MaxJWKSBytes, identity.MaxStaticJWKSSize},
+		{"MaxJWKSKeys", api.MaxJWKSKeys, identity.MaxStaticJWKSKeys},
 		{"ReplayScopeToken", api.ReplayScopeToken, mapping.ReplayScopeToken},
 		{"ReplayScopeTokenMapping", api.ReplayScopeTokenMapping, mapping.ReplayScopeTokenMapping},
 		{"ModeEnforce", api.ModeEnforce, mapping.ModeEnforce},

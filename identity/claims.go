@@ -22,6 +22,13 @@ type Issuer struct {
 	// also capped by the Verifier's Config.
 	MaxTokenAge      time.Duration
 	MaxTokenLifetime time.Duration
+	// JWKS, when set, is the issuer's static JWK Set (its JSON, checked by
+	// ParseStaticJWKS): its keys verify the tokens and nothing is fetched.
+	// JWKSURL, when set instead, is where the keys are fetched, in place of
+	// the discovery document's jwks_uri (no discovery is fetched). Neither
+	// changes the iss a token must carry: URL. See jwks.go.
+	JWKS    []byte
+	JWKSURL string
 }
 
 // Bounds of an issuer's token age and lifetime limits.

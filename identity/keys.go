@@ -37,6 +37,15 @@ type issuerState struct {
 	lastAttempt time.Time // last fetch, successful or not
 	fetching    bool      // a JWKS fetch is in flight
 	jwksErr     error     // last fetch error, nil after a success
+
+	// source names where the keys come from (sourceOf): discovery, a
+	// jwks_url, or a static set by its hash. gen counts its changes, so
+	// that a fetch started for an older source does not store its result.
+	source string
+	gen    uint64
+	// static is true when keys hold the issuer's static set: nothing is
+	// fetched, and an unknown kid is refused at once.
+	static bool
 }
 
 func (v *Verifier) issuerState(iss Issuer) *issuerState {
@@ -95,7 +104,10 @@ func (v *Verifier) discovery(ctx context.Context, s *issuerState) (*discovery, *
 	if d, e, ok := v.cachedDiscovery(s, v.cfg.Now()); ok {
 		return d, e
 	}
-	ch := v.flights.DoChan("discovery\x00"+s.url, func() (any, error) {
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	ch := v.flights.DoChan(fmt.Sprintf("discovery\x00%s\x00%d", s.url, gen), func() (any, error) {
 		if d, e, ok := v.cachedDiscovery(s, v.cfg.Now()); ok {
 			return discoveryResult{d, e}, nil
 		}
@@ -111,6 +123,10 @@ func (v *Verifier) discovery(ctx context.Context, s *issuerState) (*discovery, *
 		now := v.cfg.Now()
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.gen != gen {
+			// The issuer's key source changed meanwhile: keep nothing.
+			return discoveryResult{d, e}, nil
+		}
 		if e != nil {
 			v.cfg.Logger.Warn("identity: discovery failed", "issuer", s.url, "reason", e.Reason, "error", e.Err)
 			s.discErr, s.discErrAt = e, now
@@ -167,17 +183,23 @@ func (v *Verifier) keysFor(ctx context.Context, s *issuerState, d *discovery, al
 	stale := s.keys == nil || now.Sub(s.keysFetched) >= v.cfg.CacheTTL
 	mayFetch := s.lastAttempt.IsZero() || now.Sub(s.lastAttempt) >= v.cfg.KeyRefreshInterval
 	fetching := s.fetching
+	static, gen := s.static, s.gen
 	s.mu.Unlock()
 
 	// Join a fetch in flight rather than fail for want of keys it is about
-	// to bring; start one only when the interval allows.
-	if (len(cands) > 0 && !stale) || (!mayFetch && !fetching) {
+	// to bring; start one only when the interval allows. A static set is
+	// never fetched.
+	if static || (len(cands) > 0 && !stale) || (!mayFetch && !fetching) {
 		return v.keysResult(s, cands, kid)
 	}
 
-	ch := v.flights.DoChan("jwks\x00"+s.url, func() (any, error) {
+	ch := v.flights.DoChan(fmt.Sprintf("jwks\x00%s\x00%d", s.url, gen), func() (any, error) {
 		now := v.cfg.Now()
 		s.mu.Lock()
+		if s.gen != gen {
+			s.mu.Unlock()
+			return nil, nil // the key source changed: the next token fetches anew
+		}
 		if !s.lastAttempt.IsZero() && now.Sub(s.lastAttempt) < v.cfg.KeyRefreshInterval {
 			s.mu.Unlock()
 			return nil, nil // another fetch just finished
@@ -194,6 +216,9 @@ func (v *Verifier) keysFor(ctx context.Context, s *issuerState, d *discovery, al
 
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.gen != gen {
+			return nil, nil // fetched for a source the issuer no longer has
+		}
 		s.fetching = false
 		if err != nil {
 			v.cfg.Logger.Warn("identity: JWKS fetch failed; keeping cached keys", "issuer", s.url, "error", err)

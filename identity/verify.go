@@ -75,7 +75,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, *Error) {
 		return nil, e
 	}
 	s := v.issuerState(issuer)
-	disc, e := v.discovery(ctx, s)
+	disc, e := v.keySource(ctx, s, issuer)
 	if e != nil {
 		return nil, e
 	}

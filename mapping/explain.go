@@ -1,7 +1,6 @@
 package mapping
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -129,13 +128,7 @@ func explainConditions(cond *Conditions, c *identity.Claims) []ConditionResult {
 		r := ConditionResult{Condition: "claims." + name, Patterns: patternsOf(&v), Type: v.typ()}
 		raw, present := rawClaim(c, name)
 		if present {
-			r.Present, r.ValueType = true, claimType(raw)
-			if s, ok := raw.(string); ok {
-				r.Value = s
-			} else {
-				b, _ := json.Marshal(raw)
-				r.Value = string(b)
-			}
+			r.Present, r.ValueType, r.Value = true, claimType(raw), claimText(raw)
 		}
 		r.Matched = v.matchesClaim(raw, present)
 		out = append(out, r)

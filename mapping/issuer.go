@@ -1,6 +1,9 @@
 package mapping
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -42,9 +45,52 @@ func validateIssuerReplayAndLimits(is *Issuer) error {
 	return nil
 }
 
+// validateIssuerKeys checks the issuer's own key source, if it has one: a
+// static jwks (identity.ParseStaticJWKS: public signature keys only, at most
+// 64 KiB and 32 keys), stored compacted, or a jwks_url (its https rule is
+// identity.ValidateIssuerURL's, applied by the caller as for url); not both.
+func validateIssuerKeys(is *Issuer) error {
+	if t := bytes.TrimSpace(is.JWKS); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		is.JWKS = nil
+	}
+	if is.JWKS != nil && is.JWKSURL != "" {
+		return invalid("jwks_url", "give jwks (a static key set) or jwks_url, not both")
+	}
+	if is.JWKSURL != "" {
+		if err := validateIssuerURL(is.JWKSURL); err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				return invalid("jwks_url", "%s", ve.Message)
+			}
+			return err
+		}
+	}
+	if is.JWKS == nil {
+		return nil
+	}
+	if _, err := identity.ParseStaticJWKS(is.JWKS); err != nil {
+		var je *identity.JWKSError
+		if !errors.As(err, &je) {
+			return invalid("jwks", "%s", err)
+		}
+		field := "jwks"
+		if je.Field != "" {
+			field += "." + je.Field
+		}
+		return invalid(field, "%s", je.Message)
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, is.JWKS); err != nil {
+		return invalid("jwks", "is not valid JSON")
+	}
+	is.JWKS = b.Bytes()
+	return nil
+}
+
 // IdentityIssuer is what verification needs of is.
 func IdentityIssuer(is Issuer) identity.Issuer {
-	out := identity.Issuer{Name: is.Name, URL: is.URL, Kind: identity.Kind(is.Kind), Audiences: is.Audiences, Enabled: is.Enabled}
+	out := identity.Issuer{Name: is.Name, URL: is.URL, Kind: identity.Kind(is.Kind), Audiences: is.Audiences, Enabled: is.Enabled,
+		JWKS: is.JWKS, JWKSURL: is.JWKSURL}
 	if is.MaxTokenAgeSeconds != nil {
 		out.MaxTokenAge = time.Duration(*is.MaxTokenAgeSeconds) * time.Second
 	}

@@ -44,7 +44,9 @@ const reasonAdmitted = ""
 //   - each claims entry matches the named raw claim of the same JSON type
 //     only (see typed.go): string patterns match string claims, booleans a
 //     boolean claim, numbers a number claim of the same value; a missing
-//     claim, or one holding an array, object or null, never matches.
+//     claim, or one holding an array, object or null, never matches. A key
+//     starting with '/' is a JSON Pointer naming a nested claim (see
+//     pointer.go), matched the same way.
 //
 // An absent claim (an empty string) never matches any pattern, not even `*`
 // or `**`: a condition is a demand that the token say something.

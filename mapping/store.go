@@ -147,13 +147,28 @@ func (s *PGStore) ctx(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 const issuerColumns = `name, url, kind, audiences, enabled, replay_scope, max_token_age_seconds,
-	max_token_lifetime_seconds, created_at, updated_at`
+	max_token_lifetime_seconds, jwks, coalesce(jwks_url, ''), created_at, updated_at`
 
 func scanIssuer(row pgx.Row) (Issuer, error) {
 	var is Issuer
+	var jwks *string
 	err := row.Scan(&is.Name, &is.URL, &is.Kind, &is.Audiences, &is.Enabled, &is.ReplayScope,
-		&is.MaxTokenAgeSeconds, &is.MaxTokenLifetimeSeconds, &is.CreatedAt, &is.UpdatedAt)
+		&is.MaxTokenAgeSeconds, &is.MaxTokenLifetimeSeconds, &jwks, &is.JWKSURL, &is.CreatedAt, &is.UpdatedAt)
+	if jwks != nil {
+		is.JWKS = json.RawMessage(*jwks)
+	}
 	return is, err
+}
+
+// jwksArg is an issuer's jwks as its column holds it: the compacted JSON
+// text as written (text, not jsonb, so that it reads back byte for byte),
+// NULL when it has none.
+func jwksArg(is Issuer) *string {
+	if len(is.JWKS) == 0 {
+		return nil
+	}
+	s := string(is.JWKS)
+	return &s
 }
 
 // IssuerByURL implements identity.IssuerSource: a byte-exact lookup.
@@ -212,10 +227,10 @@ func (s *PGStore) CreateIssuer(ctx context.Context, by Actor, is Issuer) (_ Issu
 		var err error
 		out, err = scanIssuer(tx.QueryRow(ctx, `
 			INSERT INTO issuers (name, url, kind, audiences, enabled, replay_scope, max_token_age_seconds,
-				max_token_lifetime_seconds)
-			VALUES ($1, $2, $3, $4, $5, coalesce(nullif($6, ''), 'token'), $7, $8)
+				max_token_lifetime_seconds, jwks, jwks_url)
+			VALUES ($1, $2, $3, $4, $5, coalesce(nullif($6, ''), 'token'), $7, $8, $9, nullif($10, ''))
 			RETURNING `+issuerColumns, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled, is.ReplayScope,
-			is.MaxTokenAgeSeconds, is.MaxTokenLifetimeSeconds))
+			is.MaxTokenAgeSeconds, is.MaxTokenLifetimeSeconds, jwksArg(is), is.JWKSURL))
 		if err != nil {
 			return err
 		}
@@ -244,10 +259,10 @@ func (s *PGStore) UpdateIssuer(ctx context.Context, by Actor, name string, is Is
 		out, err = scanIssuer(tx.QueryRow(ctx, `
 			UPDATE issuers SET name = $2, url = $3, kind = $4, audiences = $5, enabled = $6,
 				replay_scope = coalesce(nullif($7, ''), 'token'), max_token_age_seconds = $8,
-				max_token_lifetime_seconds = $9, updated_at = now()
+				max_token_lifetime_seconds = $9, jwks = $10, jwks_url = nullif($11, ''), updated_at = now()
 			WHERE name = $1
 			RETURNING `+issuerColumns, name, is.Name, is.URL, is.Kind, is.Audiences, is.Enabled, is.ReplayScope,
-			is.MaxTokenAgeSeconds, is.MaxTokenLifetimeSeconds))
+			is.MaxTokenAgeSeconds, is.MaxTokenLifetimeSeconds, jwksArg(is), is.JWKSURL))
 		if err != nil {
 			return err
 		}

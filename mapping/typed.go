@@ -78,10 +78,14 @@ func claimType(x any) string {
 	return "object"
 }
 
-// rawClaim returns the claim name of c as identity.Claims.Raw holds it.
+// rawClaim returns the claim name of c as identity.Claims.Raw holds it; a
+// name starting with '/' is a JSON Pointer into the claims (pointer.go).
 func rawClaim(c *identity.Claims, name string) (any, bool) {
 	if c == nil {
 		return nil, false
+	}
+	if isPointer(name) {
+		return resolvePointer(c.Raw, name)
 	}
 	x, ok := c.Raw[name]
 	return x, ok

@@ -24,6 +24,13 @@ type Issuer struct {
 	// default (identity.KindLimits).
 	MaxTokenAgeSeconds      *int `json:"max_token_age_seconds,omitempty"`
 	MaxTokenLifetimeSeconds *int `json:"max_token_lifetime_seconds,omitempty"`
+	// JWKS is a static JWK Set (public keys only) that verifies the
+	// issuer's tokens in place of discovery; JWKSURL, instead, a URL the
+	// keys are fetched from in place of the discovery document's jwks_uri.
+	// At most one; the issuer URL stays the iss its tokens carry. Rotating
+	// a static set is an update of the issuer.
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURL string          `json:"jwks_url,omitempty"`
 
 	// Read-only: set by the store, ignored on input.
 	CreatedAt time.Time `json:"created_at,omitzero"`

@@ -134,6 +134,9 @@ func ValidateIssuer(is *Issuer) error {
 	if why := identity.CheckIssuerURL(identity.Kind(is.Kind), is.URL); why != "" {
 		return invalid("url", "%s", why)
 	}
+	if err := validateIssuerKeys(is); err != nil {
+		return err
+	}
 	return validateIssuerReplayAndLimits(is)
 }
 
@@ -308,10 +311,13 @@ func validateConditions(c *Conditions, kind identity.Kind) error {
 	slices.Sort(names) // the first error must not depend on map order
 	for _, name := range names {
 		field := "conditions.claims." + name
-		if !validClaimName(name) {
-			return invalid("conditions.claims", "claim names must be 1-%d printable ASCII characters without spaces, got %q", maxClaimNameLen, name)
-		}
-		if why, refused := refusedClaimNames[name]; refused {
+		if isPointer(name) {
+			if why := checkPointer(name); why != "" {
+				return invalid(field, "%s", why)
+			}
+		} else if !validClaimName(name) {
+			return invalid("conditions.claims", "claim names must be 1-%d printable ASCII characters without spaces (or a JSON Pointer starting with '/'), got %q", maxClaimNameLen, name)
+		} else if why, refused := refusedClaimNames[name]; refused {
 			return invalid(field, "%s", why)
 		}
 		v := c.Claims[name]

@@ -22,6 +22,14 @@ type Issuer struct {
 	// MaxTokenLimitSeconds; nil takes the kind's default.
 	MaxTokenAgeSeconds      *int `json:"max_token_age_seconds,omitempty"`
 	MaxTokenLifetimeSeconds *int `json:"max_token_lifetime_seconds,omitempty"`
+	// JWKS is a static JWK Set ({"keys": [...]}, public signature keys
+	// only, at most MaxJWKSBytes and MaxJWKSKeys) that verifies the
+	// issuer's tokens without discovery; JWKSURL is instead a URL (https)
+	// the keys are fetched from in place of discovery. At most one; the
+	// issuer's url stays the iss its tokens carry. A new set is an update
+	// of the issuer (PUT), which every replica picks up.
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURL string          `json:"jwks_url,omitempty"`
 
 	// Read-only: set by the server, ignored on input.
 	CreatedAt time.Time `json:"created_at,omitzero"`
@@ -29,6 +37,12 @@ type Issuer struct {
 	// Warnings are the lint findings about this issuer; read-only.
 	Warnings []Warning `json:"warnings,omitempty"`
 }
+
+// The bounds of an issuer's static jwks.
+const (
+	MaxJWKSBytes = 64 << 10
+	MaxJWKSKeys  = 32
+)
 
 // Replay scopes of an issuer: a token is exchanged once in all (token, the
 // default) or once per mapping (token_mapping).

@@ -49,6 +49,18 @@ type ExplainIssuerPolicy struct {
 	ReplayScope             string `json:"replay_scope"`
 	MaxTokenAgeSeconds      int    `json:"max_token_age_seconds"`
 	MaxTokenLifetimeSeconds int    `json:"max_token_lifetime_seconds"`
+	// KeySource says where the issuer's keys come from: discovery (the
+	// default), jwks_url or jwks (a static set).
+	KeySource string `json:"key_source"`
+	// Keys lists a static set's keys: kid, kty and alg, nothing more.
+	Keys []ExplainKey `json:"keys,omitempty"`
+}
+
+// ExplainKey is what the explainer shows of a key of a static set.
+type ExplainKey struct {
+	KID string `json:"kid"`
+	KTY string `json:"kty"`
+	Alg string `json:"alg,omitempty"`
 }
 
 // ExplainClaims is a readable summary of the normalised claims: the values

@@ -230,6 +230,12 @@ func renderExplanation(w io.Writer, res *api.ExplainResponse) error {
 		}
 		fmt.Fprintf(tw, "  a token is exchanged %s (replay_scope %s); accepted up to %ds old, %ds long\n",
 			once, clean(p.ReplayScope), p.MaxTokenAgeSeconds, p.MaxTokenLifetimeSeconds)
+		if p.KeySource != "" && p.KeySource != "discovery" {
+			fmt.Fprintf(tw, "  keys from its %s\n", clean(p.KeySource))
+		}
+		for _, k := range p.Keys {
+			fmt.Fprintf(tw, "  key kid %s kty %s alg %s\n", clean(k.KID), clean(k.KTY), clean(k.Alg))
+		}
 	}
 	c := res.Claims
 	for _, kv := range [][2]string{

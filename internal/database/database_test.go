@@ -387,3 +387,72 @@ func TestAdminTokenNameReuseDown(t *testing.T) {
 		t.Errorf("Migrate after DownTo(8) applied %d, want %d (9 up to the latest)", n, want)
 	}
 }
+
+// TestIssuerKeysMigration: migration 00012 adds an issuer's own key source
+// (jwks or jwks_url, not both) to rows already present; its Down drops them,
+// disabling the issuers that had one (an older bridge would fetch their
+// discovery, which may not exist), and Up again takes the rows back.
+func TestIssuerKeysMigration(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	ctx := context.Background()
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.DownTo(ctx, 11); err != nil {
+		t.Fatalf("DownTo(11): %v", err)
+	}
+	insert := `INSERT INTO issuers (name, url, kind, audiences, enabled) VALUES ($1, $2, 'generic', '{a}', true)`
+	for _, name := range []string{"static", "byurl", "plain"} {
+		if _, err := pool.Exec(ctx, insert, name, "https://"+name+".example.com"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := provider.UpTo(ctx, 12); err != nil {
+		t.Fatalf("UpTo(12): %v", err)
+	}
+	const set = `{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"}]}`
+	for _, q := range []string{
+		`UPDATE issuers SET jwks = '` + set + `' WHERE name = 'static'`,
+		`UPDATE issuers SET jwks_url = 'https://keys.example.com/jwks' WHERE name = 'byurl'`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var got string
+	if err := pool.QueryRow(ctx, `SELECT jwks FROM issuers WHERE name = 'static'`).Scan(&got); err != nil || got != set {
+		t.Fatalf("jwks reads back %q, %v", got, err)
+	}
+	for _, bad := range []string{
+		`UPDATE issuers SET jwks_url = 'https://k.example.com/' WHERE name = 'static'`,
+		`UPDATE issuers SET jwks = '{"no":"keys"}' WHERE name = 'plain'`,
+		`UPDATE issuers SET jwks_url = 'file:///etc/keys' WHERE name = 'plain'`,
+	} {
+		if _, err := pool.Exec(ctx, bad); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+	if _, err := provider.DownTo(ctx, 11); err != nil {
+		t.Fatalf("DownTo(11) with rows: %v", err)
+	}
+	rows, err := pool.Query(ctx, `SELECT name || ':' || enabled FROM issuers ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || !slices.Equal(states, []string{"byurl:false", "plain:true", "static:false"}) {
+		t.Fatalf("after Down: %v %v", states, err)
+	}
+	var cols int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
+		WHERE table_name = 'issuers' AND column_name IN ('jwks', 'jwks_url')`).Scan(&cols); err != nil || cols != 0 {
+		t.Fatalf("columns left after Down: %d %v", cols, err)
+	}
+	if n, want := migrate(t, pool), int(latestMigration(t))-11; n != want {
+		t.Errorf("Migrate after DownTo(11) applied %d, want %d", n, want)
+	}
+}

@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -45,6 +47,8 @@ type issuerModel struct {
 	ReplayScope             types.String `tfsdk:"replay_scope"`
 	MaxTokenAgeSeconds      types.Int64  `tfsdk:"max_token_age_seconds"`
 	MaxTokenLifetimeSeconds types.Int64  `tfsdk:"max_token_lifetime_seconds"`
+	JWKS                    types.String `tfsdk:"jwks"`
+	JWKSURL                 types.String `tfsdk:"jwks_url"`
 	Warnings                types.List   `tfsdk:"warnings"`
 }
 
@@ -106,6 +110,19 @@ func (r *issuerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"(github 900, gitlab and generic 21600).",
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.Between(tokenLimitMin, tokenLimitMax)},
+			},
+			"jwks": schema.StringAttribute{
+				Description: "A static JWK Set as a JSON string (jsonencode({ keys = [...] }) or file(...)): public RSA or EC " +
+					"signature keys only (no private or symmetric key), at most 64 KiB and 32 keys. Its keys verify the issuer's " +
+					"tokens and no discovery is fetched, for issuers whose discovery is unreachable (a private Kubernetes API " +
+					"server). url stays the iss the tokens carry. Rotate by changing it. Conflicts with jwks_url.",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.ConflictsWith(path.MatchRoot("jwks_url"))},
+			},
+			"jwks_url": schema.StringAttribute{
+				Description: "A URL (https) the issuer's keys are fetched from in place of its discovery document's jwks_uri; " +
+					"no discovery is fetched. url stays the iss the tokens carry. Conflicts with jwks.",
+				Optional: true,
 			},
 			"warnings": schema.ListNestedAttribute{
 				Description: "The bridge's lint findings about this issuer (replay_scope_token_mapping). Read-only; also shown as warnings when planning.",
@@ -176,6 +193,31 @@ func issuerOf(ctx context.Context, m *issuerModel) api.Issuer {
 		ReplayScope:             str(m.ReplayScope, api.ReplayScopeToken),
 		MaxTokenAgeSeconds:      optInt(m.MaxTokenAgeSeconds),
 		MaxTokenLifetimeSeconds: optInt(m.MaxTokenLifetimeSeconds),
+		JWKS:                    jwksOf(m.JWKS),
+		JWKSURL:                 m.JWKSURL.ValueString(), // "" when null or unknown
+	}
+}
+
+// jwksOf is the jwks attribute as the API takes it: nil when null or
+// unknown (judged once known).
+func jwksOf(v types.String) json.RawMessage {
+	if v.IsNull() || v.IsUnknown() {
+		return nil
+	}
+	return json.RawMessage(v.ValueString())
+}
+
+// keepJWKS keeps the configured (or prior) jwks string in m when the
+// bridge's copy is the same JSON: the bridge stores the set compacted, and
+// a set written with other spacing (file(...)) is no change.
+func keepJWKS(m *issuerModel, configured types.String) {
+	if configured.IsNull() || configured.IsUnknown() || m.JWKS.IsNull() {
+		return
+	}
+	var a, b any
+	if json.Unmarshal([]byte(configured.ValueString()), &a) == nil && json.Unmarshal([]byte(m.JWKS.ValueString()), &b) == nil &&
+		reflect.DeepEqual(a, b) {
+		m.JWKS = configured
 	}
 }
 
@@ -212,6 +254,8 @@ func issuerModelOf(is api.Issuer) issuerModel {
 		ReplayScope:             types.StringValue(is.ReplayScope),
 		MaxTokenAgeSeconds:      int64Of(is.MaxTokenAgeSeconds),
 		MaxTokenLifetimeSeconds: int64Of(is.MaxTokenLifetimeSeconds),
+		JWKS:                    optString(string(is.JWKS)),
+		JWKSURL:                 optString(is.JWKSURL),
 		Warnings:                warningsValue(is.Warnings),
 	}
 }
@@ -228,6 +272,7 @@ func (r *issuerResource) Create(ctx context.Context, req resource.CreateRequest,
 		return
 	}
 	state := issuerModelOf(out)
+	keepJWKS(&state, plan.JWKS)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
@@ -246,7 +291,9 @@ func (r *issuerResource) Read(ctx context.Context, req resource.ReadRequest, res
 		apiError(&resp.Diagnostics, "Could not read issuer "+state.Name.ValueString(), err, nil)
 		return
 	}
+	prior := state.JWKS
 	state = issuerModelOf(out)
+	keepJWKS(&state, prior)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
@@ -263,6 +310,7 @@ func (r *issuerResource) Update(ctx context.Context, req resource.UpdateRequest,
 		return
 	}
 	state := issuerModelOf(out)
+	keepJWKS(&state, plan.JWKS)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 

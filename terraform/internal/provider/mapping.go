@@ -123,7 +123,8 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"workflow_ref":  patternList("GitHub's job_workflow_ref (GitLab: ci_config_ref_uri)."),
 					"claims": schema.MapAttribute{
 						Description: "Any other string claim by name, each a list of patterns. A condition matches only a claim of its JSON type: " +
-							"for a boolean or number claim use claims_bool or claims_number (the string \"true\" never matches the boolean true).",
+							"for a boolean or number claim use claims_bool or claims_number (the string \"true\" never matches the boolean true). " +
+							"A key starting with / is a JSON Pointer to a nested claim (\"/kubernetes.io/namespace\").",
 						ElementType: stringList,
 						Optional:    true,
 						Validators:  []validator.Map{mapvalidator.SizeAtLeast(1), mapvalidator.ValueListsAre(listvalidator.SizeAtLeast(1))},

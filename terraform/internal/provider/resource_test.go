@@ -41,10 +41,12 @@ resource "oidcbridge_mapping" "web" {
     event_name    = ["push", "workflow_dispatch"]
     workflow_ref  = ["acme/web/.github/workflows/deploy.yml@refs/heads/main"]
     claims = {
-      runner_environment = ["github-hosted"]
+      runner_environment         = ["github-hosted"]
+      "/kubernetes.io/namespace" = ["payments"]
     }
     claims_bool = {
-      enterprise_managed = [false]
+      enterprise_managed                    = [false]
+      "/https:~1~1sts.amazonaws.com~1/mfa" = [true]
     }
     claims_number = {
       runner_group_id = [7, 8.5]
@@ -124,6 +126,11 @@ func TestAccMappingLifecycle(t *testing.T) {
 						if b.Type != api.TypeBoolean || fmt.Sprint(b.Patterns) != "[false]" ||
 							n.Type != api.TypeNumber || fmt.Sprint(n.Patterns) != "[7 8.5]" || s.Type != "" {
 							return fmt.Errorf("API has claims %+v", m.Conditions.Claims)
+						}
+						// JSON Pointer keys pass through as written.
+						ns, mfa := m.Conditions.Claims["/kubernetes.io/namespace"], m.Conditions.Claims["/https:~1~1sts.amazonaws.com~1/mfa"]
+						if fmt.Sprint(ns.Patterns) != "[payments]" || ns.Type != "" || mfa.Type != api.TypeBoolean || fmt.Sprint(mfa.Patterns) != "[true]" {
+							return fmt.Errorf("API has pointer claims %+v", m.Conditions.Claims)
 						}
 						return nil
 					}),
@@ -580,6 +587,11 @@ resource "oidcbridge_mapping" "bad" {
     claims     = { sub = ["repo:acme/web:ref:refs/heads/main"] }
   }
 ` + aws, `conditions.claims.sub: cannot be matched`},
+		{"claim pointer", `conditions {
+    repository = ["acme/web"]
+    claims     = { "/kubernetes.io/bad~2" = ["x"] }
+  }
+` + aws, `conditions.claims./kubernetes.io/bad~2: '~' must be followed by 0`},
 		{"ref", `conditions {
     ref = ["main"]
   }
