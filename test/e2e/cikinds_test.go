@@ -14,7 +14,7 @@ import (
 )
 
 // ciKind is one CI kind's end-to-end case: its issuer's path on the
-// platform, its claim set (identity/testdata), a mapping that pins the
+// platform, its claim set (test/oidctest/claimsets), a mapping that pins the
 // tenant, one that does not, and the claims of another tenant on the same
 // issuer.
 type ciKind struct {
@@ -56,11 +56,7 @@ var ciKinds = []ciKind{
 // edits (nil deletes a claim).
 func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[string]any) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "identity", "testdata", fixture))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := json.NewDecoder(bytes.NewReader(oidctest.ClaimSet(fixture)))
 	dec.UseNumber()
 	var c map[string]any
 	if err := dec.Decode(&c); err != nil {
