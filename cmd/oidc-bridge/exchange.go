@@ -16,7 +16,7 @@ import (
 func (a *app) exchangeCmd() *cobra.Command {
 	var o ciclient.Options
 	cmd := &cobra.Command{
-		Use:   "exchange [--bridge-url URL] [--mapping NAME] [--format FORMAT] [--token-file F | --token-env VAR]",
+		Use:   "exchange [--bridge-url URL] [--mapping NAME] [--format FORMAT] [--ci NAME | --token-file F | --token-env VAR]",
 		Short: "Exchange this job's OIDC token for credentials (the client for any CI)",
 		Long: `Exchange the CI job's OIDC token for short-lived credentials at the bridge's
 POST /v1/exchange, and print them for a shell, a file or a cloud SDK.
@@ -28,8 +28,14 @@ redirect is followed: a 3xx answer fails, naming where it pointed.
 The token comes from exactly one source: --token-file (read again for each
 attempt, so a file the CI refreshes gives fresh tokens), --token-env (a
 variable such as GitLab's id_tokens variable; static), or, when neither is
-given, GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN (a fresh token
-for --audience per attempt), else $OIDC_BRIDGE_ID_TOKEN.
+given, the CI that the job runs in (--ci auto, the default, tries them in
+this order; --ci NAME uses that one only):
+  github     ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN: a fresh token for
+             --audience per attempt
+  gitlab     $OIDC_BRIDGE_ID_TOKEN (the template's id_tokens entry; static)
+  buildkite  (BUILDKITE=true) buildkite-agent oidc request-token --audience:
+             a fresh token per attempt
+The audience is --audience, else $OIDC_BRIDGE_AUDIENCE, else the bridge URL.
 
 Formats: env (export lines for eval or source), dotenv (NAME=value lines for
 docker --env-file, compose and dotenv readers), json (the bridge's answer),
@@ -64,9 +70,10 @@ refusals fail at once with the bridge's error code. Exit status: 0 success,
 	f.StringVar(&o.Mapping, "mapping", "", "the mapping to use (default $"+ciclient.EnvMapping+"; else the one mapping that admits the token)")
 	f.StringVar(&o.Provider, "provider", "", "only mappings of this provider: aws, gcp, azure, jwt (default $"+ciclient.EnvProvider+")")
 	f.StringVar(&o.Duration, "duration", "", "the credentials' lifetime, e.g. 15m or 900 (default $"+ciclient.EnvDuration+"; else the mapping's default)")
-	f.StringVar(&o.Audience, "audience", "", "the audience of a token requested from GitHub Actions (default $"+ciclient.EnvAudience+"; else the bridge URL)")
+	f.StringVar(&o.Audience, "audience", "", "the audience of a token requested from the CI (default $"+ciclient.EnvAudience+"; else the bridge URL)")
 	f.StringVar(&o.TokenFile, "token-file", "", "a file holding the CI job's OIDC token, read anew for every exchange")
 	f.StringVar(&o.TokenEnv, "token-env", "", "a variable holding the CI job's OIDC token (e.g. GitLab's id_tokens variable)")
+	f.StringVar(&o.CI, "ci", ciclient.CIAuto, "the CI whose token to use: "+ciclient.CIAuto+" or one of "+strings.Join(ciclient.CINames(), ", "))
 	f.StringVar(&o.Format, "format", ciclient.FormatEnv, "output: "+strings.Join(ciclient.Formats, ", "))
 	f.IntVar(&o.Retries, "retries", 4, "retries of a transient failure (429, 5xx, network)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "the credential cache (default $"+ciclient.EnvCacheDir+", else the CI's per-job temporary folder: $RUNNER_TEMP/oidc-bridge, $AGENT_TEMPDIRECTORY/oidc-bridge; else none)")

@@ -1,0 +1,96 @@
+package ciclient
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// stubTool writes an executable shell script name into a new folder and
+// returns the folder (for PATH).
+func stubTool(t *testing.T, name, script string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func mustSource(t *testing.T, env map[string]string, o Options) Source {
+	t.Helper()
+	s, err := newSource(env, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestBuildkiteSource: a Buildkite job asks buildkite-agent for a token of
+// the audience at each call (a stub agent counts the calls); a failing
+// agent is an error naming it, without its output.
+func TestBuildkiteSource(t *testing.T) {
+	t.Parallel()
+	dir := stubTool(t, "buildkite-agent", `
+[ "$1 $2 $3 $4 $5 $6" = "oidc request-token --audience https://bridge.example --claim organization_id,pipeline_id" ] || { echo "bad args: $*" >&2; exit 3; }
+[ -n "$FAIL" ] && { echo "agent says no" >&2; echo "secret-stdout"; exit 1; }
+n=$(cat "$COUNT" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$COUNT"
+echo "bk-token-$n"
+`)
+	env := map[string]string{"BUILDKITE": "true", "PATH": dir + ":/usr/bin:/bin", "COUNT": filepath.Join(t.TempDir(), "n"),
+		"BUILDKITE_JOB_ID": "j1"}
+	s := mustSource(t, env, Options{Audience: "https://bridge.example"})
+	for _, want := range []string{"bk-token-1", "bk-token-2"} {
+		if got, err := s.Token(context.Background(), nil); err != nil || got != want {
+			t.Fatalf("token %q %v, want %q", got, err, want)
+		}
+	}
+	if s.Static() || s.Describe() != "buildkite-agent oidc request-token" {
+		t.Errorf("static %v, %s", s.Static(), s.Describe())
+	}
+	env["FAIL"] = "1"
+	if _, err := s.Token(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "agent says no") || strings.Contains(err.Error(), "secret-stdout") {
+		t.Errorf("failing agent: %v", err)
+	}
+	// Not a Buildkite job: not detected, unless forced.
+	delete(env, "BUILDKITE")
+	if _, err := newSource(env, Options{Audience: "a"}); err == nil || !strings.Contains(err.Error(), "no CI token") {
+		t.Errorf("auto outside Buildkite: %v", err)
+	}
+	if s, err := newSource(env, Options{Audience: "a", CI: "buildkite"}); err != nil || s.Describe() != "buildkite-agent oidc request-token" {
+		t.Errorf("forced: %v", err)
+	}
+	// A Buildkite job without the agent on PATH says so.
+	if _, err := newSource(map[string]string{"BUILDKITE": "true", "PATH": t.TempDir()}, Options{}); err == nil || !strings.Contains(err.Error(), "buildkite-agent on $PATH") {
+		t.Errorf("no agent: %v", err)
+	}
+}
+
+// TestForcedCI: --ci NAME tries that CI only; an unknown name or a CI
+// without a token on offer is an error; --ci with a token flag is refused.
+func TestForcedCI(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{envGitHubReqURL: "https://gh.example/token", envGitHubReqToken: "b", EnvIDToken: "gl"}
+	if s := mustSource(t, env, Options{CI: "gitlab"}); s.Describe() != "$"+EnvIDToken {
+		t.Errorf("--ci gitlab: %s", s.Describe())
+	}
+	if s := mustSource(t, env, Options{CI: CIAuto}); s.Describe() != "GitHub Actions' token request" {
+		t.Errorf("--ci auto: %s", s.Describe())
+	}
+	var ue *UsageError
+	for o, want := range map[Options]string{
+		{CI: "teamcity"}:                 "use auto or one of github, gitlab, buildkite",
+		{CI: "gitlab", TokenFile: "f"}:   "not both",
+		{CI: "buildkite", TokenEnv: "T"}: "not both",
+	} {
+		if _, err := newSource(env, o); err == nil || !strings.Contains(err.Error(), want) || !errors.As(err, &ue) {
+			t.Errorf("%+v: %v, want usage %q", o, err, want)
+		}
+	}
+	if _, err := newSource(map[string]string{}, Options{CI: "github"}); err == nil || !strings.Contains(err.Error(), "--ci github: this job offers no github token") {
+		t.Errorf("forced absent: %v", err)
+	}
+}
