@@ -3,6 +3,9 @@ package ciclient
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,5 +95,65 @@ func TestForcedCI(t *testing.T) {
 	}
 	if _, err := newSource(map[string]string{}, Options{CI: "github"}); err == nil || !strings.Contains(err.Error(), "--ci github: this job offers no github token") {
 		t.Errorf("forced absent: %v", err)
+	}
+}
+
+// refusingBridge answers every exchange 401 invalid_token.
+func refusingBridge(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"invalid_token","message":"audience not accepted"}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestCircleCISource: with the circleci CLI, a fresh token of the bridge's
+// audience per call (asked with --claims); without it, $CIRCLE_OIDC_TOKEN_V2
+// before $CIRCLE_OIDC_TOKEN, static, and an invalid_token refusal says that
+// its audience is the organization's id.
+func TestCircleCISource(t *testing.T) {
+	t.Parallel()
+	dir := stubTool(t, "circleci", `
+[ "$1 $2 $3 $4 $5" = 'run oidc get --claims {"aud":"https://bridge.example"}' ] || { echo "bad args: $*" >&2; exit 3; }
+n=$(cat "$COUNT" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$COUNT"
+echo "cc-token-$n"
+`)
+	env := map[string]string{"CIRCLECI": "true", "PATH": dir + ":/usr/bin:/bin", "COUNT": filepath.Join(t.TempDir(), "n"),
+		envCircleTokenV2: "v2", envCircleToken: "v1"}
+	s := mustSource(t, env, Options{Audience: "https://bridge.example"})
+	for _, want := range []string{"cc-token-1", "cc-token-2"} {
+		if got, err := s.Token(context.Background(), nil); err != nil || got != want {
+			t.Fatalf("token %q %v, want %q", got, err, want)
+		}
+	}
+	if s.Static() {
+		t.Error("the CLI's tokens are fresh")
+	}
+	env["PATH"] = t.TempDir()
+	for _, drop := range []string{"", envCircleTokenV2} {
+		delete(env, drop)
+		s := mustSource(t, env, Options{Audience: "https://bridge.example"})
+		want := map[string]string{"": "$" + envCircleTokenV2, envCircleTokenV2: "$" + envCircleToken}[drop]
+		if s.Describe() != want || !s.Static() {
+			t.Errorf("without %q: %s, static %v", drop, s.Describe(), s.Static())
+		}
+	}
+	delete(env, "CIRCLECI")
+	if _, err := newSource(env, Options{}); err == nil {
+		t.Error("$CIRCLE_OIDC_TOKEN outside CircleCI was taken")
+	}
+	// The fixed audience, said when the bridge refuses the token.
+	srv := refusingBridge(t)
+	env["CIRCLECI"] = "true"
+	c, err := Load(env, Options{BridgeURL: srv.URL, Format: FormatJSON, NoCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Run(context.Background(), srv.Client(), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "invalid_token") || !strings.Contains(err.Error(), "CircleCI organization's id") {
+		t.Errorf("refusal: %v", err)
 	}
 }

@@ -35,6 +35,10 @@ this order; --ci NAME uses that one only):
   gitlab     $OIDC_BRIDGE_ID_TOKEN (the template's id_tokens entry; static)
   buildkite  (BUILDKITE=true) buildkite-agent oidc request-token --audience:
              a fresh token per attempt
+  circleci   (CIRCLECI=true) circleci run oidc get --claims '{"aud": ...}'
+             when the circleci CLI is on PATH (fresh per attempt), else
+             $CIRCLE_OIDC_TOKEN_V2 or $CIRCLE_OIDC_TOKEN (static; their
+             audience is the organization id, not the bridge's)
 The audience is --audience, else $OIDC_BRIDGE_AUDIENCE, else the bridge URL.
 
 Formats: env (export lines for eval or source), dotenv (NAME=value lines for
