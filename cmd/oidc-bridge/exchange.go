@@ -39,6 +39,7 @@ this order; --ci NAME uses that one only):
              when the circleci CLI is on PATH (fresh per attempt), else
              $CIRCLE_OIDC_TOKEN_V2 or $CIRCLE_OIDC_TOKEN (static; their
              audience is the organization id, not the bridge's)
+  bitbucket  $BITBUCKET_STEP_OIDC_TOKEN (static)
 The audience is --audience, else $OIDC_BRIDGE_AUDIENCE, else the bridge URL.
 
 Formats: env (export lines for eval or source), dotenv (NAME=value lines for
