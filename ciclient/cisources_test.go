@@ -157,3 +157,48 @@ echo "cc-token-$n"
 		t.Errorf("refusal: %v", err)
 	}
 }
+
+// TestBitbucketSource: $BITBUCKET_STEP_OIDC_TOKEN, static; an
+// invalid_token refusal says that Bitbucket sets the audience.
+func TestBitbucketSource(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{envBitbucketToken: " bb-token\n", "BITBUCKET_BUILD_NUMBER": "7"}
+	s := mustSource(t, env, Options{})
+	if tok, err := s.Token(context.Background(), nil); err != nil || tok != "bb-token" || !s.Static() || s.Describe() != "$"+envBitbucketToken {
+		t.Errorf("token %q %v, static %v, %s", tok, err, s.Static(), s.Describe())
+	}
+	srv := refusingBridge(t)
+	c, err := Load(env, Options{BridgeURL: srv.URL, Format: FormatJSON, NoCache: true, CI: "bitbucket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = c.Run(context.Background(), srv.Client(), io.Discard); err == nil || !strings.Contains(err.Error(), "Bitbucket sets its audience") {
+		t.Errorf("refusal: %v", err)
+	}
+	if _, err := newSource(map[string]string{}, Options{CI: "bitbucket"}); err == nil {
+		t.Error("--ci bitbucket without the variable")
+	}
+}
+
+// TestTerraformCloudSource: the tagged token whose audience variable is
+// the bridge's audience, else the untagged token.
+func TestTerraformCloudSource(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		envTFCToken: "default-tok", envTFCAudience: "aws.workload.identity",
+		envTFCToken + "_VAULT": "vault-tok", envTFCAudience + "_VAULT": "vault.example",
+		envTFCToken + "_BRIDGE": "bridge-tok", envTFCAudience + "_BRIDGE": "https://bridge.example",
+		"TFC_OB_WORKLOAD_IDENTITY_TOKEN": "prefix-tok", "TFC_OB_WORKLOAD_IDENTITY_AUDIENCE": "prefixed.example",
+	}
+	for aud, want := range map[string]string{"https://bridge.example": "bridge-tok", "vault.example": "vault-tok", "other": "default-tok",
+		"prefixed.example": "prefix-tok"} {
+		s := mustSource(t, env, Options{Audience: aud})
+		if tok, err := s.Token(context.Background(), nil); err != nil || tok != want || !s.Static() {
+			t.Errorf("audience %s: %q %v, want %s", aud, tok, err, want)
+		}
+	}
+	delete(env, envTFCToken)
+	if _, err := newSource(env, Options{Audience: "other"}); err == nil || !strings.Contains(err.Error(), "no CI token") {
+		t.Errorf("no untagged token: %v", err)
+	}
+}

@@ -40,6 +40,9 @@ this order; --ci NAME uses that one only):
              $CIRCLE_OIDC_TOKEN_V2 or $CIRCLE_OIDC_TOKEN (static; their
              audience is the organization id, not the bridge's)
   bitbucket  $BITBUCKET_STEP_OIDC_TOKEN (static)
+  terraform_cloud  $TFC_WORKLOAD_IDENTITY_TOKEN_<TAG> whose
+             $TFC_WORKLOAD_IDENTITY_AUDIENCE_<TAG> is the audience, else
+             $TFC_WORKLOAD_IDENTITY_TOKEN (static)
 The audience is --audience, else $OIDC_BRIDGE_AUDIENCE, else the bridge URL.
 
 Formats: env (export lines for eval or source), dotenv (NAME=value lines for
