@@ -3,13 +3,17 @@ package ciclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 )
 
 // stubTool writes an executable shell script name into a new folder and
@@ -200,5 +204,124 @@ func TestTerraformCloudSource(t *testing.T) {
 	delete(env, envTFCToken)
 	if _, err := newSource(env, Options{Audience: "other"}); err == nil || !strings.Contains(err.Error(), "no CI token") {
 		t.Errorf("no untagged token: %v", err)
+	}
+}
+
+// TestKubernetesSource: in a pod, the projected token file that
+// $OIDC_BRIDGE_KUBERNETES_TOKEN_FILE names, read anew per attempt (the
+// kubelet rotates it); outside a pod, or with no projected token, nothing.
+func TestKubernetesSource(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "token")
+	env := map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.1", EnvKubernetesTokenFile: p}
+	s := mustSource(t, env, Options{})
+	for _, tok := range []string{"k8s-1", "k8s-2"} {
+		if err := os.WriteFile(p, []byte(tok), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Token(context.Background(), nil); err != nil || got != tok || s.Static() {
+			t.Fatalf("token %q %v, want %q", got, err, tok)
+		}
+	}
+	if _, err := os.Stat(KubernetesTokenFile); err == nil {
+		t.Fatalf("%s exists on this machine", KubernetesTokenFile)
+	}
+	for name, env := range map[string]map[string]string{
+		"not a pod":          {EnvKubernetesTokenFile: p},
+		"no projected token": {"KUBERNETES_SERVICE_HOST": "10.0.0.1"},
+	} {
+		if _, err := newSource(env, Options{}); err == nil || !strings.Contains(err.Error(), "no CI token") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestJenkinsSource: in a Jenkins build, the credential binding's file
+// ($OIDC_BRIDGE_TOKEN_FILE), else its variable ($OIDC_BRIDGE_ID_TOKEN).
+func TestJenkinsSource(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte("jk-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"JENKINS_URL": "https://jenkins.example/", EnvTokenFile: p, EnvIDToken: "jk-var"}
+	s := mustSource(t, env, Options{CI: "jenkins"})
+	if got, err := s.Token(context.Background(), nil); err != nil || got != "jk-file" {
+		t.Errorf("file: %q %v", got, err)
+	}
+	if s := mustSource(t, map[string]string{"JENKINS_URL": "u", EnvTokenFile: p}, Options{}); s.Describe() != "the token file "+p {
+		t.Errorf("auto: %s", s.Describe())
+	}
+	delete(env, EnvTokenFile)
+	if s := mustSource(t, env, Options{CI: "jenkins"}); s.Describe() != "$"+EnvIDToken || !s.Static() {
+		t.Errorf("variable: %s", s.Describe())
+	}
+	if _, err := newSource(map[string]string{EnvTokenFile: p}, Options{}); err == nil {
+		t.Error("$OIDC_BRIDGE_TOKEN_FILE outside Jenkins was taken")
+	}
+}
+
+// TestAzureDevOpsSource: a stand-in of Azure DevOps' oidctoken endpoint
+// gets a POST with the job's access token as bearer, api-version 7.1 and
+// the service connection, and answers a fresh oidcToken each time; 5xx and
+// 429 may pass; a job without the access token or a connection is told
+// what to set.
+func TestAzureDevOpsSource(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	status := atomic.Int32{}
+	status.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if r.Method != http.MethodPost || r.URL.Path != "/org/_apis/oidctoken" || r.Header.Get("Authorization") != "Bearer sys-token" ||
+			q.Get("api-version") != "7.1" || q.Get("serviceConnectionId") != "conn-1" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if s := int(status.Load()); s != http.StatusOK {
+			w.WriteHeader(s)
+			return
+		}
+		fmt.Fprintf(w, `{"oidcToken":"ado-%d"}`, calls.Add(1))
+	}))
+	t.Cleanup(srv.Close)
+	env := map[string]string{"TF_BUILD": "True", envADORequestURI: srv.URL + "/org/_apis/oidctoken", envADOAccessToken: "sys-token",
+		envAzureCLIConnection: "conn-1"}
+	s := mustSource(t, env, Options{})
+	hc := client.NoRedirects(srv.Client())
+	for _, want := range []string{"ado-1", "ado-2"} {
+		if got, err := s.Token(context.Background(), hc); err != nil || got != want {
+			t.Fatalf("token %q %v, want %q", got, err, want)
+		}
+	}
+	for code, transient := range map[int]bool{http.StatusServiceUnavailable: true, http.StatusTooManyRequests: true, http.StatusUnauthorized: false} {
+		status.Store(int32(code))
+		_, err := s.Token(context.Background(), hc)
+		var te *client.TransientError
+		if err == nil || errors.As(err, &te) != transient || strings.Contains(err.Error(), "sys-token") {
+			t.Errorf("%d: %v, want transient %v", code, err, transient)
+		}
+	}
+	if s.Static() || strings.Contains(s.Scope(), "sys-token") {
+		t.Errorf("static %v, scope %q", s.Static(), s.Scope())
+	}
+	// $OIDC_BRIDGE_AZURE_SERVICE_CONNECTION_ID wins over the AzureCLI task's.
+	env[EnvAzureConnection] = "conn-2"
+	if s := mustSource(t, env, Options{}); s.(*azureDevOpsSource).conn != "conn-2" {
+		t.Error("the named connection is not used")
+	}
+	for drop, want := range map[string]string{envADOAccessToken: "$(System.AccessToken)", "conn": EnvAzureConnection} {
+		e := map[string]string{}
+		for k, v := range env {
+			e[k] = v
+		}
+		delete(e, drop)
+		if drop == "conn" {
+			delete(e, EnvAzureConnection)
+			delete(e, envAzureCLIConnection)
+		}
+		if _, err := newSource(e, Options{}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("without %s: %v", drop, err)
+		}
 	}
 }

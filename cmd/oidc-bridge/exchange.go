@@ -43,6 +43,17 @@ this order; --ci NAME uses that one only):
   terraform_cloud  $TFC_WORKLOAD_IDENTITY_TOKEN_<TAG> whose
              $TFC_WORKLOAD_IDENTITY_AUDIENCE_<TAG> is the audience, else
              $TFC_WORKLOAD_IDENTITY_TOKEN (static)
+  azure_devops  (TF_BUILD=True) POST $SYSTEM_OIDCREQUESTURI with
+             $SYSTEM_ACCESSTOKEN (map $(System.AccessToken) in) for the
+             service connection $OIDC_BRIDGE_AZURE_SERVICE_CONNECTION_ID
+             (else $AZURESUBSCRIPTION_SERVICE_CONNECTION_ID): fresh per
+             attempt; audience api://AzureADTokenExchange
+  jenkins    (JENKINS_URL set) the credential binding's file
+             $OIDC_BRIDGE_TOKEN_FILE (read per attempt), else its variable
+             $OIDC_BRIDGE_ID_TOKEN
+  kubernetes (KUBERNETES_SERVICE_HOST set) the projected token file
+             $OIDC_BRIDGE_KUBERNETES_TOKEN_FILE, else
+             /var/run/secrets/tokens/oidc-bridge-token (read per attempt)
 The audience is --audience, else $OIDC_BRIDGE_AUDIENCE, else the bridge URL.
 
 Formats: env (export lines for eval or source), dotenv (NAME=value lines for
