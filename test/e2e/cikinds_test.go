@@ -56,11 +56,7 @@ var ciKinds = []ciKind{
 // edits (nil deletes a claim).
 func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[string]any) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "identity", "testdata", fixture))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := json.NewDecoder(bytes.NewReader(oidctest.ClaimSet(fixture)))
 	dec.UseNumber()
 	var c map[string]any
 	if err := dec.Decode(&c); err != nil {
