@@ -325,3 +325,62 @@ func TestAzureDevOpsSource(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSSource: where AWS runs the job, a stand-in of STS gets a SigV4
+// signed GetWebIdentityToken for the bridge's audience in the job's region
+// and answers a fresh token each time; its 5xx may pass, AccessDenied does
+// not; without a region the job is told to set one.
+func TestAWSSource(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	status := atomic.Int32{}
+	status.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "GetWebIdentityToken" || r.Form.Get("Version") != "2011-06-15" ||
+			r.Form.Get("Audience.member.1") != "https://bridge.example" || r.Form.Get("SigningAlgorithm") != "RS256" ||
+			!strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential=AKIDJOB/") ||
+			!strings.Contains(r.Header.Get("Authorization"), "/eu-west-1/sts/aws4_request") {
+			http.Error(w, "bad request "+r.Form.Encode(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		switch s := int(status.Load()); s {
+		case http.StatusOK:
+			fmt.Fprintf(w, `<GetWebIdentityTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetWebIdentityTokenResult>`+
+				`<WebIdentityToken>aws-%d</WebIdentityToken><Expiration>2030-01-01T00:00:00Z</Expiration></GetWebIdentityTokenResult>`+
+				`<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetWebIdentityTokenResponse>`, calls.Add(1))
+		default:
+			w.WriteHeader(s)
+			fmt.Fprint(w, `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed</Message></Error><RequestId>r</RequestId></ErrorResponse>`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	env := map[string]string{"AWS_EXECUTION_ENV": "AWS_ECS_FARGATE", "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_STS": srv.URL,
+		"AWS_ACCESS_KEY_ID": "AKIDJOB", "AWS_SECRET_ACCESS_KEY": "job-secret"}
+	s := mustSource(t, env, Options{Audience: "https://bridge.example"})
+	hc := client.NoRedirects(srv.Client())
+	for _, want := range []string{"aws-1", "aws-2"} {
+		if got, err := s.Token(context.Background(), hc); err != nil || got != want {
+			t.Fatalf("token %q %v, want %q", got, err, want)
+		}
+	}
+	for code, transient := range map[int]bool{http.StatusServiceUnavailable: true, http.StatusForbidden: false} {
+		status.Store(int32(code))
+		_, err := s.Token(context.Background(), hc)
+		var te *client.TransientError
+		if err == nil || errors.As(err, &te) != transient || !strings.Contains(err.Error(), "GetWebIdentityToken") {
+			t.Errorf("%d: %v, want transient %v", code, err, transient)
+		}
+	}
+	if s.Static() || strings.Contains(s.Scope(), "job-secret") {
+		t.Errorf("static %v, scope %q", s.Static(), s.Scope())
+	}
+	delete(env, "AWS_REGION")
+	if _, err := newSource(env, Options{}); err == nil || !strings.Contains(err.Error(), "set $AWS_REGION") {
+		t.Errorf("no region: %v", err)
+	}
+	delete(env, "AWS_EXECUTION_ENV")
+	if _, err := newSource(env, Options{}); err == nil || !strings.Contains(err.Error(), "no CI token") {
+		t.Errorf("not on AWS: %v", err)
+	}
+}

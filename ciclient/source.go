@@ -41,7 +41,7 @@ type ci struct {
 // cis in the order that --ci auto tries them: first the CIs whose
 // variables are unmistakable, Kubernetes late (CI runners often run in a
 // pod) and AWS last (credentials are found almost anywhere).
-var cis = []ci{githubActions, gitlabIDToken, buildkite, circleci, bitbucket, terraformCloud, azureDevOps, jenkins, kubernetes}
+var cis = []ci{githubActions, gitlabIDToken, buildkite, circleci, bitbucket, terraformCloud, azureDevOps, jenkins, kubernetes, awsOutbound}
 
 // CIAuto is --ci's default: the first of CINames whose job this is.
 const CIAuto = "auto"

@@ -54,6 +54,9 @@ this order; --ci NAME uses that one only):
   kubernetes (KUBERNETES_SERVICE_HOST set) the projected token file
              $OIDC_BRIDGE_KUBERNETES_TOKEN_FILE, else
              /var/run/secrets/tokens/oidc-bridge-token (read per attempt)
+  aws        ($AWS_EXECUTION_ENV or $CODEBUILD_BUILD_ID set) STS
+             GetWebIdentityToken for the audience with the job's AWS
+             credentials in $AWS_REGION: fresh per attempt
 The audience is --audience, else $OIDC_BRIDGE_AUDIENCE, else the bridge URL.
 
 Formats: env (export lines for eval or source), dotenv (NAME=value lines for
