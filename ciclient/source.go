@@ -90,7 +90,8 @@ func newSource(env map[string]string, o Options) (Source, error) {
 	if forced {
 		return nil, usage(fmt.Errorf("--ci %q: use %s or one of %s", o.CI, CIAuto, strings.Join(CINames(), ", ")))
 	}
-	return nil, usage(fmt.Errorf("no CI token: give --token-file or --token-env, or run in GitHub Actions with `permissions: id-token: write` (%s)", envGitHubReqURL))
+	return nil, usage(fmt.Errorf("no CI token: give --token-file or --token-env, or run in a CI that --ci auto finds (%s; see --help), e.g. GitHub Actions with `permissions: id-token: write` (%s)",
+		strings.Join(CINames(), ", "), envGitHubReqURL))
 }
 
 // jobScope names the CI job from the variables that the common CIs set, so
