@@ -35,6 +35,7 @@ type Options struct {
 	BridgeURL, Mapping, Provider, Audience string
 	Duration                               string
 	TokenFile, TokenEnv                    string
+	CI                                     string // CIAuto ("" too) or one of CINames
 	Format                                 string
 	Retries                                int
 	CacheDir                               string

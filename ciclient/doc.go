@@ -2,8 +2,11 @@
 // into credentials: the logic of `oidc-bridge exchange`, for every CI.
 //
 // It finds the job's token (one file per source: a token file, a variable,
-// GitHub Actions' token request, the GitLab template's id_tokens variable;
-// see Source for how a CI is added), exchanges it through
+// and each CI's own way, tried in the order of cis or chosen with --ci:
+// GitHub Actions' token request, the GitLab template's id_tokens variable,
+// buildkite-agent, CircleCI, Bitbucket, HCP Terraform, Azure DevOps'
+// token request, Jenkins' credential binding, Kubernetes' projected token,
+// AWS STS GetWebIdentityToken; see Source for how a CI is added), exchanges it through
 // bridge/client.Exchange with retries (a fresh token per attempt where the
 // source gives one), keeps the answer in a per-job cache that only the job's
 // user can read, and renders it in an output format (env, dotenv, json,

@@ -11,6 +11,9 @@ import (
 type envSource struct {
 	name, tok string
 	env       map[string]string
+	// note is added to an invalid_token refusal (what the CI sets that the
+	// bridge may not expect, e.g. a fixed audience); "" for none.
+	note string
 }
 
 func newEnvSource(env map[string]string, name string) (Source, error) {
@@ -25,3 +28,4 @@ func (s *envSource) Token(context.Context, *http.Client) (string, error) { retur
 func (s *envSource) Static() bool                                        { return true }
 func (s *envSource) Scope() string                                       { return jobScope(s.env) + "|" + tokenScope(s.tok) }
 func (s *envSource) Describe() string                                    { return "$" + s.name }
+func (s *envSource) Hint() string                                        { return s.note }

@@ -66,6 +66,9 @@ func (c *Config) exchangeWithRetries(ctx context.Context, hc *http.Client, stder
 				return nil, "", fmt.Errorf("%w; a token is exchanged once in all, whatever the mapping, and %s holds one token: "+
 					"give each exchange a token of its own (on GitLab, one id_tokens entry per mapping, each passed with --token-env)", err, c.source.Describe())
 			}
+			if h, ok := c.source.(interface{ Hint() string }); ok && h.Hint() != "" && errors.As(err, &e) && e.Code == api.CodeInvalidToken {
+				return nil, "", fmt.Errorf("%w (%s: %s)", err, c.source.Describe(), h.Hint())
+			}
 			if errors.As(err, &e) && e.Code == api.CodeNoMatchingMapping && c.req.Provider != "" {
 				return nil, "", fmt.Errorf("%w (--format and --provider asked for a mapping of provider %s)", err, c.req.Provider)
 			}

@@ -30,17 +30,38 @@ type Source interface {
 // ci and Source, and its line in cis.
 type ci struct {
 	name string
+	// detect tells a job of this CI by its marker variable (nil: source
+	// tells it alone); --ci NAME skips it.
+	detect func(env map[string]string) bool
 	// source returns the CI's token source when env is one of its jobs
 	// with a token on offer; nil, nil when it is not.
 	source func(env map[string]string, audience string) (Source, error)
 }
 
-// cis in the order they are tried.
-var cis = []ci{githubActions, gitlabIDToken}
+// cis in the order that --ci auto tries them: first the CIs whose
+// variables are unmistakable, Kubernetes late (CI runners often run in a
+// pod) and AWS last (credentials are found almost anywhere).
+var cis = []ci{githubActions, gitlabIDToken, buildkite, circleci, bitbucket, terraformCloud, azureDevOps, jenkins, kubernetes, awsOutbound}
+
+// CIAuto is --ci's default: the first of CINames whose job this is.
+const CIAuto = "auto"
+
+// CINames are --ci's values besides auto, in the order auto tries them.
+func CINames() []string {
+	names := make([]string, len(cis))
+	for i, c := range cis {
+		names[i] = c.name
+	}
+	return names
+}
 
 func newSource(env map[string]string, o Options) (Source, error) {
 	if o.TokenFile != "" && o.TokenEnv != "" {
 		return nil, usage(errors.New("give at most one of --token-file and --token-env"))
+	}
+	forced := o.CI != "" && o.CI != CIAuto
+	if forced && (o.TokenFile != "" || o.TokenEnv != "") {
+		return nil, usage(errors.New("give --ci or one of --token-file and --token-env, not both"))
 	}
 	switch {
 	case o.TokenFile != "":
@@ -49,11 +70,28 @@ func newSource(env map[string]string, o Options) (Source, error) {
 		return newEnvSource(env, o.TokenEnv)
 	}
 	for _, c := range cis {
+		if forced {
+			if c.name != o.CI {
+				continue
+			}
+			s, err := c.source(env, o.Audience)
+			if s == nil && err == nil {
+				err = fmt.Errorf("exchange: --ci %s: this job offers no %s token", c.name, c.name)
+			}
+			return s, err
+		}
+		if c.detect != nil && !c.detect(env) {
+			continue
+		}
 		if s, err := c.source(env, o.Audience); s != nil || err != nil {
 			return s, err
 		}
 	}
-	return nil, usage(fmt.Errorf("no CI token: give --token-file or --token-env, or run in GitHub Actions with `permissions: id-token: write` (%s)", envGitHubReqURL))
+	if forced {
+		return nil, usage(fmt.Errorf("--ci %q: use %s or one of %s", o.CI, CIAuto, strings.Join(CINames(), ", ")))
+	}
+	return nil, usage(fmt.Errorf("no CI token: give --token-file or --token-env, or run in a CI that --ci auto finds (%s; see --help), e.g. GitHub Actions with `permissions: id-token: write` (%s)",
+		strings.Join(CINames(), ", "), envGitHubReqURL))
 }
 
 // jobScope names the CI job from the variables that the common CIs set, so

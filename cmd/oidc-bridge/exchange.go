@@ -16,7 +16,7 @@ import (
 func (a *app) exchangeCmd() *cobra.Command {
 	var o ciclient.Options
 	cmd := &cobra.Command{
-		Use:   "exchange [--bridge-url URL] [--mapping NAME] [--format FORMAT] [--token-file F | --token-env VAR]",
+		Use:   "exchange [--bridge-url URL] [--mapping NAME] [--format FORMAT] [--ci NAME | --token-file F | --token-env VAR]",
 		Short: "Exchange this job's OIDC token for credentials (the client for any CI)",
 		Long: `Exchange the CI job's OIDC token for short-lived credentials at the bridge's
 POST /v1/exchange, and print them for a shell, a file or a cloud SDK.
@@ -28,8 +28,36 @@ redirect is followed: a 3xx answer fails, naming where it pointed.
 The token comes from exactly one source: --token-file (read again for each
 attempt, so a file the CI refreshes gives fresh tokens), --token-env (a
 variable such as GitLab's id_tokens variable; static), or, when neither is
-given, GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN (a fresh token
-for --audience per attempt), else $OIDC_BRIDGE_ID_TOKEN.
+given, the CI that the job runs in (--ci auto, the default, tries them in
+this order; --ci NAME uses that one only):
+  github     ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN: a fresh token for
+             --audience per attempt
+  gitlab     $OIDC_BRIDGE_ID_TOKEN (the template's id_tokens entry; static)
+  buildkite  (BUILDKITE=true) buildkite-agent oidc request-token --audience:
+             a fresh token per attempt
+  circleci   (CIRCLECI=true) circleci run oidc get --claims '{"aud": ...}'
+             when the circleci CLI is on PATH (fresh per attempt), else
+             $CIRCLE_OIDC_TOKEN_V2 or $CIRCLE_OIDC_TOKEN (static; their
+             audience is the organization id, not the bridge's)
+  bitbucket  $BITBUCKET_STEP_OIDC_TOKEN (static)
+  terraform_cloud  $TFC_WORKLOAD_IDENTITY_TOKEN_<TAG> whose
+             $TFC_WORKLOAD_IDENTITY_AUDIENCE_<TAG> is the audience, else
+             $TFC_WORKLOAD_IDENTITY_TOKEN (static)
+  azure_devops  (TF_BUILD=True) POST $SYSTEM_OIDCREQUESTURI with
+             $SYSTEM_ACCESSTOKEN (map $(System.AccessToken) in) for the
+             service connection $OIDC_BRIDGE_AZURE_SERVICE_CONNECTION_ID
+             (else $AZURESUBSCRIPTION_SERVICE_CONNECTION_ID): fresh per
+             attempt; audience api://AzureADTokenExchange
+  jenkins    (JENKINS_URL set) the credential binding's file
+             $OIDC_BRIDGE_TOKEN_FILE (read per attempt), else its variable
+             $OIDC_BRIDGE_ID_TOKEN
+  kubernetes (KUBERNETES_SERVICE_HOST set) the projected token file
+             $OIDC_BRIDGE_KUBERNETES_TOKEN_FILE, else
+             /var/run/secrets/tokens/oidc-bridge-token (read per attempt)
+  aws        ($AWS_EXECUTION_ENV or $CODEBUILD_BUILD_ID set) STS
+             GetWebIdentityToken for the audience with the job's AWS
+             credentials in $AWS_REGION: fresh per attempt
+The audience is --audience, else $OIDC_BRIDGE_AUDIENCE, else the bridge URL.
 
 Formats: env (export lines for eval or source), dotenv (NAME=value lines for
 docker --env-file, compose and dotenv readers), json (the bridge's answer),
@@ -64,9 +92,10 @@ refusals fail at once with the bridge's error code. Exit status: 0 success,
 	f.StringVar(&o.Mapping, "mapping", "", "the mapping to use (default $"+ciclient.EnvMapping+"; else the one mapping that admits the token)")
 	f.StringVar(&o.Provider, "provider", "", "only mappings of this provider: aws, gcp, azure, jwt (default $"+ciclient.EnvProvider+")")
 	f.StringVar(&o.Duration, "duration", "", "the credentials' lifetime, e.g. 15m or 900 (default $"+ciclient.EnvDuration+"; else the mapping's default)")
-	f.StringVar(&o.Audience, "audience", "", "the audience of a token requested from GitHub Actions (default $"+ciclient.EnvAudience+"; else the bridge URL)")
+	f.StringVar(&o.Audience, "audience", "", "the audience of a token requested from the CI (default $"+ciclient.EnvAudience+"; else the bridge URL)")
 	f.StringVar(&o.TokenFile, "token-file", "", "a file holding the CI job's OIDC token, read anew for every exchange")
 	f.StringVar(&o.TokenEnv, "token-env", "", "a variable holding the CI job's OIDC token (e.g. GitLab's id_tokens variable)")
+	f.StringVar(&o.CI, "ci", ciclient.CIAuto, "the CI whose token to use: "+ciclient.CIAuto+" or one of "+strings.Join(ciclient.CINames(), ", "))
 	f.StringVar(&o.Format, "format", ciclient.FormatEnv, "output: "+strings.Join(ciclient.Formats, ", "))
 	f.IntVar(&o.Retries, "retries", 4, "retries of a transient failure (429, 5xx, network)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "the credential cache (default $"+ciclient.EnvCacheDir+", else the CI's per-job temporary folder: $RUNNER_TEMP/oidc-bridge, $AGENT_TEMPDIRECTORY/oidc-bridge; else none)")
