@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// TestCIKindReaders: how the buildkite, circleci, bitbucket and
-// terraform_cloud kinds read what their platforms send beyond the
+// TestCIKindReaders: how the buildkite, circleci, bitbucket,
+// terraform_cloud and kubernetes kinds read what their platforms send beyond the
 // fixtures' ordinary run.
 func TestCIKindReaders(t *testing.T) {
 	t.Parallel()
@@ -37,6 +37,14 @@ func TestCIKindReaders(t *testing.T) {
 		{"bitbucket tag pipeline", KindBitbucket, "bitbucket-step.json", map[string]any{"branchName": nil, "deploymentEnvironmentUuid": nil}, "", "", "", "", "sha256:"},
 		{"bitbucket unbraced uuid", KindBitbucket, "bitbucket-step.json", map[string]any{"repositoryUuid": "6c3f1a2b-4d5e-4f60-8a1b-2c3d4e5f6a7b"}, ReasonInvalidClaim, "", "", "", ""},
 		{"bitbucket without repository", KindBitbucket, "bitbucket-step.json", map[string]any{"repositoryUuid": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"kubernetes pod", KindKubernetes, "kubernetes-pod.json", nil, "", "", "", "", "jti:"},
+		{"kubernetes before 1.29: no jti, not bound to a pod", KindKubernetes, "kubernetes-pod.json", map[string]any{"jti": nil, "kubernetes.io": map[string]any{"namespace": "payments", "serviceaccount": map[string]any{"name": "deployer", "uid": "c2f5e9a0-1b2c-4d3e-8f90-123456789abc"}}}, "", "", "", "", "sha256:"},
+		{"kubernetes sub names another service account", KindKubernetes, "kubernetes-pod.json", map[string]any{"sub": "system:serviceaccount:payments:admin"}, ReasonInvalidClaim, "", "", "", ""},
+		{"kubernetes sub of another namespace", KindKubernetes, "kubernetes-pod.json", map[string]any{"sub": "system:serviceaccount:kube-system:deployer"}, ReasonInvalidClaim, "", "", "", ""},
+		{"kubernetes without the kubernetes.io claim", KindKubernetes, "kubernetes-pod.json", map[string]any{"kubernetes.io": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"kubernetes.io not an object", KindKubernetes, "kubernetes-pod.json", map[string]any{"kubernetes.io": "payments"}, ReasonInvalidClaim, "", "", "", ""},
+		{"kubernetes namespace not a string", KindKubernetes, "kubernetes-pod.json", map[string]any{"kubernetes.io": map[string]any{"namespace": 7, "serviceaccount": map[string]any{"name": "deployer", "uid": "u"}}}, ReasonInvalidClaim, "", "", "", ""},
+		{"kubernetes namespace with a colon", KindKubernetes, "kubernetes-pod.json", map[string]any{"sub": "system:serviceaccount:a:b:deployer", "kubernetes.io": map[string]any{"namespace": "a:b", "serviceaccount": map[string]any{"name": "deployer", "uid": "u"}}}, ReasonInvalidClaim, "", "", "", ""},
 		{"terraform apply", KindTerraformCloud, "terraform_cloud-run.json", nil, "", "", "", "acme/network-prod", "jti:"},
 		{"terraform without jti", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"jti": nil}, "", "", "", "acme/network-prod", "sha256:"},
 		{"terraform without organization", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"terraform_organization_id": nil}, ReasonMissingClaim, "", "", "", ""},

@@ -52,6 +52,7 @@ var platforms = []Platform{
 	circleci{},
 	bitbucket{},
 	terraformCloud{},
+	kubernetes{},
 	generic{},
 }
 
@@ -216,6 +217,11 @@ type LintRules struct {
 	// TenantPinMessage the warning when none is.
 	TenantPin        []string
 	TenantPinMessage string
+	// TenantPinAll lists conditions that pin the tenant all together, each
+	// literally, as one of TenantPin does alone (Kubernetes' namespace and
+	// service account, which claims.sub names at once); unpinned_tenant is
+	// then on the field conditions.<TenantPinAll[0]>.
+	TenantPinAll []string
 }
 
 // IssuerRules are what a kind knows of its issuers.

@@ -52,15 +52,11 @@ var ciKinds = []ciKind{
 		otherTenant: map[string]any{"terraform_organization_id": "org-MALLORYxxxxxxxxx", "terraform_organization_name": "mallory"}},
 }
 
-// ciClaims is the kind's fixture as the issuer iss would sign it now, with
-// edits (nil deletes a claim).
+// ciClaims is the kind's claim set (oidctest.ClaimSet) as the issuer iss
+// would sign it now, with edits (nil deletes a claim).
 func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[string]any) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "identity", "testdata", fixture))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := json.NewDecoder(bytes.NewReader(oidctest.ClaimSet(fixture)))
 	dec.UseNumber()
 	var c map[string]any
 	if err := dec.Decode(&c); err != nil {
@@ -69,7 +65,12 @@ func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[stri
 	delete(c, "_about")
 	now := time.Now().Unix()
 	lifetime := 300
-	c["iss"], c["aud"], c["iat"], c["exp"] = iss.URL(), oidctest.DefaultAudience, now, now+int64(lifetime)
+	c["iss"], c["iat"], c["exp"] = iss.URL(), now, now+int64(lifetime)
+	if _, list := c["aud"].([]any); list {
+		c["aud"] = []any{oidctest.DefaultAudience}
+	} else {
+		c["aud"] = oidctest.DefaultAudience
+	}
 	if _, ok := c["nbf"]; ok {
 		c["nbf"] = now
 	}
@@ -147,5 +148,85 @@ func TestCIKindsExchange(t *testing.T) {
 	}
 	if n := len(x.sts.Calls()); n != len(ciKinds) {
 		t.Errorf("STS saw %d calls, want %d (one per kind)", n, len(ciKinds))
+	}
+}
+
+// TestKubernetesKindExchange: a kubernetes issuer as a private cluster's
+// is registered, with no discovery at all (its URL answers nothing) and
+// its API server's keys as a static jwks; an unpinned mapping draws
+// unpinned_tenant (refused under lint=strict); a really signed service
+// account token of the real claim shape is exchanged by the CLI; a token
+// of another namespace, or of another service account of the namespace,
+// is denied, and so is one whose sub disagrees with kubernetes.io.
+func TestKubernetesKindExchange(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	dir := t.TempDir()
+	cliEnv := []string{"OIDC_BRIDGE_URL=" + s.url, "HOME=" + dir, "XDG_CACHE_HOME=", "RUNNER_TEMP="}
+	keys := oidctest.New(t) // the API server's signing keys; its own URL is never registered
+	issuerURL := "http://" + freeAddr(t) + "/cluster"
+	set, err := json.Marshal(keys.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.must(201, "POST", "/v1/admin/issuers", fmt.Sprintf(
+		`{"name": "cluster", "url": %q, "audiences": [%q], "kind": "kubernetes", "jwks": %s}`, issuerURL, oidctest.DefaultAudience, set))
+
+	mapping := func(name, cond string) string {
+		return fmt.Sprintf(`{"name": %q, "issuer": "cluster", "conditions": {"claims": %s}, "provider": "aws",
+			"target": {"role_arn": "arn:aws:iam::123456789012:role/payments-deployer", "region": "eu-west-1"}}`, name, cond)
+	}
+	loose := `{"/kubernetes.io/namespace": "payments"}`
+	r := s.call("POST", "/v1/admin/mappings?lint=strict", mapping("payments-loose", loose))
+	if r.status != 400 || !strings.Contains(string(r.body), "lint unpinned_tenant") || !strings.Contains(string(r.body), `"field":"conditions.claims./kubernetes.io/namespace"`) {
+		t.Errorf("unpinned mapping under lint=strict: %d %s", r.status, r.body)
+	}
+	r = s.must(200, "POST", "/v1/admin/mappings?dry_run=true", mapping("payments-loose", loose))
+	if !strings.Contains(string(r.body), `"code":"unpinned_tenant"`) {
+		t.Errorf("unpinned mapping's warnings: %s", r.body)
+	}
+	r = s.must(201, "POST", "/v1/admin/mappings?lint=strict", mapping("payments-deploy",
+		`{"/kubernetes.io/namespace": "payments", "/kubernetes.io/serviceaccount/name": "deployer"}`))
+	if strings.Contains(string(r.body), "unpinned_tenant") {
+		t.Errorf("pinned mapping warns: %s", r.body)
+	}
+
+	mint := func(edits map[string]any) string {
+		c := ciClaims(t, keys, "kubernetes-pod.json", edits)
+		c["iss"] = issuerURL
+		return keys.Mint(t, c)
+	}
+	tf := filepath.Join(dir, "token")
+	if err := os.WriteFile(tf, []byte(mint(nil)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := cli(t, cliEnv, "exchange", "--mapping", "payments-deploy", "--token-file", tf, "--no-cache", "--format", "json")
+	if code != 0 || !strings.Contains(out, `"AccessKeyId"`) && !strings.Contains(out, `"access_key_id"`) {
+		t.Errorf("exchange: exit %d\nstdout %.300s\nstderr %s", code, out, errOut)
+	}
+
+	k8s := func(ns, sa string) map[string]any {
+		return map[string]any{"sub": "system:serviceaccount:" + ns + ":" + sa, "kubernetes.io": map[string]any{
+			"namespace": ns, "serviceaccount": map[string]any{"name": sa, "uid": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"}}}
+	}
+	for _, tt := range []struct {
+		name  string
+		edits map[string]any
+		code  string
+	}{
+		{"another namespace's deployer", k8s("billing", "deployer"), "no_matching_mapping"},
+		{"another service account of the namespace", k8s("payments", "default"), "no_matching_mapping"},
+		{"sub naming another service account", map[string]any{"sub": "system:serviceaccount:payments:default"}, "invalid_token"},
+	} {
+		if r := exchange(s, mint(tt.edits), ""); r.status/100 != 4 || !strings.Contains(string(r.body), tt.code) {
+			t.Errorf("%s: %d %s, want %s", tt.name, r.status, r.body, tt.code)
+		}
+	}
+	if n := len(x.sts.Calls()); n != 1 {
+		t.Errorf("STS saw %d calls, want 1", n)
+	}
+	if d, j := keys.DiscoveryRequests(), keys.JWKSRequests(); d != 0 || j != 0 {
+		t.Errorf("discovery %d and JWKS %d requests, want none", d, j)
 	}
 }
