@@ -6,7 +6,7 @@ import (
 )
 
 // TestCIKindReaders: how the buildkite, circleci, bitbucket,
-// terraform_cloud and kubernetes kinds read what their platforms send beyond the
+// terraform_cloud, kubernetes and aws kinds read what their platforms send beyond the
 // fixtures' ordinary run.
 func TestCIKindReaders(t *testing.T) {
 	t.Parallel()
@@ -45,6 +45,14 @@ func TestCIKindReaders(t *testing.T) {
 		{"kubernetes.io not an object", KindKubernetes, "kubernetes-pod.json", map[string]any{"kubernetes.io": "payments"}, ReasonInvalidClaim, "", "", "", ""},
 		{"kubernetes namespace not a string", KindKubernetes, "kubernetes-pod.json", map[string]any{"kubernetes.io": map[string]any{"namespace": 7, "serviceaccount": map[string]any{"name": "deployer", "uid": "u"}}}, ReasonInvalidClaim, "", "", "", ""},
 		{"kubernetes namespace with a colon", KindKubernetes, "kubernetes-pod.json", map[string]any{"sub": "system:serviceaccount:a:b:deployer", "kubernetes.io": map[string]any{"namespace": "a:b", "serviceaccount": map[string]any{"name": "deployer", "uid": "u"}}}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws lambda role", KindAWS, "aws-outbound.json", nil, "", "", "", "", "jti:"},
+		{"aws outside an organization", KindAWS, "aws-outbound.json", map[string]any{"https://sts.amazonaws.com/": map[string]any{"aws_account": "123456789012", "source_region": "eu-west-1"}}, "", "", "", "", "jti:"},
+		{"aws sub of another account", KindAWS, "aws-outbound.json", map[string]any{"sub": "arn:aws:iam::210987654321:role/payments/DeployFunctionRole"}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws sub not an ARN", KindAWS, "aws-outbound.json", map[string]any{"sub": "123456789012"}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws account not 12 digits", KindAWS, "aws-outbound.json", map[string]any{"sub": "arn:aws:iam::1234:role/x", "https://sts.amazonaws.com/": map[string]any{"aws_account": "1234"}}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws account a number", KindAWS, "aws-outbound.json", map[string]any{"https://sts.amazonaws.com/": map[string]any{"aws_account": 123456789012}}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws without its claims", KindAWS, "aws-outbound.json", map[string]any{"https://sts.amazonaws.com/": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"aws without jti", KindAWS, "aws-outbound.json", map[string]any{"jti": nil}, ReasonMissingClaim, "", "", "", ""},
 		{"terraform apply", KindTerraformCloud, "terraform_cloud-run.json", nil, "", "", "", "acme/network-prod", "jti:"},
 		{"terraform without jti", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"jti": nil}, "", "", "", "acme/network-prod", "sha256:"},
 		{"terraform without organization", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"terraform_organization_id": nil}, ReasonMissingClaim, "", "", "", ""},
@@ -102,6 +110,11 @@ func TestCheckIssuerURL(t *testing.T) {
 		{KindBuildkite, "https://agent.buildkite.com", true, false},
 		{KindBuildkite, "https://agent.buildkite.com.evil.example", true, true},
 		{KindTerraformCloud, "https://tfe.internal.example/", true, false},
+		{KindAWS, "https://3f9c2a1e-7b4d-4e8a-9c6f-1d2e3f4a5b6c.tokens.sts.global.api.aws", true, false},
+		{KindAWS, "https://tokens.sts.global.api.aws", true, true},
+		{KindAWS, "https://a.b.tokens.sts.global.api.aws", true, true},
+		{KindAWS, "https://x.tokens.sts.global.api.aws.evil.example", true, true},
+		{KindAWS, "http://x.tokens.sts.global.api.aws", true, true},
 		{KindGitHub, "https://anything.example/x", true, false},
 	} {
 		if got := CheckIssuerURL(tt.kind, tt.url); (got == "") != tt.ok {

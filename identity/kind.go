@@ -53,6 +53,7 @@ var platforms = []Platform{
 	bitbucket{},
 	terraformCloud{},
 	kubernetes{},
+	aws{},
 	generic{},
 }
 
@@ -233,7 +234,9 @@ type IssuerRules struct {
 	Path string
 	// Hosts, when set, are the platform's own hosts: an issuer URL of the
 	// kind on another host draws the issuer lint warning issuer_host (a
-	// test double, a proxy, or a mistake). Empty: self-hosted instances
+	// test double, a proxy, or a mistake). A host "*.<domain>" stands for
+	// any one label before the domain (AWS's per-account
+	// <uuid>.tokens.sts.global.api.aws). Empty: self-hosted instances
 	// exist, any host is the platform's.
 	Hosts []string
 	// Shared: one issuer URL serves every tenant of the platform (all
@@ -275,7 +278,16 @@ func IssuerHostUnusual(k Kind, u string) bool {
 		return false
 	}
 	p, err := url.Parse(u)
-	return err != nil || !slices.Contains(hosts, p.Host) || p.Scheme != "https"
+	if err != nil || p.Scheme != "https" {
+		return true
+	}
+	return !slices.ContainsFunc(hosts, func(h string) bool {
+		if domain, ok := strings.CutPrefix(h, "*."); ok {
+			label, rest, found := strings.Cut(p.Host, ".")
+			return found && label != "" && rest == domain
+		}
+		return h == p.Host
+	})
 }
 
 // unknown is PlatformOf's answer for a kind that is not registered.

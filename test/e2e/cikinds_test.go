@@ -50,6 +50,15 @@ var ciKinds = []ciKind{
 		tenantField: "conditions.claims.terraform_organization_id",
 		// Another organization's workspace of the same name.
 		otherTenant: map[string]any{"terraform_organization_id": "org-MALLORYxxxxxxxxx", "terraform_organization_name": "mallory"}},
+	{kind: "aws", fixture: "aws-outbound.json",
+		pinned:      `{"claims": {"/https:~1~1sts.amazonaws.com~1/aws_account": "123456789012", "/https:~1~1sts.amazonaws.com~1/principal_tags/team": "payments"}}`,
+		unpinned:    `{"claims": {"/https:~1~1sts.amazonaws.com~1/org_id": "o-*", "/https:~1~1sts.amazonaws.com~1/principal_tags/team": "payments"}}`,
+		tenantField: "conditions.claims./https:~1~1sts.amazonaws.com~1/aws_account",
+		// Another account's role with the same principal tag, its token
+		// signed by the same issuer (one registered for the wrong account,
+		// or re-pointed).
+		otherTenant: map[string]any{"sub": "arn:aws:iam::210987654321:role/payments/DeployFunctionRole", "https://sts.amazonaws.com/": map[string]any{
+			"aws_account": "210987654321", "source_region": "eu-west-1", "principal_tags": map[string]any{"team": "payments"}}}},
 }
 
 // ciClaims is the kind's claim set (oidctest.ClaimSet) as the issuer iss
@@ -87,8 +96,8 @@ func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[stri
 	return c
 }
 
-// TestCIKindsExchange: for each of the buildkite, circleci, bitbucket and
-// terraform_cloud kinds, through the real binary and real discovery: the
+// TestCIKindsExchange: for each of the buildkite, circleci, bitbucket,
+// terraform_cloud and aws kinds, through the real binary and real discovery: the
 // issuer registers at its platform's path form (another form is refused),
 // an unpinned mapping draws unpinned_tenant and ?lint=strict refuses it, a
 // really signed token of the kind's claim shape is exchanged by
