@@ -6,7 +6,7 @@ import (
 )
 
 // TestCIKindReaders: how the buildkite, circleci, bitbucket,
-// terraform_cloud, kubernetes and aws kinds read what their platforms send beyond the
+// terraform_cloud, kubernetes, aws and forgejo kinds read what their platforms send beyond the
 // fixtures' ordinary run.
 func TestCIKindReaders(t *testing.T) {
 	t.Parallel()
@@ -53,6 +53,13 @@ func TestCIKindReaders(t *testing.T) {
 		{"aws account a number", KindAWS, "aws-outbound.json", map[string]any{"https://sts.amazonaws.com/": map[string]any{"aws_account": 123456789012}}, ReasonInvalidClaim, "", "", "", ""},
 		{"aws without its claims", KindAWS, "aws-outbound.json", map[string]any{"https://sts.amazonaws.com/": nil}, ReasonMissingClaim, "", "", "", ""},
 		{"aws without jti", KindAWS, "aws-outbound.json", map[string]any{"jti": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"forgejo push", KindForgejo, "forgejo-actions.json", nil, "", "refs/heads/main", "", "acme/web", "sha256:"},
+		{"forgejo before immutable ids", KindForgejo, "forgejo-actions.json", map[string]any{"repository_id": nil, "repository_owner_id": nil, "actor_id": nil}, "", "refs/heads/main", "", "acme/web", "sha256:"},
+		{"forgejo owner disagrees", KindForgejo, "forgejo-actions.json", map[string]any{"repository_owner": "mallory"}, ReasonInvalidClaim, "", "", "", ""},
+		{"forgejo repository without owner", KindForgejo, "forgejo-actions.json", map[string]any{"repository": "web"}, ReasonInvalidClaim, "", "", "", ""},
+		{"forgejo bare ref", KindForgejo, "forgejo-actions.json", map[string]any{"ref": "main"}, ReasonInvalidClaim, "", "", "", ""},
+		{"forgejo id not decimal", KindForgejo, "forgejo-actions.json", map[string]any{"repository_id": "0x40"}, ReasonInvalidClaim, "", "", "", ""},
+		{"forgejo without ref", KindForgejo, "forgejo-actions.json", map[string]any{"ref": nil}, ReasonMissingClaim, "", "", "", ""},
 		{"terraform apply", KindTerraformCloud, "terraform_cloud-run.json", nil, "", "", "", "acme/network-prod", "jti:"},
 		{"terraform without jti", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"jti": nil}, "", "", "", "acme/network-prod", "sha256:"},
 		{"terraform without organization", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"terraform_organization_id": nil}, ReasonMissingClaim, "", "", "", ""},
@@ -91,7 +98,7 @@ func TestCIKindReaders(t *testing.T) {
 }
 
 // TestCheckIssuerURL: the fixed path forms of circleci and bitbucket
-// issuers, and the hosts that draw no issuer_host warning.
+// issuers, forgejo's /api/actions ending, and the hosts that draw no issuer_host warning.
 func TestCheckIssuerURL(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -116,6 +123,11 @@ func TestCheckIssuerURL(t *testing.T) {
 		{KindAWS, "https://x.tokens.sts.global.api.aws.evil.example", true, true},
 		{KindAWS, "http://x.tokens.sts.global.api.aws", true, true},
 		{KindGitHub, "https://anything.example/x", true, false},
+		{KindForgejo, "https://codeberg.org/api/actions", true, false},
+		{KindForgejo, "https://git.example.com/forgejo/api/actions", true, false},
+		{KindForgejo, "https://codeberg.org", false, false},
+		{KindForgejo, "https://codeberg.org/api/actions/", false, false},
+		{KindForgejo, "https://codeberg.org/api/actions/x", false, false},
 	} {
 		if got := CheckIssuerURL(tt.kind, tt.url); (got == "") != tt.ok {
 			t.Errorf("CheckIssuerURL(%s, %s) = %q, want ok %v", tt.kind, tt.url, got, tt.ok)

@@ -54,6 +54,7 @@ var platforms = []Platform{
 	terraformCloud{},
 	kubernetes{},
 	aws{},
+	forgejo{},
 	generic{},
 }
 
@@ -232,6 +233,10 @@ type IssuerRules struct {
 	// segment (the tenant: /org/{org-id} for CircleCI). An issuer URL of the kind with another
 	// path is refused: its tokens cannot be the platform's.
 	Path string
+	// PathSuffix, when set, is how every issuer URL's path of the platform
+	// ends, the instance being at any path before it (Forgejo's
+	// /api/actions); another path is refused as Path's.
+	PathSuffix string
 	// Hosts, when set, are the platform's own hosts: an issuer URL of the
 	// kind on another host draws the issuer lint warning issuer_host (a
 	// test double, a proxy, or a mistake). A host "*.<domain>" stands for
@@ -251,13 +256,20 @@ type IssuerRules struct {
 // is not the platform's form, IssuerRules.Path), "" when it can. u must
 // already be a valid issuer URL.
 func CheckIssuerURL(k Kind, u string) string {
-	want := PlatformOf(k).Issuer().Path
-	if want == "" {
+	rules := PlatformOf(k).Issuer()
+	want := rules.Path
+	if want == "" && rules.PathSuffix == "" {
 		return ""
 	}
 	p, err := url.Parse(u)
 	if err != nil {
 		return "is not a URL"
+	}
+	if suffix := rules.PathSuffix; suffix != "" {
+		if !strings.HasSuffix(p.Path, suffix) {
+			return fmt.Sprintf("is not a %s issuer URL: its path must end with %s", k, suffix)
+		}
+		return ""
 	}
 	got, pat := strings.Split(p.Path, "/"), strings.Split(want, "/")
 	ok := len(got) == len(pat)

@@ -26,6 +26,23 @@ func claimsOf(kv ...string) map[string]Values {
 	return m
 }
 
+// TestForgejoOwnerPinned: a forgejo mapping cannot leave the owner open
+// (every owner of the instance shares its issuer): a repository pattern
+// must name it literally, and breadth requires repository or
+// repository_id, so unpinned_tenant has nothing to add.
+func TestForgejoOwnerPinned(t *testing.T) {
+	t.Parallel()
+	for _, cond := range []Conditions{
+		{Repository: One("*/web"), Ref: One("refs/heads/main")},
+		{Ref: One("refs/heads/main"), Claims: claimsOf("repository_owner", "acme")},
+	} {
+		err := ValidateMapping(ciMapping(cond), identity.KindForgejo)
+		if err == nil || !strings.Contains(err.Error(), "conditions.repository") {
+			t.Errorf("ValidateMapping(%+v) = %v, want a refusal on conditions.repository", cond, err)
+		}
+	}
+}
+
 // TestLintUnpinnedTenant: a mapping of a kind whose issuer serves several
 // tenants warns unpinned_tenant unless it pins one of the kind's tenant
 // conditions literally; github, gitlab and generic never do.
@@ -57,6 +74,9 @@ func TestLintUnpinnedTenant(t *testing.T) {
 		{"aws account", identity.KindAWS, Conditions{Claims: claimsOf("/https:~1~1sts.amazonaws.com~1/aws_account", "123456789012", "/https:~1~1sts.amazonaws.com~1/principal_tags/team", "payments")}, true, ""},
 		{"aws organization", identity.KindAWS, Conditions{Claims: claimsOf("/https:~1~1sts.amazonaws.com~1/org_id", "o-a1b2c3d4e5")}, true, ""},
 		{"aws any organization", identity.KindAWS, Conditions{Claims: claimsOf("/https:~1~1sts.amazonaws.com~1/org_id", "o-*", "/https:~1~1sts.amazonaws.com~1/principal_tags/team", "payments")}, false, "conditions.claims./https:~1~1sts.amazonaws.com~1/aws_account"},
+		{"forgejo repository", identity.KindForgejo, Conditions{Repository: One("acme/web")}, true, ""},
+		{"forgejo repository id", identity.KindForgejo, Conditions{RepositoryID: One("265358")}, true, ""},
+		{"forgejo repositories of the owner", identity.KindForgejo, Conditions{Repository: One("acme/*")}, true, ""},
 		{"github never", identity.KindGitHub, ghMapping(nil).Conditions, true, ""},
 		{"gitlab never", identity.KindGitLab, glMapping(nil).Conditions, true, ""},
 		{"generic never", identity.KindGeneric, Conditions{Claims: claimsOf("x", "y")}, true, ""},

@@ -88,9 +88,10 @@ const (
 //     own (identity.LintRules.TenantPin) with literal values only (no
 //     wildcard), or not all of TenantPinAll (a kubernetes mapping: the
 //     namespace and the service account, or sub): another tenant's jobs
-//     obtain it. github, gitlab and
-//     generic: never (a github or gitlab mapping names the owner in its
-//     repository; a generic issuer's tenants are not known).
+//     obtain it. github, gitlab, forgejo and
+//     generic: never (a github, gitlab or forgejo mapping names the owner
+//     in its repository, or pins the repository_id; a generic issuer's
+//     tenants are not known).
 //   - no_immutable_id (conditions.repository_id): names are reusable, ids
 //     are not (attack catalogue 29). github and other non-generic kinds:
 //     neither conditions.repository_id nor conditions.claims.repository_owner_id;

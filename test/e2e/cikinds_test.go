@@ -21,7 +21,10 @@ type ciKind struct {
 	kind, fixture, path string
 	pinned, unpinned    string // conditions
 	tenantField         string // unpinned_tenant's field
-	otherTenant         map[string]any
+	// refusedField, when set: the unpinned mapping is refused whatever
+	// the lint (400, this field), as forgejo's without a literal owner.
+	refusedField string
+	otherTenant  map[string]any
 }
 
 var ciKinds = []ciKind{
@@ -59,6 +62,13 @@ var ciKinds = []ciKind{
 		// or re-pointed).
 		otherTenant: map[string]any{"sub": "arn:aws:iam::210987654321:role/payments/DeployFunctionRole", "https://sts.amazonaws.com/": map[string]any{
 			"aws_account": "210987654321", "source_region": "eu-west-1", "principal_tags": map[string]any{"team": "payments"}}}},
+	{kind: "forgejo", fixture: "forgejo-actions.json", path: "/api/actions",
+		pinned:       `{"repository": "acme/web", "repository_id": "265358", "ref": "refs/heads/main", "event_name": "push"}`,
+		unpinned:     `{"repository": "*/web", "ref": "refs/heads/main", "event_name": "push"}`,
+		refusedField: "conditions.repository",
+		// Another owner's repository of the same name on the instance.
+		otherTenant: map[string]any{"repository": "mallory/web", "repository_owner": "mallory", "repository_id": "999001", "repository_owner_id": "999000",
+			"sub": "repo:mallory-999000/web-999001:ref:refs/heads/main"}},
 }
 
 // ciClaims is the kind's claim set (oidctest.ClaimSet) as the issuer iss
@@ -97,9 +107,10 @@ func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[stri
 }
 
 // TestCIKindsExchange: for each of the buildkite, circleci, bitbucket,
-// terraform_cloud and aws kinds, through the real binary and real discovery: the
+// terraform_cloud, aws and forgejo kinds, through the real binary and real discovery: the
 // issuer registers at its platform's path form (another form is refused),
-// an unpinned mapping draws unpinned_tenant and ?lint=strict refuses it, a
+// an unpinned mapping draws unpinned_tenant and ?lint=strict refuses it
+// (forgejo's, without its owner, is refused outright), a
 // really signed token of the kind's claim shape is exchanged by
 // `oidc-bridge exchange --token-file`, and another tenant's token on the
 // same issuer is denied.
@@ -124,16 +135,24 @@ func TestCIKindsExchange(t *testing.T) {
 			return fmt.Sprintf(`{"name": %q, "issuer": %q, "conditions": %s, "provider": "aws",
 				"target": {"role_arn": "arn:aws:iam::123456789012:role/ci-%d", "region": "eu-west-1"}}`, name, k.kind, cond, i)
 		}
-		// The unpinned mapping: a warning, and refused under lint=strict.
-		r := s.call("POST", "/v1/admin/mappings?lint=strict", mapping(k.kind+"-loose", k.unpinned))
-		if r.status != 400 || !strings.Contains(string(r.body), "lint unpinned_tenant") || !strings.Contains(string(r.body), `"field":"`+k.tenantField+`"`) {
-			t.Errorf("%s: unpinned mapping under lint=strict: %d %s", k.kind, r.status, r.body)
+		if k.refusedField != "" {
+			// The unpinned mapping: refused, whatever the lint.
+			r := s.call("POST", "/v1/admin/mappings", mapping(k.kind+"-loose", k.unpinned))
+			if r.status != 400 || !strings.Contains(string(r.body), `"field":"`+k.refusedField+`"`) {
+				t.Errorf("%s: unpinned mapping: %d %s", k.kind, r.status, r.body)
+			}
+		} else {
+			// The unpinned mapping: a warning, and refused under lint=strict.
+			r := s.call("POST", "/v1/admin/mappings?lint=strict", mapping(k.kind+"-loose", k.unpinned))
+			if r.status != 400 || !strings.Contains(string(r.body), "lint unpinned_tenant") || !strings.Contains(string(r.body), `"field":"`+k.tenantField+`"`) {
+				t.Errorf("%s: unpinned mapping under lint=strict: %d %s", k.kind, r.status, r.body)
+			}
+			r = s.must(200, "POST", "/v1/admin/mappings?dry_run=true", mapping(k.kind+"-loose", k.unpinned))
+			if !strings.Contains(string(r.body), `"code":"unpinned_tenant"`) {
+				t.Errorf("%s: unpinned mapping's warnings: %s", k.kind, r.body)
+			}
 		}
-		r = s.must(200, "POST", "/v1/admin/mappings?dry_run=true", mapping(k.kind+"-loose", k.unpinned))
-		if !strings.Contains(string(r.body), `"code":"unpinned_tenant"`) {
-			t.Errorf("%s: unpinned mapping's warnings: %s", k.kind, r.body)
-		}
-		r = s.must(201, "POST", "/v1/admin/mappings", mapping(k.kind+"-deploy", k.pinned))
+		r := s.must(201, "POST", "/v1/admin/mappings", mapping(k.kind+"-deploy", k.pinned))
 		if strings.Contains(string(r.body), "unpinned_tenant") {
 			t.Errorf("%s: pinned mapping warns: %s", k.kind, r.body)
 		}
