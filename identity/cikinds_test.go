@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// TestCIKindReaders: how the buildkite, circleci, bitbucket and
-// terraform_cloud kinds read what their platforms send beyond the
+// TestCIKindReaders: how the buildkite, circleci, bitbucket,
+// terraform_cloud, kubernetes, aws and forgejo kinds read what their platforms send beyond the
 // fixtures' ordinary run.
 func TestCIKindReaders(t *testing.T) {
 	t.Parallel()
@@ -37,6 +37,29 @@ func TestCIKindReaders(t *testing.T) {
 		{"bitbucket tag pipeline", KindBitbucket, "bitbucket-step.json", map[string]any{"branchName": nil, "deploymentEnvironmentUuid": nil}, "", "", "", "", "sha256:"},
 		{"bitbucket unbraced uuid", KindBitbucket, "bitbucket-step.json", map[string]any{"repositoryUuid": "6c3f1a2b-4d5e-4f60-8a1b-2c3d4e5f6a7b"}, ReasonInvalidClaim, "", "", "", ""},
 		{"bitbucket without repository", KindBitbucket, "bitbucket-step.json", map[string]any{"repositoryUuid": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"kubernetes pod", KindKubernetes, "kubernetes-pod.json", nil, "", "", "", "", "jti:"},
+		{"kubernetes before 1.29: no jti, not bound to a pod", KindKubernetes, "kubernetes-pod.json", map[string]any{"jti": nil, "kubernetes.io": map[string]any{"namespace": "payments", "serviceaccount": map[string]any{"name": "deployer", "uid": "c2f5e9a0-1b2c-4d3e-8f90-123456789abc"}}}, "", "", "", "", "sha256:"},
+		{"kubernetes sub names another service account", KindKubernetes, "kubernetes-pod.json", map[string]any{"sub": "system:serviceaccount:payments:admin"}, ReasonInvalidClaim, "", "", "", ""},
+		{"kubernetes sub of another namespace", KindKubernetes, "kubernetes-pod.json", map[string]any{"sub": "system:serviceaccount:kube-system:deployer"}, ReasonInvalidClaim, "", "", "", ""},
+		{"kubernetes without the kubernetes.io claim", KindKubernetes, "kubernetes-pod.json", map[string]any{"kubernetes.io": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"kubernetes.io not an object", KindKubernetes, "kubernetes-pod.json", map[string]any{"kubernetes.io": "payments"}, ReasonInvalidClaim, "", "", "", ""},
+		{"kubernetes namespace not a string", KindKubernetes, "kubernetes-pod.json", map[string]any{"kubernetes.io": map[string]any{"namespace": 7, "serviceaccount": map[string]any{"name": "deployer", "uid": "u"}}}, ReasonInvalidClaim, "", "", "", ""},
+		{"kubernetes namespace with a colon", KindKubernetes, "kubernetes-pod.json", map[string]any{"sub": "system:serviceaccount:a:b:deployer", "kubernetes.io": map[string]any{"namespace": "a:b", "serviceaccount": map[string]any{"name": "deployer", "uid": "u"}}}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws lambda role", KindAWS, "aws-outbound.json", nil, "", "", "", "", "jti:"},
+		{"aws outside an organization", KindAWS, "aws-outbound.json", map[string]any{"https://sts.amazonaws.com/": map[string]any{"aws_account": "123456789012", "source_region": "eu-west-1"}}, "", "", "", "", "jti:"},
+		{"aws sub of another account", KindAWS, "aws-outbound.json", map[string]any{"sub": "arn:aws:iam::210987654321:role/payments/DeployFunctionRole"}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws sub not an ARN", KindAWS, "aws-outbound.json", map[string]any{"sub": "123456789012"}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws account not 12 digits", KindAWS, "aws-outbound.json", map[string]any{"sub": "arn:aws:iam::1234:role/x", "https://sts.amazonaws.com/": map[string]any{"aws_account": "1234"}}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws account a number", KindAWS, "aws-outbound.json", map[string]any{"https://sts.amazonaws.com/": map[string]any{"aws_account": 123456789012}}, ReasonInvalidClaim, "", "", "", ""},
+		{"aws without its claims", KindAWS, "aws-outbound.json", map[string]any{"https://sts.amazonaws.com/": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"aws without jti", KindAWS, "aws-outbound.json", map[string]any{"jti": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"forgejo push", KindForgejo, "forgejo-actions.json", nil, "", "refs/heads/main", "", "acme/web", "sha256:"},
+		{"forgejo before immutable ids", KindForgejo, "forgejo-actions.json", map[string]any{"repository_id": nil, "repository_owner_id": nil, "actor_id": nil}, "", "refs/heads/main", "", "acme/web", "sha256:"},
+		{"forgejo owner disagrees", KindForgejo, "forgejo-actions.json", map[string]any{"repository_owner": "mallory"}, ReasonInvalidClaim, "", "", "", ""},
+		{"forgejo repository without owner", KindForgejo, "forgejo-actions.json", map[string]any{"repository": "web"}, ReasonInvalidClaim, "", "", "", ""},
+		{"forgejo bare ref", KindForgejo, "forgejo-actions.json", map[string]any{"ref": "main"}, ReasonInvalidClaim, "", "", "", ""},
+		{"forgejo id not decimal", KindForgejo, "forgejo-actions.json", map[string]any{"repository_id": "0x40"}, ReasonInvalidClaim, "", "", "", ""},
+		{"forgejo without ref", KindForgejo, "forgejo-actions.json", map[string]any{"ref": nil}, ReasonMissingClaim, "", "", "", ""},
 		{"terraform apply", KindTerraformCloud, "terraform_cloud-run.json", nil, "", "", "", "acme/network-prod", "jti:"},
 		{"terraform without jti", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"jti": nil}, "", "", "", "acme/network-prod", "sha256:"},
 		{"terraform without organization", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"terraform_organization_id": nil}, ReasonMissingClaim, "", "", "", ""},
@@ -75,7 +98,7 @@ func TestCIKindReaders(t *testing.T) {
 }
 
 // TestCheckIssuerURL: the fixed path forms of circleci and bitbucket
-// issuers, and the hosts that draw no issuer_host warning.
+// issuers, forgejo's /api/actions ending, and the hosts that draw no issuer_host warning.
 func TestCheckIssuerURL(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -94,7 +117,17 @@ func TestCheckIssuerURL(t *testing.T) {
 		{KindBuildkite, "https://agent.buildkite.com", true, false},
 		{KindBuildkite, "https://agent.buildkite.com.evil.example", true, true},
 		{KindTerraformCloud, "https://tfe.internal.example/", true, false},
+		{KindAWS, "https://3f9c2a1e-7b4d-4e8a-9c6f-1d2e3f4a5b6c.tokens.sts.global.api.aws", true, false},
+		{KindAWS, "https://tokens.sts.global.api.aws", true, true},
+		{KindAWS, "https://a.b.tokens.sts.global.api.aws", true, true},
+		{KindAWS, "https://x.tokens.sts.global.api.aws.evil.example", true, true},
+		{KindAWS, "http://x.tokens.sts.global.api.aws", true, true},
 		{KindGitHub, "https://anything.example/x", true, false},
+		{KindForgejo, "https://codeberg.org/api/actions", true, false},
+		{KindForgejo, "https://git.example.com/forgejo/api/actions", true, false},
+		{KindForgejo, "https://codeberg.org", false, false},
+		{KindForgejo, "https://codeberg.org/api/actions/", false, false},
+		{KindForgejo, "https://codeberg.org/api/actions/x", false, false},
 	} {
 		if got := CheckIssuerURL(tt.kind, tt.url); (got == "") != tt.ok {
 			t.Errorf("CheckIssuerURL(%s, %s) = %q, want ok %v", tt.kind, tt.url, got, tt.ok)

@@ -52,6 +52,9 @@ var platforms = []Platform{
 	circleci{},
 	bitbucket{},
 	terraformCloud{},
+	kubernetes{},
+	aws{},
+	forgejo{},
 	generic{},
 }
 
@@ -216,6 +219,11 @@ type LintRules struct {
 	// TenantPinMessage the warning when none is.
 	TenantPin        []string
 	TenantPinMessage string
+	// TenantPinAll lists conditions that pin the tenant all together, each
+	// literally, as one of TenantPin does alone (Kubernetes' namespace and
+	// service account, which claims.sub names at once); unpinned_tenant is
+	// then on the field conditions.<TenantPinAll[0]>.
+	TenantPinAll []string
 }
 
 // IssuerRules are what a kind knows of its issuers.
@@ -225,9 +233,15 @@ type IssuerRules struct {
 	// segment (the tenant: /org/{org-id} for CircleCI). An issuer URL of the kind with another
 	// path is refused: its tokens cannot be the platform's.
 	Path string
+	// PathSuffix, when set, is how every issuer URL's path of the platform
+	// ends, the instance being at any path before it (Forgejo's
+	// /api/actions); another path is refused as Path's.
+	PathSuffix string
 	// Hosts, when set, are the platform's own hosts: an issuer URL of the
 	// kind on another host draws the issuer lint warning issuer_host (a
-	// test double, a proxy, or a mistake). Empty: self-hosted instances
+	// test double, a proxy, or a mistake). A host "*.<domain>" stands for
+	// any one label before the domain (AWS's per-account
+	// <uuid>.tokens.sts.global.api.aws). Empty: self-hosted instances
 	// exist, any host is the platform's.
 	Hosts []string
 	// Shared: one issuer URL serves every tenant of the platform (all
@@ -242,13 +256,20 @@ type IssuerRules struct {
 // is not the platform's form, IssuerRules.Path), "" when it can. u must
 // already be a valid issuer URL.
 func CheckIssuerURL(k Kind, u string) string {
-	want := PlatformOf(k).Issuer().Path
-	if want == "" {
+	rules := PlatformOf(k).Issuer()
+	want := rules.Path
+	if want == "" && rules.PathSuffix == "" {
 		return ""
 	}
 	p, err := url.Parse(u)
 	if err != nil {
 		return "is not a URL"
+	}
+	if suffix := rules.PathSuffix; suffix != "" {
+		if !strings.HasSuffix(p.Path, suffix) {
+			return fmt.Sprintf("is not a %s issuer URL: its path must end with %s", k, suffix)
+		}
+		return ""
 	}
 	got, pat := strings.Split(p.Path, "/"), strings.Split(want, "/")
 	ok := len(got) == len(pat)
@@ -269,7 +290,16 @@ func IssuerHostUnusual(k Kind, u string) bool {
 		return false
 	}
 	p, err := url.Parse(u)
-	return err != nil || !slices.Contains(hosts, p.Host) || p.Scheme != "https"
+	if err != nil || p.Scheme != "https" {
+		return true
+	}
+	return !slices.ContainsFunc(hosts, func(h string) bool {
+		if domain, ok := strings.CutPrefix(h, "*."); ok {
+			label, rest, found := strings.Cut(p.Host, ".")
+			return found && label != "" && rest == domain
+		}
+		return h == p.Host
+	})
 }
 
 // unknown is PlatformOf's answer for a kind that is not registered.

@@ -125,13 +125,13 @@ func checkPlatform(t *testing.T, p Platform) {
 			t.Errorf("Lint.ImmutableID names %q, not a condition", name)
 		}
 	}
-	if (len(l.TenantPin) > 0) != (l.TenantPinMessage != "") {
+	if (len(l.TenantPin)+len(l.TenantPinAll) > 0) != (l.TenantPinMessage != "") {
 		t.Errorf("Lint.TenantPin %v and its message %q go together", l.TenantPin, l.TenantPinMessage)
 	}
 	supported := func(name string) bool {
 		return strings.HasPrefix(name, "claims.") || slices.Contains(names, name)
 	}
-	for _, list := range [][]string{l.TenantPin, l.ImmutableID, b.AnyOf} {
+	for _, list := range [][]string{l.TenantPin, l.TenantPinAll, l.ImmutableID, b.AnyOf} {
 		for _, name := range list {
 			if !isCondition(name) || !supported(name) {
 				t.Errorf("lint or breadth names %q, not a condition the kind supports", name)

@@ -141,3 +141,43 @@ func validRef(s string) bool {
 	}
 	return true
 }
+
+// nested is str for a claim nested in JSON objects: path[0] a claim of the
+// token, each further name a member of the object before (Kubernetes'
+// kubernetes.io.namespace). Absent anywhere along the path: "". A member on
+// the way that is no object (or has duplicate member names), or a leaf
+// that is no string, is invalid_claim, named by the dotted path.
+func (r *claimReader) nested(path ...string) string {
+	if r.err != nil {
+		return ""
+	}
+	name := strings.Join(path, ".")
+	obj := r.obj
+	for i, member := range path[:len(path)-1] {
+		raw, ok := obj[member]
+		if !ok {
+			return ""
+		}
+		sub, err := parseObject(raw)
+		if err != nil {
+			r.err = fail(ReasonInvalidClaim, "%s is not an object: %v", strings.Join(path[:i+1], "."), err)
+			return ""
+		}
+		obj = sub
+	}
+	leaf := &claimReader{obj: obj}
+	s := leaf.str(path[len(path)-1])
+	if leaf.err != nil {
+		r.err = fail(ReasonInvalidClaim, "%s is not a string without control characters", name)
+	}
+	return s
+}
+
+// requiredNested is nested, with absent and empty both missing_claim.
+func (r *claimReader) requiredNested(path ...string) string {
+	s := r.nested(path...)
+	if r.err == nil && s == "" {
+		r.err = fail(ReasonMissingClaim, "token has no %s", strings.Join(path, "."))
+	}
+	return s
+}

@@ -26,6 +26,23 @@ func claimsOf(kv ...string) map[string]Values {
 	return m
 }
 
+// TestForgejoOwnerPinned: a forgejo mapping cannot leave the owner open
+// (every owner of the instance shares its issuer): a repository pattern
+// must name it literally, and breadth requires repository or
+// repository_id, so unpinned_tenant has nothing to add.
+func TestForgejoOwnerPinned(t *testing.T) {
+	t.Parallel()
+	for _, cond := range []Conditions{
+		{Repository: One("*/web"), Ref: One("refs/heads/main")},
+		{Ref: One("refs/heads/main"), Claims: claimsOf("repository_owner", "acme")},
+	} {
+		err := ValidateMapping(ciMapping(cond), identity.KindForgejo)
+		if err == nil || !strings.Contains(err.Error(), "conditions.repository") {
+			t.Errorf("ValidateMapping(%+v) = %v, want a refusal on conditions.repository", cond, err)
+		}
+	}
+}
+
 // TestLintUnpinnedTenant: a mapping of a kind whose issuer serves several
 // tenants warns unpinned_tenant unless it pins one of the kind's tenant
 // conditions literally; github, gitlab and generic never do.
@@ -50,6 +67,16 @@ func TestLintUnpinnedTenant(t *testing.T) {
 		{"bitbucket environment pins its repository", identity.KindBitbucket, Conditions{Ref: One("refs/heads/main"), Environment: One("{8e9f0a1b-2c3d-4e5f-9a0b-1c2d3e4f5a6b}")}, true, ""},
 		{"terraform workspace name only", identity.KindTerraformCloud, Conditions{Claims: claimsOf("terraform_workspace_name", "network-prod")}, false, "conditions.claims.terraform_organization_id"},
 		{"terraform organization id", identity.KindTerraformCloud, Conditions{Claims: claimsOf("terraform_workspace_name", "network-prod", "terraform_organization_id", "org-GRNbCjYNpBB6NEH9")}, true, ""},
+		{"kubernetes namespace only", identity.KindKubernetes, Conditions{Claims: claimsOf("/kubernetes.io/namespace", "payments")}, false, "conditions.claims./kubernetes.io/namespace"},
+		{"kubernetes namespace and any service account", identity.KindKubernetes, Conditions{Claims: claimsOf("/kubernetes.io/namespace", "payments", "/kubernetes.io/serviceaccount/name", "*")}, false, "conditions.claims./kubernetes.io/namespace"},
+		{"kubernetes namespace and service account", identity.KindKubernetes, Conditions{Claims: claimsOf("/kubernetes.io/namespace", "payments", "/kubernetes.io/serviceaccount/name", "deployer")}, true, ""},
+		{"kubernetes namespace and service account by list", identity.KindKubernetes, Conditions{Claims: map[string]Values{"/kubernetes.io/namespace": *One("payments"), "/kubernetes.io/serviceaccount/name": {Patterns: []string{"deployer", "migrator"}, List: true}}}, true, ""},
+		{"aws account", identity.KindAWS, Conditions{Claims: claimsOf("/https:~1~1sts.amazonaws.com~1/aws_account", "123456789012", "/https:~1~1sts.amazonaws.com~1/principal_tags/team", "payments")}, true, ""},
+		{"aws organization", identity.KindAWS, Conditions{Claims: claimsOf("/https:~1~1sts.amazonaws.com~1/org_id", "o-a1b2c3d4e5")}, true, ""},
+		{"aws any organization", identity.KindAWS, Conditions{Claims: claimsOf("/https:~1~1sts.amazonaws.com~1/org_id", "o-*", "/https:~1~1sts.amazonaws.com~1/principal_tags/team", "payments")}, false, "conditions.claims./https:~1~1sts.amazonaws.com~1/aws_account"},
+		{"forgejo repository", identity.KindForgejo, Conditions{Repository: One("acme/web")}, true, ""},
+		{"forgejo repository id", identity.KindForgejo, Conditions{RepositoryID: One("265358")}, true, ""},
+		{"forgejo repositories of the owner", identity.KindForgejo, Conditions{Repository: One("acme/*")}, true, ""},
 		{"github never", identity.KindGitHub, ghMapping(nil).Conditions, true, ""},
 		{"gitlab never", identity.KindGitLab, glMapping(nil).Conditions, true, ""},
 		{"generic never", identity.KindGeneric, Conditions{Claims: claimsOf("x", "y")}, true, ""},

@@ -86,9 +86,12 @@ const (
 //     project of a CircleCI organization, every repository of a Bitbucket
 //     workspace) and the mapping has none of the conditions that pin its
 //     own (identity.LintRules.TenantPin) with literal values only (no
-//     wildcard): another tenant's jobs obtain it. github, gitlab and
-//     generic: never (a github or gitlab mapping names the owner in its
-//     repository; a generic issuer's tenants are not known).
+//     wildcard), or not all of TenantPinAll (a kubernetes mapping: the
+//     namespace and the service account, or sub): another tenant's jobs
+//     obtain it. github, gitlab, forgejo and
+//     generic: never (a github, gitlab or forgejo mapping names the owner
+//     in its repository, or pins the repository_id; a generic issuer's
+//     tenants are not known).
 //   - no_immutable_id (conditions.repository_id): names are reusable, ids
 //     are not (attack catalogue 29). github and other non-generic kinds:
 //     neither conditions.repository_id nor conditions.claims.repository_owner_id;
@@ -122,7 +125,7 @@ func Lint(m *Mapping, kind identity.Kind) []Warning {
 		return nil
 	}
 	l := &linter{m: m, cond: &m.Conditions, rules: rulesOf(kind).lint, prod: productionLooking(m)}
-	l.pin(LintUnpinnedTenant, l.rules.TenantPin, true, l.rules.TenantPinMessage)
+	l.tenantPin()
 	l.pin(LintNoImmutableID, l.rules.ImmutableID, false, l.rules.ImmutableIDMessage)
 	l.wildcardRepository()
 	l.unprotectedProduction()
@@ -142,6 +145,28 @@ type linter struct {
 
 func (l *linter) add(code, field, format string, args ...any) {
 	l.out = append(l.out, Warning{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// tenantPin is unpinned_tenant: pin with TenantPin, unless the mapping has
+// every condition of TenantPinAll, literally (whose first names the field).
+func (l *linter) tenantPin() {
+	all := l.rules.TenantPinAll
+	if len(all) == 0 {
+		l.pin(LintUnpinnedTenant, l.rules.TenantPin, true, l.rules.TenantPinMessage)
+		return
+	}
+	if !slices.ContainsFunc(all, func(name string) bool { return !l.literal(name) }) ||
+		slices.ContainsFunc(l.rules.TenantPin, l.literal) {
+		return
+	}
+	l.add(LintUnpinnedTenant, "conditions."+all[0], "%s", l.rules.TenantPinMessage)
+}
+
+// literal reports whether the mapping has the condition name with values
+// that have no wildcard.
+func (l *linter) literal(name string) bool {
+	v := l.cond.values(name)
+	return v != nil && !slices.ContainsFunc(v.Patterns, HasWildcard)
 }
 
 // pin warns code with message on conditions.<any[0]> unless the mapping

@@ -21,7 +21,10 @@ type ciKind struct {
 	kind, fixture, path string
 	pinned, unpinned    string // conditions
 	tenantField         string // unpinned_tenant's field
-	otherTenant         map[string]any
+	// refusedField, when set: the unpinned mapping is refused whatever
+	// the lint (400, this field), as forgejo's without a literal owner.
+	refusedField string
+	otherTenant  map[string]any
 }
 
 var ciKinds = []ciKind{
@@ -50,10 +53,26 @@ var ciKinds = []ciKind{
 		tenantField: "conditions.claims.terraform_organization_id",
 		// Another organization's workspace of the same name.
 		otherTenant: map[string]any{"terraform_organization_id": "org-MALLORYxxxxxxxxx", "terraform_organization_name": "mallory"}},
+	{kind: "aws", fixture: "aws-outbound.json",
+		pinned:      `{"claims": {"/https:~1~1sts.amazonaws.com~1/aws_account": "123456789012", "/https:~1~1sts.amazonaws.com~1/principal_tags/team": "payments"}}`,
+		unpinned:    `{"claims": {"/https:~1~1sts.amazonaws.com~1/org_id": "o-*", "/https:~1~1sts.amazonaws.com~1/principal_tags/team": "payments"}}`,
+		tenantField: "conditions.claims./https:~1~1sts.amazonaws.com~1/aws_account",
+		// Another account's role with the same principal tag, its token
+		// signed by the same issuer (one registered for the wrong account,
+		// or re-pointed).
+		otherTenant: map[string]any{"sub": "arn:aws:iam::210987654321:role/payments/DeployFunctionRole", "https://sts.amazonaws.com/": map[string]any{
+			"aws_account": "210987654321", "source_region": "eu-west-1", "principal_tags": map[string]any{"team": "payments"}}}},
+	{kind: "forgejo", fixture: "forgejo-actions.json", path: "/api/actions",
+		pinned:       `{"repository": "acme/web", "repository_id": "265358", "ref": "refs/heads/main", "event_name": "push"}`,
+		unpinned:     `{"repository": "*/web", "ref": "refs/heads/main", "event_name": "push"}`,
+		refusedField: "conditions.repository",
+		// Another owner's repository of the same name on the instance.
+		otherTenant: map[string]any{"repository": "mallory/web", "repository_owner": "mallory", "repository_id": "999001", "repository_owner_id": "999000",
+			"sub": "repo:mallory-999000/web-999001:ref:refs/heads/main"}},
 }
 
-// ciClaims is the kind's fixture as the issuer iss would sign it now, with
-// edits (nil deletes a claim).
+// ciClaims is the kind's claim set (oidctest.ClaimSet) as the issuer iss
+// would sign it now, with edits (nil deletes a claim).
 func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[string]any) map[string]any {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(oidctest.ClaimSet(fixture)))
@@ -65,7 +84,12 @@ func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[stri
 	delete(c, "_about")
 	now := time.Now().Unix()
 	lifetime := 300
-	c["iss"], c["aud"], c["iat"], c["exp"] = iss.URL(), oidctest.DefaultAudience, now, now+int64(lifetime)
+	c["iss"], c["iat"], c["exp"] = iss.URL(), now, now+int64(lifetime)
+	if _, list := c["aud"].([]any); list {
+		c["aud"] = []any{oidctest.DefaultAudience}
+	} else {
+		c["aud"] = oidctest.DefaultAudience
+	}
 	if _, ok := c["nbf"]; ok {
 		c["nbf"] = now
 	}
@@ -82,10 +106,11 @@ func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[stri
 	return c
 }
 
-// TestCIKindsExchange: for each of the buildkite, circleci, bitbucket and
-// terraform_cloud kinds, through the real binary and real discovery: the
+// TestCIKindsExchange: for each of the buildkite, circleci, bitbucket,
+// terraform_cloud, aws and forgejo kinds, through the real binary and real discovery: the
 // issuer registers at its platform's path form (another form is refused),
-// an unpinned mapping draws unpinned_tenant and ?lint=strict refuses it, a
+// an unpinned mapping draws unpinned_tenant and ?lint=strict refuses it
+// (forgejo's, without its owner, is refused outright), a
 // really signed token of the kind's claim shape is exchanged by
 // `oidc-bridge exchange --token-file`, and another tenant's token on the
 // same issuer is denied.
@@ -110,16 +135,24 @@ func TestCIKindsExchange(t *testing.T) {
 			return fmt.Sprintf(`{"name": %q, "issuer": %q, "conditions": %s, "provider": "aws",
 				"target": {"role_arn": "arn:aws:iam::123456789012:role/ci-%d", "region": "eu-west-1"}}`, name, k.kind, cond, i)
 		}
-		// The unpinned mapping: a warning, and refused under lint=strict.
-		r := s.call("POST", "/v1/admin/mappings?lint=strict", mapping(k.kind+"-loose", k.unpinned))
-		if r.status != 400 || !strings.Contains(string(r.body), "lint unpinned_tenant") || !strings.Contains(string(r.body), `"field":"`+k.tenantField+`"`) {
-			t.Errorf("%s: unpinned mapping under lint=strict: %d %s", k.kind, r.status, r.body)
+		if k.refusedField != "" {
+			// The unpinned mapping: refused, whatever the lint.
+			r := s.call("POST", "/v1/admin/mappings", mapping(k.kind+"-loose", k.unpinned))
+			if r.status != 400 || !strings.Contains(string(r.body), `"field":"`+k.refusedField+`"`) {
+				t.Errorf("%s: unpinned mapping: %d %s", k.kind, r.status, r.body)
+			}
+		} else {
+			// The unpinned mapping: a warning, and refused under lint=strict.
+			r := s.call("POST", "/v1/admin/mappings?lint=strict", mapping(k.kind+"-loose", k.unpinned))
+			if r.status != 400 || !strings.Contains(string(r.body), "lint unpinned_tenant") || !strings.Contains(string(r.body), `"field":"`+k.tenantField+`"`) {
+				t.Errorf("%s: unpinned mapping under lint=strict: %d %s", k.kind, r.status, r.body)
+			}
+			r = s.must(200, "POST", "/v1/admin/mappings?dry_run=true", mapping(k.kind+"-loose", k.unpinned))
+			if !strings.Contains(string(r.body), `"code":"unpinned_tenant"`) {
+				t.Errorf("%s: unpinned mapping's warnings: %s", k.kind, r.body)
+			}
 		}
-		r = s.must(200, "POST", "/v1/admin/mappings?dry_run=true", mapping(k.kind+"-loose", k.unpinned))
-		if !strings.Contains(string(r.body), `"code":"unpinned_tenant"`) {
-			t.Errorf("%s: unpinned mapping's warnings: %s", k.kind, r.body)
-		}
-		r = s.must(201, "POST", "/v1/admin/mappings", mapping(k.kind+"-deploy", k.pinned))
+		r := s.must(201, "POST", "/v1/admin/mappings", mapping(k.kind+"-deploy", k.pinned))
 		if strings.Contains(string(r.body), "unpinned_tenant") {
 			t.Errorf("%s: pinned mapping warns: %s", k.kind, r.body)
 		}
@@ -143,5 +176,85 @@ func TestCIKindsExchange(t *testing.T) {
 	}
 	if n := len(x.sts.Calls()); n != len(ciKinds) {
 		t.Errorf("STS saw %d calls, want %d (one per kind)", n, len(ciKinds))
+	}
+}
+
+// TestKubernetesKindExchange: a kubernetes issuer as a private cluster's
+// is registered, with no discovery at all (its URL answers nothing) and
+// its API server's keys as a static jwks; an unpinned mapping draws
+// unpinned_tenant (refused under lint=strict); a really signed service
+// account token of the real claim shape is exchanged by the CLI; a token
+// of another namespace, or of another service account of the namespace,
+// is denied, and so is one whose sub disagrees with kubernetes.io.
+func TestKubernetesKindExchange(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	dir := t.TempDir()
+	cliEnv := []string{"OIDC_BRIDGE_URL=" + s.url, "HOME=" + dir, "XDG_CACHE_HOME=", "RUNNER_TEMP="}
+	keys := oidctest.New(t) // the API server's signing keys; its own URL is never registered
+	issuerURL := "http://" + freeAddr(t) + "/cluster"
+	set, err := json.Marshal(keys.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.must(201, "POST", "/v1/admin/issuers", fmt.Sprintf(
+		`{"name": "cluster", "url": %q, "audiences": [%q], "kind": "kubernetes", "jwks": %s}`, issuerURL, oidctest.DefaultAudience, set))
+
+	mapping := func(name, cond string) string {
+		return fmt.Sprintf(`{"name": %q, "issuer": "cluster", "conditions": {"claims": %s}, "provider": "aws",
+			"target": {"role_arn": "arn:aws:iam::123456789012:role/payments-deployer", "region": "eu-west-1"}}`, name, cond)
+	}
+	loose := `{"/kubernetes.io/namespace": "payments"}`
+	r := s.call("POST", "/v1/admin/mappings?lint=strict", mapping("payments-loose", loose))
+	if r.status != 400 || !strings.Contains(string(r.body), "lint unpinned_tenant") || !strings.Contains(string(r.body), `"field":"conditions.claims./kubernetes.io/namespace"`) {
+		t.Errorf("unpinned mapping under lint=strict: %d %s", r.status, r.body)
+	}
+	r = s.must(200, "POST", "/v1/admin/mappings?dry_run=true", mapping("payments-loose", loose))
+	if !strings.Contains(string(r.body), `"code":"unpinned_tenant"`) {
+		t.Errorf("unpinned mapping's warnings: %s", r.body)
+	}
+	r = s.must(201, "POST", "/v1/admin/mappings?lint=strict", mapping("payments-deploy",
+		`{"/kubernetes.io/namespace": "payments", "/kubernetes.io/serviceaccount/name": "deployer"}`))
+	if strings.Contains(string(r.body), "unpinned_tenant") {
+		t.Errorf("pinned mapping warns: %s", r.body)
+	}
+
+	mint := func(edits map[string]any) string {
+		c := ciClaims(t, keys, "kubernetes-pod.json", edits)
+		c["iss"] = issuerURL
+		return keys.Mint(t, c)
+	}
+	tf := filepath.Join(dir, "token")
+	if err := os.WriteFile(tf, []byte(mint(nil)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := cli(t, cliEnv, "exchange", "--mapping", "payments-deploy", "--token-file", tf, "--no-cache", "--format", "json")
+	if code != 0 || !strings.Contains(out, `"AccessKeyId"`) && !strings.Contains(out, `"access_key_id"`) {
+		t.Errorf("exchange: exit %d\nstdout %.300s\nstderr %s", code, out, errOut)
+	}
+
+	k8s := func(ns, sa string) map[string]any {
+		return map[string]any{"sub": "system:serviceaccount:" + ns + ":" + sa, "kubernetes.io": map[string]any{
+			"namespace": ns, "serviceaccount": map[string]any{"name": sa, "uid": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"}}}
+	}
+	for _, tt := range []struct {
+		name  string
+		edits map[string]any
+		code  string
+	}{
+		{"another namespace's deployer", k8s("billing", "deployer"), "no_matching_mapping"},
+		{"another service account of the namespace", k8s("payments", "default"), "no_matching_mapping"},
+		{"sub naming another service account", map[string]any{"sub": "system:serviceaccount:payments:default"}, "invalid_token"},
+	} {
+		if r := exchange(s, mint(tt.edits), ""); r.status/100 != 4 || !strings.Contains(string(r.body), tt.code) {
+			t.Errorf("%s: %d %s, want %s", tt.name, r.status, r.body, tt.code)
+		}
+	}
+	if n := len(x.sts.Calls()); n != 1 {
+		t.Errorf("STS saw %d calls, want 1", n)
+	}
+	if d, j := keys.DiscoveryRequests(), keys.JWKSRequests(); d != 0 || j != 0 {
+		t.Errorf("discovery %d and JWKS %d requests, want none", d, j)
 	}
 }
