@@ -8,7 +8,7 @@ import "strings"
 // https://api.bitbucket.org/2.0/workspaces/<workspace>/pipelines-config/identity/oidc.
 // The claims are documented at
 // https://support.atlassian.com/bitbucket-cloud/docs/integrate-pipelines-with-resource-servers-using-oidc/
-// (UUIDs in braces). testdata/bitbucket-step.json is a token's claim set.
+// (UUIDs in braces). test/oidctest/claimsets/bitbucket-step.json is a token's claim set.
 const KindBitbucket Kind = "bitbucket"
 
 // Bitbucket's own claims.

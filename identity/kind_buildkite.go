@@ -12,7 +12,7 @@ import (
 // https://buildkite.com/docs/agent/v3/cli-oidc (the command and its
 // options, --claim for the optional organization_id and pipeline_id) and
 // https://buildkite.com/docs/pipelines/security/oidc (the token's claims).
-// testdata/buildkite-agent.json is a token's claim set.
+// test/oidctest/claimsets/buildkite-agent.json is a token's claim set.
 const KindBuildkite Kind = "buildkite"
 
 type buildkite struct{}

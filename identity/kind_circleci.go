@@ -7,7 +7,7 @@ import "time"
 // Each organization has its own issuer,
 // https://oidc.circleci.com/org/<organization id>. The claims are
 // documented at https://circleci.com/docs/openid-connect-tokens/.
-// testdata/circleci-job.json is a token's claim set.
+// test/oidctest/claimsets/circleci-job.json is a token's claim set.
 const KindCircleCI Kind = "circleci"
 
 // CircleCI's own claims.

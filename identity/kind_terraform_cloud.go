@@ -7,7 +7,7 @@ package identity
 // (https://app.eu.terraform.io in Europe, a Terraform Enterprise's own
 // URL), serves every organization. The claims are documented at
 // https://developer.hashicorp.com/terraform/cloud-docs/workspaces/dynamic-provider-credentials/workload-identity-tokens.
-// testdata/terraform_cloud-run.json is a token's claim set.
+// test/oidctest/claimsets/terraform_cloud-run.json is a token's claim set.
 const KindTerraformCloud Kind = "terraform_cloud"
 
 // HCP Terraform's own claims.
