@@ -5,15 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 )
 
 // Azure DevOps (Azure Pipelines): a job asks for a token of a service
@@ -74,39 +69,7 @@ func (s *azureDevOpsSource) Token(ctx context.Context, hc *http.Client) (string,
 	req.Header.Set("Authorization", "Bearer "+s.bearer)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-TFS-FedAuthRedirect", "Suppress") // an answer, not a sign-in redirect
-	req.Header.Set("User-Agent", "oidc-bridge-cli exchange")
-	resp, err := hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		err = fmt.Errorf("exchange: request a token from Azure DevOps: %w", err)
-		if re := (*client.RedirectError)(nil); errors.As(err, &re) {
-			return "", err
-		}
-		return "", &client.TransientError{Err: err}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenFile))
-	if err != nil {
-		return "", &client.TransientError{Err: fmt.Errorf("exchange: read Azure DevOps' token: %w", err)}
-	}
-	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("exchange: Azure DevOps answered %s to the token request (is $%s the job's System.AccessToken, and may the pipeline use service connection %s?)",
-			resp.Status, envADOAccessToken, s.conn)
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			return "", &client.TransientError{Err: err}
-		}
-		return "", err
-	}
-	var v struct {
-		OIDCToken string `json:"oidcToken"`
-	}
-	if json.Unmarshal(body, &v) != nil || v.OIDCToken == "" {
-		return "", errors.New("exchange: Azure DevOps' token answer has no oidcToken")
-	}
-	return v.OIDCToken, nil
+	return requestToken(hc, req, "Azure DevOps", fmt.Sprintf("(is $%s the job's System.AccessToken, and may the pipeline use service connection %s?)", envADOAccessToken, s.conn), "oidcToken")
 }
 
 func (s *azureDevOpsSource) Static() bool { return false }

@@ -4,14 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-
-	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 )
 
 // GitHub Actions' token request, present in jobs with
@@ -49,38 +44,7 @@ func (s *githubSource) Token(ctx context.Context, hc *http.Client) (string, erro
 	}
 	req.Header.Set("Authorization", "Bearer "+s.bearer)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "oidc-bridge-cli exchange")
-	resp, err := hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL may carry secrets of the runner
-		}
-		err = fmt.Errorf("exchange: request a token from GitHub Actions: %w", err)
-		if re := (*client.RedirectError)(nil); errors.As(err, &re) {
-			return "", err // not followed, and not worth retrying
-		}
-		return "", &client.TransientError{Err: err}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenFile))
-	if err != nil {
-		return "", &client.TransientError{Err: fmt.Errorf("exchange: read GitHub Actions' token: %w", err)}
-	}
-	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("exchange: GitHub Actions answered %s to the token request (does the job have `permissions: id-token: write`?)", resp.Status)
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			return "", &client.TransientError{Err: err}
-		}
-		return "", err
-	}
-	var v struct {
-		Value string `json:"value"`
-	}
-	if json.Unmarshal(body, &v) != nil || v.Value == "" {
-		return "", errors.New("exchange: GitHub Actions' token answer has no value")
-	}
-	return v.Value, nil
+	return requestToken(hc, req, "GitHub Actions", "(does the job have `permissions: id-token: write`?)", "value")
 }
 
 func (s *githubSource) Static() bool { return false }
