@@ -10,6 +10,14 @@ import (
 // https://token.actions.githubusercontent.com, or that URL and
 // /<enterprise-slug>), GHE.com data residency, and GitHub Enterprise Server
 // at its own URL. test/oidctest/claimsets/github-actions.json is a token's claim set.
+//
+// Repository custom properties: an organization or enterprise admin may add
+// custom properties to the token, and each repository with a value for one
+// then carries it as the claim repo_property_<name>
+// (https://docs.github.com/en/actions/concepts/security/openid-connect#using-repository-custom-properties-as-oidc-claims).
+// No condition reads them: they are plain claims conditions
+// (claims.repo_property_team), typed as the token carries them, so read
+// passes them through in Raw untouched.
 const KindGitHub Kind = "github"
 
 // Events whose runs carry the base branch's context (ref refs/heads/main)

@@ -10,9 +10,12 @@ import (
 // token's claim set.
 const KindGitLab Kind = "gitlab"
 
-// claimJobProjectPath is the project a GitLab job runs in; project_path is
-// the project whose pipeline it is, a fork in a fork's merge-request
-// pipeline.
+// claimJobProjectPath is the project a GitLab job runs in; project_path (what
+// repository reads) is, in a fork's merge-request pipeline run in the parent
+// project, the merge request's source: the fork. GitLab made project_* the
+// source in its 18.2.2 security fix and added job_project_* for the project
+// the job runs in (https://docs.gitlab.com/ci/secrets/id_token_authentication/,
+// https://gitlab.com/gitlab-org/gitlab/-/issues/563038).
 const claimJobProjectPath = "job_project_path"
 
 // GuardForkPipeline is the reason of gitlab's guard: a token whose
