@@ -78,6 +78,10 @@ type Claims struct {
 	// JobProjectPath is GitLab's job_project_path: the project the job runs
 	// in. It differs from Repository in fork merge-request pipelines.
 	JobProjectPath string
+	// SourceProjectPath is GitLab's source_project_path where a token
+	// carries it: a merge request's source project, which differs from
+	// JobProjectPath when the merge request comes from a fork.
+	SourceProjectPath string
 	// Ref is always the full ref: refs/heads/x, refs/tags/v1, refs/pull/1/merge.
 	Ref     string
 	RefType string // branch or tag

@@ -61,12 +61,21 @@ func (gitlab) Breadth() Breadth { return repositoryBreadth(string(KindGitLab)) }
 // claims.job_project_path) admits it. A token without job_project_path
 // counts as differing, so it fails closed too.
 func (gitlab) Guards(c *Claims) []Guard {
-	if EqualFoldASCII(c.JobProjectPath, c.Repository) {
+	var detail string
+	switch {
+	case !EqualFoldASCII(c.JobProjectPath, c.Repository):
+		detail = fmt.Sprintf("job_project_path %s differs from project_path %q (a fork's merge-request pipeline) "+
+			"and the mapping names no claims.job_project_path", QuoteValue(c.JobProjectPath), c.Repository)
+	case c.SourceProjectPath != "" && !EqualFoldASCII(c.SourceProjectPath, c.JobProjectPath):
+		// Should GitLab name the fork only in source_project_path (a
+		// change proposed upstream), project_path and job_project_path
+		// would agree on the parent: the source still tells a fork.
+		detail = fmt.Sprintf("source_project_path %q differs from job_project_path %s (a fork's merge-request pipeline) "+
+			"and the mapping names no claims.job_project_path", c.SourceProjectPath, QuoteValue(c.JobProjectPath))
+	default:
 		return nil
 	}
-	return []Guard{{Reason: GuardForkPipeline, Condition: "claims." + claimJobProjectPath,
-		Detail: fmt.Sprintf("job_project_path %s differs from project_path %q (a fork's merge-request pipeline) "+
-			"and the mapping names no claims.job_project_path", QuoteValue(c.JobProjectPath), c.Repository)}}
+	return []Guard{{Reason: GuardForkPipeline, Condition: "claims." + claimJobProjectPath, Detail: detail}}
 }
 
 func (gitlab) Lint() LintRules {
@@ -91,6 +100,7 @@ func (gitlab) read(r *claimReader, c *Claims) {
 	c.RepositoryOwner = r.str("namespace_path")
 	c.RepositoryOwnerID = r.str("namespace_id")
 	c.JobProjectPath = r.str(claimJobProjectPath)
+	c.SourceProjectPath = r.str("source_project_path")
 	refPath := r.str("ref_path")
 	ref := r.str("ref")
 	c.RefType = r.str("ref_type")

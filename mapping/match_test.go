@@ -329,6 +329,14 @@ func TestAdmits(t *testing.T) {
 		{"gitlab job project path kelvin", glMapping(func(m *Mapping) { m.Conditions.Repository = One("platform/k") }), glClaims(func(c *identity.Claims) {
 			c.Repository, c.JobProjectPath = "platform/k", "platform/\u212a"
 		}), false, ReasonForkPipeline},
+		{"gitlab source project a fork", glMapping(nil), glClaims(func(c *identity.Claims) { c.SourceProjectPath = "mallory/app" }), false, ReasonForkPipeline},
+		{"gitlab source project the job's", glMapping(nil), glClaims(func(c *identity.Claims) { c.SourceProjectPath = "Platform/App" }), true, ""},
+		{"gitlab source project a fork opted in", glMapping(func(m *Mapping) {
+			m.Conditions.Claims = map[string]Values{"job_project_path": *One("platform/app")}
+		}), glClaims(func(c *identity.Claims) {
+			c.SourceProjectPath = "mallory/app"
+			c.Raw = map[string]any{"job_project_path": "platform/app"}
+		}), true, ""},
 		{"github ignores job project path", ghMapping(nil), ghClaims(func(c *identity.Claims) { c.JobProjectPath = "other/x" }), true, ""},
 
 		// pull_request_target and workflow_run
