@@ -55,6 +55,7 @@ var platforms = []Platform{
 	kubernetes{},
 	aws{},
 	forgejo{},
+	azureDevOps{},
 	generic{},
 }
 
