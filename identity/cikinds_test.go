@@ -6,7 +6,7 @@ import (
 )
 
 // TestCIKindReaders: how the buildkite, circleci, bitbucket,
-// terraform_cloud, kubernetes, aws, forgejo and azure_devops kinds read what their platforms send beyond the
+// terraform_cloud, kubernetes, aws, forgejo, azure_devops and jenkins kinds read what their platforms send beyond the
 // fixtures' ordinary run.
 func TestCIKindReaders(t *testing.T) {
 	t.Parallel()
@@ -68,6 +68,16 @@ func TestCIKindReaders(t *testing.T) {
 		{"azure_devops project not a guid", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"prj_id": "payments"}, ReasonInvalidClaim, "", "", "", ""},
 		{"azure_devops bare ref", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"rpo_ref": "main"}, ReasonInvalidClaim, "", "", "", ""},
 		{"azure_devops definition a number", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"def_id": 42}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins build", KindJenkins, "jenkins-build.json", nil, "", "", "", "payments/deploy-web", "sha256:"},
+		{"jenkins multibranch job behind a context path", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://ci.example.com/jenkins/job/payments/job/web/job/feature%252Fx/"}, "", "", "", "payments/web/feature%252Fx", "sha256:"},
+		{"jenkins without build number", KindJenkins, "jenkins-build.json", map[string]any{"build_number": nil}, "", "", "", "payments/deploy-web", "sha256:"},
+		{"jenkins sub of a customised template", KindJenkins, "jenkins-build.json", map[string]any{"sub": "jenkins:main:1412"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins sub without trailing slash", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://jenkins.example.com/job/payments/job/deploy-web"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins sub with a wildcard", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://jenkins.example.com/job/payments/job/*/"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins sub not a job", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://jenkins.example.com/"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins sub with a query", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://jenkins.example.com/job/payments/job/deploy-web/?x=1"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins build number a string", KindJenkins, "jenkins-build.json", map[string]any{"build_number": "1412"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins build number negative", KindJenkins, "jenkins-build.json", map[string]any{"build_number": -1}, ReasonInvalidClaim, "", "", "", ""},
 		{"terraform apply", KindTerraformCloud, "terraform_cloud-run.json", nil, "", "", "", "acme/network-prod", "jti:"},
 		{"terraform without jti", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"jti": nil}, "", "", "", "acme/network-prod", "sha256:"},
 		{"terraform without organization", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"terraform_organization_id": nil}, ReasonMissingClaim, "", "", "", ""},

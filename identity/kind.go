@@ -56,6 +56,7 @@ var platforms = []Platform{
 	aws{},
 	forgejo{},
 	azureDevOps{},
+	jenkins{},
 	generic{},
 }
 

@@ -81,6 +81,8 @@ func TestLintUnpinnedTenant(t *testing.T) {
 		{"azure_devops project only", identity.KindAzureDevOps, Conditions{Claims: claimsOf("prj_id", "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d")}, false, "conditions.claims.org_id"},
 		{"azure_devops subject by name only", identity.KindAzureDevOps, Conditions{WorkflowRef: One("sc://acme/payments/prod-arm")}, false, "conditions.claims.org_id"},
 		{"azure_devops any project", identity.KindAzureDevOps, Conditions{Claims: claimsOf("org_id", "3f1e2d4c-5b6a-4789-9abc-def012345678", "prj_id", "*")}, false, "conditions.claims.org_id"},
+		{"jenkins job", identity.KindJenkins, Conditions{WorkflowRef: One("https://jenkins.example.com/job/payments/job/deploy-web/")}, true, ""},
+		{"jenkins jobs of a folder", identity.KindJenkins, Conditions{WorkflowRef: One("https://jenkins.example.com/job/payments/job/*/")}, false, "conditions.workflow_ref"},
 		{"github never", identity.KindGitHub, ghMapping(nil).Conditions, true, ""},
 		{"gitlab never", identity.KindGitLab, glMapping(nil).Conditions, true, ""},
 		{"generic never", identity.KindGeneric, Conditions{Claims: claimsOf("x", "y")}, true, ""},
