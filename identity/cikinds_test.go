@@ -6,7 +6,7 @@ import (
 )
 
 // TestCIKindReaders: how the buildkite, circleci, bitbucket,
-// terraform_cloud, kubernetes, aws and forgejo kinds read what their platforms send beyond the
+// terraform_cloud, kubernetes, aws, forgejo, azure_devops and jenkins kinds read what their platforms send beyond the
 // fixtures' ordinary run.
 func TestCIKindReaders(t *testing.T) {
 	t.Parallel()
@@ -60,6 +60,24 @@ func TestCIKindReaders(t *testing.T) {
 		{"forgejo bare ref", KindForgejo, "forgejo-actions.json", map[string]any{"ref": "main"}, ReasonInvalidClaim, "", "", "", ""},
 		{"forgejo id not decimal", KindForgejo, "forgejo-actions.json", map[string]any{"repository_id": "0x40"}, ReasonInvalidClaim, "", "", "", ""},
 		{"forgejo without ref", KindForgejo, "forgejo-actions.json", map[string]any{"ref": nil}, ReasonMissingClaim, "", "", "", ""},
+		{"azure_devops pipeline", KindAzureDevOps, "azure_devops-pipeline.json", nil, "", "refs/heads/main", "", "acme/payments", "jti:"},
+		{"azure_devops service connection", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"sub": "sc://acme/payments/Prod ARM connection", "jti": nil, "rpo_ref": nil, "rpo_uri": nil, "rpo_ver": nil, "rpo_id": nil, "def_id": nil, "run_id": nil}, "", "", "", "acme/payments", "sha256:"},
+		{"azure_devops subject of another form", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"sub": "repo:acme/payments:ref:refs/heads/main"}, ReasonInvalidClaim, "", "", "", ""},
+		{"azure_devops subject too deep", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"sub": "p://acme/payments/deploy/web"}, ReasonInvalidClaim, "", "", "", ""},
+		{"azure_devops subject wildcard", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"sub": "sc://acme/payments/*"}, ReasonInvalidClaim, "", "", "", ""},
+		{"azure_devops project not a guid", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"prj_id": "payments"}, ReasonInvalidClaim, "", "", "", ""},
+		{"azure_devops bare ref", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"rpo_ref": "main"}, ReasonInvalidClaim, "", "", "", ""},
+		{"azure_devops definition a number", KindAzureDevOps, "azure_devops-pipeline.json", map[string]any{"def_id": 42}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins build", KindJenkins, "jenkins-build.json", nil, "", "", "", "payments/deploy-web", "sha256:"},
+		{"jenkins multibranch job behind a context path", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://ci.example.com/jenkins/job/payments/job/web/job/feature%252Fx/"}, "", "", "", "payments/web/feature%252Fx", "sha256:"},
+		{"jenkins without build number", KindJenkins, "jenkins-build.json", map[string]any{"build_number": nil}, "", "", "", "payments/deploy-web", "sha256:"},
+		{"jenkins sub of a customised template", KindJenkins, "jenkins-build.json", map[string]any{"sub": "jenkins:main:1412"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins sub without trailing slash", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://jenkins.example.com/job/payments/job/deploy-web"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins sub with a wildcard", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://jenkins.example.com/job/payments/job/*/"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins sub not a job", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://jenkins.example.com/"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins sub with a query", KindJenkins, "jenkins-build.json", map[string]any{"sub": "https://jenkins.example.com/job/payments/job/deploy-web/?x=1"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins build number a string", KindJenkins, "jenkins-build.json", map[string]any{"build_number": "1412"}, ReasonInvalidClaim, "", "", "", ""},
+		{"jenkins build number negative", KindJenkins, "jenkins-build.json", map[string]any{"build_number": -1}, ReasonInvalidClaim, "", "", "", ""},
 		{"terraform apply", KindTerraformCloud, "terraform_cloud-run.json", nil, "", "", "", "acme/network-prod", "jti:"},
 		{"terraform without jti", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"jti": nil}, "", "", "", "acme/network-prod", "sha256:"},
 		{"terraform without organization", KindTerraformCloud, "terraform_cloud-run.json", map[string]any{"terraform_organization_id": nil}, ReasonMissingClaim, "", "", "", ""},
@@ -122,6 +140,9 @@ func TestCheckIssuerURL(t *testing.T) {
 		{KindAWS, "https://a.b.tokens.sts.global.api.aws", true, true},
 		{KindAWS, "https://x.tokens.sts.global.api.aws.evil.example", true, true},
 		{KindAWS, "http://x.tokens.sts.global.api.aws", true, true},
+		{KindAzureDevOps, "https://vstoken.dev.azure.com/3f1e2d4c-5b6a-4789-9abc-def012345678", true, false},
+		{KindAzureDevOps, "https://login.microsoftonline.com/0d2a7c1e-9b3f-4e5a-8c6d-7e8f9a0b1c2d/v2.0", true, false},
+		{KindAzureDevOps, "https://vstoken.dev.azure.com.evil.example/x", true, true},
 		{KindGitHub, "https://anything.example/x", true, false},
 		{KindForgejo, "https://codeberg.org/api/actions", true, false},
 		{KindForgejo, "https://git.example.com/forgejo/api/actions", true, false},
@@ -134,6 +155,34 @@ func TestCheckIssuerURL(t *testing.T) {
 		}
 		if got := IssuerHostUnusual(tt.kind, tt.url); got != tt.unusual {
 			t.Errorf("IssuerHostUnusual(%s, %s) = %v, want %v", tt.kind, tt.url, got, tt.unusual)
+		}
+	}
+}
+
+// TestAzureDevOpsIssuerOrganization: with Azure DevOps' own issuer
+// (https://vstoken.dev.azure.com/<organization id>), a token's org_id must
+// be the organization the issuer names; the Entra issuer names a tenant,
+// not an organization, and is not compared.
+func TestAzureDevOpsIssuerOrganization(t *testing.T) {
+	t.Parallel()
+	const org = "3f1e2d4c-5b6a-4789-9abc-def012345678"
+	for _, tt := range []struct {
+		iss, orgID string
+		ok         bool
+	}{
+		{"https://vstoken.dev.azure.com/" + org, org, true},
+		{"https://vstoken.dev.azure.com/" + org, "3f1e2d4c-0000-4789-9abc-def012345678", false},
+		{"https://login.microsoftonline.com/0d2a7c1e-9b3f-4e5a-8c6d-7e8f9a0b1c2d/v2.0", "3f1e2d4c-0000-4789-9abc-def012345678", true},
+	} {
+		m := sample(t, "azure_devops-pipeline.json", tt.iss)
+		m["org_id"] = tt.orgID
+		raw, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = NormalizeClaims(Issuer{Name: "ado", URL: tt.iss, Kind: KindAzureDevOps}, raw)
+		if (err == nil) != tt.ok || err != nil && Reason(err) != ReasonInvalidClaim {
+			t.Errorf("iss %s org_id %s: %v, want ok %v", tt.iss, tt.orgID, err, tt.ok)
 		}
 	}
 }

@@ -55,6 +55,8 @@ var platforms = []Platform{
 	kubernetes{},
 	aws{},
 	forgejo{},
+	azureDevOps{},
+	jenkins{},
 	generic{},
 }
 

@@ -109,7 +109,8 @@ func IdentityIssuer(is Issuer) identity.Issuer {
 //     (terraform_cloud: one run token serves every provider of the run).
 //   - issuer_host (url): the kind's issuers are on its platform's own hosts
 //     (identity.IssuerRules.Hosts: agent.buildkite.com, oidc.circleci.com,
-//     api.bitbucket.org, *.tokens.sts.global.api.aws), over https, and this one is not: a test double,
+//     api.bitbucket.org, *.tokens.sts.global.api.aws, vstoken.dev.azure.com,
+//     login.microsoftonline.com), over https, and this one is not: a test double,
 //     a proxy, or a URL copied wrong.
 func LintIssuer(is *Issuer) []Warning {
 	if is == nil {

@@ -3,6 +3,7 @@ package mapping
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -248,7 +249,8 @@ func ValidateMapping(m *Mapping, issuerKind identity.Kind, opts ...ValidateOptio
 // some registered kind (identity.Condition.Claims), which it normalises
 // (GitLab's bare ref becomes refs/heads/x, repository compares
 // case-insensitively), so matching the raw claim would be a weaker
-// duplicate.
+// duplicate. A registered claim keeps its own reason (azure_devops'
+// workflow_ref reads sub, which no claims condition matches either way).
 var refusedClaimNames = func() map[string]string {
 	m := map[string]string{
 		"iss": "is checked when the token is verified",
@@ -260,9 +262,13 @@ var refusedClaimNames = func() map[string]string {
 		"sub": "cannot be matched: its format varies between issuers and over time; match discrete claims " +
 			"such as repository_id, ref and environment instead",
 	}
+	registeredClaims := maps.Clone(m)
 	for _, p := range identity.Platforms() {
 		for _, cd := range p.Conditions() {
 			for _, claim := range cd.Claims {
+				if _, registered := registeredClaims[claim]; registered {
+					continue
+				}
 				why := "use conditions." + cd.Name
 				if claim == identity.ConditionRef && cd.Name == identity.ConditionRef {
 					why += " (the full ref, refs/heads/... or refs/tags/...)"

@@ -69,6 +69,20 @@ var ciKinds = []ciKind{
 		// Another owner's repository of the same name on the instance.
 		otherTenant: map[string]any{"repository": "mallory/web", "repository_owner": "mallory", "repository_id": "999001", "repository_owner_id": "999000",
 			"sub": "repo:mallory-999000/web-999001:ref:refs/heads/main"}},
+	{kind: "azure_devops", fixture: "azure_devops-pipeline.json",
+		pinned:      `{"workflow_ref": "p://acme/payments/deploy-web", "ref": "refs/heads/main", "claims": {"org_id": "3f1e2d4c-5b6a-4789-9abc-def012345678", "prj_id": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"}}`,
+		unpinned:    `{"workflow_ref": "p://acme/payments/deploy-web", "ref": "refs/heads/main"}`,
+		tenantField: "conditions.claims.org_id",
+		// Another organization of the Entra tenant that took the name acme
+		// (and the project and pipeline names) after the first was renamed.
+		otherTenant: map[string]any{"org_id": "7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a", "prj_id": "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f"}},
+	{kind: "jenkins", fixture: "jenkins-build.json",
+		pinned:      `{"workflow_ref": "https://jenkins.example.com/job/payments/job/deploy-web/"}`,
+		unpinned:    `{"workflow_ref": "https://jenkins.example.com/job/payments/job/*/"}`,
+		tenantField: "conditions.workflow_ref",
+		// Another job of the folder, which anyone who may create jobs
+		// there could make.
+		otherTenant: map[string]any{"sub": "https://jenkins.example.com/job/payments/job/deploy-web-copy/"}},
 }
 
 // ciClaims is the kind's claim set (oidctest.ClaimSet) as the issuer iss
@@ -107,7 +121,7 @@ func ciClaims(t *testing.T, iss *oidctest.Issuer, fixture string, edits map[stri
 }
 
 // TestCIKindsExchange: for each of the buildkite, circleci, bitbucket,
-// terraform_cloud, aws and forgejo kinds, through the real binary and real discovery: the
+// terraform_cloud, aws, forgejo, azure_devops and jenkins kinds, through the real binary and real discovery: the
 // issuer registers at its platform's path form (another form is refused),
 // an unpinned mapping draws unpinned_tenant and ?lint=strict refuses it
 // (forgejo's, without its owner, is refused outright), a
