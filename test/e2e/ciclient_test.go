@@ -144,3 +144,61 @@ func TestCLIAzureDevOpsRequest(t *testing.T) {
 		t.Errorf("token requests %d (want 3), STS %d (want 2)", requests.Load(), x.sts.CallCount())
 	}
 }
+
+// TestCLIFindsTokenPerCI: in each CI whose token is a variable or a file,
+// `exchange --ci auto` (the real binary) finds the job's token the way the
+// CI hands it over and exchanges it: CircleCI's CIRCLE_OIDC_TOKEN_V2,
+// Bitbucket's BITBUCKET_STEP_OIDC_TOKEN, HCP Terraform's
+// TFC_WORKLOAD_IDENTITY_TOKEN, Jenkins' credential-bound token file and
+// Kubernetes' projected token file. Each CI's token carries its name in a
+// claim the mapping of that CI requires, so a source that took another
+// CI's token would be refused.
+func TestCLIFindsTokenPerCI(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	iss := oidctest.New(t)
+	s.must(201, "POST", "/v1/admin/issuers", issuerBody("ci", iss.URL(), "generic"))
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		ci  string
+		env func(token string) []string
+	}{
+		{"circleci", func(tok string) []string { return []string{"CIRCLECI=true", "CIRCLE_OIDC_TOKEN_V2=" + tok} }},
+		{"bitbucket", func(tok string) []string { return []string{"BITBUCKET_STEP_OIDC_TOKEN=" + tok} }},
+		{"terraform_cloud", func(tok string) []string { return []string{"TFC_WORKLOAD_IDENTITY_TOKEN=" + tok} }},
+		{"jenkins", func(tok string) []string {
+			return []string{"JENKINS_URL=https://jenkins.example.com/", "OIDC_BRIDGE_TOKEN_FILE=" + writeToken(t, dir, "jenkins", tok)}
+		}},
+		{"kubernetes", func(tok string) []string {
+			return []string{"KUBERNETES_SERVICE_HOST=10.0.0.1", "OIDC_BRIDGE_KUBERNETES_TOKEN_FILE=" + writeToken(t, dir, "kubernetes", tok)}
+		}},
+	} {
+		s.must(201, "POST", "/v1/admin/mappings", `{"name": "`+strings.ReplaceAll(tc.ci, "_", "-")+`", "issuer": "ci",
+			"conditions": {"repository": "platform/app", "claims": {"ci": "`+tc.ci+`"}},
+			"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/ci", "region": "eu-west-1"}}`)
+		tok := iss.Mint(t, ciClaims(t, iss, "generic-ci.json", map[string]any{"ci": tc.ci}))
+		env := append(append(append([]string{}, noOtherCI...), "OIDC_BRIDGE_URL="+s.url, "OIDC_BRIDGE_AUDIENCE="+oidctest.DefaultAudience), tc.env(tok)...)
+		out, errOut, code := cli(t, env, "exchange", "--ci", "auto", "--no-cache", "--format", "json")
+		var resp api.ExchangeResponse
+		if err := json.Unmarshal([]byte(out), &resp); code != 0 || err != nil || resp.Mapping != strings.ReplaceAll(tc.ci, "_", "-") {
+			t.Errorf("%s: exit %d\n%s\n%s", tc.ci, code, out, errOut)
+		}
+		if strings.Contains(errOut, tok) {
+			t.Errorf("%s: the token is on stderr", tc.ci)
+		}
+	}
+	if n := x.sts.CallCount(); n != 5 {
+		t.Errorf("STS saw %d calls, want 5", n)
+	}
+}
+
+// writeToken writes a CI's token file (0600) into dir.
+func writeToken(t *testing.T, dir, name, tok string) string {
+	t.Helper()
+	p := filepath.Join(dir, name+".jwt")
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
