@@ -3,8 +3,6 @@ package identity
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -155,30 +153,25 @@ func allAlgs() []string {
 	return out
 }
 
-// sourceOf names where issuer is's keys come from, with what tells two
-// sources of one kind apart (the set's hash, the URL): a change of it drops
-// the keys cached for the issuer.
-func sourceOf(is Issuer) string {
-	switch is.KeySource() {
+// useSource makes s cache the keys of is's key source (discovery, a
+// jwks_url, a static set), dropping everything cached from another source:
+// a replaced static set, a new jwks_url, or a switch to or from discovery
+// takes effect at once. It runs on every verification, so it compares
+// (the set's bytes, the URL) rather than hashing or building a name.
+func (s *issuerState) useSource(is Issuer) {
+	kind, set, url := is.KeySource(), []byte(nil), ""
+	switch kind {
 	case KeySourceJWKS:
-		sum := sha256.Sum256(is.JWKS)
-		return "jwks:" + hex.EncodeToString(sum[:])
+		set = is.JWKS
 	case KeySourceJWKSURL:
-		return "jwks_url:" + is.JWKSURL
+		url = is.JWKSURL
 	}
-	return KeySourceDiscovery
-}
-
-// useSource makes s cache the keys of src, dropping everything cached from
-// another source: a replaced static set, a new jwks_url, or a switch to or
-// from discovery takes effect at once.
-func (s *issuerState) useSource(src string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.source == src {
+	if s.source == kind && s.sourceURL == url && bytes.Equal(s.sourceSet, set) {
 		return
 	}
-	s.source = src
+	s.source, s.sourceURL, s.sourceSet = kind, url, bytes.Clone(set)
 	s.gen++
 	s.disc, s.discErr, s.discErrAt = nil, nil, time.Time{}
 	s.keys, s.keysFetched, s.lastAttempt, s.jwksErr, s.fetching = nil, time.Time{}, time.Time{}, nil, false
@@ -189,7 +182,7 @@ func (s *issuerState) useSource(src string) {
 // discovery document, or for an issuer with a static set or a jwks_url, one
 // made from them.
 func (v *Verifier) keySource(ctx context.Context, s *issuerState, is Issuer) (*discovery, *Error) {
-	s.useSource(sourceOf(is))
+	s.useSource(is)
 	switch is.KeySource() {
 	case KeySourceJWKS:
 		s.mu.Lock()

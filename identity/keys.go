@@ -38,11 +38,14 @@ type issuerState struct {
 	fetching    bool      // a JWKS fetch is in flight
 	jwksErr     error     // last fetch error, nil after a success
 
-	// source names where the keys come from (sourceOf): discovery, a
-	// jwks_url, or a static set by its hash. gen counts its changes, so
-	// that a fetch started for an older source does not store its result.
-	source string
-	gen    uint64
+	// source is where the keys come from (useSource): discovery, a
+	// jwks_url (sourceURL) or a static set (sourceSet). gen counts its
+	// changes, so that a fetch started for an older source does not store
+	// its result.
+	source    string
+	sourceURL string
+	sourceSet []byte
+	gen       uint64
 	// static is true when keys hold the issuer's static set: nothing is
 	// fetched, and an unknown kid is refused at once.
 	static bool
