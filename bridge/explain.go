@@ -19,7 +19,8 @@ import (
 func issuerPolicy(is mapping.Issuer) api.ExplainIssuerPolicy {
 	id := mapping.IdentityIssuer(is)
 	age, life := id.Limits()
-	p := api.ExplainIssuerPolicy{ReplayScope: is.ReplayScope, MaxTokenAgeSeconds: int(age / time.Second),
+	p := api.ExplainIssuerPolicy{Kind: is.Kind, AudienceHint: identity.PlatformOf(identity.Kind(is.Kind)).Issuer().AudienceHint,
+		ReplayScope: is.ReplayScope, MaxTokenAgeSeconds: int(age / time.Second),
 		MaxTokenLifetimeSeconds: int(life / time.Second), KeySource: id.KeySource()}
 	if len(is.JWKS) > 0 {
 		// Validated when written; a set that no longer parses shows no keys.

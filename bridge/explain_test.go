@@ -15,6 +15,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge"
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/test/logtest"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
@@ -233,7 +234,7 @@ func TestExplainBareClaims(t *testing.T) {
 		t.Errorf("verified %v, issuer %q", res.Verified, res.Issuer)
 	}
 	// The issuer's policy: its replay scope and its kind's token limits.
-	if want := (api.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900, KeySource: "discovery"}); !reflect.DeepEqual(res.IssuerPolicy, want) {
+	if want := (api.ExplainIssuerPolicy{Kind: "github", AudienceHint: ghAudienceHint, ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900, KeySource: "discovery"}); !reflect.DeepEqual(res.IssuerPolicy, want) {
 		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)
 	}
 	if r := condition(t, explanation(t, res, "web"), "ref"); r.Matched || r.Value != "refs/heads/dev" {
@@ -333,13 +334,18 @@ func TestExplainNeedsAdmin(t *testing.T) {
 	}
 }
 
-// The explainer shows the issuer's own replay scope and token limits.
+// ghAudienceHint is what the explainer says of how a github job asks for the
+// bridge's audience: the kind's own hint.
+var ghAudienceHint = identity.PlatformOf(identity.KindGitHub).Issuer().AudienceHint
+
+// The explainer shows the issuer's kind, how its jobs ask for the bridge's
+// audience, and its own replay scope and token limits.
 func TestExplainIssuerPolicy(t *testing.T) {
 	x, _ := newExplainEnv(t)
 	x.must(200, "PUT", "/v1/admin/issuers/github", fmt.Sprintf(`{"url": %q, "audiences": [%q], "kind": "github",
 		"replay_scope": "token_mapping", "max_token_lifetime_seconds": 3600}`, x.gh.URL(), oidctest.DefaultAudience))
 	res := x.mustExplain(tokenBody(x.token(nil), ""))
-	if want := (api.ExplainIssuerPolicy{ReplayScope: "token_mapping", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 3600, KeySource: "discovery"}); !reflect.DeepEqual(res.IssuerPolicy, want) {
+	if want := (api.ExplainIssuerPolicy{Kind: "github", AudienceHint: ghAudienceHint, ReplayScope: "token_mapping", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 3600, KeySource: "discovery"}); !reflect.DeepEqual(res.IssuerPolicy, want) {
 		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)
 	}
 
@@ -353,7 +359,7 @@ func TestExplainIssuerPolicy(t *testing.T) {
 		x.gh.URL(), oidctest.DefaultAudience, set))
 	r := x.must(200, "POST", "/v1/admin/explain", tokenBody(x.token(nil), ""))
 	res = decode[api.ExplainResponse](t, r)
-	want := api.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900, KeySource: "jwks",
+	want := api.ExplainIssuerPolicy{Kind: "github", AudienceHint: ghAudienceHint, ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900, KeySource: "jwks",
 		Keys: []api.ExplainKey{{KID: x.gh.KID(), KTY: "RSA", Alg: "RS256"}}}
 	if !reflect.DeepEqual(res.IssuerPolicy, want) {
 		t.Errorf("issuer_policy %+v, want %+v", res.IssuerPolicy, want)

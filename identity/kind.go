@@ -226,6 +226,11 @@ type LintRules struct {
 	// service account, which claims.sub names at once); unpinned_tenant is
 	// then on the field conditions.<TenantPinAll[0]>.
 	TenantPinAll []string
+	// TenantUnknown, when set, says the kind knows nothing of its issuers'
+	// tenants (generic): unpinned_tenant, on the field conditions, with
+	// this message, unless some condition has only literal values (it
+	// then names one workload, or a few, whatever the issuer's tenancy).
+	TenantUnknown string
 }
 
 // IssuerRules are what a kind knows of its issuers.

@@ -40,9 +40,14 @@ func (generic) Breadth() Breadth {
 
 func (generic) Guards(*Claims) []Guard { return nil }
 
-// Lint: no immutable id is known, nor which events are risky.
+// Lint: no immutable id is known, nor which events are risky, nor whether
+// the issuer serves other tenants (other organizations of a hosted CI):
+// lint says so unless a condition names the workload literally.
 func (generic) Lint() LintRules {
-	return LintRules{RefProtectedCaveat: "what the issuer means by a protected ref, and who can create one, is not known"}
+	return LintRules{RefProtectedCaveat: "what the issuer means by a protected ref, and who can create one, is not known",
+		TenantUnknown: "the generic kind knows no claim that pins this issuer's tenant (if it is a shared service, every " +
+			"customer's jobs hold its tokens): write one condition's values literally, without a wildcard (the claim that names " +
+			"your organization, project or job), or register the issuer with its platform's kind"}
 }
 
 func (generic) Issuer() IssuerRules {

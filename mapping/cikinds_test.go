@@ -45,7 +45,8 @@ func TestForgejoOwnerPinned(t *testing.T) {
 
 // TestLintUnpinnedTenant: a mapping of a kind whose issuer serves several
 // tenants warns unpinned_tenant unless it pins one of the kind's tenant
-// conditions literally; github, gitlab and generic never do.
+// conditions literally, and a generic one unless some condition is
+// literal; github and gitlab never do.
 func TestLintUnpinnedTenant(t *testing.T) {
 	t.Parallel()
 	const orgID = "0184990a-2a6f-4c1e-9c3d-3d7a3c4b5e6f"
@@ -85,7 +86,10 @@ func TestLintUnpinnedTenant(t *testing.T) {
 		{"jenkins jobs of a folder", identity.KindJenkins, Conditions{WorkflowRef: One("https://jenkins.example.com/job/payments/job/*/")}, false, "conditions.workflow_ref"},
 		{"github never", identity.KindGitHub, ghMapping(nil).Conditions, true, ""},
 		{"gitlab never", identity.KindGitLab, glMapping(nil).Conditions, true, ""},
-		{"generic never", identity.KindGeneric, Conditions{Claims: claimsOf("x", "y")}, true, ""},
+		{"generic literal claim", identity.KindGeneric, Conditions{Claims: claimsOf("x", "y")}, true, ""},
+		{"generic literal ref, wildcard sub", identity.KindGeneric, Conditions{Ref: One("refs/heads/main"), Claims: claimsOf("project", "acme-*")}, true, ""},
+		{"generic wildcards only", identity.KindGeneric, Conditions{Ref: One("refs/heads/*"), Claims: claimsOf("project", "acme-*")}, false, "conditions"},
+		{"generic one literal among a list with a wildcard", identity.KindGeneric, Conditions{Claims: map[string]Values{"project": {Patterns: []string{"acme", "acme-*"}, List: true}}}, false, "conditions"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -88,10 +88,11 @@ const (
 //     own (identity.LintRules.TenantPin) with literal values only (no
 //     wildcard), or not all of TenantPinAll (a kubernetes mapping: the
 //     namespace and the service account, or sub): another tenant's jobs
-//     obtain it. github, gitlab, forgejo and
-//     generic: never (a github, gitlab or forgejo mapping names the owner
-//     in its repository, or pins the repository_id; a generic issuer's
-//     tenants are not known).
+//     obtain it. github, gitlab and forgejo: never (a
+//     mapping names the owner in its repository, or pins the
+//     repository_id). generic (conditions): the issuer's tenants are not
+//     known, so no condition has only literal values (every one is a
+//     wildcard pattern) draws it; one literal condition, any, does not.
 //   - no_immutable_id (conditions.repository_id): names are reusable, ids
 //     are not (attack catalogue 29). github and other non-generic kinds:
 //     neither conditions.repository_id nor conditions.claims.repository_owner_id;
@@ -150,6 +151,12 @@ func (l *linter) add(code, field, format string, args ...any) {
 // tenantPin is unpinned_tenant: pin with TenantPin, unless the mapping has
 // every condition of TenantPinAll, literally (whose first names the field).
 func (l *linter) tenantPin() {
+	if msg := l.rules.TenantUnknown; msg != "" {
+		if !l.anyLiteral() {
+			l.add(LintUnpinnedTenant, "conditions", "%s", msg)
+		}
+		return
+	}
 	all := l.rules.TenantPinAll
 	if len(all) == 0 {
 		l.pin(LintUnpinnedTenant, l.rules.TenantPin, true, l.rules.TenantPinMessage)
@@ -160,6 +167,22 @@ func (l *linter) tenantPin() {
 		return
 	}
 	l.add(LintUnpinnedTenant, "conditions."+all[0], "%s", l.rules.TenantPinMessage)
+}
+
+// anyLiteral reports whether some condition of the mapping has only values
+// without a wildcard.
+func (l *linter) anyLiteral() bool {
+	for _, v := range l.cond.firstClass() {
+		if v != nil && !slices.ContainsFunc(v.Patterns, HasWildcard) {
+			return true
+		}
+	}
+	for _, v := range l.cond.Claims {
+		if !slices.ContainsFunc(v.Patterns, HasWildcard) {
+			return true
+		}
+	}
+	return false
 }
 
 // literal reports whether the mapping has the condition name with values

@@ -44,6 +44,12 @@ type ExplainResponse struct {
 // ExplainIssuerPolicy is the issuer's replay scope and its effective token
 // age and lifetime limits (its own, or its kind's defaults).
 type ExplainIssuerPolicy struct {
+	// Kind is the issuer's kind (github, gitlab, buildkite, ..., generic).
+	Kind string `json:"kind"`
+	// AudienceHint says how a job of that kind obtains a token with the
+	// bridge's audience (the step to check when a token is refused for
+	// its audience).
+	AudienceHint string `json:"audience_hint,omitempty"`
 	// ReplayScope is token (a token is exchanged once in all) or
 	// token_mapping (once per mapping).
 	ReplayScope             string `json:"replay_scope"`

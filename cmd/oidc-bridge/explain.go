@@ -230,6 +230,13 @@ func renderExplanation(w io.Writer, res *api.ExplainResponse) error {
 		}
 		fmt.Fprintf(tw, "  a token is exchanged %s (replay_scope %s); accepted up to %ds old, %ds long\n",
 			once, clean(p.ReplayScope), p.MaxTokenAgeSeconds, p.MaxTokenLifetimeSeconds)
+		if p.Kind != "" {
+			fmt.Fprintf(tw, "  kind %s", clean(p.Kind))
+			if p.AudienceHint != "" {
+				fmt.Fprintf(tw, "; a job asks for the bridge's audience with: %s", clean(p.AudienceHint))
+			}
+			fmt.Fprintln(tw)
+		}
 		if p.KeySource != "" && p.KeySource != "discovery" {
 			fmt.Fprintf(tw, "  keys from its %s\n", clean(p.KeySource))
 		}

@@ -23,7 +23,7 @@ func sampleExplanation() *api.ExplainResponse {
 	return &api.ExplainResponse{
 		Issuer:       "github",
 		Verified:     true,
-		IssuerPolicy: api.ExplainIssuerPolicy{ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900},
+		IssuerPolicy: api.ExplainIssuerPolicy{Kind: "github", AudienceHint: "core.getIDToken(audience)\x1b[2J", ReplayScope: "token", MaxTokenAgeSeconds: 900, MaxTokenLifetimeSeconds: 900},
 		Claims: api.ExplainClaims{Issuer: "https://token.actions.githubusercontent.com", Repository: "acme/web", RepositoryID: "1339936803",
 			Ref: "refs/heads/feat/x", EventName: "push", Actor: "octocat", RunID: "42"},
 		Mappings: []api.Explanation{
@@ -57,6 +57,7 @@ func TestRenderExplanation(t *testing.T) {
 	}
 	want := `issuer github (token verified)
   a token is exchanged once in all (replay_scope token); accepted up to 900s old, 900s long
+  kind github; a job asks for the bridge's audience with: core.getIDToken(audience)\x1b[2J
   repository     acme/web
   repository_id  1339936803
   ref            refs/heads/feat/x
