@@ -14,6 +14,7 @@ import (
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/test/oidctest"
+	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
 // noOtherCI blanks the variables by which `exchange --ci auto` would find
@@ -201,4 +202,66 @@ func writeToken(t *testing.T, dir, name, tok string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestCLIAWSOutbound: where AWS runs the job (AWS_EXECUTION_ENV), `exchange
+// --ci auto` asks STS's GetWebIdentityToken (a stand-in STS of the job's
+// account, reached through AWS_ENDPOINT_URL_STS and checking the job's SigV4
+// signature) for a token of the bridge's audience, signed by the account's
+// issuer, and exchanges it; each exchange asks STS anew (a second exchange
+// would otherwise be a replay). The token carries the account and the
+// request's tags under https://sts.amazonaws.com/, which the mapping pins.
+func TestCLIAWSOutbound(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	s := startServer(t, x.env)
+	iss := oidctest.New(t)
+	s.must(201, "POST", "/v1/admin/issuers", issuerBody("account", iss.URL(), "aws"))
+	s.must(201, "POST", "/v1/admin/mappings", `{"name": "lambda-deploy", "issuer": "account",
+		"conditions": {"claims": {"/https:~1~1sts.amazonaws.com~1/aws_account": "123456789012",
+		                          "/https:~1~1sts.amazonaws.com~1/source_region": "eu-west-1"}},
+		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/lambda-deploy", "region": "eu-west-1"}}`)
+
+	var seq atomic.Int64
+	account := ststest.New(t, ststest.WithOutboundIdentity(func(r ststest.OutboundRequest) (string, error) {
+		c := ciClaims(t, iss, "aws-outbound.json", nil)
+		if len(r.Audience) != 1 || r.SigningAlgorithm != "RS256" {
+			return "", fmt.Errorf("unexpected request %+v", r)
+		}
+		now := time.Now().Unix()
+		c["aud"], c["iat"], c["exp"] = r.Audience[0], now, now+int64(r.Duration/time.Second)
+		c["jti"] = fmt.Sprintf("outbound-%d", seq.Add(1))
+		nested := c["https://sts.amazonaws.com/"].(map[string]any)
+		nested["source_region"] = r.Region
+		return iss.Mint(t, c), nil
+	}))
+	env := append(append([]string{}, noOtherCI...), "OIDC_BRIDGE_URL="+s.url, "OIDC_BRIDGE_AUDIENCE="+oidctest.DefaultAudience,
+		"AWS_EXECUTION_ENV=AWS_Lambda_provided.al2023", "AWS_REGION=eu-west-1", "AWS_ENDPOINT_URL_STS="+account.URL(),
+		"AWS_ACCESS_KEY_ID="+ststest.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+ststest.SecretAccessKey, "AWS_SESSION_TOKEN=",
+		"AWS_PROFILE=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	for i := range 2 {
+		out, errOut, code := cli(t, env, "exchange", "--ci", "auto", "--no-cache", "--format", "json")
+		var resp api.ExchangeResponse
+		if err := json.Unmarshal([]byte(out), &resp); code != 0 || err != nil || resp.Mapping != "lambda-deploy" {
+			t.Fatalf("exchange %d: exit %d\n%s\n%s", i+1, code, out, errOut)
+		}
+	}
+	calls := account.Calls()
+	if len(calls) != 2 {
+		t.Fatalf("the account's STS saw %d calls, want one GetWebIdentityToken per exchange", len(calls))
+	}
+	for _, c := range calls {
+		if c.Action != "GetWebIdentityToken" || c.Status != http.StatusOK || c.AccessKeyID != ststest.AccessKeyID || c.Region != "eu-west-1" {
+			t.Errorf("account STS call %+v", c)
+		}
+	}
+
+	// Outbound federation not enabled for the account: the exchange fails
+	// with STS's answer, and the hint says what to check.
+	off := ststest.New(t)
+	env = append(env, "AWS_ENDPOINT_URL_STS="+off.URL())
+	_, errOut, code := cli(t, env, "exchange", "--ci", "auto", "--no-cache", "--format", "json")
+	if code == 0 || !strings.Contains(errOut, "OutboundWebIdentityFederationDisabled") || !strings.Contains(errOut, "outbound identity federation enabled") {
+		t.Errorf("federation disabled: exit %d\n%s", code, errOut)
+	}
 }

@@ -170,6 +170,9 @@ type Handler struct {
 	issued   map[string]time.Time // by access key id: when it was issued
 	// chaining: AssumeRole callers are role sessions (role chaining).
 	chaining bool
+	// outbound mints GetWebIdentityToken's tokens (WithOutboundIdentity);
+	// read-only after NewHandler.
+	outbound func(OutboundRequest) (string, error)
 }
 
 // NewHandler returns a Handler that knows the default key pair unless
@@ -462,6 +465,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.assumeRoleWithWebIdentity(w, &call, wi)
+	case actionOutbound:
+		h.getWebIdentityToken(w, &call, auth, fail)
 	case "GetCallerIdentity":
 		writeXML(w, http.StatusOK, getCallerIdentityResponse{
 			Xmlns: xmlns,
