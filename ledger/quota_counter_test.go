@@ -226,9 +226,11 @@ func BenchmarkQuota(b *testing.B) {
 					INSERT INTO issuances (id, requested_at, completed_at, outcome, issuer, repository, token_jti,
 						mapping_id, mapping, provider, expires_at, credential_id)
 					SELECT gen_random_uuid(), now() - g * interval '59 minutes' / $2, now(), 'issued', $3,
-						'acme/web', 'bench-' || $1 || '-' || g, $1, 'm', 'aws', now() + interval '1 hour', 'ASIA'
-					FROM generate_series(1, $2) g;
-					ANALYZE issuances;`, id, size, ghIssuer); err != nil {
+						'acme/web', 'bench-' || ($1::bigint)::text || '-' || g, $1::bigint, 'm', 'aws', now() + interval '1 hour', 'ASIA'
+					FROM generate_series(1, $2) g`, id, size, ghIssuer); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := pool.Exec(ctx, `VACUUM ANALYZE issuances`); err != nil {
 					b.Fatal(err)
 				}
 				b.ResetTimer()
