@@ -549,3 +549,6 @@ func partitionsRead(plan string) int {
 	}
 	return len(seen)
 }
+
+// quote is s as an SQL string literal.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -100,5 +100,3 @@ func TestHistoryGenerator(t *testing.T) {
 		}
 	}
 }
-
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
