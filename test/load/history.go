@@ -541,14 +541,5 @@ var (
 	partitionRe = regexp.MustCompile(`\bon (issuances_\d{4}_\d{2}|issuances_default)\b`)
 )
 
-// partitionsRead counts the distinct partitions a plan reads.
-func partitionsRead(plan string) int {
-	seen := map[string]bool{}
-	for _, m := range partitionRe.FindAllStringSubmatch(plan, -1) {
-		seen[m[1]] = true
-	}
-	return len(seen)
-}
-
 // quote is s as an SQL string literal.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
