@@ -100,7 +100,7 @@ awscli: ## Make sure AWS CLI v2 (Debian's awscli, apt-get when missing) and v1 (
 # (scripts/ensure-pyjwt.sh). `make test` passes their paths to the tests in
 # OIDC_BRIDGE_MINIO and OIDC_BRIDGE_PYJWT_PYTHON; a plain `go test` runs the
 # scripts itself.
-.PHONY: minio pyjwt
+.PHONY: minio pyjwt history
 minio: ## Build the MinIO server for the interop tests (once, then cached)
 	@scripts/ensure-minio.sh >/dev/null
 
@@ -138,6 +138,9 @@ lint: ## gofmt, go vet, the client side links no server code, targetlint (target
 	$(GO) run ./internal/targetlint
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 	$(GO) run github.com/securego/gosec/v2/cmd/gosec@$(GOSEC_VERSION) -quiet -include=$(GOSEC_RULES) $(PKGS)
+
+history: postgres ## Fill a throwaway ledger with N rows of history (default 2000000) and measure the audit cookbook, sizes, the quota path and a partition drop (docs/operations.md)
+	$(GO) run ./test/load -history $(or $(N),2000000)
 
 bench: postgres build ## Run the benchmarks, then the end-to-end load test (test/load, docs/performance.md)
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)

@@ -96,7 +96,11 @@ func docQueries(t *testing.T) []docQuery {
 func fillLedger(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `
+	// In statements of 50,000 rows: each stays well within the statement
+	// timeout on a busy machine.
+	const chunk = 50_000
+	for lo := 1; lo <= n; lo += chunk {
+		if _, err := pool.Exec(ctx, `
 		INSERT INTO issuances (id, requested_at, completed_at, outcome, error_code, issuer, subject, repository,
 			repository_id, ref, sha, event_name, actor, run_id, run_attempt, job_id, token_jti, mapping_id, mapping,
 			provider, target, credential_id, expires_at, client_ip, user_agent, requested_mapping)
@@ -106,7 +110,7 @@ func fillLedger(t *testing.T, pool *pgxpool.Pool, n int) {
 			'refs/heads/main', md5(g::text), 'push', 'octocat',
 			CASE WHEN g % 1000 = 0 THEN '12345678901' ELSE (g / 3)::text END, '1', g::text, 'jti-' || g,
 			CASE WHEN NOT missing THEN m END, CASE WHEN missing THEN NULL WHEN m = 0 THEN 'web-prod-deploy' ELSE 'mapping-' || m END,
-			'aws', '{"region": "eu-west-1"}',
+			'aws', '{"role_arn": "arn:aws:iam::123456789012:role/deploy", "region": "eu-west-1"}',
 			CASE outcome WHEN 'issued' THEN 'ASIAEXAMPLE' || lpad(g::text, 9, '0') END, at + interval '15 minutes',
 			'203.0.113.7', 'oidc-bridge-action/1.0',
 			CASE WHEN missing THEN 'web-prod' WHEN m = 0 THEN 'web-prod-deploy' ELSE 'mapping-' || m END
@@ -116,8 +120,9 @@ func fillLedger(t *testing.T, pool *pgxpool.Pool, n int) {
 				CASE WHEN g % 200 = 0 THEN 'web' ELSE 'repo' || (g % 200) END AS r,
 				g % 40 AS m,
 				g % 100 = 50 AS missing
-			FROM generate_series(1, $1::int) g) s`, n); err != nil {
-		t.Fatal(err)
+			FROM generate_series($2::int, $3::int) g) s`, n, lo, min(lo+chunk-1, n)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := pool.Exec(ctx, `ANALYZE issuances`); err != nil {
 		t.Fatal(err)

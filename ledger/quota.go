@@ -48,26 +48,52 @@ var releaseGuard = mustNamed(`
 DELETE FROM replay_guard WHERE issuance_id = @id::uuid`)
 
 // countQuotas returns the moment of the count (which becomes requested_at)
-// and, per quota, the counted issuances (up to the limit: more need not be
-// read) and the oldest of them. The variants differ in how an absent
-// repository or run id (NULL) is matched, so that the indexes serve both.
+// and, per quota, the counted issuances and the oldest of them. The
+// variants differ in how an absent repository or run id (NULL) is matched,
+// so that the indexes serve both.
+//
+// per_hour costs the same whatever its size: the sliding hour (n - 1h, n]
+// is counted as the rows of issuances in (n - 1h, b) (at most one minute
+// of them, and no more than the limit) plus the per-minute buckets of
+// quota_minutes from b on (at most 60), where b is the later of the next
+// minute after n - 1h and the mapping's counting start (quota_counting,
+// migration 00017). A mapping without a counting start in the database (no
+// per_hour quota there: this replica's catalog is older or newer than the
+// database's) is counted from issuances alone, up to the limit, as before:
+// on any doubt, the exact rows. The oldest counted row, for Retry-After, is
+// the first index entry of the window. per_job counts the job's rows (a
+// job has few), up to the limit.
 var countQuotas = func() (q [2][2]string) {
 	for i, repo := range []string{
 		`lower(repository) IS NULL`,
 		`lower(repository) = lower(@repository::text)`,
 	} {
 		for j, run := range []string{`run_id IS NULL`, `run_id = @run_id::text`} {
+			hour := `@per_hour::int > 0 AND mapping_id = @mapping_id::bigint AND ` + repo + `
+			AND outcome IN ` + countedOutcomes + `
+			AND requested_at > t.n - make_interval(secs => @window::float8)`
 			q[i][j] = `
 WITH t AS (SELECT coalesce(@requested_at::timestamptz, clock_timestamp()) AS n)
-SELECT t.n, h.count, h.oldest, j.count, j.oldest
+SELECT t.n, e.count + c.count, o.oldest, j.count, j.oldest
 FROM t
 CROSS JOIN LATERAL (
-	SELECT count(*) AS count, min(requested_at) AS oldest FROM (
-		SELECT requested_at FROM issuances
-		WHERE @per_hour::int > 0 AND mapping_id = @mapping_id::bigint AND ` + repo + `
-			AND outcome IN ` + countedOutcomes + `
-			AND requested_at > t.n - make_interval(secs => @window::float8)
-		ORDER BY requested_at LIMIT @per_hour::int) s) h
+	SELECT coalesce((
+		SELECT greatest(q.since, date_trunc('minute', t.n - make_interval(secs => @window::float8)) + interval '1 minute')
+		FROM quota_counting q JOIN mappings m ON m.id = q.mapping_id
+		WHERE q.mapping_id = @mapping_id::bigint AND m.quota_per_hour IS NOT NULL), 'infinity') AS b) b
+CROSS JOIN LATERAL (
+	SELECT count(*) AS count FROM (
+		SELECT FROM issuances
+		WHERE ` + hour + ` AND requested_at < b.b
+		LIMIT @per_hour::int) s) e
+CROSS JOIN LATERAL (
+	SELECT coalesce(sum(n), 0)::int AS count FROM quota_minutes
+	WHERE @per_hour::int > 0 AND b.b < 'infinity' AND mapping_id = @mapping_id::bigint
+		AND repo_key = coalesce('r' || lower(@repository::text), 'n') AND minute >= b.b) c
+CROSS JOIN LATERAL (
+	SELECT min(requested_at) AS oldest FROM (
+		SELECT requested_at FROM issuances WHERE ` + hour + `
+		ORDER BY requested_at LIMIT 1) s) o
 CROSS JOIN LATERAL (
 	SELECT count(*) AS count, min(requested_at) AS oldest FROM (
 		SELECT requested_at FROM issuances

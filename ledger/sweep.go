@@ -21,7 +21,9 @@ const (
 // never recorded the result (a crash between mint and record), so any
 // credential minted for them has expired by now. The ledger thus never
 // hides an issuance behind a row that stays pending. Sweep also prunes the
-// replay guard of tokens expired more than GuardRetention ago.
+// replay guard of tokens expired more than GuardRetention ago, and the
+// per_hour quota's per-minute buckets older than two windows (no count
+// reads them after one).
 //
 // It reads the small partial index of pending rows and the guard's expiry
 // index. Several replicas may run it at once: each row is marked by one of
@@ -58,6 +60,21 @@ func (l *Ledger) Sweep(ctx context.Context) (marked int, err error) {
 			sweepBatch*10, GuardRetention.Seconds())
 		if err != nil {
 			return marked, dbError("prune replay guard", err)
+		}
+		if n < sweepBatch*10 {
+			break
+		}
+	}
+	for {
+		n, err := l.sweepBatch(ctx, `
+			DELETE FROM quota_minutes WHERE ctid = ANY (ARRAY(
+				SELECT ctid FROM quota_minutes
+				WHERE minute < clock_timestamp() - make_interval(secs => $2::float8)
+				LIMIT $1))
+			AND minute < clock_timestamp() - make_interval(secs => $2::float8)`,
+			sweepBatch*10, 2*Window.Seconds())
+		if err != nil {
+			return marked, dbError("prune quota buckets", err)
 		}
 		if n < sweepBatch*10 {
 			return marked, nil

@@ -44,12 +44,20 @@ var (
 	maxTokens = flag.Int("tokens", 30000, "tokens pre-minted per closed-loop phase (2,000/s x 15 s); a phase ends early when they run out")
 	unsafe    = flag.Bool("unsafe", false, "PostgreSQL with fsync/synchronous_commit off (not comparable to production)")
 	keep      = flag.Bool("keep", false, "keep the temporary folder")
+	history   = flag.Int("history", 0, "instead of the exchange phases: fill a fresh ledger with this many rows of history and measure the audit cookbook, sizes and a partition drop (see history.go)")
+	months    = flag.Int("history-months", 6, "months the -history rows are spread over")
 	profile   = flag.String("profile", "", "write a CPU profile of replica 1 during the 1-replica closed-loop phase to this file, and print its top entries")
 )
 
 func main() {
 	flag.Parse()
 	log.SetFlags(log.Ltime)
+	if *history > 0 {
+		if err := runHistory(); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		log.Fatal(err)
 	}
