@@ -177,6 +177,5 @@ func Fingerprint(pub *rsa.PublicKey) string {
 	return "SHA256:" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
-
 // ErrUnavailable marks a database failure of the store.
 var ErrUnavailable = errors.New("githubapp: database unavailable")

@@ -399,4 +399,3 @@ func (s *Server) Live(tok string) bool {
 	defer s.mu.Unlock()
 	return s.tokens[tok] != nil && !s.tokens[tok].revoked && time.Now().Before(s.tokens[tok].expires)
 }
-
