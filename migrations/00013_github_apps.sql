@@ -44,6 +44,11 @@ CREATE TRIGGER admin_changes_truncate BEFORE TRUNCATE ON github_apps
 ALTER TABLE github_apps ENABLE ALWAYS TRIGGER admin_changes_sql;
 ALTER TABLE github_apps ENABLE ALWAYS TRIGGER admin_changes_truncate;
 
+-- Mappings of provider github. The check becomes a name rule, as issuer
+-- kinds did (00011): the application's registry says which providers exist.
+ALTER TABLE mappings DROP CONSTRAINT mappings_provider_check;
+ALTER TABLE mappings ADD CONSTRAINT mappings_provider_check CHECK (provider ~ '^[a-z][a-z0-9_]{0,31}$');
+
 -- +goose StatementBegin
 DO $$
 DECLARE
@@ -56,6 +61,12 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
+-- github mappings go with the provider; the history trigger (00008)
+-- records their deletion, and fires now so that the table can be altered.
+SET CONSTRAINTS admin_changes_sql IMMEDIATE;
+DELETE FROM mappings WHERE provider NOT IN ('aws', 'gcp', 'azure', 'jwt');
+ALTER TABLE mappings DROP CONSTRAINT mappings_provider_check;
+ALTER TABLE mappings ADD CONSTRAINT mappings_provider_check CHECK (provider IN ('aws', 'gcp', 'azure', 'jwt'));
 DROP TABLE github_app_keys;
 DROP TABLE github_apps;
 DELETE FROM admin_changes WHERE kind = 'github_app';
