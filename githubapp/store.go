@@ -75,11 +75,17 @@ func scanApp(row pgx.Row) (App, error) {
 }
 
 func getApp(ctx context.Context, q querier, name string, lock bool) (App, error) {
-	sql := `SELECT ` + appColumns + ` FROM github_apps a WHERE a.name = $1`
+	const (
+		get     = `SELECT ` + appColumns + ` FROM github_apps a WHERE a.name = $1`
+		getLock = get + ` FOR UPDATE`
+	)
+	var row pgx.Row
 	if lock {
-		sql += ` FOR UPDATE`
+		row = q.QueryRow(ctx, getLock, name)
+	} else {
+		row = q.QueryRow(ctx, get, name)
 	}
-	a, err := scanApp(q.QueryRow(ctx, sql, name))
+	a, err := scanApp(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return App{}, fmt.Errorf("%w: github app %q", mapping.ErrNotFound, name)
 	}

@@ -180,6 +180,13 @@ func TestGitHubInstallationTokens(t *testing.T) {
 		t.Error("the server log holds the token")
 	}
 
+	// A mapping cannot name an App the bridge does not know.
+	r = e.s.call("POST", "/v1/admin/mappings", `{"name": "gh-nope", "issuer": "github", "conditions": {"repository": "acme/web"},
+		"provider": "github", "target": {"app": "nope", "owner": "acme", "repositories": ["web"], "permissions": {"contents": "read"}}}`)
+	r.json(t, &apiErr)
+	if r.status != 400 || apiErr.Field != "target.app" {
+		t.Errorf("a mapping naming an unknown App: %d %s", r.status, r.body)
+	}
 	// The App cannot go while a mapping names it.
 	e.s.must(409, "DELETE", "/v1/admin/github-apps/acme-app", "")
 	var changes string
