@@ -218,6 +218,8 @@ func TestGitHubAppKeyRotation(t *testing.T) {
 					return
 				default:
 				}
+				// Paced under the bridge's per-client limit (50/s).
+				time.Sleep(50 * time.Millisecond)
 				token := e.ci.Mint(t, e.ci.GitHubClaims(nil))
 				r := e.s.call("POST", "/v1/exchange", `{"mapping": "gh-write"}`, token)
 				if r.status == 200 {

@@ -198,7 +198,7 @@ func (s *Server) appOf(r *http.Request) (int64, string) {
 	if raw == "" {
 		return 0, "A JSON web token could not be decoded"
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil || len(jws.Signatures) != 1 {
 		return 0, "A JSON web token could not be decoded"
 	}
