@@ -257,6 +257,9 @@ func (s *Server) createMapping(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkGitHubApp(c.Request().Context(), m); err != nil {
+		return err
+	}
 	if dry {
 		return s.dryRunMapping(c, m, check, &warnings)
 	}
@@ -294,6 +297,9 @@ func (s *Server) updateMapping(c echo.Context) error {
 	var warnings []mapping.Warning
 	m, check, err := readMapping(c, name, s.validateOptions(), &warnings)
 	if err != nil {
+		return err
+	}
+	if err := s.checkGitHubApp(c.Request().Context(), m); err != nil {
 		return err
 	}
 	out, err := s.opts.Store.UpdateMapping(c.Request().Context(), actor(c), name, m, check)

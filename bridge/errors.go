@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge/api"
+	"github.com/oidc-bridge/oidc-bridge/githubapp"
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/database"
@@ -184,13 +185,25 @@ func classifyCause(err error) problem {
 	case errors.As(err, &pe):
 		// A failing cloud (not a refusal) may recover: say so with
 		// Retry-After, so that clients retry a 502 only then.
-		p := refuse(api.CodeProviderError, fmt.Sprintf("%s did not issue credentials: %s", pe.Provider, pe.Code))
+		msg := fmt.Sprintf("%s did not issue credentials: %s", pe.Provider, pe.Code)
+		if pe.Detail != "" {
+			msg += ": " + pe.Detail
+		}
+		p := refuse(api.CodeProviderError, msg)
 		if errors.Is(pe, providers.ErrUnavailable) {
 			p.retryAfter = providerRetryAfter
+		}
+		if pe.RetryAfter > 0 {
+			// The cloud's own rate limit: its wait, not ours.
+			p.retryAfter = pe.RetryAfter
 		}
 		return *p
 	case errors.Is(err, admintoken.ErrUnauthorized):
 		return *refuse(api.CodeUnauthorized, "a valid admin bearer token is required")
+	case errors.Is(err, ledger.ErrCredentialNotFound):
+		return *refuse(api.CodeNotFound, "no credential issued by this bridge in the last two days has this token; nothing was revoked")
+	case errors.Is(err, githubapp.ErrNoKEK):
+		return *refuse(api.CodeUnavailable, "this bridge has no key-encryption key (BRIDGE_KEY_ENCRYPTION_KEY) to encrypt GitHub App keys with")
 	case errors.Is(err, mapping.ErrNotFound):
 		return *refuse(api.CodeNotFound, err.Error())
 	case errors.Is(err, mapping.ErrConflict):
@@ -237,7 +250,8 @@ func unavailable(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) ||
 		errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, mapping.ErrUnavailable) ||
-		errors.Is(err, admintoken.ErrUnavailable) || errors.Is(err, database.ErrUnavailable)
+		errors.Is(err, admintoken.ErrUnavailable) || errors.Is(err, database.ErrUnavailable) ||
+		errors.Is(err, githubapp.ErrUnavailable)
 }
 
 // errorHandler writes every error as the contract's JSON body and logs what

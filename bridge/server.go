@@ -52,6 +52,9 @@ type Options struct {
 	Verifier  Verifier
 	Ledger    Ledger
 	Providers map[string]providers.Provider
+	// GitHubApps stores the github provider's Apps (GET|POST|PUT|DELETE
+	// /v1/admin/github-apps); nil answers those routes 503.
+	GitHubApps GitHubApps
 	// Keys publishes the bridge's signing keys; with PublicURL (the issuer
 	// URL, no trailing slash) it serves the discovery document and JWKS.
 	// Nil: the bridge is not an issuer and those routes answer 404.
@@ -214,6 +217,7 @@ func New(opts Options) *Server {
 
 	e.POST("/v1/exchange", s.exchange)
 	e.POST("/oauth2/token", s.tokenExchange)
+	e.POST("/v1/credentials/revoke", s.revokeCredential)
 	if opts.Keys != nil {
 		e.GET(discoveryPath, s.discovery)
 		e.GET(jwksPath, s.jwks)
@@ -233,6 +237,11 @@ func New(opts Options) *Server {
 	admin.GET("/mappings/:name/usage", s.mappingUsage)
 	admin.POST("/explain", s.explain)
 	admin.POST("/issuances/revoke", s.revokeIssuances)
+	admin.GET("/github-apps", s.listGitHubApps)
+	admin.POST("/github-apps", s.createGitHubApp)
+	admin.GET("/github-apps/:name", s.getGitHubApp)
+	admin.PUT("/github-apps/:name", s.updateGitHubApp)
+	admin.DELETE("/github-apps/:name", s.deleteGitHubApp)
 	return s
 }
 

@@ -116,6 +116,8 @@ func credentialsBody(body any) (any, error) {
 		return api.AzureCredentials(b), nil
 	case providers.JWTCredentials:
 		return api.JWTCredentials(b), nil
+	case providers.GitHubCredentials:
+		return api.GitHubCredentials(b), nil
 	}
 	return nil, fmt.Errorf("bridge: credential body %T has no wire form", body)
 }

@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // Lint codes: stable, for the admin API, plan-time diagnostics and options
@@ -133,7 +134,33 @@ func Lint(m *Mapping, kind identity.Kind) []Warning {
 	l.refs()
 	l.events()
 	l.runner()
+	l.provider()
 	return l.out
+}
+
+// provider adds the findings of the mapping's provider, when its spec has
+// lint rules of its own (providers.Linter: github's permissions).
+func (l *linter) provider() {
+	s, ok := defaultProviders.Lookup(l.m.Provider)
+	if !ok {
+		return
+	}
+	pl, ok := s.(providers.Linter)
+	if !ok {
+		return
+	}
+	admitsPR := l.cond.EventName == nil
+	if v := l.cond.EventName; v != nil {
+		for _, p := range v.Patterns {
+			if Match(p, "pull_request") || Match(p, "pull_request_target") {
+				admitsPR = true
+			}
+		}
+	}
+	pinned := l.literal("repository") || l.cond.RepositoryID != nil
+	for _, f := range pl.LintTarget(providers.LintMapping{Target: l.m.Target, AdmitsPullRequests: admitsPR, RepositoryPinned: pinned}) {
+		l.add(f.Code, f.Field, "%s", f.Message)
+	}
 }
 
 type linter struct {

@@ -5,6 +5,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 	"github.com/oidc-bridge/oidc-bridge/providers/azure"
 	"github.com/oidc-bridge/oidc-bridge/providers/gcp"
+	"github.com/oidc-bridge/oidc-bridge/providers/github"
 	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
 )
 
@@ -16,6 +17,7 @@ var defaultProviders = providers.NewRegistry(
 	gcp.Spec{},
 	azure.Spec{},
 	jwt.Spec{},
+	github.Spec{},
 )
 
 // Providers returns the registry of every provider a mapping may name,

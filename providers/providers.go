@@ -68,6 +68,14 @@ type Error struct {
 	// and leaves the issuance pending, to be marked unknown, rather than
 	// recording a failure that would let the token be used again.
 	Indeterminate bool
+	// Detail, when set, is a sentence for the client about what the cloud
+	// refused, built by the provider from names the mapping's target holds
+	// (a permission, a repository), never from the cloud's own text.
+	Detail string
+	// RetryAfter, when set, is how long the cloud asked to wait (a rate
+	// limit's Retry-After or reset); the bridge answers it as its own
+	// Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -120,4 +128,16 @@ type JWTCredentials struct {
 func TokenID(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return "sha256:" + hex.EncodeToString(sum[:8])
+}
+
+// GitHubCredentials is the `credentials` object of a github exchange: an
+// installation access token (api.GitHubCredentials).
+type GitHubCredentials struct {
+	Token        string            `json:"token"`
+	TokenType    string            `json:"token_type"`
+	ExpiresAt    time.Time         `json:"expires_at"`
+	Repositories []string          `json:"repositories"`
+	Permissions  map[string]string `json:"permissions"`
+	APIURL       string            `json:"api_url"`
+	ServerURL    string            `json:"server_url"`
 }

@@ -114,3 +114,29 @@ func (r Registry) Choices() string {
 	}
 	return strings.Join(n[:len(n)-1], ", ") + " or " + n[len(n)-1]
 }
+
+// Linter is a Spec with lint rules of its own: risky-but-valid targets,
+// given what the mapping's conditions admit. mapping.Lint adds its findings
+// after the kind's, as warnings.
+type Linter interface {
+	LintTarget(m LintMapping) []Finding
+}
+
+// LintMapping is what a Linter sees of a mapping: its target and what its
+// conditions admit, as the mapping package reads them.
+type LintMapping struct {
+	Target json.RawMessage
+	// AdmitsPullRequests: the mapping has no event_name condition, or one
+	// of its patterns matches pull_request or pull_request_target (runs of
+	// code that has not been reviewed or merged).
+	AdmitsPullRequests bool
+	// RepositoryPinned: the mapping has a repository condition without
+	// wildcard or a repository_id condition.
+	RepositoryPinned bool
+}
+
+// Finding is one lint warning of a Linter: a stable code, the field it is
+// about ("target.permissions.contents") and a message for the admin.
+type Finding struct {
+	Code, Field, Message string
+}

@@ -81,3 +81,8 @@ type RevokeCredentialResponse struct {
 	CredentialID string    `json:"credential_id"`
 	RevokedAt    time.Time `json:"revoked_at"`
 }
+
+// GitHubAppList is the answer of GET /v1/admin/github-apps, by name.
+type GitHubAppList struct {
+	GitHubApps []GitHubApp `json:"github_apps"`
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/githubapp"
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/config"
@@ -26,6 +27,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
 	"github.com/oidc-bridge/oidc-bridge/providers/azure"
 	"github.com/oidc-bridge/oidc-bridge/providers/gcp"
+	"github.com/oidc-bridge/oidc-bridge/providers/github"
 	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
 	"github.com/oidc-bridge/oidc-bridge/signing"
 )
@@ -155,10 +157,24 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 	} else if err := refuseWithoutKEK(ctx, db, log); err != nil {
 		return err
 	}
+	// GitHub Apps' keys are encrypted with the KEK: without one, the
+	// admin API keeps no Apps and github mints fail (nil interfaces).
+	var (
+		ghApps     bridge.GitHubApps
+		ghAppCreds github.Apps
+	)
+	if haveKEK {
+		st := githubapp.New(db.pool, kek)
+		ghApps, ghAppCreds = st, st
+	}
 	provs, err := newProviders(ctx, cfg, signer, log)
 	if err != nil {
 		return err
 	}
+	// The App's base URL is per App (githubapp); the provider needs no
+	// configuration of its own.
+	ghP := github.New(github.Config{Apps: ghAppCreds, Logger: log})
+	provs[ghP.Name()] = ghP
 	verifier := identity.NewVerifier(identity.Config{AllowInsecureIssuers: cfg.AllowInsecureIssuers, Logger: log,
 		OnFetch: telemetry.NewFetchMetrics(reg)}, store)
 	admins, err := admintoken.New(db.pool, cfg.AdminToken, cfg.AdminTokenLabel)
@@ -186,6 +202,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		Verifier:             verifier,
 		Ledger:               led,
 		Providers:            provs,
+		GitHubApps:           ghApps,
 		Keys:                 keys,
 		PublicURL:            cfg.PublicURL,
 		TrustedProxies:       cfg.Proxies,

@@ -40,10 +40,13 @@ import (
 // Generic are target keys (and their Go fields) that other types of the API
 // contract use with a meaning of their own: the credential bodies (region,
 // tenant_id, client_id, scope, service_account, audience), a mapping's mode,
-// a condition's claims. They are reported only in a copy of a target type.
+// a condition's claims, and github's app, owner, repositories and permissions. They are reported only in a copy of a target type.
 var Generic = []string{
 	"mode", "claims", "region", "scope", "scopes", "audience", "tenant_id", "client_id", "service_account",
 	"Mode", "Claims", "Region", "Scope", "Scopes", "Audience", "TenantID", "ClientID", "ServiceAccount",
+	// github's: the credentials' repositories and permissions, GitHub Apps
+	// (app), and owners everywhere.
+	"app", "owner", "repositories", "permissions", "App", "Owner", "Repositories", "Permissions",
 }
 
 // allow, in a struct field's comment, exempts the field, and its name in
