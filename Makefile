@@ -107,10 +107,14 @@ minio: ## Build the MinIO server for the interop tests (once, then cached)
 pyjwt: ## Make sure the system's Python can import PyJWT (apt-get python3-jwt when missing)
 	@scripts/ensure-pyjwt.sh >/dev/null
 
+.PHONY: git
+git: ## Make sure git and git-http-backend are installed, for the credential helper's push test (apt-get git when missing)
+	@scripts/ensure-git.sh >/dev/null
+
 # The acceptance tests need TF_ACC and the tofu binary; the provider runs
 # in-process under the address registry.opentofu.org/hashicorp/oidcbridge;
 # TF_CLI_CONFIG_FILE may be preset to a missing file, so it is set here.
-test: postgres tofu action promtool moto awscli minio pyjwt ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds, Prometheus rules, the independent peers
+test: postgres tofu action promtool moto awscli minio pyjwt git ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds, Prometheus rules, the independent peers
 	OIDC_BRIDGE_MOTO_PYTHON="$$(scripts/ensure-moto.sh)" OIDC_BRIDGE_AWS_CLI_V2="$$(scripts/ensure-awscli.sh)" \
 	OIDC_BRIDGE_AWS_CLI_V1="$$(scripts/ensure-awscli.sh v1)" \
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$(TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh)" \

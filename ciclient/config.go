@@ -3,6 +3,7 @@ package ciclient
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,10 @@ type Options struct {
 	CacheDir                               string
 	NoCache                                bool
 	RefreshBefore                          time.Duration
+	// GitHelper (with the env format) adds to a github answer the lines
+	// that make git use Executable's git-credential for its host.
+	GitHelper  bool
+	Executable string
 }
 
 // UsageError is a command-line mistake (the CLI's exit status 2).
@@ -60,6 +65,9 @@ type Config struct {
 	retries int
 	refresh time.Duration
 	source  Source
+	// gitHelper: --git-helper, run as executable.
+	gitHelper  bool
+	executable string
 	// cacheDir is "" without a cache; cacheNote says why there is none, on
 	// stderr when an SDK format would have used one ("" when the cache is
 	// on or turned off on purpose).
@@ -94,8 +102,8 @@ func Load(env map[string]string, o Options) (*Config, error) {
 		return nil, usage(err)
 	}
 	c.base = strings.TrimRight(u.String(), "/")
-	if o.Provider != "" && !slices.Contains([]string{"aws", "gcp", "azure", "jwt"}, o.Provider) {
-		return nil, usage(fmt.Errorf("--provider %q: use aws, gcp, azure or jwt", o.Provider))
+	if o.Provider != "" && !slices.Contains([]string{"aws", "gcp", "azure", "jwt", "github"}, o.Provider) {
+		return nil, usage(fmt.Errorf("--provider %q: use aws, gcp, azure, jwt or github", o.Provider))
 	}
 	if want, ok := formatProviders[o.Format]; ok {
 		if o.Provider != "" && o.Provider != want {
@@ -104,6 +112,19 @@ func Load(env map[string]string, o Options) (*Config, error) {
 		// Narrow the selection: the bridge then refuses a mapping of
 		// another provider before it spends the token.
 		o.Provider = want
+	}
+	if o.GitHelper {
+		if o.Format != FormatEnv {
+			return nil, usage(fmt.Errorf("--git-helper prints export lines: it needs --format env, not %s", o.Format))
+		}
+		if o.Provider != "" && o.Provider != "github" {
+			return nil, usage(fmt.Errorf("--git-helper is for mappings of provider github, not --provider %s", o.Provider))
+		}
+		if !filepath.IsAbs(o.Executable) {
+			return nil, usage(errors.New("--git-helper: the path of the oidc-bridge command is unknown"))
+		}
+		o.Provider = "github"
+		c.gitHelper, c.executable = true, o.Executable
 	}
 	c.req = api.ExchangeRequest{Mapping: o.Mapping, Provider: o.Provider}
 	if o.Duration != "" {

@@ -37,6 +37,10 @@ func TestExportedVariables(t *testing.T) {
 		"azure": {"access_token": "eyJ0.x", "token_type": "Bearer", "expires_at": exp, "tenant_id": "t", "client_id": "c",
 			"scope": "https://management.azure.com/.default"},
 		"jwt": {"token": "a.b.c", "token_type": "Bearer", "expires_at": exp, "audience": "https://api.example.com"},
+		// A GitHub Enterprise Server's: github.com's has no GH_HOST nor GH_ENTERPRISE_TOKEN.
+		"github": {"token": "ghs_16C7e42F292c6912E7710c838347Ae178B4a", "token_type": "Bearer", "expires_at": exp,
+			"repositories": []string{"acme/web"}, "permissions": map[string]string{"contents": "write"},
+			"api_url": "https://ghe.example.com/api/v3/", "server_url": "https://ghe.example.com/"},
 	}
 	if len(want)-1 != len(answers) { // the fixture's _comment
 		t.Fatalf("actions/exported-variables.json lists %d providers, the test knows %d", len(want)-1, len(answers))

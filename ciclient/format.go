@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -148,6 +149,20 @@ func credentialVariables(resp *api.ExchangeResponse) ([][2]string, error) {
 			return nil, bad()
 		}
 		add("OIDC_BRIDGE_JWT", c.Token)
+	case "github":
+		c, err := gitHubCredentials(resp)
+		if err != nil {
+			return nil, err
+		}
+		// git, the GitHub SDKs and actions read GITHUB_TOKEN; the gh CLI
+		// GH_TOKEN for github.com, and GH_ENTERPRISE_TOKEN with GH_HOST
+		// for a GitHub Enterprise Server.
+		add("GITHUB_TOKEN", c.Token)
+		add("GH_TOKEN", c.Token)
+		if host := enterpriseHost(c.ServerURL); host != "" {
+			add("GH_HOST", host)
+			add("GH_ENTERPRISE_TOKEN", c.Token)
+		}
 	default:
 		return nil, fmt.Errorf("exchange: unknown provider %q in the bridge's answer; use --format json", client.Printable(resp.Provider))
 	}
@@ -156,6 +171,48 @@ func credentialVariables(resp *api.ExchangeResponse) ([][2]string, error) {
 	}
 	add("OIDC_BRIDGE_ISSUANCE_ID", resp.IssuanceID)
 	return vars, nil
+}
+
+// gitHubCredentials reads and checks a github answer's credentials: the
+// token is one line of a bearer token's characters (it goes into git's
+// credential protocol, one attribute a line), server_url an https URL.
+func gitHubCredentials(resp *api.ExchangeResponse) (api.GitHubCredentials, error) {
+	var c api.GitHubCredentials
+	if json.Unmarshal(resp.Credentials, &c) != nil || !bearerToken(c.Token) {
+		return c, errors.New("exchange: the bridge's github credentials are malformed")
+	}
+	if c.ServerURL != "" {
+		if u, err := url.Parse(c.ServerURL); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			return c, errors.New("exchange: the bridge's github credentials have a server_url that is not an https URL")
+		}
+	}
+	return c, nil
+}
+
+// bearerToken: RFC 6750's b64token, the only characters a GitHub token has.
+func bearerToken(s string) bool {
+	if s == "" || len(s) > 4096 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune("-._~+/=", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// enterpriseHost is the host of a GitHub Enterprise Server's server_url
+// ("" for github.com, which gh and git know without it).
+func enterpriseHost(serverURL string) string {
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Host == "" || strings.EqualFold(u.Hostname(), "github.com") {
+		return ""
+	}
+	return u.Host
 }
 
 // shellQuote quotes s for a POSIX shell.

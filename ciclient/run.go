@@ -35,6 +35,13 @@ func (c *Config) Run(ctx context.Context, hc *http.Client, stderr io.Writer) ([]
 	if err != nil {
 		return nil, err
 	}
+	if c.gitHelper {
+		lines, err := c.gitHelperLines(resp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lines...)
+	}
 	if c.format == FormatGCPExec {
 		if f := c.env[EnvGoogleOutput]; f != "" {
 			if err := writePrivateFile(f, out); err != nil {

@@ -289,6 +289,20 @@ func (c *Client) lintQuery(path string) string {
 // do sends one call, with retries, and decodes a 2xx body into out (if
 // not nil; a *[]byte receives the body as sent).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.call(ctx, method, path, in, out, callOptions{idempotent: method != http.MethodPost})
+}
+
+// callOptions are what sets a call apart from an admin call of its method.
+type callOptions struct {
+	// idempotent calls are retried on transport errors and 5xx answers.
+	idempotent bool
+	// noAdminToken sends no Authorization header (a job's calls that the
+	// body authorizes, such as a revocation).
+	noAdminToken bool
+}
+
+// call is do with its options.
+func (c *Client) call(ctx context.Context, method, path string, in, out any, o callOptions) error {
 	if c.endpointErr != nil {
 		return c.endpointErr
 	}
@@ -299,9 +313,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return fmt.Errorf("client: encode %s %s: %w", method, path, err)
 		}
 	}
-	idempotent := method != http.MethodPost
+	idempotent := o.idempotent
 	for attempt := 0; ; attempt++ {
-		resp, err := c.send(ctx, method, path, body)
+		resp, err := c.send(ctx, method, path, body, !o.noAdminToken)
 		var wait time.Duration
 		switch {
 		case err != nil:
@@ -332,7 +346,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 }
 
-func (c *Client) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, path string, body []byte, auth bool) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -341,7 +355,9 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 	if body != nil {

@@ -1,6 +1,6 @@
 // Package client is the typed Go client of oidc-bridge's admin API
 // (/v1/admin): issuers, mappings (and their dry-run validation), mapping
-// usage and the policy explainer (Explain, whose answer comes back as the
+// usage, GitHub Apps (write-only private keys) and the policy explainer (Explain, whose answer comes back as the
 // bridge sent it, for the CLI to print as it is or decode), with the wire types of bridge/api; like bridge/api it links nothing
 // of the server. The Terraform provider and the CLI use it.
 //

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -59,6 +61,13 @@ this order; --ci NAME uses that one only):
              credentials in $AWS_REGION: fresh per attempt
 The audience is --audience, else $OIDC_BRIDGE_AUDIENCE, else the bridge URL.
 
+A github mapping's installation token is exported as GITHUB_TOKEN and
+GH_TOKEN (and GH_HOST, GH_ENTERPRISE_TOKEN for a GitHub Enterprise Server).
+--git-helper adds the lines that make git use it for the token's host:
+  eval "$(oidc-bridge exchange --mapping NAME --git-helper)"
+  git push https://github.com/acme/other.git HEAD:main
+Hand the token back at the job's end with oidc-bridge revoke.
+
 Formats: env (export lines for eval or source), dotenv (NAME=value lines for
 docker --env-file, compose and dotenv readers), json (the bridge's answer),
 aws-credential-process (an AWS SDK credential_process; aws mappings), and
@@ -90,7 +99,7 @@ refusals fail at once with the bridge's error code. Exit status: 0 success,
 	f := cmd.Flags()
 	f.StringVar(&o.BridgeURL, "bridge-url", "", "the bridge's base URL (default $"+envBridgeURL+")")
 	f.StringVar(&o.Mapping, "mapping", "", "the mapping to use (default $"+ciclient.EnvMapping+"; else the one mapping that admits the token)")
-	f.StringVar(&o.Provider, "provider", "", "only mappings of this provider: aws, gcp, azure, jwt (default $"+ciclient.EnvProvider+")")
+	f.StringVar(&o.Provider, "provider", "", "only mappings of this provider: aws, gcp, azure, jwt, github (default $"+ciclient.EnvProvider+")")
 	f.StringVar(&o.Duration, "duration", "", "the credentials' lifetime, e.g. 15m or 900 (default $"+ciclient.EnvDuration+"; else the mapping's default)")
 	f.StringVar(&o.Audience, "audience", "", "the audience of a token requested from the CI (default $"+ciclient.EnvAudience+"; else the bridge URL)")
 	f.StringVar(&o.TokenFile, "token-file", "", "a file holding the CI job's OIDC token, read anew for every exchange")
@@ -101,6 +110,7 @@ refusals fail at once with the bridge's error code. Exit status: 0 success,
 	f.StringVar(&o.CacheDir, "cache-dir", "", "the credential cache (default $"+ciclient.EnvCacheDir+", else the CI's per-job temporary folder: $RUNNER_TEMP/oidc-bridge, $AGENT_TEMPDIRECTORY/oidc-bridge; else none)")
 	f.BoolVar(&o.NoCache, "no-cache", false, "neither read nor write the credential cache")
 	f.DurationVar(&o.RefreshBefore, "refresh-before", 5*time.Minute, "exchange again when cached credentials expire within this")
+	f.BoolVar(&o.GitHelper, "git-helper", false, "github mappings, --format env: also write the token to a 0600 file and export the GIT_CONFIG_* lines that make git push with it to the token's host (oidc-bridge git-credential)")
 	return cmd
 }
 
@@ -108,6 +118,13 @@ func (a *app) runExchange(cmd *cobra.Command, o ciclient.Options) error {
 	env := environMap(a.environ)
 	if o.BridgeURL == "" {
 		o.BridgeURL = a.clientEnv(env, envBridgeURL, deprecatedEnvEndpoint)
+	}
+	if o.GitHelper {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("exchange: --git-helper: the path of this command: %w", err)
+		}
+		o.Executable = exe
 	}
 	c, err := ciclient.Load(env, o)
 	if err != nil {

@@ -75,6 +75,8 @@ See the README's Configuration for what each variable means.`,
 		app.keysCmd(),
 		app.explainCmd(),
 		app.psqlCmd(),
+		app.gitCredentialCmd(),
+		app.revokeCmd(),
 	)
 	return root
 }

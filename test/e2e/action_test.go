@@ -90,6 +90,17 @@ func TestAction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A git smart-HTTP server that wants x-access-token:<token>, for the
+	// github tests' git-credentials (github.test.mjs).
+	git, backend := gitTool(t)
+	gitToken := "ghs_" + randomHex(t, 18)
+	gs := newGitServer(t, backend, gitToken)
+	if out, err := exec.Command(git, "init", "-q", "--bare", filepath.Join(gs.root, "other.git")).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(git, "--git-dir", filepath.Join(gs.root, "other.git"), "config", "http.receivepack", "true").CombinedOutput(); err != nil {
+		t.Fatalf("git config: %v\n%s", err, out)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, append([]string{"--test", "--test-reporter=spec"}, tests...)...)
@@ -105,6 +116,10 @@ func TestAction(t *testing.T) {
 		// The oidc-bridge CLI, which the gcp-credentials-file test runs as
 		// Google's libraries would (the file's executable source).
 		"OIDC_BRIDGE_TEST_CLI=" + cli,
+		"OIDC_BRIDGE_TEST_GIT_URL=" + gs.srv.URL,
+		"OIDC_BRIDGE_TEST_GIT_CA=" + gs.caFile,
+		"OIDC_BRIDGE_TEST_GIT_TOKEN=" + gitToken,
+		"OIDC_BRIDGE_TEST_GIT=" + git,
 	}
 	for _, kv := range baseEnv() {
 		name, _, _ := strings.Cut(kv, "=")

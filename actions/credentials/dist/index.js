@@ -20575,6 +20575,7 @@ var AWS_ACCESS_KEY_ID = /^\w{16,128}$/;
 var AWS_REGION = /^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$/;
 var RFC3339_FIELD = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 var AWS_ACCOUNT_ID = /^\d{12}$/;
+var HTTPS_URL = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~%\/-]*)?$/;
 var MAX_FIELD = 2048;
 function required(creds, provider, ...names) {
   for (const n of names) {
@@ -20728,14 +20729,57 @@ function plan(provider, creds, opts = {}) {
       }
       return p;
     }
+    case "github": {
+      required(creds, "github", "token");
+      const apiURL = str(creds, "github", "api_url", HTTPS_URL);
+      const serverURL = str(creds, "github", "server_url", HTTPS_URL);
+      const env = { GITHUB_TOKEN: creds.token, GH_TOKEN: creds.token };
+      const host = serverURL ? new URL(serverURL).host : "";
+      if (host && host.toLowerCase() !== "github.com") {
+        env.GH_HOST = host;
+        env.GH_ENTERPRISE_TOKEN = creds.token;
+      }
+      const repos = Array.isArray(creds.repositories) ? creds.repositories.filter((r) => typeof r === "string" && /^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/.test(r)) : [];
+      return {
+        secrets: [creds.token],
+        outputs: {
+          token: creds.token,
+          "token-type": str(creds, "github", "token_type"),
+          expiration: str(creds, "github", "expires_at", RFC3339_FIELD),
+          "github-api-url": apiURL,
+          "github-server-url": serverURL,
+          repositories: repos.join(",")
+        },
+        env: common(env, meta),
+        // The post step reads the token from here to revoke it; git's
+        // credential helper (git-credentials) too.
+        files: {
+          "github-token": { content: creds.token, output: "token-file" }
+        },
+        serverURL: serverURL || "https://github.com/"
+      };
+    }
     default:
       throw new Error("the bridge answered with a provider this action does not know");
   }
 }
+function gitConfigValue(v) {
+  return `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+function gitCredentialConfig(serverURL, tokenFile) {
+  const url = serverURL.replace(/\/+$/, "");
+  const quoted = `'${tokenFile.replace(/'/g, "'\\''")}'`;
+  const helper = `!f() { test "$1" = get || exit 0; echo username=x-access-token; printf 'password=%s\\n' "$(cat ${quoted})"; }; f`;
+  return `# Written by the oidc-bridge credentials action; its post step deletes it.
+[credential ${gitConfigValue(url)}]
+	helper =
+	helper = ${gitConfigValue(helper)}
+`;
+}
 
 // src/response.mjs
 var MAX_BODY_BYTES = 64 * 1024;
-var PROVIDERS = ["aws", "gcp", "azure", "jwt"];
+var PROVIDERS = ["aws", "gcp", "azure", "jwt", "github"];
 var MAPPING_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 var UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 var ERROR_CODE = /^[a-z_]{1,64}$/;
@@ -20865,8 +20909,14 @@ function inputs() {
     retries,
     exportEnv: bool("export-env", true),
     outputCredentials: bool("output-credentials", false),
-    maskAccountId: bool("mask-aws-account-id", false)
+    maskAccountId: bool("mask-aws-account-id", false),
+    gitCredentials: bool("git-credentials", false)
   };
+  if (inp.gitCredentials) {
+    if (inp.provider && inp.provider !== "github") throw bad(`git-credentials needs a github mapping, but provider is "${inp.provider}"`);
+    if (!process.env.RUNNER_TEMP) throw bad("git-credentials needs RUNNER_TEMP (the token and git's configuration are written only there)");
+    inp.provider = "github";
+  }
   if (bool("gcp-credentials-file", false)) inp.gcpFile = gcpFileInputs(inp, bad);
   return inp;
 }
@@ -20996,6 +21046,9 @@ function deliver(inp, response) {
   const p = plan(provider, credentials, { ...inp, issuanceId: response.issuanceId, expiresAt: response.expiresAt });
   for (const s of p.secrets) setSecret(s);
   const exported = { env: [], dir: "" };
+  if (inp.gitCredentials && provider !== "github") {
+    throw new ActionError("invalid_response", `git-credentials needs a github mapping, but the bridge issued ${provider} credentials`);
+  }
   const files = Object.entries(p.files);
   if (files.length > 0) {
     const temp = process.env.RUNNER_TEMP;
@@ -21023,8 +21076,68 @@ function deliver(inp, response) {
       exported.env.push(k);
     }
   }
+  if (provider === "github" && exported.dir) {
+    exported.revoke = { bridgeURL: inp.bridgeURL, tokenFile: path.join(exported.dir, "github-token") };
+  }
+  if (inp.gitCredentials) configureGit(exported, p.serverURL);
   saveState(STATE_EXPORTED, JSON.stringify(exported));
   return Object.keys(inp.exportEnv ? p.env : {});
+}
+function configureGit(exported, serverURL) {
+  const file = path.join(exported.dir, "gitconfig");
+  fs3.writeFileSync(file, gitCredentialConfig(serverURL, exported.revoke.tokenFile), { mode: 384, flag: "wx" });
+  const prior = process.env.GIT_CONFIG_COUNT || "";
+  const n = /^\d{1,3}$/.test(prior) ? Number(prior) : 0;
+  exportVariable(`GIT_CONFIG_KEY_${n}`, "include.path");
+  exportVariable(`GIT_CONFIG_VALUE_${n}`, file);
+  exportVariable("GIT_CONFIG_COUNT", String(n + 1));
+  exported.git = { prior, vars: [`GIT_CONFIG_KEY_${n}`, `GIT_CONFIG_VALUE_${n}`] };
+  info(`oidc-bridge: git answers the token for ${serverURL} (configuration ${file})`);
+}
+async function revoke(r) {
+  let token;
+  try {
+    token = fs3.readFileSync(r.tokenFile, "utf8").trim();
+  } catch {
+    warning("oidc-bridge: the github token was not revoked: its file is gone");
+    return;
+  }
+  setSecret(token);
+  const client = new HttpClient(USER_AGENT, [], { allowRetries: false, allowRedirects: false, socketTimeout: ATTEMPT_TIMEOUT_MS });
+  const url = `${r.bridgeURL}/v1/credentials/revoke`;
+  for (let n = 1; ; n++) {
+    let status;
+    let text = "";
+    try {
+      const res = await client.request("POST", url, JSON.stringify({ token }), { "content-type": "application/json", accept: "application/json" });
+      status = res.message.statusCode;
+      text = await readLimited(res.message, MAX_BODY_BYTES);
+    } catch (err) {
+      if (n < 3) {
+        await sleep(backoffDelay(n));
+        continue;
+      }
+      warning(`oidc-bridge: the github token was not revoked (it expires on its own): could not reach the bridge: ${safeText(err.message, 200)}`);
+      return;
+    }
+    if (status === 200) {
+      let id = "";
+      try {
+        const b = JSON.parse(text);
+        if (typeof b.credential_id === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(b.credential_id)) id = ` ${b.credential_id}`;
+      } catch {
+      }
+      info(`oidc-bridge: revoked the github token${id}`);
+      return;
+    }
+    if (status >= 500 && status !== 502 && n < 3) {
+      await sleep(backoffDelay(n));
+      continue;
+    }
+    const e = errorFromBody(status, text, url);
+    warning(`oidc-bridge: the github token was not revoked (it expires on its own): ${e.describe()}`);
+    return;
+  }
 }
 async function main() {
   saveState(STATE_POST, "true");
@@ -21034,7 +21147,7 @@ async function main() {
   info(`oidc-bridge: issuance ${response.issuanceId}: ${response.provider} credentials of mapping ${response.mapping}, expiring ${response.expiresAt}` + (attempts > 1 ? ` (attempt ${attempts})` : ""));
   if (names.length > 0) info(`oidc-bridge: exported ${names.join(", ")}`);
 }
-function post() {
+async function post() {
   let exported = { env: [], dir: "" };
   const state = getState(STATE_EXPORTED);
   if (state) {
@@ -21044,7 +21157,12 @@ function post() {
       warning("oidc-bridge: unreadable state; nothing to clear");
     }
   }
+  if (exported.revoke) await revoke(exported.revoke);
   for (const name of exported.env || []) exportVariable(name, "");
+  if (exported.git) {
+    for (const name of exported.git.vars || []) exportVariable(name, "");
+    exportVariable("GIT_CONFIG_COUNT", exported.git.prior || "");
+  }
   const temp = process.env.RUNNER_TEMP;
   const dir = exported.dir;
   if (dir && temp && path.dirname(path.resolve(dir)) === path.resolve(temp) && path.basename(dir).startsWith("oidc-bridge-")) {
@@ -21057,7 +21175,7 @@ function post() {
 async function run() {
   try {
     if (getState(STATE_POST) === "true") {
-      post();
+      await post();
     } else {
       await main();
     }

@@ -20,6 +20,9 @@ const AWS_REGION = /^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$/;
 const RFC3339_FIELD = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 // An AWS account id: twelve digits.
 const AWS_ACCOUNT_ID = /^\d{12}$/;
+// A GitHub URL of the answer (api_url, server_url): https, a host, no user
+// info, query or fragment.
+const HTTPS_URL = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~%\/-]*)?$/;
 // The longest non-secret field (an Azure scope is at most 2048).
 const MAX_FIELD = 2048;
 
@@ -220,7 +223,59 @@ export function plan(provider, creds, opts = {}) {
       }
       return p;
     }
+    case 'github': {
+      required(creds, 'github', 'token');
+      const apiURL = str(creds, 'github', 'api_url', HTTPS_URL);
+      const serverURL = str(creds, 'github', 'server_url', HTTPS_URL);
+      // The same variables as `oidc-bridge exchange --format env`: git
+      // and the SDKs read GITHUB_TOKEN, gh GH_TOKEN, and for a GitHub
+      // Enterprise Server GH_ENTERPRISE_TOKEN with GH_HOST.
+      const env = { GITHUB_TOKEN: creds.token, GH_TOKEN: creds.token };
+      const host = serverURL ? new URL(serverURL).host : '';
+      if (host && host.toLowerCase() !== 'github.com') {
+        env.GH_HOST = host;
+        env.GH_ENTERPRISE_TOKEN = creds.token;
+      }
+      const repos = Array.isArray(creds.repositories)
+        ? creds.repositories.filter((r) => typeof r === 'string' && /^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/.test(r)) : [];
+      return {
+        secrets: [creds.token],
+        outputs: {
+          token: creds.token,
+          'token-type': str(creds, 'github', 'token_type'),
+          expiration: str(creds, 'github', 'expires_at', RFC3339_FIELD),
+          'github-api-url': apiURL,
+          'github-server-url': serverURL,
+          repositories: repos.join(','),
+        },
+        env: common(env, meta),
+        // The post step reads the token from here to revoke it; git's
+        // credential helper (git-credentials) too.
+        files: {
+          'github-token': { content: creds.token, output: 'token-file' },
+        },
+        serverURL: serverURL || 'https://github.com/',
+      };
+    }
     default:
       throw new Error('the bridge answered with a provider this action does not know');
   }
+}
+
+// gitConfigValue quotes a value for a git configuration file.
+function gitConfigValue(v) {
+  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+// gitCredentialConfig is git's configuration (an included file) that
+// makes git answer the token file's token as x-access-token for the
+// server's URL only: an empty helper first clears the helpers that other
+// configuration lists for that URL, then a shell function that prints the
+// user name and the token on git's pipe, never on stderr.
+export function gitCredentialConfig(serverURL, tokenFile) {
+  const url = serverURL.replace(/\/+$/, '');
+  const quoted = `'${tokenFile.replace(/'/g, "'\\''")}'`;
+  const helper = `!f() { test "$1" = get || exit 0; echo username=x-access-token; printf 'password=%s\\n' "$(cat ${quoted})"; }; f`;
+  return `# Written by the oidc-bridge credentials action; its post step deletes it.\n[credential ${gitConfigValue(url)}]\n` +
+    `\thelper =\n\thelper = ${gitConfigValue(helper)}\n`;
 }

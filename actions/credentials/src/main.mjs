@@ -9,7 +9,7 @@ import { HttpClient } from '@actions/http-client';
 import {
   ActionError, PERMISSION_HINT, backoffDelay, isRetryableStatus, parseRetryAfter,
 } from './errors.mjs';
-import { plan } from './credentials.mjs';
+import { gitCredentialConfig, plan } from './credentials.mjs';
 import {
   BodyTooLarge, MAPPING_NAME, MAX_BODY_BYTES, PROVIDERS, checkExchange, errorFromBody, readLimited,
 } from './response.mjs';
@@ -77,7 +77,13 @@ function inputs() {
     exportEnv: bool('export-env', true),
     outputCredentials: bool('output-credentials', false),
     maskAccountId: bool('mask-aws-account-id', false),
+    gitCredentials: bool('git-credentials', false),
   };
+  if (inp.gitCredentials) {
+    if (inp.provider && inp.provider !== 'github') throw bad(`git-credentials needs a github mapping, but provider is "${inp.provider}"`);
+    if (!process.env.RUNNER_TEMP) throw bad('git-credentials needs RUNNER_TEMP (the token and git\'s configuration are written only there)');
+    inp.provider = 'github';
+  }
   if (bool('gcp-credentials-file', false)) inp.gcpFile = gcpFileInputs(inp, bad);
   return inp;
 }
@@ -231,6 +237,9 @@ function deliver(inp, response) {
   for (const s of p.secrets) core.setSecret(s);
 
   const exported = { env: [], dir: '' };
+  if (inp.gitCredentials && provider !== 'github') {
+    throw new ActionError('invalid_response', `git-credentials needs a github mapping, but the bridge issued ${provider} credentials`);
+  }
   // Saved before anything is written, so the post step finds the folder
   // even if a later write fails.
   const files = Object.entries(p.files);
@@ -262,8 +271,70 @@ function deliver(inp, response) {
       exported.env.push(k);
     }
   }
+  if (provider === 'github' && exported.dir) {
+    // The post step hands the token back (POST /v1/credentials/revoke).
+    exported.revoke = { bridgeURL: inp.bridgeURL, tokenFile: path.join(exported.dir, 'github-token') };
+  }
+  if (inp.gitCredentials) configureGit(exported, p.serverURL);
   core.saveState(STATE_EXPORTED, JSON.stringify(exported));
   return Object.keys(inp.exportEnv ? p.env : {});
+}
+
+// configureGit writes git's configuration next to the token (under
+// RUNNER_TEMP, never the workspace) and includes it through the job's
+// environment (GIT_CONFIG_COUNT/KEY/VALUE, git 2.31 or later), after the
+// entries the job already has there; the post step restores them.
+function configureGit(exported, serverURL) {
+  const file = path.join(exported.dir, 'gitconfig');
+  fs.writeFileSync(file, gitCredentialConfig(serverURL, exported.revoke.tokenFile), { mode: 0o600, flag: 'wx' });
+  const prior = process.env.GIT_CONFIG_COUNT || '';
+  const n = /^\d{1,3}$/.test(prior) ? Number(prior) : 0;
+  core.exportVariable(`GIT_CONFIG_KEY_${n}`, 'include.path');
+  core.exportVariable(`GIT_CONFIG_VALUE_${n}`, file);
+  core.exportVariable('GIT_CONFIG_COUNT', String(n + 1));
+  exported.git = { prior, vars: [`GIT_CONFIG_KEY_${n}`, `GIT_CONFIG_VALUE_${n}`] };
+  core.info(`oidc-bridge: git answers the token for ${serverURL} (configuration ${file})`);
+}
+
+// revoke hands a github token back at the end of the job. Best effort: a
+// failure is a warning, never the job's failure; the token is never logged.
+async function revoke(r) {
+  let token;
+  try {
+    token = fs.readFileSync(r.tokenFile, 'utf8').trim();
+  } catch {
+    core.warning('oidc-bridge: the github token was not revoked: its file is gone');
+    return;
+  }
+  core.setSecret(token);
+  const client = new HttpClient(USER_AGENT, [], { allowRetries: false, allowRedirects: false, socketTimeout: ATTEMPT_TIMEOUT_MS });
+  const url = `${r.bridgeURL}/v1/credentials/revoke`;
+  for (let n = 1; ; n++) {
+    let status;
+    let text = '';
+    try {
+      const res = await client.request('POST', url, JSON.stringify({ token }), { 'content-type': 'application/json', accept: 'application/json' });
+      status = res.message.statusCode;
+      text = await readLimited(res.message, MAX_BODY_BYTES);
+    } catch (err) {
+      if (n < 3) { await sleep(backoffDelay(n)); continue; }
+      core.warning(`oidc-bridge: the github token was not revoked (it expires on its own): could not reach the bridge: ${safeText(err.message, 200)}`);
+      return;
+    }
+    if (status === 200) {
+      let id = '';
+      try {
+        const b = JSON.parse(text);
+        if (typeof b.credential_id === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(b.credential_id)) id = ` ${b.credential_id}`;
+      } catch { /* the revocation happened; its id is only for the log */ }
+      core.info(`oidc-bridge: revoked the github token${id}`);
+      return;
+    }
+    if (status >= 500 && status !== 502 && n < 3) { await sleep(backoffDelay(n)); continue; }
+    const e = errorFromBody(status, text, url);
+    core.warning(`oidc-bridge: the github token was not revoked (it expires on its own): ${e.describe()}`);
+    return;
+  }
 }
 
 async function main() {
@@ -277,9 +348,10 @@ async function main() {
   if (names.length > 0) core.info(`oidc-bridge: exported ${names.join(', ')}`);
 }
 
-// post clears the variables the main step exported (later post steps see
-// them empty) and deletes the files it wrote under RUNNER_TEMP.
-function post() {
+// post revokes a github token, clears the variables the main step exported
+// (later post steps see them empty), restores git's configuration, and
+// deletes the files it wrote under RUNNER_TEMP.
+async function post() {
   let exported = { env: [], dir: '' };
   const state = core.getState(STATE_EXPORTED);
   if (state) {
@@ -289,7 +361,12 @@ function post() {
       core.warning('oidc-bridge: unreadable state; nothing to clear');
     }
   }
+  if (exported.revoke) await revoke(exported.revoke);
   for (const name of exported.env || []) core.exportVariable(name, '');
+  if (exported.git) {
+    for (const name of exported.git.vars || []) core.exportVariable(name, '');
+    core.exportVariable('GIT_CONFIG_COUNT', exported.git.prior || '');
+  }
   const temp = process.env.RUNNER_TEMP;
   const dir = exported.dir;
   if (dir && temp && path.dirname(path.resolve(dir)) === path.resolve(temp) && path.basename(dir).startsWith('oidc-bridge-')) {
@@ -303,7 +380,7 @@ function post() {
 async function run() {
   try {
     if (core.getState(STATE_POST) === 'true') {
-      post();
+      await post();
     } else {
       await main();
     }

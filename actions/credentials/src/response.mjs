@@ -16,7 +16,7 @@ export { hasUnprintable, safeText, MAX_TEXT } from './text.mjs';
 // contract is a few KiB (an AWS session token is the largest part).
 export const MAX_BODY_BYTES = 64 * 1024;
 
-export const PROVIDERS = ['aws', 'gcp', 'azure', 'jwt'];
+export const PROVIDERS = ['aws', 'gcp', 'azure', 'jwt', 'github'];
 
 // The formats of the contract's fields (docs/api.md, POST /v1/exchange).
 export const MAPPING_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;

@@ -7,7 +7,7 @@ import {
   ActionError, backoffDelay, hintFor, isRetryableStatus, parseRetryAfter,
 } from '../src/errors.mjs';
 import { Readable } from 'node:stream';
-import { GCP_FILE_VARS, GCP_PROJECT_VARS, externalAccount, plan } from '../src/credentials.mjs';
+import { GCP_FILE_VARS, GCP_PROJECT_VARS, externalAccount, gitCredentialConfig, plan } from '../src/credentials.mjs';
 import {
   BodyTooLarge, MAX_BODY_BYTES, MAX_TEXT, checkExchange, errorFromBody, readLimited, safeText,
 } from '../src/response.mjs';
@@ -143,6 +143,9 @@ test('plan: the exported variables are those of actions/exported-variables.json,
     gcp: { access_token: 'ya29.x', token_type: 'Bearer', service_account: 'sa', expires_at: EXP },
     azure: { access_token: 'eyJ', token_type: 'Bearer', tenant_id: 't', client_id: 'c', scope: 's', expires_at: EXP },
     jwt: { token: 'eyJ', token_type: 'Bearer', audience: 'aud', expires_at: EXP },
+    // A GitHub Enterprise Server's: github.com's has no GH_HOST nor GH_ENTERPRISE_TOKEN.
+    github: { token: 'ghs_16C7e42F292c6912E7710c838347Ae178B4a', token_type: 'Bearer', expires_at: EXP, repositories: ['acme/web'],
+      permissions: { contents: 'write' }, api_url: 'https://ghe.example.com/api/v3/', server_url: 'https://ghe.example.com/' },
   };
   assert.deepEqual(Object.keys(want).filter((k) => k !== '_comment').sort(), Object.keys(answers).sort());
   for (const [provider, creds] of Object.entries(answers)) {
@@ -277,4 +280,30 @@ test('readLimited: reads up to the limit, refuses more without reading it all', 
   const declared = Readable.from([Buffer.from('x')]);
   declared.headers = { 'content-length': String(MAX_BODY_BYTES + 1) };
   await assert.rejects(readLimited(declared), /more than 65536/);
+});
+
+test('plan: github, the token masked, outputs, and no GH_HOST for github.com', () => {
+  const token = 'ghs_16C7e42F292c6912E7710c838347Ae178B4a';
+  const p = plan('github', { token, token_type: 'Bearer', expires_at: EXP, repositories: ['acme/web', 'acme/infra'],
+    permissions: { contents: 'write' }, api_url: 'https://api.github.com/', server_url: 'https://github.com/' });
+  assert.deepEqual(p.secrets, [token]);
+  assert.equal(p.outputs.token, token);
+  assert.equal(p.outputs['github-api-url'], 'https://api.github.com/');
+  assert.equal(p.outputs['github-server-url'], 'https://github.com/');
+  assert.equal(p.outputs.repositories, 'acme/web,acme/infra');
+  assert.deepEqual(Object.keys(p.env), ['GITHUB_TOKEN', 'GH_TOKEN']);
+  assert.equal(p.files['github-token'].content, token);
+  assert.equal(p.serverURL, 'https://github.com/');
+  // A token that would break its mask, or URLs that are not https, are refused.
+  assert.throws(() => plan('github', { token: 'ghs_x\n::warning::y' }), /characters no credential has/);
+  assert.throws(() => plan('github', { token, server_url: 'http://github.com/' }), /server_url/);
+  assert.throws(() => plan('github', { token, api_url: 'https://x.example/\n::warning::' }), /api_url/);
+});
+
+test('gitCredentialConfig: the helper for the server URL only, after an empty one, with the file quoted', () => {
+  const cfg = gitCredentialConfig('https://ghe.example.com/', "/runner/_temp/o'b/github-token");
+  assert.match(cfg, /^\[credential "https:\/\/ghe\.example\.com"\]$/m);
+  assert.match(cfg, /^\thelper =$/m);
+  assert.ok(cfg.includes(`cat '/runner/_temp/o'\\\\''b/github-token'`), cfg);
+  assert.ok(!cfg.includes('ghs_'), 'the configuration holds no token');
 });

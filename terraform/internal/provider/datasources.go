@@ -94,7 +94,7 @@ func computedString(desc string) schema.StringAttribute {
 func (d *mappingDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		Description: "Reads a mapping by name. Conditions read as lists whatever form they were written in; " +
-			"exactly one of aws, gcp, azure and jwt is set.",
+			"exactly one of aws, gcp, azure, jwt and github is set.",
 		Attributes: map[string]schema.Attribute{
 			"name":                 schema.StringAttribute{Required: true, Description: "The mapping's name."},
 			"id":                   computedString("The mapping's name."),
@@ -132,6 +132,12 @@ func (d *mappingDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 			"jwt": schema.SingleNestedAttribute{Computed: true, Description: "The JWT target.", Attributes: map[string]schema.Attribute{
 				"audience": computedString("Audience."),
 				"claims":   schema.MapAttribute{Computed: true, ElementType: types.StringType, Description: "Static claims."},
+			}},
+			"github": schema.SingleNestedAttribute{Computed: true, Description: "The GitHub installation token target.", Attributes: map[string]schema.Attribute{
+				"app": computedString("The GitHub App."), "owner": computedString("The installation's owner."),
+				"repositories":     computedStrings("Repositories under owner."),
+				"all_repositories": schema.BoolAttribute{Computed: true, Description: "Every repository of the installation."},
+				"permissions":      schema.MapAttribute{Computed: true, ElementType: types.StringType, Description: "GitHub permissions."},
 			}},
 			"quota": schema.SingleNestedAttribute{Computed: true, Description: "Issuance limits.", Attributes: map[string]schema.Attribute{
 				"per_hour": schema.Int64Attribute{Computed: true, Description: "Per hour and repository."},

@@ -65,7 +65,7 @@ func patternList(desc string) schema.ListAttribute {
 func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		Description: "A mapping: which tokens of an issuer may obtain which cloud target. " +
-			"Exactly one of the aws, gcp, azure and jwt blocks is set; it is the mapping's provider.",
+			"Exactly one of the aws, gcp, azure, jwt and github blocks is set; it is the mapping's provider.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Description:   "The mapping's name.",
@@ -204,6 +204,27 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					},
 				},
 			},
+			"github": schema.SingleNestedBlock{
+				Description: "A GitHub App installation token (provider github), for pushing to or reading other repositories.",
+				Attributes: map[string]schema.Attribute{
+					"app":   optStringAttr("The oidcbridge_github_app's name. Required in the block."),
+					"owner": optStringAttr("The organisation or user whose installation of the App mints. Required in the block."),
+					"repositories": schema.ListAttribute{
+						Description: "Repository names under owner (web, not acme/web) the token reaches. Set this or all_repositories.",
+						ElementType: types.StringType, Optional: true,
+						Validators: []validator.List{listvalidator.SizeAtLeast(1)},
+					},
+					"all_repositories": schema.BoolAttribute{
+						Description: "The token reaches every repository of the installation, said explicitly. Default false.",
+						Optional:    true, Computed: true, Default: booldefault.StaticBool(false),
+					},
+					"permissions": schema.MapAttribute{
+						Description: `GitHub's permissions of the token, e.g. { contents = "write", pull_requests = "write" }.`,
+						ElementType: types.StringType, Optional: true,
+						Validators: []validator.Map{mapvalidator.SizeAtLeast(1)},
+					},
+				},
+			},
 			"quota": schema.SingleNestedBlock{
 				Description: "Issuance limits; an absent limit means none.",
 				Attributes: map[string]schema.Attribute{
@@ -223,7 +244,7 @@ func (r *mappingResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 
 func (r *mappingResource) ConfigValidators(context.Context) []resource.ConfigValidator {
 	return []resource.ConfigValidator{
-		resourcevalidator.ExactlyOneOf(path.MatchRoot("aws"), path.MatchRoot("gcp"), path.MatchRoot("azure"), path.MatchRoot("jwt")),
+		resourcevalidator.ExactlyOneOf(path.MatchRoot("aws"), path.MatchRoot("gcp"), path.MatchRoot("azure"), path.MatchRoot("jwt"), path.MatchRoot("github")),
 	}
 }
 
@@ -254,6 +275,12 @@ func (r *mappingResource) ValidateConfig(ctx context.Context, req resource.Valid
 		resp.Diagnostics.AddAttributeError(path.Root("azure"), "Incomplete azure block", "azure needs tenant_id and client_id.")
 	case prov == api.ProviderJWT && m.JWT.Audience.IsNull():
 		resp.Diagnostics.AddAttributeError(path.Root("jwt"), "Incomplete jwt block", "jwt needs audience.")
+	case prov == providerGitHub && (m.GitHub.App.IsNull() || m.GitHub.Owner.IsNull()):
+		resp.Diagnostics.AddAttributeError(path.Root("github"), "Incomplete github block", "github needs app and owner.")
+	case prov == providerGitHub && !m.GitHub.AllRepositories.IsUnknown() && !m.GitHub.Repositories.IsUnknown() &&
+		m.GitHub.Repositories.IsNull() == !m.GitHub.AllRepositories.ValueBool():
+		resp.Diagnostics.AddAttributeError(path.Root("github"), "Repositories of the github block",
+			"Set exactly one of repositories (names under owner) and all_repositories = true.")
 	}
 	if q := m.Quota; q != nil && q.PerHour.IsNull() && q.PerJob.IsNull() {
 		resp.Diagnostics.AddAttributeError(path.Root("quota"), "Empty quota block", "Set per_hour, per_job or both, or leave the quota block out (no limits).")
@@ -268,7 +295,7 @@ func (r *mappingResource) ValidateConfig(ctx context.Context, req resource.Valid
 
 func (m *mappingModel) multipleTargets() bool {
 	n := 0
-	for _, set := range []bool{m.AWS != nil, m.GCP != nil, m.Azure != nil, m.JWT != nil} {
+	for _, set := range []bool{m.AWS != nil, m.GCP != nil, m.Azure != nil, m.JWT != nil, m.GitHub != nil} {
 		if set {
 			n++
 		}

@@ -48,7 +48,21 @@ type (
 		Audience string         `json:"audience"`
 		Claims   map[string]any `json:"claims,omitempty"`
 	}
+	// githubTarget: an installation token of a registered GitHub App
+	// (oidcbridge_github_app) for repositories of owner, or all of the
+	// installation's, with GitHub's permissions.
+	githubTarget struct {
+		App             string            `json:"app"`
+		Owner           string            `json:"owner"`
+		Repositories    []string          `json:"repositories,omitempty"`
+		AllRepositories bool              `json:"all_repositories,omitempty"`
+		Permissions     map[string]string `json:"permissions,omitempty"`
+	}
 )
+
+// providerGitHub is the github provider's name (bridge/api names the
+// others).
+const providerGitHub = "github"
 
 // The target modes the schema offers.
 const (
@@ -73,6 +87,7 @@ type mappingModel struct {
 	GCP                *gcpModel        `tfsdk:"gcp"`
 	Azure              *azureModel      `tfsdk:"azure"`
 	JWT                *jwtModel        `tfsdk:"jwt"`
+	GitHub             *githubModel     `tfsdk:"github"`
 	MaxDurationSeconds types.Int64      `tfsdk:"max_duration_seconds"`
 	Quota              *quotaModel      `tfsdk:"quota"`
 	Warnings           types.List       `tfsdk:"warnings"`
@@ -126,6 +141,14 @@ type jwtModel struct {
 	Claims   types.Map    `tfsdk:"claims"`
 }
 
+type githubModel struct {
+	App             types.String `tfsdk:"app"`
+	Owner           types.String `tfsdk:"owner"`
+	Repositories    types.List   `tfsdk:"repositories"`
+	AllRepositories types.Bool   `tfsdk:"all_repositories"`
+	Permissions     types.Map    `tfsdk:"permissions"`
+}
+
 type quotaModel struct {
 	PerHour types.Int64 `tfsdk:"per_hour"`
 	PerJob  types.Int64 `tfsdk:"per_job"`
@@ -150,6 +173,8 @@ func (m *mappingModel) provider() string {
 		return api.ProviderAzure
 	case m.JWT != nil:
 		return api.ProviderJWT
+	case m.GitHub != nil:
+		return providerGitHub
 	}
 	return ""
 }
@@ -287,6 +312,23 @@ func (m *mappingModel) toMapping(ctx context.Context) (api.Mapping, diag.Diagnos
 			for k, v := range m.JWT.Claims.Elements() {
 				if s, ok := v.(types.String); ok && !s.IsNull() {
 					t.Claims[k] = str(s, phPattern)
+				}
+			}
+		}
+		target = t
+	case providerGitHub:
+		t := githubTarget{
+			App:          str(m.GitHub.App, phName),
+			Owner:        str(m.GitHub.Owner, phName),
+			Repositories: strs(ctx, m.GitHub.Repositories, phName),
+			// Unknown until apply: judged as the installation's all.
+			AllRepositories: m.GitHub.AllRepositories.IsUnknown() && m.GitHub.Repositories.IsNull() || m.GitHub.AllRepositories.ValueBool(),
+		}
+		if p := m.GitHub.Permissions; !p.IsNull() && !p.IsUnknown() {
+			t.Permissions = map[string]string{}
+			for k, v := range p.Elements() {
+				if s, ok := v.(types.String); ok && !s.IsNull() && !s.IsUnknown() {
+					t.Permissions[k] = s.ValueString()
 				}
 			}
 		}
@@ -449,6 +491,20 @@ func mappingModelOf(m api.Mapping) (mappingModel, diag.Diagnostics) {
 				jm.Claims = types.MapValueMust(types.StringType, elems)
 			}
 			out.JWT = jm
+		}
+	case providerGitHub:
+		var t githubTarget
+		if decode(&t) {
+			gm := &githubModel{App: types.StringValue(t.App), Owner: types.StringValue(t.Owner), Repositories: listOf(t.Repositories),
+				AllRepositories: types.BoolValue(t.AllRepositories), Permissions: types.MapNull(types.StringType)}
+			if len(t.Permissions) > 0 {
+				elems := make(map[string]attr.Value, len(t.Permissions))
+				for k, v := range t.Permissions {
+					elems[k] = types.StringValue(v)
+				}
+				gm.Permissions = types.MapValueMust(types.StringType, elems)
+			}
+			out.GitHub = gm
 		}
 	default:
 		diags.AddError("Unknown provider", fmt.Sprintf("mapping %q has provider %q, which this version of the provider does not know", m.Name, m.Provider))

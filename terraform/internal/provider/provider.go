@@ -157,7 +157,7 @@ func (p *bridgeProvider) Configure(ctx context.Context, req provider.ConfigureRe
 }
 
 func (p *bridgeProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{newIssuerResource, newMappingResource}
+	return []func() resource.Resource{newIssuerResource, newMappingResource, newGitHubAppResource}
 }
 
 func (p *bridgeProvider) DataSources(context.Context) []func() datasource.DataSource {
