@@ -50,7 +50,7 @@ func TestExportedVariables(t *testing.T) {
 		}
 		c, _ := json.Marshal(creds)
 		resp := &api.ExchangeResponse{IssuanceID: "0193b9e2-0000-7000-8000-000000000000", Mapping: "m",
-			Provider: strings.TrimSuffix(provider, "_id_token"),
+			Provider:  strings.TrimSuffix(provider, "_id_token"),
 			ExpiresAt: exp, Credentials: c}
 		for _, format := range []string{FormatEnv, FormatDotenv} {
 			out, err := formatCredentials(format, resp)
