@@ -15,6 +15,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/mapping"
 	"github.com/oidc-bridge/oidc-bridge/providers"
 	"github.com/oidc-bridge/oidc-bridge/providers/aws"
+	"github.com/oidc-bridge/oidc-bridge/providers/gcp"
 	"github.com/oidc-bridge/oidc-bridge/providers/jwt"
 )
 
@@ -117,21 +118,26 @@ func tokenExchangeRequest(form url.Values) (api.ExchangeRequest, error) {
 		return api.ExchangeRequest{}, invalid("resource", "audience and resource name different mappings")
 	}
 	switch form.Get("requested_token_type") {
-	case "", tokenTypeAccessToken, tokenTypeJWT:
+	case "", tokenTypeAccessToken, tokenTypeJWT, tokenTypeIDToken:
 	default:
-		return api.ExchangeRequest{}, invalid("requested_token_type", "requested_token_type must be "+tokenTypeAccessToken+" or "+tokenTypeJWT)
+		return api.ExchangeRequest{}, invalid("requested_token_type", "requested_token_type must be "+tokenTypeAccessToken+", "+
+			tokenTypeJWT+" or "+tokenTypeIDToken)
 	}
 	req := api.ExchangeRequest{Mapping: name}
 	return req, checkExchangeRequest(&req)
 }
 
-// naturalTokenType is the RFC 8693 type of the token a mapping's provider
-// issues: the jwt provider signs a JWT; gcp and azure return OAuth access
-// tokens (an Azure access token happens to be a JWT, but it is for Azure's
-// APIs, not a token to verify, so it is not offered as one).
-func naturalTokenType(provider string) string {
-	if provider == jwt.Name {
+// naturalTokenType is the RFC 8693 type of the token a mapping issues: the
+// jwt provider signs a JWT; a gcp target with token_format id_token gets a
+// Google ID token; otherwise gcp and azure return OAuth access tokens (an
+// Azure access token happens to be a JWT, but it is for Azure's APIs, not a
+// token to verify, so it is not offered as one).
+func naturalTokenType(m *mapping.Mapping) string {
+	switch {
+	case m.Provider == jwt.Name:
 		return tokenTypeJWT
+	case m.Provider == gcp.Name && gcp.IssuesIDToken(m.Target):
+		return tokenTypeIDToken
 	}
 	return tokenTypeAccessToken
 }
@@ -156,7 +162,7 @@ func checkRequestedType(requested string, m *mapping.Mapping) error {
 	if requested == "" {
 		return nil
 	}
-	if natural := naturalTokenType(m.Provider); requested != natural {
+	if natural := naturalTokenType(m); requested != natural {
 		return invalid("requested_token_type", fmt.Sprintf(
 			"requested_token_type: mapping %q issues %s, not %s", m.Name, natural, requested))
 	}
@@ -170,6 +176,9 @@ func bearerToken(body any) (string, string, error) {
 	case providers.JWTCredentials:
 		return b.Token, tokenTypeJWT, nil
 	case providers.GCPCredentials:
+		if b.IDToken != "" {
+			return b.IDToken, tokenTypeIDToken, nil
+		}
 		return b.AccessToken, tokenTypeAccessToken, nil
 	case providers.AzureCredentials:
 		return b.AccessToken, tokenTypeAccessToken, nil

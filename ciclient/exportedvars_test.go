@@ -34,6 +34,8 @@ func TestExportedVariables(t *testing.T) {
 			"expiration": exp, "region": "eu-west-1"},
 		"gcp": {"access_token": "ya29.x", "token_type": "Bearer", "expires_at": exp,
 			"service_account": "deploy@acme-prod.iam.gserviceaccount.com"},
+		"gcp_id_token": {"id_token": "eyJ0.y.z", "token_type": "Bearer", "expires_at": exp,
+			"service_account": "deploy@acme-prod.iam.gserviceaccount.com", "audience": "https://hello-abc123-ew.a.run.app"},
 		"azure": {"access_token": "eyJ0.x", "token_type": "Bearer", "expires_at": exp, "tenant_id": "t", "client_id": "c",
 			"scope": "https://management.azure.com/.default"},
 		"jwt": {"token": "a.b.c", "token_type": "Bearer", "expires_at": exp, "audience": "https://api.example.com"},
@@ -51,7 +53,8 @@ func TestExportedVariables(t *testing.T) {
 			t.Fatalf("actions/exported-variables.json has no list for %s: %v", provider, err)
 		}
 		c, _ := json.Marshal(creds)
-		resp := &api.ExchangeResponse{IssuanceID: "0193b9e2-0000-7000-8000-000000000000", Mapping: "m", Provider: provider,
+		resp := &api.ExchangeResponse{IssuanceID: "0193b9e2-0000-7000-8000-000000000000", Mapping: "m",
+			Provider:  strings.TrimSuffix(provider, "_id_token"),
 			ExpiresAt: exp, Credentials: c}
 		for _, format := range []string{FormatEnv, FormatDotenv} {
 			out, err := formatCredentials(format, resp)

@@ -132,9 +132,13 @@ func credentialVariables(resp *api.ExchangeResponse) ([][2]string, error) {
 		}
 	case "gcp":
 		var c api.GCPCredentials
-		if json.Unmarshal(resp.Credentials, &c) != nil || c.AccessToken == "" {
+		if json.Unmarshal(resp.Credentials, &c) != nil || (c.AccessToken == "") == (c.IDToken == "") {
 			return nil, bad()
 		}
+		// An ID token (token_format id_token) is for the service it names
+		// (Cloud Run, IAP: Authorization: Bearer $GOOGLE_ID_TOKEN), never
+		// for gcloud or Google's APIs, so it is not offered to them.
+		add("GOOGLE_ID_TOKEN", c.IDToken)
 		add("CLOUDSDK_AUTH_ACCESS_TOKEN", c.AccessToken)
 		add("GOOGLE_OAUTH_ACCESS_TOKEN", c.AccessToken)
 	case "azure":

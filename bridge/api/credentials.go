@@ -20,10 +20,14 @@ type AWSCredentials struct {
 
 // GCPCredentials is the `credentials` object of a gcp exchange.
 type GCPCredentials struct {
-	AccessToken    string    `json:"access_token"`
+	// AccessToken is set for token_format access_token (the default),
+	// IDToken (with Audience, its aud) for id_token: exactly one is.
+	AccessToken    string    `json:"access_token,omitempty"`
+	IDToken        string    `json:"id_token,omitempty"`
 	TokenType      string    `json:"token_type"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	ServiceAccount string    `json:"service_account"`
+	Audience       string    `json:"audience,omitempty"`
 }
 
 // AzureCredentials is the `credentials` object of an azure exchange.

@@ -43,6 +43,10 @@ type target struct {
 	// TransitiveTagKeys are the session tag keys (the bridge's or
 	// SessionTags') that the session passes on in role chaining.
 	TransitiveTagKeys []string
+	// Audience is the aud of web_identity tokens: a client id of the
+	// bridge's IAM OIDC provider in the role's account. Empty means the
+	// partition's convention (webIdentityAudience).
+	Audience string
 }
 
 // AWS's limits on what an aws target sends, each with its source. The
@@ -119,6 +123,7 @@ func decodeTarget(raw []byte) (target, error) {
 		{Key: "mode", Dst: &t.Mode},
 		{Key: "session_tags", Dst: &t.SessionTags},
 		{Key: "transitive_tag_keys", Dst: &t.TransitiveTagKeys},
+		{Key: "audience", Dst: &t.Audience},
 	}); err != nil {
 		return t, err
 	}
@@ -137,6 +142,52 @@ func invalid(field, format string, args ...any) error {
 
 var partitions = []string{"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}
 
+// regionPrefixes are the region name prefixes of each partition but aws,
+// longest first: us-gov-west-1 is aws-us-gov, cn-north-1 aws-cn,
+// us-isob-east-1 aws-iso-b. The SDK's endpoint rules use the same
+// patterns (its partitions.json regionRegex).
+var regionPrefixes = []struct{ prefix, partition string }{
+	{"us-gov-", "aws-us-gov"},
+	{"us-isob-", "aws-iso-b"},
+	{"us-isof-", "aws-iso-f"},
+	{"eu-isoe-", "aws-iso-e"},
+	{"us-iso-", "aws-iso"},
+	{"eusc-", "aws-eusc"},
+	{"cn-", "aws-cn"},
+}
+
+// partitionExampleRegion names a region of each partition, for messages.
+var partitionExampleRegion = map[string]string{
+	"aws": "eu-west-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1", "aws-iso": "us-iso-east-1",
+	"aws-iso-b": "us-isob-east-1", "aws-iso-e": "eu-isoe-west-1", "aws-iso-f": "us-isof-south-1", "aws-eusc": "eusc-de-east-1",
+}
+
+// regionPartition is the partition of a valid region.
+func regionPartition(region string) string {
+	for _, p := range regionPrefixes {
+		if strings.HasPrefix(region, p.prefix) {
+			return p.partition
+		}
+	}
+	return "aws"
+}
+
+// arnPartition is the partition of a valid ARN.
+func arnPartition(arn string) string {
+	parts := strings.SplitN(arn, ":", 3)
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[1]
+}
+
+// validAudience: an IAM OIDC provider's client id is 1-255 characters
+// (CreateOpenIDConnectProvider's ClientIDList); the bridge takes printable
+// ASCII without spaces.
+func validAudience(s string) bool {
+	return s != "" && len(s) <= 255 && providers.AllBytes(s, func(c byte) bool { return c > ' ' && c < 0x7f })
+}
+
 func (t *target) check(raw json.RawMessage) error {
 	switch t.Mode {
 	case "", modeAssumeRole:
@@ -152,6 +203,23 @@ func (t *target) check(raw json.RawMessage) error {
 	}
 	if !validRegion(t.Region) {
 		return invalid("target.region", "must be an AWS region like eu-west-1")
+	}
+	// STS answers for a partition's roles only in that partition's regions
+	// (sts.us-gov-west-1.amazonaws.com, sts.cn-north-1.amazonaws.com.cn):
+	// a region of another partition would send the call where the role
+	// does not exist.
+	if p, rp := arnPartition(t.RoleARN), regionPartition(t.Region); p != rp {
+		return invalid("target.region", "is a region of partition %s, but the role is in partition %s (%s); "+
+			"choose one of its regions, like %s", rp, p, "arn:"+p+":", partitionExampleRegion[p])
+	}
+	if t.Audience != "" {
+		if t.Mode != modeWebIdentity {
+			return invalid("target.audience", "applies to mode web_identity only")
+		}
+		if !validAudience(t.Audience) {
+			return invalid("target.audience", "must be 1-255 printable ASCII characters without spaces: a client id "+
+				"(audience) of the bridge's IAM OIDC provider, like %s", webIdentityAudience("aws"))
+		}
 	}
 	if t.SessionPolicy != "" {
 		if err := checkSessionPolicy(t.SessionPolicy); err != nil {

@@ -13,8 +13,38 @@ import (
 )
 
 // WebIdentityAudience is the aud of the bridge's web identity tokens, the
-// audience (client id) of the bridge's IAM OIDC provider.
-const WebIdentityAudience = "sts.amazonaws.com"
+// audience (client id) of the bridge's IAM OIDC provider, in every
+// partition but aws-cn; WebIdentityAudienceChina is aws-cn's. A target's
+// audience field replaces either.
+//
+// STS compares aud with the client ids registered on the IAM OIDC provider
+// and nothing else: no partition enforces a value. These are the
+// conventions: sts.amazonaws.com in aws and aws-us-gov (GovCloud's IAM
+// console proposes it), sts.amazonaws.com.cn in the China regions
+// (aws-actions/configure-aws-credentials' documented audience for aws-cn).
+// An account whose provider lists another client id (EKS clusters in China
+// register sts.amazonaws.com) names it in the target's audience.
+const (
+	WebIdentityAudience      = "sts.amazonaws.com"
+	WebIdentityAudienceChina = "sts.amazonaws.com.cn"
+)
+
+// webIdentityAudience is the default aud of a partition's web identity
+// tokens.
+func webIdentityAudience(partition string) string {
+	if partition == "aws-cn" {
+		return WebIdentityAudienceChina
+	}
+	return WebIdentityAudience
+}
+
+// audience is the aud of t's web identity tokens.
+func (t target) audience() string {
+	if t.Audience != "" {
+		return t.Audience
+	}
+	return webIdentityAudience(arnPartition(t.RoleARN))
+}
 
 const (
 	// webIdentityLifetime is how long a web identity token is good for: it
@@ -49,7 +79,7 @@ func webIdentityClaims(req providers.Request, t target, now time.Time) map[strin
 	c := req.Claims
 	claims := map[string]any{
 		"sub":     WebIdentitySubject(req.Mapping),
-		"aud":     WebIdentityAudience,
+		"aud":     t.audience(),
 		"exp":     now.Add(webIdentityLifetime).Unix(),
 		"nbf":     now.Add(-webIdentitySkew).Unix(),
 		"mapping": req.Mapping,

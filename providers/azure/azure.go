@@ -171,7 +171,22 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		log.Error("azure: mint request without a valid mapping name")
 		return providers.Credential{}, refused("InvalidRequest")
 	}
-	scope := t.Scope
+	// The deployment's authority and audience, unless the target names a
+	// cloud, which fixes both (and the default scope).
+	host, hostURL, audience, scope := p.host, p.hostURL.Host, p.audience, t.Scope
+	if c, ok := clouds[t.Cloud]; ok {
+		host, audience = c.config.ActiveDirectoryAuthorityHost, c.audience
+		u, err := url.Parse(host)
+		if err != nil {
+			log.Error("azure: the cloud's authority host does not parse", "cloud", t.Cloud, "error", err)
+			return providers.Credential{}, refused("InvalidTarget")
+		}
+		hostURL = u.Host
+		if scope == "" {
+			scope = c.defaultScope()
+		}
+		log = log.With("cloud", t.Cloud)
+	}
 	if scope == "" {
 		scope = DefaultScope
 	}
@@ -181,10 +196,10 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 	}
 	x := &exchange{
 		client:   p.client,
-		host:     p.hostURL.Host,
+		host:     hostURL,
 		signer:   p.signer,
 		subject:  Subject(req.Mapping),
-		audience: p.audience,
+		audience: audience,
 		lifetime: lifetime,
 	}
 	log = log.With("tenant_id", t.TenantID, "client_id", t.ClientID, "scope", scope, "subject", x.subject)
@@ -192,7 +207,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 	cred, err := azidentity.NewClientAssertionCredential(t.TenantID, t.ClientID, x.assertion,
 		&azidentity.ClientAssertionCredentialOptions{
 			ClientOptions: azcore.ClientOptions{
-				Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: p.host},
+				Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: host},
 				Transport: x,
 				// One call per request: azcore would otherwise retry a
 				// token request (408, 429, 5xx, transport errors) whose

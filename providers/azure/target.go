@@ -2,6 +2,8 @@ package azure
 
 import (
 	"encoding/json"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"net/url"
 	"strings"
 	"unicode"
@@ -18,8 +20,67 @@ const Name = "azure"
 type target struct {
 	TenantID string
 	ClientID string
-	// Scope is empty for DefaultScope.
+	// Scope is empty for the cloud's Azure Resource Manager .default
+	// scope (DefaultScope in the public cloud).
 	Scope string
+	// Cloud is empty for the deployment's configured authority host and
+	// audience (Config), else one of clouds' keys, which fixes both.
+	Cloud string
+}
+
+// The target's clouds: each fixes the authority host (azidentity's cloud
+// configuration), the audience Entra recommends for federated identity
+// credentials in that cloud, the default scope (the cloud's Azure Resource
+// Manager) and the DNS suffixes of its services, by which a scope of
+// another cloud is recognised. Sources: azcore/cloud;
+// https://learn.microsoft.com/entra/workload-id/workload-identity-federation-create-trust
+// ("api://AzureADTokenExchange" public, "api://AzureADTokenExchangeUSGov",
+// "api://AzureADTokenExchangeChina").
+const (
+	CloudPublic       = "public"
+	CloudUSGovernment = "us_government"
+	CloudChina        = "china"
+)
+
+type cloudInfo struct {
+	config   cloud.Configuration
+	audience string
+	suffixes []string
+}
+
+var clouds = map[string]cloudInfo{
+	CloudPublic: {cloud.AzurePublic, DefaultAudience,
+		[]string{".azure.com", ".windows.net", ".microsoft.com", ".azure.net"}},
+	CloudUSGovernment: {cloud.AzureGovernment, "api://AzureADTokenExchangeUSGov",
+		[]string{".usgovcloudapi.net", ".azure.us", ".microsoft.us"}},
+	CloudChina: {cloud.AzureChina, "api://AzureADTokenExchangeChina",
+		[]string{".chinacloudapi.cn", ".azure.cn"}},
+}
+
+// defaultScope is the .default scope of the cloud's Azure Resource Manager.
+func (c cloudInfo) defaultScope() string {
+	if c.audience == DefaultAudience {
+		return DefaultScope
+	}
+	return strings.TrimRight(c.config.Services[cloud.ResourceManager].Audience, "/") + "/.default"
+}
+
+// scopeCloud is the cloud whose service domain the https scope s names, or
+// "" when none of the known ones.
+func scopeCloud(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" {
+		return ""
+	}
+	host := "." + strings.ToLower(u.Hostname())
+	for name, c := range clouds {
+		for _, suf := range c.suffixes {
+			if strings.HasSuffix(host, suf) {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 // decodeTarget reads raw strictly (providers.DecodeTarget) and applies the
@@ -36,6 +97,7 @@ func decodeTarget(raw []byte) (target, error) {
 		{Key: "tenant_id", Dst: &t.TenantID},
 		{Key: "client_id", Dst: &t.ClientID},
 		{Key: "scope", Dst: &t.Scope},
+		{Key: "cloud", Dst: &t.Cloud},
 	}); err != nil {
 		return t, err
 	}
@@ -46,6 +108,19 @@ func decodeTarget(raw []byte) (target, error) {
 		return t, invalid("target.client_id", "must be a GUID like 00000000-0000-0000-0000-000000000000")
 	case t.Scope != "" && !validScope(t.Scope):
 		return t, invalid("target.scope", "must be a resource's .default scope, like https://management.azure.com/.default or api://<app id>/.default")
+	}
+	if t.Cloud != "" {
+		if _, ok := clouds[t.Cloud]; !ok {
+			return t, invalid("target.cloud", "must be %s, %s or %s (absent: the bridge's configured authority host)",
+				CloudPublic, CloudUSGovernment, CloudChina)
+		}
+		// A token of one cloud's Entra is for that cloud's resources: the
+		// other clouds' service domains are refused here rather than by
+		// Entra at each exchange.
+		if c := scopeCloud(t.Scope); c != "" && c != t.Cloud {
+			return t, invalid("target.scope", "names a resource of the %s cloud, but target.cloud is %s; use %s",
+				c, t.Cloud, clouds[t.Cloud].defaultScope())
+		}
 	}
 	return t, nil
 }

@@ -2,6 +2,8 @@ package gcp
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,14 +73,22 @@ type Config struct {
 // Provider mints Google access tokens for service accounts with
 // generateAccessToken. It is safe for concurrent use.
 type Provider struct {
-	iam        *iamcredentials.IamCredentialsClient
-	sts        *stsv1.Service
 	httpClient *http.Client
 	signer     signing.Signer
 	log        *slog.Logger
 
 	mu  sync.Mutex
 	adc *auth.Credentials // found on the first impersonate mint
+	// universes are the clients of each universe domain, by domain: the
+	// default one (Config's endpoints) made by New, the others
+	// (iamcredentials.DOMAIN, sts.DOMAIN) on their first mint.
+	universes map[string]*universe
+}
+
+// universe is the clients of one Google Cloud universe.
+type universe struct {
+	iam *iamcredentials.IamCredentialsClient
+	sts *stsv1.Service
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -106,6 +116,17 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	u, err := p.newUniverse(ctx, iamEndpoint, stsEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	p.universes = map[string]*universe{DefaultUniverseDomain: u}
+	return p, nil
+}
+
+// newUniverse builds the clients of the endpoints iamEndpoint and
+// stsEndpoint. It contacts nobody.
+func (p *Provider) newUniverse(ctx context.Context, iamEndpoint, stsEndpoint string) (*universe, error) {
 	// The client libraries' loggers print request and response bodies
 	// (tokens) at debug level when GOOGLE_SDK_GO_LOGGING_LEVEL says so;
 	// they are silenced for good.
@@ -123,7 +144,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		CheckRedirect: p.httpClient.CheckRedirect,
 		Timeout:       p.httpClient.Timeout,
 	}
-	p.iam, err = iamcredentials.NewIamCredentialsRESTClient(ctx,
+	var u universe
+	var err error
+	u.iam, err = iamcredentials.NewIamCredentialsRESTClient(ctx,
 		option.WithHTTPClient(iamHTTP), option.WithEndpoint(iamEndpoint), quiet)
 	if err != nil {
 		return nil, fmt.Errorf("gcp: iamcredentials client: %w", err)
@@ -131,11 +154,30 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	// STS is called without credentials: the subject token is the proof.
 	// Its client resolves "v1/token" against the endpoint, which must end
 	// in "/" to keep a path prefix.
-	p.sts, err = stsv1.NewService(ctx, option.WithHTTPClient(p.httpClient), option.WithEndpoint(stsEndpoint+"/"), quiet)
+	u.sts, err = stsv1.NewService(ctx, option.WithHTTPClient(p.httpClient), option.WithEndpoint(stsEndpoint+"/"), quiet)
 	if err != nil {
+		_ = u.iam.Close()
 		return nil, fmt.Errorf("gcp: sts client: %w", err)
 	}
-	return p, nil
+	return &u, nil
+}
+
+// universe returns the clients of the universe domain d: Config's
+// endpoints for DefaultUniverseDomain, https://iamcredentials.d and
+// https://sts.d for any other (the overrides of Config are for the
+// default universe only).
+func (p *Provider) universe(ctx context.Context, d string) (*universe, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if u := p.universes[d]; u != nil {
+		return u, nil
+	}
+	u, err := p.newUniverse(context.WithoutCancel(ctx), "https://iamcredentials."+d, "https://sts."+d)
+	if err != nil {
+		return nil, err
+	}
+	p.universes[d] = u
+	return u, nil
 }
 
 // endpoint checks an override and returns it without a trailing "/".
@@ -171,16 +213,29 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 	}
 	log = log.With("service_account", t.ServiceAccount, "mode", t.Mode)
 
+	log = log.With("token_format", t.TokenFormat)
+	if t.UniverseDomain != DefaultUniverseDomain {
+		log = log.With("universe_domain", t.UniverseDomain)
+	}
+	u, err := p.universe(ctx, t.UniverseDomain)
+	if err != nil {
+		log.Error("gcp: cannot build the universe's clients", "error", err)
+		return providers.Credential{}, refused("InvalidTarget")
+	}
+
 	var bearer string
 	var perr *providers.Error
 	switch t.Mode {
 	case modeWorkloadIdentity:
-		bearer, perr = p.federatedToken(ctx, log, t, req)
+		bearer, perr = p.federatedToken(ctx, log, u, t, req)
 	default:
-		bearer, perr = p.ownToken(ctx, log)
+		bearer, perr = p.ownToken(ctx, log, t.UniverseDomain)
 	}
 	if perr != nil {
 		return providers.Credential{}, perr
+	}
+	if t.TokenFormat == formatIDToken {
+		return p.idToken(ctx, log, u, bearer, t)
 	}
 
 	in := &credentialspb.GenerateAccessTokenRequest{
@@ -188,10 +243,8 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		Scope:    t.Scopes,
 		Lifetime: durationpb.New(req.Duration.Truncate(time.Second)),
 	}
-	for _, d := range t.Delegates {
-		in.Delegates = append(in.Delegates, serviceAccountPrefix+d)
-	}
-	out, err := p.iam.GenerateAccessToken(withBearer(ctx, bearer), in, gax.WithRetry(noRetry))
+	in.Delegates = delegates(t)
+	out, err := u.iam.GenerateAccessToken(withBearer(ctx, bearer), in, gax.WithRetry(noRetry))
 	if err != nil {
 		return providers.Credential{}, p.failed(log, ctx, "generateAccessToken", err, googleCode, true)
 	}
@@ -213,6 +266,75 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 			ServiceAccount: t.ServiceAccount,
 		},
 	}, nil
+}
+
+// delegates are the resource names of t's delegation chain.
+func delegates(t target) []string {
+	var out []string
+	for _, d := range t.Delegates {
+		out = append(out, serviceAccountPrefix+d)
+	}
+	return out
+}
+
+// idToken mints an ID token for t's service account with generateIdToken,
+// authenticated with bearer. Google's answer holds only the token: its
+// expiry is read from the token's exp claim (Google's own signature is for
+// the token's audience to check; the bridge has it straight from IAM
+// Credentials over TLS).
+func (p *Provider) idToken(ctx context.Context, log *slog.Logger, u *universe, bearer string, t target) (providers.Credential, error) {
+	in := &credentialspb.GenerateIdTokenRequest{
+		Name:         serviceAccountPrefix + t.ServiceAccount,
+		Delegates:    delegates(t),
+		Audience:     t.IDTokenAudience,
+		IncludeEmail: t.IncludeEmail,
+	}
+	out, err := u.iam.GenerateIdToken(withBearer(ctx, bearer), in, gax.WithRetry(noRetry))
+	if err != nil {
+		return providers.Credential{}, p.failed(log, ctx, "generateIdToken", err, googleCode, true)
+	}
+	at, ok := jwtExpiry(out.GetToken())
+	if !ok {
+		log.Error("gcp: generateIdToken answered without a token whose exp can be read")
+		return providers.Credential{}, indeterminate("InvalidResponse")
+	}
+	id := providers.TokenID(out.GetToken())
+	log.Debug("gcp: minted an ID token", "credential_id", id, "expires_at", at, "audience", t.IDTokenAudience,
+		"include_email", t.IncludeEmail, "delegates", t.Delegates)
+	return providers.Credential{
+		ID:        id,
+		ExpiresAt: at,
+		Body: providers.GCPCredentials{
+			IDToken:        out.GetToken(),
+			TokenType:      "Bearer",
+			ExpiresAt:      at,
+			ServiceAccount: t.ServiceAccount,
+			Audience:       t.IDTokenAudience,
+		},
+	}, nil
+}
+
+// jwtExpiry reads the exp claim of a compact JWT without verifying it.
+func jwtExpiry(token string) (time.Time, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || parts[2] == "" {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var c struct {
+		Exp json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return time.Time{}, false
+	}
+	exp, err := c.Exp.Int64()
+	if err != nil || exp <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(exp, 0).UTC(), true
 }
 
 // serviceAccountPrefix makes a service account's resource name; the "-"
@@ -242,11 +364,18 @@ func (p *Provider) credentials() (*auth.Credentials, error) {
 
 // ownToken is an access token of the bridge's own Application Default
 // Credentials (cached and refreshed by the auth library).
-func (p *Provider) ownToken(ctx context.Context, log *slog.Logger) (string, *providers.Error) {
+func (p *Provider) ownToken(ctx context.Context, log *slog.Logger, universeDomain string) (string, *providers.Error) {
 	creds, err := p.credentials()
 	if err != nil {
 		log.Error("gcp: the bridge has no Application Default Credentials", "error", err)
 		return "", unavailable("CredentialsUnavailable")
+	}
+	// Credentials of one universe are worthless in another: the target's
+	// universe must be the bridge's own, or Google would refuse the call.
+	if own, err := creds.UniverseDomain(ctx); err != nil || own != universeDomain {
+		log.Error("gcp: the bridge's Application Default Credentials are of another universe than the target's",
+			"credentials_universe", own, "error", err)
+		return "", refused("UniverseMismatch")
 	}
 	tok, err := creds.Token(ctx)
 	if err == nil && tok.Value == "" {
@@ -273,7 +402,15 @@ func (p *Provider) ownToken(ctx context.Context, log *slog.Logger) (string, *pro
 }
 
 // Close releases the clients' resources.
-func (p *Provider) Close() error { return p.iam.Close() }
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for _, u := range p.universes {
+		errs = append(errs, u.iam.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // bearerKey carries a mint's bearer token to bearerTransport.
 type bearerKey struct{}

@@ -218,6 +218,8 @@ func TestImpersonate(t *testing.T) {
 		Endpoint:       gcptest.IAMCredentials,
 		Method:         http.MethodPost,
 		Path:           "/v1/projects/-/serviceAccounts/" + deploySA + ":generateAccessToken",
+		Host:           strings.TrimPrefix(e.fake.URL(), "http://"),
+		IAMMethod:      "generateAccessToken",
 		Caller:         bridgeSA,
 		CallerVia:      gcptest.OAuth,
 		ServiceAccount: deploySA,

@@ -34,6 +34,10 @@ func (Spec) CheckMapping(m providers.Mapping) error {
 	if err != nil {
 		return err
 	}
+	if t.TokenFormat == formatIDToken && m.MaxDurationSeconds > IDTokenLifetime {
+		return invalid("max_duration_seconds", "must be at most %d for a gcp target with token_format %s: Google's "+
+			"generateIdToken issues ID tokens that live one hour, and takes no lifetime", IDTokenLifetime, formatIDToken)
+	}
 	if m.MaxDurationSeconds > MaxLifetime && !t.AllowLifetimeExtension {
 		return invalid("max_duration_seconds", "must be at most %d for a gcp target: Google's generateAccessToken grants "+
 			"longer tokens only to service accounts that an organisation policy enforcing %s lists; "+
@@ -55,4 +59,12 @@ func checkSubject(name string) error {
 		return invalid("name", "makes the assertion's subject %d bytes long; Google's google.subject holds at most %d", n, maxSubject)
 	}
 	return nil
+}
+
+// IssuesIDToken reports whether the gcp target raw mints ID tokens
+// (token_format id_token) rather than access tokens; false for a target
+// that does not decode.
+func IssuesIDToken(raw json.RawMessage) bool {
+	t, err := decodeTarget(raw)
+	return err == nil && t.TokenFormat == formatIDToken
 }

@@ -29,3 +29,21 @@ func TestSubjectLimit(t *testing.T) {
 		t.Errorf("a 128-byte subject: %v, want a refusal of name", err)
 	}
 }
+
+// TestIDTokenDuration: an id_token mapping may not promise more than
+// Google's one hour, nor issuesIDToken misread a target.
+func TestIDTokenDuration(t *testing.T) {
+	t.Parallel()
+	tgt := []byte(`{"service_account":"deploy@acme-prod.iam.gserviceaccount.com","token_format":"id_token","id_token_audience":"https://x.a.run.app"}`)
+	if err := (Spec{}).CheckMapping(providers.Mapping{Name: "m", Target: tgt, MaxDurationSeconds: 3600}); err != nil {
+		t.Errorf("an hour: %v", err)
+	}
+	var fe *providers.FieldError
+	if err := (Spec{}).CheckMapping(providers.Mapping{Name: "m", Target: tgt, MaxDurationSeconds: 3601}); !errors.As(err, &fe) ||
+		fe.Field != "max_duration_seconds" || !strings.Contains(err.Error(), "generateIdToken") {
+		t.Errorf("over an hour: %v", err)
+	}
+	if !IssuesIDToken(tgt) || IssuesIDToken([]byte(`{"service_account":"deploy@acme-prod.iam.gserviceaccount.com"}`)) || IssuesIDToken([]byte(`{`)) {
+		t.Error("IssuesIDToken")
+	}
+}

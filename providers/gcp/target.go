@@ -59,7 +59,29 @@ const (
 	// target cannot grow a request without bound.
 	maxDelegates = 16
 	maxScopes    = 64
+	// maxIDTokenAudience bounds id_token_audience. Google documents no
+	// limit for generateIdToken's audience; this is the bridge's own, the
+	// length of the longest URL it takes elsewhere.
+	maxIDTokenAudience = 2048
+	// IDTokenLifetime is how long the ID tokens of generateIdToken live:
+	// Google sets it (one hour) and the request has no lifetime field,
+	// https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts/generateIdToken.
+	IDTokenLifetime = 3600
 )
+
+// The target's token formats: an OAuth access token (generateAccessToken,
+// the default) or an OpenID Connect ID token signed by Google for the
+// service account (generateIdToken), for Cloud Run, Cloud Functions and
+// IAP, which take ID tokens rather than access tokens.
+const (
+	formatAccessToken = "access_token"
+	formatIDToken     = "id_token"
+)
+
+// DefaultUniverseDomain is the universe of Google Cloud's public cloud.
+// Other universes (Trusted Partner Clouds such as S3NS, s3nsapis.fr) serve
+// IAM Credentials at iamcredentials.UNIVERSE and STS at sts.UNIVERSE.
+const DefaultUniverseDomain = "googleapis.com"
 
 // target is a gcp mapping's target. decodeTarget is the only way one is
 // read, at write time (Spec.CheckTarget) as at mint time.
@@ -80,6 +102,18 @@ type target struct {
 	// it tokens of up to 12 hours; without it max_duration_seconds is at
 	// most MaxLifetime.
 	AllowLifetimeExtension bool
+	// TokenFormat is access_token or id_token, never empty once decoded.
+	TokenFormat string
+	// IDTokenAudience is the aud of the ID token, required for (and
+	// only for) id_token: a Cloud Run service's URL, an IAP OAuth client
+	// id.
+	IDTokenAudience string
+	// IncludeEmail asks for the email and email_verified claims in the ID
+	// token (id_token only).
+	IncludeEmail bool
+	// UniverseDomain is the Google Cloud universe of the service account,
+	// DefaultUniverseDomain once decoded.
+	UniverseDomain string
 }
 
 // decodeTarget reads raw strictly (providers.DecodeTarget) and applies the
@@ -95,6 +129,10 @@ func decodeTarget(raw []byte) (target, error) {
 		{Key: "mode", Dst: &t.Mode},
 		{Key: "workload_identity_provider", Dst: &t.WorkloadIdentityProvider},
 		{Key: "allow_lifetime_extension", Dst: &t.AllowLifetimeExtension},
+		{Key: "token_format", Dst: &t.TokenFormat},
+		{Key: "id_token_audience", Dst: &t.IDTokenAudience},
+		{Key: "include_email", Dst: &t.IncludeEmail},
+		{Key: "universe_domain", Dst: &t.UniverseDomain},
 	}); err != nil {
 		return t, err
 	}
@@ -104,7 +142,13 @@ func decodeTarget(raw []byte) (target, error) {
 	if t.Mode == "" {
 		t.Mode = modeImpersonate
 	}
-	if len(t.Scopes) == 0 {
+	if t.TokenFormat == "" {
+		t.TokenFormat = formatAccessToken
+	}
+	if t.UniverseDomain == "" {
+		t.UniverseDomain = DefaultUniverseDomain
+	}
+	if len(t.Scopes) == 0 && t.TokenFormat == formatAccessToken {
 		t.Scopes = []string{DefaultScope}
 	}
 	return t, nil
@@ -117,6 +161,9 @@ func invalid(field, format string, args ...any) error {
 // maxLifetime is the longest token Google grants t's service account, in
 // seconds.
 func (t *target) maxLifetime() int {
+	if t.TokenFormat == formatIDToken {
+		return IDTokenLifetime
+	}
 	if t.AllowLifetimeExtension {
 		return MaxExtendedLifetime
 	}
@@ -159,6 +206,13 @@ func (t *target) check() error {
 			return invalid(fmt.Sprintf("target.scopes[%d]", i), "must be an https URL like https://www.googleapis.com/auth/cloud-platform")
 		}
 	}
+	if err := t.checkFormat(); err != nil {
+		return err
+	}
+	if t.UniverseDomain != "" && !validUniverseDomain(t.UniverseDomain) {
+		return invalid("target.universe_domain", "must be a Google Cloud universe's domain like %s (the default) or "+
+			"s3nsapis.fr: lowercase DNS labels, no scheme, port or path", DefaultUniverseDomain)
+	}
 	if len(t.Delegates) > maxDelegates {
 		return invalid("target.delegates", "at most %d delegates", maxDelegates)
 	}
@@ -174,6 +228,76 @@ func (t *target) check() error {
 		}
 	}
 	return nil
+}
+
+// checkFormat applies token_format's rules: an ID token has an audience
+// and no scopes (generateIdToken takes none: the audience is what the
+// token is for) and always lives Google's hour.
+func (t *target) checkFormat() error {
+	switch t.TokenFormat {
+	case "", formatAccessToken:
+		switch {
+		case t.IDTokenAudience != "":
+			return invalid("target.id_token_audience", "applies to token_format %s only", formatIDToken)
+		case t.IncludeEmail:
+			return invalid("target.include_email", "applies to token_format %s only", formatIDToken)
+		}
+		return nil
+	case formatIDToken:
+	default:
+		return invalid("target.token_format", "must be %s (the default) or %s", formatAccessToken, formatIDToken)
+	}
+	switch {
+	case t.IDTokenAudience == "":
+		return invalid("target.id_token_audience", "is required with token_format %s: the service the token is for, "+
+			"such as a Cloud Run service's URL (https://hello-abc123-ew.a.run.app) or an IAP OAuth client id", formatIDToken)
+	case !validIDTokenAudience(t.IDTokenAudience):
+		return invalid("target.id_token_audience", "must be at most %d printable characters without spaces; "+
+			"a URL must be an absolute http(s) URL without user information or fragment", maxIDTokenAudience)
+	case len(t.Scopes) > 0:
+		return invalid("target.scopes", "apply to token_format %s only: an ID token has an audience, not scopes", formatAccessToken)
+	case t.AllowLifetimeExtension:
+		return invalid("target.allow_lifetime_extension", "applies to token_format %s only: Google's ID tokens "+
+			"always live %d seconds", formatAccessToken, IDTokenLifetime)
+	}
+	return nil
+}
+
+// validIDTokenAudience accepts what generateIdToken takes as an audience:
+// any non-empty string (an IAP client id, a custom audience), bounded and
+// printable here; one that looks like a URL (it has "://") must be an
+// absolute http(s) URL, as Cloud Run and Cloud Functions compare the
+// service's URL.
+func validIDTokenAudience(s string) bool {
+	if s == "" || len(s) > maxIDTokenAudience || !utf8.ValidString(s) ||
+		strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+		return false
+	}
+	if !strings.Contains(s, "://") {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.Opaque == "" &&
+		u.User == nil && u.Fragment == "" && !strings.Contains(s, "#")
+}
+
+// validUniverseDomain accepts a DNS name of at least two lowercase labels
+// (googleapis.com, s3nsapis.fr), at most 253 characters: the suffix to
+// which Google's clients prepend a service name (iamcredentials., sts.).
+func validUniverseDomain(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' || !providers.AllBytes(l, isLabelChar) {
+			return false
+		}
+	}
+	return !providers.Digits(labels[len(labels)-1])
 }
 
 func validHTTPSURL(s string) bool {

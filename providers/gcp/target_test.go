@@ -65,6 +65,32 @@ func TestDecodeTarget(t *testing.T) {
 		{"wip without //", `{"service_account":"` + sa + `","mode":"workload_identity","workload_identity_provider":"` + strings.TrimPrefix(wip, "//iam.googleapis.com/") + `"}`, target{}, "target.workload_identity_provider: must be //iam.googleapis.com/"},
 		{"too many scopes", `{"service_account":"` + sa + `","scopes":[` + strings.Repeat(`"https://www.googleapis.com/auth/iam",`, 64) + `"https://www.googleapis.com/auth/iam"]}`, target{}, "target.scopes: at most 64 scopes"},
 		{"too many delegates", `{"service_account":"` + sa + `","delegates":[` + strings.Repeat(`"`+sa+`",`, 16) + `"` + sa + `"]}`, target{}, "target.delegates: at most 16 delegates"},
+
+		{"id token", `{"service_account":"` + sa + `","token_format":"id_token","id_token_audience":"https://hello-abc123-ew.a.run.app","include_email":true}`,
+			target{ServiceAccount: sa, Mode: modeImpersonate, TokenFormat: formatIDToken, IDTokenAudience: "https://hello-abc123-ew.a.run.app", IncludeEmail: true}, ""},
+		{"id token, IAP client id", `{"service_account":"` + sa + `","token_format":"id_token","id_token_audience":"123-abc.apps.googleusercontent.com","mode":"workload_identity","workload_identity_provider":"` + wip + `"}`,
+			target{ServiceAccount: sa, Mode: modeWorkloadIdentity, WorkloadIdentityProvider: wip, TokenFormat: formatIDToken, IDTokenAudience: "123-abc.apps.googleusercontent.com"}, ""},
+		{"explicit access token", `{"service_account":"` + sa + `","token_format":"access_token"}`,
+			target{ServiceAccount: sa, Scopes: []string{DefaultScope}, Mode: modeImpersonate}, ""},
+		{"id token without audience", `{"service_account":"` + sa + `","token_format":"id_token"}`, target{}, "target.id_token_audience: is required with token_format id_token"},
+		{"id token with scopes", `{"service_account":"` + sa + `","token_format":"id_token","id_token_audience":"x","scopes":["https://www.googleapis.com/auth/iam"]}`, target{}, "target.scopes: apply to token_format access_token only"},
+		{"id token with lifetime extension", `{"service_account":"` + sa + `","token_format":"id_token","id_token_audience":"x","allow_lifetime_extension":true}`, target{}, "target.allow_lifetime_extension: applies to token_format access_token only"},
+		{"id token audience with space", `{"service_account":"` + sa + `","token_format":"id_token","id_token_audience":"a b"}`, target{}, "target.id_token_audience: must be"},
+		{"id token audience bad URL", `{"service_account":"` + sa + `","token_format":"id_token","id_token_audience":"ftp://x.example"}`, target{}, "target.id_token_audience: must be"},
+		{"id token audience with user", `{"service_account":"` + sa + `","token_format":"id_token","id_token_audience":"https://u:p@x.example"}`, target{}, "target.id_token_audience: must be"},
+		{"id token audience too long", `{"service_account":"` + sa + `","token_format":"id_token","id_token_audience":"` + strings.Repeat("a", 2049) + `"}`, target{}, "target.id_token_audience: must be"},
+		{"audience without id token", `{"service_account":"` + sa + `","id_token_audience":"x"}`, target{}, "target.id_token_audience: applies to token_format id_token only"},
+		{"include_email without id token", `{"service_account":"` + sa + `","include_email":true}`, target{}, "target.include_email: applies to token_format id_token only"},
+		{"bad token format", `{"service_account":"` + sa + `","token_format":"jwt"}`, target{}, "target.token_format: must be access_token (the default) or id_token"},
+
+		{"universe", `{"service_account":"` + sa + `","universe_domain":"s3nsapis.fr"}`,
+			target{ServiceAccount: sa, Scopes: []string{DefaultScope}, Mode: modeImpersonate, UniverseDomain: "s3nsapis.fr"}, ""},
+		{"universe with scheme", `{"service_account":"` + sa + `","universe_domain":"https://s3nsapis.fr"}`, target{}, "target.universe_domain: must be"},
+		{"universe with port", `{"service_account":"` + sa + `","universe_domain":"s3nsapis.fr:443"}`, target{}, "target.universe_domain: must be"},
+		{"universe one label", `{"service_account":"` + sa + `","universe_domain":"localhost"}`, target{}, "target.universe_domain: must be"},
+		{"universe upper case", `{"service_account":"` + sa + `","universe_domain":"GoogleAPIs.com"}`, target{}, "target.universe_domain: must be"},
+		{"universe trailing dot", `{"service_account":"` + sa + `","universe_domain":"googleapis.com."}`, target{}, "target.universe_domain: must be"},
+		{"universe IP", `{"service_account":"` + sa + `","universe_domain":"10.0.0.1"}`, target{}, "target.universe_domain: must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,6 +107,12 @@ func TestDecodeTarget(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tt.want.TokenFormat == "" {
+				tt.want.TokenFormat = formatAccessToken
+			}
+			if tt.want.UniverseDomain == "" {
+				tt.want.UniverseDomain = DefaultUniverseDomain
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("target (-want +got):\n%s", diff)

@@ -78,7 +78,7 @@ func assertionClaims(t target, req providers.Request, now time.Time) map[string]
 
 // federatedToken signs the bridge's JWT for the target's pool provider and
 // exchanges it at Google STS for a federated access token.
-func (p *Provider) federatedToken(ctx context.Context, log *slog.Logger, t target, req providers.Request) (string, *providers.Error) {
+func (p *Provider) federatedToken(ctx context.Context, log *slog.Logger, u *universe, t target, req providers.Request) (string, *providers.Error) {
 	if p.signer == nil {
 		log.Error("gcp: workload_identity needs the bridge's signer, and this provider has none")
 		return "", unavailable("SignerUnavailable")
@@ -103,7 +103,7 @@ func (p *Provider) federatedToken(ctx context.Context, log *slog.Logger, t targe
 	var out *stsv1.GoogleIdentityStsV1ExchangeTokenResponse
 	err = gax.Invoke(ctx, func(ctx context.Context, _ gax.CallSettings) error {
 		var err error
-		out, err = p.sts.V1.Token(in).Context(ctx).Do()
+		out, err = u.sts.V1.Token(in).Context(ctx).Do()
 		return err
 	}, gax.WithRetry(noRetry))
 	if err != nil {

@@ -67,6 +67,8 @@ func TestAction(t *testing.T) {
 		"audiences": [%q, "https://bridge.example.com"]}`, c.gh.URL(), s.url))
 	c.addMapping(s, "web-aws", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/web-deploy", "region": "eu-west-1"}`)
 	c.addMapping(s, "web-gcp", "gcp", fmt.Sprintf(`{"service_account": %q}`, deploySA))
+	c.addMapping(s, "web-gcp-id", "gcp", fmt.Sprintf(`{"service_account": %q, "token_format": "id_token",
+		"id_token_audience": "https://hello-abc123-ew.a.run.app", "include_email": true}`, deploySA))
 	c.addMapping(s, "web-azure", "azure", fmt.Sprintf(`{"tenant_id": %q, "client_id": %q, "scope": "https://management.azure.com/.default"}`,
 		azureTenant, azureClient))
 	c.entra.AddFederatedCredential(azureTenant, azureClient, entratest.FederatedCredential{Name: "oidc-bridge-action",
@@ -112,6 +114,8 @@ func TestAction(t *testing.T) {
 		"OIDC_BRIDGE_TEST_ID_TOKEN_REQUEST_TOKEN=" + requestToken,
 		"OIDC_BRIDGE_TEST_STS_ENDPOINT=" + sts.srv.URL,
 		"OIDC_BRIDGE_TEST_DEPLOY_SA=" + deploySA,
+		// Google's (the fake's) ID token keys, for the id_token test.
+		"OIDC_BRIDGE_TEST_GOOGLE_CERTS_URL=" + c.gcp.URL() + "/oauth2/v3/certs",
 		"OIDC_BRIDGE_TEST_AZURE_TENANT=" + azureTenant,
 		// The oidc-bridge CLI, which the gcp-credentials-file test runs as
 		// Google's libraries would (the file's executable source).

@@ -104,9 +104,13 @@ func ValidateFederatedCredential(fc FederatedCredential) error {
 
 // Call is one request the fake received, whatever its outcome.
 type Call struct {
-	Time     time.Time
-	Method   string
-	Path     string
+	Time   time.Time
+	Method string
+	Path   string
+	// Host is the request's Host header: the authority host the client
+	// resolved (login.microsoftonline.us) when a test maps such hosts to
+	// the fake (test/hosttest), else the fake's address.
+	Host     string
 	Endpoint string // EndpointMetadata, EndpointToken, EndpointKeys or ""
 	// Tenant is the path's tenant, as sent.
 	Tenant string
@@ -379,7 +383,7 @@ func tenantID(tenant string) string {
 }
 
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
-	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Endpoint: EndpointMetadata,
+	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Host: r.Host, Endpoint: EndpointMetadata,
 		Tenant: r.PathValue("tenant"), CorrelationID: r.Header.Get("client-request-id")}
 	defer s.calls.Record(&call)
 
@@ -399,7 +403,10 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &call, e)
 		return
 	}
-	base := s.URL() + "/" + tenantID(call.Tenant)
+	// The host the request was for: a test that maps a sovereign cloud's
+	// authority (login.microsoftonline.us) to the fake gets metadata of
+	// that host, whose issuer MSAL compares with its authority.
+	base := "https://" + r.Host + "/" + tenantID(call.Tenant)
 	call.Status = http.StatusOK
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_endpoint":                        base + "/oauth2/v2.0/token",
@@ -426,14 +433,14 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
-	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Endpoint: EndpointKeys, Tenant: r.PathValue("tenant")}
+	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Host: r.Host, Endpoint: EndpointKeys, Tenant: r.PathValue("tenant")}
 	defer s.calls.Record(&call)
 	call.Status = http.StatusOK
 	writeJSON(w, http.StatusOK, s.JWKS())
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Status: http.StatusNotFound}
+	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Host: r.Host, Status: http.StatusNotFound}
 	defer s.calls.Record(&call)
 	http.NotFound(w, r)
 }

@@ -23,7 +23,7 @@ var openIDScopes = map[string]bool{"openid": true, "profile": true, "offline_acc
 
 // token answers POST /{tenant}/oauth2/v2.0/token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Endpoint: EndpointToken,
+	call := Call{Time: s.now(), Method: r.Method, Path: r.URL.Path, Host: r.Host, Endpoint: EndpointToken,
 		Tenant: r.PathValue("tenant"), CorrelationID: r.Header.Get("client-request-id")}
 	defer s.calls.Record(&call)
 	fail := func(e entraError) { s.writeError(w, r, &call, e) }

@@ -7,6 +7,12 @@
 //     errors in Google's JSON shape
 //     {"error":{"code":403,"message":...,"status":"PERMISSION_DENIED"}}.
 //     Point BRIDGE_GCP_IAMCREDENTIALS_ENDPOINT at IAMCredentialsEndpoint.
+//     generateIdToken on the same path takes {delegates, audience,
+//     includeEmail} and answers {token}: an RS256 JWT of the fake's key
+//     (IDTokenKeys, also at GET /oauth2/v3/certs) with Google's claims (iss
+//     https://accounts.google.com, aud, azp and sub the account's UniqueID,
+//     iat, exp an hour later, email and email_verified with includeEmail),
+//     under the same grants (Allow) as generateAccessToken.
 //   - The OAuth 2.0 token endpoint of service-account keys: POST /token with
 //     grant_type urn:ietf:params:oauth:grant-type:jwt-bearer and an RS256
 //     assertion signed by a key the fake issued (AddServiceAccountKey,
@@ -44,10 +50,12 @@
 // closed after the request was read) and Hang, and undo
 // them with Reset; Calls lists what each endpoint saw (never the bearer or
 // subject tokens themselves); Lookup describes a token the fake issued. All
-// methods are safe for concurrent use.
+// methods are safe for concurrent use. Each Call records the request's
+// Host, so that tests mapping a universe's host names to the fake
+// (test/hosttest) see which endpoint the client resolved.
 //
 // Not modelled: IAM policies beyond Allow, attribute conditions, CEL beyond
-// "assertion.NAME", token revocation, generateIdToken/signBlob/signJwt, and
+// "assertion.NAME", token revocation, signBlob/signJwt, and
 // every other Google API. It is for tests only: production code must never
 // import it.
 package gcptest

@@ -2,6 +2,7 @@ package gcptest
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -85,6 +86,12 @@ type Call struct {
 	Time     time.Time
 	Method   string
 	Path     string
+	// Host is the request's Host header: the endpoint's host name the
+	// client resolved (iamcredentials.googleapis.com, sts.s3nsapis.fr)
+	// when a test maps such hosts to the fake, else the fake's address.
+	Host string
+	// Method of IAMCredentials: generateAccessToken or generateIdToken.
+	IAMMethod string
 
 	// Caller is who the bearer token of a generateAccessToken call belongs
 	// to: a service account's e-mail or a principal:// subject of a
@@ -99,6 +106,11 @@ type Call struct {
 	Delegates      []string
 	Lifetime       time.Duration
 	Scopes         []string
+
+	// Audience of a generateIdToken call (STS's audience is Audience
+	// below) and its includeEmail.
+	IDTokenAudience string
+	IncludeEmail    bool
 
 	// ClientEmail is the service account of an OAuth assertion.
 	ClientEmail string
@@ -175,6 +187,7 @@ type Handler struct {
 	keys      map[string]ServiceAccountKey // by private key id
 	providers map[string]WorkloadIdentityProvider
 	allowed   map[string]map[string]bool // member → service accounts
+	idKey     *rsa.PrivateKey            // signs generateIdToken's tokens, made on first use
 }
 
 // NewHandler returns a Handler with no keys, providers or grants.
@@ -197,6 +210,7 @@ func NewHandler(opts ...Option) *Handler {
 	h.mux.HandleFunc("POST /v1/projects/{project}/serviceAccounts/{name}", h.serveIAM)
 	h.mux.HandleFunc("POST /token", h.serveOAuth)
 	h.mux.HandleFunc("POST /v1/token", h.serveSTS)
+	h.mux.HandleFunc("GET /oauth2/v3/certs", h.serveIDTokenKeys)
 	return h
 }
 

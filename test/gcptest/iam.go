@@ -24,7 +24,7 @@ type generateAccessTokenRequest struct {
 
 // serveIAM answers generateAccessToken.
 func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
-	call := Call{Endpoint: IAMCredentials, Time: h.now(), Method: r.Method, Path: r.URL.Path}
+	call := Call{Endpoint: IAMCredentials, Time: h.now(), Method: r.Method, Path: r.URL.Path, Host: r.Host}
 	defer h.calls.Record(&call)
 	var shape googleErrors
 	refuse := func(code, msg string) { shape.refuse(w, &call, code, msg) }
@@ -32,11 +32,12 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 	if !h.begin(w, r, &call, shape) {
 		return
 	}
-	account, ok := strings.CutSuffix(r.PathValue("name"), ":generateAccessToken")
-	if !ok {
+	account, method, _ := strings.Cut(r.PathValue("name"), ":")
+	if method != "generateAccessToken" && method != "generateIdToken" {
 		refuse("NOT_FOUND", "The requested URL was not found on this server.")
 		return
 	}
+	call.IAMMethod = method
 	call.ServiceAccount = account
 	if r.PathValue("project") != "-" {
 		refuse("INVALID_ARGUMENT", "The project of the resource name must be the - wildcard.")
@@ -53,9 +54,17 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in generateAccessTokenRequest
+	var idIn generateIDTokenRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
+	if method == "generateIdToken" {
+		err = dec.Decode(&idIn)
+		in.Name, in.Delegates = idIn.Name, idIn.Delegates
+		call.IDTokenAudience, call.IncludeEmail = idIn.Audience, idIn.IncludeEmail
+	} else {
+		err = dec.Decode(&in)
+	}
+	if err != nil {
 		refuse("INVALID_ARGUMENT", "Invalid JSON payload received. "+err.Error())
 		return
 	}
@@ -103,10 +112,14 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if code := h.refusal(IAMCredentials); code != "" {
-		refuse(code, refusalMessage(code, account))
+		refuse(code, refusalMessage(code, account, method))
 		return
 	}
 
+	if method == "generateIdToken" {
+		h.serveIDToken(w, &call, refuse, tok, account, idIn)
+		return
+	}
 	switch {
 	case len(in.Scope) == 0:
 		refuse("INVALID_ARGUMENT", "Scope required.")
@@ -125,7 +138,7 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 	members := h.members(tok)
 	for _, next := range append(slices.Clone(call.Delegates), account) {
 		if !h.allowedAny(members, next) {
-			refuse("PERMISSION_DENIED", "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).")
+			refuse("PERMISSION_DENIED", "Permission '"+permission(method)+"' denied on resource (or it may not exist).")
 			return
 		}
 		members = []string{next}
@@ -215,10 +228,10 @@ func (h *Handler) allowedAny(members []string, account string) bool {
 
 // refusalMessage is a message in Google's words for a refusal injected with
 // Refuse; like Google's, it names the account.
-func refusalMessage(code, account string) string {
+func refusalMessage(code, account, method string) string {
 	switch code {
 	case "PERMISSION_DENIED":
-		return "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)."
+		return "Permission '" + permission(method) + "' denied on resource (or it may not exist)."
 	case "NOT_FOUND":
 		return "Not found; Gaia id not found for email " + account
 	case "INVALID_ARGUMENT":

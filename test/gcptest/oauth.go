@@ -110,7 +110,7 @@ type assertionClaims struct {
 
 // serveOAuth answers a JWT-bearer grant.
 func (h *Handler) serveOAuth(w http.ResponseWriter, r *http.Request) {
-	call := Call{Endpoint: OAuth, Time: h.now(), Method: r.Method, Path: r.URL.Path}
+	call := Call{Endpoint: OAuth, Time: h.now(), Method: r.Method, Path: r.URL.Path, Host: r.Host}
 	defer h.calls.Record(&call)
 	var shape oauthErrors
 	refuse := func(code, msg string) { shape.refuse(w, &call, code, msg) }

@@ -157,7 +157,7 @@ func snake(s string) string {
 
 // serveSTS answers a token exchange.
 func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) {
-	call := Call{Endpoint: STS, Time: h.now(), Method: r.Method, Path: r.URL.Path}
+	call := Call{Endpoint: STS, Time: h.now(), Method: r.Method, Path: r.URL.Path, Host: r.Host}
 	defer h.calls.Record(&call)
 	var shape oauthErrors
 	refuse := func(code, msg string) { shape.refuse(w, &call, code, msg) }

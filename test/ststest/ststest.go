@@ -109,6 +109,10 @@ type Call struct {
 	Version string
 	// Region is the region of the signature's credential scope.
 	Region string
+	// Host is the request's Host header: the STS endpoint the SDK resolved
+	// (sts.us-gov-west-1.amazonaws.com) when a test maps such hosts to the
+	// fake (test/hosttest), else the fake's address.
+	Host string
 	// AccessKeyID is the key id the request was signed with; empty when the
 	// request carried no SigV4 Authorization header.
 	AccessKeyID string
@@ -346,7 +350,7 @@ func cloneValues(v url.Values) url.Values {
 
 // ServeHTTP answers one STS Query-protocol request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	call := Call{Time: h.now(), RequestID: uuid.NewString()}
+	call := Call{Time: h.now(), RequestID: uuid.NewString(), Host: r.Host}
 	w.Header().Set("X-Amzn-Requestid", call.RequestID)
 	recorded := false
 	record := func() {

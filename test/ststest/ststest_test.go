@@ -106,8 +106,9 @@ func TestAssumeRole(t *testing.T) {
 	got := calls[0]
 	got.Params, got.Time, got.RequestID = nil, time.Time{}, ""
 	want := ststest.Call{
-		Action: "AssumeRole", Version: "2011-06-15", Region: "eu-west-1", AccessKeyID: ststest.AccessKeyID,
-		RoleArn: roleARN, RoleSessionName: "gh-acme.web-42-1", DurationSeconds: 900, SourceIdentity: "gh-123",
+		Action: "AssumeRole", Version: "2011-06-15", Region: "eu-west-1", Host: strings.TrimPrefix(s.URL(), "http://"),
+		AccessKeyID: ststest.AccessKeyID,
+		RoleArn:     roleARN, RoleSessionName: "gh-acme.web-42-1", DurationSeconds: 900, SourceIdentity: "gh-123",
 		Policy: `{"Version":"2012-10-17","Statement":[]}`, ExternalID: "ext-id",
 		PolicyArns:        []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"},
 		Tags:              map[string]string{"repository": "acme/web", "ref": "refs/heads/main"},

@@ -122,6 +122,10 @@ func TestAssumeRoleWithWebIdentity(t *testing.T) {
 		t.Errorf("claims %s: %v", call.WebIdentityClaims, err)
 	}
 	call.Params, call.Time, call.RequestID, call.WebIdentityClaims = nil, time.Time{}, "", nil
+	if call.Host != strings.TrimPrefix(s.URL(), "http://") {
+		t.Errorf("host %q", call.Host)
+	}
+	call.Host = ""
 	wantCall := ststest.Call{
 		Action: "AssumeRoleWithWebIdentity", Version: "2011-06-15",
 		RoleArn: roleARN, RoleSessionName: "gh-acme.web-42-1", DurationSeconds: 1800,

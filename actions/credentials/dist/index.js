@@ -20668,6 +20668,24 @@ function plan(provider, creds, opts = {}) {
       return { secrets, outputs, env: common(env, meta), files: {} };
     }
     case "gcp":
+      if (creds.id_token !== void 0 && creds.id_token !== null && creds.id_token !== "") {
+        if (creds.access_token) {
+          throw new Error(`the bridge's gcp credentials hold both an "id_token" and an "access_token": refused, nothing exported`);
+        }
+        required(creds, "gcp", "id_token");
+        return {
+          secrets: [creds.id_token],
+          outputs: {
+            "id-token": creds.id_token,
+            "token-type": str(creds, "gcp", "token_type"),
+            "service-account": str(creds, "gcp", "service_account"),
+            audience: str(creds, "gcp", "audience"),
+            expiration: str(creds, "gcp", "expires_at", RFC3339_FIELD)
+          },
+          env: common({ GOOGLE_ID_TOKEN: creds.id_token }, meta),
+          files: {}
+        };
+      }
       required(creds, "gcp", "access_token");
       return {
         secrets: [creds.access_token],

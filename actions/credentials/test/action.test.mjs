@@ -304,6 +304,40 @@ test('gcp: access token output, CLOUDSDK_AUTH_ACCESS_TOKEN, GOOGLE_OAUTH_ACCESS_
   assert.equal(fs.existsSync(path.dirname(file)), false, 'the post step left the token file');
 });
 
+test('gcp id_token: the ID token as the id-token output and GOOGLE_ID_TOKEN, masked, signed by Google (the fake) for the audience', async (t) => {
+  const runner = newRunner();
+  t.after(() => runner.cleanup());
+  const r = await runStep(runner, { inputs: { 'bridge-url': bridge, mapping: 'web-gcp-id' } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const token = r.outputs['id-token'];
+  assert.ok(token && token.split('.').length === 3, 'id-token is not a JWT');
+  assert.equal(r.outputs['access-token'], undefined);
+  assert.equal(r.outputs.provider, 'gcp');
+  assert.equal(r.outputs.audience, 'https://hello-abc123-ew.a.run.app');
+  assert.equal(maskProblem(r, [token]), '');
+  assert.equal(r.env.GOOGLE_ID_TOKEN, token);
+  assert.deepEqual(Object.keys(r.env), EXPORTED.gcp_id_token);
+
+  // The token verifies with Google's keys and names the audience and the
+  // service account's e-mail (include_email).
+  const [h, p, sig] = token.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url').toString());
+  const jwks = await (await fetch(need('OIDC_BRIDGE_TEST_GOOGLE_CERTS_URL'))).json();
+  const jwk = jwks.keys.find((k) => k.kid === header.kid);
+  assert.ok(jwk, `no key ${header.kid}`);
+  const crypto = await import('node:crypto');
+  assert.ok(crypto.verify('RSA-SHA256', Buffer.from(`${h}.${p}`), crypto.createPublicKey({ key: jwk, format: 'jwk' }),
+    Buffer.from(sig, 'base64url')), 'the ID token does not verify');
+  const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+  assert.equal(claims.aud, 'https://hello-abc123-ew.a.run.app');
+  assert.equal(claims.email, need('OIDC_BRIDGE_TEST_DEPLOY_SA'));
+  assert.equal(claims.iss, 'https://accounts.google.com');
+
+  const post = await runStep(runner, { inputs: { 'bridge-url': bridge }, state: r.state });
+  assert.equal(post.code, 0, post.stdout + post.stderr);
+  assert.deepEqual(post.env, Object.fromEntries(EXPORTED.gcp_id_token.map((v) => [v, ''])));
+});
+
 test('azure: access token output and AZURE_ACCESS_TOKEN, masked', async (t) => {
   const runner = newRunner();
   t.after(() => runner.cleanup());

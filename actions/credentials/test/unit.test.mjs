@@ -129,6 +129,13 @@ test('plan: gcp, azure, jwt, and unknown providers', () => {
   assert.equal(j.files.token.output, 'token-file');
   assert.deepEqual(j.env, { OIDC_BRIDGE_JWT: 'eyJ' });
   assert.throws(() => plan('oracle', {}), /does not know/);
+  // Both tokens at once: which one is meant? Nothing is exported.
+  assert.throws(() => plan('gcp', { id_token: 'eyJ.a.b', access_token: 'ya29.x' }), /both an "id_token" and an "access_token"/);
+  const id = plan('gcp', { id_token: 'eyJ.a.b', token_type: 'Bearer', audience: 'https://x.a.run.app' });
+  assert.deepEqual(id.secrets, ['eyJ.a.b']);
+  assert.equal(id.outputs['id-token'], 'eyJ.a.b');
+  assert.equal(id.outputs.audience, 'https://x.a.run.app');
+  assert.equal(id.outputs['access-token'], undefined);
   assert.throws(() => plan('aws', null), /without a credentials object/);
 });
 
@@ -141,6 +148,7 @@ test('plan: the exported variables are those of actions/exported-variables.json,
   const answers = {
     aws: { access_key_id: AKID, secret_access_key: 's3cr/t+KEY=', session_token: 'IQoJb3JpZ2lu', region: 'eu-west-1', expiration: EXP },
     gcp: { access_token: 'ya29.x', token_type: 'Bearer', service_account: 'sa', expires_at: EXP },
+    gcp_id_token: { id_token: 'eyJ.a.b', token_type: 'Bearer', service_account: 'sa', audience: 'https://x.a.run.app', expires_at: EXP },
     azure: { access_token: 'eyJ', token_type: 'Bearer', tenant_id: 't', client_id: 'c', scope: 's', expires_at: EXP },
     jwt: { token: 'eyJ', token_type: 'Bearer', audience: 'aud', expires_at: EXP },
     // A GitHub Enterprise Server's: github.com's has no GH_HOST nor GH_ENTERPRISE_TOKEN.
@@ -149,7 +157,7 @@ test('plan: the exported variables are those of actions/exported-variables.json,
   };
   assert.deepEqual(Object.keys(want).filter((k) => k !== '_comment').sort(), Object.keys(answers).sort());
   for (const [provider, creds] of Object.entries(answers)) {
-    const p = plan(provider, creds, meta);
+    const p = plan(provider.replace(/_id_token$/, ''), creds, meta);
     assert.deepEqual(Object.keys(p.env), want[provider], provider);
     // The CLI's forms: Go's time.RFC3339 in UTC, whole seconds.
     assert.equal(p.env.OIDC_BRIDGE_EXPIRES_AT, '2026-11-26T18:00:00Z');
@@ -172,6 +180,7 @@ test('plan refuses a credential that could break its mask, naming the field, not
       assert.throws(() => plan('aws', { ...aws, [field]: bad }), (e) => e.message.includes(`"${field}"`) && !e.message.includes('pwned'), `${field} ${JSON.stringify(bad)}`);
     }
     assert.throws(() => plan('gcp', { access_token: bad }), /"access_token" with characters no credential has/);
+    assert.throws(() => plan('gcp', { id_token: bad }), /"id_token" with characters no credential has/);
     assert.throws(() => plan('azure', { access_token: bad }), /"access_token"/);
     assert.throws(() => plan('jwt', { token: bad }), /"token"/);
   }
