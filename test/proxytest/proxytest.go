@@ -126,7 +126,7 @@ func (p *Proxy) URL() string { return p.srv.URL }
 func (p *Proxy) Targets() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]string(nil), p.targets...)
+	return append([]string{}, p.targets...)
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
