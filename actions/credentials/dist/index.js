@@ -20725,6 +20725,7 @@ var MAX_RETRIES = 10;
 var ATTEMPT_TIMEOUT_MS = 3e4;
 var MAX_WAIT_MS = 6e4;
 var MAX_TOTAL_MS = 5 * 6e4;
+var NETWORK_HINT = "check the runner's HTTPS_PROXY and NO_PROXY, and give a private CA with ca-file or NODE_EXTRA_CA_CERTS";
 var STATE_POST = "isPost";
 var STATE_EXPORTED = "exported";
 var sleep = (ms) => new Promise((resolve2) => setTimeout(resolve2, ms));
@@ -20874,7 +20875,8 @@ async function idToken(audience, ca) {
     const res = await client.getJson(`${process.env.ACTIONS_ID_TOKEN_REQUEST_URL}&audience=${encodeURIComponent(audience)}`);
     token = res.result && res.result.value;
   } catch (err) {
-    throw new ActionError("id_token_unavailable", `the runner gave no ID token: ${safeText(err.message, 300)}`, { hint: PERMISSION_HINT });
+    const hint = err.statusCode === void 0 ? NETWORK_HINT : PERMISSION_HINT;
+    throw new ActionError("id_token_unavailable", `the runner gave no ID token: ${safeText(err.message, 300)}`, { hint });
   }
   if (typeof token !== "string" || token === "") {
     throw new ActionError("id_token_unavailable", "the runner gave no ID token: its answer has no value", { hint: PERMISSION_HINT });

@@ -28,6 +28,8 @@ const ATTEMPT_TIMEOUT_MS = 30_000;
 const MAX_WAIT_MS = 60_000;
 const MAX_TOTAL_MS = 5 * 60_000;
 
+const NETWORK_HINT = 'check the runner\'s HTTPS_PROXY and NO_PROXY, and give a private CA with ca-file or NODE_EXTRA_CA_CERTS';
+
 const STATE_POST = 'isPost';
 const STATE_EXPORTED = 'exported';
 
@@ -199,7 +201,9 @@ async function idToken(audience, ca) {
     const res = await client.getJson(`${process.env.ACTIONS_ID_TOKEN_REQUEST_URL}&audience=${encodeURIComponent(audience)}`);
     token = res.result && res.result.value;
   } catch (err) {
-    throw new ActionError('id_token_unavailable', `the runner gave no ID token: ${safeText(err.message, 300)}`, { hint: PERMISSION_HINT });
+    // No HTTP status: the request never got an answer (DNS, proxy, TLS).
+    const hint = err.statusCode === undefined ? NETWORK_HINT : PERMISSION_HINT;
+    throw new ActionError('id_token_unavailable', `the runner gave no ID token: ${safeText(err.message, 300)}`, { hint });
   }
   if (typeof token !== 'string' || token === '') {
     throw new ActionError('id_token_unavailable', 'the runner gave no ID token: its answer has no value', { hint: PERMISSION_HINT });

@@ -173,6 +173,7 @@ describe('behind a proxy and a private CA', () => {
     const r = await step({}, {});
     assert.equal(r.code, 1);
     assert.match(r.stdout, /::error::.*(self-signed|unable to verify|local issuer)/i);
+    assert.match(r.stdout, /::error::.*ca-file or NODE_EXTRA_CA_CERTS/);
   });
 
   test('a ca-file without a certificate is refused before any request', async () => {
