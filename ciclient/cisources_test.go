@@ -88,13 +88,16 @@ func TestForcedCI(t *testing.T) {
 		t.Errorf("--ci auto: %s", s.Describe())
 	}
 	var ue *UsageError
-	for o, want := range map[Options]string{
-		{CI: "teamcity"}:                 "use auto or one of github, gitlab, buildkite",
-		{CI: "gitlab", TokenFile: "f"}:   "not both",
-		{CI: "buildkite", TokenEnv: "T"}: "not both",
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{CI: "teamcity"}, "use auto or one of github, gitlab, buildkite"},
+		{Options{CI: "gitlab", TokenFile: "f"}, "not both"},
+		{Options{CI: "buildkite", TokenEnv: "T"}, "not both"},
 	} {
-		if _, err := newSource(env, o); err == nil || !strings.Contains(err.Error(), want) || !errors.As(err, &ue) {
-			t.Errorf("%+v: %v, want usage %q", o, err, want)
+		if _, err := newSource(env, tc.o); err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &ue) {
+			t.Errorf("%+v: %v, want usage %q", tc.o, err, tc.want)
 		}
 	}
 	if _, err := newSource(map[string]string{}, Options{CI: "github"}); err == nil || !strings.Contains(err.Error(), "--ci github: this job offers no github token") {

@@ -46,6 +46,12 @@ type Options struct {
 	// that make git use Executable's git-credential for its host.
 	GitHelper  bool
 	Executable string
+	// Mappings: --mapping given more than once (with --format aws-config,
+	// one exchange and one profile each); when set, Mapping is ignored.
+	Mappings []string
+	// Output: with --format aws-config, the file to write (mode 0600)
+	// instead of stdout.
+	Output string
 }
 
 // UsageError is a command-line mistake (the CLI's exit status 2).
@@ -68,6 +74,10 @@ type Config struct {
 	// gitHelper: --git-helper, run as executable.
 	gitHelper  bool
 	executable string
+	// mappings: with --format aws-config, the mappings to exchange for,
+	// in order (each one a profile).
+	mappings []string
+	output   string
 	// cacheDir is "" without a cache; cacheNote says why there is none, on
 	// stderr when an SDK format would have used one ("" when the cache is
 	// on or turned off on purpose).
@@ -126,7 +136,10 @@ func Load(env map[string]string, o Options) (*Config, error) {
 		o.Provider = "github"
 		c.gitHelper, c.executable = true, o.Executable
 	}
-	c.req = api.ExchangeRequest{Mapping: o.Mapping, Provider: o.Provider}
+	if err := c.checkMappings(o); err != nil {
+		return nil, err
+	}
+	c.req = api.ExchangeRequest{Mapping: c.mappings[0], Provider: o.Provider}
 	if o.Duration != "" {
 		d, err := parseDuration(o.Duration)
 		if err != nil {
@@ -143,6 +156,11 @@ func Load(env map[string]string, o Options) (*Config, error) {
 	if c.source, err = newSource(env, o); err != nil {
 		return nil, err
 	}
+	if len(c.mappings) > 1 && c.source.Static() {
+		return nil, usage(fmt.Errorf("%d mappings need a fresh token for each exchange (the bridge exchanges a token once), and %s holds one: "+
+			"use a source that gives fresh tokens (GitHub Actions' token request, buildkite-agent, a --token-file the CI refreshes) or one command per mapping, each with its own token",
+			len(c.mappings), c.source.Describe()))
+	}
 	def(&o.CacheDir, EnvCacheDir)
 	if !o.NoCache {
 		c.cacheDir = o.CacheDir
@@ -155,6 +173,40 @@ func Load(env map[string]string, o Options) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkMappings sets c.mappings from --mapping (given once or more) or
+// $OIDC_BRIDGE_MAPPING: several only with --format aws-config, whose
+// profiles are named after them; "" stands for the bridge's choice.
+func (c *Config) checkMappings(o Options) error {
+	c.mappings = []string{o.Mapping}
+	if len(o.Mappings) > 0 {
+		c.mappings = o.Mappings
+	}
+	if o.Output != "" && o.Format != FormatAWSConfig {
+		return usage(fmt.Errorf("--output is for --format %s", FormatAWSConfig))
+	}
+	c.output = o.Output
+	if o.Format != FormatAWSConfig {
+		if len(c.mappings) > 1 {
+			return usage(fmt.Errorf("--mapping is given %d times: several mappings need --format %s (one profile each)", len(c.mappings), FormatAWSConfig))
+		}
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, m := range c.mappings {
+		if !profileName.MatchString(m) {
+			if m == "" {
+				return usage(fmt.Errorf("--format %s needs --mapping (or $%s): each profile is named after its mapping", FormatAWSConfig, EnvMapping))
+			}
+			return usage(fmt.Errorf("--mapping %q cannot name an AWS profile: use letters, digits, '.', '_' and '-' (at most 64, the first a letter or digit)", m))
+		}
+		if seen[m] {
+			return usage(fmt.Errorf("--mapping %q is given twice", m))
+		}
+		seen[m] = true
+	}
+	return nil
 }
 
 // parseDuration reads --duration: whole seconds, as a number or a Go

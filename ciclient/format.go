@@ -23,10 +23,10 @@ const (
 )
 
 // Formats are the output formats, in the order --help lists them.
-var Formats = []string{FormatEnv, FormatJSON, FormatDotenv, FormatAWSProc, FormatGCPExec}
+var Formats = []string{FormatEnv, FormatJSON, FormatDotenv, FormatAWSProc, FormatAWSConfig, FormatGCPExec}
 
 // formatProviders: the formats that fit one provider only.
-var formatProviders = map[string]string{FormatAWSProc: "aws", FormatGCPExec: "jwt"}
+var formatProviders = map[string]string{FormatAWSProc: "aws", FormatAWSConfig: "aws", FormatGCPExec: "jwt"}
 
 // formatCredentials renders an exchange's answer in format.
 func formatCredentials(format string, resp *api.ExchangeResponse) ([]byte, error) {

@@ -22,6 +22,9 @@ func (c *Config) Run(ctx context.Context, hc *http.Client, stderr io.Writer) ([]
 	}
 	ctx, cancel := context.WithTimeout(ctx, overallTimeout)
 	defer cancel()
+	if c.format == FormatAWSConfig {
+		return c.runAWSConfig(ctx, hc, stderr)
+	}
 
 	resp, err := c.credentials(ctx, hc, stderr)
 	if err != nil {
@@ -110,4 +113,35 @@ func (c *Config) credentials(ctx context.Context, hc *http.Client, stderr io.Wri
 		fmt.Fprintf(stderr, "oidc-bridge: warning: credentials not cached: %v\n", err)
 	}
 	return resp, nil
+}
+
+// runAWSConfig exchanges for each mapping in turn (each exchange with a
+// token of its own from the source) and renders the profiles as one AWS
+// config file: on stdout, or into c.output (mode 0600), when every
+// exchange succeeded.
+func (c *Config) runAWSConfig(ctx context.Context, hc *http.Client, stderr io.Writer) ([]byte, error) {
+	out := []byte("# AWS config written by oidc-bridge exchange --format " + FormatAWSConfig + ": short-lived credentials, one profile per mapping\n")
+	for _, m := range c.mappings {
+		mc := *c
+		mc.req.Mapping = m
+		resp, err := mc.credentials(ctx, hc, stderr)
+		if err != nil {
+			return nil, fmt.Errorf("%w (mapping %q)", err, m)
+		}
+		if resp.Provider != "aws" {
+			return nil, fmt.Errorf("exchange: --format %s is for mappings of provider aws; mapping %q issues %s credentials", c.format, m, resp.Provider)
+		}
+		p, err := awsConfigProfile(m, resp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, '\n'), p...)
+	}
+	if c.output == "" {
+		return out, nil
+	}
+	if err := writePrivateFile(c.output, out); err != nil {
+		return nil, fmt.Errorf("exchange: write --output: %w", err)
+	}
+	return nil, nil
 }

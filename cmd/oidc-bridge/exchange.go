@@ -17,6 +17,7 @@ import (
 
 func (a *app) exchangeCmd() *cobra.Command {
 	var o ciclient.Options
+	var caFile string
 	cmd := &cobra.Command{
 		Use:   "exchange [--bridge-url URL] [--mapping NAME] [--format FORMAT] [--ci NAME | --token-file F | --token-env VAR]",
 		Short: "Exchange this job's OIDC token for credentials (the client for any CI)",
@@ -70,8 +71,11 @@ Hand the token back at the job's end with oidc-bridge revoke.
 
 Formats: env (export lines for eval or source), dotenv (NAME=value lines for
 docker --env-file, compose and dotenv readers), json (the bridge's answer),
-aws-credential-process (an AWS SDK credential_process; aws mappings), and
-gcp-executable (Google's executable-sourced credential response; a jwt
+aws-credential-process (an AWS SDK credential_process; aws mappings),
+aws-config (an AWS config file with a profile per --mapping, named after
+it, holding its region and credentials: repeat --mapping for several, each
+exchanged with a fresh token from the CI; --output FILE writes it with mode
+0600 for AWS_CONFIG_FILE, then aws --profile NAME), and gcp-executable (Google's executable-sourced credential response; a jwt
 mapping whose audience is the workload identity pool provider).
 
 Credentials are cached per bridge, mapping and job (0700 folder, 0600 files)
@@ -84,12 +88,16 @@ there is no such folder and nothing is cached unless --cache-dir or
 $OIDC_BRIDGE_CACHE_DIR names one: a cache that outlives the job would hand
 its credentials to whatever runs next as the same user.
 
+Behind a proxy: HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lower-case
+forms) apply to the bridge and the CI's token request. A private CA: the
+system's roots, or $SSL_CERT_FILE's in their place, plus --ca-file's.
+
 Transient failures (429, 5xx, network) are retried with jittered backoff;
 refusals fail at once with the bridge's error code. Exit status: 0 success,
 1 failure, 2 usage.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := a.runExchange(cmd, o)
+			err := a.runExchange(cmd, o, caFile)
 			if err != nil && o.Format == ciclient.FormatGCPExec {
 				_, _ = a.stdout.Write(ciclient.GCPFailure(err))
 			}
@@ -98,7 +106,7 @@ refusals fail at once with the bridge's error code. Exit status: 0 success,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.BridgeURL, "bridge-url", "", "the bridge's base URL (default $"+envBridgeURL+")")
-	f.StringVar(&o.Mapping, "mapping", "", "the mapping to use (default $"+ciclient.EnvMapping+"; else the one mapping that admits the token)")
+	f.StringArrayVar(&o.Mappings, "mapping", nil, "the mapping to use (default $"+ciclient.EnvMapping+"; else the one mapping that admits the token); repeat it with --format "+ciclient.FormatAWSConfig+" for a profile each")
 	f.StringVar(&o.Provider, "provider", "", "only mappings of this provider: aws, gcp, azure, jwt, github (default $"+ciclient.EnvProvider+")")
 	f.StringVar(&o.Duration, "duration", "", "the credentials' lifetime, e.g. 15m or 900 (default $"+ciclient.EnvDuration+"; else the mapping's default)")
 	f.StringVar(&o.Audience, "audience", "", "the audience of a token requested from the CI (default $"+ciclient.EnvAudience+"; else the bridge URL)")
@@ -111,11 +119,16 @@ refusals fail at once with the bridge's error code. Exit status: 0 success,
 	f.BoolVar(&o.NoCache, "no-cache", false, "neither read nor write the credential cache")
 	f.DurationVar(&o.RefreshBefore, "refresh-before", 5*time.Minute, "exchange again when cached credentials expire within this")
 	f.BoolVar(&o.GitHelper, "git-helper", false, "github mappings, --format env: also write the token to a 0600 file and export the GIT_CONFIG_* lines that make git push with it to the token's host (oidc-bridge git-credential)")
+	f.StringVar(&o.Output, "output", "", "with --format "+ciclient.FormatAWSConfig+", write the file here (mode 0600) instead of stdout")
+	f.StringVar(&caFile, "ca-file", "", "PEM certificates to trust besides the system's (or $SSL_CERT_FILE's) for the bridge and the CI's token request (default $"+envCAFile+")")
 	return cmd
 }
 
-func (a *app) runExchange(cmd *cobra.Command, o ciclient.Options) error {
+func (a *app) runExchange(cmd *cobra.Command, o ciclient.Options, caFile string) error {
 	env := environMap(a.environ)
+	if caFile == "" {
+		caFile = strings.TrimSpace(env[envCAFile])
+	}
 	if o.BridgeURL == "" {
 		o.BridgeURL = a.clientEnv(env, envBridgeURL, deprecatedEnvEndpoint)
 	}
@@ -133,7 +146,11 @@ func (a *app) runExchange(cmd *cobra.Command, o ciclient.Options) error {
 		}
 		return err
 	}
-	out, err := c.Run(cmd.Context(), a.httpClient(ciclient.AttemptTimeout), a.stderr)
+	hc, err := a.httpClientCA(ciclient.AttemptTimeout, caFile)
+	if err != nil {
+		return usageError{err}
+	}
+	out, err := c.Run(cmd.Context(), hc, a.stderr)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/oidc-bridge/oidc-bridge/bridge/client"
 	"github.com/oidc-bridge/oidc-bridge/internal/config"
 	"github.com/oidc-bridge/oidc-bridge/internal/telemetry"
 )
@@ -93,7 +92,8 @@ type app struct {
 // httpClient is the client commands' HTTP client: it follows no redirect
 // (client.RefuseRedirect), so a bearer token goes only to the URL given.
 func (a *app) httpClient(timeout time.Duration) *http.Client {
-	return client.NoRedirects(&http.Client{Transport: a.transport, Timeout: timeout})
+	hc, _ := a.httpClientCA(timeout, "") // no CA file, no error
+	return hc
 }
 
 // environmentHelp lists the environment: the server's variables, from

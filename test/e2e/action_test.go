@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/oidc-bridge/oidc-bridge/test/entratest"
+	"github.com/oidc-bridge/oidc-bridge/test/proxytest"
 	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
@@ -74,6 +75,8 @@ func TestAction(t *testing.T) {
 	c.entra.AddFederatedCredential(azureTenant, azureClient, entratest.FederatedCredential{Name: "oidc-bridge-action",
 		Issuer: c.publicURL, Subject: "oidc-bridge:azure:mapping:web-azure", Audiences: []string{"api://AzureADTokenExchange"}})
 	c.addMapping(s, "web-jwt", "jwt", `{"audience": "https://deploy.internal.example"}`)
+	// A second AWS role, for `mappings:` (a profile each).
+	c.addMapping(s, "web-aws-ops", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/web-ops", "region": "us-east-2"}`)
 	// A jwt mapping for Google's external account file (gcp-credentials-file):
 	// its audience is the workload identity pool provider's allowed audience.
 	c.addMapping(s, "web-gcp-wif", "jwt", `{"audience": "https://bridge.example.com/google/acme-prod"}`)
@@ -87,6 +90,10 @@ func TestAction(t *testing.T) {
 		return c.gh.Mint(t, c.gh.GitHubClaims(map[string]any{"aud": aud}))
 	})
 	front := newBridgeFront(t, s.url)
+	// A corporate network: the bridge and the ID-token request over TLS by
+	// a private CA, under names that only the CONNECT proxy reaches.
+	tlsFront := proxytest.NewFront(t, map[string]string{"bridge.test": s.url, "token.test": idp.srv.URL})
+	proxy := proxytest.NewProxy(t, map[string]string{"bridge.test:443": tlsFront.Addr(), "token.test:443": tlsFront.Addr()})
 
 	cli, err := filepath.Abs(binary)
 	if err != nil {
@@ -117,6 +124,8 @@ func TestAction(t *testing.T) {
 		// Google's (the fake's) ID token keys, for the id_token test.
 		"OIDC_BRIDGE_TEST_GOOGLE_CERTS_URL=" + c.gcp.URL() + "/oauth2/v3/certs",
 		"OIDC_BRIDGE_TEST_AZURE_TENANT=" + azureTenant,
+		"OIDC_BRIDGE_TEST_PROXY_URL=" + proxy.URL(),
+		"OIDC_BRIDGE_TEST_CA_FILE=" + tlsFront.CAFile,
 		// The oidc-bridge CLI, which the gcp-credentials-file test runs as
 		// Google's libraries would (the file's executable source).
 		"OIDC_BRIDGE_TEST_CLI=" + cli,

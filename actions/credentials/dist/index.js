@@ -34,7 +34,7 @@ var require_tunnel = __commonJS({
   "node_modules/tunnel/lib/tunnel.js"(exports2) {
     "use strict";
     var net = require("net");
-    var tls = require("tls");
+    var tls2 = require("tls");
     var http2 = require("http");
     var https2 = require("https");
     var events = require("events");
@@ -210,7 +210,7 @@ var require_tunnel = __commonJS({
           socket,
           servername: hostHeader ? hostHeader.replace(/:.*$/, "") : options.host
         });
-        var secureSocket = tls.connect(0, tlsOptions);
+        var secureSocket = tls2.connect(0, tlsOptions);
         self.sockets[self.sockets.indexOf(socket)] = secureSocket;
         cb(secureSocket);
       });
@@ -2513,7 +2513,7 @@ var require_connect = __commonJS({
     var timers = require_timers();
     function noop() {
     }
-    var tls;
+    var tls2;
     var SessionCache;
     if (global.FinalizationRegistry && !(process.env.NODE_V8_COVERAGE || process.env.UNDICI_NO_FG)) {
       SessionCache = class WeakSessionCache {
@@ -2574,15 +2574,15 @@ var require_connect = __commonJS({
       return function connect({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
-          if (!tls) {
-            tls = require("node:tls");
+          if (!tls2) {
+            tls2 = require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
           const sessionKey = servername || hostname;
           assert(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
-          socket = tls.connect({
+          socket = tls2.connect({
             highWaterMark: 16384,
             // TLS in node can't have bigger HWM anyway...
             ...options,
@@ -7678,7 +7678,7 @@ var require_client = __commonJS({
     function getPipelining(client) {
       return client[kPipelining] ?? client[kHTTPContext]?.defaultPipelining ?? 1;
     }
-    var Client = class extends DispatcherBase {
+    var Client2 = class extends DispatcherBase {
       /**
        *
        * @param {string|URL} url
@@ -7700,7 +7700,7 @@ var require_client = __commonJS({
         keepAliveTimeoutThreshold,
         socketPath,
         pipelining,
-        tls,
+        tls: tls2,
         strictContentLength,
         maxCachedSessions,
         maxRedirections,
@@ -7782,7 +7782,7 @@ var require_client = __commonJS({
         }
         if (typeof connect2 !== "function") {
           connect2 = buildConnector({
-            ...tls,
+            ...tls2,
             maxCachedSessions,
             allowH2,
             socketPath,
@@ -8108,7 +8108,7 @@ var require_client = __commonJS({
         }
       }
     }
-    module2.exports = Client;
+    module2.exports = Client2;
   }
 });
 
@@ -8367,7 +8367,7 @@ var require_pool = __commonJS({
       kAddClient,
       kGetDispatcher
     } = require_pool_base();
-    var Client = require_client();
+    var Client2 = require_client();
     var {
       InvalidArgumentError
     } = require_errors();
@@ -8378,7 +8378,7 @@ var require_pool = __commonJS({
     var kConnections = /* @__PURE__ */ Symbol("connections");
     var kFactory = /* @__PURE__ */ Symbol("factory");
     function defaultFactory(origin, opts) {
-      return new Client(origin, opts);
+      return new Client2(origin, opts);
     }
     var Pool = class extends PoolBase {
       constructor(origin, {
@@ -8386,7 +8386,7 @@ var require_pool = __commonJS({
         factory = defaultFactory,
         connect,
         connectTimeout,
-        tls,
+        tls: tls2,
         maxCachedSessions,
         socketPath,
         autoSelectFamily,
@@ -8405,7 +8405,7 @@ var require_pool = __commonJS({
         }
         if (typeof connect !== "function") {
           connect = buildConnector({
-            ...tls,
+            ...tls2,
             maxCachedSessions,
             allowH2,
             socketPath,
@@ -8599,7 +8599,7 @@ var require_agent = __commonJS({
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = require_symbols();
     var DispatcherBase = require_dispatcher_base();
     var Pool = require_pool();
-    var Client = require_client();
+    var Client2 = require_client();
     var util = require_util();
     var createRedirectInterceptor = require_redirect_interceptor();
     var kOnConnect = /* @__PURE__ */ Symbol("onConnect");
@@ -8610,10 +8610,10 @@ var require_agent = __commonJS({
     var kFactory = /* @__PURE__ */ Symbol("factory");
     var kOptions = /* @__PURE__ */ Symbol("options");
     function defaultFactory(origin, opts) {
-      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
+      return opts && opts.connections === 1 ? new Client2(origin, opts) : new Pool(origin, opts);
     }
     var Agent3 = class extends DispatcherBase {
-      constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls, ...options } = {}) {
+      constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls: tls2, ...options } = {}) {
         if (typeof factory !== "function") {
           throw new InvalidArgumentError("factory must be a function.");
         }
@@ -8627,11 +8627,11 @@ var require_agent = __commonJS({
         if (connect && typeof connect !== "function") {
           connect = { ...connect };
         }
-        if (tls && typeof tls !== "function") {
-          tls = { ...tls };
+        if (tls2 && typeof tls2 !== "function") {
+          tls2 = { ...tls2 };
         }
         this[kInterceptors] = options.interceptors?.Agent && Array.isArray(options.interceptors.Agent) ? options.interceptors.Agent : [createRedirectInterceptor({ maxRedirections })];
-        this[kOptions] = { ...util.deepClone(options), connect, tls };
+        this[kOptions] = { ...util.deepClone(options), connect, tls: tls2 };
         this[kOptions].interceptors = options.interceptors ? { ...options.interceptors } : void 0;
         this[kMaxRedirections] = maxRedirections;
         this[kFactory] = factory;
@@ -8702,7 +8702,7 @@ var require_proxy_agent = __commonJS({
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors();
     var buildConnector = require_connect();
-    var Client = require_client();
+    var Client2 = require_client();
     var kAgent = /* @__PURE__ */ Symbol("proxy agent");
     var kClient = /* @__PURE__ */ Symbol("proxy client");
     var kProxyHeaders = /* @__PURE__ */ Symbol("proxy headers");
@@ -8720,7 +8720,7 @@ var require_proxy_agent = __commonJS({
     };
     function defaultAgentFactory(origin, opts) {
       if (opts.connections === 1) {
-        return new Client(origin, opts);
+        return new Client2(origin, opts);
       }
       return new Pool(origin, opts);
     }
@@ -8735,7 +8735,7 @@ var require_proxy_agent = __commonJS({
         if (factory) {
           this.#client = factory(proxyUrl, { connect });
         } else {
-          this.#client = new Client(proxyUrl, { connect });
+          this.#client = new Client2(proxyUrl, { connect });
         }
       }
       [kDispatch](opts, handler) {
@@ -11108,7 +11108,7 @@ var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports2, module2) {
     "use strict";
     var { promisify } = require("node:util");
-    var Client = require_client();
+    var Client2 = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
       kDispatches,
@@ -11122,7 +11122,7 @@ var require_mock_client = __commonJS({
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
     var { InvalidArgumentError } = require_errors();
-    var MockClient = class extends Client {
+    var MockClient = class extends Client2 {
       constructor(origin, opts) {
         super(origin, opts);
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -19005,7 +19005,7 @@ var require_eventsource = __commonJS({
 var require_undici = __commonJS({
   "node_modules/undici/index.js"(exports2, module2) {
     "use strict";
-    var Client = require_client();
+    var Client2 = require_client();
     var Dispatcher = require_dispatcher();
     var Pool = require_pool();
     var BalancedPool = require_balanced_pool();
@@ -19029,7 +19029,7 @@ var require_undici = __commonJS({
     var createRedirectInterceptor = require_redirect_interceptor();
     Object.assign(Dispatcher.prototype, api);
     module2.exports.Dispatcher = Dispatcher;
-    module2.exports.Client = Client;
+    module2.exports.Client = Client2;
     module2.exports.Pool = Pool;
     module2.exports.BalancedPool = BalancedPool;
     module2.exports.Agent = Agent3;
@@ -19146,6 +19146,7 @@ var require_undici = __commonJS({
 // src/main.mjs
 var fs3 = __toESM(require("node:fs"), 1);
 var path = __toESM(require("node:path"), 1);
+var tls = __toESM(require("node:tls"), 1);
 
 // node_modules/@actions/core/lib/command.js
 var os = __toESM(require("os"), 1);
@@ -20008,97 +20009,10 @@ var BearerCredentialHandler = class {
   }
 };
 
-// node_modules/@actions/core/lib/oidc-utils.js
-var __awaiter3 = function(thisArg, _arguments, P, generator) {
-  function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve2) {
-      resolve2(value);
-    });
-  }
-  return new (P || (P = Promise))(function(resolve2, reject) {
-    function fulfilled(value) {
-      try {
-        step(generator.next(value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function rejected(value) {
-      try {
-        step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function step(result) {
-      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
-    }
-    step((generator = generator.apply(thisArg, _arguments || [])).next());
-  });
-};
-var OidcClient = class _OidcClient {
-  static createHttpClient(allowRetry = true, maxRetry = 10) {
-    const requestOptions = {
-      allowRetries: allowRetry,
-      maxRetries: maxRetry
-    };
-    return new HttpClient("actions/oidc-client", [new BearerCredentialHandler(_OidcClient.getRequestToken())], requestOptions);
-  }
-  static getRequestToken() {
-    const token = process.env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"];
-    if (!token) {
-      throw new Error("Unable to get ACTIONS_ID_TOKEN_REQUEST_TOKEN env variable");
-    }
-    return token;
-  }
-  static getIDTokenUrl() {
-    const runtimeUrl = process.env["ACTIONS_ID_TOKEN_REQUEST_URL"];
-    if (!runtimeUrl) {
-      throw new Error("Unable to get ACTIONS_ID_TOKEN_REQUEST_URL env variable");
-    }
-    return runtimeUrl;
-  }
-  static getCall(id_token_url) {
-    return __awaiter3(this, void 0, void 0, function* () {
-      var _a;
-      const httpclient = _OidcClient.createHttpClient();
-      const res = yield httpclient.getJson(id_token_url).catch((error2) => {
-        throw new Error(`Failed to get ID Token. 
- 
-        Error Code : ${error2.statusCode}
- 
-        Error Message: ${error2.message}`);
-      });
-      const id_token = (_a = res.result) === null || _a === void 0 ? void 0 : _a.value;
-      if (!id_token) {
-        throw new Error("Response json body do not have ID Token field");
-      }
-      return id_token;
-    });
-  }
-  static getIDToken(audience) {
-    return __awaiter3(this, void 0, void 0, function* () {
-      try {
-        let id_token_url = _OidcClient.getIDTokenUrl();
-        if (audience) {
-          const encodedAudience = encodeURIComponent(audience);
-          id_token_url = `${id_token_url}&audience=${encodedAudience}`;
-        }
-        debug(`ID token url is ${id_token_url}`);
-        const id_token = yield _OidcClient.getCall(id_token_url);
-        setSecret(id_token);
-        return id_token;
-      } catch (error2) {
-        throw new Error(`Error message: ${error2.message}`);
-      }
-    });
-  }
-};
-
 // node_modules/@actions/core/lib/summary.js
 var import_os = require("os");
 var import_fs = require("fs");
-var __awaiter4 = function(thisArg, _arguments, P, generator) {
+var __awaiter3 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve2) {
       resolve2(value);
@@ -20138,7 +20052,7 @@ var Summary = class {
    * @returns step summary file path
    */
   filePath() {
-    return __awaiter4(this, void 0, void 0, function* () {
+    return __awaiter3(this, void 0, void 0, function* () {
       if (this._filePath) {
         return this._filePath;
       }
@@ -20179,7 +20093,7 @@ var Summary = class {
    * @returns {Promise<Summary>} summary instance
    */
   write(options) {
-    return __awaiter4(this, void 0, void 0, function* () {
+    return __awaiter3(this, void 0, void 0, function* () {
       const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
       const filePath = yield this.filePath();
       const writeFunc = overwrite ? writeFile : appendFile;
@@ -20193,7 +20107,7 @@ var Summary = class {
    * @returns {Summary} summary instance
    */
   clear() {
-    return __awaiter4(this, void 0, void 0, function* () {
+    return __awaiter3(this, void 0, void 0, function* () {
       return this.emptyBuffer().write({ overwrite: true });
     });
   }
@@ -20396,33 +20310,6 @@ var platform = import_os2.default.platform();
 var arch = import_os2.default.arch();
 
 // node_modules/@actions/core/lib/core.js
-var __awaiter5 = function(thisArg, _arguments, P, generator) {
-  function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve2) {
-      resolve2(value);
-    });
-  }
-  return new (P || (P = Promise))(function(resolve2, reject) {
-    function fulfilled(value) {
-      try {
-        step(generator.next(value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function rejected(value) {
-      try {
-        step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function step(result) {
-      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
-    }
-    step((generator = generator.apply(thisArg, _arguments || [])).next());
-  });
-};
 var ExitCode;
 (function(ExitCode2) {
   ExitCode2[ExitCode2["Success"] = 0] = "Success";
@@ -20449,6 +20336,13 @@ function getInput(name, options) {
     return val;
   }
   return val.trim();
+}
+function getMultilineInput(name, options) {
+  const inputs2 = getInput(name, options).split("\n").filter((x) => x !== "");
+  if (options && options.trimWhitespace === false) {
+    return inputs2;
+  }
+  return inputs2.map((input) => input.trim());
 }
 function setOutput(name, value) {
   const filePath = process.env["GITHUB_OUTPUT"] || "";
@@ -20483,11 +20377,6 @@ function saveState(name, value) {
 }
 function getState(name) {
   return process.env[`STATE_${name}`] || "";
-}
-function getIDToken(aud) {
-  return __awaiter5(this, void 0, void 0, function* () {
-    return yield OidcClient.getIDToken(aud);
-  });
 }
 
 // src/text.mjs
@@ -20794,6 +20683,29 @@ function gitCredentialConfig(serverURL, tokenFile) {
 	helper = ${gitConfigValue(helper)}
 `;
 }
+function outputKey(mapping) {
+  const k = mapping.replace(/\./g, "_");
+  return /^[0-9]/.test(k) ? `_${k}` : k;
+}
+function awsProfiles(list) {
+  const head = "# written by the oidc-bridge credentials action: one profile per mapping; removed in its post step\n";
+  let config = head;
+  let credentials = head;
+  for (const { name, env } of list) {
+    config += `
+${name === "default" ? "[default]" : `[profile ${name}]`}
+`;
+    if (env.AWS_REGION) config += `region = ${env.AWS_REGION}
+`;
+    credentials += `
+[${name}]
+aws_access_key_id = ${env.AWS_ACCESS_KEY_ID}
+aws_secret_access_key = ${env.AWS_SECRET_ACCESS_KEY}
+aws_session_token = ${env.AWS_SESSION_TOKEN}
+`;
+  }
+  return { config, credentials };
+}
 
 // src/response.mjs
 var MAX_BODY_BYTES = 64 * 1024;
@@ -20875,6 +20787,7 @@ var MAX_RETRIES = 10;
 var ATTEMPT_TIMEOUT_MS = 3e4;
 var MAX_WAIT_MS = 6e4;
 var MAX_TOTAL_MS = 5 * 6e4;
+var NETWORK_HINT = "check the runner's HTTPS_PROXY and NO_PROXY, and give a private CA with ca-file or NODE_EXTRA_CA_CERTS";
 var STATE_POST = "isPost";
 var STATE_EXPORTED = "exported";
 var sleep = (ms) => new Promise((resolve2) => setTimeout(resolve2, ms));
@@ -20936,8 +20849,50 @@ function inputs() {
     inp.provider = "github";
   }
   if (bool("gcp-credentials-file", false)) inp.gcpFile = gcpFileInputs(inp, bad);
+  inp.mappings = mappingsInput(inp, bad);
+  inp.ca = caInput(bad);
   return inp;
 }
+function mappingsInput(inp, bad) {
+  const list = getMultilineInput("mappings").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  if (list.length === 0) return void 0;
+  if (inp.mapping) throw bad("give `mapping` or `mappings`, not both");
+  if (inp.gcpFile) throw bad("gcp-credentials-file takes one `mapping`, not `mappings`");
+  if (inp.gitCredentials) throw bad("git-credentials takes one github `mapping`, not `mappings`");
+  if (!process.env.RUNNER_TEMP) throw bad("`mappings` needs RUNNER_TEMP (the AWS profiles are written only there)");
+  const keys = /* @__PURE__ */ new Map();
+  for (const m of list) {
+    if (!MAPPING_NAME.test(m)) throw bad(`mappings: "${safeText(m, 80)}" is not a mapping name (a-z, 0-9, '.', '_', '-'; at most 64)`);
+    const k = outputKey(m);
+    if (keys.has(k)) throw bad(`mappings: "${m}" ${keys.get(k) === m ? "is listed twice" : `and "${keys.get(k)}" would share the outputs ${k}-*`}`);
+    keys.set(k, m);
+  }
+  return list;
+}
+function caInput(bad) {
+  const file = getInput("ca-file").trim();
+  if (!file) return void 0;
+  let pem;
+  try {
+    pem = fs3.readFileSync(file, "utf8");
+  } catch (err) {
+    throw bad(`ca-file ${file}: ${err.code || err.message}`);
+  }
+  if (!/-----BEGIN CERTIFICATE-----/.test(pem)) throw bad(`ca-file ${file} holds no PEM certificate`);
+  const defaults = typeof tls.getCACertificates === "function" ? tls.getCACertificates("default") : tls.rootCertificates;
+  return [...defaults, pem];
+}
+var Client = class extends HttpClient {
+  constructor(ca, ...args) {
+    super(...args);
+    this.ca = ca;
+  }
+  _getAgent(parsedUrl) {
+    const agent = super._getAgent(parsedUrl);
+    if (this.ca && parsedUrl.protocol === "https:") agent.options = { ...agent.options, ca: this.ca };
+    return agent;
+  }
+};
 var WIF_PROVIDER = /^projects\/\d{1,20}\/locations\/global\/workloadIdentityPools\/[a-z0-9-]{4,32}\/providers\/[a-z0-9-]{4,32}$/;
 var SERVICE_ACCOUNT = /^[a-z0-9-]{6,30}@[a-z0-9.-]{1,253}$/;
 var PROJECT_ID = /^(?:[a-z0-9.-]{1,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
@@ -20972,17 +20927,31 @@ function gcpFileInputs(inp, bad) {
   inp.provider = "jwt";
   return { workloadIdentityProvider: wip, serviceAccount, projectId, command: words.join(" ") };
 }
-async function idToken(audience) {
+async function idToken(audience, ca) {
   for (const v of ["ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"]) {
     if (!process.env[v]) {
       throw new ActionError("id_token_unavailable", `${v} is not set, so the job cannot get an ID token`, { hint: PERMISSION_HINT });
     }
   }
+  const client = new Client(
+    ca,
+    USER_AGENT,
+    [new BearerCredentialHandler(process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN)],
+    { allowRetries: true, maxRetries: 10, allowRedirects: false, socketTimeout: ATTEMPT_TIMEOUT_MS }
+  );
+  let token;
   try {
-    return await getIDToken(audience);
+    const res = await client.getJson(`${process.env.ACTIONS_ID_TOKEN_REQUEST_URL}&audience=${encodeURIComponent(audience)}`);
+    token = res.result && res.result.value;
   } catch (err) {
-    throw new ActionError("id_token_unavailable", `the runner gave no ID token: ${err.message}`, { hint: PERMISSION_HINT });
+    const hint = err.statusCode === void 0 ? NETWORK_HINT : PERMISSION_HINT;
+    throw new ActionError("id_token_unavailable", `the runner gave no ID token: ${safeText(err.message, 300)}`, { hint });
   }
+  if (typeof token !== "string" || token === "") {
+    throw new ActionError("id_token_unavailable", "the runner gave no ID token: its answer has no value", { hint: PERMISSION_HINT });
+  }
+  setSecret(token);
+  return token;
 }
 async function attempt(client, url, token, body) {
   let res;
@@ -21031,7 +21000,7 @@ async function attempt(client, url, token, body) {
   return { error: error2, retryable: isRetryableStatus(status, retryAfterMs), retryAfterMs };
 }
 async function exchange(inp) {
-  const client = new HttpClient(USER_AGENT, [], { allowRetries: false, allowRedirects: false, socketTimeout: ATTEMPT_TIMEOUT_MS });
+  const client = new Client(inp.ca, USER_AGENT, [], { allowRetries: false, allowRedirects: false, socketTimeout: ATTEMPT_TIMEOUT_MS });
   const url = `${inp.bridgeURL}/v1/exchange`;
   const body = JSON.stringify({
     ...inp.mapping && { mapping: inp.mapping },
@@ -21040,7 +21009,7 @@ async function exchange(inp) {
   });
   const deadline = Date.now() + MAX_TOTAL_MS;
   for (let n = 1; ; n++) {
-    const token = await idToken(inp.audience);
+    const token = await idToken(inp.audience, inp.ca);
     debug(`attempt ${n}: POST ${url} ${body}`);
     const r = await attempt(client, url, token, body);
     if (r.response) return { response: r.response, attempts: n };
@@ -21157,9 +21126,71 @@ async function revoke(r) {
     return;
   }
 }
+function deliverMany(inp, answers) {
+  const planned = answers.map(({ mapping, response }) => {
+    if (inp.provider && response.provider !== inp.provider) {
+      throw new ActionError("invalid_response", `mapping ${mapping} issued ${response.provider} credentials, not ${inp.provider}`);
+    }
+    return { mapping, response, p: plan(response.provider, response.credentials, { issuanceId: response.issuanceId, expiresAt: response.expiresAt }) };
+  });
+  for (const { p } of planned) for (const s of p.secrets) setSecret(s);
+  const exported = { env: [], dir: fs3.mkdtempSync(path.join(process.env.RUNNER_TEMP, "oidc-bridge-")) };
+  saveState(STATE_EXPORTED, JSON.stringify(exported));
+  const write = (name, content) => {
+    const file = path.join(exported.dir, name);
+    fs3.writeFileSync(file, content, { mode: 384, flag: "wx" });
+    return file;
+  };
+  const env = {};
+  const aws = planned.filter(({ response }) => response.provider === "aws").map(({ mapping, p }) => ({ name: mapping, env: p.env }));
+  if (aws.length > 0) {
+    const { config, credentials } = awsProfiles(aws);
+    env.AWS_CONFIG_FILE = write("aws-config", config);
+    env.AWS_SHARED_CREDENTIALS_FILE = write("aws-credentials", credentials);
+    setOutput("aws-config-file", env.AWS_CONFIG_FILE);
+    setOutput("aws-credentials-file", env.AWS_SHARED_CREDENTIALS_FILE);
+  }
+  for (const { mapping, response, p } of planned) {
+    const k = outputKey(mapping);
+    setOutput(`${k}-issuance-id`, response.issuanceId);
+    setOutput(`${k}-expires-at`, response.expiresAt);
+    setOutput(`${k}-provider`, String(response.provider));
+    if (response.provider === "aws") continue;
+    for (const [name, f] of Object.entries(p.files)) p.outputs[f.output] = write(`${mapping}-${name}`, f.content);
+    if (response.provider === "github") {
+      exported.revokes = [
+        ...exported.revokes || [],
+        { bridgeURL: inp.bridgeURL, tokenFile: path.join(exported.dir, `${mapping}-github-token`) }
+      ];
+    }
+    for (const [o, v] of Object.entries(p.outputs)) setOutput(`${k}-${o}`, v);
+  }
+  if (inp.exportEnv) {
+    for (const [name, v] of Object.entries(env)) {
+      exportVariable(name, v);
+      exported.env.push(name);
+    }
+  }
+  saveState(STATE_EXPORTED, JSON.stringify(exported));
+  return exported.env;
+}
+async function mainMany(inp) {
+  const answers = [];
+  for (const mapping of inp.mappings) {
+    const { response, attempts } = await exchange({ ...inp, mapping });
+    answers.push({ mapping, response });
+    info(`oidc-bridge: issuance ${response.issuanceId}: ${response.provider} credentials of mapping ${response.mapping}, expiring ${response.expiresAt}` + (attempts > 1 ? ` (attempt ${attempts})` : ""));
+  }
+  const names = deliverMany(inp, answers);
+  if (names.length > 0) info(`oidc-bridge: exported ${names.join(", ")}`);
+}
 async function main() {
   saveState(STATE_POST, "true");
   const inp = inputs();
+  if (inp.mappings) {
+    await mainMany(inp);
+    return;
+  }
   const { response, attempts } = await exchange(inp);
   const names = deliver(inp, response);
   info(`oidc-bridge: issuance ${response.issuanceId}: ${response.provider} credentials of mapping ${response.mapping}, expiring ${response.expiresAt}` + (attempts > 1 ? ` (attempt ${attempts})` : ""));
@@ -21175,7 +21206,7 @@ async function post() {
       warning("oidc-bridge: unreadable state; nothing to clear");
     }
   }
-  if (exported.revoke) await revoke(exported.revoke);
+  for (const r of [...exported.revoke ? [exported.revoke] : [], ...exported.revokes || []]) await revoke(r);
   for (const name of exported.env || []) exportVariable(name, "");
   if (exported.git) {
     for (const name of exported.git.vars || []) exportVariable(name, "");

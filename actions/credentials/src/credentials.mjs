@@ -299,3 +299,31 @@ export function gitCredentialConfig(serverURL, tokenFile) {
   return `# Written by the oidc-bridge credentials action; its post step deletes it.\n[credential ${gitConfigValue(url)}]\n` +
     `\thelper =\n\thelper = ${gitConfigValue(helper)}\n`;
 }
+
+// outputKey is a mapping's prefix in the outputs of `mappings`: the name
+// with each '.' as '_', and '_' before a leading digit, so that
+// steps.ID.outputs.<key>-access-token is a valid expression (names are
+// a-z, 0-9, '.', '_' and '-': MAPPING_NAME).
+export function outputKey(mapping) {
+  const k = mapping.replace(/\./g, '_');
+  return /^[0-9]/.test(k) ? `_${k}` : k;
+}
+
+// awsProfiles renders aws mappings' planned variables ({name, env}) as an
+// AWS config file ([profile NAME] with its region) and a shared
+// credentials file ([NAME] with its keys): AWS_CONFIG_FILE and
+// AWS_SHARED_CREDENTIALS_FILE, read by the AWS CLI and every SDK with
+// --profile NAME / AWS_PROFILE. The values are checked by plan (no blank,
+// newline or bracket), the names by MAPPING_NAME.
+export function awsProfiles(list) {
+  const head = '# written by the oidc-bridge credentials action: one profile per mapping; removed in its post step\n';
+  let config = head;
+  let credentials = head;
+  for (const { name, env } of list) {
+    config += `\n${name === 'default' ? '[default]' : `[profile ${name}]`}\n`;
+    if (env.AWS_REGION) config += `region = ${env.AWS_REGION}\n`;
+    credentials += `\n[${name}]\naws_access_key_id = ${env.AWS_ACCESS_KEY_ID}\n` +
+      `aws_secret_access_key = ${env.AWS_SECRET_ACCESS_KEY}\naws_session_token = ${env.AWS_SESSION_TOKEN}\n`;
+  }
+  return { config, credentials };
+}

@@ -4,12 +4,14 @@
 // action's post step, which clears what the main step exported.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import * as core from '@actions/core';
 import { HttpClient } from '@actions/http-client';
+import { BearerCredentialHandler } from '@actions/http-client/lib/auth';
 import {
   ActionError, PERMISSION_HINT, backoffDelay, isRetryableStatus, parseRetryAfter,
 } from './errors.mjs';
-import { gitCredentialConfig, plan } from './credentials.mjs';
+import { awsProfiles, gitCredentialConfig, outputKey, plan } from './credentials.mjs';
 import {
   BodyTooLarge, MAPPING_NAME, MAX_BODY_BYTES, PROVIDERS, checkExchange, errorFromBody, readLimited,
 } from './response.mjs';
@@ -25,6 +27,8 @@ const ATTEMPT_TIMEOUT_MS = 30_000;
 // retries may take in all.
 const MAX_WAIT_MS = 60_000;
 const MAX_TOTAL_MS = 5 * 60_000;
+
+const NETWORK_HINT = 'check the runner\'s HTTPS_PROXY and NO_PROXY, and give a private CA with ca-file or NODE_EXTRA_CA_CERTS';
 
 const STATE_POST = 'isPost';
 const STATE_EXPORTED = 'exported';
@@ -85,7 +89,62 @@ function inputs() {
     inp.provider = 'github';
   }
   if (bool('gcp-credentials-file', false)) inp.gcpFile = gcpFileInputs(inp, bad);
+  inp.mappings = mappingsInput(inp, bad);
+  inp.ca = caInput(bad);
   return inp;
+}
+
+// mappingsInput reads `mappings`: one mapping name a line (blank lines and
+// # comments skipped), each exchanged in turn with its own ID token. Not
+// with `mapping` nor gcp-credentials-file; the files go under RUNNER_TEMP.
+function mappingsInput(inp, bad) {
+  const list = core.getMultilineInput('mappings').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  if (list.length === 0) return undefined;
+  if (inp.mapping) throw bad('give `mapping` or `mappings`, not both');
+  if (inp.gcpFile) throw bad('gcp-credentials-file takes one `mapping`, not `mappings`');
+  if (inp.gitCredentials) throw bad('git-credentials takes one github `mapping`, not `mappings`');
+  if (!process.env.RUNNER_TEMP) throw bad('`mappings` needs RUNNER_TEMP (the AWS profiles are written only there)');
+  const keys = new Map();
+  for (const m of list) {
+    if (!MAPPING_NAME.test(m)) throw bad(`mappings: "${safeText(m, 80)}" is not a mapping name (a-z, 0-9, '.', '_', '-'; at most 64)`);
+    const k = outputKey(m);
+    if (keys.has(k)) throw bad(`mappings: "${m}" ${keys.get(k) === m ? 'is listed twice' : `and "${keys.get(k)}" would share the outputs ${k}-*`}`);
+    keys.set(k, m);
+  }
+  return list;
+}
+
+// caInput reads `ca-file`: PEM certificates trusted besides Node's roots
+// (and NODE_EXTRA_CA_CERTS) for the bridge and the ID-token request.
+function caInput(bad) {
+  const file = core.getInput('ca-file').trim();
+  if (!file) return undefined;
+  let pem;
+  try {
+    pem = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw bad(`ca-file ${file}: ${err.code || err.message}`);
+  }
+  if (!/-----BEGIN CERTIFICATE-----/.test(pem)) throw bad(`ca-file ${file} holds no PEM certificate`);
+  const defaults = typeof tls.getCACertificates === 'function' ? tls.getCACertificates('default') : tls.rootCertificates;
+  return [...defaults, pem];
+}
+
+// Client is @actions/http-client's HttpClient (which takes HTTPS_PROXY,
+// HTTP_PROXY and NO_PROXY from the environment and tunnels through the
+// proxy) with ca-file's certificates on every TLS connection it opens,
+// direct or tunnelled: both agents pass their options to tls.connect.
+class Client extends HttpClient {
+  constructor(ca, ...args) {
+    super(...args);
+    this.ca = ca;
+  }
+
+  _getAgent(parsedUrl) {
+    const agent = super._getAgent(parsedUrl);
+    if (this.ca && parsedUrl.protocol === 'https:') agent.options = { ...agent.options, ca: this.ca };
+    return agent;
+  }
 }
 
 // Google's forms: a workload identity pool provider's resource name, a
@@ -133,19 +192,31 @@ function gcpFileInputs(inp, bad) {
   return { workloadIdentityProvider: wip, serviceAccount, projectId, command: words.join(' ') };
 }
 
-// idToken asks the Actions runtime for a fresh ID token for audience.
-// @actions/core masks the token as soon as it has it.
-async function idToken(audience) {
+// idToken asks the Actions runtime for a fresh ID token for audience, as
+// core.getIDToken does, but through the action's client (its proxy and
+// ca-file), and masks the token as soon as it has it.
+async function idToken(audience, ca) {
   for (const v of ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN']) {
     if (!process.env[v]) {
       throw new ActionError('id_token_unavailable', `${v} is not set, so the job cannot get an ID token`, { hint: PERMISSION_HINT });
     }
   }
+  const client = new Client(ca, USER_AGENT, [new BearerCredentialHandler(process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN)],
+    { allowRetries: true, maxRetries: 10, allowRedirects: false, socketTimeout: ATTEMPT_TIMEOUT_MS });
+  let token;
   try {
-    return await core.getIDToken(audience);
+    const res = await client.getJson(`${process.env.ACTIONS_ID_TOKEN_REQUEST_URL}&audience=${encodeURIComponent(audience)}`);
+    token = res.result && res.result.value;
   } catch (err) {
-    throw new ActionError('id_token_unavailable', `the runner gave no ID token: ${err.message}`, { hint: PERMISSION_HINT });
+    // No HTTP status: the request never got an answer (DNS, proxy, TLS).
+    const hint = err.statusCode === undefined ? NETWORK_HINT : PERMISSION_HINT;
+    throw new ActionError('id_token_unavailable', `the runner gave no ID token: ${safeText(err.message, 300)}`, { hint });
   }
+  if (typeof token !== 'string' || token === '') {
+    throw new ActionError('id_token_unavailable', 'the runner gave no ID token: its answer has no value', { hint: PERMISSION_HINT });
+  }
+  core.setSecret(token);
+  return token;
 }
 
 // attempt is one POST /v1/exchange. It resolves to {response} on 200 and
@@ -198,7 +269,7 @@ async function attempt(client, url, token, body) {
 // lives five minutes and must not outlive the retries), jittered
 // exponential backoff that honours Retry-After, and no retry of a decision.
 async function exchange(inp) {
-  const client = new HttpClient(USER_AGENT, [], { allowRetries: false, allowRedirects: false, socketTimeout: ATTEMPT_TIMEOUT_MS });
+  const client = new Client(inp.ca, USER_AGENT, [], { allowRetries: false, allowRedirects: false, socketTimeout: ATTEMPT_TIMEOUT_MS });
   const url = `${inp.bridgeURL}/v1/exchange`;
   const body = JSON.stringify({
     ...(inp.mapping && { mapping: inp.mapping }),
@@ -207,7 +278,7 @@ async function exchange(inp) {
   });
   const deadline = Date.now() + MAX_TOTAL_MS;
   for (let n = 1; ; n++) {
-    const token = await idToken(inp.audience);
+    const token = await idToken(inp.audience, inp.ca);
     core.debug(`attempt ${n}: POST ${url} ${body}`);
     const r = await attempt(client, url, token, body);
     if (r.response) return { response: r.response, attempts: n };
@@ -337,9 +408,81 @@ async function revoke(r) {
   }
 }
 
+// deliverMany masks every secret of every answer first, then writes the
+// AWS profiles (config and credentials files in one folder under
+// RUNNER_TEMP, mode 0600) and the other providers' outputs, each named
+// <mapping>-<output> (outputKey), and their files.
+function deliverMany(inp, answers) {
+  const planned = answers.map(({ mapping, response }) => {
+    if (inp.provider && response.provider !== inp.provider) {
+      throw new ActionError('invalid_response', `mapping ${mapping} issued ${response.provider} credentials, not ${inp.provider}`);
+    }
+    return { mapping, response, p: plan(response.provider, response.credentials, { issuanceId: response.issuanceId, expiresAt: response.expiresAt }) };
+  });
+  for (const { p } of planned) for (const s of p.secrets) core.setSecret(s);
+
+  const exported = { env: [], dir: fs.mkdtempSync(path.join(process.env.RUNNER_TEMP, 'oidc-bridge-')) };
+  core.saveState(STATE_EXPORTED, JSON.stringify(exported));
+  const write = (name, content) => {
+    const file = path.join(exported.dir, name);
+    fs.writeFileSync(file, content, { mode: 0o600, flag: 'wx' });
+    return file;
+  };
+  const env = {};
+  const aws = planned.filter(({ response }) => response.provider === 'aws').map(({ mapping, p }) => ({ name: mapping, env: p.env }));
+  if (aws.length > 0) {
+    const { config, credentials } = awsProfiles(aws);
+    env.AWS_CONFIG_FILE = write('aws-config', config);
+    env.AWS_SHARED_CREDENTIALS_FILE = write('aws-credentials', credentials);
+    core.setOutput('aws-config-file', env.AWS_CONFIG_FILE);
+    core.setOutput('aws-credentials-file', env.AWS_SHARED_CREDENTIALS_FILE);
+  }
+  for (const { mapping, response, p } of planned) {
+    const k = outputKey(mapping);
+    core.setOutput(`${k}-issuance-id`, response.issuanceId);
+    core.setOutput(`${k}-expires-at`, response.expiresAt);
+    core.setOutput(`${k}-provider`, String(response.provider));
+    if (response.provider === 'aws') continue;
+    for (const [name, f] of Object.entries(p.files)) p.outputs[f.output] = write(`${mapping}-${name}`, f.content);
+    if (response.provider === 'github') {
+      // The post step hands each github token back, as for one mapping.
+      exported.revokes = [...(exported.revokes || []),
+        { bridgeURL: inp.bridgeURL, tokenFile: path.join(exported.dir, `${mapping}-github-token`) }];
+    }
+    for (const [o, v] of Object.entries(p.outputs)) core.setOutput(`${k}-${o}`, v);
+  }
+  if (inp.exportEnv) {
+    for (const [name, v] of Object.entries(env)) {
+      core.exportVariable(name, v);
+      exported.env.push(name);
+    }
+  }
+  core.saveState(STATE_EXPORTED, JSON.stringify(exported));
+  return exported.env;
+}
+
+// mainMany exchanges for each of `mappings` in turn, each exchange with ID
+// tokens of its own (the bridge exchanges a token once), and delivers when
+// all succeeded.
+async function mainMany(inp) {
+  const answers = [];
+  for (const mapping of inp.mappings) {
+    const { response, attempts } = await exchange({ ...inp, mapping });
+    answers.push({ mapping, response });
+    core.info(`oidc-bridge: issuance ${response.issuanceId}: ${response.provider} credentials of mapping ` +
+      `${response.mapping}, expiring ${response.expiresAt}` + (attempts > 1 ? ` (attempt ${attempts})` : ''));
+  }
+  const names = deliverMany(inp, answers);
+  if (names.length > 0) core.info(`oidc-bridge: exported ${names.join(', ')}`);
+}
+
 async function main() {
   core.saveState(STATE_POST, 'true');
   const inp = inputs();
+  if (inp.mappings) {
+    await mainMany(inp);
+    return;
+  }
   const { response, attempts } = await exchange(inp);
   const names = deliver(inp, response);
   // Only fields checked against their formats (checkExchange) reach the log.
@@ -361,7 +504,7 @@ async function post() {
       core.warning('oidc-bridge: unreadable state; nothing to clear');
     }
   }
-  if (exported.revoke) await revoke(exported.revoke);
+  for (const r of [...(exported.revoke ? [exported.revoke] : []), ...(exported.revokes || [])]) await revoke(r);
   for (const name of exported.env || []) core.exportVariable(name, '');
   if (exported.git) {
     for (const name of exported.git.vars || []) core.exportVariable(name, '');
