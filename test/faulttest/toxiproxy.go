@@ -202,7 +202,9 @@ func splitCString(b []byte) (string, []byte) {
 var _ toxics.Toxic = (*CommitCut)(nil)
 
 // String names the proxy for messages.
-func (p *Proxy) String() string { return fmt.Sprintf("%s (%s → %s)", p.p.Name, p.p.Listen, p.p.Upstream) }
+func (p *Proxy) String() string {
+	return fmt.Sprintf("%s (%s → %s)", p.p.Name, p.p.Listen, p.p.Upstream)
+}
 
 // FreePort is a loopback TCP port free right now.
 func FreePort(t testing.TB) int {
