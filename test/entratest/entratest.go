@@ -399,7 +399,12 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &call, e)
 		return
 	}
+	// The endpoints are on the host the client asked (the fake's own, or a
+	// proxy in front of it), as a real authority's are its own.
 	base := s.URL() + "/" + tenantID(call.Tenant)
+	if r.Host != "" {
+		base = "https://" + r.Host + "/" + tenantID(call.Tenant)
+	}
 	call.Status = http.StatusOK
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_endpoint":                        base + "/oauth2/v2.0/token",

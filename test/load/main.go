@@ -50,7 +50,11 @@ var (
 func main() {
 	flag.Parse()
 	log.SetFlags(log.Ltime)
-	if err := run(); err != nil {
+	do := run
+	if *soakFor > 0 {
+		do = soak
+	}
+	if err := do(); err != nil {
 		log.Fatal(err)
 	}
 }
