@@ -134,8 +134,10 @@ type Call struct {
 	ErrorCode string
 	// ErrorMessage is the message of the error answer.
 	ErrorMessage string
-	// IssuedExpiry is the expiry of the token issued, if any.
+	// IssuedExpiry is the expiry of the token issued, if any;
+	// IssuedToken the access token generateAccessToken issued.
 	IssuedExpiry time.Time
+	IssuedToken  string
 }
 
 func (c Call) clone() Call {

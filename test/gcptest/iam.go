@@ -150,7 +150,7 @@ func (h *Handler) serveIAM(w http.ResponseWriter, r *http.Request) {
 		"accessToken": access,
 		"expireTime":  expiry.UTC().Format(time.RFC3339),
 	})
-	call.Status, call.IssuedExpiry = http.StatusOK, expiry
+	call.Status, call.IssuedExpiry, call.IssuedToken = http.StatusOK, expiry, access
 }
 
 // maxLifetime is the longest token generateAccessToken grants account.

@@ -58,7 +58,11 @@ func main() {
 		}
 		return
 	}
-	if err := run(); err != nil {
+	do := run
+	if *soakFor > 0 {
+		do = soak
+	}
+	if err := do(); err != nil {
 		log.Fatal(err)
 	}
 }
