@@ -3,11 +3,13 @@ package mapping
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // Lint codes: stable, for the admin API, plan-time diagnostics and options
@@ -21,6 +23,7 @@ const (
 	LintTagRef                = "tag_ref"
 	LintRiskyEvent            = "risky_event"
 	LintSelfHostedRunner      = "self_hosted_runner"
+	LintUnconstrainedTemplate = "unconstrained_template"
 )
 
 // StrictLintError is the refusal of an object with lint warnings under
@@ -121,6 +124,13 @@ const (
 //     of that claim matches "self-hosted" (the runner is someone's machine,
 //     whose state may outlive the job); or a production-looking github
 //     mapping does not pin runner_environment to exactly "github-hosted".
+//   - unconstrained_template (target.<field>): a templated target field
+//     uses a variable (providers.Variables) that none of the mapping's
+//     conditions constrains: ${environment} without an environment
+//     condition lets any job that names an environment choose among the
+//     targets the template can reach. ${repository_name} with a wildcard
+//     repository condition is the template's point and draws no warning
+//     (wildcard_repository still does).
 func Lint(m *Mapping, kind identity.Kind) []Warning {
 	if m == nil {
 		return nil
@@ -133,7 +143,30 @@ func Lint(m *Mapping, kind identity.Kind) []Warning {
 	l.refs()
 	l.events()
 	l.runner()
+	l.templates()
 	return l.out
+}
+
+// templates is unconstrained_template: each variable of the target's
+// templates, in the order providers.Variables lists them, needs one of its
+// constraining conditions.
+func (l *linter) templates() {
+	spec, ok := Providers().Lookup(l.m.Provider)
+	if !ok {
+		return
+	}
+	used := providers.TemplateVariables(spec, l.m.Target)
+	for _, field := range slices.Sorted(maps.Keys(used)) {
+		for _, v := range providers.Variables {
+			if !slices.Contains(used[field], v.Name) ||
+				slices.ContainsFunc(v.Conditions, func(c string) bool { return l.cond.values(c) != nil }) {
+				continue
+			}
+			l.add(LintUnconstrainedTemplate, field,
+				"${%s} is not constrained by any condition of the mapping (add one of conditions.%s): every token the mapping admits picks its own target with it",
+				v.Name, strings.Join(v.Conditions, ", conditions."))
+		}
+	}
 }
 
 type linter struct {
