@@ -300,7 +300,7 @@ func (x *exchangeRun) choose(ctx context.Context, claims *identity.Claims, base 
 // target_template); a downscope that asks for more is invalid_request on
 // its field.
 func resolve(m *mapping.Mapping, claims *identity.Claims, req *api.ExchangeRequest) (json.RawMessage, providers.Downscope, error) {
-	d := providers.Downscope{SessionPolicy: req.SessionPolicy, Scopes: req.Scopes}
+	d := providers.Downscope{InlinePolicy: req.InlinePolicy, Scopes: req.Scopes}
 	spec, ok := mapping.Providers().Lookup(m.Provider)
 	if !ok {
 		return m.Target, d, nil // the mint reports the unknown provider
@@ -335,14 +335,14 @@ func templateReason(err error) string {
 // requested is what the request asked for below the mapping, for the
 // ledger's downscope column: nil when it asked for nothing.
 func requested(req *api.ExchangeRequest) json.RawMessage {
-	if req.DurationSeconds == 0 && req.SessionPolicy == "" && len(req.Scopes) == 0 {
+	if req.DurationSeconds == 0 && req.InlinePolicy == "" && len(req.Scopes) == 0 {
 		return nil
 	}
 	b, err := json.Marshal(struct {
 		DurationSeconds int      `json:"duration_seconds,omitempty"`
-		SessionPolicy   string   `json:"session_policy,omitempty"`
+		InlinePolicy    string   `json:"session_policy,omitempty"` // targetlint:allow what the client asked, recorded
 		Scopes          []string `json:"scopes,omitempty"`
-	}{req.DurationSeconds, req.SessionPolicy, req.Scopes})
+	}{req.DurationSeconds, req.InlinePolicy, req.Scopes})
 	if err != nil {
 		return nil
 	}

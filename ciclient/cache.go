@@ -97,10 +97,10 @@ func (c *credCache) key(base, mapping, provider, scope string) string {
 // another request, nor a wider one for it. "" when req narrows nothing, so
 // that such keys stay what they were.
 func narrowing(req api.ExchangeRequest) string {
-	if req.SessionPolicy == "" && len(req.Scopes) == 0 {
+	if req.InlinePolicy == "" && len(req.Scopes) == 0 {
 		return ""
 	}
-	return "\x00policy=" + req.SessionPolicy + "\x00scopes=" + strings.Join(req.Scopes, " ")
+	return "\x00policy=" + req.InlinePolicy + "\x00scopes=" + strings.Join(req.Scopes, " ")
 }
 
 // lock serializes the processes that would exchange for one key, so that

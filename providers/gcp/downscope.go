@@ -13,7 +13,7 @@ var _ providers.Downscoper = Spec{}
 // DefaultScope when it names none), each once: generateAccessToken then
 // issues a token of those scopes only. gcp takes no session policy.
 func (Spec) CheckDownscope(raw json.RawMessage, d providers.Downscope) error {
-	if d.SessionPolicy != "" {
+	if d.InlinePolicy != "" {
 		return invalid("session_policy", "applies to aws mappings only; narrow a gcp token with scopes")
 	}
 	if len(d.Scopes) == 0 {
