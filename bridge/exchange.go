@@ -182,6 +182,9 @@ func (x *exchangeRun) run(ctx context.Context, raw string, ep endpoint) (st stat
 	// The name the request gave, recorded as given (the ledger cleans and
 	// bounds it) even when the request is refused, a bad name included.
 	st.attempt.RequestedMapping = sel.req.Mapping
+	if sel.parsed {
+		st.attempt.Downscope = requested(&sel.req)
+	}
 	x.decisions = sel.decisions
 	if sel.parsed {
 		x.provider = sel.req.Provider
@@ -209,7 +212,7 @@ func (x *exchangeRun) run(ctx context.Context, raw string, ep endpoint) (st stat
 	}
 	st.reserved = &res
 
-	cred, err := x.mint(ctx, m, res, claims, st.attempt.Duration)
+	cred, err := x.mint(ctx, m, res, claims, st.attempt.Duration, sel.downscope)
 	if err != nil {
 		return st, err
 	}
@@ -243,6 +246,8 @@ type selection struct {
 	chosen    bool
 	duration  time.Duration
 	decisions []decision
+	// downscope is what the request asked for below the mapping, checked.
+	downscope providers.Downscope
 }
 
 // choose is the select stage: it reads the request, selects the mapping
@@ -277,7 +282,71 @@ func (x *exchangeRun) choose(ctx context.Context, claims *identity.Claims, base 
 	if sel.duration, err = requestDuration(&sel.req, sel.mapping); err != nil {
 		return sel, refusing(err)
 	}
+	target, d, err := resolve(sel.mapping, claims, &sel.req)
+	if err != nil {
+		return sel, err
+	}
+	// The mapping as it issues for this token: its target resolved, which
+	// the ledger records and the provider mints.
+	m := *sel.mapping
+	m.Target = target
+	sel.mapping, sel.downscope = &m, d
 	return sel, nil
+}
+
+// resolve returns m's target resolved for claims (providers.ResolveTarget)
+// and the request's downscope, checked against it by the provider. A
+// template the token cannot fill is no_matching_mapping (reason
+// target_template); a downscope that asks for more is invalid_request on
+// its field.
+func resolve(m *mapping.Mapping, claims *identity.Claims, req *api.ExchangeRequest) (json.RawMessage, providers.Downscope, error) {
+	d := providers.Downscope{InlinePolicy: req.InlinePolicy, Scopes: req.Scopes}
+	spec, ok := mapping.Providers().Lookup(m.Provider)
+	if !ok {
+		return m.Target, d, nil // the mint reports the unknown provider
+	}
+	target, err := providers.ResolveTarget(spec, m.Target, claims)
+	if err != nil {
+		return nil, d, because("target_template", noMatch(fmt.Sprintf("mapping %q cannot serve this token: %v", m.Name, templateReason(err))))
+	}
+	if err := providers.CheckDownscope(spec, target, d); err != nil {
+		var fe *providers.FieldError
+		if errors.As(err, &fe) {
+			return nil, d, refusing(invalid(fe.Field, fe.Field+": "+fe.Message))
+		}
+		return nil, d, refusing(invalid("", "the request cannot narrow this mapping's credential"))
+	}
+	return target, d, nil
+}
+
+// templateReason says why a template could not be resolved, without the
+// claim's value.
+func templateReason(err error) string {
+	var te *providers.TemplateError
+	if errors.As(err, &te) {
+		if te.Variable == "" {
+			return te.Field + ": " + te.Reason
+		}
+		return te.Field + ": ${" + te.Variable + "}: " + te.Reason
+	}
+	return "its target template cannot be resolved"
+}
+
+// requested is what the request asked for below the mapping, for the
+// ledger's downscope column: nil when it asked for nothing.
+func requested(req *api.ExchangeRequest) json.RawMessage {
+	if req.DurationSeconds == 0 && req.InlinePolicy == "" && len(req.Scopes) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(struct {
+		DurationSeconds int      `json:"duration_seconds,omitempty"`
+		InlinePolicy    string   `json:"session_policy,omitempty"` // targetlint:allow what the client asked, recorded
+		Scopes          []string `json:"scopes,omitempty"`
+	}{req.DurationSeconds, req.InlinePolicy, req.Scopes})
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // splitAudits parts the issuer's mappings into those that may issue and
@@ -385,14 +454,14 @@ func (x *exchangeRun) reserve(ctx context.Context, a ledger.Attempt) (ledger.Res
 
 // mint is the mint stage: one cloud call, under its own deadline and the
 // provider's circuit breaker.
-func (x *exchangeRun) mint(ctx context.Context, m *mapping.Mapping, res ledger.Reservation, claims *identity.Claims, dur time.Duration) (providers.Credential, error) {
+func (x *exchangeRun) mint(ctx context.Context, m *mapping.Mapping, res ledger.Reservation, claims *identity.Claims, dur time.Duration, d providers.Downscope) (providers.Credential, error) {
 	ctx, end := x.stage(ctx, stageMint)
-	cred, err := x.callProvider(ctx, m, res, claims, dur)
+	cred, err := x.callProvider(ctx, m, res, claims, dur, d)
 	end(err)
 	return cred, err
 }
 
-func (x *exchangeRun) callProvider(ctx context.Context, m *mapping.Mapping, res ledger.Reservation, claims *identity.Claims, dur time.Duration) (providers.Credential, error) {
+func (x *exchangeRun) callProvider(ctx context.Context, m *mapping.Mapping, res ledger.Reservation, claims *identity.Claims, dur time.Duration, d providers.Downscope) (providers.Credential, error) {
 	p, ok := x.s.opts.Providers[m.Provider]
 	if !ok {
 		return providers.Credential{}, &providers.Error{Provider: m.Provider, Code: "ProviderNotConfigured", Err: providers.ErrUnavailable}
@@ -403,7 +472,7 @@ func (x *exchangeRun) callProvider(ctx context.Context, m *mapping.Mapping, res 
 		trace.WithAttributes(attribute.String("oidc_bridge.provider", m.Provider), attribute.String("oidc_bridge.mapping", m.Name)))
 	defer span.End()
 	cred, err := x.s.breakers.mint(m.Provider, func() (providers.Credential, error) {
-		return p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: claims, Duration: dur})
+		return p.Mint(mctx, providers.Request{IssuanceID: res.ID, Mapping: m.Name, Target: m.Target, Claims: claims, Duration: dur, Downscope: d})
 	})
 	if err != nil {
 		// The provider's code (AccessDenied, Timeout), never its message,

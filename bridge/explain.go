@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -177,6 +178,8 @@ func decide(ms []mapping.Mapping, es []api.Explanation, issuer string, req *api.
 		case !e.Admitted:
 			return api.ExplainDecision{Outcome: api.OutcomeNoMatch,
 				Message: fmt.Sprintf("mapping %q does not admit this token (%s)", req.Mapping, e.Reason)}
+		case e.TargetError != "":
+			return templateRefusal(req.Mapping, e.TargetError)
 		}
 		return api.ExplainDecision{Outcome: api.OutcomeWouldIssue, Mapping: req.Mapping,
 			Message: fmt.Sprintf("mapping %q admits this token", req.Mapping)}
@@ -192,11 +195,21 @@ func decide(ms []mapping.Mapping, es []api.Explanation, issuer string, req *api.
 		return api.ExplainDecision{Outcome: api.OutcomeNoMatch,
 			Message: fmt.Sprintf("no enabled mapping of issuer %q%s admits this token", issuer, providerNote(req.Provider))}
 	case 1:
+		if i := slices.IndexFunc(es, func(e api.Explanation) bool { return e.Mapping == admitted[0] }); i >= 0 && es[i].TargetError != "" {
+			return templateRefusal(admitted[0], es[i].TargetError)
+		}
 		return api.ExplainDecision{Outcome: api.OutcomeWouldIssue, Mapping: admitted[0],
 			Message: fmt.Sprintf("mapping %q admits this token and is the only one", admitted[0])}
 	}
 	return api.ExplainDecision{Outcome: api.OutcomeAmbiguous, Candidates: admitted,
 		Message: fmt.Sprintf("several mappings admit this token: %s; the exchange needs the request's \"mapping\" field", strings.Join(admitted, ", "))}
+}
+
+// templateRefusal is the exchange's refusal of an admitting mapping whose
+// target template the token cannot fill (reason target_template).
+func templateRefusal(name, why string) api.ExplainDecision {
+	return api.ExplainDecision{Outcome: api.OutcomeNoMatch,
+		Message: fmt.Sprintf("mapping %q admits this token but cannot serve it: %s", name, why)}
 }
 
 func summarize(c *identity.Claims) api.ExplainClaims {

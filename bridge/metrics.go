@@ -193,7 +193,7 @@ func (m *metrics) invalidRequest(field string) {
 // values of oidc_bridge_invalid_requests_total's reason besides "body" and
 // "unknown_field". A client's unknown field names never become labels.
 var requestFields = map[string]bool{
-	"mapping": true, "provider": true, "duration_seconds": true, // POST /v1/exchange
+	"mapping": true, "provider": true, "duration_seconds": true, "session_policy": true, "scopes": true, // POST /v1/exchange
 	"grant_type": true, "subject_token": true, "subject_token_type": true, "actor_token": true, // POST /oauth2/token
 	"audience": true, "resource": true, "requested_token_type": true,
 }

@@ -101,7 +101,8 @@ func apiUsage(u ledger.Usage) api.Usage {
 func apiExplanation(e mapping.Explanation) api.Explanation {
 	return api.Explanation{Mapping: e.Mapping, Provider: e.Provider, Enabled: e.Enabled, Mode: e.Mode,
 		Admitted: e.Admitted, Reason: e.Reason, Detail: e.Detail,
-		Conditions: each(e.Conditions, func(c mapping.ConditionResult) api.ConditionResult { return api.ConditionResult(c) })}
+		Conditions:     each(e.Conditions, func(c mapping.ConditionResult) api.ConditionResult { return api.ConditionResult(c) }),
+		ResolvedTarget: e.ResolvedTarget, TargetError: e.TargetError}
 }
 
 // credentialsBody is a provider's credential body as the contract's

@@ -92,6 +92,17 @@ func (c *credCache) key(base, mapping, provider, scope string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// narrowing is what of req narrows its credentials, for the cache key: a
+// credential narrowed by a session policy or scopes is never reused for
+// another request, nor a wider one for it. "" when req narrows nothing, so
+// that such keys stay what they were.
+func narrowing(req api.ExchangeRequest) string {
+	if req.InlinePolicy == "" && len(req.Scopes) == 0 {
+		return ""
+	}
+	return "\x00policy=" + req.InlinePolicy + "\x00scopes=" + strings.Join(req.Scopes, " ")
+}
+
 // lock serializes the processes that would exchange for one key, so that
 // concurrent SDK calls exchange once.
 func (c *credCache) lock(ctx context.Context, key string) (func(), error) {

@@ -3,6 +3,7 @@ package ciclient
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,13 +36,19 @@ const (
 type Options struct {
 	BridgeURL, Mapping, Provider, Audience string
 	Duration                               string
-	TokenFile, TokenEnv                    string
-	CI                                     string // CIAuto ("" too) or one of CINames
-	Format                                 string
-	Retries                                int
-	CacheDir                               string
-	NoCache                                bool
-	RefreshBefore                          time.Duration
+	// SessionPolicyFile names a file holding an AWS inline session policy
+	// the credentials are narrowed to; Scopes a subset of a gcp mapping's
+	// scopes, separated by spaces (OAuth's form; the CLI's repeated
+	// --scope). Both only ever narrow: the bridge refuses more.
+	SessionPolicyFile   string
+	Scopes              string
+	TokenFile, TokenEnv string
+	CI                  string // CIAuto ("" too) or one of CINames
+	Format              string
+	Retries             int
+	CacheDir            string
+	NoCache             bool
+	RefreshBefore       time.Duration
 	// GitHelper (with the env format) adds to a github answer the lines
 	// that make git use Executable's git-credential for its host.
 	GitHelper  bool
@@ -147,6 +154,16 @@ func Load(env map[string]string, o Options) (*Config, error) {
 		}
 		c.req.DurationSeconds = d
 	}
+	if o.SessionPolicyFile != "" {
+		b, err := os.ReadFile(o.SessionPolicyFile)
+		if err != nil {
+			return nil, usage(fmt.Errorf("--session-policy: %w", err))
+		}
+		if c.req.InlinePolicy = strings.TrimSpace(string(b)); c.req.InlinePolicy == "" {
+			return nil, usage(fmt.Errorf("--session-policy %s is empty", o.SessionPolicyFile))
+		}
+	}
+	c.req.Scopes = strings.Fields(o.Scopes)
 	if o.RefreshBefore < 0 {
 		return nil, usage(errors.New("--refresh-before must not be negative"))
 	}

@@ -73,7 +73,7 @@ func (c *Config) credentials(ctx context.Context, hc *http.Client, stderr io.Wri
 		resp, _, err := c.exchangeWithRetries(ctx, hc, stderr, "")
 		return resp, err
 	}
-	key := cache.key(c.base, c.req.Mapping, c.req.Provider, c.source.Scope())
+	key := cache.key(c.base, c.req.Mapping, c.req.Provider, c.source.Scope()+narrowing(c.req))
 	unlock, err := cache.lock(ctx, key)
 	if err != nil {
 		return nil, err

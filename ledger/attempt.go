@@ -40,6 +40,11 @@ type Attempt struct {
 	// bytes, so that a refusal of a name that does not exist still shows
 	// what was asked.
 	RequestedMapping string
+	// Downscope is what the request asked for below the mapping (a JSON
+	// object of duration_seconds, session_policy, scopes: the fields it
+	// sent), recorded in the downscope column; nil when it asked for
+	// nothing narrower.
+	Downscope json.RawMessage
 	// PerHour and PerJob are the mapping's quotas; 0 means no limit.
 	PerHour int
 	PerJob  int
@@ -114,6 +119,13 @@ func (r row) args() (pgx.NamedArgs, error) {
 		}
 		target = string(a.Target)
 	}
+	var downscope any
+	if len(a.Downscope) > 0 && string(a.Downscope) != "null" {
+		if !json.Valid(a.Downscope) {
+			return nil, fmt.Errorf("%w: downscope is not JSON", ErrInvalid)
+		}
+		downscope = string(a.Downscope)
+	}
 	var ip any
 	if a.ClientIP.IsValid() {
 		ip = a.ClientIP.Unmap()
@@ -153,6 +165,7 @@ func (r row) args() (pgx.NamedArgs, error) {
 		"client_ip":         ip,
 		"user_agent":        text(a.UserAgent, MaxUserAgent),
 		"requested_mapping": text(a.RequestedMapping, MaxRequestedMapping),
+		"downscope":         downscope,
 	}, nil
 }
 
@@ -174,12 +187,12 @@ WITH t AS (SELECT coalesce(@requested_at::timestamptz, clock_timestamp()) AS n)
 INSERT INTO issuances (id, requested_at, completed_at, outcome, error_code, issuer, subject,
 	repository, repository_id, ref, sha, environment, event_name, workflow_ref, actor,
 	run_id, run_attempt, job_id, token_jti, mapping_id, mapping, provider, target,
-	expires_at, client_ip, user_agent, requested_mapping)
+	expires_at, client_ip, user_agent, requested_mapping, downscope)
 SELECT @id::uuid, t.n, CASE WHEN @outcome::text = 'pending' THEN NULL ELSE t.n END, @outcome, @error_code,
 	@issuer, @subject, @repository, @repository_id, @ref, @sha, @environment, @event_name,
 	@workflow_ref, @actor, @run_id, @run_attempt, @job_id, @token_jti, @mapping_id::bigint,
 	@mapping, @provider, @target::jsonb,
 	CASE WHEN @outcome::text = 'pending' THEN t.n + make_interval(secs => @duration::float8) END,
-	@client_ip::inet, @user_agent, @requested_mapping
+	@client_ip::inet, @user_agent, @requested_mapping, @downscope::jsonb
 FROM t
 RETURNING requested_at, expires_at`)

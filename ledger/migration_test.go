@@ -156,8 +156,8 @@ func TestMigrationRequestedMapping(t *testing.T) {
 			return err
 		})
 	}
-	if got := lastColumn(); got != "requested_mapping" {
-		t.Errorf("last column of audit.issuances: %s, want requested_mapping", got)
+	if cols := ledger.AuditViewColumns(); lastColumn() != cols[len(cols)-1] {
+		t.Errorf("last column of audit.issuances: %s, want %s", lastColumn(), cols[len(cols)-1])
 	}
 	if err := auditorReads(`SELECT requested_mapping FROM audit.issuances`); err != nil {
 		t.Errorf("auditor reads requested_mapping: %v", err)
@@ -187,5 +187,54 @@ func TestMigrationRequestedMapping(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT has_column_privilege(oidc_bridge_runtime_role(), 'public.issuances', 'requested_mapping', 'INSERT')
 		AND NOT has_column_privilege(oidc_bridge_runtime_role(), 'public.issuances', 'requested_mapping', 'UPDATE')`).Scan(&priv); err != nil || !priv {
 		t.Errorf("runtime role: INSERT but no UPDATE of requested_mapping: %v, %v", priv, err)
+	}
+}
+
+// Migration 00015 adds downscope to the ledger and, at the end, to
+// audit.issuances, keeping the auditor role's grant; its Down removes both
+// and keeps the grant too.
+func TestMigrationDownscope(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	provider := migrator(t, pool)
+	lastColumn := func() string {
+		t.Helper()
+		var col string
+		if err := pool.QueryRow(ctx, `SELECT attname FROM pg_attribute WHERE attrelid = 'audit.issuances'::regclass
+			AND attnum > 0 ORDER BY attnum DESC LIMIT 1`).Scan(&col); err != nil {
+			t.Fatal(err)
+		}
+		return col
+	}
+	auditorReads := func(query string) error {
+		t.Helper()
+		return asAuditor(t, pool, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, query)
+			return err
+		})
+	}
+	if err := auditorReads(`SELECT downscope FROM audit.issuances`); err != nil {
+		t.Errorf("auditor reads downscope: %v", err)
+	}
+	if _, err := provider.DownTo(ctx, 12); err != nil {
+		t.Fatalf("DownTo(12): %v", err)
+	}
+	if got := lastColumn(); got != "requested_mapping" {
+		t.Errorf("last column after Down: %s, want requested_mapping", got)
+	}
+	if err := auditorReads(`SELECT * FROM audit.issuances`); err != nil {
+		t.Errorf("auditor reads the view after Down: %v", err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if err := auditorReads(`SELECT downscope FROM audit.issuances`); err != nil {
+		t.Errorf("auditor reads downscope after Up again: %v", err)
+	}
+	var priv bool
+	if err := pool.QueryRow(ctx, `SELECT has_column_privilege(oidc_bridge_runtime_role(), 'public.issuances', 'downscope', 'INSERT')
+		AND NOT has_column_privilege(oidc_bridge_runtime_role(), 'public.issuances', 'downscope', 'UPDATE')`).Scan(&priv); err != nil || !priv {
+		t.Errorf("runtime role: INSERT but no UPDATE of downscope: %v, %v", priv, err)
 	}
 }

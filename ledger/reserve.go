@@ -133,7 +133,7 @@ c AS (SELECT EXISTS (SELECT FROM g1) AS claimed, (SELECT refusal FROM s) AS refu
 INSERT INTO issuances (id, requested_at, completed_at, outcome, error_code, issuer, subject,
 	repository, repository_id, ref, sha, environment, event_name, workflow_ref, actor,
 	run_id, run_attempt, job_id, token_jti, mapping_id, mapping, provider, target,
-	expires_at, client_ip, user_agent, requested_mapping)
+	expires_at, client_ip, user_agent, requested_mapping, downscope)
 SELECT @id::uuid, t.n, CASE WHEN c.claimed THEN NULL ELSE t.n END,
 	CASE WHEN c.claimed THEN 'pending' ELSE 'denied' END,
 	CASE WHEN c.claimed THEN NULL ELSE coalesce(c.refusal, '` + CodeTokenReplayed + `') END,
@@ -141,7 +141,7 @@ SELECT @id::uuid, t.n, CASE WHEN c.claimed THEN NULL ELSE t.n END,
 	@workflow_ref, @actor, @run_id, @run_attempt, @job_id, @token_jti, @mapping_id::bigint,
 	@mapping, @provider, @target::jsonb,
 	CASE WHEN c.claimed THEN t.n + make_interval(secs => @duration::float8) END,
-	@client_ip::inet, @user_agent, @requested_mapping
+	@client_ip::inet, @user_agent, @requested_mapping, @downscope::jsonb
 FROM t, c
 RETURNING requested_at, expires_at, outcome = 'pending', error_code`)
 

@@ -153,10 +153,10 @@ func TestReserveCompleteAudit(t *testing.T) {
 		FROM information_schema.columns WHERE table_schema = 'audit' AND table_name = 'issuances'`).Scan(&cols); err != nil {
 		t.Fatal(err)
 	}
-	// The contract's columns, in order, then the revocation columns (00004)
-	// and the requested mapping (00010).
+	// The contract's columns, in order, then the revocation columns (00004),
+	// the requested mapping (00010) and the downscope (00015).
 	wantCols := append(strings.Fields(strings.ReplaceAll(auditColumns, ",", " ")), "revoked_at", "revoked_by", "revocation_reason",
-		"requested_mapping")
+		"requested_mapping", "downscope")
 	if diff := cmp.Diff(wantCols, cols); diff != "" {
 		t.Errorf("audit.issuances columns (-contract +got):\n%s", diff)
 	}

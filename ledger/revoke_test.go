@@ -368,7 +368,7 @@ func TestRevokeViewColumns(t *testing.T) {
 	}
 	want := "id requested_at completed_at outcome error_code issuer subject repository repository_id ref sha " +
 		"environment event_name workflow_ref actor run_id run_attempt job_id token_jti mapping provider target " +
-		"credential_id expires_at client_ip user_agent revoked_at revoked_by revocation_reason requested_mapping"
+		"credential_id expires_at client_ip user_agent revoked_at revoked_by revocation_reason requested_mapping downscope"
 	if got := strings.Join(cols, " "); got != want {
 		t.Fatalf("view columns:\n%s\nwant\n%s", got, want)
 	}

@@ -1,11 +1,14 @@
 package mapping
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/oidc-bridge/oidc-bridge/identity"
+	"github.com/oidc-bridge/oidc-bridge/providers"
 )
 
 // Explanation says what a mapping decides about a token's claims and why: the
@@ -24,6 +27,12 @@ type Explanation struct {
 	// order Admits checks them: repository, repository_id, ref,
 	// environment, event_name, workflow_ref, then claims.<name> by name.
 	Conditions []ConditionResult `json:"conditions"`
+	// ResolvedTarget is, for a templated target (providers.ResolveTarget),
+	// the target the exchange would use for these claims; TargetError
+	// says why it cannot be resolved (the exchange then refuses with
+	// reason target_template). Both empty for a target without templates.
+	ResolvedTarget json.RawMessage `json:"resolved_target,omitempty"`
+	TargetError    string          `json:"target_error,omitempty"`
 }
 
 // ConditionResult is one condition of a mapping held against the claims.
@@ -92,7 +101,30 @@ func Explain(m *Mapping, c *identity.Claims) Explanation {
 		}
 	}
 	e.Admitted = e.Reason == reasonAdmitted
+	if c != nil {
+		e.ResolvedTarget, e.TargetError = resolvedTarget(m, c)
+	}
 	return e
+}
+
+// resolvedTarget is m's target resolved for c when it holds a template.
+func resolvedTarget(m *Mapping, c *identity.Claims) (json.RawMessage, string) {
+	spec, ok := Providers().Lookup(m.Provider)
+	if !ok || !providers.IsTemplate(spec, m.Target) {
+		return nil, ""
+	}
+	t, err := providers.ResolveTarget(spec, m.Target, c)
+	if err != nil {
+		var te *providers.TemplateError
+		if errors.As(err, &te) && te.Variable != "" {
+			return nil, te.Field + ": ${" + te.Variable + "}: " + te.Reason
+		}
+		if errors.As(err, &te) {
+			return nil, te.Field + ": " + te.Reason
+		}
+		return nil, err.Error()
+	}
+	return t, ""
 }
 
 // explainConditions evaluates each condition present, with the same

@@ -3,6 +3,7 @@ package mapping
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -22,6 +23,7 @@ const (
 	LintTagRef                = "tag_ref"
 	LintRiskyEvent            = "risky_event"
 	LintSelfHostedRunner      = "self_hosted_runner"
+	LintUnconstrainedTemplate = "unconstrained_template"
 )
 
 // StrictLintError is the refusal of an object with lint warnings under
@@ -122,6 +124,13 @@ const (
 //     of that claim matches "self-hosted" (the runner is someone's machine,
 //     whose state may outlive the job); or a production-looking github
 //     mapping does not pin runner_environment to exactly "github-hosted".
+//   - unconstrained_template (target.<field>): a templated target field
+//     uses a variable (providers.Variables) that none of the mapping's
+//     conditions constrains: ${environment} without an environment
+//     condition lets any job that names an environment choose among the
+//     targets the template can reach. ${repository_name} with a wildcard
+//     repository condition is the template's point and draws no warning
+//     (wildcard_repository still does).
 func Lint(m *Mapping, kind identity.Kind) []Warning {
 	if m == nil {
 		return nil
@@ -135,13 +144,14 @@ func Lint(m *Mapping, kind identity.Kind) []Warning {
 	l.events()
 	l.runner()
 	l.provider()
+	l.templates()
 	return l.out
 }
 
 // provider adds the findings of the mapping's provider, when its spec has
 // lint rules of its own (providers.Linter: github's permissions).
 func (l *linter) provider() {
-	s, ok := defaultProviders.Lookup(l.m.Provider)
+	s, ok := Providers().Lookup(l.m.Provider)
 	if !ok {
 		return
 	}
@@ -160,6 +170,28 @@ func (l *linter) provider() {
 	pinned := l.literal("repository") || l.cond.RepositoryID != nil
 	for _, f := range pl.LintTarget(providers.LintMapping{Target: l.m.Target, AdmitsPullRequests: admitsPR, RepositoryPinned: pinned}) {
 		l.add(f.Code, f.Field, "%s", f.Message)
+	}
+}
+
+// templates is unconstrained_template: each variable of the target's
+// templates, in the order providers.Variables lists them, needs one of its
+// constraining conditions.
+func (l *linter) templates() {
+	spec, ok := Providers().Lookup(l.m.Provider)
+	if !ok {
+		return
+	}
+	used := providers.TemplateVariables(spec, l.m.Target)
+	for _, field := range slices.Sorted(maps.Keys(used)) {
+		for _, v := range providers.Variables {
+			if !slices.Contains(used[field], v.Name) ||
+				slices.ContainsFunc(v.Conditions, func(c string) bool { return l.cond.values(c) != nil }) {
+				continue
+			}
+			l.add(LintUnconstrainedTemplate, field,
+				"${%s} is not constrained by any condition of the mapping (add one of conditions.%s): every token the mapping admits picks its own target with it",
+				v.Name, strings.Join(v.Conditions, ", conditions."))
+		}
 	}
 }
 

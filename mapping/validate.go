@@ -219,13 +219,15 @@ func ValidateMapping(m *Mapping, issuerKind identity.Kind, opts ...ValidateOptio
 	if err != nil {
 		return err
 	}
-	if err := spec.CheckTarget(m.Target); err != nil {
+	// A templated target is checked with sample values (providers.CheckTarget).
+	checked, err := providers.CheckTarget(spec, m.Target)
+	if err != nil {
 		return fieldError(err)
 	}
 	if lo, hi := spec.DurationBounds(); m.MaxDurationSeconds < lo || m.MaxDurationSeconds > hi {
 		return invalid("max_duration_seconds", "must be between %d and %d for provider %s (0 means %d)", lo, hi, m.Provider, DefaultMaxDuration)
 	}
-	if err := spec.CheckMapping(providers.Mapping{Name: m.Name, Target: m.Target, MaxDurationSeconds: m.MaxDurationSeconds}); err != nil {
+	if err := spec.CheckMapping(providers.Mapping{Name: m.Name, Target: checked, MaxDurationSeconds: m.MaxDurationSeconds}); err != nil {
 		return fieldError(err)
 	}
 	if q := m.Quota; q != nil {

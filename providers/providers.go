@@ -35,6 +35,9 @@ type Request struct {
 	Claims *identity.Claims
 	// Duration is the credential's requested lifetime.
 	Duration time.Duration
+	// Downscope is what the client asked for below the mapping, already
+	// checked by the provider's CheckDownscope.
+	Downscope Downscope
 }
 
 // Credential is what the exchange returns, with what the ledger records.

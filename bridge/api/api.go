@@ -56,6 +56,15 @@ type ExchangeRequest struct {
 	// provider's minimum to the mapping's max_duration_seconds. Default:
 	// the mapping's maximum, at most 3600.
 	DurationSeconds int `json:"duration_seconds,omitempty"`
+	// InlinePolicy (session_policy) narrows an aws credential: an IAM policy document (a
+	// JSON string) sent to STS as the session's inline Policy, which AWS
+	// intersects with the role's policies. Refused (invalid_request,
+	// field session_policy) for a mapping with a session policy of its
+	// own, and for other providers.
+	InlinePolicy string `json:"session_policy,omitempty"` // targetlint:allow the client's narrowing, checked by the aws provider, not a target's field
+	// Scopes narrows a gcp credential to a subset of the mapping's
+	// scopes; a scope the mapping lacks is invalid_request, field scopes.
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // ExchangeResponse is the 200 body of POST /v1/exchange.

@@ -132,6 +132,12 @@ type Explanation struct {
 	// order the exchange checks them: repository, repository_id, ref,
 	// environment, event_name, workflow_ref, then claims.<name> by name.
 	Conditions []ConditionResult `json:"conditions"`
+	// ResolvedTarget is, for a templated target (${repository_name}), the
+	// target the exchange would use for this token; TargetError says why
+	// the token cannot fill the template (the exchange then refuses it,
+	// no_matching_mapping). Both absent for a target without templates.
+	ResolvedTarget json.RawMessage `json:"resolved_target,omitempty"`
+	TargetError    string          `json:"target_error,omitempty"`
 }
 
 // ConditionResult is one condition of a mapping held against the claims.

@@ -18,6 +18,7 @@ import (
 func (a *app) exchangeCmd() *cobra.Command {
 	var o ciclient.Options
 	var caFile string
+	var scopes []string
 	cmd := &cobra.Command{
 		Use:   "exchange [--bridge-url URL] [--mapping NAME] [--format FORMAT] [--ci NAME | --token-file F | --token-env VAR]",
 		Short: "Exchange this job's OIDC token for credentials (the client for any CI)",
@@ -97,6 +98,7 @@ refusals fail at once with the bridge's error code. Exit status: 0 success,
 1 failure, 2 usage.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Scopes = strings.Join(scopes, " ")
 			err := a.runExchange(cmd, o, caFile)
 			if err != nil && o.Format == ciclient.FormatGCPExec {
 				_, _ = a.stdout.Write(ciclient.GCPFailure(err))
@@ -109,6 +111,8 @@ refusals fail at once with the bridge's error code. Exit status: 0 success,
 	f.StringArrayVar(&o.Mappings, "mapping", nil, "the mapping to use (default $"+ciclient.EnvMapping+"; else the one mapping that admits the token); repeat it with --format "+ciclient.FormatAWSConfig+" for a profile each")
 	f.StringVar(&o.Provider, "provider", "", "only mappings of this provider: aws, gcp, azure, jwt, github (default $"+ciclient.EnvProvider+")")
 	f.StringVar(&o.Duration, "duration", "", "the credentials' lifetime, e.g. 15m or 900 (default $"+ciclient.EnvDuration+"; else the mapping's default)")
+	f.StringVar(&o.SessionPolicyFile, "session-policy", "", "a file holding an AWS inline session policy (JSON) to narrow the credentials to (aws mappings without a session policy of their own)")
+	f.StringArrayVar(&scopes, "scope", nil, "a scope of the gcp mapping to narrow the token to (repeat for several; default the mapping's scopes)")
 	f.StringVar(&o.Audience, "audience", "", "the audience of a token requested from the CI (default $"+ciclient.EnvAudience+"; else the bridge URL)")
 	f.StringVar(&o.TokenFile, "token-file", "", "a file holding the CI job's OIDC token, read anew for every exchange")
 	f.StringVar(&o.TokenEnv, "token-env", "", "a variable holding the CI job's OIDC token (e.g. GitLab's id_tokens variable)")

@@ -305,6 +305,12 @@ func renderMapping(w io.Writer, e *api.Explanation) {
 		}
 		fmt.Fprintf(w, "    %s %s\t%s\t%s\n", mark(r.Matched), clean(r.Condition), clean(patterns), clean(v))
 	}
+	switch {
+	case e.TargetError != "":
+		fmt.Fprintf(w, "    ✗ target\t%s\n", clean(e.TargetError))
+	case len(e.ResolvedTarget) > 0:
+		fmt.Fprintf(w, "    → target\t%s\n", clean(string(e.ResolvedTarget)))
+	}
 }
 
 func mark(ok bool) string {

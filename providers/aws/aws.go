@@ -122,6 +122,11 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		log.Error("aws: mint request without claims")
 		return providers.Credential{}, refused("InvalidRequest")
 	}
+	if err := (Spec{}).CheckDownscope(req.Target, req.Downscope); err != nil {
+		// The bridge checked it before reserving; a mint never widens.
+		log.Error("aws: refusing a downscope", "error", err)
+		return providers.Credential{}, refused("InvalidRequest")
+	}
 	if req.Duration < minDuration || req.Duration > maxDuration {
 		log.Error("aws: duration outside STS's range", "duration", req.Duration)
 		return providers.Credential{}, refused("InvalidDuration")
@@ -154,8 +159,8 @@ func (p *Provider) assumeRole(ctx context.Context, log *slog.Logger, req provide
 	if si := sourceIdentity(req.Claims); si != "" {
 		in.SourceIdentity = &si
 	}
-	if t.SessionPolicy != "" {
-		in.Policy = &t.SessionPolicy
+	if policy := sessionPolicy(t, req); policy != "" {
+		in.Policy = &policy
 	}
 	if t.ExternalID != "" {
 		in.ExternalId = &t.ExternalID

@@ -222,7 +222,7 @@ func (t *target) check(raw json.RawMessage) error {
 		}
 	}
 	if t.SessionPolicy != "" {
-		if err := checkSessionPolicy(t.SessionPolicy); err != nil {
+		if err := checkSessionPolicy("target.session_policy", t.SessionPolicy); err != nil {
 			return err
 		}
 	}
@@ -307,8 +307,7 @@ func policyRune(r rune) bool {
 // most 2,048 characters of its character set, a JSON policy document with
 // Version and Statement, each statement an object with an Effect and
 // without a Principal (a session policy is an identity policy).
-func checkSessionPolicy(p string) error {
-	const field = "target.session_policy"
+func checkSessionPolicy(field, p string) error {
 	if !utf8.ValidString(p) {
 		return invalid(field, "must be valid UTF-8")
 	}

@@ -143,8 +143,8 @@ func (p *Provider) assumeRoleWithWebIdentity(ctx context.Context, log *slog.Logg
 		WebIdentityToken: &token,
 		DurationSeconds:  awssdk.Int32(int32(req.Duration / time.Second)),
 	}
-	if t.SessionPolicy != "" {
-		in.Policy = &t.SessionPolicy
+	if policy := sessionPolicy(t, req); policy != "" {
+		in.Policy = &policy
 	}
 	log = log.With("role_arn", t.RoleARN, "region", t.Region, "session_name", *in.RoleSessionName,
 		"mode", modeWebIdentity, "web_identity_sub", claims["sub"])

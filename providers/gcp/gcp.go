@@ -205,6 +205,11 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		log.Error("gcp: refusing a mapping target", "error", err)
 		return providers.Credential{}, refused("InvalidTarget")
 	}
+	if err := (Spec{}).CheckDownscope(req.Target, req.Downscope); err != nil {
+		// The bridge checked it before reserving; a mint never widens.
+		log.Error("gcp: refusing a downscope", "error", err)
+		return providers.Credential{}, refused("InvalidRequest")
+	}
 	limit := time.Duration(t.maxLifetime()) * time.Second
 	if req.Duration < minDuration || req.Duration > limit {
 		log.Error("gcp: duration outside generateAccessToken's range", "duration", req.Duration,
@@ -240,7 +245,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 
 	in := &credentialspb.GenerateAccessTokenRequest{
 		Name:     serviceAccountPrefix + t.ServiceAccount,
-		Scope:    t.Scopes,
+		Scope:    scopes(t, req),
 		Lifetime: durationpb.New(req.Duration.Truncate(time.Second)),
 	}
 	in.Delegates = delegates(t)
@@ -254,7 +259,7 @@ func (p *Provider) Mint(ctx context.Context, req providers.Request) (providers.C
 		return providers.Credential{}, indeterminate("InvalidResponse")
 	}
 	id, at := providers.TokenID(out.GetAccessToken()), expires.AsTime()
-	log.Debug("gcp: minted an access token", "credential_id", id, "expires_at", at, "scopes", t.Scopes,
+	log.Debug("gcp: minted an access token", "credential_id", id, "expires_at", at, "scopes", scopes(t, req),
 		"delegates", t.Delegates)
 	return providers.Credential{
 		ID:        id,

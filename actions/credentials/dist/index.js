@@ -20820,6 +20820,15 @@ function inputs() {
     if (!/^\d+$/.test(d) || Number(d) <= 0) throw bad(`duration-seconds must be a positive whole number, not "${d}"`);
     durationSeconds = Number(d);
   }
+  const sessionPolicy = getInput("session-policy").trim();
+  if (sessionPolicy) {
+    try {
+      JSON.parse(sessionPolicy);
+    } catch {
+      throw bad("session-policy must be a JSON policy document");
+    }
+  }
+  const scopes = getInput("scopes").split(/[\s,]+/).filter(Boolean);
   let retries = DEFAULT_RETRIES;
   const r = getInput("retries").trim();
   if (r) {
@@ -20838,6 +20847,8 @@ function inputs() {
     provider,
     durationSeconds,
     retries,
+    sessionPolicy,
+    scopes,
     exportEnv: bool("export-env", true),
     outputCredentials: bool("output-credentials", false),
     maskAccountId: bool("mask-aws-account-id", false),
@@ -21005,7 +21016,9 @@ async function exchange(inp) {
   const body = JSON.stringify({
     ...inp.mapping && { mapping: inp.mapping },
     ...inp.provider && { provider: inp.provider },
-    ...inp.durationSeconds && { duration_seconds: inp.durationSeconds }
+    ...inp.durationSeconds && { duration_seconds: inp.durationSeconds },
+    ...inp.sessionPolicy && { session_policy: inp.sessionPolicy },
+    ...inp.scopes?.length && { scopes: inp.scopes }
   });
   const deadline = Date.now() + MAX_TOTAL_MS;
   for (let n = 1; ; n++) {

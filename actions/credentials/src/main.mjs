@@ -65,6 +65,17 @@ function inputs() {
     if (!/^\d+$/.test(d) || Number(d) <= 0) throw bad(`duration-seconds must be a positive whole number, not "${d}"`);
     durationSeconds = Number(d);
   }
+  // Narrowing: sent as given; the bridge refuses anything wider than the
+  // mapping (invalid_request on the field).
+  const sessionPolicy = core.getInput('session-policy').trim();
+  if (sessionPolicy) {
+    try {
+      JSON.parse(sessionPolicy);
+    } catch {
+      throw bad('session-policy must be a JSON policy document');
+    }
+  }
+  const scopes = core.getInput('scopes').split(/[\s,]+/).filter(Boolean);
   let retries = DEFAULT_RETRIES;
   const r = core.getInput('retries').trim();
   if (r) {
@@ -77,7 +88,7 @@ function inputs() {
     return v ? v === 'true' : dflt;
   };
   const inp = {
-    bridgeURL, audience, mapping, provider, durationSeconds, retries,
+    bridgeURL, audience, mapping, provider, durationSeconds, retries, sessionPolicy, scopes,
     exportEnv: bool('export-env', true),
     outputCredentials: bool('output-credentials', false),
     maskAccountId: bool('mask-aws-account-id', false),
@@ -275,6 +286,8 @@ async function exchange(inp) {
     ...(inp.mapping && { mapping: inp.mapping }),
     ...(inp.provider && { provider: inp.provider }),
     ...(inp.durationSeconds && { duration_seconds: inp.durationSeconds }),
+    ...(inp.sessionPolicy && { session_policy: inp.sessionPolicy }),
+    ...(inp.scopes?.length && { scopes: inp.scopes }),
   });
   const deadline = Date.now() + MAX_TOTAL_MS;
   for (let n = 1; ; n++) {
