@@ -229,7 +229,10 @@ func TestImpersonate(t *testing.T) {
 		Status:         http.StatusOK,
 	}
 	got := iam[0]
-	got.Time, got.IssuedExpiry = time.Time{}, time.Time{}
+	if got.IssuedToken == "" {
+		t.Error("the fake recorded no issued token")
+	}
+	got.Time, got.IssuedExpiry, got.IssuedToken = time.Time{}, time.Time{}, ""
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("iam call (-want +got):\n%s", diff)
 	}
