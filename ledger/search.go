@@ -1,0 +1,302 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Record is one recorded attempt as the audit view shows it (AuditView's
+// columns but the target), for the console's searches. It holds
+// identifiers only: the ledger never had the token.
+type Record struct {
+	ID               string
+	RequestedAt      time.Time
+	CompletedAt      *time.Time
+	Outcome          string
+	ErrorCode        string
+	Issuer           string // the token's iss, as recorded
+	Subject          string
+	Repository       string
+	RepositoryID     string
+	Ref              string
+	SHA              string
+	Environment      string
+	EventName        string
+	WorkflowRef      string
+	Actor            string
+	RunID            string
+	RunAttempt       string
+	JobID            string
+	TokenJTI         string
+	Mapping          string
+	Provider         string
+	CredentialID     string
+	ExpiresAt        *time.Time
+	ClientIP         string
+	UserAgent        string
+	RevokedAt        *time.Time
+	RevokedBy        string
+	RevocationReason string
+	RequestedMapping string
+}
+
+// Search is a bounded query of the ledger, newest first. Every field but
+// From and To is optional; an empty filter matches every row. A search
+// always has a time window (From, To] of at most MaxSearchWindow and a
+// Limit of at most MaxSearchLimit, so that its cost does not grow with the
+// ledger: the window prunes partitions, and the repository, mapping and
+// denial indexes serve the usual filters.
+type Search struct {
+	// Outcomes keeps rows of these outcomes; empty keeps every outcome.
+	Outcomes []string
+	// Exact matches of the columns of the same names. Issuer is the
+	// token's iss (the issuer's URL), as the ledger records it.
+	Repository, Issuer, Mapping, Provider, RunID, ErrorCode string
+	// From and To bound requested_at: From <= requested_at < To.
+	From, To time.Time
+	// After continues a previous page: rows strictly older than it
+	// (keyset pagination on (requested_at, id), never OFFSET).
+	After *Cursor
+	// Limit is the page's size: 1 to MaxSearchLimit.
+	Limit int
+}
+
+// Cursor is the keyset position of a row in a Search's order.
+type Cursor struct {
+	At time.Time
+	ID string
+}
+
+// String encodes the cursor for a URL: unix nanoseconds "_" the row's id.
+func (c Cursor) String() string {
+	return strconv.FormatInt(c.At.UnixNano(), 10) + "_" + c.ID
+}
+
+// ParseCursor reads a Cursor's String.
+func ParseCursor(s string) (Cursor, error) {
+	at, id, ok := strings.Cut(s, "_")
+	n, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil {
+		return Cursor{}, fmt.Errorf("%w: cursor %q", ErrInvalid, s)
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return Cursor{}, fmt.Errorf("%w: cursor %q", ErrInvalid, s)
+	}
+	return Cursor{At: time.Unix(0, n), ID: id}, nil
+}
+
+// Bounds of a Search.
+const (
+	MaxSearchWindow = 31 * 24 * time.Hour
+	MaxSearchLimit  = 10_000
+)
+
+// Outcomes lists every outcome of the ledger's rows.
+func Outcomes() []string {
+	return []string{OutcomeIssued, OutcomeDenied, OutcomeFailed, OutcomePending, OutcomeUnknown, OutcomeWouldIssue, OutcomeWouldDeny}
+}
+
+// recordColumns are the columns a Record scans, in its field order.
+const recordColumns = `id::text, requested_at, completed_at, outcome, coalesce(error_code, ''), issuer,
+	coalesce(subject, ''), coalesce(repository, ''), coalesce(repository_id, ''), coalesce(ref, ''),
+	coalesce(sha, ''), coalesce(environment, ''), coalesce(event_name, ''), coalesce(workflow_ref, ''),
+	coalesce(actor, ''), coalesce(run_id, ''), coalesce(run_attempt, ''), coalesce(job_id, ''),
+	coalesce(token_jti, ''), coalesce(mapping, ''), coalesce(provider, ''), coalesce(credential_id, ''),
+	expires_at, coalesce(host(client_ip), ''), coalesce(user_agent, ''), revoked_at,
+	coalesce(revoked_by, ''), coalesce(revocation_reason, ''), coalesce(requested_mapping, '')`
+
+func scanRecord(row pgx.CollectableRow) (Record, error) {
+	var r Record
+	err := row.Scan(&r.ID, &r.RequestedAt, &r.CompletedAt, &r.Outcome, &r.ErrorCode, &r.Issuer,
+		&r.Subject, &r.Repository, &r.RepositoryID, &r.Ref, &r.SHA, &r.Environment, &r.EventName,
+		&r.WorkflowRef, &r.Actor, &r.RunID, &r.RunAttempt, &r.JobID, &r.TokenJTI, &r.Mapping,
+		&r.Provider, &r.CredentialID, &r.ExpiresAt, &r.ClientIP, &r.UserAgent, &r.RevokedAt,
+		&r.RevokedBy, &r.RevocationReason, &r.RequestedMapping)
+	return r, err
+}
+
+// searchSQL builds the statement of s: only the filters s sets appear, so
+// that the planner sees which index serves it (a generic "$1 IS NULL OR"
+// plan would not). The outcomes are written as literals, checked against
+// Outcomes, so that a search of denied and failed rows matches the partial
+// index issuances_denials.
+func searchSQL(s Search) (string, []any, error) {
+	if s.From.IsZero() || s.To.IsZero() || !s.From.Before(s.To) {
+		return "", nil, fmt.Errorf("%w: a search needs a time window", ErrInvalid)
+	}
+	if s.To.Sub(s.From) > MaxSearchWindow {
+		return "", nil, fmt.Errorf("%w: a search's window is at most %s", ErrInvalid, MaxSearchWindow)
+	}
+	if s.Limit < 1 || s.Limit > MaxSearchLimit {
+		return "", nil, fmt.Errorf("%w: a search's limit is 1 to %d", ErrInvalid, MaxSearchLimit)
+	}
+	args := []any{s.From, s.To}
+	var b strings.Builder
+	b.WriteString(`SELECT ` + recordColumns + ` FROM issuances WHERE requested_at >= $1 AND requested_at < $2`)
+	if len(s.Outcomes) > 0 {
+		os := slices.Clone(s.Outcomes)
+		slices.Sort(os)
+		os = slices.Compact(os)
+		quoted := make([]string, len(os))
+		for i, o := range os {
+			if !slices.Contains(Outcomes(), o) {
+				return "", nil, fmt.Errorf("%w: no outcome %q", ErrInvalid, o)
+			}
+			quoted[i] = "'" + o + "'"
+		}
+		b.WriteString(` AND outcome IN (` + strings.Join(quoted, ", ") + `)`)
+	}
+	for _, f := range []struct{ col, v string }{
+		{"repository", s.Repository}, {"issuer", s.Issuer}, {"mapping", s.Mapping},
+		{"provider", s.Provider}, {"run_id", s.RunID}, {"error_code", s.ErrorCode},
+	} {
+		if f.v != "" {
+			args = append(args, f.v)
+			fmt.Fprintf(&b, " AND %s = $%d", f.col, len(args))
+		}
+	}
+	if s.After != nil {
+		args = append(args, s.After.At, s.After.ID)
+		fmt.Fprintf(&b, " AND (requested_at, id) < ($%d, $%d::uuid)", len(args)-1, len(args))
+	}
+	args = append(args, s.Limit)
+	fmt.Fprintf(&b, " ORDER BY requested_at DESC, id DESC LIMIT $%d", len(args))
+	return b.String(), args, nil
+}
+
+// Search returns the rows s matches, newest first, at most s.Limit.
+func (l *Ledger) Search(ctx context.Context, s Search) ([]Record, error) {
+	q, args, err := searchSQL(s)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	rows, err := l.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, dbError("search", err)
+	}
+	out, err := pgx.CollectRows(rows, scanRecord)
+	if err != nil {
+		return nil, dbError("search", err)
+	}
+	return out, nil
+}
+
+// EachRecord calls fn with each row s matches, newest first, as the
+// database sends them (a CSV export streams them without holding the
+// page); fn's error stops the walk and is returned.
+func (l *Ledger) EachRecord(ctx context.Context, s Search, fn func(Record) error) error {
+	q, args, err := searchSQL(s)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*l.timeout)
+	defer cancel()
+	rows, err := l.pool.Query(ctx, q, args...)
+	if err != nil {
+		return dbError("export", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return dbError("export", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return dbError("export", err)
+	}
+	return nil
+}
+
+// ErrNoRecord is Record's error for an id the ledger does not hold.
+var ErrNoRecord = errors.New("ledger: no such issuance")
+
+// Record returns the row of issuance id. The primary key (id,
+// requested_at) serves it in every partition.
+func (l *Ledger) Record(ctx context.Context, id string) (Record, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Record{}, fmt.Errorf("%w: %q", ErrNoRecord, id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	rows, err := l.pool.Query(ctx, `SELECT `+recordColumns+` FROM issuances WHERE id = $1::uuid LIMIT 1`, id)
+	if err != nil {
+		return Record{}, dbError("record", err)
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, scanRecord)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Record{}, fmt.Errorf("%w: %q", ErrNoRecord, id)
+	}
+	if err != nil {
+		return Record{}, dbError("record", err)
+	}
+	return r, nil
+}
+
+// HourlyOutcomes counts one mapping's rows per hour and outcome over the
+// last Hours hours: Counts[h][outcome], h = 0 the oldest hour, Hours-1 the
+// current one. The mappings page draws it.
+type HourlyOutcomes struct {
+	MappingID int64
+	Counts    []map[string]int
+}
+
+// OutcomeHours is the span of Outcomes24h.
+const OutcomeHours = 24
+
+// Outcomes24h counts every mapping's rows of the last OutcomeHours hours,
+// per hour and outcome, keyed by mapping id, in one query over the
+// window's partitions.
+func (l *Ledger) Outcomes24h(ctx context.Context) (map[int64]*HourlyOutcomes, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	rows, err := l.pool.Query(ctx, `
+		WITH t AS (SELECT date_trunc('hour', clock_timestamp()) AS h)
+		SELECT mapping_id, ((extract(epoch FROM (t.h - date_trunc('hour', requested_at))) / 3600)::int) AS age, outcome, count(*)
+		FROM issuances, t
+		WHERE requested_at >= t.h - make_interval(hours => $1::int - 1) AND mapping_id IS NOT NULL
+		GROUP BY 1, 2, 3`, OutcomeHours)
+	if err != nil {
+		return nil, dbError("outcomes", err)
+	}
+	out := map[int64]*HourlyOutcomes{}
+	var (
+		id           int64
+		age, n       int
+		outcome      string
+		collectError error
+	)
+	_, collectError = pgx.ForEachRow(rows, []any{&id, &age, &outcome, &n}, func() error {
+		if age < 0 || age >= OutcomeHours {
+			return nil // a clock skew's row from the future
+		}
+		h := out[id]
+		if h == nil {
+			h = &HourlyOutcomes{MappingID: id, Counts: make([]map[string]int, OutcomeHours)}
+			out[id] = h
+		}
+		i := OutcomeHours - 1 - age
+		if h.Counts[i] == nil {
+			h.Counts[i] = map[string]int{}
+		}
+		h.Counts[i][outcome] += n
+		return nil
+	})
+	if collectError != nil {
+		return nil, dbError("outcomes", collectError)
+	}
+	return out, nil
+}
