@@ -25,8 +25,8 @@ type Ledger interface {
 	Search(ctx context.Context, s ledger.Search) ([]ledger.Record, error)
 	EachRecord(ctx context.Context, s ledger.Search, fn func(ledger.Record) error) error
 	Record(ctx context.Context, id string) (ledger.Record, error)
-	Outcomes24h(ctx context.Context) (map[int64]*ledger.HourlyOutcomes, error)
-	Usage(ctx context.Context, mappingID int64, name string, perHour, perJob int) (ledger.Usage, error)
+	Outcomes24h(ctx context.Context, now time.Time) (map[int64]*ledger.HourlyOutcomes, error)
+	HourUsage(ctx context.Context, now time.Time) (map[int64]ledger.HourUse, error)
 }
 
 // Catalog is what the console reads of issuers and mappings (a

@@ -41,10 +41,10 @@ var funcs = template.FuncMap{
 		}
 		return ""
 	},
-	"join": strings.Join,
+	"join":      strings.Join,
 	"hasPrefix": strings.HasPrefix,
-	"chart": chart,
-	"codeText": func(code string) string { return errorCodes[code] },
+	"chart":     chart,
+	"codeText":  func(code string) string { return errorCodes[code] },
 }
 
 func parsePages() map[string]*template.Template {
@@ -312,8 +312,7 @@ type mappingRow struct {
 	Mapping    mapping.Mapping
 	Conditions []condition
 	Target     string
-	Usage      *ledger.Usage
-	Busiest    *ledger.RepositoryUsage
+	Use        ledger.HourUse
 	ChartID    string
 	Outcomes   *ledger.HourlyOutcomes
 }
@@ -358,7 +357,13 @@ func (c *Console) mappings(w http.ResponseWriter, r *http.Request, v *view) {
 		c.dbFail(w, r, err)
 		return
 	}
-	outcomes, err := c.opts.Ledger.Outcomes24h(ctx)
+	now := c.opts.Now()
+	outcomes, err := c.opts.Ledger.Outcomes24h(ctx, now)
+	if err != nil {
+		c.dbFail(w, r, err)
+		return
+	}
+	use, err := c.opts.Ledger.HourUsage(ctx, now)
 	if err != nil {
 		c.dbFail(w, r, err)
 		return
@@ -380,18 +385,7 @@ func (c *Console) mappings(w http.ResponseWriter, r *http.Request, v *view) {
 			pretty.Write(m.Target)
 		}
 		row := mappingRow{Mapping: *m, Conditions: conditionsOf(m.Conditions), Target: pretty.String(),
-			ChartID: "chart-" + strconv.Itoa(i), Outcomes: outcomes[m.ID]}
-		if m.Quota != nil {
-			u, err := c.opts.Ledger.Usage(ctx, m.ID, m.Name, m.Quota.PerHour, m.Quota.PerJob)
-			if err != nil {
-				c.dbFail(w, r, err)
-				return
-			}
-			row.Usage = &u
-			if len(u.Repositories) > 0 {
-				row.Busiest = &u.Repositories[0]
-			}
-		}
+			ChartID: "chart-" + strconv.Itoa(i), Outcomes: outcomes[m.ID], Use: use[m.ID]}
 		rows[i] = row
 	}
 	v.Data = rows
@@ -456,4 +450,3 @@ func (c *Console) explain(w http.ResponseWriter, r *http.Request, v *view) {
 	p.Result = &res
 	c.render(w, r, http.StatusOK, "explain", v)
 }
-

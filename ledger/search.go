@@ -257,18 +257,22 @@ type HourlyOutcomes struct {
 // OutcomeHours is the span of Outcomes24h.
 const OutcomeHours = 24
 
-// Outcomes24h counts every mapping's rows of the last OutcomeHours hours,
-// per hour and outcome, keyed by mapping id, in one query over the
-// window's partitions.
-func (l *Ledger) Outcomes24h(ctx context.Context) (map[int64]*HourlyOutcomes, error) {
+// Outcomes24h counts every mapping's rows of the last OutcomeHours hours
+// (the current hour and the OutcomeHours-1 before it, on now's clock), per
+// hour and outcome, keyed by mapping id, in one query over the window's
+// partitions. The window's start is a parameter, not the database's clock
+// (clock_timestamp() is volatile: no index or partition pruning could use
+// it).
+func (l *Ledger) Outcomes24h(ctx context.Context, now time.Time) (map[int64]*HourlyOutcomes, error) {
+	hour := now.UTC().Truncate(time.Hour)
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	rows, err := l.pool.Query(ctx, `
-		WITH t AS (SELECT date_trunc('hour', clock_timestamp()) AS h)
-		SELECT mapping_id, ((extract(epoch FROM (t.h - date_trunc('hour', requested_at))) / 3600)::int) AS age, outcome, count(*)
-		FROM issuances, t
-		WHERE requested_at >= t.h - make_interval(hours => $1::int - 1) AND mapping_id IS NOT NULL
-		GROUP BY 1, 2, 3`, OutcomeHours)
+		SELECT mapping_id, (extract(epoch FROM ($1::timestamptz - date_trunc('hour', requested_at, 'UTC'))) / 3600)::int AS age,
+			outcome, count(*)
+		FROM issuances
+		WHERE requested_at >= $2 AND mapping_id IS NOT NULL
+		GROUP BY 1, 2, 3`, hour, hour.Add(-(OutcomeHours-1)*time.Hour))
 	if err != nil {
 		return nil, dbError("outcomes", err)
 	}
@@ -297,6 +301,50 @@ func (l *Ledger) Outcomes24h(ctx context.Context) (map[int64]*HourlyOutcomes, er
 	})
 	if collectError != nil {
 		return nil, dbError("outcomes", collectError)
+	}
+	return out, nil
+}
+
+// HourUse is a mapping's per_hour quota use now: the credentials counted in
+// the last Window, and its busiest repository's count (per_hour counts per
+// mapping and repository).
+type HourUse struct {
+	Issued            int
+	BusiestRepository string
+	BusiestIssued     int
+}
+
+// HourUsage returns every mapping's HourUse at now in one query, which the
+// quota index (issuances_quota_hour) serves: Usage's per-mapping detail
+// would be one query per mapping, and its jobs a week's rows.
+func (l *Ledger) HourUsage(ctx context.Context, now time.Time) (map[int64]HourUse, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	rows, err := l.pool.Query(ctx, `
+		SELECT mapping_id, lower(coalesce(repository, '')), count(*)
+		FROM issuances
+		WHERE requested_at > $1 AND mapping_id IS NOT NULL AND outcome IN `+countedOutcomes+`
+		GROUP BY 1, 2`, now.Add(-Window))
+	if err != nil {
+		return nil, dbError("hour usage", err)
+	}
+	out := map[int64]HourUse{}
+	var (
+		id   int64
+		repo string
+		n    int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &repo, &n}, func() error {
+		u := out[id]
+		u.Issued += n
+		if n > u.BusiestIssued || (n == u.BusiestIssued && repo < u.BusiestRepository) {
+			u.BusiestRepository, u.BusiestIssued = repo, n
+		}
+		out[id] = u
+		return nil
+	})
+	if err != nil {
+		return nil, dbError("hour usage", err)
 	}
 	return out, nil
 }

@@ -78,8 +78,20 @@ func newBrowser(t *testing.T, base string) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Chromium's profile: removed by our cleanup once the browser has
+	// exited (its helpers write into it for a moment after the main
+	// process is gone, which t.TempDir's removal would race).
+	profile, err := os.MkdirTemp("", "console-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its own temporary files (org.chromium.Chromium.*) go there too.
+	tmp := filepath.Join(profile, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+		chromedp.ExecPath(exe), chromedp.UserDataDir(filepath.Join(profile, "profile")), chromedp.Env("TMPDIR="+tmp), chromedp.WindowSize(1280, 900),
 		chromedp.Flag("disable-dev-shm-usage", true))
 	if os.Geteuid() == 0 {
 		// Chromium refuses to run its sandbox as root (these machines run
@@ -89,7 +101,23 @@ func newBrowser(t *testing.T, base string) *browser {
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, 4*time.Minute)
-	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	t.Cleanup(func() {
+		_ = chromedp.Cancel(ctx) // closes the browser and waits for it
+		cancelT()
+		cancelC()
+		cancelA()
+		for i := 0; ; i++ {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				return
+			}
+			if i == 50 {
+				t.Errorf("remove the browser profile: %v", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start chromium %s: %v", exe, err)
 	}
@@ -351,7 +379,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot := b.screenshot("denial")
 	if dst := os.Getenv("OIDC_BRIDGE_CONSOLE_SCREENSHOT"); dst != "" {
 		// How docs/console-denial.png is made: make console-screenshot.
-		png, _ := os.ReadFile(shot) // #nosec G304 -- our own file
+		png, _ := os.ReadFile(shot)                           // #nosec G304 -- our own file
 		if err := os.WriteFile(dst, png, 0o644); err != nil { // #nosec G306 -- a documentation image
 			t.Fatal(err)
 		}

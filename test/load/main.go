@@ -50,6 +50,10 @@ var (
 func main() {
 	flag.Parse()
 	log.SetFlags(log.Ltime)
+	run := run
+	if *consoleMode {
+		run = runConsole // test/load/console.go
+	}
 	if err := run(); err != nil {
 		log.Fatal(err)
 	}
