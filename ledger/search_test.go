@@ -134,7 +134,7 @@ func TestOutcomes24hAndHourUsage(t *testing.T) {
 	backdate(t, owner, 2*time.Minute, "issued", "acme/web", 1, "r", "1", "j")
 	backdate(t, owner, 3*time.Minute, "issued", "acme/api", 1, "r", "1", "j")
 	backdate(t, owner, 4*time.Minute, "denied", "acme/api", 1, "r", "1", "j")
-	backdate(t, owner, 2*time.Hour, "issued", "acme/web", 1, "r", "1", "j") // in the chart, not the quota
+	backdate(t, owner, 2*time.Hour, "issued", "acme/web", 1, "r", "1", "j")  // in the chart, not the quota
 	backdate(t, owner, 30*time.Hour, "issued", "acme/web", 1, "r", "1", "j") // in neither
 	now := time.Now()
 	oc, err := l.Outcomes24h(ctx, now)
