@@ -154,7 +154,7 @@ func (b *browser) text(sel string) string {
 func (b *browser) screenshot(name string) string {
 	b.t.Helper()
 	var png []byte
-	b.run(chromedp.FullScreenshot(&png, 100))
+	b.run(chromedp.Evaluate(`document.activeElement && document.activeElement.blur()`, nil), chromedp.FullScreenshot(&png, 100))
 	path := filepath.Join(b.shot, name+".png")
 	if err := os.WriteFile(path, png, 0o600); err != nil {
 		b.t.Fatal(err)
@@ -316,6 +316,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		return n
 	}
 	before := ledgerRows()
+
+	// Off unless BRIDGE_CONSOLE=true: another replica without it has no
+	// console at all.
+	plain := startServer(t, slices.DeleteFunc(slices.Clone(x.env), func(kv string) bool { return kv == "BRIDGE_CONSOLE=true" }))
+	for _, p := range []string{"/console", "/console/", "/console/signin"} {
+		if resp, _ := get(t, plain.url+p, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s without BRIDGE_CONSOLE: %d, want 404", p, resp.StatusCode)
+		}
+	}
+	plain.stopClean()
 
 	// Without a session: every page and the export go to sign-in.
 	for _, p := range []string{"/console/", "/console/denials", "/console/issuances", "/console/issuances.csv",
