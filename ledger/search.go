@@ -123,64 +123,110 @@ func scanRecord(row pgx.CollectableRow) (Record, error) {
 	return r, err
 }
 
-// searchSQL builds the statement of s: only the filters s sets appear, so
-// that the planner sees which index serves it (a generic "$1 IS NULL OR"
-// plan would not). The outcomes are written as literals, checked against
-// Outcomes, so that a search of denied and failed rows matches the partial
-// index issuances_denials.
-func searchSQL(s Search) (string, []any, error) {
+// Outcome modes of a search statement: any outcome, the denials (written
+// as literals, so that the partial index issuances_denials matches the
+// predicate), or one outcome given as a parameter.
+const (
+	searchAnyOutcome = iota
+	searchDenials
+	searchOneOutcome
+	searchModes
+)
+
+// searchFilters are the optional exact filters, in argument order; the
+// bit after them is the keyset cursor.
+var searchFilters = [...]string{"repository", "issuer", "mapping", "provider", "run_id", "error_code"}
+
+const searchAfter = len(searchFilters)
+
+// searchStatements[mode][mask] is the statement of a search in an outcome
+// mode with the filters of mask (bit i: searchFilters[i]; bit searchAfter:
+// the cursor): only the filters a search sets appear, so that the planner
+// sees which index serves it (a generic "$1 IS NULL OR" plan would not).
+// Built once from constants (internal/sqlcheck allows this table by name).
+var searchStatements = func() (t [searchModes][1 << (searchAfter + 1)]string) {
+	for mode := range searchModes {
+		for mask := range 1 << (searchAfter + 1) {
+			var b strings.Builder
+			b.WriteString(`SELECT ` + recordColumns + ` FROM issuances WHERE requested_at >= $1 AND requested_at < $2`)
+			n := 2
+			switch mode {
+			case searchDenials:
+				b.WriteString(` AND outcome IN ('denied', 'failed')`)
+			case searchOneOutcome:
+				n++
+				fmt.Fprintf(&b, " AND outcome = $%d", n)
+			}
+			for i, col := range searchFilters {
+				if mask&(1<<i) != 0 {
+					n++
+					fmt.Fprintf(&b, " AND %s = $%d", col, n)
+				}
+			}
+			if mask&(1<<searchAfter) != 0 {
+				fmt.Fprintf(&b, " AND (requested_at, id) < ($%d, $%d::uuid)", n+1, n+2)
+				n += 2
+			}
+			fmt.Fprintf(&b, " ORDER BY requested_at DESC, id DESC LIMIT $%d", n+1)
+			t[mode][mask] = b.String()
+		}
+	}
+	return t
+}()
+
+// searchArgs checks s and returns its statement's outcome mode, filter
+// mask and arguments.
+func searchArgs(s Search) (mode, mask int, args []any, err error) {
 	if s.From.IsZero() || s.To.IsZero() || !s.From.Before(s.To) {
-		return "", nil, fmt.Errorf("%w: a search needs a time window", ErrInvalid)
+		return 0, 0, nil, fmt.Errorf("%w: a search needs a time window", ErrInvalid)
 	}
 	if s.To.Sub(s.From) > MaxSearchWindow {
-		return "", nil, fmt.Errorf("%w: a search's window is at most %s", ErrInvalid, MaxSearchWindow)
+		return 0, 0, nil, fmt.Errorf("%w: a search's window is at most %s", ErrInvalid, MaxSearchWindow)
 	}
 	if s.Limit < 1 || s.Limit > MaxSearchLimit {
-		return "", nil, fmt.Errorf("%w: a search's limit is 1 to %d", ErrInvalid, MaxSearchLimit)
+		return 0, 0, nil, fmt.Errorf("%w: a search's limit is 1 to %d", ErrInvalid, MaxSearchLimit)
 	}
-	args := []any{s.From, s.To}
-	var b strings.Builder
-	b.WriteString(`SELECT ` + recordColumns + ` FROM issuances WHERE requested_at >= $1 AND requested_at < $2`)
-	if len(s.Outcomes) > 0 {
-		os := slices.Clone(s.Outcomes)
-		slices.Sort(os)
-		os = slices.Compact(os)
-		quoted := make([]string, len(os))
-		for i, o := range os {
-			if !slices.Contains(Outcomes(), o) {
-				return "", nil, fmt.Errorf("%w: no outcome %q", ErrInvalid, o)
-			}
-			quoted[i] = "'" + o + "'"
+	args = []any{s.From, s.To}
+	os := slices.Clone(s.Outcomes)
+	slices.Sort(os)
+	os = slices.Compact(os)
+	for _, o := range os {
+		if !slices.Contains(Outcomes(), o) {
+			return 0, 0, nil, fmt.Errorf("%w: no outcome %q", ErrInvalid, o)
 		}
-		b.WriteString(` AND outcome IN (` + strings.Join(quoted, ", ") + `)`)
 	}
-	for _, f := range []struct{ col, v string }{
-		{"repository", s.Repository}, {"issuer", s.Issuer}, {"mapping", s.Mapping},
-		{"provider", s.Provider}, {"run_id", s.RunID}, {"error_code", s.ErrorCode},
-	} {
-		if f.v != "" {
-			args = append(args, f.v)
-			fmt.Fprintf(&b, " AND %s = $%d", f.col, len(args))
+	switch {
+	case len(os) == 0:
+	case slices.Equal(os, []string{OutcomeDenied, OutcomeFailed}):
+		mode = searchDenials
+	case len(os) == 1:
+		mode = searchOneOutcome
+		args = append(args, os[0])
+	default:
+		return 0, 0, nil, fmt.Errorf("%w: a search keeps every outcome, one, or denied and failed", ErrInvalid)
+	}
+	for i, v := range []string{s.Repository, s.Issuer, s.Mapping, s.Provider, s.RunID, s.ErrorCode} {
+		if v != "" {
+			mask |= 1 << i
+			args = append(args, v)
 		}
 	}
 	if s.After != nil {
+		mask |= 1 << searchAfter
 		args = append(args, s.After.At, s.After.ID)
-		fmt.Fprintf(&b, " AND (requested_at, id) < ($%d, $%d::uuid)", len(args)-1, len(args))
 	}
-	args = append(args, s.Limit)
-	fmt.Fprintf(&b, " ORDER BY requested_at DESC, id DESC LIMIT $%d", len(args))
-	return b.String(), args, nil
+	return mode, mask, append(args, s.Limit), nil
 }
 
 // Search returns the rows s matches, newest first, at most s.Limit.
 func (l *Ledger) Search(ctx context.Context, s Search) ([]Record, error) {
-	q, args, err := searchSQL(s)
+	mode, mask, args, err := searchArgs(s)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	rows, err := l.pool.Query(ctx, q, args...)
+	rows, err := l.pool.Query(ctx, searchStatements[mode][mask], args...)
 	if err != nil {
 		return nil, dbError("search", err)
 	}
@@ -195,13 +241,13 @@ func (l *Ledger) Search(ctx context.Context, s Search) ([]Record, error) {
 // database sends them (a CSV export streams them without holding the
 // page); fn's error stops the walk and is returned.
 func (l *Ledger) EachRecord(ctx context.Context, s Search, fn func(Record) error) error {
-	q, args, err := searchSQL(s)
+	mode, mask, args, err := searchArgs(s)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 4*l.timeout)
 	defer cancel()
-	rows, err := l.pool.Query(ctx, q, args...)
+	rows, err := l.pool.Query(ctx, searchStatements[mode][mask], args...)
 	if err != nil {
 		return dbError("export", err)
 	}
