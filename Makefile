@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION := v2.30.0
 
 .DEFAULT_GOAL := help
-.PHONY: help build release run demo test lint bench fuzz postgres tofu clean action promtool terraform-provider moto awscli
+.PHONY: help build release run demo test lint bench fuzz postgres tofu clean action promtool terraform-provider moto awscli console-screenshot
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -110,16 +110,29 @@ pyjwt: ## Make sure the system's Python can import PyJWT (apt-get python3-jwt wh
 .PHONY: git
 git: ## Make sure git and git-http-backend are installed, for the credential helper's push test (apt-get git when missing)
 	@scripts/ensure-git.sh >/dev/null
+# The console's browser test (test/e2e/console_test.go, issue 23): Debian's
+# chromium (apt-get install when missing, scripts/ensure-chromium.sh) driven
+# headless by chromedp, and axe-core from npm for the accessibility pass
+# (pinned, into the build cache, scripts/ensure-axe.sh). `make test` passes
+# their paths in OIDC_BRIDGE_CHROMIUM and OIDC_BRIDGE_AXE; a plain `go test`
+# runs the scripts itself.
+.PHONY: chromium axe
+chromium: ## Make sure Chromium is installed for the console's browser test (apt-get chromium when missing)
+	@scripts/ensure-chromium.sh >/dev/null
+
+axe: ## Fetch axe-core from npm into the build cache (once) for the console's accessibility test
+	@scripts/ensure-axe.sh >/dev/null
 
 # The acceptance tests need TF_ACC and the tofu binary; the provider runs
 # in-process under the address registry.opentofu.org/hashicorp/oidcbridge;
 # TF_CLI_CONFIG_FILE may be preset to a missing file, so it is set here.
-test: postgres tofu action promtool moto awscli minio pyjwt git ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds, Prometheus rules, the independent peers
+test: postgres tofu action promtool moto awscli minio pyjwt git chromium axe ## Run every test: unit, Postgres integration, end to end, Terraform acceptance, fuzz seeds, Prometheus rules, the independent peers, the console in a browser
 	OIDC_BRIDGE_MOTO_PYTHON="$$(scripts/ensure-moto.sh)" OIDC_BRIDGE_AWS_CLI_V2="$$(scripts/ensure-awscli.sh)" \
 	OIDC_BRIDGE_AWS_CLI_V1="$$(scripts/ensure-awscli.sh v1)" \
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$(TOFU_VERSION=$(TOFU_VERSION) scripts/ensure-tofu.sh)" \
 	TF_ACC_PROVIDER_NAMESPACE=hashicorp TF_ACC_PROVIDER_HOST=registry.opentofu.org TF_CLI_CONFIG_FILE=/dev/null \
 	OIDC_BRIDGE_MINIO="$$(scripts/ensure-minio.sh)" OIDC_BRIDGE_PYJWT_PYTHON="$$(scripts/ensure-pyjwt.sh)" \
+	OIDC_BRIDGE_CHROMIUM="$$(scripts/ensure-chromium.sh)" OIDC_BRIDGE_AXE="$$(scripts/ensure-axe.sh)" \
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # gosec's rules for what the attack catalogue covers: HTTP servers without
@@ -170,3 +183,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (seed corpora run in `make test` anyw
 
 clean: ## Remove build output (not the embedded database under .oidc-bridge)
 	rm -rf bin dist
+
+# The README's screenshot of the console's denial page, made by the browser
+# test (TestConsoleInBrowser) from the real binary and committed.
+console-screenshot: postgres chromium axe ## Remake docs/console-denial.png from the console's browser test
+	OIDC_BRIDGE_CONSOLE_SCREENSHOT=$(CURDIR)/docs/console-denial.png $(GO) test -count=1 -run TestConsoleInBrowser ./test/e2e/

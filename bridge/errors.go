@@ -46,6 +46,21 @@ func (p *problem) Error() string {
 
 func (p *problem) Unwrap() error { return p.cause }
 
+// classified returns err as the problem the one table makes of it, the
+// cause kept for the log.
+func classified(err error) error {
+	p := classify(err)
+	if p.cause == nil {
+		p.cause = err
+	}
+	return &p
+}
+
+// ErrorBody is the contract's error body of err, as the admin API would
+// answer it: what a person may see (the console shows it); the detail
+// stays in err.
+func ErrorBody(err error) api.Error { return classify(err).body }
+
 // answer is how one of the contract's error codes is answered: its HTTP
 // status, and its RFC 6749 §5.2 error and status on the RFC 8693 token
 // endpoint (RFC 8693 §2.2.2: a mapping that will not issue is

@@ -46,38 +46,70 @@ func (s *Server) explain(c echo.Context) error {
 	if err := decodeStrict(c, &req); err != nil {
 		return err
 	}
-	if err := checkExplainRequest(&req); err != nil {
+	res, err := s.Explain(c.Request().Context(), req)
+	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), explainTimeout)
-	defer cancel()
+	s.log.Info("explain", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+		"issuer", res.Issuer, "verified", res.Verified, "outcome", res.Decision.Outcome, "mapping", res.Decision.Mapping)
+	return c.JSON(http.StatusOK, res)
+}
 
+// Explain is the explainer of POST /v1/admin/explain for other callers
+// (the console): what every mapping of the token's issuer says about the
+// token or bare claims of req, and what the exchange would decide. It
+// never mints, never writes, never logs the token or the claims. Its
+// error is answered as the admin API answers it: ErrorBody reads it.
+func (s *Server) Explain(ctx context.Context, req api.ExplainRequest) (api.ExplainResponse, error) {
+	if err := checkExplainRequest(&req); err != nil {
+		return api.ExplainResponse{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, explainTimeout)
+	defer cancel()
 	claims, err := s.explainClaims(ctx, &req)
 	if err != nil {
-		return err
+		return api.ExplainResponse{}, classified(err)
 	}
+	return s.explainFor(ctx, claims, req.Token != "", &req)
+}
+
+// ExplainClaims explains claims the caller already holds (the console's
+// reconstruction of a recorded attempt from the ledger's columns) against
+// every mapping of their issuer (claims.IssuerName), or the mapping and
+// provider req names; req's token and claims are ignored. Verified is
+// false.
+func (s *Server) ExplainClaims(ctx context.Context, claims *identity.Claims, req api.ExplainRequest) (api.ExplainResponse, error) {
+	req.Token, req.Claims, req.Issuer = "", nil, ""
+	if err := checkExplainRequest(&api.ExplainRequest{Issuer: claims.IssuerName, Claims: []byte("{}"),
+		Mapping: req.Mapping, Provider: req.Provider}); err != nil {
+		return api.ExplainResponse{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, explainTimeout)
+	defer cancel()
+	return s.explainFor(ctx, claims, false, &req)
+}
+
+func (s *Server) explainFor(ctx context.Context, claims *identity.Claims, verified bool, req *api.ExplainRequest) (api.ExplainResponse, error) {
 	is, err := s.opts.Store.GetIssuer(ctx, claims.IssuerName)
 	if err != nil {
-		return err
+		return api.ExplainResponse{}, classified(err)
 	}
-	ms, err := s.explainMappings(ctx, claims.IssuerName, &req)
+	ms, err := s.explainMappings(ctx, claims.IssuerName, req)
 	if err != nil {
-		return err
+		return api.ExplainResponse{}, classified(err)
 	}
 	res := api.ExplainResponse{
 		Issuer:       claims.IssuerName,
 		IssuerPolicy: issuerPolicy(is),
 		Claims:       summarize(claims),
-		Verified:     req.Token != "",
+		Verified:     verified,
 		Mappings:     make([]api.Explanation, len(ms)),
 	}
 	for i := range ms {
 		res.Mappings[i] = apiExplanation(mapping.Explain(&ms[i], claims))
 	}
-	res.Decision = decide(ms, res.Mappings, claims.IssuerName, &req)
-	s.log.Info("explain", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
-		"issuer", claims.IssuerName, "verified", res.Verified, "outcome", res.Decision.Outcome, "mapping", res.Decision.Mapping)
-	return c.JSON(http.StatusOK, res)
+	res.Decision = decide(ms, res.Mappings, claims.IssuerName, req)
+	return res, nil
 }
 
 func checkExplainRequest(req *api.ExplainRequest) error {

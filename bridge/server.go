@@ -245,6 +245,26 @@ func New(opts Options) *Server {
 	return s
 }
 
+// ConsolePath is where MountConsole serves the web console.
+const ConsolePath = "/console"
+
+// MountConsole serves h (the read-only web console, package console) under
+// ConsolePath, on the service's listener beside the admin API it mirrors,
+// behind the same request ids, logs, metrics and body limit. h authenticates
+// its own requests (a session opened with an admin token of the read
+// scope). It sees the client's address as the bridge resolves it
+// (Options.TrustedProxies) in RemoteAddr. Call it before serving.
+func (s *Server) MountConsole(h http.Handler) {
+	serve := func(c echo.Context) error {
+		r := c.Request().Clone(c.Request().Context())
+		r.RemoteAddr = net.JoinHostPort(c.RealIP(), "0")
+		h.ServeHTTP(c.Response(), r)
+		return nil
+	}
+	s.echo.Any(ConsolePath, serve)
+	s.echo.Any(ConsolePath+"/*", serve)
+}
+
 // clientIPExtractor trusts X-Forwarded-For only from the given proxies,
 // walking it right to left to the first untrusted address; without proxies
 // the socket peer is the client. Loopback, link-local and private ranges

@@ -4,7 +4,9 @@
 -- of rows; the plans and timings are in docs/audit.md):
 --
 --   issuances_run        every exchange of one CI run
---   issuances_denied     denials by reason per day (small: denials only)
+--   issuances_denied     denials by reason per day, and the console's
+--                        denials page (small: denied and failed rows only;
+--                        outcome = 'denied' implies the predicate)
 --   issuances_principal  who used a cloud role, service account or Azure
 --                        application: the target's principal, whatever
 --                        the provider (the query repeats the expression)
@@ -18,7 +20,7 @@
 -- same definition instead of building one); docs/operations.md
 -- ("Upgrading a large ledger") gives the statements.
 CREATE INDEX IF NOT EXISTS issuances_run ON issuances (run_id, requested_at);
-CREATE INDEX IF NOT EXISTS issuances_denied ON issuances (requested_at, error_code) WHERE outcome = 'denied';
+CREATE INDEX IF NOT EXISTS issuances_denied ON issuances (requested_at, error_code) WHERE outcome IN ('denied', 'failed');
 CREATE INDEX IF NOT EXISTS issuances_principal ON issuances
     ((coalesce(target->>'role_arn', target->>'service_account', target->>'client_id')), requested_at);
 

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/console"
 	"github.com/oidc-bridge/oidc-bridge/githubapp"
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
@@ -221,6 +222,13 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		Registry:             reg,
 		TracerProvider:       tp,
 	})
+	if cfg.Console {
+		// The console is on the admin side: the service's listener, where
+		// the admin API is, under /console/, behind its own sign-in.
+		srv.MountConsole(console.New(console.Options{Ledger: led, Catalog: store, Explainer: srv, Tokens: admins,
+			ErrorBody: bridge.ErrorBody, SecureCookie: strings.HasPrefix(cfg.PublicURL, "https://"), Logger: log}))
+		log.Info("console on", "path", bridge.ConsolePath+"/")
+	}
 	hs := srv.HTTPServer(cfg.ListenAddr)
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {

@@ -106,6 +106,11 @@ type Config struct {
 	// it: the main port faces pipelines, the metrics port the monitoring
 	// network. Empty: /metrics is served on BRIDGE_LISTEN_ADDR.
 	MetricsAddr string `env:"BRIDGE_METRICS_ADDR"`
+	// Console serves the read-only web console under /console/ on the
+	// service's listener, beside the admin API (docs/runbooks/console.md):
+	// people sign in with an admin token of the read scope. Off by
+	// default.
+	Console bool `env:"BRIDGE_CONSOLE"`
 
 	// Level is LogLevel parsed.
 	Level slog.Level `env:"-"`

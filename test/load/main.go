@@ -59,8 +59,11 @@ func main() {
 		return
 	}
 	do := run
-	if *soakFor > 0 {
+	switch {
+	case *soakFor > 0:
 		do = soak
+	case *consoleMode:
+		do = runConsole // test/load/console.go
 	}
 	if err := do(); err != nil {
 		log.Fatal(err)
