@@ -257,11 +257,13 @@ func (s *Server) createMapping(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if dry {
+		// Like its issuer, the App may be registered in the same change
+		// (a Terraform plan): the write checks it.
+		return s.dryRunMapping(c, m, check, &warnings)
+	}
 	if err := s.checkGitHubApp(c.Request().Context(), m); err != nil {
 		return err
-	}
-	if dry {
-		return s.dryRunMapping(c, m, check, &warnings)
 	}
 	out, err := s.opts.Store.CreateMapping(c.Request().Context(), actor(c), m, check)
 	if err != nil {

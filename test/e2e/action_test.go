@@ -23,7 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oidc-bridge/oidc-bridge/bridge/api"
 	"github.com/oidc-bridge/oidc-bridge/test/entratest"
+	"github.com/oidc-bridge/oidc-bridge/test/githubtest"
 	"github.com/oidc-bridge/oidc-bridge/test/proxytest"
 	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
@@ -63,7 +65,18 @@ func TestAction(t *testing.T) {
 
 	c := newCloudsEnv(t)
 	sts := newSTSFront(t, c.sts)
-	s := startServer(t, append(c.env, "AWS_ENDPOINT_URL_STS="+sts.srv.URL))
+	// GitHub's fake (TLS), with an App and the git host of acme's
+	// repositories: see below.
+	git, backend := gitTool(t)
+	fake := githubtest.New(t)
+	ghCert := fake.WriteCertFile(t)
+	appKey, appPEM := rsaPEM(t)
+	fake.AddKey(ghAppID, &appKey.PublicKey)
+	fake.Install(ghAppID, "acme", true, map[string]string{"contents": "write", "metadata": "read"}, "web", "infra", "other")
+	gitHost(t, fake, git, backend, "web", "other")
+	// The bridge trusts the Entra fake's and the GitHub fake's certificates
+	// (TLS both); exec keeps the last SSL_CERT_FILE.
+	s := startServer(t, append(c.env, "AWS_ENDPOINT_URL_STS="+sts.srv.URL, "SSL_CERT_FILE="+c.certFile(t, fake)))
 	s.must(201, "POST", "/v1/admin/issuers", fmt.Sprintf(`{"name": "github", "url": %q, "kind": "github",
 		"audiences": [%q, "https://bridge.example.com"]}`, c.gh.URL(), s.url))
 	c.addMapping(s, "web-aws", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/web-deploy", "region": "eu-west-1"}`)
@@ -99,17 +112,17 @@ func TestAction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A git smart-HTTP server that wants x-access-token:<token>, for the
-	// github tests' git-credentials (github.test.mjs).
-	git, backend := gitTool(t)
-	gitToken := "ghs_" + randomHex(t, 18)
-	gs := newGitServer(t, backend, gitToken)
-	if out, err := exec.Command(git, "init", "-q", "--bare", filepath.Join(gs.root, "other.git")).CombinedOutput(); err != nil {
-		t.Fatalf("git init: %v\n%s", err, out)
-	}
-	if out, err := exec.Command(git, "--git-dir", filepath.Join(gs.root, "other.git"), "config", "http.receivepack", "true").CombinedOutput(); err != nil {
-		t.Fatalf("git config: %v\n%s", err, out)
-	}
+	// GitHub: an App installed on acme (contents: write on web, infra and
+	// other) registered at the bridge; the fake is the git host of acme's
+	// repositories too, checking the installation tokens it issued
+	// (github.test.mjs). gh-push reaches infra and other with contents:
+	// write, gh-read web with contents: read.
+	appBody, _ := json.Marshal(api.GitHubApp{Name: "acme-app", AppID: ghAppID, BaseURL: fake.BaseURL(), PrivateKey: appPEM})
+	s.must(201, "POST", "/v1/admin/github-apps", string(appBody))
+	c.addMapping(s, "gh-push", "github", `{"app": "acme-app", "owner": "acme", "repositories": ["infra", "other"],
+		"permissions": {"contents": "write"}}`)
+	c.addMapping(s, "gh-read", "github", `{"app": "acme-app", "owner": "acme", "repositories": ["web"],
+		"permissions": {"contents": "read"}}`)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, append([]string{"--test", "--test-reporter=spec"}, tests...)...)
@@ -129,9 +142,8 @@ func TestAction(t *testing.T) {
 		// The oidc-bridge CLI, which the gcp-credentials-file test runs as
 		// Google's libraries would (the file's executable source).
 		"OIDC_BRIDGE_TEST_CLI=" + cli,
-		"OIDC_BRIDGE_TEST_GIT_URL=" + gs.srv.URL,
-		"OIDC_BRIDGE_TEST_GIT_CA=" + gs.caFile,
-		"OIDC_BRIDGE_TEST_GIT_TOKEN=" + gitToken,
+		"OIDC_BRIDGE_TEST_GIT_URL=" + strings.TrimSuffix(fake.BaseURL(), "/api/v3/"),
+		"OIDC_BRIDGE_TEST_GIT_CA=" + ghCert,
 		"OIDC_BRIDGE_TEST_GIT=" + git,
 	}
 	for _, kv := range baseEnv() {
@@ -165,7 +177,36 @@ func TestAction(t *testing.T) {
 	if bad := idp.refused(); bad != 0 {
 		t.Errorf("the ID-token stand-in refused %d requests (wrong request token or no audience)", bad)
 	}
+	// Every installation token the action obtained was handed back by its
+	// post step: GitHub refuses each, and each ledger row has revoked_at.
+	var issued, unrevoked int
+	if err := openDB(t, c.dbURL).QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE revoked_at IS NULL)
+		FROM audit.issuances WHERE provider = 'github'`).Scan(&issued, &unrevoked); err != nil {
+		t.Fatal(err)
+	}
+	if issued < 3 || unrevoked != 0 || fake.LiveTokens() != 0 {
+		t.Errorf("github: %d issued, %d without revoked_at on the ledger, %d live at GitHub", issued, unrevoked, fake.LiveTokens())
+	}
 	s.stopClean()
+}
+
+// certFile is one file of the Entra fake's and the GitHub fake's
+// certificates, for SSL_CERT_FILE.
+func (c *cloudsEnv) certFile(t *testing.T, fake *githubtest.Server) string {
+	t.Helper()
+	var out []byte
+	for _, f := range []string{c.entra.WriteCertFile(t), fake.WriteCertFile(t)} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b...)
+	}
+	p := filepath.Join(t.TempDir(), "certs.pem")
+	if err := os.WriteFile(p, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func randomHex(t *testing.T, n int) string {

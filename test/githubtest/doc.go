@@ -18,6 +18,10 @@
 //     answer 403 "API rate limit exceeded" with x-ratelimit-remaining: 0,
 //     x-ratelimit-reset and Retry-After.
 //
+// With ServeGit it is the git host too (/{owner}/{repo}.git/ on the same
+// address, as a GitHub Enterprise Server): git over HTTPS authorized by an
+// installation token's life, repositories and contents permission.
+//
 // Keys are added and removed while the fake runs (AddKey, RemoveKey), for
 // rotation tests. The fake keeps tokens in memory and never logs them.
 package githubtest

@@ -39,6 +39,8 @@ type Server struct {
 	nextID     int64
 	rateLimit  time.Duration // > 0: every call answers 403 rate limited
 	tokenCalls int
+	git        http.Handler // ServeGit
+	gitRefused int
 }
 
 type app struct {
@@ -75,7 +77,11 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("GET /api/v3/installation/repositories", s.listRepos)
 	mux.HandleFunc("GET /api/v3/repos/{owner}/{repo}", s.getRepo)
 	mux.HandleFunc("DELETE /api/v3/installation/token", s.revoke)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fail(w, http.StatusNotFound, "Not Found") })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if !s.serveGit(w, r) {
+			fail(w, http.StatusNotFound, "Not Found")
+		}
+	})
 	s.srv = httptest.NewTLSServer(s.limits(mux))
 	t.Cleanup(s.srv.Close)
 	return s
@@ -398,4 +404,18 @@ func (s *Server) Live(tok string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tokens[tok] != nil && !s.tokens[tok].revoked && time.Now().Before(s.tokens[tok].expires)
+}
+
+// LiveTokens counts the tokens the fake issued that are neither revoked nor
+// expired.
+func (s *Server) LiveTokens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.tokens {
+		if !t.revoked && time.Now().Before(t.expires) {
+			n++
+		}
+	}
+	return n
 }

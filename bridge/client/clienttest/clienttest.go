@@ -13,10 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oidc-bridge/oidc-bridge/bridge"
+	"github.com/oidc-bridge/oidc-bridge/githubapp"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/database"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
+	"github.com/oidc-bridge/oidc-bridge/signing"
 	"github.com/oidc-bridge/oidc-bridge/test/pgtest"
 )
 
@@ -39,14 +41,25 @@ func New(t testing.TB) *Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A key-encryption key of its own, so that the admin API keeps GitHub
+	// Apps (their private keys are sealed with it) as `serve` does.
+	enc, err := signing.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek, err := signing.ParseKEK([]byte(enc))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := bridge.New(bridge.Options{
-		Store:    mapping.NewPGStore(pool, 0),
-		Usage:    ledger.New(pool),
-		Ledger:   ledger.New(pool),
-		Admins:   admins,
-		Ready:    func(ctx context.Context) error { return database.CheckCurrent(ctx, pool) },
-		Registry: prometheus.NewRegistry(),
-		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		GitHubApps: githubapp.New(pool, kek),
+		Store:      mapping.NewPGStore(pool, 0),
+		Usage:      ledger.New(pool),
+		Ledger:     ledger.New(pool),
+		Admins:     admins,
+		Ready:      func(ctx context.Context) error { return database.CheckCurrent(ctx, pool) },
+		Registry:   prometheus.NewRegistry(),
+		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
