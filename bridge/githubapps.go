@@ -210,9 +210,10 @@ func (s *Server) revokeCredential(c echo.Context) error {
 	}
 	log := s.log.With("request_id", c.Response().Header().Get(echo.HeaderXRequestID), "credential_id", id,
 		"issuance_id", row.IssuanceID, "mapping", row.Mapping)
-	if !row.RevokedAt.IsZero() {
-		return c.JSON(http.StatusOK, api.RevokeCredentialResponse{CredentialID: id, RevokedAt: row.RevokedAt})
-	}
+	// A row already marked revoked is revoked at its source all the same:
+	// an admin revocation (POST /v1/admin/issuances/revoke) marks github
+	// rows but cannot reach GitHub, which revokes a token only when shown
+	// it; a token GitHub no longer knows answers 401, which is success.
 	if row.ExpiresAt.After(time.Now()) {
 		tr, ok := s.opts.Providers[row.Provider].(TokenRevoker)
 		if !ok {

@@ -180,6 +180,32 @@ func TestGitHubInstallationTokens(t *testing.T) {
 		t.Error("the server log holds the token")
 	}
 
+	// (f) An admin revocation marks the rows but cannot reach GitHub
+	// (the bridge keeps no token); the job's own revocation afterwards
+	// still revokes at GitHub, and the row keeps the admin's time.
+	e.addMapping("gh-incident", `{"contents": "read"}`)
+	r, cr2 := e.exchange("gh-incident")
+	if r.status != 200 {
+		t.Fatalf("exchange: %d %s", r.status, r.body)
+	}
+	e.s.must(200, "POST", "/v1/admin/issuances/revoke", `{"mapping": "gh-incident", "reason": "incident drill"}`)
+	if !e.fake.Live(cr2.Token) {
+		t.Fatal("an admin revocation reached GitHub without the token: the test's premise changed")
+	}
+	var adminAt time.Time
+	if err := pool.QueryRow(ctx, `SELECT revoked_at FROM audit.issuances WHERE mapping = 'gh-incident' AND outcome = 'issued'`).Scan(&adminAt); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = json.Marshal(api.RevokeCredentialRequest{Token: cr2.Token})
+	var afterAdmin api.RevokeCredentialResponse
+	e.s.must(200, "POST", "/v1/credentials/revoke", string(body), "").json(t, &afterAdmin)
+	if e.fake.Live(cr2.Token) {
+		t.Error("the job's revocation after an admin's did not reach GitHub: the token is still live")
+	}
+	if !afterAdmin.RevokedAt.Equal(adminAt) {
+		t.Errorf("revoked_at %v, want the admin's %v", afterAdmin.RevokedAt, adminAt)
+	}
+
 	// A mapping cannot name an App the bridge does not know.
 	r = e.s.call("POST", "/v1/admin/mappings", `{"name": "gh-nope", "issuer": "github", "conditions": {"repository": "acme/web"},
 		"provider": "github", "target": {"app": "nope", "owner": "acme", "repositories": ["web"], "permissions": {"contents": "read"}}}`)
