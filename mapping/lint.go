@@ -148,6 +148,26 @@ func Lint(m *Mapping, kind identity.Kind) []Warning {
 	return l.out
 }
 
+// nameCollision returns a repository pattern of the mapping under which
+// two repositories may share their last segment: one with "**", or with a
+// wildcard before its last '/'; "" when there is none.
+func (l *linter) nameCollision() string {
+	v := l.cond.Repository
+	if v == nil {
+		return ""
+	}
+	for _, p := range v.Patterns {
+		prefix, _, _ := strings.Cut(p, "/")
+		if i := strings.LastIndexByte(p, '/'); i >= 0 {
+			prefix = p[:i]
+		}
+		if strings.Contains(p, "**") || HasWildcard(prefix) {
+			return p
+		}
+	}
+	return ""
+}
+
 // provider adds the findings of the mapping's provider, when its spec has
 // lint rules of its own (providers.Linter: github's permissions).
 func (l *linter) provider() {
@@ -191,6 +211,10 @@ func (l *linter) templates() {
 			l.add(LintUnconstrainedTemplate, field,
 				"${%s} is not constrained by any condition of the mapping (add one of conditions.%s): every token the mapping admits picks its own target with it",
 				v.Name, strings.Join(v.Conditions, ", conditions."))
+		}
+		if p := l.nameCollision(); p != "" && slices.Contains(used[field], "repository_name") {
+			l.add(LintUnconstrainedTemplate, field,
+				"${repository_name} is only the repository's last segment, and the repository pattern %q admits repositories under different owners or groups: same-named ones (acme/team-a/web, acme/team-b/web) would share one target; write the owner or group literally (acme/team-a/*), or use ${repository_id}", p)
 		}
 	}
 }
