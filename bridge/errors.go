@@ -150,6 +150,11 @@ func classify(err error) problem {
 // oauth is p as RFC 6749 §5.2 answers it on the token endpoint: status and
 // error from the one table (invalid_request for a code it lacks).
 func (p problem) oauth() (int, string) {
+	// A scope the mapping does not grant is OAuth's invalid_scope (RFC 6749
+	// §5.2), the rest of invalid_request stays invalid_request.
+	if p.body.Error == api.CodeInvalidRequest && p.body.Field == "scopes" {
+		return http.StatusBadRequest, "invalid_scope"
+	}
 	if a, ok := answers[p.body.Error]; ok {
 		return a.oauthStatus, a.oauth
 	}

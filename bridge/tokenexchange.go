@@ -105,7 +105,7 @@ func readForm(c echo.Context) (url.Values, error) {
 }
 
 // tokenExchangeRequest names the mapping from audience or resource (both
-// given: they must agree) and reads requested_token_type.
+// given: they must agree) and reads requested_token_type and scope.
 func tokenExchangeRequest(form url.Values) (api.ExchangeRequest, error) {
 	aud, res := form.Get("audience"), form.Get("resource")
 	name := aud
@@ -123,7 +123,9 @@ func tokenExchangeRequest(form url.Values) (api.ExchangeRequest, error) {
 		return api.ExchangeRequest{}, invalid("requested_token_type", "requested_token_type must be "+tokenTypeAccessToken+", "+
 			tokenTypeJWT+" or "+tokenTypeIDToken)
 	}
-	req := api.ExchangeRequest{Mapping: name}
+	// scope (RFC 8693 §2.1, space-delimited) narrows a gcp mapping's
+	// scopes as /v1/exchange's scopes do: a subset, never another scope.
+	req := api.ExchangeRequest{Mapping: name, Scopes: strings.Fields(form.Get("scope"))}
 	return req, checkExchangeRequest(&req)
 }
 

@@ -93,6 +93,16 @@ func TestAction(t *testing.T) {
 	// A jwt mapping for Google's external account file (gcp-credentials-file):
 	// its audience is the workload identity pool provider's allowed audience.
 	c.addMapping(s, "web-gcp-wif", "jwt", `{"audience": "https://bridge.example.com/google/acme-prod"}`)
+	// Session tags on both AWS paths, and downscoping by the step
+	// (policy.test.mjs): the same static tag and transitive keys for
+	// assume_role and web_identity; a gcp mapping of two scopes, of which
+	// the step may ask for one.
+	const tags = `"session_tags": {"cost-center": "ci-4711"}, "transitive_tag_keys": ["repository", "cost-center"]`
+	c.addMapping(s, "web-aws-tagged", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/web-tagged", "region": "eu-west-1", `+tags+`}`)
+	c.addMapping(s, "web-aws-wi", "aws", `{"role_arn": "arn:aws:iam::123456789012:role/web-wi", "region": "eu-west-1", "mode": "web_identity", `+tags+`}`)
+	c.gcp.Allow(bridgeSA, scopedSA)
+	c.addMapping(s, "web-gcp-scoped", "gcp", fmt.Sprintf(`{"service_account": %q, "scopes": ["https://www.googleapis.com/auth/cloud-platform",
+		"https://www.googleapis.com/auth/devstorage.read_only"]}`, scopedSA))
 	// A mapping that never admits the job (its ref is main): a policy denial.
 	s.must(201, "POST", "/v1/admin/mappings", `{"name": "web-staging", "issuer": "github",
 		"conditions": {"repository": "acme/web", "ref": "refs/heads/staging"},
@@ -145,6 +155,8 @@ func TestAction(t *testing.T) {
 		"OIDC_BRIDGE_TEST_GIT_URL=" + strings.TrimSuffix(fake.BaseURL(), "/api/v3/"),
 		"OIDC_BRIDGE_TEST_GIT_CA=" + ghCert,
 		"OIDC_BRIDGE_TEST_GIT=" + git,
+		"OIDC_BRIDGE_TEST_CALLS_URL=" + newCallsStandIn(t, c).URL,
+		"OIDC_BRIDGE_TEST_SCOPED_SA=" + scopedSA,
 	}
 	for _, kv := range baseEnv() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -369,8 +381,16 @@ func newSTSFront(t *testing.T, fake *ststest.Server) *stsFront {
 				SecretAccessKey string `xml:"SecretAccessKey"`
 				SessionToken    string `xml:"SessionToken"`
 			} `xml:"AssumeRoleResult>Credentials"`
+			WICreds struct {
+				AccessKeyID     string `xml:"AccessKeyId"`
+				SecretAccessKey string `xml:"SecretAccessKey"`
+				SessionToken    string `xml:"SessionToken"`
+			} `xml:"AssumeRoleWithWebIdentityResult>Credentials"`
 		}
-		if rec.Code == http.StatusOK && xml.Unmarshal(rec.Body.Bytes(), &resp) == nil && resp.Creds.AccessKeyID != "" {
+		if rec.Code == http.StatusOK && xml.Unmarshal(rec.Body.Bytes(), &resp) == nil && resp.Creds.AccessKeyID == "" {
+			resp.Creds = resp.WICreds
+		}
+		if rec.Code == http.StatusOK && resp.Creds.AccessKeyID != "" {
 			k := ststest.Key{AccessKeyID: resp.Creds.AccessKeyID, SecretAccessKey: resp.Creds.SecretAccessKey,
 				SessionToken: resp.Creds.SessionToken}
 			f.mu.Lock()
@@ -391,4 +411,50 @@ func copyRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
 	}
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// scopedSA is the service account of mapping web-gcp-scoped.
+const scopedSA = "scoped@acme-prod.iam.gserviceaccount.com"
+
+// newCallsStandIn answers GET / with what the STS and Google fakes
+// recorded of the bridge's calls, for the action's tests to check what
+// reached the cloud (policy.test.mjs): per STS call its action, role,
+// session tags, transitive keys, source identity, inline policy and the key
+// id issued; per generateAccessToken call its service account and scopes.
+// No token or secret is in it.
+func newCallsStandIn(t *testing.T, c *cloudsEnv) *httptest.Server {
+	t.Helper()
+	type stsCall struct {
+		Action            string            `json:"action"`
+		RoleArn           string            `json:"role_arn"`
+		Tags              map[string]string `json:"tags"`
+		TransitiveTagKeys []string          `json:"transitive_tag_keys"`
+		SourceIdentity    string            `json:"source_identity"`
+		Policy            string            `json:"policy"`
+		IssuedAccessKeyID string            `json:"issued_access_key_id"`
+	}
+	type gcpCall struct {
+		ServiceAccount string   `json:"service_account"`
+		Scopes         []string `json:"scopes"`
+		Status         int      `json:"status"`
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := struct {
+			STS []stsCall `json:"sts"`
+			GCP []gcpCall `json:"gcp"`
+		}{STS: []stsCall{}, GCP: []gcpCall{}}
+		for _, call := range c.sts.Calls() {
+			out.STS = append(out.STS, stsCall{call.Action, call.RoleArn, call.Tags, call.TransitiveTagKeys, call.SourceIdentity,
+				call.Policy, call.IssuedAccessKeyID})
+		}
+		for _, call := range c.gcp.Calls() {
+			if call.IAMMethod == "generateAccessToken" {
+				out.GCP = append(out.GCP, gcpCall{call.ServiceAccount, call.Scopes, call.Status})
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

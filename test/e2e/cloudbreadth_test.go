@@ -3,9 +3,16 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/oidc-bridge/oidc-bridge/test/entratest"
+	"github.com/oidc-bridge/oidc-bridge/test/gcptest"
+	"github.com/oidc-bridge/oidc-bridge/test/proxytest"
 )
 
 // TestCloudBreadthTargets: through the real binary, the admin API (and
@@ -69,5 +76,129 @@ func TestCloudBreadthTargets(t *testing.T) {
 	if err := json.Unmarshal(r.body, &te); err != nil || r.status != 200 || te.IssuedTokenType != "urn:ietf:params:oauth:token-type:id_token" ||
 		strings.Count(te.AccessToken, ".") != 2 {
 		t.Errorf("token exchange: %d %s", r.status, r.body)
+	}
+}
+
+// TestPartitionHostsThroughProxy: through the real binary, mappings of
+// the sovereign partitions reach their own clouds' hosts and nothing else.
+// The bridge runs with no endpoint override and only the machine's proxy
+// settings, as behind a corporate proxy: HTTPS_PROXY is a CONNECT proxy
+// that routes the partitions' real host names (and only those) to a TLS
+// front certified by a test CA (SSL_CERT_FILE), which passes each request,
+// Host header unchanged, to the fake of its cloud. Each fake records the
+// host it was asked for; the proxy records every tunnel, so a request for
+// a global endpoint (sts.amazonaws.com, login.microsoftonline.com,
+// googleapis.com) would show there (and fail).
+func TestPartitionHostsThroughProxy(t *testing.T) {
+	t.Parallel()
+	c := newCloudsEnv(t)
+	const (
+		govRole = "arn:aws-us-gov:iam::123456789012:role/deploy"
+		cnRole  = "arn:aws-cn:iam::123456789012:role/deploy"
+		s3ns    = "s3nsapis.fr"
+	)
+	c.sts.TrustOIDCProvider(c.publicURL, "sts.amazonaws.com.cn")
+	for cloud, aud := range map[string]string{"us_government": "api://AzureADTokenExchangeUSGov", "china": "api://AzureADTokenExchangeChina"} {
+		c.entra.AddFederatedCredential(azureTenant, azureClient, entratest.FederatedCredential{Name: "bridge-" + cloud,
+			Issuer: c.publicURL, Subject: "oidc-bridge:azure:mapping:azure-" + cloud, Audiences: []string{aud}})
+	}
+	c.gcp.Allow(gcptest.WorkloadIdentityProvider{Name: wip, IssuerURI: c.publicURL}.Principal("oidc-bridge:gcp:mapping:gcp-s3ns"), wifSA)
+
+	// The Entra fake serves TLS with a certificate of its own: a plain
+	// hop in front of it, trusting that certificate, keeps the Host.
+	entraURL, err := url.Parse(c.entra.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entraHop := httptest.NewServer(&httputil.ReverseProxy{Transport: c.entra.Client().Transport, Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(entraURL)
+		pr.Out.Host = pr.In.Host
+	}})
+	t.Cleanup(entraHop.Close)
+	backends := map[string]string{
+		"sts.us-gov-west-1.amazonaws.com": c.sts.URL(),
+		"sts.cn-north-1.amazonaws.com.cn": c.sts.URL(),
+		"login.microsoftonline.us":        entraHop.URL,
+		"login.chinacloudapi.cn":          entraHop.URL,
+		"sts." + s3ns:                     c.gcp.URL(),
+		"iamcredentials." + s3ns:          c.gcp.URL(),
+	}
+	front := proxytest.NewFront(t, backends)
+	routes := map[string]string{}
+	for host := range backends {
+		routes[host+":443"] = front.Addr()
+	}
+	proxy := proxytest.NewProxy(t, routes)
+
+	// No endpoint override: the SDKs resolve the partitions' hosts. Go's
+	// environment proxy never applies to loopback addresses, so the
+	// issuers, the bridge's own discovery and Postgres stay direct.
+	env := append(slices.Clone(c.env), slices.Clone(noProxyEnv)...)
+	env = append(env, "AWS_ENDPOINT_URL_STS=", "AWS_ENDPOINT_URL=", "BRIDGE_GCP_IAMCREDENTIALS_ENDPOINT=", "BRIDGE_GCP_STS_ENDPOINT=",
+		"AZURE_AUTHORITY_HOST=", "HTTPS_PROXY="+proxy.URL(), "SSL_CERT_FILE="+front.CAFile,
+		// The AWS SDK would trust only AWS_CA_BUNDLE's certificates (the
+		// machine may set it): unset, it takes Go's roots, SSL_CERT_FILE's.
+		"AWS_CA_BUNDLE=")
+	s := startServer(t, env)
+	s.must(201, "POST", "/v1/admin/issuers", issuerBody("github", c.gh.URL(), "github"))
+	c.addMapping(s, "aws-gov", "aws", `{"role_arn": "`+govRole+`", "region": "us-gov-west-1"}`)
+	c.addMapping(s, "aws-cn", "aws", `{"role_arn": "`+cnRole+`", "region": "cn-north-1", "mode": "web_identity"}`)
+	for _, cloud := range []string{"us_government", "china"} {
+		c.addMapping(s, "azure-"+cloud, "azure", fmt.Sprintf(`{"tenant_id": %q, "client_id": %q, "cloud": %q}`, azureTenant, azureClient, cloud))
+	}
+	c.addMapping(s, "gcp-s3ns", "gcp", fmt.Sprintf(`{"service_account": %q, "mode": "workload_identity", "workload_identity_provider": %q, "universe_domain": %q}`,
+		wifSA, wip, s3ns))
+
+	for _, tt := range []struct {
+		mapping string
+		tunnels []string
+	}{
+		{"aws-gov", []string{"sts.us-gov-west-1.amazonaws.com:443"}},
+		{"aws-cn", []string{"sts.cn-north-1.amazonaws.com.cn:443"}},
+		// azidentity reads the authority's metadata, then asks for the
+		// token, on one connection or two.
+		{"azure-us_government", []string{"login.microsoftonline.us:443"}},
+		{"azure-china", []string{"login.chinacloudapi.cn:443"}},
+		{"gcp-s3ns", []string{"sts." + s3ns + ":443", "iamcredentials." + s3ns + ":443"}},
+	} {
+		before := len(proxy.Targets())
+		r := exchange(s, c.gh.Mint(t, c.gh.GitHubClaims(nil)), fmt.Sprintf(`{"mapping": %q}`, tt.mapping))
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s (tunnels %v)", tt.mapping, r.status, r.body, proxy.Targets()[before:])
+		}
+		if got := slices.Compact(proxy.Targets()[before:]); !slices.Equal(got, tt.tunnels) {
+			t.Errorf("%s: CONNECT targets %v, want %v", tt.mapping, got, tt.tunnels)
+		}
+	}
+
+	var stsHosts []string
+	for _, call := range c.sts.Calls() {
+		stsHosts = append(stsHosts, call.Action+" "+call.Host+" "+call.RoleArn+" "+call.Region)
+	}
+	if want := []string{"AssumeRole sts.us-gov-west-1.amazonaws.com " + govRole + " us-gov-west-1",
+		"AssumeRoleWithWebIdentity sts.cn-north-1.amazonaws.com.cn " + cnRole + " "}; !slices.Equal(stsHosts, want) {
+		t.Errorf("the STS fake saw %q, want %q", stsHosts, want)
+	}
+	if calls := c.sts.Calls(); len(calls) == 2 && !slices.Equal(calls[1].WebIdentityAudience, []string{"sts.amazonaws.com.cn"}) {
+		t.Errorf("the aws-cn web identity token's audience %v", calls[1].WebIdentityAudience)
+	}
+	var entra []string
+	for _, call := range c.entra.TokenCalls() {
+		entra = append(entra, fmt.Sprint(call.Host, " ", call.Assertion["aud"]))
+	}
+	if want := []string{"login.microsoftonline.us api://AzureADTokenExchangeUSGov", "login.chinacloudapi.cn api://AzureADTokenExchangeChina"}; !slices.Equal(entra, want) {
+		t.Errorf("the Entra fake's token calls %q, want %q", entra, want)
+	}
+	var gcp []string
+	for _, call := range c.gcp.Calls() {
+		gcp = append(gcp, string(call.Endpoint)+" "+call.Host)
+	}
+	if want := []string{"sts sts." + s3ns, "iamcredentials iamcredentials." + s3ns}; !slices.Equal(gcp, want) {
+		t.Errorf("the GCP fake saw %q, want %q", gcp, want)
+	}
+	for _, target := range proxy.Targets() {
+		if host, _, _ := strings.Cut(target, ":"); backends[host] == "" {
+			t.Errorf("a tunnel to %s, which no partition's mapping should reach", target)
+		}
 	}
 }

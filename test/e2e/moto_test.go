@@ -418,3 +418,68 @@ func TestMotoRevokeSessions(t *testing.T) {
 	}
 	s.stopClean()
 }
+
+// TestMotoGovCloudPartition: an assume_role mapping of an aws-us-gov role
+// in us-gov-west-1, exchanged through the real binary against moto (an
+// independent STS that keeps the partitions apart): the bridge signs its
+// AssumeRole for the GovCloud region, moto issues the session in the
+// aws-us-gov partition, and GetCallerIdentity with the issued credentials
+// names the role's assumed-role ARN there, not in the aws partition.
+func TestMotoGovCloudPartition(t *testing.T) {
+	t.Parallel()
+	const (
+		region = "us-gov-west-1"
+		role   = "arn:aws-us-gov:iam::" + moto.Account + ":role/ci/gov-deploy"
+	)
+	ctx := context.Background()
+	srv := moto.Start(t)
+	setup := aws.Credentials{AccessKeyID: "AKIAIOSFODNN7EXAMPLE", SecretAccessKey: "moto-setup"}
+	// The role in the GovCloud partition's IAM (moto picks the partition
+	// from the signature's region).
+	iamc := iam.New(iam.Options{Region: region, Credentials: static(setup), BaseEndpoint: aws.String(srv.URL)})
+	out, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("gov-deploy"), Path: aws.String("/ci/"),
+		AssumeRolePolicyDocument: aws.String(fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+			"Principal":{"AWS":"arn:aws-us-gov:iam::%s:user/oidc-bridge"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}`,
+			moto.Account))})
+	if err != nil || aws.ToString(out.Role.Arn) != role {
+		t.Fatalf("CreateRole in %s: %v %+v", region, err, out)
+	}
+
+	gh, dbURL := oidctest.New(t), pgtest.NewDatabase(t)
+	env := []string{"BRIDGE_DATABASE_URL=" + pgtest.RuntimeURL(t, dbURL), "BRIDGE_MIGRATION_DATABASE_URL=" + dbURL,
+		"BRIDGE_ADMIN_TOKEN=" + adminToken, "BRIDGE_ALLOW_INSECURE_ISSUERS=true",
+		"AWS_ACCESS_KEY_ID=" + setup.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + setup.SecretAccessKey,
+		"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + srv.URL,
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PROFILE=", "AWS_EC2_METADATA_DISABLED=true"}
+	s := startServer(t, env)
+	s.must(201, "POST", "/v1/admin/issuers", issuerBody("github", gh.URL(), "github"))
+	s.must(201, "POST", "/v1/admin/mappings", `{"name": "gov-deploy", "issuer": "github",
+		"conditions": {"repository": "acme/web", "ref": "refs/heads/main"},
+		"provider": "aws", "target": {"role_arn": "`+role+`", "region": "`+region+`"}, "max_duration_seconds": 3600}`)
+
+	claims := map[string]any{"repository": "acme/web", "run_id": "7001", "run_attempt": "1"}
+	var r reply
+	recorded := srv.Record(t, func() { r = exchange(s, gh.Mint(t, gh.GitHubClaims(claims)), `{"duration_seconds": 900}`) })
+	_, creds := awsCreds(t, r)
+	var assume []moto.Request
+	for _, req := range recorded {
+		if req.Form.Get("Action") == "AssumeRole" {
+			assume = append(assume, req)
+		}
+	}
+	if len(assume) != 1 || assume[0].Form.Get("RoleArn") != role {
+		t.Fatalf("moto's AssumeRole requests %+v, want one for %s", assume, role)
+	}
+	if creds.Region != region || creds.AccountID != moto.Account {
+		t.Errorf("credentials' region %q, account %q", creds.Region, creds.AccountID)
+	}
+
+	issued := aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
+	id, err := sts.New(sts.Options{Region: region, Credentials: static(issued), BaseEndpoint: aws.String(srv.URL)}).
+		GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	wantARN := "arn:aws-us-gov:sts::" + moto.Account + ":assumed-role/gov-deploy/" + wantSessionName(claims)
+	if err != nil || aws.ToString(id.Arn) != wantARN {
+		t.Fatalf("GetCallerIdentity with the issued credentials: %v %+v, want %s", err, id, wantARN)
+	}
+	s.stopClean()
+}

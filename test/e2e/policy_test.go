@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -259,6 +260,36 @@ func TestDownscoping(t *testing.T) {
 	if err := openDB(t, c.dbURL).QueryRow(context.Background(), `SELECT count(*) FROM audit.issuances
 		WHERE outcome = 'denied' AND error_code = 'invalid_request' AND downscope IS NOT NULL`).Scan(&denied); err != nil || denied != 6 {
 		t.Errorf("denied rows with their downscope: %d, %v", denied, err)
+	}
+
+	// RFC 8693's own scope parameter narrows the same way at
+	// POST /oauth2/token (space-delimited); a scope the mapping lacks is
+	// OAuth's invalid_scope, recorded.
+	const readOnly = "https://www.googleapis.com/auth/devstorage.read_only"
+	te := func(scope string) reply {
+		return s.callForm("/oauth2/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+			"subject_token": {c.gh.Mint(t, c.gh.GitHubClaims(nil))}, "subject_token_type": {"urn:ietf:params:oauth:token-type:jwt"},
+			"audience": {"gcp"}, "scope": {scope}})
+	}
+	r = te(" " + readOnly + " ")
+	var teResp api.TokenExchangeResponse
+	if err := json.Unmarshal(r.body, &teResp); r.status != 200 || err != nil {
+		t.Fatalf("token exchange with scope: %d %v", r.status, err)
+	}
+	if calls := c.gcp.CallsTo(gcptest.IAMCredentials); strings.Join(calls[len(calls)-1].Scopes, " ") != readOnly {
+		t.Errorf("token exchange with scope: IAM Credentials got %v", calls[len(calls)-1].Scopes)
+	}
+	if _, _, _, ds := auditRow(t, c.dbURL, teResp.IssuanceID); ds != `{"scopes": ["`+readOnly+`"]}` {
+		t.Errorf("token exchange with scope: downscope column %s", ds)
+	}
+	mints := len(c.gcp.CallsTo(gcptest.IAMCredentials))
+	r = te(readOnly + " https://www.googleapis.com/auth/admin")
+	var oe api.OAuthError
+	if err := json.Unmarshal(r.body, &oe); r.status != 400 || err != nil || oe.Error != "invalid_scope" || oe.IssuanceID == "" ||
+		len(c.gcp.CallsTo(gcptest.IAMCredentials)) != mints {
+		t.Errorf("token exchange with a scope the mapping lacks: %d, error %q, issuance %q", r.status, oe.Error, oe.IssuanceID)
+	} else if outcome, _, _, ds := auditRow(t, c.dbURL, oe.IssuanceID); outcome != "denied" || !strings.Contains(ds, "auth/admin") {
+		t.Errorf("token exchange with a scope the mapping lacks: row %s, downscope %s", outcome, ds)
 	}
 
 	// The CLI.
