@@ -8,7 +8,7 @@ package ledger
 // The view is SQL, defined by the migrations, not by Go:
 // migrations/00001_init.sql created it, 00004_revocation.sql appended
 // revoked_at, revoked_by and revocation_reason, and
-// 00010_requested_mapping.sql appended requested_mapping, 00015_downscope.sql
+// 00010_requested_mapping.sql appended requested_mapping, 00014_downscope.sql
 // downscope. Applied
 // migrations are never edited: a change of the view is a new migration,
 // which appends its columns (CREATE OR REPLACE VIEW may only append, and
@@ -31,7 +31,7 @@ func AuditViewColumns() []string {
 		"revoked_at", "revoked_by", "revocation_reason",
 		// 00010: the mapping a request named.
 		"requested_mapping",
-		// 00015: what a request asked for below its mapping.
+		// 00014: what a request asked for below its mapping.
 		"downscope",
 	}
 }

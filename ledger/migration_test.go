@@ -190,7 +190,7 @@ func TestMigrationRequestedMapping(t *testing.T) {
 	}
 }
 
-// Migration 00015 adds downscope to the ledger and, at the end, to
+// Migration 00014 adds downscope to the ledger and, at the end, to
 // audit.issuances, keeping the auditor role's grant; its Down removes both
 // and keeps the grant too.
 func TestMigrationDownscope(t *testing.T) {

@@ -57,7 +57,7 @@ DELETE FROM replay_guard WHERE issuance_id = @id::uuid`)
 // of them, and no more than the limit) plus the per-minute buckets of
 // quota_minutes from b on (at most 60), where b is the later of the next
 // minute after n - 1h and the mapping's counting start (quota_counting,
-// migration 00017). A mapping without a counting start in the database (no
+// migration 00016). A mapping without a counting start in the database (no
 // per_hour quota there: this replica's catalog is older or newer than the
 // database's) is counted from issuances alone, up to the limit, as before:
 // on any doubt, the exact rows. The oldest counted row, for Retry-After, is

@@ -16,7 +16,7 @@ import (
 
 // quotaMapping creates an enabled mapping of the seed issuer with a per_hour
 // quota in the database, so that its rows are counted in quota_minutes from
-// the start (migration 00017), and returns its id.
+// the start (migration 00016), and returns its id.
 func quotaMapping(t testing.TB, pool *pgxpool.Pool, perHour int) int64 {
 	t.Helper()
 	var id int64

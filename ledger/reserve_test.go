@@ -154,7 +154,7 @@ func TestReserveCompleteAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The contract's columns, in order, then the revocation columns (00004),
-	// the requested mapping (00010) and the downscope (00015).
+	// the requested mapping (00010) and the downscope (00014).
 	wantCols := append(strings.Fields(strings.ReplaceAll(auditColumns, ",", " ")), "revoked_at", "revoked_by", "revocation_reason",
 		"requested_mapping", "downscope")
 	if diff := cmp.Diff(wantCols, cols); diff != "" {

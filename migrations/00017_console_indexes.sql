@@ -2,7 +2,7 @@
 
 -- The console's searches (package console, ledger.Search) read the ledger
 -- newest first within a bounded window. Its denials page lists the denied
--- and failed attempts of the last days through issuances_denied (00016:
+-- and failed attempts of the last days through issuances_denied (00015:
 -- partial on exactly the outcome filter ledger.Search writes), reading
 -- LIMIT rows backwards instead of sorting a window's every attempt.
 --
