@@ -172,15 +172,8 @@ func generateHistory(ctx context.Context, url string, opts historyOptions) (hist
 	}
 	st.Rows = opts.Rows
 	if opts.Hot != "" && opts.HotRows > 0 {
-		var m histMapping
-		if err := pool.QueryRow(ctx, `SELECT m.id, m.name, i.url, m.provider, m.target::text FROM mappings m JOIN issuers i ON i.id = m.issuer_id WHERE m.name = $1`,
-			opts.Hot).Scan(&m.id, &m.name, &m.issuer, &m.provider, &m.target); err != nil {
-			return st, fmt.Errorf("hot mapping %s: %w", opts.Hot, err)
-		}
-		src := newHistSource(opts.Seed^0xbeef, []histMapping{m}, now.Add(-59*time.Minute), now.Add(-time.Second), opts.Rows, opts.HotRows)
-		src.hot = true
-		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"issuances"}, histColumns, src); err != nil {
-			return st, fmt.Errorf("hot rows: %w", err)
+		if err := copyHot(ctx, pool, opts.Hot, opts.Seed^0xbeef, opts.Rows, opts.HotRows, now); err != nil {
+			return st, err
 		}
 		st.Rows += opts.HotRows
 	}
@@ -228,6 +221,22 @@ func generateHistory(ctx context.Context, url string, opts historyOptions) (hist
 	}
 	st.Finish = time.Since(t0)
 	return st, nil
+}
+
+// copyHot copies n issued rows of mapping name and repository acme/web
+// over the hour before now (rows first.. of the generator's numbering).
+func copyHot(ctx context.Context, pool *pgxpool.Pool, name string, seed uint64, first, n int, now time.Time) error {
+	var m histMapping
+	if err := pool.QueryRow(ctx, `SELECT m.id, m.name, i.url, m.provider, m.target::text FROM mappings m JOIN issuers i ON i.id = m.issuer_id WHERE m.name = $1`,
+		name).Scan(&m.id, &m.name, &m.issuer, &m.provider, &m.target); err != nil {
+		return fmt.Errorf("hot mapping %s: %w", name, err)
+	}
+	src := newHistSource(seed, []histMapping{m}, now.Add(-59*time.Minute), now.Add(-time.Second), first, n)
+	src.hot = true
+	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"issuances"}, histColumns, src); err != nil {
+		return fmt.Errorf("hot rows: %w", err)
+	}
+	return nil
 }
 
 // histCatalog creates the generated issuers and mappings (every tenth
@@ -460,7 +469,7 @@ type cookQuery struct {
 }
 
 var (
-	cookBlock = regexp.MustCompile("(?s)\n([^\n]*)\n\n```sql\n(.*?)```")
+	cookBlock = regexp.MustCompile("(?s)\n\n((?:[^\n]+\n)+)\n```sql\n(.*?)```")
 	cookIndex = regexp.MustCompile(`(?m)^-- uses index (\w+)`)
 )
 
@@ -477,7 +486,7 @@ func cookbook(t interface{ Fatal(...any) }, r *strings.Replacer) []cookQuery {
 		if !strings.Contains(q, "audit.issuances") && !strings.Contains(q, "audit.admin_changes") {
 			continue
 		}
-		c := cookQuery{title: strings.TrimSuffix(strings.TrimSpace(m[1]), ":"), sql: strings.TrimSuffix(r.Replace(q), ";"),
+		c := cookQuery{title: cookTitle(m[1]), sql: strings.TrimSuffix(r.Replace(q), ";"),
 			pruned: strings.Contains(q, "requested_at >=")}
 		if i := cookIndex.FindStringSubmatch(q); i != nil {
 			c.index = i[1]
@@ -485,6 +494,19 @@ func cookbook(t interface{ Fatal(...any) }, r *strings.Replacer) []cookQuery {
 		out = append(out, c)
 	}
 	return out
+}
+
+// cookTitle is a query's title: the paragraph before it, on one line, up
+// to its first parenthesis or colon.
+func cookTitle(p string) string {
+	t := strings.Join(strings.Fields(p), " ")
+	if i := strings.IndexAny(t, "(:"); i > 0 {
+		t = t[:i]
+	}
+	if i := strings.Index(t, ". "); i > 0 {
+		t = t[:i]
+	}
+	return strings.TrimSpace(t)
 }
 
 // repoRoot is the module's root: the working directory of go run, or two

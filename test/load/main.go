@@ -34,6 +34,9 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/test/ststest"
 )
 
+// loadMapping is the mapping the exchanges name.
+var loadMapping = "load"
+
 const adminToken = "load-admin-token-0123456789abcdefghijklmnop"
 
 var (
@@ -46,13 +49,18 @@ var (
 	keep      = flag.Bool("keep", false, "keep the temporary folder")
 	history   = flag.Int("history", 0, "instead of the exchange phases: fill a fresh ledger with this many rows of history and measure the audit cookbook, sizes and a partition drop (see history.go)")
 	months    = flag.Int("history-months", 6, "months the -history rows are spread over")
+	histDir   = flag.String("history-dir", "", "keep the -history cluster in this folder (never removed); when it already holds the history, measure it without generating again")
+	exchOnly  = flag.Bool("exchange-only", false, "only the 1-replica phases (closed loop, fixed rate): to compare ledgers, e.g. an empty one and a -history-dir one")
+	quotaHour = flag.Int("quota", 0, "give the load mapping this per_hour quota (0: none), to time the quota path through the binary")
+	histDrop  = flag.Bool("history-drop", true, "end the -history measurements with a partition drop under writes (it drops the oldest month)")
+	genOnly   = flag.Bool("history-gen-only", false, "with -history-dir: generate the history, then stop (measure later, in one sitting)")
 	profile   = flag.String("profile", "", "write a CPU profile of replica 1 during the 1-replica closed-loop phase to this file, and print its top entries")
 )
 
 func main() {
 	flag.Parse()
 	log.SetFlags(log.Ltime)
-	if *history > 0 {
+	if *history > 0 || (*histDir != "" && *genOnly) {
 		if err := runHistory(); err != nil {
 			log.Fatal(err)
 		}
@@ -105,10 +113,14 @@ func run() error {
 		defer os.RemoveAll(tmp)
 	}
 
-	// PostgreSQL.
-	log.Printf("starting PostgreSQL in %s (unsafe=%v)", tmp, *unsafe)
+	// PostgreSQL: a fresh cluster, or -history-dir's (same settings).
+	pgDir := filepath.Join(tmp, "pg")
+	if *histDir != "" {
+		pgDir = filepath.Join(*histDir, "pg")
+	}
+	log.Printf("starting PostgreSQL in %s (unsafe=%v)", pgDir, *unsafe)
 	pgPort := freePort()
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(tmp, "pg"), Port: pgPort, Unsafe: *unsafe,
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: pgDir, Port: pgPort, Unsafe: *unsafe,
 		Settings: map[string]string{"max_connections": "200"}})
 	if err != nil {
 		return err
@@ -118,7 +130,14 @@ func run() error {
 		return err
 	}
 	dbURL := cl.URL("bridge")
-	postmaster, err := postmasterPID(filepath.Join(tmp, "pg", "pgdata"))
+	if *histDir != "" {
+		var rows int64
+		if err := pgxScalar(ctx, dbURL, `SELECT coalesce(sum(reltuples), 0)::bigint FROM pg_class WHERE relname LIKE 'issuances_2%' AND relkind = 'r'`, &rows); err != nil {
+			return err
+		}
+		log.Printf("ledger of %s holds about %d issuances", *histDir, rows)
+	}
+	postmaster, err := postmasterPID(filepath.Join(pgDir, "pgdata"))
 	if err != nil {
 		return err
 	}
@@ -211,15 +230,22 @@ func run() error {
 	}
 	// The tokens live 30 minutes (they are minted ahead of the phases that
 	// use them), beyond the github kind's default 15-minute limits.
-	if err := admin("/v1/admin/issuers", fmt.Sprintf(`{"name": "github", "url": %q, "audiences": [%q], "kind": "github",
-		"max_token_age_seconds": 1800, "max_token_lifetime_seconds": 1800}`, iss.url, audience)); err != nil {
+	// Names of their own on a kept ledger, which earlier runs' catalog may
+	// hold (their issuer's URL differs: their mappings never match).
+	issName, mapName := "github", loadMapping
+	if *histDir != "" {
+		issName, mapName = fmt.Sprintf("github-%d", time.Now().Unix()), fmt.Sprintf("load-%d", time.Now().Unix())
+		loadMapping = mapName
+	}
+	if err := admin("/v1/admin/issuers", fmt.Sprintf(`{"name": %q, "url": %q, "audiences": [%q], "kind": "github",
+		"max_token_age_seconds": 1800, "max_token_lifetime_seconds": 1800}`, issName, iss.url, audience)); err != nil {
 		return err
 	}
-	if err := admin("/v1/admin/mappings", `{"name": "load", "issuer": "github",
+	if err := admin("/v1/admin/mappings", fmt.Sprintf(`{"name": %q, "issuer": %q,
 		"conditions": {"repository": "acme/web", "repository_id": "1339936803", "ref": "refs/heads/main",
 		               "environment": "production", "event_name": ["push", "workflow_dispatch"]},
 		"provider": "aws", "target": {"role_arn": "arn:aws:iam::123456789012:role/deploy", "region": "eu-west-1"},
-		"max_duration_seconds": 3600}`); err != nil {
+		"max_duration_seconds": 3600, "quota": {"per_hour": %d}}`, mapName, issName, *quotaHour)); err != nil {
 		return err
 	}
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -227,7 +253,7 @@ func run() error {
 		return err
 	}
 	var mappingID int64
-	if err := conn.QueryRow(ctx, `SELECT id FROM mappings WHERE name = 'load'`).Scan(&mappingID); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT id FROM mappings WHERE name = $1`, mapName).Scan(&mappingID); err != nil {
 		return err
 	}
 	conn.Close(ctx)
@@ -238,7 +264,9 @@ func run() error {
 	fmt.Printf("\noidc-bridge load test: %d cores, %d pipelines, %s per phase, PostgreSQL unsafe=%v\n", ncpu, *pipelines, *duration, *unsafe)
 
 	// Phase 1: one replica, closed loop.
-	warm(client, replicas, minter)
+	if err := warm(client, replicas, minter); err != nil {
+		return err
+	}
 	var prof func() error
 	r1, err := closedLoop(client, replicas, minter, postmaster, func() { prof = startProfile(replicas[0]) })
 	if err != nil {
@@ -254,13 +282,19 @@ func run() error {
 		return err
 	}
 	fr.print(fmt.Sprintf("1 replica, fixed %.0f req/s", *rate))
+	if *exchOnly {
+		fmt.Printf("\n== exchange-only: %.0f exchanges/s, p99 %.2f ms closed loop; p99 %.2f ms at %.0f req/s\n", r1.xps, r1.p99, fr.p99, *rate)
+		return nil
+	}
 	// Phase 2: three replicas.
 	for len(replicas) < 3 {
 		if err := start(); err != nil {
 			return err
 		}
 	}
-	warm(client, replicas, minter)
+	if err := warm(client, replicas, minter); err != nil {
+		return err
+	}
 	r3, err := closedLoop(client, replicas, minter, postmaster, func() {})
 	if err != nil {
 		return err
@@ -341,7 +375,7 @@ func (s *tokenSource) mint(count int) []string {
 }
 
 func exchange(client *http.Client, url, token string) (time.Duration, int, error) {
-	req, _ := http.NewRequest("POST", url+"/v1/exchange", strings.NewReader(`{"mapping": "load", "duration_seconds": 900}`))
+	req, _ := http.NewRequest("POST", url+"/v1/exchange", strings.NewReader(`{"mapping": "`+loadMapping+`", "duration_seconds": 900}`))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	t0 := time.Now()
@@ -355,13 +389,14 @@ func exchange(client *http.Client, url, token string) (time.Duration, int, error
 }
 
 // warm runs a few exchanges per replica (JWKS fetch, connection pools).
-func warm(client *http.Client, replicas []*replica, src *tokenSource) {
+func warm(client *http.Client, replicas []*replica, src *tokenSource) error {
 	toks := src.mint(20 * len(replicas))
 	for i, t := range toks {
 		if _, code, err := exchange(client, replicas[i%len(replicas)].url, t); err != nil || code != 200 {
-			log.Fatalf("warm-up exchange: %d %v", code, err)
+			return fmt.Errorf("warm-up exchange: %d %v", code, err)
 		}
 	}
+	return nil
 }
 
 type result struct {
@@ -782,4 +817,14 @@ func startProfile(r *replica) func() error {
 		fmt.Printf("\n== allocations of replica 1 since it started (%s)\n%s", allocs, out)
 		return nil
 	}
+}
+
+// pgxScalar scans the one value of query into dst.
+func pgxScalar(ctx context.Context, url, query string, dst any) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return conn.QueryRow(ctx, query).Scan(dst)
 }
