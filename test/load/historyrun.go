@@ -357,8 +357,6 @@ func cookbookTimings(ctx context.Context, url string) error {
 	return nil
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 // sizes prints the ledger's disk use per row and per month.
 func sizes(ctx context.Context, url string) error {
 	conn, err := pgx.Connect(ctx, url)
