@@ -470,7 +470,7 @@ type cookQuery struct {
 
 var (
 	cookBlock = regexp.MustCompile("(?s)\n\n((?:[^\n]+\n)+)\n```sql\n(.*?)```")
-	cookIndex = regexp.MustCompile(`(?m)^-- uses index (\w+)`)
+	cookIndex = regexp.MustCompile(`(?m)^-- uses index (\w+(?: or \w+)*)`)
 )
 
 // cookbook returns docs/audit.md's example queries on the ledger and the
