@@ -218,6 +218,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		Ready:                func(ctx context.Context) error { return schemaUsable(ctx, db.pool) },
 		AllowInsecureIssuers: cfg.AllowInsecureIssuers,
 		AWSRoleChaining:      cfg.AWSRoleChaining,
+		BreakerCooldown:      cfg.BreakerCooldown,
 		Logger:               log,
 		Registry:             reg,
 		TracerProvider:       tp,

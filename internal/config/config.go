@@ -97,6 +97,10 @@ type Config struct {
 	// history. 0 keeps everything forever; otherwise at least
 	// MinLedgerRetention.
 	LedgerRetention time.Duration `env:"BRIDGE_LEDGER_RETENTION"`
+	// BreakerCooldown is how long a provider's circuit stays open after
+	// it tripped (a Go duration, 1s to 1h) before one probe may pass.
+	// 0: the bridge's default, 30 s.
+	BreakerCooldown time.Duration `env:"BRIDGE_BREAKER_COOLDOWN"`
 	// PprofAddr, when set, serves Go's runtime profiles (net/http/pprof)
 	// on this loopback host:port, apart from the service's listener; for
 	// profiling under load (`kubectl port-forward` reaches it). Empty: off.
@@ -172,6 +176,9 @@ func (c *Config) validate() error {
 	}
 	if c.LedgerRetention != 0 && c.LedgerRetention < MinLedgerRetention {
 		errs = append(errs, fmt.Errorf("BRIDGE_LEDGER_RETENTION: must be 0 (keep forever) or at least %s (31 days), not %s", MinLedgerRetention, c.LedgerRetention))
+	}
+	if c.BreakerCooldown != 0 && (c.BreakerCooldown < time.Second || c.BreakerCooldown > time.Hour) {
+		errs = append(errs, fmt.Errorf("BRIDGE_BREAKER_COOLDOWN: must be between 1s and 1h, not %s", c.BreakerCooldown))
 	}
 	if c.KeyEncryptionKey != "" && c.KeyEncryptionKeyFile != "" {
 		errs = append(errs, errors.New("BRIDGE_KEY_ENCRYPTION_KEY_FILE: set it or BRIDGE_KEY_ENCRYPTION_KEY, not both"))

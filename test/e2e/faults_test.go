@@ -574,6 +574,52 @@ func TestFaultCloudThrottles(t *testing.T) {
 	s.stopClean()
 }
 
+// TestFaultBreakerCooldown: five consecutive failed mints open the AWS
+// circuit; exchanges then answer 502 provider_error CircuitOpen without
+// calling STS or spending the token, for BRIDGE_BREAKER_COOLDOWN (here 2 s,
+// the default being 30 s) and no longer: the same token issues once the
+// cooldown is over, its exchange being the probe that closes the circuit.
+func TestFaultBreakerCooldown(t *testing.T) {
+	t.Parallel()
+	x := newExchangeEnv(t)
+	const cooldown = 2 * time.Second
+	s := startServer(t, append(append([]string(nil), x.env...), "BRIDGE_BREAKER_COOLDOWN="+cooldown.String()))
+	x.register(s, "")
+
+	x.sts.Fail(5, http.StatusServiceUnavailable)
+	for i := range 5 {
+		if b := tryExchange(s.url, x.gh.Mint(t, x.gh.GitHubClaims(nil))); b.err != nil || b.status != 502 || strings.Contains(string(b.body), "CircuitOpen") {
+			t.Fatalf("failed mint %d: %d %s %v, want 502 from STS", i+1, b.status, b.body, b.err)
+		}
+	}
+	tok := x.gh.Mint(t, x.gh.GitHubClaims(nil))
+	b := tryExchange(s.url, tok)
+	opened := time.Now()
+	if b.err != nil || b.status != 502 || b.code() != api.CodeProviderError || !strings.Contains(string(b.body), "CircuitOpen") {
+		t.Fatalf("after 5 failed mints: %d %s %v, want 502 provider_error CircuitOpen", b.status, b.body, b.err)
+	}
+	if n := x.sts.CallCount(); n != 5 {
+		t.Errorf("STS saw %d calls, want 5 (none while the circuit is open)", n)
+	}
+	for {
+		a := tryExchange(s.url, tok)
+		if a.err == nil && a.status == 200 {
+			if d := time.Since(opened); d < cooldown-500*time.Millisecond {
+				t.Errorf("the circuit closed %v after it opened, before its cooldown %v", d.Round(time.Millisecond), cooldown)
+			}
+			break
+		}
+		if a.err != nil || a.status != 502 || !strings.Contains(string(a.body), "CircuitOpen") {
+			t.Fatalf("the token refused by the open circuit, retried: %d %s %v", a.status, a.body, a.err)
+		}
+		if time.Since(opened) > cooldown+3*time.Second {
+			t.Fatalf("the circuit is still open %v after it opened; BRIDGE_BREAKER_COOLDOWN is %v", time.Since(opened).Round(time.Millisecond), cooldown)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.stopClean()
+}
+
 // TestFaultPostgresSlow: the database answers everything but the
 // reservation, which waits on a lock held by another session (a slow
 // disk, a stuck migration, lock contention). Each exchange gives up at the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,11 +139,26 @@ func TestWireFaults(t *testing.T) {
 	gcpLink := faulttest.NewProxy(t, "gcp", hostport(gcp.URL()))
 	entraLink := faulttest.NewProxy(t, "entra", hostport(entra.URL()))
 	clouds := []*faulttest.Proxy{stsLink, gcpLink, entraLink}
-	var pgLinks []*faulttest.Proxy
+	var (
+		pgLinks []*faulttest.Proxy
+		cuts    []*faulttest.CommitCut
+	)
 	for i := range 3 {
-		pgLinks = append(pgLinks, faulttest.NewProxy(t, fmt.Sprintf("pg%d", i), fmt.Sprintf("127.0.0.1:%d", pgPort)))
+		p := faulttest.NewProxy(t, fmt.Sprintf("pg%d", i), fmt.Sprintf("127.0.0.1:%d", pgPort))
+		pgLinks = append(pgLinks, p)
+		// The CommitCut toxic is on each database link, idle, before the
+		// replica opens its first connection, so that it learns the name
+		// of every statement the replica prepares (pgx prepares each once
+		// per connection and later only binds its name); the "resets
+		// mid-commit" phase arms it.
+		cuts = append(cuts, p.Add("cut", faulttest.CommitCutType, "upstream", 1, map[string]any{"every": 4, "disarmed": true,
+			"simple": []string{"commit"}, "prepared": []string{"SET outcome = 'issued'", "INSERT INTO issuances"}}).(*faulttest.CommitCut))
 	}
 	env = append(env, awsEnv(sts)...)
+	// The replicas' circuit breakers stay open for breakerCooldown once a
+	// cloud failed them; the check after the heal waits for it.
+	const breakerCooldown = 10 * time.Second
+	env = append(env, "BRIDGE_BREAKER_COOLDOWN="+breakerCooldown.String())
 	env = append(env, "BRIDGE_RATE_LIMIT=0", "BRIDGE_ISSUER_RATE_LIMIT=0", "BRIDGE_ISSUER_OWNER_RATE_LIMIT=0",
 		"BRIDGE_MIGRATION_DATABASE_URL="+direct,
 		"AWS_ENDPOINT_URL_STS=http://"+stsLink.Addr(),
@@ -261,11 +277,15 @@ func TestWireFaults(t *testing.T) {
 		each(pgLinks, func(p *faulttest.Proxy) { p.Add("narrow", "bandwidth", "downstream", 1, map[string]any{"rate": 16}) })()
 		each(clouds, func(p *faulttest.Proxy) { p.Add("narrow", "bandwidth", "downstream", 1, map[string]any{"rate": 4}) })()
 	}, func() { removeAll(pgLinks, "narrow")(); removeAll(clouds, "narrow")() })
-	var cuts []*faulttest.CommitCut
-	phase("resets mid-commit", 12*time.Second, each(pgLinks, func(p *faulttest.Proxy) {
-		cuts = append(cuts, p.Add("cut", faulttest.CommitCutType, "upstream", 1, map[string]any{"every": 4,
-			"simple": []string{"commit"}, "prepared": []string{"SET outcome = 'issued'", "INSERT INTO issuances"}}).(*faulttest.CommitCut))
-	}), removeAll(pgLinks, "cut"))
+	phase("resets mid-commit", 12*time.Second, func() {
+		for _, c := range cuts {
+			c.Arm()
+		}
+	}, func() {
+		for _, c := range cuts {
+			c.Disarm()
+		}
+	})
 	phase("cloud resets", 8*time.Second, each(clouds, func(p *faulttest.Proxy) {
 		p.Add("reset", "reset_peer", "downstream", 0.3, map[string]any{"timeout": 0})
 	}), removeAll(clouds, "reset"))
@@ -292,20 +312,47 @@ func TestWireFaults(t *testing.T) {
 	finish()
 
 	// Every replica issues again after the heal, and the quota is spent:
-	// each replica answers the quota'd mapping 429.
+	// each replica answers the quota'd mapping 429. A replica whose AWS
+	// circuit the faults opened answers CircuitOpen until its cooldown is
+	// over and a probe passes: the check retries the same token (a refusal
+	// by an open circuit does not spend it) as an operator would wait, and
+	// fails if the circuit is not closed a margin after the cooldown since
+	// it was first seen open (it opened before; the probe takes
+	// milliseconds).
+	const breakerMargin = 5 * time.Second
 	for i, s := range servers {
 		tok := gh.Mint(t, gh.GitHubClaims(nil))
-		if a := postExchange(client, s.url, tok, "aws"); a.err != nil || a.status != 200 {
+		var open time.Time
+		for {
+			a := postExchange(client, s.url, tok, "aws")
+			if a.err == nil && a.status == 200 {
+				if !open.IsZero() {
+					t.Logf("replica %d: AWS circuit open after the heal, closed %.1fs after it was first seen open", i, time.Since(open).Seconds())
+				}
+				break
+			}
+			if a.err == nil && a.status == 502 && strings.Contains(string(a.body), "CircuitOpen") {
+				if open.IsZero() {
+					open = time.Now()
+				}
+				if time.Since(open) <= breakerCooldown+breakerMargin {
+					time.Sleep(250 * time.Millisecond)
+					continue
+				}
+				t.Errorf("replica %d: AWS circuit still open %v after it was first seen open, beyond its cooldown %v", i, time.Since(open).Round(time.Millisecond), breakerCooldown)
+			}
 			t.Errorf("replica %d after the faults healed: %d %s %v", i, a.status, a.body, a.err)
+			break
 		}
 		tok = gh.Mint(t, gh.GitHubClaims(nil))
 		if a := postExchange(client, s.url, tok, "aws-quota"); a.err != nil || a.status != 429 {
 			t.Errorf("replica %d, quota'd mapping after the run: %d %s %v, want 429 (the quota is spent)", i, a.status, a.body, a.err)
 		}
 	}
-	totalCuts := 0
+	totalCuts, linkCuts, linkMatches := 0, []int{}, []int{}
 	for _, c := range cuts {
 		totalCuts += c.Cuts()
+		linkCuts, linkMatches = append(linkCuts, c.Cuts()), append(linkMatches, c.Matches())
 	}
 
 	// The sweeper, as serve's maintenance runs it, once the credentials of
@@ -453,13 +500,14 @@ func TestWireFaults(t *testing.T) {
 		}
 	}
 	t.Logf("%d attempts (%d retries of a cut-off attempt with the same token) over 3 replicas; answers: %v", len(attempts), retries, answers)
-	t.Logf("%d connections cut mid-commit; %d cut-off attempts, their rows: %v", totalCuts, cutOff, cutOffWithRow)
+	t.Logf("%d connections cut mid-commit (per database link %v, of %v matching executions); %d cut-off attempts, their rows: %v",
+		totalCuts, linkCuts, linkMatches, cutOff, cutOffWithRow)
 	t.Logf("ledger after the sweep (%d marked abandoned): %v", swept, outcomes)
 	t.Logf("credentials issued by the fakes: STS %d, GCP %d, Entra %d; not in an issued row: %v; unknown rows by provider: %v",
 		stsIssued, gcpIssued, entraIssued, unmatched, unknownByProvider)
 	t.Logf("quota'd mapping: %d counted of %d, %d refused", counted, quota, quotaDenied)
-	if totalCuts == 0 || outcomes["unknown/"+ledger.CodeIndeterminate] == 0 || answers["200 "] < 1000 {
-		t.Errorf("the faults did not bite: %d cuts, outcomes %v, answers %v", totalCuts, outcomes, answers)
+	if slices.Contains(linkCuts, 0) || outcomes["unknown/"+ledger.CodeIndeterminate] == 0 || answers["200 "] < 1000 {
+		t.Errorf("the faults did not bite: cuts per database link %v, outcomes %v, answers %v", linkCuts, outcomes, answers)
 	}
 	for _, s := range servers {
 		s.stopClean()

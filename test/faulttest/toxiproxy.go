@@ -87,21 +87,59 @@ func init() { toxics.Register(CommitCutType, new(CommitCut)) }
 // lets a chosen statement through to the server and then closes the
 // connection before any answer can come back, as a network that fails in
 // the middle of a commit. The server runs (and commits) the statement; the
-// client sees its connection drop and cannot know. Statements are chosen
-// by their text: Simple matches a simple-protocol query by prefix
-// (case-insensitive, e.g. "commit", which is how pgx ends a transaction),
-// Prepared a prepared statement by a substring of its text (its Parse
-// message names it, and each later Bind of that name is the statement's
-// execution). Every n-th matching execution is cut (Every 0 or 1: each).
+// client sees its connection drop and cannot know.
+//
+// Statements are chosen by their text, whichever protocol carries them:
+// Simple by prefix (case-insensitive, e.g. "commit"), Prepared by a
+// substring. A simple query ('Q') is matched by its text; an extended-
+// protocol execution by the text its statement was parsed with: a Bind of
+// a statement whose Parse matched (pgx prepares every statement with
+// arguments, and the statements of a batch, "COMMIT" included, under a
+// name derived from their text, and afterwards only binds that name). The
+// connection is cut after the chunk that carries the Sync ending the
+// matched execution, so the server has the whole request. Every n-th
+// matching execution is cut (Every 0 or 1: each).
+//
+// The toxic reads the client's messages across chunk boundaries (a message
+// split between two reads is reassembled, per connection), and learns the
+// names of the statements from every Parse it sees on any connection of
+// the link, cut or not, armed or not. Add it before the link's clients
+// connect, idle ("disarmed": true), and Arm it when the fault is wanted:
+// a toxic added later would not see the Parse of a statement a pooled
+// connection prepared before, only its Binds, and would cut nothing.
 type CommitCut struct {
 	Every    int      `json:"every"`
 	Simple   []string `json:"simple"`
 	Prepared []string `json:"prepared"`
+	Disarmed bool     `json:"disarmed"`
 
-	mu    sync.Mutex
-	seen  int
-	cuts  int
-	names map[string]bool // prepared statements whose text matched
+	mu      sync.Mutex
+	seen    int
+	cuts    int
+	matches int             // matching executions seen while armed
+	names   map[string]bool // statement name → its text matched
+}
+
+// commitCutConn is a CommitCut's state for one connection.
+type commitCutConn struct {
+	buf     []byte // the start of a message split across chunks
+	unnamed bool   // the unnamed statement's text matched
+	matched bool   // a matched execution waits for its Sync
+	lost    bool   // the stream no longer parses: stop reading it
+}
+
+// NewState makes the per-connection state (toxics.StatefulToxic).
+func (c *CommitCut) NewState() any { return new(commitCutConn) }
+
+// Arm makes the toxic cut from now on; Disarm stops it (it keeps
+// learning statement names).
+func (c *CommitCut) Arm()    { c.setArmed(true) }
+func (c *CommitCut) Disarm() { c.setArmed(false) }
+
+func (c *CommitCut) setArmed(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Disarmed = !on
 }
 
 // Cuts is the number of connections the toxic has cut.
@@ -111,9 +149,21 @@ func (c *CommitCut) Cuts() int {
 	return c.cuts
 }
 
+// Matches is the number of matching executions seen while armed (cut or
+// let through by Every).
+func (c *CommitCut) Matches() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.matches
+}
+
 // Pipe forwards each chunk and closes the stub after a chunk that carries
-// a chosen statement.
+// a chosen statement's execution.
 func (c *CommitCut) Pipe(stub *toxics.ToxicStub) {
+	st, _ := stub.State.(*commitCutConn)
+	if st == nil {
+		st = new(commitCutConn)
+	}
 	for {
 		select {
 		case <-stub.Interrupt:
@@ -123,7 +173,7 @@ func (c *CommitCut) Pipe(stub *toxics.ToxicStub) {
 				stub.Close()
 				return
 			}
-			cut := c.decide(chunk.Data)
+			cut := c.decide(st, chunk.Data)
 			stub.Output <- chunk
 			if cut {
 				stub.Close()
@@ -133,50 +183,101 @@ func (c *CommitCut) Pipe(stub *toxics.ToxicStub) {
 	}
 }
 
-// decide reports whether the frontend messages in data execute a chosen
-// statement that is the Every-th match.
-func (c *CommitCut) decide(data []byte) bool {
+// maxMessage bounds a frontend message the toxic reassembles; a longer
+// length means the stream is not where the toxic thinks it is.
+const maxMessage = 64 << 20
+
+// decide reads the frontend messages in data (after the start of a message
+// left from the previous chunk) and reports whether they end an execution
+// of a chosen statement that is the Every-th match while armed.
+func (c *CommitCut) decide(st *commitCutConn, data []byte) bool {
+	if st.lost {
+		return false
+	}
+	if len(st.buf) > 0 {
+		data = append(st.buf, data...)
+		st.buf = nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	matched, unnamed := false, false
-	for pos := 0; pos+5 <= len(data); {
-		typ, n := data[pos], int(binary.BigEndian.Uint32(data[pos+1:pos+5]))
-		if n < 4 || pos+1+n > len(data) {
-			break // a startup message, or one split across chunks
+	cut := false
+	for pos := 0; pos < len(data); {
+		if len(data)-pos < 5 {
+			st.buf = append([]byte(nil), data[pos:]...)
+			break
 		}
-		body := data[pos+5 : pos+1+n]
+		typ, n := data[pos], int(binary.BigEndian.Uint32(data[pos+1:pos+5]))
+		start := pos + 5
+		if typ == 0 {
+			// An untyped startup packet (StartupMessage, SSLRequest,
+			// CancelRequest): a length under 2^24, hence a first byte 0
+			// where a typed message has its letter.
+			n, start = int(binary.BigEndian.Uint32(data[pos:pos+4]))-1, pos+4
+		}
+		if n < 4 || n > maxMessage {
+			st.lost = true
+			break
+		}
+		if pos+1+n > len(data) {
+			st.buf = append([]byte(nil), data[pos:]...)
+			break
+		}
+		body := data[start : pos+1+n]
 		pos += 1 + n
 		switch typ {
 		case 'Q':
-			q := strings.ToLower(strings.TrimSpace(cstring(body)))
-			for _, s := range c.Simple {
-				if strings.HasPrefix(q, strings.ToLower(s)) {
-					matched = true
-				}
+			if c.chosen(cstring(body)) && c.count() {
+				cut = true
 			}
 		case 'P':
 			name, rest := splitCString(body)
-			query := cstring(rest)
-			for _, s := range c.Prepared {
-				if strings.Contains(query, s) && name == "" {
-					unnamed = true // used by the Bind that follows in this chunk
-				} else if strings.Contains(query, s) {
-					if c.names == nil {
-						c.names = map[string]bool{}
-					}
-					c.names[name] = true
+			m := c.chosen(cstring(rest))
+			if name == "" {
+				st.unnamed = m
+			} else {
+				if c.names == nil {
+					c.names = map[string]bool{}
 				}
+				c.names[name] = m
 			}
 		case 'B':
 			_, rest := splitCString(body) // the portal
-			if stmt := cstring(rest); c.names[stmt] || (stmt == "" && unnamed) {
-				matched = true
+			if stmt := cstring(rest); (stmt == "" && st.unnamed) || (stmt != "" && c.names[stmt]) {
+				st.matched = true
 			}
+		case 'S':
+			if st.matched && c.count() {
+				cut = true
+			}
+			st.matched = false
 		}
 	}
-	if !matched {
+	return cut
+}
+
+// chosen reports whether a statement's text is one of the chosen.
+func (c *CommitCut) chosen(query string) bool {
+	q := strings.ToLower(strings.TrimSpace(query))
+	for _, s := range c.Simple {
+		if strings.HasPrefix(q, strings.ToLower(s)) {
+			return true
+		}
+	}
+	for _, s := range c.Prepared {
+		if strings.Contains(query, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// count counts a matching execution while armed and reports whether it is
+// the Every-th, to be cut.
+func (c *CommitCut) count() bool {
+	if c.Disarmed {
 		return false
 	}
+	c.matches++
 	c.seen++
 	if c.Every > 1 && c.seen%c.Every != 0 {
 		return false
@@ -199,7 +300,10 @@ func splitCString(b []byte) (string, []byte) {
 	return string(b), nil
 }
 
-var _ toxics.Toxic = (*CommitCut)(nil)
+var (
+	_ toxics.Toxic         = (*CommitCut)(nil)
+	_ toxics.StatefulToxic = (*CommitCut)(nil)
+)
 
 // String names the proxy for messages.
 func (p *Proxy) String() string {
