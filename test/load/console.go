@@ -96,32 +96,10 @@ func runConsole() error {
 		return err
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bridge not ready; see %s", logf.Name())
-		}
+	if err := waitReady(base, logf.Name()); err != nil {
+		return err
 	}
-	post := func(path, body string) error {
-		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 201 {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, b)
-		}
-		return nil
-	}
+	post := func(path, body string) error { return adminPost(base, path, body) }
 	const issuerURL = "https://token.actions.githubusercontent.com"
 	if err := post("/v1/admin/issuers", `{"name": "github", "url": "`+issuerURL+`", "audiences": ["https://bridge.example.com"], "kind": "github"}`); err != nil {
 		return err

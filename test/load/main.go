@@ -197,37 +197,12 @@ func run() error {
 			return err
 		}
 		replicas = append(replicas, r)
-		for deadline := time.Now().Add(60 * time.Second); ; {
-			if resp, err := http.Get(r.url + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return nil
-				}
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("replica %s not ready; see %s", r.url, logf.Name())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		return waitReady(r.url, logf.Name())
 	}
 	if err := start(); err != nil {
 		return err
 	}
-	admin := func(path, body string) error {
-		req, _ := http.NewRequest("POST", replicas[0].url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 201 {
-			return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, b)
-		}
-		return nil
-	}
+	admin := func(path, body string) error { return adminPost(replicas[0].url, path, body) }
 	// The tokens live 30 minutes (they are minted ahead of the phases that
 	// use them), beyond the github kind's default 15-minute limits.
 	// Names of their own on a kept ledger, which earlier runs' catalog may

@@ -13,7 +13,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"math"
 	"net"
@@ -136,33 +135,11 @@ func soak() error {
 		}
 		r := &replica{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
 		replicas = append(replicas, r)
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			if resp, err := http.Get(r.url + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("replica %s not ready; see %s", r.url, logf.Name())
-			}
-		}
-	}
-	admin := func(path, body string) error {
-		req, _ := http.NewRequest("POST", replicas[0].url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		if err := waitReady(r.url, logf.Name()); err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 201 {
-			return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, b)
-		}
-		return nil
 	}
+	admin := func(path, body string) error { return adminPost(replicas[0].url, path, body) }
 	if err := admin("/v1/admin/issuers", fmt.Sprintf(`{"name": "github", "url": %q, "audiences": [%q], "kind": "github",
 		"max_token_age_seconds": 1800, "max_token_lifetime_seconds": 1800}`, iss.url, audience)); err != nil {
 		return err
