@@ -50,23 +50,11 @@ func runConsole() error {
 		return timeConsole(strings.TrimSuffix(*consoleURL, "/"), token)
 	}
 	ctx := context.Background()
-	bin, err := filepath.Abs(*binary)
+	bin, tmp, done, err := workdir("oidc-bridge-console-load-")
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: %w (run make build)", bin, err)
-	}
-	tmp, err := os.MkdirTemp("", "oidc-bridge-console-load-")
-	if err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil { // postgres (as root) must traverse it
-		return err
-	}
-	if !*keep {
-		defer os.RemoveAll(tmp)
-	}
+	defer done()
 	cl, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(tmp, "pg"), Port: freePort(), Unsafe: true})
 	if err != nil {
 		return err

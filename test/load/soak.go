@@ -58,23 +58,11 @@ type soakRow struct {
 
 func soak() error {
 	ctx := context.Background()
-	bin, err := filepath.Abs(*binary)
+	bin, tmp, done, err := workdir("oidc-bridge-soak-")
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: %w (run make build)", bin, err)
-	}
-	tmp, err := os.MkdirTemp("", "oidc-bridge-soak-")
-	if err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	if !*keep {
-		defer os.RemoveAll(tmp)
-	}
+	defer done()
 	pgPort := freePort()
 	cl, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(tmp, "pg"), Port: pgPort, Unsafe: *unsafe,
 		Settings: map[string]string{"max_connections": "200"}})
@@ -97,18 +85,7 @@ func soak() error {
 	if err != nil {
 		return err
 	}
-	env := []string{"BRIDGE_DATABASE_URL=" + dbURL, "BRIDGE_ADMIN_TOKEN=" + adminToken,
-		"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_RATE_LIMIT=0", "BRIDGE_ISSUER_RATE_LIMIT=0", "BRIDGE_ISSUER_OWNER_RATE_LIMIT=0",
-		"BRIDGE_LOG_LEVEL=warn",
-		"AWS_ACCESS_KEY_ID=" + ststest.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + ststest.SecretAccessKey,
-		"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_STS=http://" + stsLn.Addr().String(),
-		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PROFILE=",
-		"AWS_EC2_METADATA_DISABLED=true"}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "BRIDGE_") && !strings.HasPrefix(kv, "AWS_") {
-			env = append(env, kv)
-		}
-	}
+	env := bridgeEnv(dbURL, stsLn.Addr().String(), "BRIDGE_LOG_LEVEL=warn")
 	mig := exec.Command(bin, "migrate")
 	mig.Env = env
 	if out, err := mig.CombinedOutput(); err != nil {
