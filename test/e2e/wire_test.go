@@ -151,8 +151,8 @@ func TestWireFaults(t *testing.T) {
 		// of every statement the replica prepares (pgx prepares each once
 		// per connection and later only binds its name); the "resets
 		// mid-commit" phase arms it.
-		cuts = append(cuts, p.Add("cut", faulttest.CommitCutType, "upstream", 1, map[string]any{"every": 4, "disarmed": true,
-			"simple": []string{"commit"}, "prepared": []string{"SET outcome = 'issued'", "INSERT INTO issuances"}}).(*faulttest.CommitCut))
+		cuts = append(cuts, p.AddCommitCut("cut", faulttest.CommitCutRule{Every: 4, Disarmed: true,
+			Simple: []string{"commit"}, Prepared: []string{"SET outcome = 'issued'", "INSERT INTO issuances"}}))
 	}
 	env = append(env, awsEnv(sts)...)
 	// The replicas' circuit breakers stay open for breakerCooldown once a

@@ -8,7 +8,9 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/Shopify/toxiproxy/v2/toxics"
@@ -78,15 +80,37 @@ func (p *Proxy) Enable() {
 	}
 }
 
-// CommitCutType is the toxic type of CommitCut.
-const CommitCutType = "oidc_bridge_commit_cut"
+// CommitCutType is the toxic type of CommitCut; CommitCutAnswerType that
+// of its companion on the downstream stream, which AddCommitCut adds too.
+const (
+	CommitCutType       = "oidc_bridge_commit_cut"
+	CommitCutAnswerType = "oidc_bridge_commit_cut_answer"
+)
 
-func init() { toxics.Register(CommitCutType, new(CommitCut)) }
+func init() {
+	toxics.Register(CommitCutType, new(CommitCut))
+	toxics.Register(CommitCutAnswerType, new(commitCutAnswer))
+}
+
+// AddCommitCut adds a CommitCut named name on the upstream stream, with
+// its companion (name + "-answer") on the downstream stream, and returns
+// it. The companion drops whatever the server answers on a connection
+// after its cut, so the client never reads the answer to a cut statement,
+// however quickly the server sends it: closing the upstream side alone
+// races the server's reply. Add it before the link's clients connect.
+func (p *Proxy) AddCommitCut(name string, rule CommitCutRule) *CommitCut {
+	p.t.Helper()
+	c := p.Add(name, CommitCutType, "upstream", 1, rule).(*CommitCut)
+	a := p.Add(name+"-answer", CommitCutAnswerType, "downstream", 1, nil).(*commitCutAnswer)
+	a.cut.Store(c)
+	return c
+}
 
 // CommitCut is a toxic for the upstream stream of a PostgreSQL link: it
 // lets a chosen statement through to the server and then closes the
-// connection before any answer can come back, as a network that fails in
-// the middle of a commit. The server runs (and commits) the statement; the
+// connection, and its companion on the downstream stream drops any answer,
+// as a network that fails in the middle of a commit (add both with
+// Proxy.AddCommitCut). The server runs (and commits) the statement; the
 // client sees its connection drop and cannot know.
 //
 // Statements are chosen by their text, whichever protocol carries them:
@@ -104,20 +128,27 @@ func init() { toxics.Register(CommitCutType, new(CommitCut)) }
 // split between two reads is reassembled, per connection), and learns the
 // names of the statements from every Parse it sees on any connection of
 // the link, cut or not, armed or not. Add it before the link's clients
-// connect, idle ("disarmed": true), and Arm it when the fault is wanted:
+// connect, idle (Disarmed), and Arm it when the fault is wanted:
 // a toxic added later would not see the Parse of a statement a pooled
 // connection prepared before, only its Binds, and would cut nothing.
 type CommitCut struct {
-	Every    int      `json:"every"`
-	Simple   []string `json:"simple"`
-	Prepared []string `json:"prepared"`
-	Disarmed bool     `json:"disarmed"`
+	CommitCutRule
 
 	mu      sync.Mutex
 	seen    int
 	cuts    int
 	matches int             // matching executions seen while armed
 	names   map[string]bool // statement name → its text matched
+	last    *commitCutConn  // the newest connection's state, for its answer stream
+}
+
+// CommitCutRule is what a CommitCut cuts: every Every-th execution of the
+// statements chosen by Simple and Prepared, once armed (not Disarmed).
+type CommitCutRule struct {
+	Every    int      `json:"every"`
+	Simple   []string `json:"simple"`
+	Prepared []string `json:"prepared"`
+	Disarmed bool     `json:"disarmed"`
 }
 
 // commitCutConn is a CommitCut's state for one connection.
@@ -126,10 +157,75 @@ type commitCutConn struct {
 	unnamed bool   // the unnamed statement's text matched
 	matched bool   // a matched execution waits for its Sync
 	lost    bool   // the stream no longer parses: stop reading it
+
+	paired   atomic.Bool   // a companion reads the connection's answers
+	cut      atomic.Bool   // the upstream has passed a chosen statement
+	answered chan struct{} // closed when the server's answer to it came back
 }
 
-// NewState makes the per-connection state (toxics.StatefulToxic).
-func (c *CommitCut) NewState() any { return new(commitCutConn) }
+// NewState makes the per-connection state (toxics.StatefulToxic). The
+// proxy starts a connection's upstream link and then its downstream link
+// from one goroutine, so the companion's next NewState is this one's pair.
+func (c *CommitCut) NewState() any {
+	st := &commitCutConn{answered: make(chan struct{})}
+	c.mu.Lock()
+	c.last = st
+	c.mu.Unlock()
+	return st
+}
+
+// takeLast hands the newest connection's state to its downstream stream.
+func (c *CommitCut) takeLast() *commitCutConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.last
+	c.last = nil
+	if st != nil {
+		st.paired.Store(true)
+	}
+	return st
+}
+
+// commitCutAnswer is CommitCut's companion on the downstream stream: once
+// its connection's upstream was cut, it drops the server's answer and
+// closes the client's side.
+type commitCutAnswer struct {
+	cut atomic.Pointer[CommitCut]
+}
+
+// NewState pairs the downstream stream with its connection's upstream
+// state; a connection that was open before AddCommitCut has none.
+func (a *commitCutAnswer) NewState() any {
+	c := a.cut.Load()
+	if c == nil {
+		return (*commitCutConn)(nil)
+	}
+	return c.takeLast()
+}
+
+// Pipe forwards the server's answers until the connection is cut.
+func (a *commitCutAnswer) Pipe(stub *toxics.ToxicStub) {
+	st, _ := stub.State.(*commitCutConn)
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case chunk := <-stub.Input:
+			if chunk == nil {
+				stub.Close()
+				return
+			}
+			if st != nil && st.cut.Load() {
+				// The answer to the cut statement: drop it, close the
+				// client's side, and let the upstream close.
+				stub.Close()
+				close(st.answered)
+				return
+			}
+			stub.Output <- chunk
+		}
+	}
+}
 
 // Arm makes the toxic cut from now on; Disarm stops it (it keeps
 // learning statement names).
@@ -162,7 +258,7 @@ func (c *CommitCut) Matches() int {
 func (c *CommitCut) Pipe(stub *toxics.ToxicStub) {
 	st, _ := stub.State.(*commitCutConn)
 	if st == nil {
-		st = new(commitCutConn)
+		st = &commitCutConn{answered: make(chan struct{})}
 	}
 	for {
 		select {
@@ -174,14 +270,35 @@ func (c *CommitCut) Pipe(stub *toxics.ToxicStub) {
 				return
 			}
 			cut := c.decide(st, chunk.Data)
+			if cut {
+				// Before the statement can reach the server, so the
+				// companion drops every answer to it.
+				st.cut.Store(true)
+			}
 			stub.Output <- chunk
 			if cut {
+				// Close once the server has answered (it has run the
+				// statement; the companion dropped the answer): closing
+				// earlier would reset a connection whose request the
+				// server may not have read, and tell the client before
+				// the server has acted.
+				if st.paired.Load() {
+					select {
+					case <-st.answered:
+					case <-time.After(answerWait):
+					case <-stub.Interrupt:
+					}
+				}
 				stub.Close()
 				return
 			}
 		}
 	}
 }
+
+// answerWait bounds how long a cut connection waits for the server's
+// answer before it is closed anyway.
+const answerWait = 10 * time.Second
 
 // maxMessage bounds a frontend message the toxic reassembles; a longer
 // length means the stream is not where the toxic thinks it is.
@@ -303,6 +420,8 @@ func splitCString(b []byte) (string, []byte) {
 var (
 	_ toxics.Toxic         = (*CommitCut)(nil)
 	_ toxics.StatefulToxic = (*CommitCut)(nil)
+	_ toxics.Toxic         = (*commitCutAnswer)(nil)
+	_ toxics.StatefulToxic = (*commitCutAnswer)(nil)
 )
 
 // String names the proxy for messages.
