@@ -185,7 +185,8 @@ func TestQuotaCountersGainedQuota(t *testing.T) {
 	}
 }
 
-// Old buckets are pruned by Sweep.
+// Old buckets, and hourly counters older than HourRetention, are pruned
+// by Sweep.
 func TestSweepPrunesQuotaBuckets(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -193,11 +194,16 @@ func TestSweepPrunesQuotaBuckets(t *testing.T) {
 	id := quotaMapping(t, pool, 3)
 	backdate(t, pool, 3*time.Hour, "issued", "acme/web", id, "r", "1", "j")
 	backdate(t, pool, 90*time.Minute, "issued", "acme/web", id, "r", "1", "j")
+	backdate(t, pool, ledger.HourRetention+2*time.Hour, "issued", "acme/web", id, "r", "1", "j")
 	if _, err := l.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := bucketed(t, pool, id); n != 1 {
 		t.Errorf("after Sweep the buckets hold %d, want the 90-minute-old one", n)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM mapping_hours WHERE mapping_id = $1`, id).Scan(&n); err != nil || n != 2 {
+		t.Errorf("after Sweep the hourly counters hold %d, %v; want the two within HourRetention", n, err)
 	}
 }
 

@@ -304,34 +304,35 @@ type HourlyOutcomes struct {
 const OutcomeHours = 24
 
 // Outcomes24h counts every mapping's rows of the last OutcomeHours hours
-// (the current hour and the OutcomeHours-1 before it, on now's clock), per
-// hour and outcome, keyed by mapping id, in one query over the window's
-// partitions. The window's start is a parameter, not the database's clock
-// (clock_timestamp() is volatile: no index or partition pruning could use
-// it).
+// (the current hour and the OutcomeHours-1 before it, on now's clock, in
+// UTC), per hour and settled outcome (never pending: a row is pending for
+// the mint's milliseconds), keyed by mapping id. It reads the hourly
+// counters the database keeps as it writes the ledger (mapping_hours,
+// migration 00019): at most mappings x hours x outcomes x 8 rows, whatever
+// a day's exchanges.
 func (l *Ledger) Outcomes24h(ctx context.Context, now time.Time) (map[int64]*HourlyOutcomes, error) {
 	hour := now.UTC().Truncate(time.Hour)
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	rows, err := l.pool.Query(ctx, `
-		SELECT mapping_id, (extract(epoch FROM ($1::timestamptz - date_trunc('hour', requested_at, 'UTC'))) / 3600)::int AS age,
-			outcome, count(*)
-		FROM issuances
-		WHERE requested_at >= $2 AND mapping_id IS NOT NULL
-		GROUP BY 1, 2, 3`, hour, hour.Add(-(OutcomeHours-1)*time.Hour))
+		SELECT mapping_id, (extract(epoch FROM ($1::timestamptz - hour)) / 3600)::int AS age, outcome, sum(n)::bigint
+		FROM mapping_hours
+		WHERE hour >= $2 AND hour <= $1
+		GROUP BY mapping_id, hour, outcome
+		HAVING sum(n) <> 0`, hour, hour.Add(-(OutcomeHours-1)*time.Hour))
 	if err != nil {
 		return nil, dbError("outcomes", err)
 	}
 	out := map[int64]*HourlyOutcomes{}
 	var (
-		id           int64
-		age, n       int
-		outcome      string
-		collectError error
+		id      int64
+		age     int
+		n       int64
+		outcome string
 	)
-	_, collectError = pgx.ForEachRow(rows, []any{&id, &age, &outcome, &n}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &age, &outcome, &n}, func() error {
 		if age < 0 || age >= OutcomeHours {
-			return nil // a clock skew's row from the future
+			return nil
 		}
 		h := out[id]
 		if h == nil {
@@ -342,11 +343,11 @@ func (l *Ledger) Outcomes24h(ctx context.Context, now time.Time) (map[int64]*Hou
 		if h.Counts[i] == nil {
 			h.Counts[i] = map[string]int{}
 		}
-		h.Counts[i][outcome] += n
+		h.Counts[i][outcome] += int(n)
 		return nil
 	})
-	if collectError != nil {
-		return nil, dbError("outcomes", collectError)
+	if err != nil {
+		return nil, dbError("outcomes", err)
 	}
 	return out, nil
 }
@@ -360,17 +361,29 @@ type HourUse struct {
 	BusiestIssued     int
 }
 
-// HourUsage returns every mapping's HourUse at now in one query, which the
-// quota index (issuances_quota_hour) serves: Usage's per-mapping detail
-// would be one query per mapping, and its jobs a week's rows.
+// HourUsage returns the HourUse at now of every mapping that has a per_hour
+// quota, in one query, counted as the quota counts (countQuotas): the
+// per-minute buckets of quota_minutes from b on and the rows of issuances
+// in (now - Window, b), where b is the later of the next minute after
+// now - Window and the mapping's counting start: at most one minute of
+// rows, whatever the hour's exchanges.
 func (l *Ledger) HourUsage(ctx context.Context, now time.Time) (map[int64]HourUse, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	rows, err := l.pool.Query(ctx, `
-		SELECT mapping_id, lower(coalesce(repository, '')), count(*)
-		FROM issuances
-		WHERE requested_at > $1 AND mapping_id IS NOT NULL AND outcome IN `+countedOutcomes+`
-		GROUP BY 1, 2`, now.Add(-Window))
+		WITH b AS (
+			SELECT q.mapping_id, greatest(q.since, date_trunc('minute', $1::timestamptz - make_interval(secs => $2::float8)) + interval '1 minute') AS b
+			FROM quota_counting q JOIN mappings m ON m.id = q.mapping_id AND m.quota_per_hour IS NOT NULL)
+		SELECT mapping_id, repo, sum(n)::bigint FROM (
+			SELECT q.mapping_id, CASE WHEN q.repo_key = 'n' THEN '' ELSE substr(q.repo_key, 2) END AS repo, q.n::bigint AS n
+			FROM quota_minutes q JOIN b ON b.mapping_id = q.mapping_id AND q.minute >= b.b
+			UNION ALL
+			SELECT i.mapping_id, lower(coalesce(i.repository, '')), 1
+			FROM issuances i JOIN b ON b.mapping_id = i.mapping_id AND i.requested_at < b.b
+			WHERE i.requested_at > $1::timestamptz - make_interval(secs => $2::float8)
+				AND i.requested_at < (SELECT max(b.b) FROM b) AND i.outcome IN `+countedOutcomes+`) s
+		GROUP BY 1, 2
+		HAVING sum(n) <> 0`, now, Window.Seconds())
 	if err != nil {
 		return nil, dbError("hour usage", err)
 	}
@@ -378,9 +391,10 @@ func (l *Ledger) HourUsage(ctx context.Context, now time.Time) (map[int64]HourUs
 	var (
 		id   int64
 		repo string
-		n    int
+		n64  int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &repo, &n}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &repo, &n64}, func() error {
+		n := int(n64)
 		u := out[id]
 		u.Issued += n
 		if n > u.BusiestIssued || (n == u.BusiestIssued && repo < u.BusiestRepository) {

@@ -3,9 +3,14 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 )
@@ -124,45 +129,155 @@ func TestSearch(t *testing.T) {
 }
 
 // TestOutcomes24hAndHourUsage: the mappings page's counts: per hour and
-// outcome over the last day, and each mapping's per_hour use now with its
-// busiest repository.
+// settled outcome over the last day, and the per_hour use now with the
+// busiest repository of each mapping that has such a quota, from buckets
+// (a mapping created with its quota) or from the rows (a quota gained just
+// now, whose hour is not yet in buckets).
 func TestOutcomes24hAndHourUsage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	l, owner := newLedger(t)
-	backdate(t, owner, time.Minute, "issued", "acme/web", 1, "r", "1", "j")
-	backdate(t, owner, 2*time.Minute, "issued", "acme/web", 1, "r", "1", "j")
-	backdate(t, owner, 3*time.Minute, "issued", "acme/api", 1, "r", "1", "j")
-	backdate(t, owner, 4*time.Minute, "denied", "acme/api", 1, "r", "1", "j")
-	backdate(t, owner, 2*time.Hour, "issued", "acme/web", 1, "r", "1", "j")  // in the chart, not the quota
-	backdate(t, owner, 30*time.Hour, "issued", "acme/web", 1, "r", "1", "j") // in neither
+	bucketed := quotaMapping(t, owner, 10)
+	for _, id := range []int64{1, bucketed} {
+		backdate(t, owner, time.Minute, "issued", "acme/web", id, "r", "1", "j")
+		backdate(t, owner, 2*time.Minute, "issued", "ACME/web", id, "r", "1", "j")
+		backdate(t, owner, 3*time.Minute, "issued", "acme/api", id, "r", "1", "j")
+		backdate(t, owner, 4*time.Minute, "denied", "acme/api", id, "r", "1", "j")
+		backdate(t, owner, 5*time.Minute, "pending", "acme/web", id, "r", "1", "j")  // counted by the quota, not in the chart
+		backdate(t, owner, 2*time.Hour, "issued", "acme/web", id, "r", "1", "j")     // in the chart, not the quota
+		backdate(t, owner, 30*time.Hour, "issued", "acme/web", id, "r", "1", "j")    // in neither
+		backdate(t, owner, 61*time.Minute, "unknown", "acme/web", id, "r", "1", "j") // in the chart's other, not the quota
+	}
+	backdate(t, owner, time.Minute, "issued", "acme/web", 2, "r", "1", "j") // mapping 2: no quota
+	if _, err := owner.Exec(ctx, `UPDATE mappings SET quota_per_hour = 10 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	oc, err := l.Outcomes24h(ctx, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := oc[1]
-	if h == nil || len(h.Counts) != ledger.OutcomeHours {
-		t.Fatalf("outcomes of mapping 1: %+v", h)
-	}
-	total := map[string]int{}
-	for _, c := range h.Counts {
-		for o, n := range c {
-			total[o] += n
+	for _, id := range []int64{1, bucketed} {
+		h := oc[id]
+		if h == nil || len(h.Counts) != ledger.OutcomeHours {
+			t.Fatalf("outcomes of mapping %d: %+v", id, h)
 		}
-	}
-	if total["issued"] != 4 || total["denied"] != 1 {
-		t.Errorf("24 h totals %v, want 4 issued, 1 denied", total)
-	}
-	cur := h.Counts[ledger.OutcomeHours-1]
-	if now.Minute() >= 5 && (cur["issued"] != 3 || cur["denied"] != 1) {
-		t.Errorf("current hour %v", cur)
+		total := map[string]int{}
+		for _, c := range h.Counts {
+			for o, n := range c {
+				total[o] += n
+			}
+		}
+		if want := map[string]int{"issued": 4, "denied": 1, "unknown": 1}; !maps.Equal(total, want) {
+			t.Errorf("mapping %d: 24 h totals %v, want %v", id, total, want)
+		}
+		cur := h.Counts[ledger.OutcomeHours-1]
+		if now.Minute() >= 5 && (cur["issued"] != 3 || cur["denied"] != 1) {
+			t.Errorf("mapping %d: current hour %v", id, cur)
+		}
 	}
 	use, err := l.HourUsage(ctx, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u := use[1]; u.Issued != 3 || u.BusiestRepository != "acme/web" || u.BusiestIssued != 2 {
-		t.Errorf("hour use %+v, want 3 issued, acme/web busiest with 2", u)
+	for _, id := range []int64{1, bucketed} {
+		if u := use[id]; u.Issued != 4 || u.BusiestRepository != "acme/web" || u.BusiestIssued != 3 {
+			t.Errorf("mapping %d: hour use %+v, want 4 counted, acme/web busiest with 3", id, u)
+		}
+	}
+	if u, ok := use[2]; ok {
+		t.Errorf("a mapping without a per_hour quota has a use: %+v", u)
+	}
+}
+
+// TestMappingHoursExact: the hourly counters equal the ledger's rows per
+// mapping, hour and settled outcome after concurrent exchanges through the
+// ledger (reserved, then completed, failed or left pending, on two
+// replicas), denials, audit-mode records, an owner's updates and deletes,
+// and the sweeper's marks.
+func TestMappingHoursExact(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, owner := newLedger(t)
+	l2, _ := newLedgerOn(t, owner)
+	q := quotaMapping(t, owner, 1000)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 8 {
+		wg.Go(func() {
+			led := []*ledger.Ledger{l, l2}[w%2]
+			for i := range 25 {
+				a := attempt(claims())
+				a.MappingID = []int64{1, 2, q}[i%3]
+				if a.MappingID == q {
+					a.PerHour = 1000
+				}
+				r, err := led.Reserve(ctx, a)
+				if err != nil {
+					errs <- err
+					return
+				}
+				switch i % 4 {
+				case 0, 1:
+					err = led.Complete(ctx, r, fmt.Sprintf("cred-%d-%d", w, i), time.Now().Add(time.Hour))
+				case 2:
+					err = led.Fail(ctx, r, "provider_error")
+				}
+				if err == nil && i%5 == 0 {
+					_, err = led.Deny(ctx, attempt(claims()), "no_matching_mapping")
+				}
+				if err == nil && i%7 == 0 {
+					_, err = led.RecordAudit(ctx, a, i%2 == 0, "ref")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	backdate(t, owner, 3*time.Hour, "issued", "acme/web", 1, "r", "1", "j")
+	backdate(t, owner, 2*time.Hour, "pending", "acme/web", 2, "r", "1", "j")
+	for _, stmt := range []string{
+		// An owner's fixes in SQL: a row moved to another mapping and hour,
+		// one deleted, and old pending rows expired for the sweeper.
+		`UPDATE issuances SET mapping_id = 2, requested_at = requested_at - interval '1 hour'
+		 WHERE id = (SELECT id FROM issuances WHERE mapping_id = 1 AND outcome = 'issued' LIMIT 1)`,
+		`DELETE FROM issuances WHERE id = (SELECT id FROM issuances WHERE mapping_id = 2 AND outcome = 'failed' LIMIT 1)`,
+		`UPDATE issuances SET expires_at = now() - interval '1 minute' WHERE outcome = 'pending'`,
+	} {
+		if _, err := owner.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := l.Sweep(ctx); err != nil || n == 0 {
+		t.Fatalf("sweep marked %d, %v; want the pending rows", n, err)
+	}
+	counted := func(sql string) map[string]int {
+		t.Helper()
+		rows, err := owner.Query(ctx, sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		var (
+			key string
+			n   int
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&key, &n}, func() error { out[key] = n; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := counted(`SELECT mapping_id || ' ' || date_trunc('hour', requested_at, 'UTC') || ' ' || outcome, count(*)
+		FROM issuances WHERE mapping_id IS NOT NULL AND outcome <> 'pending' GROUP BY 1`)
+	got := counted(`SELECT mapping_id || ' ' || hour || ' ' || outcome, sum(n) FROM mapping_hours GROUP BY 1 HAVING sum(n) <> 0`)
+	if len(want) < 10 || !maps.Equal(got, want) {
+		t.Errorf("hourly counters\n%v\nwant the ledger's\n%v", got, want)
 	}
 }

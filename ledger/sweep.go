@@ -14,6 +14,9 @@ const (
 	// sweepBatch bounds the rows one statement of Sweep touches, so that a
 	// backlog (after an outage) never makes one long transaction.
 	sweepBatch = 1000
+	// HourRetention is how long the mappings page's hourly counters
+	// (mapping_hours) are kept; it reads the last OutcomeHours.
+	HourRetention = 48 * time.Hour
 )
 
 // Sweep marks unknown (error_code abandoned) the pending issuances whose
@@ -23,7 +26,8 @@ const (
 // hides an issuance behind a row that stays pending. Sweep also prunes the
 // replay guard of tokens expired more than GuardRetention ago, and the
 // per_hour quota's per-minute buckets older than two windows (no count
-// reads them after one).
+// reads them after one), and the hourly outcome counters older than
+// HourRetention.
 //
 // It reads the small partial index of pending rows and the guard's expiry
 // index. Several replicas may run it at once: each row is marked by one of
@@ -75,6 +79,21 @@ func (l *Ledger) Sweep(ctx context.Context) (marked int, err error) {
 			sweepBatch*10, 2*Window.Seconds())
 		if err != nil {
 			return marked, dbError("prune quota buckets", err)
+		}
+		if n < sweepBatch*10 {
+			break
+		}
+	}
+	for {
+		n, err := l.sweepBatch(ctx, `
+			DELETE FROM mapping_hours WHERE ctid = ANY (ARRAY(
+				SELECT ctid FROM mapping_hours
+				WHERE hour < clock_timestamp() - make_interval(secs => $2::float8)
+				LIMIT $1))
+			AND hour < clock_timestamp() - make_interval(secs => $2::float8)`,
+			sweepBatch*10, HourRetention.Seconds())
+		if err != nil {
+			return marked, dbError("prune hourly counters", err)
 		}
 		if n < sweepBatch*10 {
 			return marked, nil

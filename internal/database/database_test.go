@@ -270,6 +270,21 @@ func TestAuditorRole(t *testing.T) {
 	if _, err := pool.Exec(ctx, "SELECT * FROM audit.issuances"); err != nil {
 		t.Fatalf("SELECT * FROM audit.issuances: %v", err)
 	}
+	// The unsorted view is the ordered one without its order: the same
+	// columns, in the same order, of the same types.
+	var same bool
+	if err := pool.QueryRow(ctx, `
+		WITH c AS (SELECT table_name, ordinal_position, column_name, data_type FROM information_schema.columns
+			WHERE table_schema = 'audit' AND table_name IN ('issuances', 'issuances_unsorted'))
+		SELECT count(*) > 20 AND NOT EXISTS (
+			(SELECT ordinal_position, column_name, data_type FROM c WHERE table_name = 'issuances'
+			 EXCEPT SELECT ordinal_position, column_name, data_type FROM c WHERE table_name = 'issuances_unsorted')
+			UNION ALL
+			(SELECT ordinal_position, column_name, data_type FROM c WHERE table_name = 'issuances_unsorted'
+			 EXCEPT SELECT ordinal_position, column_name, data_type FROM c WHERE table_name = 'issuances'))
+		FROM c`).Scan(&same); err != nil || !same {
+		t.Errorf("audit.issuances_unsorted has the columns of audit.issuances: %v, %v", same, err)
+	}
 	var canLogin bool
 	if err := pool.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = oidc_bridge_auditor_role()").Scan(&canLogin); err != nil {
 		t.Fatalf("the auditor role: %v", err)
@@ -283,6 +298,7 @@ func TestAuditorRole(t *testing.T) {
 		wantDenied bool
 	}{
 		{query: "SELECT * FROM audit.issuances"},
+		{query: "SELECT * FROM audit.issuances_unsorted"},
 		{query: "SELECT * FROM public.mappings", wantDenied: true},
 		{query: "SELECT * FROM public.issuances", wantDenied: true},
 	} {

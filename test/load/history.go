@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oidc-bridge/oidc-bridge/ledger"
 )
 
 // historyOptions shape the history that generateHistory writes.
@@ -207,6 +209,19 @@ func generateHistory(ctx context.Context, url string, opts historyOptions) (hist
 		return st, fmt.Errorf("quota buckets: %w", err)
 	}
 	st.QuotaBuckets = int(tag.RowsAffected())
+	// The hourly outcome counters of the last two days (the mappings page;
+	// the trigger does not see rows copied into a partition before it is
+	// attached).
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO mapping_hours AS h (mapping_id, hour, outcome, shard, n)
+		SELECT mapping_id, date_trunc('hour', requested_at, 'UTC'), outcome, 0, count(*)
+		FROM issuances
+		WHERE requested_at >= now() - $1::interval AND token_jti LIKE 'hist-%'
+			AND mapping_id IS NOT NULL AND outcome <> 'pending'
+		GROUP BY 1, 2, 3
+		ON CONFLICT (mapping_id, hour, outcome, shard) DO UPDATE SET n = h.n + excluded.n`, ledger.HourRetention.String()); err != nil {
+		return st, fmt.Errorf("hourly counters: %w", err)
+	}
 	n, err := histAdminChanges(ctx, pool, maps, start, now, max(opts.Rows/2000, 50), opts.Seed)
 	if err != nil {
 		return st, fmt.Errorf("admin changes: %w", err)
@@ -214,7 +229,7 @@ func generateHistory(ctx context.Context, url string, opts historyOptions) (hist
 	st.AdminChanges = n
 	// What autovacuum does to a ledger that grows (PostgreSQL 13+ vacuums
 	// on inserts): visibility map and statistics.
-	for _, v := range []string{`VACUUM (ANALYZE) issuances`, `VACUUM (ANALYZE) replay_guard, quota_minutes, admin_changes`} {
+	for _, v := range []string{`VACUUM (ANALYZE) issuances`, `VACUUM (ANALYZE) replay_guard, quota_minutes, mapping_hours, admin_changes`} {
 		if _, err := pool.Exec(ctx, v); err != nil {
 			return st, fmt.Errorf("vacuum: %w", err)
 		}
