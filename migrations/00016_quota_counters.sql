@@ -117,13 +117,16 @@ CREATE TRIGGER ledger_quota_count_update AFTER UPDATE OF outcome ON issuances
 
 -- The mappings that have a quota count from now on, with the last hour's
 -- rows in their buckets (nothing can be written meanwhile: the locks).
+-- now(), the transaction's start, not clock_timestamp(): a volatile bound
+-- can use neither partition pruning nor an index, and the insert would
+-- read the whole ledger while exchanges wait on the locks.
 INSERT INTO quota_counting (mapping_id, since)
 SELECT id, '-infinity' FROM mappings WHERE quota_per_hour IS NOT NULL;
 INSERT INTO quota_minutes (mapping_id, repo_key, minute, n)
 SELECT i.mapping_id, coalesce('r' || lower(i.repository), 'n'), date_trunc('minute', i.requested_at), count(*)
 FROM issuances i JOIN quota_counting q ON q.mapping_id = i.mapping_id
 WHERE i.outcome IN ('issued', 'pending', 'unknown')
-    AND i.requested_at > clock_timestamp() - interval '2 hours'
+    AND i.requested_at > now() - interval '2 hours'
 GROUP BY 1, 2, 3;
 
 -- The runtime role counts, fills (the trigger, as the writer) and prunes

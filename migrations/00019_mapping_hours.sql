@@ -73,11 +73,14 @@ CREATE TRIGGER ledger_hour_count_delete AFTER DELETE ON issuances
     EXECUTE FUNCTION ledger_hour_count();
 
 -- The last two days' rows, counted once (nothing can be written meanwhile).
+-- now(), not clock_timestamp(): a stable bound prunes the partitions and
+-- uses the index on requested_at (1.1 s at 20 million rows, against 15 s
+-- for a volatile one, which reads the whole ledger while exchanges wait).
 INSERT INTO mapping_hours (mapping_id, hour, outcome, shard, n)
 SELECT mapping_id, date_trunc('hour', requested_at, 'UTC'), outcome, 0, count(*)
 FROM issuances
 WHERE mapping_id IS NOT NULL AND outcome <> 'pending'
-    AND requested_at >= date_trunc('hour', clock_timestamp(), 'UTC') - interval '48 hours'
+    AND requested_at >= date_trunc('hour', now(), 'UTC') - interval '48 hours'
 GROUP BY 1, 2, 3;
 
 -- The runtime role counts (the trigger, as the writer), reads and prunes

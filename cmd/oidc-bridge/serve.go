@@ -315,14 +315,26 @@ func newProviders(ctx context.Context, cfg config.Config, signer signing.Signer,
 }
 
 // maintainLedger keeps the ledger's months ahead in place, resolves
-// abandoned pending issuances and, with a retention (0: keep forever),
-// drops the months older than it, while the service runs. Every replica
-// runs it; every job is idempotent (the drop runs under an advisory lock).
+// abandoned pending issuances, analyzes the partitioned ledger daily and,
+// with a retention (0: keep forever), drops the months older than it,
+// while the service runs. Every replica runs it; every job is idempotent
+// (the drop and the analysis run under advisory locks).
 func maintainLedger(ctx context.Context, led *ledger.Ledger, retention time.Duration, log *slog.Logger) {
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
 	parts := time.NewTicker(partitionInterval)
 	defer parts.Stop()
+	analyze := func() {
+		start := time.Now()
+		ran, err := led.Analyze(ctx)
+		switch {
+		case err != nil:
+			log.Error("ledger analyze: the planner's statistics of the partitioned ledger are not refreshed", "err", err)
+		case ran:
+			log.Info("ledger analyzed", "duration", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	analyze()
 	for {
 		select {
 		case <-ctx.Done():
@@ -338,6 +350,7 @@ func maintainLedger(ctx context.Context, led *ledger.Ledger, retention time.Dura
 			if err := led.EnsurePartitions(ctx, partitionMonths); err != nil {
 				log.Error("ledger partitions", "err", err)
 			}
+			analyze()
 			if retention > 0 {
 				cutoff := time.Now().Add(-retention)
 				dropped, err := led.DropPartitionsBefore(ctx, cutoff)

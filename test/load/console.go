@@ -10,6 +10,9 @@ package main
 //	go run ./test/load -console -console-url https://bridge.example.com
 //	# or on a private cluster it fills itself with -console-rows rows:
 //	make build && go run ./test/load -console -console-rows 300000
+//	# or on the history generator's ledger (issue 22), generated once:
+//	go run ./test/load -history 20000000 -history-dir $D -history-gen-only -unsafe
+//	make build && go run ./test/load -console -history-dir $D
 
 import (
 	"context"
@@ -47,7 +50,7 @@ func runConsole() error {
 		if token == "" {
 			return fmt.Errorf("-console-url needs an admin token of the read scope in OIDC_BRIDGE_ADMIN_TOKEN")
 		}
-		return timeConsole(strings.TrimSuffix(*consoleURL, "/"), token)
+		return timeConsole(strings.TrimSuffix(*consoleURL, "/"), token, consoleLiterals{mapping: "web-prod", runID: "1000000"})
 	}
 	ctx := context.Background()
 	bin, tmp, done, err := workdir("oidc-bridge-console-load-")
@@ -55,7 +58,14 @@ func runConsole() error {
 		return err
 	}
 	defer done()
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(tmp, "pg"), Port: freePort(), Unsafe: true})
+	// On the history generator's ledger (-history-dir, generated with
+	// -history-gen-only), or on a private cluster filled here.
+	dataDir, settings := filepath.Join(tmp, "pg"), map[string]string(nil)
+	if *histDir != "" {
+		dataDir = filepath.Join(*histDir, "pg")
+		settings = map[string]string{"max_connections": "100", "shared_buffers": "256MB", "max_wal_size": "4GB"}
+	}
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: dataDir, Port: freePort(), Unsafe: *histDir == "", Settings: settings})
 	if err != nil {
 		return err
 	}
@@ -64,6 +74,12 @@ func runConsole() error {
 		return err
 	}
 	dbURL := cl.URL("bridge")
+	lits := consoleLiterals{mapping: "web-prod", runID: "1000000"}
+	if *histDir != "" {
+		if lits, err = historyConsoleLiterals(ctx, dbURL); err != nil {
+			return err
+		}
+	}
 	env := []string{"BRIDGE_DATABASE_URL=" + dbURL, "BRIDGE_MIGRATION_DATABASE_URL=" + dbURL, "BRIDGE_ADMIN_TOKEN=" + adminToken,
 		"BRIDGE_ALLOW_INSECURE_ISSUERS=true", "BRIDGE_CONSOLE=true"}
 	for _, kv := range os.Environ() {
@@ -87,6 +103,10 @@ func runConsole() error {
 	if err := waitReady(base, logf.Name()); err != nil {
 		return err
 	}
+	if *histDir != "" {
+		log.Printf("timing the console on the history in %s (mapping %s, repository %s, run %s)", *histDir, lits.mapping, lits.repo, lits.runID)
+		return timeConsole(base, adminToken, lits)
+	}
 	post := func(path, body string) error { return adminPost(base, path, body) }
 	const issuerURL = "https://token.actions.githubusercontent.com"
 	if err := post("/v1/admin/issuers", `{"name": "github", "url": "`+issuerURL+`", "audiences": ["https://bridge.example.com"], "kind": "github"}`); err != nil {
@@ -108,7 +128,7 @@ func runConsole() error {
 		return err
 	}
 	log.Printf("filled in %s", time.Since(start).Round(time.Second))
-	return timeConsole(base, adminToken)
+	return timeConsole(base, adminToken, lits)
 }
 
 // fillLedger writes n rows over the last 60 days (monthly partitions made
@@ -161,9 +181,45 @@ var (
 	repoCell   = regexp.MustCompile(`<td>([a-z0-9._-]+/[a-z0-9._-]+)</td>`)
 )
 
+// consoleLiterals are the values the timed searches name; an empty
+// repository is taken from the newest issuances.
+type consoleLiterals struct{ repo, mapping, runID string }
+
+// historyConsoleLiterals picks, on the history generator's ledger, the
+// mapping of median activity over the last 7 days (as the cookbook's
+// timing does), a repository of median activity over 30 days and the
+// newest run of that repository.
+func historyConsoleLiterals(ctx context.Context, dbURL string) (consoleLiterals, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return consoleLiterals{}, err
+	}
+	defer conn.Close(ctx)
+	var l consoleLiterals
+	if err := conn.QueryRow(ctx, `
+		SELECT mapping FROM (SELECT mapping, count(*) AS n FROM issuances
+			WHERE requested_at >= now() - interval '7 days' AND mapping LIKE 'hist-%' GROUP BY 1) s
+		ORDER BY n, mapping OFFSET (SELECT count(DISTINCT mapping) / 2 FROM issuances
+			WHERE requested_at >= now() - interval '7 days' AND mapping LIKE 'hist-%') LIMIT 1`).Scan(&l.mapping); err != nil {
+		return l, fmt.Errorf("history literals: is %s a generated history (-history N -history-dir D -history-gen-only)? %w", *histDir, err)
+	}
+	if err := conn.QueryRow(ctx, `
+		WITH r AS (SELECT repository, count(*) AS n FROM issuances
+			WHERE requested_at >= now() - interval '30 days' AND repository IS NOT NULL GROUP BY 1)
+		SELECT repository FROM r ORDER BY n, repository OFFSET (SELECT count(*) / 2 FROM r) LIMIT 1`).Scan(&l.repo); err != nil {
+		return l, fmt.Errorf("history literals: %w", err)
+	}
+	if err := conn.QueryRow(ctx, `
+		SELECT run_id FROM issuances WHERE repository = $1 AND run_id IS NOT NULL
+		ORDER BY requested_at DESC LIMIT 1`, l.repo).Scan(&l.runID); err != nil {
+		return l, fmt.Errorf("history literals: %w", err)
+	}
+	return l, nil
+}
+
 // timeConsole signs in to the console at base with token and times every
 // page; it fails when a page's p95 exceeds the budget.
-func timeConsole(base, token string) error {
+func timeConsole(base, token string, lits consoleLiterals) error {
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	form := url.Values{"token": {token}}
@@ -201,9 +257,12 @@ func timeConsole(base, token string) error {
 	if err != nil {
 		return err
 	}
-	repo := "org/repo-7"
-	if m := repoCell.FindStringSubmatch(recent); m != nil {
+	repo := lits.repo
+	if m := repoCell.FindStringSubmatch(recent); repo == "" && m != nil {
 		repo = m[1]
+	}
+	if repo == "" {
+		repo = "org/repo-7"
 	}
 	q := url.QueryEscape
 	month := time.Now().UTC().AddDate(0, 0, -30).Format("2006-01-02T15:04")
@@ -211,11 +270,11 @@ func timeConsole(base, token string) error {
 		"/console/denials",
 		"/console/denials?repository=" + q(repo),
 		"/console/denials?error_code=quota_exceeded",
-		"/console/denials?run_id=1000000",
+		"/console/denials?run_id=" + q(lits.runID),
 		"/console/issuances",
 		"/console/issuances?repository=" + q(repo) + "&from=" + q(month),
-		"/console/issuances?mapping=web-prod&outcome=issued",
-		"/console/issuances?run_id=1000000",
+		"/console/issuances?mapping=" + q(lits.mapping) + "&outcome=issued",
+		"/console/issuances?run_id=" + q(lits.runID),
 		"/console/issuances?outcome=failed&from=" + q(month),
 		"/console/mappings",
 		"/console/explain",
