@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
+	"github.com/oidc-bridge/oidc-bridge/internal/database"
 	"github.com/oidc-bridge/oidc-bridge/internal/telemetry"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
@@ -91,8 +92,8 @@ type Options struct {
 	// address, per issuer owner, failed admin authentications); default
 	// 100,000. Tests lower it.
 	MaxTrackedClients int
-	// Ready reports whether the service can serve: the database answers
-	// and its schema is current. It backs GET /readyz.
+	// Ready reports whether the service can serve: the database answers,
+	// accepts writes and its schema is current. It backs GET /readyz.
 	Ready func(ctx context.Context) error
 	// AllowInsecureIssuers permits http:// issuer URLs on loopback hosts.
 	// For tests and demos only: never in production.
@@ -330,6 +331,9 @@ func (s *Server) readyz(c echo.Context) error {
 func readyReason(err error) string {
 	if unavailable(err) {
 		return "database unavailable"
+	}
+	if errors.Is(err, database.ErrReadOnly) {
+		return "database is read-only (a standby?); point BRIDGE_DATABASE_URL at the primary, e.g. with target_session_attrs=read-write"
 	}
 	if strings.Contains(err.Error(), "schema") {
 		return "database schema is not current; run oidc-bridge migrate"

@@ -21,6 +21,7 @@ import (
 	"github.com/oidc-bridge/oidc-bridge/identity"
 	"github.com/oidc-bridge/oidc-bridge/internal/admintoken"
 	"github.com/oidc-bridge/oidc-bridge/internal/config"
+	"github.com/oidc-bridge/oidc-bridge/internal/database"
 	"github.com/oidc-bridge/oidc-bridge/internal/telemetry"
 	"github.com/oidc-bridge/oidc-bridge/ledger"
 	"github.com/oidc-bridge/oidc-bridge/mapping"
@@ -215,7 +216,12 @@ func (a *app) serve(ctx context.Context, cfg config.Config, migrate bool) (err e
 		IssuerOwnerRateBurst: cfg.IssuerOwnerRateBurst,
 		SeparateMetrics:      cfg.MetricsAddr != "",
 		Admins:               admins,
-		Ready:                func(ctx context.Context) error { return schemaUsable(ctx, db.pool) },
+		Ready: func(ctx context.Context) error {
+			if err := schemaUsable(ctx, db.pool); err != nil {
+				return err
+			}
+			return database.CheckWritable(ctx, db.pool)
+		},
 		AllowInsecureIssuers: cfg.AllowInsecureIssuers,
 		AWSRoleChaining:      cfg.AWSRoleChaining,
 		BreakerCooldown:      cfg.BreakerCooldown,

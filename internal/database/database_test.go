@@ -472,3 +472,18 @@ func TestIssuerKeysMigration(t *testing.T) {
 		t.Errorf("Migrate after DownTo(11) applied %d, want %d", n, want)
 	}
 }
+
+// CheckWritable refuses a database that accepts no writes (here a
+// read-only session; a standby answers the same through
+// pg_is_in_recovery, which test/e2e's TestFailover exercises) and accepts
+// a writable one.
+func TestCheckWritable(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	if err := database.CheckWritable(context.Background(), open(t, url)); err != nil {
+		t.Errorf("a writable database: %v", err)
+	}
+	if err := database.CheckWritable(context.Background(), open(t, url+"&default_transaction_read_only=on")); !errors.Is(err, database.ErrReadOnly) {
+		t.Errorf("a read-only session: %v, want ErrReadOnly", err)
+	}
+}

@@ -29,7 +29,25 @@ var (
 	// ErrUnavailable means the database could not be asked: down,
 	// unreachable, overloaded (dbfail.Unavailable).
 	ErrUnavailable = errors.New("database: unavailable")
+	// ErrReadOnly means the database accepts no writes: a standby (after
+	// a failover, a URL that names the old primary's standby without
+	// target_session_attrs=read-write), or a read-only session.
+	ErrReadOnly = errors.New("database: read-only (a standby, or default_transaction_read_only)")
 )
+
+// CheckWritable reports whether the database the pool reaches accepts
+// writes: the bridge writes a ledger row before any credential, so a
+// replica on a standby can serve nothing and must not report ready.
+func CheckWritable(ctx context.Context, pool *pgxpool.Pool) error {
+	var readOnly bool
+	if err := pool.QueryRow(ctx, `SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool`).Scan(&readOnly); err != nil {
+		return dbfail.Mark(err, ErrUnavailable)
+	}
+	if readOnly {
+		return ErrReadOnly
+	}
+	return nil
+}
 
 // versionTable is goose's bookkeeping table (goose.DefaultTablename).
 const versionTable = "goose_db_version"

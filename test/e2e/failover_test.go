@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -116,6 +118,16 @@ func TestFailover(t *testing.T) {
 	for _, s := range servers {
 		s.waitReady(200)
 	}
+	// A replica whose URL names the standby alone (no
+	// target_session_attrs) connects and reads, but can write no ledger
+	// row: it must not report ready.
+	standbyOnly := startServer(t, append(slices.Clone(x.env),
+		fmt.Sprintf("BRIDGE_DATABASE_URL=postgres://postgres@127.0.0.1:%d/bridge?sslmode=disable", p2)))
+	standbyOnly.waitReady(503)
+	if r := standbyOnly.call("GET", "/readyz", "", ""); !strings.Contains(string(r.body), "read-only") {
+		t.Errorf("readyz on a standby: %d %s, want the read-only reason", r.status, r.body)
+	}
+	standbyOnly.stop()
 
 	var (
 		mu      sync.Mutex
