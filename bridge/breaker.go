@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,15 +22,23 @@ const (
 
 // breakers holds a circuit breaker per provider, so that a dead cloud makes
 // exchanges fail fast with 502 provider_error (CircuitOpen, with
-// Retry-After) instead of each one holding a request, a database
-// reservation and a connection for the whole mint deadline.
-type breakers map[string]*gobreaker.CircuitBreaker[providers.Credential]
+// Retry-After: the cooldown's remaining time) instead of each one holding
+// a request, a database reservation and a connection for the whole mint
+// deadline.
+type breakers map[string]*breaker
+
+type breaker struct {
+	cb       *gobreaker.CircuitBreaker[providers.Credential]
+	cooldown time.Duration
+	opened   atomic.Int64 // when the circuit last opened, Unix nanoseconds
+}
 
 func newBreakers(names []string, failures int, cooldown time.Duration, open *prometheus.GaugeVec) breakers {
 	b := make(breakers, len(names))
 	for _, name := range names {
 		open.WithLabelValues(name).Set(0)
-		b[name] = gobreaker.NewCircuitBreaker[providers.Credential](gobreaker.Settings{
+		br := &breaker{cooldown: cooldown}
+		br.cb = gobreaker.NewCircuitBreaker[providers.Credential](gobreaker.Settings{
 			Name:        name,
 			MaxRequests: 1,
 			Interval:    time.Minute,
@@ -44,24 +53,30 @@ func newBreakers(names []string, failures int, cooldown time.Duration, open *pro
 				v := 0.0
 				if to == gobreaker.StateOpen {
 					v = 1
+					br.opened.Store(time.Now().UnixNano())
 				}
 				open.WithLabelValues(name).Set(v)
 			},
 		})
+		b[name] = br
 	}
 	return b
 }
 
 // mint runs f through the provider's breaker; while it is open, f is not
-// called and the answer is a definite (not indeterminate) failure.
+// called and the answer is a definite (not indeterminate) failure whose
+// RetryAfter is what remains of the cooldown (at least a second: the probe
+// is let through once it has passed, and only one at a time).
 func (b breakers) mint(provider string, f func() (providers.Credential, error)) (providers.Credential, error) {
-	cb, ok := b[provider]
+	br, ok := b[provider]
 	if !ok {
 		return f()
 	}
-	cred, err := cb.Execute(f)
+	cred, err := br.cb.Execute(f)
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return providers.Credential{}, &providers.Error{Provider: provider, Code: "CircuitOpen", Err: providers.ErrUnavailable}
+		wait := time.Until(time.Unix(0, br.opened.Load()).Add(br.cooldown))
+		return providers.Credential{}, &providers.Error{Provider: provider, Code: "CircuitOpen", Err: providers.ErrUnavailable,
+			RetryAfter: max(wait, time.Second)}
 	}
 	return cred, err
 }

@@ -214,7 +214,8 @@ func classifyCause(err error) problem {
 			p.retryAfter = providerRetryAfter
 		}
 		if pe.RetryAfter > 0 {
-			// The cloud's own rate limit: its wait, not ours.
+			// The cloud's own rate limit (its wait, not ours), or what
+			// remains of an open circuit's cooldown.
 			p.retryAfter = pe.RetryAfter
 		}
 		return *p
