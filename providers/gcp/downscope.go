@@ -23,12 +23,15 @@ func (Spec) CheckDownscope(raw json.RawMessage, d providers.Downscope) error {
 	if err != nil {
 		return err
 	}
+	// The messages name the scope, not its position: the same request
+	// arrives as a JSON array (scopes) or space-delimited (RFC 8693's
+	// scope).
 	for i, s := range d.Scopes {
 		switch {
 		case !slices.Contains(t.Scopes, s):
-			return invalid("scopes", "scopes[%d] is not one of the mapping's scopes: a request may ask for fewer scopes, never others", i)
+			return invalid("scopes", "scope %q is not one of the mapping's scopes: a request may ask for fewer scopes, never others", s)
 		case slices.Contains(d.Scopes[:i], s):
-			return invalid("scopes", "scopes[%d] appears more than once", i)
+			return invalid("scopes", "scope %q is asked for more than once", s)
 		}
 	}
 	return nil
