@@ -54,41 +54,49 @@ func (l *Ledger) Sweep(ctx context.Context) (marked int, err error) {
 			break
 		}
 	}
-	for _, p := range prunes {
-		if err := l.prune(ctx, p.table, p.column, p.retention); err != nil {
-			return marked, dbError("prune "+p.what, err)
-		}
-	}
-	return marked, nil
-}
-
-// prunes are the rows Sweep deletes once older than their retention: the
-// replay guard by its token's expiry, the quota's minute buckets, the
-// mappings page's hourly counters. Table and column are constants.
-var prunes = []struct {
-	what, table, column string
-	retention           time.Duration
-}{
-	{"replay guard", "replay_guard", "token_exp", GuardRetention},
-	{"quota buckets", "quota_minutes", "minute", 2 * Window},
-	{"hourly counters", "mapping_hours", "hour", HourRetention},
-}
-
-// prune deletes the rows of table whose column is older than retention,
-// in statements of sweepBatch*10 rows.
-func (l *Ledger) prune(ctx context.Context, table, column string, retention time.Duration) error {
-	sql := `DELETE FROM ` + table + ` WHERE ctid = ANY (ARRAY(
-			SELECT ctid FROM ` + table + `
-			WHERE ` + column + ` < clock_timestamp() - make_interval(secs => $2::float8)
-			LIMIT $1))
-		AND ` + column + ` < clock_timestamp() - make_interval(secs => $2::float8)`
 	for {
-		n, err := l.sweepBatch(ctx, sql, sweepBatch*10, retention.Seconds())
+		n, err := l.sweepBatch(ctx, `
+			DELETE FROM replay_guard WHERE ctid = ANY (ARRAY(
+				SELECT ctid FROM replay_guard
+				WHERE token_exp < clock_timestamp() - make_interval(secs => $2::float8)
+				LIMIT $1))
+			AND token_exp < clock_timestamp() - make_interval(secs => $2::float8)`,
+			sweepBatch*10, GuardRetention.Seconds())
 		if err != nil {
-			return err
+			return marked, dbError("prune replay guard", err)
 		}
 		if n < sweepBatch*10 {
-			return nil
+			break
+		}
+	}
+	for {
+		n, err := l.sweepBatch(ctx, `
+			DELETE FROM quota_minutes WHERE ctid = ANY (ARRAY(
+				SELECT ctid FROM quota_minutes
+				WHERE minute < clock_timestamp() - make_interval(secs => $2::float8)
+				LIMIT $1))
+			AND minute < clock_timestamp() - make_interval(secs => $2::float8)`,
+			sweepBatch*10, 2*Window.Seconds())
+		if err != nil {
+			return marked, dbError("prune quota buckets", err)
+		}
+		if n < sweepBatch*10 {
+			break
+		}
+	}
+	for {
+		n, err := l.sweepBatch(ctx, `
+			DELETE FROM mapping_hours WHERE ctid = ANY (ARRAY(
+				SELECT ctid FROM mapping_hours
+				WHERE hour < clock_timestamp() - make_interval(secs => $2::float8)
+				LIMIT $1))
+			AND hour < clock_timestamp() - make_interval(secs => $2::float8)`,
+			sweepBatch*10, HourRetention.Seconds())
+		if err != nil {
+			return marked, dbError("prune hourly counters", err)
+		}
+		if n < sweepBatch*10 {
+			return marked, nil
 		}
 	}
 }
