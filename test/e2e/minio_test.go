@@ -63,29 +63,30 @@ func forgedHS256(kid, mapping string) string {
 // each AssumeRoleWithWebIdentity token passing through (never the token),
 // so that a test knows which of the bridge's keys MinIO had to verify.
 type stsTap struct {
-	mu   sync.Mutex
-	kids []string
-	url  string
+	mu    sync.Mutex
+	kids  []string
+	url   string
+	proxy *httputil.ReverseProxy // to MinIO, once it runs (point)
 }
 
-func newSTSTap(t *testing.T, target string) *stsTap {
+func newSTSTap(t *testing.T) *stsTap {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tap := &stsTap{}
-	proxy := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		tap.mu.Lock()
+		proxy := tap.proxy
 		if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") == "AssumeRoleWithWebIdentity" {
-			tap.mu.Lock()
 			tap.kids = append(tap.kids, tokenKID(form.Get("WebIdentityToken")))
-			tap.mu.Unlock()
+		}
+		tap.mu.Unlock()
+		if proxy == nil {
+			http.Error(w, "MinIO is not running yet", http.StatusBadGateway)
+			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		proxy.ServeHTTP(w, r)
@@ -93,6 +94,19 @@ func newSTSTap(t *testing.T, target string) *stsTap {
 	t.Cleanup(srv.Close)
 	tap.url = srv.URL
 	return tap
+}
+
+// point sends what the tap receives to target (MinIO's URL): MinIO picks
+// its port when it starts, after the bridge was given the tap's.
+func (p *stsTap) point(t *testing.T, target string) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.proxy = httputil.NewSingleHostReverseProxy(u)
 }
 
 // last is the kid of the last web identity token seen.
@@ -163,8 +177,7 @@ func TestMinIOTrustsBridgeIssuer(t *testing.T) {
 	minio.Binary(t) // before anything starts: a cold build takes minutes
 	dbURL := pgtest.NewDatabase(t)
 	env, publicURL := issuerEnv(t, dbURL)
-	minioAddr := freeAddr(t)
-	tap := newSTSTap(t, "http://"+minioAddr)
+	tap := newSTSTap(t)
 	env = append(env, "BRIDGE_LISTEN_ADDR="+strings.TrimPrefix(publicURL, "http://"),
 		// web_identity calls STS anonymously: no AWS key at all.
 		"AWS_REGION="+minio.Region, "AWS_ENDPOINT_URL_STS="+tap.url,
@@ -181,7 +194,6 @@ func TestMinIOTrustsBridgeIssuer(t *testing.T) {
 
 	started := time.Now()
 	m := minio.Start(t, minio.Config{
-		Addr:            minioAddr,
 		OpenIDConfigURL: publicURL + "/.well-known/openid-configuration",
 		ClientID:        awsprovider.WebIdentityAudience,
 		// The claim every web identity token of the bridge carries: the
@@ -189,6 +201,7 @@ func TestMinIOTrustsBridgeIssuer(t *testing.T) {
 		ClaimName: "mapping",
 	})
 	minioStart := time.Since(started)
+	tap.point(t, m.URL)
 	m.AddPolicy(t, mapping, minioPolicy)
 	ctx := context.Background()
 	root := m.RootS3()

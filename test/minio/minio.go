@@ -102,21 +102,43 @@ type Server struct {
 	// this server.
 	RootUser, RootPassword string
 
-	t    testing.TB
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	exit error
+	t       testing.TB
+	cmd     *exec.Cmd
+	log     string
+	started time.Time
+	done    chan struct{}
+	exit    error
 }
 
 // Start runs a MinIO server configured by cfg and waits until it is ready;
-// it is stopped when the test ends.
+// it is stopped when the test ends. A port picked free can be taken by
+// another process (an outgoing connection's ephemeral port) before MinIO
+// binds it: MinIO then exits at once, and Start tries again on other ports
+// (the API's only when cfg.Addr left it to Start), three times at most.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	bin := Binary(t)
-	if cfg.Addr == "" {
-		cfg.Addr = freeAddr(t)
+	for attempt := 1; ; attempt++ {
+		addr := cfg.Addr
+		if addr == "" {
+			addr = freeAddr(t)
+		}
+		s := launch(t, bin, addr, cfg)
+		err := s.waitReady()
+		if err == nil {
+			return s
+		}
+		if attempt < 3 && errors.Is(err, errPortInUse) {
+			t.Logf("minio: %v; again on other ports", err)
+			continue
+		}
+		t.Fatal(err)
 	}
+}
+
+// launch starts MinIO on addr with cfg, in a folder of its own.
+func launch(t testing.TB, bin, addr string, cfg Config) *Server {
+	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"data", "home", "certs", "tmp"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
@@ -124,7 +146,7 @@ func Start(t testing.TB, cfg Config) *Server {
 		}
 	}
 	s := &Server{
-		URL:          "http://" + cfg.Addr,
+		URL:          "http://" + addr,
 		RootUser:     "root-" + randomHex(t, 8),
 		RootPassword: randomHex(t, 20),
 		t:            t,
@@ -137,7 +159,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	}
 	defer logFile.Close()
 	s.cmd = exec.Command(bin, "server", "--quiet", "--anonymous",
-		"--address", cfg.Addr, "--console-address", freeAddr(t),
+		"--address", addr, "--console-address", freeAddr(t),
 		"--certs-dir", filepath.Join(dir, "certs"), filepath.Join(dir, "data"))
 	s.cmd.Dir = dir
 	// Only what MinIO needs: nothing of the machine's MINIO_ or AWS_
@@ -179,8 +201,7 @@ func Start(t testing.TB, cfg Config) *Server {
 			t.Logf("minio log:\n%s", s.Log())
 		}
 	})
-	s.waitReady()
-	t.Logf("minio: ready at %s in %v", s.URL, time.Since(started).Round(time.Millisecond))
+	s.started = started
 	return s
 }
 
@@ -193,24 +214,31 @@ func (s *Server) Log() string {
 	return string(b)
 }
 
-func (s *Server) waitReady() {
-	s.t.Helper()
+// errPortInUse is MinIO's exit when a port it was given is taken.
+var errPortInUse = errors.New("minio: a port is already in use")
+
+// waitReady waits until the server answers its readiness probe.
+func (s *Server) waitReady() error {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		select {
 		case <-s.done:
-			s.t.Fatalf("minio exited before it was ready: %v\n%s", s.exit, s.Log())
+			if strings.Contains(s.Log(), "already in use") {
+				return fmt.Errorf("%w (%v)", errPortInUse, s.exit)
+			}
+			return fmt.Errorf("minio exited before it was ready: %v\n%s", s.exit, s.Log())
 		default:
 		}
 		resp, err := http.Get(s.URL + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				s.t.Logf("minio: ready at %s in %v", s.URL, time.Since(s.started).Round(time.Millisecond))
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("minio was not ready within 90s (last: %v)\n%s", err, s.Log())
+			return fmt.Errorf("minio was not ready within 90s (last: %v)\n%s", err, s.Log())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
