@@ -32,10 +32,11 @@ CREATE TABLE mapping_hours (
 CREATE INDEX mapping_hours_hour ON mapping_hours (hour);
 
 -- Counts a row of issuances in its hour and outcome, and out of its old
--- ones on an update or a delete (the ledger is append-only for the bridge;
--- this keeps an owner's SQL exact too; dropping a partition fires nothing
--- and needs nothing: its hours are older than any the page reads). Like ledger_quota_count (00016) it runs with the
--- writer's rights and qualifies every name.
+-- ones on an update or a delete. The ledger is append-only for the
+-- bridge; this keeps an owner's SQL exact too. Dropping a partition fires
+-- nothing and needs nothing: its hours are older than any the page reads.
+-- Like ledger_quota_count (00016) it runs with the writer's rights and
+-- qualifies every name.
 -- +goose StatementBegin
 CREATE FUNCTION ledger_hour_count() RETURNS trigger
 LANGUAGE plpgsql AS $$
