@@ -47,6 +47,12 @@ SELECT EXISTS (SELECT FROM g1), (SELECT refusal FROM s),
 var releaseGuard = mustNamed(`
 DELETE FROM replay_guard WHERE issuance_id = @id::uuid`)
 
+// bucketStart is b, where a per_hour count at t.n starts reading the
+// buckets of the mapping whose quota_counting row is q: the later of the
+// next minute after t.n - @window and the mapping's counting start.
+// countQuotas and HourUsage (the console) both count with it.
+const bucketStart = `greatest(q.since, date_trunc('minute', t.n - make_interval(secs => @window::float8)) + interval '1 minute')`
+
 // countQuotas returns the moment of the count (which becomes requested_at)
 // and, per quota, the counted issuances and the oldest of them. The
 // variants differ in how an absent repository or run id (NULL) is matched,
@@ -78,7 +84,7 @@ SELECT t.n, e.count + c.count, o.oldest, j.count, j.oldest
 FROM t
 CROSS JOIN LATERAL (
 	SELECT coalesce((
-		SELECT greatest(q.since, date_trunc('minute', t.n - make_interval(secs => @window::float8)) + interval '1 minute')
+		SELECT ` + bucketStart + `
 		FROM quota_counting q JOIN mappings m ON m.id = q.mapping_id
 		WHERE q.mapping_id = @mapping_id::bigint AND m.quota_per_hour IS NOT NULL), 'infinity') AS b) b
 CROSS JOIN LATERAL (

@@ -371,19 +371,20 @@ func (l *Ledger) HourUsage(ctx context.Context, now time.Time) (map[int64]HourUs
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	rows, err := l.pool.Query(ctx, `
-		WITH b AS (
-			SELECT q.mapping_id, greatest(q.since, date_trunc('minute', $1::timestamptz - make_interval(secs => $2::float8)) + interval '1 minute') AS b
-			FROM quota_counting q JOIN mappings m ON m.id = q.mapping_id AND m.quota_per_hour IS NOT NULL)
+		WITH t AS (SELECT @now::timestamptz AS n),
+		b AS (
+			SELECT q.mapping_id, `+bucketStart+` AS b
+			FROM t, quota_counting q JOIN mappings m ON m.id = q.mapping_id AND m.quota_per_hour IS NOT NULL)
 		SELECT mapping_id, repo, sum(n)::bigint FROM (
 			SELECT q.mapping_id, CASE WHEN q.repo_key = 'n' THEN '' ELSE substr(q.repo_key, 2) END AS repo, q.n::bigint AS n
 			FROM quota_minutes q JOIN b ON b.mapping_id = q.mapping_id AND q.minute >= b.b
 			UNION ALL
 			SELECT i.mapping_id, lower(coalesce(i.repository, '')), 1
 			FROM issuances i JOIN b ON b.mapping_id = i.mapping_id AND i.requested_at < b.b
-			WHERE i.requested_at > $1::timestamptz - make_interval(secs => $2::float8)
+			WHERE i.requested_at > @now::timestamptz - make_interval(secs => @window::float8)
 				AND i.requested_at < (SELECT max(b.b) FROM b) AND i.outcome IN `+countedOutcomes+`) s
 		GROUP BY 1, 2
-		HAVING sum(n) <> 0`, now, Window.Seconds())
+		HAVING sum(n) <> 0`, pgx.NamedArgs{"now": now, "window": Window.Seconds()})
 	if err != nil {
 		return nil, dbError("hour usage", err)
 	}
